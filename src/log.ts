@@ -1,0 +1,57 @@
+/**
+ * Minimal levelled logger writing one line per message to stderr.
+ *
+ * @module
+ */
+import process from "node:process";
+
+/** Log levels, most verbose first. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+let current: LogLevel = "warn";
+let quiet = false;
+
+/**
+ * Sets the process-wide log level (`--log`) and quiet flag (`--quiet`).
+ *
+ * @example
+ * ```ts
+ * setLogLevel("debug");
+ * ```
+ */
+export function setLogLevel(level: LogLevel, isQuiet = false): void {
+  current = level;
+  quiet = isQuiet;
+}
+
+/** True when progress output may be shown (stderr is a TTY and not quiet). */
+export function progressEnabled(): boolean {
+  return !quiet && Boolean(process.stderr.isTTY);
+}
+
+/** True when `--quiet` was given. */
+export function isQuiet(): boolean {
+  return quiet;
+}
+
+function emit(level: LogLevel, msg: string): void {
+  if (ORDER[level] < ORDER[current]) return;
+  if (quiet && level !== "error") return;
+  process.stderr.write(`ocigen: ${level === "error" ? "" : level + ": "}${msg}\n`);
+}
+
+/**
+ * The logger.
+ *
+ * @example
+ * ```ts
+ * log.info("unpacking layer 1/3");
+ * ```
+ */
+export const log = {
+  debug: (m: string) => emit("debug", m),
+  info: (m: string) => emit("info", m),
+  warn: (m: string) => emit("warn", m),
+  error: (m: string) => emit("error", m),
+};
