@@ -22,7 +22,7 @@ for (const f of readdirSync(join(root, "wasm"))) {
   execFileSync(bin("asc"), [
     join("wasm", f), "-o", out,
     "-O3", "--noAssert", "--runtime", "stub", "--enable", "simd", "--enable", "bulk-memory",
-    "--initialMemory", "2", "--exportRuntime",
+    "--exportRuntime",
   ], { cwd: root, stdio: "inherit" });
   const b64 = readFileSync(out).toString("base64");
   writeFileSync(join(root, "src/wasm/generated", `${name}.ts`),

@@ -31,7 +31,8 @@ export type ErrorCode =
   | "EGENERATE" // generator failure for one unit/layout
   | "EBUILD" // build spec / build step failure
   | "EREPACK" // repack failure
-  | "EIO"; // filesystem failure (wraps the errno error)
+  | "EIO" // filesystem failure (wraps the errno error)
+  | "EINSTALL"; // install-generator / uninstall-generator refused or failed
 
 /**
  * The base class of every error ocigen raises deliberately.

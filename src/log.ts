@@ -35,9 +35,25 @@ export function isQuiet(): boolean {
   return quiet;
 }
 
+let beforeWrite: (() => void) | null = null;
+
+/**
+ * Registers a function run before each log line is written (src/progress.ts
+ * erases its progress line this way); `null` removes it.
+ *
+ * @example
+ * ```ts
+ * setBeforeLogWrite(() => process.stderr.write("\r\x1b[K"));
+ * ```
+ */
+export function setBeforeLogWrite(fn: (() => void) | null): void {
+  beforeWrite = fn;
+}
+
 function emit(level: LogLevel, msg: string): void {
   if (ORDER[level] < ORDER[current]) return;
   if (quiet && level !== "error") return;
+  beforeWrite?.();
   process.stderr.write(`ocigen: ${level === "error" ? "" : level + ": "}${msg}\n`);
 }
 

@@ -1,16 +1,25 @@
 #!/usr/bin/env node
 /**
  * Entry point of the `ocigen` program. When invoked as `ocigen-generator`
- * (the systemd generator link) it behaves as `ocigen generate`.
+ * (the systemd generator link; also in the single binary) it behaves as
+ * `ocigen generate`.
+ *
+ * No top-level await: the same entry is bundled as ESM (dist/ocigen.mjs) and
+ * as CommonJS for the single executable (dist/ocigen), which Node runs as CJS.
  *
  * @module
  */
 import process from "node:process";
 import { main } from "./cli/main.ts";
+import { invocationArgv, pinSelf } from "./install/self.ts";
 
-const argv = [...process.argv];
-const self = (argv[1] ?? "").split("/").pop() ?? "";
-if (/^ocigen-generator(\.m?js)?$/.test(self) || process.env.OCIGEN_AS_GENERATOR === "1") {
-  argv.splice(2, 0, "generate");
-}
-process.exitCode = await main(argv);
+pinSelf();
+main(invocationArgv()).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`ocigen: ${(e as Error)?.message ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -6,3 +6,56 @@
  */
 export * from "./errors.ts";
 export { VERSION } from "./version.ts";
+// OCI core (issue 2)
+export * from "./digest/index.ts";
+export * from "./oci/types.ts";
+export * from "./oci/digest.ts";
+export * from "./oci/refname.ts";
+export * from "./oci/platform.ts";
+export * from "./oci/canonical.ts";
+export * from "./oci/validate.ts";
+export * from "./oci/layout.ts";
+export { applyConfigChanges, CLEAR_KEYS, type ConfigChanges, configImage, copyTag, type HistoryOptions as ConfigHistoryOptions, newImage, type NewImageOptions } from "./oci/image.ts";
+export { formatStatTable, humanSize, imageStat, type ImageStat, type StatHistoryEntry } from "./oci/stat.ts";
+export { gcLayout, type GcResult, reachableBlobs } from "./oci/gc.ts";
+export { fsyncDir, writeFileAtomic } from "./fs/atomic.ts";
+export { acquireLock, type LockHandle } from "./fs/lock.ts";
+// Ship: progress reporting, generator install (issue 7)
+export { clearLine as clearProgressLine, type Progress, type ProgressOptions, type ProgressUpdate, start as startProgress, withProgress } from "./progress.ts";
+export { installGenerator, type InstallOptions, type InstallResult, uninstallGenerator } from "./install/install.ts";
+export { INSTALL_PATHS } from "./install/files.ts";
+export { selfCommand } from "./install/self.ts";
+// Bundle manifest, repack, insert, build (issue 6)
+export { BUNDLE_MANIFEST_NAME, type BundleManifest, type BundleManifestHeader, readBundleManifest, writeBundleManifest } from "./bundle/manifest.ts";
+export { type BundleEntry, comparePaths, type EntryType, scanTree } from "./bundle/scan.ts";
+export { type Change, diffTree } from "./bundle/diff.ts";
+export { type Compression as LayerCompression, encodeStream, layerMediaType, parseCompression } from "./compress/encode.ts";
+export { type LayerItem, type LayerWriteOptions, tarStream, writeLayer, writeLayerFromTar, type WrittenLayer } from "./repack/layer-writer.ts";
+export { commitLayer, type CommitResult } from "./repack/commit.ts";
+export { repackBundle, type RepackOptions, type RepackResult } from "./repack/repack.ts";
+export { addTarLayer, type AddLayerOptions, insertPath, insertWhiteout } from "./repack/insert.ts";
+export { type BuildOptions, buildFile, type BuiltTarget, runBuild } from "./build/build.ts";
+export { type BuildSpec, type BuildTarget, parseBuildSpec, readBuildSpec } from "./build/spec.ts";
+// systemd generator (issue 5)
+export { defaultGeneratorConfig, type GeneratorConfig, type LayoutSettings, layoutSettings, loadGeneratorConfig, parseGeneratorConfig } from "./generator/config.ts";
+export { type Discovery, discoverLayouts, type FoundLayout } from "./generator/discover.ts";
+export { escapeNamePart, UNIT_NAME_MAX, unitBaseName, unitName } from "./generator/naming.ts";
+export { checkLineValue, escapeSpecifiers, execLine, execWord, listWord } from "./generator/syntax.ts";
+export { type ImageInfo, imageCommand, renderUnit, type UnitInput } from "./generator/unit.ts";
+export { generate, type GeneratedUnit, type GenerateOptions, type GenerateResult, ocigenCommand } from "./generator/generate.ts";
+export { extract, type ExtractOptions, type ExtractResult, gcExtracts, type GcOptions as GcExtractsOptions, type GcResult as GcExtractsResult } from "./generator/extract.ts";
+export { type AtomicExports, readAtomicExports, renderAtomicTemplate } from "./generator/atomic.ts";
+export { storeRootfs, unitRootfs } from "./generator/paths.ts";
+// Unpack engine: byte pipeline, tar, decompression, layer application (issue 3)
+export { type ByteSink, CollectSink, concatBytes, pumpStream, pushAll, TeeSink } from "./stream/sink.ts";
+export { encodeHeader, padding, padLength, type SparseRegion, type TarEntryHeader, type TarEntryType } from "./tar/header.ts";
+export { encodePax, parsePax } from "./tar/pax.ts";
+export { type TarHandler, TarParser, type TarParserOptions } from "./tar/parser.ts";
+export { tarBytes, TarWriter, type TarWriterEntry, type TarWriterOptions } from "./tar/writer.ts";
+export { LayerDecompressStream, type TarEvent, TarStream, UntarStream } from "./tar/web.ts";
+export { type Compression as DecoderCompression, crc32, createDecoder, createDecoderFor, GzipDecoder, layerCompression, ZstdDecoder } from "./compress/index.ts";
+export { type ApplyOptions, ApplyState, LayerApplier } from "./layer/apply.ts";
+export { cleanEntryPath, RootResolver } from "./layer/resolve.ts";
+export { type IdMapping, parseIdMap, toHost } from "./layer/idmap.ts";
+export { applyLayer, applyLayers, unpackBundle, type UnpackOptions, unpackRootfs } from "./layer/unpack.ts";
+export { convertConfig, type ConvertOptions, resolveUser, type RuntimeSpec } from "./layer/convert.ts";

@@ -17,6 +17,7 @@ import * as generateCmds from "./commands/generate.ts";
 import * as repackCmds from "./commands/repack.ts";
 import * as buildCmds from "./commands/build.ts";
 import * as benchCmds from "./commands/bench.ts";
+import * as installCmds from "./commands/install.ts";
 
 /**
  * Builds the commander program with every verb registered.
@@ -41,7 +42,7 @@ export function makeProgram(): Command {
     setLogLevel(o.verbose && o.log === "warn" ? "info" : (o.log ?? "warn"), Boolean(o.quiet));
   });
   const raw = program.command("raw").description("advanced internal image tooling");
-  for (const m of [layoutCmds, unpackCmds, generateCmds, repackCmds, buildCmds, benchCmds]) {
+  for (const m of [layoutCmds, unpackCmds, generateCmds, repackCmds, buildCmds, benchCmds, installCmds]) {
     m.register(program, raw);
   }
   return program;

@@ -1,4 +1,23 @@
-import type { Command } from "commander";
+/**
+ * Verb `build SPEC.yaml [--layout DIR]` (genoci).
+ *
+ * @module
+ */
+import process from "node:process";
+import { type Command, Option } from "commander";
+import { buildFile } from "../../build/build.ts";
+import { parseCompression } from "../../compress/encode.ts";
 
-/** Registers this group's verbs (not yet implemented). */
-export function register(_program: Command, _raw: Command): void {}
+/** Registers `build`. */
+export function register(program: Command, _raw: Command): void {
+  program
+    .command("build")
+    .description("build images from a genoci YAML spec: one new layer and two tags (TAG, TAG-YYYY-MM-DD_N) per target")
+    .argument("<spec>", "YAML build spec")
+    .option("--layout <dir>", "OCI layout to build into (created when missing)", "oci")
+    .addOption(new Option("--compress <kind>", "layer compression").choices(["gzip", "zstd", "none", "auto"]).default("gzip"))
+    .action(async (spec: string, o: { layout: string; compress: string }) => {
+      const built = await buildFile(spec, { layout: o.layout, compression: parseCompression(o.compress) });
+      for (const b of built) process.stdout.write(`${b.tags.join(" ")} ${b.manifestDescriptor.digest}\n`);
+    });
+}

@@ -1,4 +1,75 @@
+/**
+ * The systemd generator verbs: `generate NORMAL [EARLY LATE]` (also run as
+ * `ocigen-generator`), `extract --name N --ref T` (what each generated unit
+ * runs before start) and `gc-extracts`.
+ *
+ * @module
+ */
+import process from "node:process";
 import type { Command } from "commander";
+import { OcigenError } from "../../errors.ts";
+import { loadGeneratorConfig } from "../../generator/config.ts";
+import { generate } from "../../generator/generate.ts";
+import { createReporter, runBySystemd } from "../../generator/report.ts";
+import { invokedAsGenerator } from "../../install/self.ts";
+import { extract, gcExtracts } from "../../generator/extract.ts";
+import { log } from "../../log.ts";
 
-/** Registers this group's verbs (not yet implemented). */
-export function register(_program: Command, _raw: Command): void {}
+/**
+ * Registers `generate`, `extract` and `gc-extracts`.
+ *
+ * @example
+ * ```ts
+ * register(program, raw);
+ * ```
+ */
+export function register(program: Command, _raw: Command): void {
+  program
+    .command("generate")
+    .description("systemd generator: write one service per tag of every layout under imagelayoutdir (systemd.generator(7))")
+    .argument("<normal>", "output directory for units (systemd's normal generator directory)")
+    .argument("[early]", "early directory (unused)")
+    .argument("[late]", "late directory (unused)")
+    .option("--dry-run", "print ---PATH--- and each unit instead of writing")
+    .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
+    .action(async (normal: string, early: string | undefined, late: string | undefined, o: { dryRun?: boolean; config?: string }) => {
+      if (early !== undefined && late === undefined) {
+        throw new OcigenError("EUSAGE", "generate takes one directory or three (NORMAL EARLY LATE), not two");
+      }
+      const reporter = createReporter(runBySystemd(process.env, invokedAsGenerator()));
+      let config;
+      try {
+        config = loadGeneratorConfig(o.config);
+      } catch (e) {
+        reporter.error((e as Error).message);
+        throw e;
+      }
+      const r = await generate({ config, outDir: normal, dryRun: Boolean(o.dryRun), reporter });
+      if (r.errors.length > 0) process.exitCode = 1;
+    });
+
+  program
+    .command("extract")
+    .description("make sure the rootfs of a layout's tag is extracted, verified and current (run by generated units before start)")
+    .requiredOption("--name <name>", "layout name (path relative to imagelayoutdir)")
+    .requiredOption("--ref <tag>", "tag")
+    .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
+    .option("--user <spec=uid:gid>", "fail unless the image user SPEC resolves to UID:GID in the extracted rootfs")
+    .option("--bundle", "also write the runc/crun bundle config.json")
+    .action(async (o: { name: string; ref: string; config?: string; user?: string; bundle?: boolean }) => {
+      const r = await extract({ config: loadGeneratorConfig(o.config), name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle) });
+      log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}`);
+    });
+
+  program
+    .command("gc-extracts")
+    .description("remove extracted rootfs that no tag and no unit references any more")
+    .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
+    .option("--dry-run", "only print what would be removed")
+    .action(async (o: { config?: string; dryRun?: boolean }) => {
+      const r = await gcExtracts({ config: loadGeneratorConfig(o.config), dryRun: Boolean(o.dryRun) });
+      for (const p of r.removed) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} ${p}\n`);
+      for (const e of r.errors) log.error(e);
+      if (r.errors.length > 0) process.exitCode = 1;
+    });
+}

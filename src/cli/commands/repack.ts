@@ -1,4 +1,114 @@
-import type { Command } from "commander";
+/**
+ * Verbs `repack`, `insert` and `raw add-layer` (umoci's flag names).
+ *
+ * @module
+ */
+import process from "node:process";
+import { type Command, Option } from "commander";
+import { OcigenError } from "../../errors.ts";
+import { Layout, parseImageRef } from "../../oci/layout.ts";
+import { parseCompression } from "../../compress/encode.ts";
+import { repackBundle } from "../../repack/repack.ts";
+import { addTarLayer, insertPath, insertWhiteout } from "../../repack/insert.ts";
+import type { HistoryOptions } from "../../repack/commit.ts";
 
-/** Registers this group's verbs (not yet implemented). */
-export function register(_program: Command, _raw: Command): void {}
+function addHistoryOptions(cmd: Command): Command {
+  return cmd
+    .option("--history.comment <text>", "comment of the history entry")
+    .option("--history.created_by <text>", "created_by of the history entry")
+    .option("--history.author <text>", "author of the history entry")
+    .option("--history.created <date>", "created date (RFC 3339) of the history entry");
+}
+
+function addCompressOption(cmd: Command): Command {
+  return cmd.addOption(new Option("--compress <kind>", "layer compression").choices(["gzip", "zstd", "none", "auto"]).default("gzip"));
+}
+
+function historyFrom(o: Record<string, unknown>): HistoryOptions {
+  const h: HistoryOptions = {};
+  const get = (k: string) => (o[`history.${k}`] ?? o[`history.${k.replace("_b", "B")}`]) as string | undefined;
+  const cb = (o["history.created_by"] ?? o["history.createdBy"]) as string | undefined;
+  if (cb !== undefined) h.created_by = cb;
+  for (const k of ["comment", "author", "created"] as const) {
+    const v = get(k);
+    if (v !== undefined) h[k] = v;
+  }
+  if (h.created !== undefined && Number.isNaN(Date.parse(h.created))) {
+    throw new OcigenError("EUSAGE", `Invalid --history.created ${JSON.stringify(h.created)}: expected an RFC 3339 date`);
+  }
+  return h;
+}
+
+function imageOf(o: { image?: string }): { dir: string; tag: string } {
+  if (!o.image) throw new OcigenError("EUSAGE", "--image LAYOUT[:TAG] is required");
+  return parseImageRef(o.image);
+}
+
+/** Registers `repack`, `insert` and `raw add-layer`. */
+export function register(program: Command, raw: Command): void {
+  const repack = program
+    .command("repack")
+    .description("repack an OCI runtime bundle into a new layer and tag")
+    .requiredOption("--image <layout[:tag]>", "layout and tag to write")
+    .argument("<bundle>", "bundle directory made by ocigen unpack")
+    .option("--mask-path <path>", "path not to include in the layer (repeatable)", (v: string, acc: string[]) => [...acc, v], [])
+    .option("--no-mask-volumes", "include the image's volumes in the layer")
+    .option("--refresh-bundle", "make the bundle refer to the new image afterwards");
+  addCompressOption(addHistoryOptions(repack));
+  repack.action(async (bundle: string, o: Record<string, unknown>) => {
+    const { dir, tag } = imageOf(o as { image?: string });
+    const layout = await Layout.open(dir);
+    const r = await repackBundle(layout, bundle, {
+      tag,
+      history: historyFrom(o),
+      compression: parseCompression(o.compress as string),
+      maskPaths: o.maskPath as string[],
+      maskVolumes: o.maskVolumes !== false,
+      refreshBundle: Boolean(o.refreshBundle),
+    });
+    process.stdout.write(""); // nothing on stdout, as umoci
+    void r;
+  });
+
+  const insert = program
+    .command("insert")
+    .description("add a layer holding one file or tree (or one whiteout)")
+    .requiredOption("--image <layout[:tag]>", "layout and tag to start from")
+    .option("--tag <new>", "tag to write (default: the --image tag)")
+    .option("--opaque", "make TARGET opaque (hide what lower layers have below it)")
+    .option("--whiteout", "add a whiteout for TARGET instead of content")
+    .argument("[src]", "host file or directory")
+    .argument("[target]", "path inside the image");
+  addCompressOption(addHistoryOptions(insert));
+  insert.action(async (a: string | undefined, b: string | undefined, o: Record<string, unknown>) => {
+    const { dir, tag } = imageOf(o as { image?: string });
+    const layout = await Layout.open(dir);
+    const base = { tag, newTag: o.tag as string | undefined, history: historyFrom(o), compression: parseCompression(o.compress as string) };
+    if (o.whiteout) {
+      if (a === undefined || b !== undefined) throw new OcigenError("EUSAGE", "insert --whiteout takes exactly one argument: TARGET");
+      if (o.opaque) throw new OcigenError("EUSAGE", "insert: --whiteout and --opaque exclude each other");
+      await insertWhiteout(layout, a, base);
+      return;
+    }
+    if (a === undefined || b === undefined) throw new OcigenError("EUSAGE", "insert takes two arguments: SRC TARGET");
+    await insertPath(layout, a, b, { ...base, opaque: Boolean(o.opaque) });
+  });
+
+  const addLayer = raw
+    .command("add-layer")
+    .description("add an uncompressed tar archive as a new layer")
+    .requiredOption("--image <layout[:tag]>", "layout and tag to start from")
+    .option("--tag <new>", "tag to write (default: the --image tag)")
+    .argument("<layer>", "uncompressed tar file");
+  addCompressOption(addHistoryOptions(addLayer));
+  addLayer.action(async (file: string, o: Record<string, unknown>) => {
+    const { dir, tag } = imageOf(o as { image?: string });
+    const layout = await Layout.open(dir);
+    await addTarLayer(layout, file, {
+      tag,
+      newTag: o.tag as string | undefined,
+      history: historyFrom(o),
+      compression: parseCompression(o.compress as string),
+    });
+  });
+}

@@ -1,0 +1,92 @@
+// `npm run build:binary`: builds dist/ocigen, a single-file executable of the
+// CLI using Node's single executable application (SEA) support:
+//  1. bundle src/main.ts as ONE CommonJS script (Node 20 SEA runs CJS only)
+//     into dist/sea/ocigen.cjs; the WASM modules are base64 TS modules
+//     (src/wasm/generated/*.ts, made by .ci/build.mjs) so they are inside;
+//     `__OCIGEN_SEA__` is defined true so src/install/self.ts knows;
+//  2. `node --experimental-sea-config dist/sea/sea-config.json` -> the blob
+//     (with V8 code cache unless --no-code-cache: faster start-up, tied to
+//     this exact node binary, which is the one copied);
+//  3. copy this node binary and inject the blob with `postject`
+//     (sentinel fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2);
+//  4. run `BINARY --version` as a smoke test, rename into place.
+//
+// Usage: node .ci/build-binary.mjs [--out dist/ocigen] [--no-code-cache]
+// Needs the dev dependencies (esbuild, postject); the result needs nothing.
+import { execFileSync } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (n) => join(root, "node_modules", ".bin", n);
+const args = process.argv.slice(2);
+const outArg = args.indexOf("--out");
+const out = resolve(outArg >= 0 ? args[outArg + 1] : join(root, "dist", "ocigen"));
+const codeCache = !args.includes("--no-code-cache");
+const FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+const t0 = Date.now();
+
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (major < 20 || (major === 20 && minor < 0)) throw new Error(`build:binary needs Node >= 20 (this is ${process.version})`);
+
+// WASM kernels must be compiled and embedded first (npm run build does it).
+const wasmSrc = existsSync(join(root, "wasm")) ? readdirSync(join(root, "wasm")).filter((f) => f.endsWith(".ts") && !f.startsWith("_") && !f.endsWith(".d.ts")) : [];
+const missing = wasmSrc.filter((f) => !existsSync(join(root, "src/wasm/generated", f)));
+if (missing.length) {
+  console.error(`build-binary: compiling WASM modules first (${missing.join(", ")} missing)`);
+  execFileSync(process.execPath, [join(root, ".ci/build.mjs"), "--wasm-only"], { cwd: root, stdio: "inherit" });
+}
+
+// Intermediate files: dist/sea/, or beside --out (so tests building elsewhere never touch dist/).
+const work = outArg >= 0 ? `${out}.sea-work` : join(root, "dist", "sea");
+mkdirSync(work, { recursive: true });
+mkdirSync(dirname(out), { recursive: true });
+const cjs = join(work, "ocigen.cjs");
+const blob = join(work, "ocigen.blob");
+const cfg = join(work, "sea-config.json");
+
+// 1. CJS bundle. import.meta.* has no meaning in CJS: map it to the binary's path.
+execFileSync(bin("esbuild"), [
+  "src/main.ts", `--outfile=${cjs}`, "--bundle", "--platform=node", "--format=cjs", "--target=node20",
+  "--log-level=warning", "--define:__OCIGEN_SEA__=true",
+  "--define:import.meta.url=__ocigen_meta_url", "--define:import.meta.filename=__filename",
+  "--define:import.meta.dirname=__dirname",
+  "--banner:js=var __ocigen_meta_url = require(\"node:url\").pathToFileURL(__filename).href;",
+], { cwd: root, stdio: "inherit" });
+
+// 2. SEA blob.
+writeFileSync(cfg, JSON.stringify({
+  main: cjs, output: blob, disableExperimentalSEAWarning: true, useCodeCache: codeCache,
+}, null, 2) + "\n");
+execFileSync(process.execPath, ["--experimental-sea-config", cfg], { cwd: root, stdio: "pipe" });
+
+// 3. node binary + blob.
+const tmp = `${out}.tmp-${process.pid}`;
+rmSync(tmp, { force: true });
+copyFileSync(process.execPath, tmp);
+chmodSync(tmp, 0o755);
+const pj = [tmp, "NODE_SEA_BLOB", blob, "--sentinel-fuse", FUSE];
+if (process.platform === "darwin") {
+  execFileSync("codesign", ["--remove-signature", tmp], { stdio: "inherit" });
+  pj.push("--macho-segment-name", "NODE_SEA");
+}
+try {
+  // postject (LIEF) prints harmless "Can't find string offset" warnings on Linux; show output only on failure.
+  execFileSync(bin("postject"), pj, { cwd: root, stdio: "pipe" });
+} catch (e) {
+  process.stderr.write(String(e.stdout ?? "") + String(e.stderr ?? ""));
+  rmSync(tmp, { force: true });
+  throw new Error("build-binary: postject failed");
+}
+if (process.platform === "darwin") execFileSync("codesign", ["--sign", "-", tmp], { stdio: "inherit" });
+
+// 4. smoke test, then publish atomically.
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+const v = execFileSync(tmp, ["--version"], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } }).trim();
+if (v !== pkg.version) {
+  rmSync(tmp, { force: true });
+  throw new Error(`build-binary: ${tmp} --version printed ${JSON.stringify(v)}, expected ${pkg.version}`);
+}
+renameSync(tmp, out);
+console.error(`build-binary: wrote ${out} (ocigen ${v}, node ${process.version}, code cache ${codeCache ? "on" : "off"}) in ${Date.now() - t0} ms`);

@@ -1,0 +1,266 @@
+/**
+ * `ocigen build SPEC.yaml`: builds every target of a genoci spec
+ * ({@linkcode parseBuildSpec}) as one new layer on its base, tagged `TAG` and
+ * `TAG-YYYY-MM-DD_N`.
+ *
+ * Per target: the base image is unpacked into a temporary rootfs, the tree
+ * is scanned (the snapshot), the steps run in their fixed order, the rootfs is
+ * diffed against the snapshot and the difference written as a layer (nothing
+ * changed: an `empty_layer` history entry only). Both tags are set in one
+ * `index.json` update. A failed target changes no tag, and the blobs it wrote
+ * that nothing references are deleted, so the layout is left as it was; the
+ * build stops there. The order (and unknown bases, cycles) is resolved before
+ * any work.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { OcigenError } from "../errors.ts";
+import { log } from "../log.ts";
+import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
+import { MediaType, REF_NAME } from "../oci/types.ts";
+import { Layout } from "../oci/layout.ts";
+import { hostPlatform } from "../oci/platform.ts";
+import { reachableBlobs } from "../oci/gc.ts";
+import { diffTree } from "../bundle/diff.ts";
+import { scanTree } from "../bundle/scan.ts";
+import { xattrsSupported } from "../bundle/xattr.ts";
+import type { Compression } from "../compress/encode.ts";
+import { writeLayer } from "../repack/layer-writer.ts";
+import { commitLayer } from "../repack/commit.ts";
+import { changesToItems } from "../repack/repack.ts";
+import { type BuildSpec, type BuildTarget, readBuildSpec } from "./spec.ts";
+import { resolveBuildOrder } from "./order.ts";
+import { copyIntoRoot } from "./copy.ts";
+import { expandTarball, installPackage } from "./extract.ts";
+import { runInRootfs } from "./sandbox.ts";
+import { unpackImageTo } from "./apply.ts";
+
+/** Options of {@linkcode runBuild}. */
+export interface BuildOptions {
+  /** Layout directory (created when missing). */
+  layout: string;
+  /** Directory relative host paths of the spec are taken from (default: cwd). */
+  baseDir?: string;
+  /** Name of the spec in messages. */
+  file?: string;
+  /** Layer compression (default gzip). */
+  compression?: Compression;
+  /** The date of the dated tags (default: now, UTC). */
+  now?: Date;
+  /** Where temporary rootfs directories go (default: os.tmpdir()). */
+  tmpDir?: string;
+}
+
+/** One built target. */
+export interface BuiltTarget {
+  name: string;
+  tags: string[];
+  manifestDescriptor: Descriptor;
+  /** The new layer, or undefined when the steps changed nothing. */
+  layer?: Descriptor;
+}
+
+/**
+ * `YYYY-MM-DD` (UTC) of a date.
+ *
+ * @example
+ * ```ts
+ * dayStamp(new Date("2024-03-05T23:00:00Z")); // "2024-03-05"
+ * ```
+ */
+export function dayStamp(d: Date): string {
+  return d.toISOString().slice(0, 10);
+}
+
+/**
+ * The next dated tag `NAME-YYYY-MM-DD_N` given the existing tags.
+ *
+ * @example
+ * ```ts
+ * nextDatedTag("web", "2024-03-05", ["web-2024-03-05_1"]); // "web-2024-03-05_2"
+ * ```
+ */
+export function nextDatedTag(name: string, day: string, tags: Iterable<string>): string {
+  const prefix = `${name}-${day}_`;
+  let max = 0;
+  for (const t of tags) {
+    if (!t.startsWith(prefix)) continue;
+    const n = t.slice(prefix.length);
+    if (/^[1-9][0-9]*$/.test(n)) max = Math.max(max, Number(n));
+  }
+  return `${prefix}${max + 1}`;
+}
+
+function mergeEnv(env: string[] | undefined, add: Record<string, string>): string[] {
+  const out = [...(env ?? [])];
+  for (const [k, v] of Object.entries(add)) {
+    const i = out.findIndex((e) => e === k || e.startsWith(k + "="));
+    if (i >= 0) out[i] = `${k}=${v}`;
+    else out.push(`${k}=${v}`);
+  }
+  return out;
+}
+
+/** Runs a host hook (`pre`/`post`) with `/bin/sh -c`, ROOTFS and OCIGEN_TARGET in its environment. */
+async function runHook(script: string, rootfs: string, target: string, kind: string, cwd: string): Promise<void> {
+  const { spawn } = await import("node:child_process");
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn("/bin/sh", ["-c", script], {
+      cwd,
+      env: { ...process.env, ROOTFS: rootfs, OCIGEN_ROOTFS: rootfs, OCIGEN_TARGET: target },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout!.on("data", (d) => process.stderr.write(d));
+    child.stderr!.on("data", (d) => process.stderr.write(d));
+    child.on("error", (e) => reject(new OcigenError("EBUILD", `Cannot run the ${kind} hook of target ${target}: ${e.message}`)));
+    child.on("close", (code, sig) => {
+      if (code === 0) resolve();
+      else reject(new OcigenError("EBUILD", `The ${kind} hook of target ${target} failed (${sig ? `signal ${sig}` : `exit ${code}`})`));
+    });
+  });
+}
+
+/** Deletes blobs of `written` that nothing in the layout references. */
+async function dropUnreferenced(layout: Layout, written: Descriptor[]): Promise<void> {
+  if (written.length === 0) return;
+  await layout.withLock(async () => {
+    const live = await reachableBlobs(layout, false);
+    for (const d of written) {
+      if (live.has(d.digest)) continue;
+      try {
+        fs.unlinkSync(layout.blobPath(d.digest));
+      } catch { /* already gone */ }
+    }
+  });
+}
+
+async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, written: Descriptor[]): Promise<BuiltTarget> {
+  const baseDir = opts.baseDir ?? process.cwd();
+  const work = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), `ocigen-build-${t.name}-`));
+  const rootfs = path.join(work, "rootfs");
+  try {
+    fs.mkdirSync(rootfs, { mode: 0o755 });
+    let manifest: ImageManifest;
+    let config: ImageConfig;
+    if (t.base === "empty") {
+      const p = hostPlatform();
+      config = { architecture: p.architecture, os: p.os, config: {}, rootfs: { type: "layers", diff_ids: [] }, history: [] };
+      manifest = { schemaVersion: 2, mediaType: MediaType.Manifest, config: { mediaType: MediaType.Config, digest: "", size: 0 }, layers: [] };
+    } else {
+      const img = await layout.resolve(t.base);
+      manifest = img.manifest;
+      config = img.config;
+      await unpackImageTo(layout, img, rootfs);
+    }
+    const snapshot = scanTree(rootfs);
+    for (const h of t.pre) await runHook(h, rootfs, t.name, "pre", baseDir);
+    for (const c of t.copy) copyIntoRoot(rootfs, c.src, c.dest, baseDir);
+    for (const p of t.install) await installPackage(path.resolve(baseDir, p), rootfs);
+    for (const x of t.expand) await expandTarball(path.resolve(baseDir, x), rootfs);
+    for (const r of t.run) await runInRootfs(rootfs, r, `target ${t.name}`);
+    for (const h of t.post) await runHook(h, rootfs, t.name, "post", baseDir);
+
+    const now = scanTree(rootfs);
+    const changes = diffTree(snapshot, now, { rootfs, compareXattrs: xattrsSupported(), what: `target ${t.name}` });
+    log.info(`build ${t.name}: ${changes.length} change(s)`);
+    const steps = ["pre", "copy", "install", "expand", "run", "post"].filter((k) => (t[k as keyof BuildTarget] as unknown[]).length > 0);
+    return await layout.withLock(async () => {
+      let layer;
+      if (changes.length > 0) {
+        layer = await writeLayer(layout, changesToItems(changes, rootfs, now), opts.compression ?? "gzip");
+        written.push(layer.descriptor);
+      }
+      const r = await commitLayer(
+        layout,
+        { manifest, config },
+        layer,
+        { created_by: `ocigen build ${opts.file ?? "spec"} ${t.name}`, comment: steps.length ? `steps: ${steps.join(", ")}` : undefined },
+        (cfg, man) => {
+          cfg.config ??= {};
+          if (t.entrypoint) {
+            cfg.config.Entrypoint = t.entrypoint;
+            if (!t.cmd) delete cfg.config.Cmd;
+          }
+          if (t.cmd) cfg.config.Cmd = t.cmd;
+          if (Object.keys(t.env).length) cfg.config.Env = mergeEnv(cfg.config.Env, t.env);
+          if (Object.keys(t.labels).length) {
+            cfg.config.Labels = { ...cfg.config.Labels, ...t.labels };
+            man.annotations = { ...man.annotations, ...t.labels };
+          }
+        },
+      );
+      written.push(...r.written);
+      const day = dayStamp(opts.now ?? new Date());
+      let dated = "";
+      await layout.updateIndex((idx) => {
+        const tags = idx.manifests.map((d) => d.annotations?.[REF_NAME]).filter((x): x is string => Boolean(x));
+        dated = nextDatedTag(t.name, day, tags);
+        const keep = idx.manifests.filter((d) => {
+          const n = d.annotations?.[REF_NAME];
+          return n !== t.name && n !== dated;
+        });
+        const md = r.manifestDescriptor;
+        keep.push({ ...md, annotations: { [REF_NAME]: dated } }, { ...md, annotations: { [REF_NAME]: t.name } });
+        return { ...idx, manifests: keep };
+      });
+      written.length = 0; // committed: nothing to clean up
+      return { name: t.name, tags: [t.name, dated], manifestDescriptor: r.manifestDescriptor, layer: layer?.descriptor };
+    });
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Builds every target of `spec` into `opts.layout`, in dependency order.
+ * Stops at the first failing target (which changes nothing) and rethrows.
+ *
+ * @example
+ * ```ts
+ * const built = await runBuild(readBuildSpec("cirros.yaml"), { layout: "oci", baseDir: "." });
+ * built.map((b) => b.tags); // [["cirros", "cirros-2024-03-05_1"], ...]
+ * ```
+ */
+export async function runBuild(spec: BuildSpec, opts: BuildOptions): Promise<BuiltTarget[]> {
+  let layout: Layout;
+  if (fs.existsSync(path.join(opts.layout, "oci-layout"))) layout = await Layout.open(opts.layout);
+  else {
+    // validate the whole spec against an empty tag set before creating anything
+    resolveBuildOrder(spec.targets, [], opts.file);
+    layout = await Layout.init(opts.layout);
+  }
+  const order = resolveBuildOrder(spec.targets, await layout.listTags(), opts.file);
+  const built: BuiltTarget[] = [];
+  for (const t of order) {
+    const written: Descriptor[] = [];
+    try {
+      built.push(await buildTarget(layout, t, opts, written));
+    } catch (e) {
+      try {
+        await dropUnreferenced(layout, written);
+      } catch (e2) {
+        log.warn(`build ${t.name}: could not remove unreferenced blobs: ${(e2 as Error).message}`);
+      }
+      if (e instanceof OcigenError) throw new OcigenError(e.code, `Cannot build target ${t.name}: ${e.message}`, { cause: e });
+      throw e;
+    }
+  }
+  return built;
+}
+
+/**
+ * Reads `file` and builds it (relative paths taken from the spec's directory).
+ *
+ * @example
+ * ```ts
+ * await buildFile("cirros.yaml", { layout: "oci" });
+ * ```
+ */
+export async function buildFile(file: string, opts: Omit<BuildOptions, "file" | "baseDir"> & { baseDir?: string }): Promise<BuiltTarget[]> {
+  const spec = readBuildSpec(file);
+  return await runBuild(spec, { ...opts, file, baseDir: opts.baseDir ?? path.dirname(path.resolve(file)) });
+}

@@ -1,0 +1,100 @@
+/**
+ * Resolving a path inside a root directory as `chroot` would: `..` stops at
+ * the root, absolute symlinks restart from the root, relative ones from their
+ * directory. The result never names anything outside the root.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { OcigenError, wrapIo } from "../errors.ts";
+
+/**
+ * Resolves `p` (absolute or relative, interpreted from the root) inside `root`.
+ * Symlinks among the components are followed inside the root; the last
+ * component is followed only when `followLast`. Missing components are kept
+ * as they are (so the result may not exist).
+ *
+ * @example
+ * ```ts
+ * // rootfs/lib -> /usr/lib
+ * resolveInRoot("/b/rootfs", "/lib/x.so", true); // "/b/rootfs/usr/lib/x.so"
+ * resolveInRoot("/b/rootfs", "../../etc/passwd", true); // "/b/rootfs/etc/passwd"
+ * ```
+ */
+export function resolveInRoot(root: string, p: string, followLast = true): string {
+  const queue = p.split("/").filter((c) => c !== "" && c !== ".");
+  const resolved: string[] = [];
+  let hops = 0;
+  let missing = false;
+  while (queue.length > 0) {
+    const c = queue.shift()!;
+    if (c === "..") {
+      resolved.pop();
+      continue;
+    }
+    const isLast = queue.length === 0;
+    if (missing || (isLast && !followLast)) {
+      resolved.push(c);
+      continue;
+    }
+    const abs = root + "/" + [...resolved, c].join("/");
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(abs);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") {
+        missing = true;
+        resolved.push(c);
+        continue;
+      }
+      if (code === "ENOTDIR") throw new OcigenError("EBUILD", `Cannot resolve ${p} in ${root}: ${resolved.join("/")} is not a directory`);
+      throw wrapIo(e, "lstat", abs);
+    }
+    if (st.isSymbolicLink()) {
+      if (++hops > 40) throw new OcigenError("EBUILD", `Cannot resolve ${p} in ${root}: too many levels of symbolic links`);
+      const target = fs.readlinkSync(abs);
+      if (target.startsWith("/")) resolved.length = 0;
+      queue.unshift(...target.split("/").filter((x) => x !== "" && x !== "."));
+      continue;
+    }
+    if (!isLast && !st.isDirectory()) {
+      throw new OcigenError("EBUILD", `Cannot resolve ${p} in ${root}: ${[...resolved, c].join("/")} is not a directory`);
+    }
+    resolved.push(c);
+  }
+  return resolved.length === 0 ? root : root + "/" + resolved.join("/");
+}
+
+/**
+ * Creates directory `rel` (and its parents) inside `root`, every component
+ * resolved inside the root. Returns the absolute path.
+ *
+ * @example
+ * ```ts
+ * mkdirInRoot("/b/rootfs", "usr/local/bin");
+ * ```
+ */
+export function mkdirInRoot(root: string, rel: string): string {
+  const parts = rel.split("/").filter((c) => c !== "" && c !== ".");
+  let cur = "";
+  let abs = root;
+  for (const c of parts) {
+    cur = cur ? `${cur}/${c}` : c;
+    abs = resolveInRoot(root, cur, true);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(abs);
+    } catch { /* missing */ }
+    if (!st) {
+      try {
+        fs.mkdirSync(abs, { mode: 0o755 });
+      } catch (e) {
+        throw wrapIo(e, "mkdir", abs);
+      }
+    } else if (!st.isDirectory()) {
+      throw new OcigenError("EBUILD", `Cannot create directory /${cur} in ${root}: exists and is not a directory`);
+    }
+  }
+  return abs;
+}

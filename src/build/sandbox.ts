@@ -1,0 +1,134 @@
+/**
+ * Running a build script inside a rootfs with the best isolation available:
+ *
+ * 1. `bwrap` (bubblewrap): rootfs bound at `/`, fresh `/dev` and `/proc`,
+ *    new PID/IPC/UTS namespaces, dies with ocigen;
+ * 2. `unshare --mount --pid --ipc --uts --fork --root=ROOTFS` (root only);
+ * 3. `chroot ROOTFS` (root only).
+ *
+ * Probed once per process (a trial run of `true`). No shell ever sees a file
+ * name: every command is an argv array; the script itself is passed as one
+ * argument to `/bin/sh -c` inside the rootfs.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import process from "node:process";
+import { spawn, spawnSync } from "node:child_process";
+import { OcigenError } from "../errors.ts";
+
+/** An isolation method. */
+export type Isolation = "bwrap" | "unshare" | "chroot";
+
+let probed: Isolation | null | undefined;
+
+function works(cmd: string, args: string[]): boolean {
+  const r = spawnSync(cmd, args, { stdio: "ignore", timeout: 10_000 });
+  return !r.error && r.status === 0;
+}
+
+/**
+ * The best isolation method that works here, or null. `OCIGEN_ISOLATION`
+ * (`bwrap`, `unshare`, `chroot`, `none`) overrides the probe.
+ *
+ * @example
+ * ```ts
+ * detectIsolation(); // "bwrap"
+ * ```
+ */
+export function detectIsolation(): Isolation | null {
+  const forced = process.env.OCIGEN_ISOLATION;
+  if (forced === "bwrap" || forced === "unshare" || forced === "chroot") return forced;
+  if (forced === "none") return null;
+  if (probed !== undefined) return probed;
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  if (works("bwrap", ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--", "true"])) probed = "bwrap";
+  else if (isRoot && works("unshare", ["--mount", "--pid", "--fork", "--root=/", "true"])) probed = "unshare";
+  else if (isRoot && works("chroot", ["/", "true"])) probed = "chroot";
+  else probed = null;
+  return probed;
+}
+
+/** The environment a build script gets. */
+export const BUILD_ENV: Record<string, string> = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  HOME: "/root",
+  TERM: "dumb",
+  LANG: "C.UTF-8",
+};
+
+/**
+ * The argv that runs `argv` inside `rootfs` with `method`.
+ *
+ * @example
+ * ```ts
+ * sandboxArgv("bwrap", "/b/rootfs", ["/bin/sh", "-c", "echo hi"]);
+ * // ["bwrap", "--bind", "/b/rootfs", "/", ...]
+ * ```
+ */
+export function sandboxArgv(method: Isolation, rootfs: string, argv: string[]): string[] {
+  switch (method) {
+    case "bwrap":
+      return [
+        "bwrap",
+        "--bind", rootfs, "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        "--die-with-parent",
+        "--chdir", "/",
+        "--",
+        ...argv,
+      ];
+    case "unshare":
+      return ["unshare", "--mount", "--pid", "--ipc", "--uts", "--fork", `--root=${rootfs}`, "--wd=/", ...argv];
+    case "chroot":
+      return ["chroot", rootfs, ...argv];
+  }
+}
+
+/**
+ * Runs `script` with `/bin/sh -c` inside `rootfs`. Output goes to ocigen's
+ * stderr. Throws EBUILD naming `what` when the script fails, when the rootfs
+ * has no `/bin/sh`, or when no isolation is available.
+ *
+ * @example
+ * ```ts
+ * await runInRootfs("/tmp/rootfs", "echo hello > /hw", "target cirros");
+ * ```
+ */
+export async function runInRootfs(rootfs: string, script: string, what: string): Promise<void> {
+  const method = detectIsolation();
+  if (!method) {
+    throw new OcigenError(
+      "EBUILD",
+      `Cannot run the script of ${what}: no isolation available (install bubblewrap, or run as root for unshare/chroot)`,
+    );
+  }
+  let sh: fs.Stats | undefined;
+  try {
+    sh = fs.lstatSync(rootfs + "/bin/sh");
+  } catch { /* missing */ }
+  if (!sh) throw new OcigenError("EBUILD", `Cannot run the script of ${what}: the rootfs has no /bin/sh`);
+  // bwrap creates missing mount points (/dev, /proc): remove the ones it made
+  const made = ["dev", "proc"].filter((d) => !fs.existsSync(`${rootfs}/${d}`));
+  const argv = sandboxArgv(method, rootfs, ["/bin/sh", "-c", script]);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(argv[0], argv.slice(1), { env: BUILD_ENV, stdio: ["ignore", "pipe", "pipe"] });
+      child.stdout!.on("data", (d) => process.stderr.write(d));
+      child.stderr!.on("data", (d) => process.stderr.write(d));
+      child.on("error", (e) => reject(new OcigenError("EBUILD", `Cannot run the script of ${what} with ${method}: ${e.message}`)));
+      child.on("close", (code, sig) => {
+        if (code === 0) resolve();
+        else reject(new OcigenError("EBUILD", `The script of ${what} failed (${sig ? `signal ${sig}` : `exit ${code}`}, isolation ${method})`));
+      });
+    });
+  } finally {
+    for (const d of made) {
+      try {
+        fs.rmdirSync(`${rootfs}/${d}`);
+      } catch { /* not empty or gone: keep */ }
+    }
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * The bundle tree manifest: what `ocigen unpack` leaves beside the rootfs
+ * so that `ocigen repack` can tell, fast, what changed since.
+ *
+ * ## On-disk format — `BUNDLE/ocigen.mtree.jsonl`
+ *
+ * (umoci keeps its own `sha256_<hex>.mtree` beside; the names never clash.)
+ * UTF-8 JSON Lines. Line 1 is a header:
+ *
+ * ```json
+ * {"format":"ocigen-bundle-manifest","version":1,"rootfs":"rootfs","xattrs":true,"digests":false}
+ * ```
+ *
+ * `xattrs` says whether extended attributes were recorded (getfattr was
+ * available), `digests` whether content digests were. Every further line is
+ * one entry of the rootfs, depth first with siblings sorted by name (the root
+ * first, as `"."`):
+ *
+ * | key | meaning |
+ * |---|---|
+ * | `p` | root-relative path (`etc/passwd`; `.` is the root) |
+ * | `t` | type: `f` file, `d` dir, `l` symlink, `c` char dev, `b` block dev, `p` fifo, `s` socket |
+ * | `m` | mode bits `& 0o7777` (decimal) |
+ * | `u`, `g` | owner uid, gid (as seen on the host) |
+ * | `s` | size (files) |
+ * | `mt`, `ct` | mtime, ctime in ns since the epoch (decimal strings) |
+ * | `i` | inode number (decimal string) |
+ * | `n` | link count |
+ * | `l` | symlink target (symlinks only) |
+ * | `r` | `[major, minor]` (devices only) |
+ * | `x` | xattrs, name -> base64 value (when any) |
+ * | `h` | `sha256:<hex>` of the content (files, only when digests were recorded) |
+ *
+ * The cheap change test: an entry whose type, size, mtime, ctime and inode are
+ * those recorded is unchanged and is never read again (ctime moves on every
+ * content or metadata change and cannot be set by user space).
+ *
+ * @module
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { createHash } from "node:crypto";
+import { OcigenError, wrapIo } from "../errors.ts";
+import process from "node:process";
+import { type BundleEntry, type EntryType, scanTree } from "./scan.ts";
+import { xattrsSupported } from "./xattr.ts";
+
+/** File name of the manifest inside a bundle. */
+export const BUNDLE_MANIFEST_NAME = "ocigen.mtree.jsonl";
+
+/** Header line of a bundle manifest. */
+export interface BundleManifestHeader {
+  format: "ocigen-bundle-manifest";
+  version: 1;
+  /** rootfs directory, relative to the bundle. */
+  rootfs: string;
+  xattrs: boolean;
+  digests: boolean;
+}
+
+/** A parsed bundle manifest. */
+export interface BundleManifest {
+  header: BundleManifestHeader;
+  entries: BundleEntry[];
+}
+
+const T2C: Record<EntryType, string> = { file: "f", dir: "d", symlink: "l", char: "c", block: "b", fifo: "p", socket: "s" };
+const C2T: Record<string, EntryType> = Object.fromEntries(Object.entries(T2C).map(([k, v]) => [v, k as EntryType]));
+
+/**
+ * Encodes one entry as a manifest line (without newline).
+ *
+ * @example
+ * ```ts
+ * encodeEntry(entries[0]); // '{"p":".","t":"d","m":493,...}'
+ * ```
+ */
+export function encodeEntry(e: BundleEntry): string {
+  const o: Record<string, unknown> = {
+    p: e.path,
+    t: T2C[e.type],
+    m: e.mode,
+    u: e.uid,
+    g: e.gid,
+    s: e.size,
+    mt: e.mtimeNs.toString(),
+    ct: e.ctimeNs.toString(),
+    i: e.ino.toString(),
+    n: e.nlink,
+  };
+  if (e.link !== undefined) o.l = e.link;
+  if (e.rdevMajor !== undefined) o.r = [e.rdevMajor, e.rdevMinor ?? 0];
+  if (e.xattrs) o.x = e.xattrs;
+  if (e.digest) o.h = e.digest;
+  return JSON.stringify(o);
+}
+
+/**
+ * Decodes one manifest line.
+ *
+ * @example
+ * ```ts
+ * decodeEntry('{"p":".","t":"d","m":493,"u":0,"g":0,"s":0,"mt":"0","ct":"0","i":"2","n":1}').type; // "dir"
+ * ```
+ */
+export function decodeEntry(line: string): BundleEntry {
+  const o = JSON.parse(line);
+  const type = C2T[o.t];
+  if (typeof o.p !== "string" || !type) throw new Error("bad entry");
+  const e: BundleEntry = {
+    path: o.p,
+    type,
+    mode: o.m >>> 0,
+    uid: o.u >>> 0,
+    gid: o.g >>> 0,
+    size: Number(o.s) || 0,
+    mtimeNs: BigInt(o.mt),
+    ctimeNs: BigInt(o.ct),
+    ino: BigInt(o.i),
+    nlink: Number(o.n) || 1,
+  };
+  if (typeof o.l === "string") e.link = o.l;
+  if (Array.isArray(o.r)) {
+    e.rdevMajor = o.r[0];
+    e.rdevMinor = o.r[1];
+  }
+  if (o.x) e.xattrs = o.x;
+  if (typeof o.h === "string") e.digest = o.h;
+  return e;
+}
+
+/**
+ * sha256 of a file's content, streamed in 1 MiB reads.
+ *
+ * @example
+ * ```ts
+ * fileDigest("/r/etc/passwd"); // "sha256:…"
+ * ```
+ */
+export function fileDigest(abs: string): string {
+  const h = createHash("sha256");
+  const buf = new Uint8Array(1 << 20);
+  let fd: number;
+  try {
+    fd = fs.openSync(abs, "r");
+  } catch (err) {
+    throw wrapIo(err, "open", abs);
+  }
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return "sha256:" + h.digest("hex");
+}
+
+/** Options of {@linkcode writeBundleManifest}. */
+export interface WriteManifestOptions {
+  /** Also record a sha256 of every regular file (reads the whole tree). Default false. */
+  digests?: boolean;
+  /** Entries already scanned (skips the scan; used by `repack --refresh-bundle`). */
+  entries?: BundleEntry[];
+}
+
+/**
+ * Scans `rootfs` and writes the bundle manifest `BUNDLE/ocigen.mtree.jsonl`
+ * atomically (temp file + rename). Called at the end of `ocigen unpack`.
+ *
+ * @example
+ * ```ts
+ * await writeBundleManifest("/tmp/bundle", "/tmp/bundle/rootfs");
+ * ```
+ */
+export async function writeBundleManifest(bundleDir: string, rootfs: string, opts: WriteManifestOptions = {}): Promise<void> {
+  const entries = opts.entries ?? scanTree(rootfs);
+  if (opts.digests) {
+    for (const e of entries) if (e.type === "file" && !e.digest) e.digest = fileDigest(path.join(rootfs, e.path));
+  }
+  let rel = path.relative(bundleDir, rootfs);
+  if (rel === "") rel = ".";
+  const header: BundleManifestHeader = {
+    format: "ocigen-bundle-manifest",
+    version: 1,
+    rootfs: rel.split(path.sep).join("/"),
+    xattrs: entries.some((e) => e.xattrs) || xattrsSupported(),
+    digests: Boolean(opts.digests),
+  };
+  const target = path.join(bundleDir, BUNDLE_MANIFEST_NAME);
+  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(tmp, "w", 0o600);
+    let buf = JSON.stringify(header) + "\n";
+    for (const e of entries) {
+      buf += encodeEntry(e) + "\n";
+      if (buf.length > 1 << 20) {
+        fs.writeSync(fd, buf);
+        buf = "";
+      }
+    }
+    fs.writeSync(fd, buf);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, target);
+  } catch (err) {
+    if (fd !== undefined) fs.closeSync(fd);
+    try {
+      fs.unlinkSync(tmp);
+    } catch { /* ignore */ }
+    throw wrapIo(err, "write bundle manifest", target);
+  }
+}
+
+/**
+ * True when the bundle has an ocigen manifest.
+ *
+ * @example
+ * ```ts
+ * if (!hasBundleManifest("/tmp/bundle")) console.log("not unpacked by ocigen");
+ * ```
+ */
+export function hasBundleManifest(bundleDir: string): boolean {
+  return fs.existsSync(path.join(bundleDir, BUNDLE_MANIFEST_NAME));
+}
+
+/**
+ * Reads and parses `BUNDLE/ocigen.mtree.jsonl`.
+ * Throws `EREPACK` naming the file and line when it is missing or broken.
+ *
+ * @example
+ * ```ts
+ * const m = readBundleManifest("/tmp/bundle");
+ * console.log(m.header.rootfs, m.entries.length);
+ * ```
+ */
+export function readBundleManifest(bundleDir: string): BundleManifest {
+  const file = path.join(bundleDir, BUNDLE_MANIFEST_NAME);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new OcigenError("EREPACK", `Cannot read bundle ${bundleDir}: no ${BUNDLE_MANIFEST_NAME} (not unpacked by ocigen unpack?)`);
+    }
+    throw wrapIo(err, "read", file);
+  }
+  const lines = text.split("\n");
+  let header: BundleManifestHeader;
+  try {
+    header = JSON.parse(lines[0]);
+  } catch {
+    throw new OcigenError("EREPACK", `${file}: line 1: not a bundle manifest header`);
+  }
+  if (header?.format !== "ocigen-bundle-manifest" || header.version !== 1) {
+    throw new OcigenError("EREPACK", `${file}: unsupported manifest format ${JSON.stringify(header?.format)} version ${header?.version}`);
+  }
+  const entries: BundleEntry[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const l = lines[i];
+    if (l === "") continue;
+    try {
+      entries.push(decodeEntry(l));
+    } catch {
+      throw new OcigenError("EREPACK", `${file}: line ${i + 1}: broken entry`);
+    }
+  }
+  return { header, entries };
+}

@@ -1,0 +1,215 @@
+/**
+ * Scans a rootfs into a flat, ordered list of {@linkcode BundleEntry}:
+ * one `lstat` per entry (synchronous: per-entry async fs is ruinous), no file
+ * read, plus one `getfattr` pass for extended attributes.
+ *
+ * Order: depth first, siblings sorted by name (code unit order), so a
+ * directory always precedes its children. {@linkcode comparePaths} gives the
+ * same order for two arbitrary paths.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { Buffer } from "node:buffer";
+import { wrapIo } from "../errors.ts";
+import { readTreeXattrs, type Xattrs } from "./xattr.ts";
+
+/** Entry types of a tree. */
+export type EntryType = "file" | "dir" | "symlink" | "char" | "block" | "fifo" | "socket";
+
+/** One entry of a rootfs as recorded in a bundle manifest. */
+export interface BundleEntry {
+  /** Root-relative path, `/`-separated, `"."` for the root itself. */
+  path: string;
+  type: EntryType;
+  /** Permission and setuid/setgid/sticky bits (`mode & 0o7777`). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Size in bytes (regular files; 0 otherwise). */
+  size: number;
+  /** mtime in nanoseconds since the epoch. */
+  mtimeNs: bigint;
+  /** ctime in nanoseconds since the epoch (the change witness). */
+  ctimeNs: bigint;
+  ino: bigint;
+  nlink: number;
+  /** Device numbers of char/block devices. */
+  rdevMajor?: number;
+  rdevMinor?: number;
+  /** Symlink target. */
+  link?: string;
+  /** Extended attributes, base64 values. */
+  xattrs?: Record<string, string>;
+  /** `sha256:<hex>` of the content of a regular file, when recorded. */
+  digest?: string;
+}
+
+/**
+ * Orders two root-relative paths component by component (depth-first order,
+ * siblings by code unit order); `"."` comes first.
+ *
+ * @example
+ * ```ts
+ * ["a-c", "a/b", "a"].sort(comparePaths); // ["a", "a/b", "a-c"]
+ * ```
+ */
+export function comparePaths(a: string, b: string): number {
+  if (a === b) return 0;
+  if (a === ".") return -1;
+  if (b === ".") return 1;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const ca = a.charCodeAt(i);
+    const cb = b.charCodeAt(i);
+    if (ca === cb) continue;
+    if (ca === 0x2f) return -1; // "/" sorts before any other char: component ends first
+    if (cb === 0x2f) return 1;
+    return ca < cb ? -1 : 1;
+  }
+  return a.length - b.length;
+}
+
+/**
+ * Major/minor numbers of a Linux `dev_t`.
+ *
+ * @example
+ * ```ts
+ * splitDev(0x0103n); // { major: 1, minor: 3 }
+ * ```
+ */
+export function splitDev(rdev: bigint): { major: number; minor: number } {
+  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+  return { major, minor };
+}
+
+function typeOf(st: fs.BigIntStats): EntryType {
+  if (st.isFile()) return "file";
+  if (st.isDirectory()) return "dir";
+  if (st.isSymbolicLink()) return "symlink";
+  if (st.isCharacterDevice()) return "char";
+  if (st.isBlockDevice()) return "block";
+  if (st.isFIFO()) return "fifo";
+  return "socket";
+}
+
+/**
+ * Builds a {@linkcode BundleEntry} from an `lstat` result.
+ *
+ * @example
+ * ```ts
+ * entryFromStat("etc/x", fs.lstatSync("/r/etc/x", { bigint: true }), "/r/etc/x");
+ * ```
+ */
+export function entryFromStat(path: string, st: fs.BigIntStats, abs: string): BundleEntry {
+  const type = typeOf(st);
+  const e: BundleEntry = {
+    path,
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: type === "file" ? Number(st.size) : 0,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    ino: st.ino,
+    nlink: Number(st.nlink),
+  };
+  if (type === "symlink") {
+    try {
+      e.link = fs.readlinkSync(abs);
+    } catch (err) {
+      throw wrapIo(err, "readlink", abs);
+    }
+  } else if (type === "char" || type === "block") {
+    const d = splitDev(st.rdev);
+    e.rdevMajor = d.major;
+    e.rdevMinor = d.minor;
+  }
+  return e;
+}
+
+/** Options of {@linkcode scanTree}. */
+export interface ScanOptions {
+  /** Read extended attributes (one getfattr pass). Default true. */
+  xattrs?: boolean;
+  /** Root-relative paths whose subtree (including themselves) is skipped. */
+  skip?: (path: string) => boolean;
+}
+
+/**
+ * Scans `root` depth first and returns its entries (root first, as `"."`).
+ *
+ * @example
+ * ```ts
+ * const entries = scanTree("/bundle/rootfs");
+ * console.log(entries.length, entries[0].path); // n "."
+ * ```
+ */
+export function scanTree(root: string, opts: ScanOptions = {}): BundleEntry[] {
+  const out: BundleEntry[] = [];
+  let st: fs.BigIntStats;
+  try {
+    st = fs.lstatSync(root, { bigint: true });
+  } catch (err) {
+    throw wrapIo(err, "lstat", root);
+  }
+  out.push(entryFromStat(".", st, root));
+  walk(root, "", out, opts.skip);
+  if (opts.xattrs !== false) {
+    const xa = readTreeXattrs(root);
+    if (xa.size > 0) {
+      for (const e of out) {
+        const x = xa.get(e.path);
+        if (x) e.xattrs = encodeXattrs(x);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Converts raw xattrs to the manifest's base64 form (sorted names); undefined when empty.
+ *
+ * @example
+ * ```ts
+ * encodeXattrs({ "user.a": new Uint8Array([1]) }); // { "user.a": "AQ==" }
+ * ```
+ */
+export function encodeXattrs(x: Xattrs): Record<string, string> | undefined {
+  const names = Object.keys(x).sort();
+  if (names.length === 0) return undefined;
+  const r: Record<string, string> = {};
+  for (const n of names) r[n] = Buffer.from(x[n]).toString("base64");
+  return r;
+}
+
+function walk(abs: string, rel: string, out: BundleEntry[], skip?: (p: string) => boolean): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(abs);
+  } catch (err) {
+    throw wrapIo(err, "readdir", abs);
+  }
+  names.sort(cmpName);
+  for (const name of names) {
+    const p = rel === "" ? name : rel + "/" + name;
+    if (skip && skip(p)) continue;
+    const a = abs + "/" + name;
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(a, { bigint: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // vanished meanwhile
+      throw wrapIo(err, "lstat", a);
+    }
+    const e = entryFromStat(p, st, a);
+    out.push(e);
+    if (e.type === "dir") walk(a, p, out, skip);
+  }
+}
+
+function cmpName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

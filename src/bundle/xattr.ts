@@ -1,0 +1,151 @@
+/**
+ * Extended attributes of a whole tree, read in ONE child process.
+ *
+ * Neither Node nor Deno has an xattr API, so the tree is dumped with
+ * `getfattr -R -P -h -d -m - -e base64` (package `attr`), which lists every
+ * attribute of every entry (symlinks not followed) in one pass. When
+ * `getfattr` is not installed, xattrs are not recorded (a warning is logged
+ * once) and change detection still works through ctime.
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { Buffer } from "node:buffer";
+import { log } from "../log.ts";
+
+/** Attribute name -> raw value. */
+export type Xattrs = Record<string, Uint8Array>;
+
+let warned = false;
+let haveGetfattr: boolean | undefined;
+
+/**
+ * True when `getfattr` can be run.
+ *
+ * @example
+ * ```ts
+ * if (!xattrsSupported()) console.warn("xattrs will not be recorded");
+ * ```
+ */
+export function xattrsSupported(): boolean {
+  if (haveGetfattr === undefined) {
+    const r = spawnSync("getfattr", ["--version"], { stdio: "ignore" });
+    haveGetfattr = !r.error && r.status === 0;
+  }
+  return haveGetfattr;
+}
+
+/**
+ * Reads the xattrs of every entry below `root` (including `root` itself).
+ * Returns a map from root-relative path (`"."` for the root, else `a/b`)
+ * to its attributes; entries without attributes are absent.
+ *
+ * @example
+ * ```ts
+ * const x = readTreeXattrs("/bundle/rootfs");
+ * x.get("usr/bin/ping"); // { "security.capability": Uint8Array(...) }
+ * ```
+ */
+export function readTreeXattrs(root: string): Map<string, Xattrs> {
+  const out = new Map<string, Xattrs>();
+  if (!xattrsSupported()) {
+    if (!warned) {
+      warned = true;
+      log.warn("getfattr (package attr) not installed: extended attributes are not recorded");
+    }
+    return out;
+  }
+  // cwd = root and path "." so that printed names are "." and "./a/b".
+  const r = spawnSync("getfattr", ["-R", "-P", "-h", "-d", "-m", "-", "-e", "base64", "."], {
+    cwd: root,
+    maxBuffer: 1 << 30,
+    encoding: "buffer",
+  });
+  if (r.error) throw r.error;
+  parseDump((r.stdout as Buffer).toString("latin1"), out);
+  return out;
+}
+
+/**
+ * Reads the xattrs of a list of root-relative paths (chunked argv, no shell).
+ *
+ * @example
+ * ```ts
+ * readPathsXattrs("/bundle/rootfs", ["etc/x"]).get("etc/x");
+ * ```
+ */
+export function readPathsXattrs(root: string, paths: string[]): Map<string, Xattrs> {
+  const out = new Map<string, Xattrs>();
+  if (!xattrsSupported() || paths.length === 0) return out;
+  for (let i = 0; i < paths.length; i += 2000) {
+    const chunk = paths.slice(i, i + 2000).map((p) => (p === "." ? "." : "./" + p));
+    const r = spawnSync("getfattr", ["-h", "-d", "-m", "-", "-e", "base64", "--", ...chunk], {
+      cwd: root,
+      maxBuffer: 1 << 30,
+      encoding: "buffer",
+    });
+    if (r.error) throw r.error;
+    parseDump((r.stdout as Buffer).toString("latin1"), out);
+  }
+  return out;
+}
+
+function unescapeName(s: string): string {
+  // getfattr escapes \, newline etc. as \ooo octal; work on latin1 bytes then decode as UTF-8.
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x5c && i + 3 < s.length + 0 && /^[0-7]{3}$/.test(s.slice(i + 1, i + 4))) {
+      bytes.push(parseInt(s.slice(i + 1, i + 4), 8));
+      i += 3;
+    } else bytes.push(c & 0xff);
+  }
+  return Buffer.from(bytes).toString("utf8");
+}
+
+function normalise(p: string): string {
+  if (p === "." || p === "./") return ".";
+  return p.startsWith("./") ? p.slice(2) : p;
+}
+
+function parseDump(text: string, out: Map<string, Xattrs>): void {
+  let cur: Xattrs | undefined;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("# file: ")) {
+      const p = normalise(unescapeName(line.slice(8)));
+      cur = {};
+      out.set(p, cur);
+    } else if (cur && line.length > 0 && !line.startsWith("#")) {
+      const eq = line.indexOf("=");
+      if (eq < 0) {
+        cur[unescapeName(line)] = new Uint8Array(0);
+        continue;
+      }
+      const name = unescapeName(line.slice(0, eq));
+      const v = line.slice(eq + 1);
+      let val: Uint8Array;
+      if (v.startsWith("0s")) val = new Uint8Array(Buffer.from(v.slice(2), "base64"));
+      else if (v.startsWith("0x")) val = new Uint8Array(Buffer.from(v.slice(2), "hex"));
+      else if (v.startsWith('"')) val = new Uint8Array(Buffer.from(unescapeName(v.slice(1, -1)), "utf8"));
+      else val = new Uint8Array(Buffer.from(v, "latin1"));
+      cur[name] = val;
+    }
+  }
+}
+
+/**
+ * Sets one xattr on a path (no symlink dereference) with `setfattr`.
+ * Used by tests and by `insert`/`build` helpers; throws when setfattr fails.
+ *
+ * @example
+ * ```ts
+ * setXattr("/r/etc/x", "user.k", new TextEncoder().encode("v"));
+ * ```
+ */
+export function setXattr(path: string, name: string, value: Uint8Array): void {
+  const r = spawnSync("setfattr", ["-h", "-n", name, "-v", "0s" + Buffer.from(value).toString("base64"), "--", path], {
+    encoding: "utf8",
+  });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`setfattr ${name} on ${path}: ${String(r.stderr).trim()}`);
+}

@@ -1,0 +1,265 @@
+/**
+ * gzip / raw DEFLATE decompression on the WebAssembly inflate kernel
+ * (`wasm/inflate.ts`), as a synchronous {@linkcode ByteSink} stage.
+ *
+ * Memory is bounded whatever the stream length: one instance holds a 128 KiB
+ * input buffer, a 32 KiB window + 256 KiB output buffer and its tables (about
+ * 0.5 MiB in all). Output chunks handed downstream are views into the
+ * instance's memory, valid only during the `write` call (the ByteSink
+ * contract); a sink that keeps bytes must copy them.
+ *
+ * @module
+ */
+import { OcigenError } from "../errors.ts";
+import type { ByteSink } from "../stream/sink.ts";
+import { wasmBase64 } from "../wasm/generated/inflate.ts";
+import { instantiateKernel, MemoryView } from "../wasm/instance.ts";
+
+interface InflateExports {
+  memory: WebAssembly.Memory;
+  init(mode: number): void;
+  reset(): void;
+  inPtr(): number;
+  inCapacity(): number;
+  outPtr(): number;
+  outLength(): number;
+  inputConsumed(): number;
+  shiftInput(inLen: number): number;
+  run(inLen: number, final: number): number;
+  errorDetailA(): number;
+  errorDetailB(): number;
+  crc32(c: number, ptr: number, len: number): number;
+}
+
+const ST_NEEDINPUT = 0;
+const ST_OUTFULL = 1;
+const ST_DONE = 2;
+
+const hex = (n: number) => "0x" + (n >>> 0).toString(16).padStart(8, "0");
+
+/**
+ * The message for a kernel error code (with its two detail numbers).
+ *
+ * @example
+ * ```ts
+ * describeInflateError(-13, 0, 0); // "truncated stream (unexpected end of input)"
+ * ```
+ */
+export function describeInflateError(code: number, a: number, b: number): string {
+  switch (code) {
+    case -1: return "bad gzip header: not a gzip stream (wrong magic bytes)";
+    case -2: return `bad gzip header: unknown compression method ${a}`;
+    case -3: return `bad gzip header: reserved flag bits set (flags ${hex(a)})`;
+    case -4: return `bad gzip header: header CRC mismatch (stored ${a}, computed ${b})`;
+    case -5: return "bad block type 3 (reserved)";
+    case -6: return `bad stored block: length ${a} does not match its complement ${b}`;
+    case -7: return "bad Huffman code lengths (over-subscribed or incomplete code)";
+    case -8: return "invalid literal/length symbol";
+    case -9: return "invalid distance symbol";
+    case -10: return `distance too far back (${a} bytes, only ${b} available)`;
+    case -11: return `CRC32 mismatch (stored ${hex(a)}, computed ${hex(b)})`;
+    case -12: return `ISIZE mismatch (stored ${a >>> 0}, decompressed ${b >>> 0} mod 2^32)`;
+    case -13: return "truncated stream (unexpected end of input)";
+    case -14: return "trailing garbage after the last gzip member";
+    case -15: return `too many length or distance codes (${a}, ${b})`;
+    case -16: return "bad code length repeat (nothing to repeat or past the end)";
+    case -17: return "dynamic block without an end-of-block code";
+    default: return `internal decoder error ${code}`;
+  }
+}
+
+/** Options of {@linkcode WasmGunzip}. */
+export interface WasmInflateOptions {
+  /** Raw DEFLATE instead of gzip framing. */
+  raw?: boolean;
+  /** What is being decompressed, for error messages (e.g. "layer sha256:ab.."). */
+  name?: string;
+}
+
+/** A pooled kernel instance (instances are reused after a stream ends). */
+interface Kernel {
+  ex: InflateExports;
+  mem: MemoryView;
+  mode: number;
+}
+const pool: Kernel[] = [];
+
+function acquire(mode: number): Kernel {
+  for (let i = 0; i < pool.length; i++) {
+    if (pool[i].mode === mode) {
+      const k = pool.splice(i, 1)[0];
+      k.ex.reset();
+      return k;
+    }
+  }
+  const inst = instantiateKernel("inflate", wasmBase64);
+  const ex = inst.exports as unknown as InflateExports;
+  ex.init(mode);
+  return { ex, mem: new MemoryView(ex.memory), mode };
+}
+
+function release(k: Kernel): void {
+  if (pool.length < 4) pool.push(k);
+}
+
+/**
+ * Streaming gzip (multi-member) or raw DEFLATE decoder: push compressed
+ * chunks, decompressed chunks are pushed to `sink`. CRC32 and ISIZE of every
+ * gzip member are verified. Errors are `OcigenError("EDECOMPRESS")` naming what
+ * is wrong and the compressed byte offset.
+ *
+ * @example
+ * ```ts
+ * import { CollectSink } from "../stream/sink.ts";
+ * const out = new CollectSink();
+ * const gz = new WasmGunzip(out, { name: "layer sha256:ab.." });
+ * gz.write(compressedBytes);
+ * gz.end();
+ * out.bytes();
+ * ```
+ */
+export class WasmGunzip implements ByteSink {
+  private k: Kernel | null;
+  private inLen = 0;
+  private consumedBefore = 0; // compressed bytes consumed before the current buffer start
+  private done = false;
+  private readonly name: string;
+  private readonly mode: number;
+
+  constructor(private readonly sink: ByteSink, opts: WasmInflateOptions = {}) {
+    this.mode = opts.raw ? 1 : 0;
+    this.name = opts.name ?? (opts.raw ? "deflate stream" : "gzip stream");
+    this.k = acquire(this.mode);
+  }
+
+  write(chunk: Uint8Array): void {
+    const k = this.kernel();
+    const cap = k.ex.inCapacity();
+    const base = k.ex.inPtr();
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.done) {
+        if (this.mode === 1) return; // raw: bytes after the final block are ignored
+        // gzip: run() will judge what follows (new member, padding, garbage)
+        this.done = false;
+      }
+      const n = Math.min(chunk.length - off, cap - this.inLen);
+      k.mem.u8.set(chunk.subarray(off, off + n), base + this.inLen);
+      this.inLen += n;
+      off += n;
+      this.pump(false);
+    }
+  }
+
+  end(): void {
+    const k = this.kernel();
+    try {
+      if (!this.done) this.pump(true);
+    } finally {
+      this.k = null;
+      release(k);
+    }
+    this.sink.end();
+  }
+
+  private kernel(): Kernel {
+    if (!this.k) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: write after end or after an error`);
+    return this.k;
+  }
+
+  private pump(final: boolean): void {
+    const k = this.k!;
+    const ex = k.ex;
+    for (;;) {
+      const st = ex.run(this.inLen, final ? 1 : 0);
+      const n = ex.outLength();
+      if (n > 0) {
+        const p = ex.outPtr();
+        this.sink.write(k.mem.u8.subarray(p, p + n));
+      }
+      if (st === ST_OUTFULL) continue;
+      if (st === ST_NEEDINPUT) {
+        if (final) this.fail(-13);
+        const used = ex.inputConsumed();
+        const left = ex.shiftInput(this.inLen);
+        this.consumedBefore += used;
+        if (left >= ex.inCapacity()) this.fail(-18);
+        this.inLen = left;
+        return;
+      }
+      if (st === ST_DONE) {
+        this.done = true;
+        if (this.mode === 0) {
+          // keep any unconsumed tail: it may be another member
+          const used = ex.inputConsumed();
+          this.inLen = ex.shiftInput(this.inLen);
+          this.consumedBefore += used;
+        }
+        return;
+      }
+      this.fail(st);
+    }
+  }
+
+  private fail(code: number): never {
+    const k = this.k!;
+    const at = this.consumedBefore + k.ex.inputConsumed();
+    const msg = describeInflateError(code, k.ex.errorDetailA(), k.ex.errorDetailB());
+    this.k = null; // the instance's state is unusable; drop it
+    throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: ${msg} near compressed byte ${at}`);
+  }
+}
+
+/**
+ * Decompresses a whole gzip (or raw DEFLATE) buffer on the WASM kernel.
+ *
+ * @example
+ * ```ts
+ * const text = new TextDecoder().decode(wasmGunzipSync(gz));
+ * ```
+ */
+export function wasmGunzipSync(data: Uint8Array, opts: WasmInflateOptions = {}): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const g = new WasmGunzip({
+    write(c) {
+      parts.push(c.slice());
+      total += c.length;
+    },
+    end() {},
+  }, opts);
+  g.write(data);
+  g.end();
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+let crcKernel: Kernel | null = null;
+
+/**
+ * CRC32 (the gzip/zip polynomial) of `data`, continuing from `crc` (0 to start),
+ * computed by the kernel's slice-by-8 routine.
+ *
+ * @example
+ * ```ts
+ * wasmCrc32(new TextEncoder().encode("123456789")).toString(16); // "cbf43926"
+ * ```
+ */
+export function wasmCrc32(data: Uint8Array, crc = 0): number {
+  if (!crcKernel) crcKernel = acquire(1);
+  const k = crcKernel;
+  const base = k.ex.inPtr();
+  const cap = k.ex.inCapacity();
+  let c = crc >>> 0;
+  for (let o = 0; o < data.length; o += cap) {
+    const part = data.subarray(o, Math.min(data.length, o + cap));
+    k.mem.u8.set(part, base);
+    c = k.ex.crc32(c, base, part.length) >>> 0;
+  }
+  return c;
+}

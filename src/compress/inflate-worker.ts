@@ -1,0 +1,291 @@
+/**
+ * gzip decompression on the WASM inflate kernel in a worker thread, behind the
+ * same synchronous {@linkcode ByteSink} interface as {@linkcode WasmGunzip}:
+ * the caller's thread only copies bytes in and out of two shared ring
+ * buffers, so inflate + CRC32 run on another core while the caller parses tar
+ * and writes files.
+ *
+ * Protocol (one SharedArrayBuffer, Int32 control words, byte counters that wrap):
+ *  - input ring: the caller writes compressed bytes, the worker consumes them;
+ *  - output ring: the worker writes decompressed bytes, the caller drains them
+ *    into its sink (copied out of shared memory first: some consumers, e.g.
+ *    TextDecoder, reject views of shared memory);
+ *  - each side waits with `Atomics.wait` on its own sequence word, which the
+ *    other side bumps after every change, so neither can sleep through progress.
+ * A stream that fails or is abandoned terminates its worker; cleanly finished
+ * workers are kept for the next stream.
+ *
+ * @module
+ */
+import { Worker } from "node:worker_threads";
+import { OcigenError } from "../errors.ts";
+import type { ByteSink } from "../stream/sink.ts";
+import { wasmBase64 } from "../wasm/generated/inflate.ts";
+import { decodeBase64 } from "../wasm/instance.ts";
+import { describeInflateError, WasmGunzip } from "./inflate-wasm.ts";
+import { GzipDecoder } from "./gzip.ts";
+
+// control words
+const MAIN_SEQ = 0; // bumped by the worker, waited on by the caller
+const WORK_SEQ = 1; // bumped by the caller, waited on by the worker
+const IN_W = 2;
+const IN_R = 3;
+const OUT_W = 4;
+const OUT_R = 5;
+const INPUT_ENDED = 6; // caller: no more input
+const STATUS = 7; // worker: 0 running, 1 done, 2 error, 3 idle (between jobs)
+const ERR_CODE = 8;
+const ERR_AT = 9;
+const ERR_A = 10;
+const ERR_B = 11;
+const JOB = 12; // caller bumps to start a job
+const ABORT = 13; // caller: give up the current job
+
+const CTL_BYTES = 64;
+const IN_CAP = 1 << 20;
+const OUT_CAP = 4 << 20;
+
+const WORKER_SOURCE = `
+const { workerData } = require("node:worker_threads");
+const { sab, bytes, inCap, outCap } = workerData;
+const ctl = new Int32Array(sab, 0, 16);
+const inRing = new Uint8Array(sab, ${CTL_BYTES}, inCap);
+const outRing = new Uint8Array(sab, ${CTL_BYTES} + inCap, outCap);
+const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { abort() { throw new Error("kernel abort"); } } });
+const ex = inst.exports;
+ex.init(0);
+const kIn = ex.inPtr(), kCap = ex.inCapacity();
+let mem = new Uint8Array(ex.memory.buffer);
+const bump = () => { Atomics.add(ctl, ${MAIN_SEQ}, 1); Atomics.notify(ctl, ${MAIN_SEQ}); };
+class Abort {}
+function waitWork(seq) {
+  if (Atomics.load(ctl, ${ABORT})) throw new Abort();
+  Atomics.wait(ctl, ${WORK_SEQ}, seq, 1000);
+  if (Atomics.load(ctl, ${ABORT})) throw new Abort();
+}
+function emit(p, n) {
+  while (n > 0) {
+    const seq = Atomics.load(ctl, ${WORK_SEQ});
+    const w = Atomics.load(ctl, ${OUT_W}), r = Atomics.load(ctl, ${OUT_R});
+    const space = outCap - ((w - r) | 0);
+    if (space === 0) { waitWork(seq); continue; }
+    const at = (w >>> 0) % outCap;
+    const k = Math.min(n, space, outCap - at);
+    outRing.set(mem.subarray(p, p + k), at);
+    Atomics.store(ctl, ${OUT_W}, (w + k) | 0);
+    bump();
+    p += k; n -= k;
+  }
+}
+function job() {
+  ex.reset();
+  let inLen = 0, consumed = 0;
+  for (;;) {
+    const seq = Atomics.load(ctl, ${WORK_SEQ});
+    const ended = Atomics.load(ctl, ${INPUT_ENDED});
+    const w = Atomics.load(ctl, ${IN_W}), r = Atomics.load(ctl, ${IN_R});
+    let avail = (w - r) | 0;
+    if (mem.buffer !== ex.memory.buffer) mem = new Uint8Array(ex.memory.buffer);
+    let took = 0;
+    while (avail > 0 && inLen < kCap) {
+      const at = ((r + took) >>> 0) % inCap;
+      const k = Math.min(avail, kCap - inLen, inCap - at);
+      mem.set(inRing.subarray(at, at + k), kIn + inLen);
+      inLen += k; took += k; avail -= k;
+    }
+    if (took) { Atomics.store(ctl, ${IN_R}, (r + took) | 0); bump(); }
+    const final = ended === 1 && avail === 0;
+    if (!took && !final) { waitWork(seq); continue; }
+    for (;;) {
+      const st = ex.run(inLen, final ? 1 : 0);
+      const n = ex.outLength();
+      if (n) emit(ex.outPtr(), n);
+      if (st === 1) continue;
+      if (st === 0) {
+        if (final) { fail(-13, consumed + ex.inputConsumed()); return; }
+        const used = ex.inputConsumed();
+        inLen = ex.shiftInput(inLen);
+        consumed += used;
+        break;
+      }
+      if (st === 2) { Atomics.store(ctl, ${STATUS}, 1); bump(); return; }
+      fail(st, consumed + ex.inputConsumed());
+      return;
+    }
+  }
+}
+function fail(code, at) {
+  Atomics.store(ctl, ${ERR_CODE}, code);
+  Atomics.store(ctl, ${ERR_AT}, at);
+  Atomics.store(ctl, ${ERR_A}, ex.errorDetailA() | 0);
+  Atomics.store(ctl, ${ERR_B}, ex.errorDetailB() | 0);
+  Atomics.store(ctl, ${STATUS}, 2);
+  bump();
+}
+let seenJob = 0;
+for (;;) {
+  while (Atomics.load(ctl, ${JOB}) === seenJob) Atomics.wait(ctl, ${JOB}, seenJob);
+  seenJob = Atomics.load(ctl, ${JOB});
+  try { job(); } catch (e) {
+    if (!(e instanceof Abort)) { Atomics.store(ctl, ${ERR_CODE}, -18); Atomics.store(ctl, ${STATUS}, 2); bump(); }
+  }
+}
+`;
+
+interface Slot {
+  worker: Worker;
+  sab: SharedArrayBuffer;
+  ctl: Int32Array;
+  inRing: Uint8Array;
+  outRing: Uint8Array;
+}
+const idle: Slot[] = [];
+let kernelBytes: Uint8Array | null = null;
+
+function startSlot(): Slot {
+  if (!kernelBytes) kernelBytes = decodeBase64(wasmBase64);
+  const sab = new SharedArrayBuffer(CTL_BYTES + IN_CAP + OUT_CAP);
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab, bytes: kernelBytes, inCap: IN_CAP, outCap: OUT_CAP } });
+  worker.unref();
+  return {
+    worker, sab, ctl: new Int32Array(sab, 0, 16),
+    inRing: new Uint8Array(sab, CTL_BYTES, IN_CAP), outRing: new Uint8Array(sab, CTL_BYTES + IN_CAP, OUT_CAP),
+  };
+}
+
+/**
+ * Streaming gzip decoder whose inflate runs in a worker thread (same
+ * contract and errors as {@linkcode WasmGunzip}; gzip framing only).
+ *
+ * @example
+ * ```ts
+ * import { CollectSink } from "../stream/sink.ts";
+ * const out = new CollectSink();
+ * const gz = new WorkerGunzip(out, { name: "layer sha256:ab.." });
+ * gz.write(compressedBytes);
+ * gz.end();
+ * ```
+ */
+export class WorkerGunzip implements ByteSink {
+  private slot: Slot | null;
+  private readonly name: string;
+  private scratch = new Uint8Array(256 * 1024);
+
+  constructor(private readonly sink: ByteSink, opts: { name?: string } = {}) {
+    this.name = opts.name ?? "gzip stream";
+    const s = idle.pop() ?? startSlot();
+    const c = s.ctl;
+    for (const i of [IN_W, IN_R, OUT_W, OUT_R, INPUT_ENDED, STATUS, ERR_CODE, ABORT]) Atomics.store(c, i, 0);
+    Atomics.add(c, JOB, 1);
+    Atomics.notify(c, JOB);
+    this.slot = s;
+  }
+
+  write(chunk: Uint8Array): void {
+    const s = this.live();
+    const c = s.ctl;
+    let off = 0;
+    while (off < chunk.length) {
+      this.drain(s);
+      const seq = Atomics.load(c, MAIN_SEQ);
+      const w = Atomics.load(c, IN_W);
+      const space = IN_CAP - ((w - Atomics.load(c, IN_R)) | 0);
+      if (space > 0) {
+        const at = (w >>> 0) % IN_CAP;
+        const k = Math.min(chunk.length - off, space, IN_CAP - at);
+        s.inRing.set(chunk.subarray(off, off + k), at);
+        Atomics.store(c, IN_W, (w + k) | 0);
+        this.bumpWorker(c);
+        off += k;
+        continue;
+      }
+      if (Atomics.load(c, STATUS) === 2) this.fail(s);
+      Atomics.wait(c, MAIN_SEQ, seq, 1000);
+    }
+    this.drain(s);
+  }
+
+  end(): void {
+    const s = this.live();
+    const c = s.ctl;
+    Atomics.store(c, INPUT_ENDED, 1);
+    this.bumpWorker(c);
+    for (;;) {
+      const seq = Atomics.load(c, MAIN_SEQ);
+      this.drain(s);
+      const st = Atomics.load(c, STATUS);
+      if (st === 2) this.fail(s);
+      if (st === 1 && Atomics.load(c, OUT_W) === Atomics.load(c, OUT_R)) break;
+      Atomics.wait(c, MAIN_SEQ, seq, 1000);
+    }
+    this.slot = null;
+    if (idle.length < 2) idle.push(s);
+    else void s.worker.terminate();
+    this.sink.end();
+  }
+
+  private live(): Slot {
+    if (!this.slot) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: write after end or after an error`);
+    return this.slot;
+  }
+
+  private bumpWorker(c: Int32Array): void {
+    Atomics.add(c, WORK_SEQ, 1);
+    Atomics.notify(c, WORK_SEQ);
+  }
+
+  /** Hands every available output byte to the sink. */
+  private drain(s: Slot): void {
+    const c = s.ctl;
+    for (;;) {
+      const w = Atomics.load(c, OUT_W);
+      const r = Atomics.load(c, OUT_R);
+      const avail = (w - r) | 0;
+      if (avail <= 0) return;
+      const at = (r >>> 0) % OUT_CAP;
+      const k = Math.min(avail, OUT_CAP - at, this.scratch.length);
+      this.scratch.set(s.outRing.subarray(at, at + k));
+      Atomics.store(c, OUT_R, (r + k) | 0);
+      this.bumpWorker(c);
+      try {
+        this.sink.write(this.scratch.subarray(0, k));
+      } catch (e) {
+        this.abandon(s);
+        throw e;
+      }
+    }
+  }
+
+  private abandon(s: Slot): void {
+    Atomics.store(s.ctl, ABORT, 1);
+    this.bumpWorker(s.ctl);
+    this.slot = null;
+    void s.worker.terminate();
+  }
+
+  private fail(s: Slot): never {
+    const c = s.ctl;
+    const code = Atomics.load(c, ERR_CODE);
+    const msg = describeInflateError(code, Atomics.load(c, ERR_A) >>> 0, Atomics.load(c, ERR_B) >>> 0);
+    const at = Atomics.load(c, ERR_AT) >>> 0;
+    this.abandon(s);
+    throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: ${msg} near compressed byte ${at}`);
+  }
+}
+
+/**
+ * The gzip decoder stage ocigen uses: the WASM kernel in this thread, or in a
+ * worker thread when `OCIGEN_INFLATE=worker` (measured: see bench/README.md).
+ * `OCIGEN_INFLATE=js` selects the previous fflate-based decoder.
+ *
+ * @example
+ * ```ts
+ * const d = createGunzip(tarParser, "layer sha256:ab..");
+ * ```
+ */
+export function createGunzip(sink: ByteSink, name?: string): ByteSink {
+  const mode = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.OCIGEN_INFLATE;
+  if (mode === "worker") return new WorkerGunzip(sink, { name });
+  if (mode === "js") return new GzipDecoder(sink, name);
+  return new WasmGunzip(sink, { name });
+}

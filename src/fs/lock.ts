@@ -1,0 +1,133 @@
+/**
+ * An exclusive lock between processes, held as a lock file created with
+ * `O_CREAT|O_EXCL`.
+ *
+ * On-disk format: the lock file holds one line `<pid> <hostname>\n`. A lock
+ * whose process no longer exists on this host is stale and is broken (by
+ * renaming it away first, so two breakers cannot both win). A lock from
+ * another host is never broken. Waiters retry with jittered back-off until
+ * the timeout (default 60 s, `OCIGEN_LOCK_TIMEOUT` in seconds).
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+import process from "node:process";
+import { OcigenError, wrapIo } from "../errors.ts";
+import { hostName, pidAlive, tempPath } from "./atomic.ts";
+
+/** A held lock; call `release()` exactly once. */
+export interface LockHandle {
+  readonly path: string;
+  release(): void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function readOwner(path: string): { pid: number; host: string; raw: string } | null {
+  try {
+    const raw = fs.readFileSync(path, "utf8");
+    const [pid, host] = raw.trim().split(" ");
+    return { pid: Number(pid), host: host ?? "", raw };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+/** Tries to break a stale lock; returns true if the lock path is free now (or may be). */
+function breakStale(path: string, raw: string): boolean {
+  const aside = tempPath(path.slice(0, path.lastIndexOf("/")) || ".");
+  try {
+    fs.renameSync(path, aside);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return true; // someone else broke it
+    throw e;
+  }
+  let got = "";
+  try {
+    got = fs.readFileSync(aside, "utf8");
+  } catch { /* vanished */ }
+  if (got !== raw) {
+    // We moved a fresh lock taken after our check: put it back if the path is still free.
+    try {
+      fs.linkSync(aside, path);
+    } catch { /* a newer lock exists: the moved one's owner will fail on release, harmlessly */ }
+  }
+  try {
+    fs.unlinkSync(aside);
+  } catch { /* ignore */ }
+  return true;
+}
+
+/**
+ * Takes the lock file `path`, waiting while another live process holds it.
+ * Throws ELOCK on timeout, EIO (naming the path) on a file-system failure
+ * such as a read-only layout.
+ *
+ * @example
+ * ```ts
+ * const lock = await acquireLock("/l/.ocigen.lock", "layout /l");
+ * try { /* write *\/ } finally { lock.release(); }
+ * ```
+ */
+export async function acquireLock(path: string, what: string, timeoutMs?: number): Promise<LockHandle> {
+  const envT = Number(process.env.OCIGEN_LOCK_TIMEOUT);
+  const limit = timeoutMs ?? (Number.isFinite(envT) && envT > 0 ? envT * 1000 : 60_000);
+  const start = Date.now();
+  const me = `${process.pid} ${hostName()}\n`;
+  let delay = 5;
+  for (;;) {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(path, "wx", 0o644);
+      fs.writeSync(fd, me);
+      fs.closeSync(fd);
+      let released = false;
+      return {
+        path,
+        release() {
+          if (released) return;
+          released = true;
+          try {
+            if (fs.readFileSync(path, "utf8") === me) fs.unlinkSync(path);
+          } catch { /* already gone */ }
+        },
+      };
+    } catch (e) {
+      if (fd !== undefined) {
+        try {
+          fs.closeSync(fd);
+          fs.unlinkSync(path);
+        } catch { /* ignore */ }
+        throw wrapIo(e, "write lock file", path);
+      }
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "EACCES" || code === "EROFS" || code === "EPERM") {
+          throw new OcigenError("EIO", `Cannot lock ${what}: not writable (${code})`, { cause: e });
+        }
+        throw wrapIo(e, "create lock file", path);
+      }
+    }
+    const owner = readOwner(path);
+    if (owner === null) continue; // released meanwhile
+    if (owner.host === hostName() && owner.raw.endsWith("\n") && !pidAlive(owner.pid)) {
+      breakStale(path, owner.raw);
+      continue;
+    }
+    if (!owner.raw.endsWith("\n")) {
+      // Being written right now, or its writer died mid-write: stale after 10 s.
+      try {
+        if (Date.now() - fs.statSync(path).mtimeMs > 10_000) {
+          breakStale(path, owner.raw);
+          continue;
+        }
+      } catch { /* gone */ }
+    }
+    if (Date.now() - start > limit) {
+      throw new OcigenError("ELOCK", `Cannot lock ${what}: held by process ${owner.pid} on ${owner.host || "?"} (${path})`);
+    }
+    await sleep(delay + Math.random() * delay);
+    delay = Math.min(delay * 2, 200);
+  }
+}

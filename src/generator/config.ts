@@ -1,0 +1,267 @@
+/**
+ * The generator's configuration, `/etc/oci-generator.conf` (SPEC 4.1).
+ *
+ * Format: systemd INI style. `#` and `;` start comment lines; `[section]`
+ * headers; `key = value` (spaces around `=` ignored, keys case-insensitive).
+ * Keys before any section header belong to `[system]` (the old generator's
+ * section-less form, seed 000). Unknown keys are warned about and ignored;
+ * invalid values are errors naming the file and line.
+ *
+ * ```
+ * [system]
+ * imagelayoutdir = /var/lib/oci/layouts   # where layouts are found
+ * extractsdir = /var/lib/oci/extracts     # where rootfs are extracted
+ * runtime = systemd        # systemd (RootDirectory=), runc, crun, or an absolute path to a runc-compatible runtime
+ * enable = no              # write multi-user.target.wants/ links for every unit
+ * enablelabel = org.ocigen.enable   # image label that may enable/disable (true/false); empty: ignore labels
+ * wantedby = multi-user.target      # the target the .wants/ links go into
+ * protectsystem = strict   # ProtectSystem= (yes, no, full, strict)
+ * protecthome = read-only  # ProtectHome= (yes, no, read-only, tmpfs)
+ * ocigen = /usr/local/bin/ocigen    # program the units run for `extract` (default: this ocigen)
+ * userdbdir = /run/userdb  # where extract adds user/group records for image ids the host lacks; empty: never
+ *
+ * [layout myorg.com/myapp]  # per-layout overrides of enable, runtime, protectsystem, protecthome
+ * enable = yes
+ * ```
+ *
+ * The file is `--config FILE`, else `$OCIGEN_GENERATOR_CONF`, else
+ * `/etc/oci-generator.conf`; only the default may be missing.
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+import process from "node:process";
+import { isAbsolute } from "node:path";
+import { OcigenError, wrapIo } from "../errors.ts";
+import { log } from "../log.ts";
+
+/** The default config file path. */
+export const DEFAULT_CONFIG_PATH = "/etc/oci-generator.conf";
+
+/** Settings that can differ per layout. */
+export interface LayoutSettings {
+  /** `systemd` (RootDirectory=) or the absolute path of a runc-compatible runtime. */
+  runtime: string;
+  /** Write the `.wants/` link; `undefined`: decided by label, then the global setting. */
+  enable?: boolean;
+  protectSystem: string;
+  protectHome: string;
+}
+
+/** The parsed configuration. */
+export interface GeneratorConfig {
+  /** The file it was read from, or `undefined` for built-in defaults. */
+  path?: string;
+  /** True when `path` was chosen explicitly (flag or env), so units pass it to `extract`. */
+  explicit: boolean;
+  imageLayoutDir: string;
+  extractsDir: string;
+  /** Global enablement (default false). */
+  enable: boolean;
+  /** Image label consulted for enablement, "" for none. */
+  enableLabel: string;
+  wantedBy: string;
+  /** Absolute argv prefix that runs ocigen, or undefined for "this program". */
+  ocigen?: string;
+  /** nss-systemd drop-in directory for image ids unknown to the host ("" disables). */
+  userdbDir: string;
+  /** Defaults for every layout. */
+  defaults: LayoutSettings;
+  /** Per-layout overrides, by layout name. */
+  layouts: Map<string, Partial<LayoutSettings>>;
+}
+
+const BOOL: Record<string, boolean> = { yes: true, true: true, on: true, "1": true, no: false, false: false, off: false, "0": false };
+const PROTECT_SYSTEM = ["yes", "no", "true", "false", "full", "strict"];
+const PROTECT_HOME = ["yes", "no", "true", "false", "read-only", "tmpfs"];
+
+/**
+ * Built-in defaults.
+ *
+ * @example
+ * ```ts
+ * defaultGeneratorConfig().imageLayoutDir; // "/var/lib/oci/layouts"
+ * ```
+ */
+export function defaultGeneratorConfig(): GeneratorConfig {
+  return {
+    explicit: false,
+    imageLayoutDir: "/var/lib/oci/layouts",
+    extractsDir: "/var/lib/oci/extracts",
+    enable: false,
+    enableLabel: "org.ocigen.enable",
+    wantedBy: "multi-user.target",
+    userdbDir: "/run/userdb",
+    defaults: { runtime: "systemd", protectSystem: "strict", protectHome: "read-only" },
+    layouts: new Map(),
+  };
+}
+
+/**
+ * Maps a `runtime =` value to `systemd` or an absolute runtime path.
+ *
+ * @example
+ * ```ts
+ * normalizeRuntime("runc"); // "/usr/bin/runc" (or /usr/sbin/runc, ... where it exists)
+ * ```
+ */
+export function normalizeRuntime(v: string): string {
+  if (v === "systemd" || isAbsolute(v)) return v;
+  if (v === "runc" || v === "crun") {
+    for (const d of ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/bin", "/sbin"]) {
+      if (fs.existsSync(`${d}/${v}`)) return `${d}/${v}`;
+    }
+    return `/usr/bin/${v}`;
+  }
+  throw new Error(`runtime must be systemd, runc, crun or an absolute path, not ${JSON.stringify(v)}`);
+}
+
+/**
+ * Parses config text. `where` names the file in messages.
+ *
+ * @example
+ * ```ts
+ * const c = parseGeneratorConfig("[system]\nimagelayoutdir = /srv/layouts\n", "/etc/oci-generator.conf");
+ * c.imageLayoutDir; // "/srv/layouts"
+ * ```
+ */
+export function parseGeneratorConfig(text: string, where: string): GeneratorConfig {
+  const cfg = defaultGeneratorConfig();
+  cfg.path = where;
+  let section = "system";
+  let layoutName: string | null = null;
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    const at = `${where}:${i + 1}`;
+    const bad = (msg: string): never => {
+      throw new OcigenError("EUSAGE", `Bad config ${at}: ${msg}`);
+    };
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
+    if (line.startsWith("[")) {
+      const m = /^\[\s*([A-Za-z]+)(?:\s+(?:"([^"]*)"|(\S.*?)))?\s*\]$/.exec(line);
+      if (!m) bad(`malformed section header ${JSON.stringify(line)}`);
+      section = m![1].toLowerCase();
+      layoutName = m![2] ?? m![3] ?? null;
+      if (section === "layout" && !layoutName) bad("[layout NAME] needs a layout name");
+      if (section !== "layout" && layoutName !== null) bad(`unexpected name in [${m![1]}]`);
+      if (section !== "system" && section !== "layout") log.warn(`${at}: unknown section [${m![1]}] ignored`);
+      continue;
+    }
+    const eq = line.indexOf("=");
+    if (eq <= 0) bad(`expected key = value, got ${JSON.stringify(line)}`);
+    const key = line.slice(0, eq).trim().toLowerCase();
+    const value = line.slice(eq + 1).trim();
+    const bool = (): boolean => {
+      const b = BOOL[value.toLowerCase()];
+      if (b === undefined) bad(`${key} must be a boolean (yes/no), not ${JSON.stringify(value)}`);
+      return b!;
+    };
+    const absPath = (): string => {
+      if (!isAbsolute(value)) bad(`${key} must be an absolute path, not ${JSON.stringify(value)}`);
+      return value.length > 1 ? value.replace(/\/+$/, "") : value;
+    };
+    const perLayout = (target: Partial<LayoutSettings>): boolean => {
+      switch (key) {
+        case "runtime":
+          try {
+            target.runtime = normalizeRuntime(value);
+          } catch (e) {
+            bad((e as Error).message);
+          }
+          return true;
+        case "protectsystem":
+          if (!PROTECT_SYSTEM.includes(value)) bad(`protectsystem must be one of ${PROTECT_SYSTEM.join(", ")}`);
+          target.protectSystem = value;
+          return true;
+        case "protecthome":
+          if (!PROTECT_HOME.includes(value)) bad(`protecthome must be one of ${PROTECT_HOME.join(", ")}`);
+          target.protectHome = value;
+          return true;
+        case "enable":
+          target.enable = bool();
+          return true;
+      }
+      return false;
+    };
+    if (section === "system") {
+      switch (key) {
+        case "imagelayoutdir":
+          cfg.imageLayoutDir = absPath();
+          break;
+        case "extractsdir":
+        case "extractdir": // the old generator's early spelling
+          cfg.extractsDir = absPath();
+          break;
+        case "enable":
+          cfg.enable = bool();
+          break;
+        case "enablelabel":
+          cfg.enableLabel = value;
+          break;
+        case "wantedby":
+          if (!/^[A-Za-z0-9:_.\\@-]+\.target$/.test(value)) bad(`wantedby must be a target unit name`);
+          cfg.wantedBy = value;
+          break;
+        case "ocigen":
+          cfg.ocigen = absPath();
+          break;
+        case "userdbdir":
+          cfg.userdbDir = value === "" ? "" : absPath();
+          break;
+        default: {
+          const d: Partial<LayoutSettings> = {};
+          if (perLayout(d)) {
+            Object.assign(cfg.defaults, d);
+            if (d.enable !== undefined) cfg.enable = d.enable;
+          } else log.warn(`${at}: unknown key ${key} ignored`);
+        }
+      }
+    } else if (section === "layout") {
+      const o = cfg.layouts.get(layoutName!) ?? {};
+      if (!perLayout(o)) log.warn(`${at}: unknown key ${key} in [layout ${layoutName}] ignored`);
+      cfg.layouts.set(layoutName!, o);
+    }
+  }
+  return cfg;
+}
+
+/**
+ * Chooses and reads the config file: `explicitPath` (the `--config` flag),
+ * else `$OCIGEN_GENERATOR_CONF`, else `/etc/oci-generator.conf` (defaults if
+ * it does not exist).
+ *
+ * @example
+ * ```ts
+ * const cfg = loadGeneratorConfig(); // /etc/oci-generator.conf or defaults
+ * ```
+ */
+export function loadGeneratorConfig(
+  explicitPath?: string,
+  env: Record<string, string | undefined> = process.env,
+): GeneratorConfig {
+  const chosen = explicitPath || env.OCIGEN_GENERATOR_CONF || "";
+  const path = chosen || DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = fs.readFileSync(path, "utf8");
+  } catch (e) {
+    if (!chosen && (e as NodeJS.ErrnoException).code === "ENOENT") return defaultGeneratorConfig();
+    throw wrapIo(e, "read config", path);
+  }
+  const cfg = parseGeneratorConfig(text, path);
+  cfg.explicit = Boolean(chosen);
+  return cfg;
+}
+
+/**
+ * The effective settings for layout `name`.
+ *
+ * @example
+ * ```ts
+ * layoutSettings(defaultGeneratorConfig(), "busybox").runtime; // "systemd"
+ * ```
+ */
+export function layoutSettings(cfg: GeneratorConfig, name: string): LayoutSettings {
+  return { ...cfg.defaults, enable: undefined, ...cfg.layouts.get(name) };
+}

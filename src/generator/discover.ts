@@ -1,0 +1,84 @@
+/**
+ * Finding the layouts below `imagelayoutdir` (SPEC 4.1).
+ *
+ * A layout is any directory holding an `oci-layout` file; its name is its
+ * path relative to `imagelayoutdir`. The walk does not descend into a
+ * layout's `blobs/` or `refs/`, skips entries whose name starts with `.`
+ * (temporary and lock files, hidden directories), follows symbolic links to
+ * directories (each real directory is visited once, so link loops end) and
+ * reports unreadable directories without stopping.
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+import { readdir, realpath, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { wrapIo } from "../errors.ts";
+
+/** One layout found below the layout directory. */
+export interface FoundLayout {
+  /** Path relative to the layout directory, `/`-separated. */
+  name: string;
+  /** Absolute path. */
+  dir: string;
+}
+
+/** The result of a walk: layouts sorted by name, and problems met. */
+export interface Discovery {
+  layouts: FoundLayout[];
+  errors: string[];
+}
+
+/**
+ * Walks `root` for layouts. A missing `root` gives no layouts and no error.
+ *
+ * @example
+ * ```ts
+ * const { layouts } = await discoverLayouts("/var/lib/oci/layouts");
+ * // [{ name: "myorg.com/myapp", dir: "/var/lib/oci/layouts/myorg.com/myapp" }]
+ * ```
+ */
+export async function discoverLayouts(root: string): Promise<Discovery> {
+  const layouts: FoundLayout[] = [];
+  const errors: string[] = [];
+  const seen = new Set<string>();
+  const walk = async (rel: string): Promise<void> => {
+    const dir = rel ? join(root, rel) : root;
+    try {
+      const real = await realpath(dir);
+      if (seen.has(real)) return;
+      seen.add(real);
+    } catch (e) {
+      if (rel === "" && (e as NodeJS.ErrnoException).code === "ENOENT") return;
+      errors.push(wrapIo(e, "resolve", dir).message);
+      return;
+    }
+    let entries: fs.Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (e) {
+      errors.push(wrapIo(e, "read directory", dir).message);
+      return;
+    }
+    const isLayout = rel !== "" && entries.some((d) => d.name === "oci-layout" && !d.isDirectory());
+    if (isLayout) layouts.push({ name: rel, dir });
+    const subdirs: string[] = [];
+    for (const d of entries) {
+      if (d.name.startsWith(".")) continue;
+      if (isLayout && (d.name === "blobs" || d.name === "refs")) continue;
+      let isDir = d.isDirectory();
+      if (d.isSymbolicLink()) {
+        try {
+          isDir = (await stat(join(dir, d.name))).isDirectory();
+        } catch {
+          isDir = false;
+        }
+      }
+      if (isDir) subdirs.push(rel ? `${rel}/${d.name}` : d.name);
+    }
+    await Promise.all(subdirs.map(walk));
+  };
+  await walk("");
+  layouts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { layouts, errors };
+}

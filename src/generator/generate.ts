@@ -1,0 +1,278 @@
+/**
+ * The systemd generator (SPEC 4): layouts on disk -> service units.
+ *
+ * It reads only `oci-layout`, `index.json` (and `refs/`), manifests and
+ * configs — small, verified JSON — plus, when already extracted, a few small
+ * files of a rootfs (passwd/group, Atomic exports). It never reads a layer
+ * and writes only into its output directory: each file is written to a
+ * temporary name there and renamed into place. A broken layout or tag is
+ * reported and skipped; the others are still generated. Two layouts/tags
+ * mapping to one unit name are both reported and neither is written.
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+import { basename, join } from "node:path";
+import process from "node:process";
+import { OcigenError, wrapIo } from "../errors.ts";
+import { tempPath } from "../fs/atomic.ts";
+import { Layout } from "../oci/layout.ts";
+import { type GeneratorConfig, layoutSettings, normalizeRuntime } from "./config.ts";
+import { discoverLayouts } from "./discover.ts";
+import { unitBaseName } from "./naming.ts";
+import { storeRootfs, unitDir } from "./paths.ts";
+import { createReporter, type Reporter } from "./report.ts";
+import { containerId, extractArgv, type ImageInfo, renderUnit, unitHeader } from "./unit.ts";
+import { addMissingDirectives, atomicVariables, readAtomicExports, renderAtomicTemplate } from "./atomic.ts";
+import { checkLineValue, execLine, listWord } from "./syntax.ts";
+import { log } from "../log.ts";
+import { selfCommand } from "../install/self.ts";
+
+/** Options of {@linkcode generate}. */
+export interface GenerateOptions {
+  config: GeneratorConfig;
+  /** The generator's normal output directory. */
+  outDir: string;
+  /** Print `---PATH---` and each file instead of writing. */
+  dryRun?: boolean;
+  /** Where dry-run output goes (default stdout). */
+  print?: (s: string) => void;
+  /** argv prefix running ocigen in `ExecStartPre=` (default: config `ocigen`, else this program). */
+  ocigen?: readonly string[];
+  /** Where problems are reported (default stderr / kmsg, see report.ts). */
+  reporter?: Reporter;
+  /** Parallel layouts (default 16). */
+  concurrency?: number;
+}
+
+/** One unit the generator produced (or would have). */
+export interface GeneratedUnit {
+  name: string;
+  tag: string;
+  unit: string;
+  path: string;
+  text: string;
+  /** Path of the `.wants/` link, when enabled. */
+  wantsLink?: string;
+  /** True when rendered from an Atomic `service.template`. */
+  atomic: boolean;
+}
+
+/** The outcome of a run. */
+export interface GenerateResult {
+  units: GeneratedUnit[];
+  /** One line per problem (each names the layout, tag or unit at fault). */
+  errors: string[];
+}
+
+const TRUE = new Set(["true", "yes", "1", "on"]);
+const FALSE = new Set(["false", "no", "0", "off"]);
+
+function enabled(cfg: GeneratorConfig, name: string, img: ImageInfo, where: string, rep: Reporter): boolean {
+  const per = cfg.layouts.get(name)?.enable;
+  if (per !== undefined) return per;
+  if (cfg.enableLabel) {
+    const v = img.config.config?.Labels?.[cfg.enableLabel];
+    if (typeof v === "string") {
+      if (TRUE.has(v.toLowerCase())) return true;
+      if (FALSE.has(v.toLowerCase())) return false;
+      rep.warn(`${where}: label ${cfg.enableLabel}=${JSON.stringify(v)} is neither true nor false; ignored`);
+    }
+  }
+  return cfg.enable;
+}
+
+/**
+ * The argv prefix that runs this ocigen in `ExecStartPre=`: the config's
+ * `ocigen =`, else {@linkcode selfCommand} (`$OCIGEN_SELF` set by the
+ * installed wrapper, the single binary, or runtime + script) with every path
+ * made absolute and real — so a run through the `ocigen-generator` link
+ * never writes that link (which would run `generate`) into units.
+ *
+ * @example
+ * ```ts
+ * ocigenCommand(defaultGeneratorConfig()); // e.g. ["/usr/local/bin/ocigen"]
+ * ```
+ */
+export function ocigenCommand(cfg: GeneratorConfig, env: Record<string, string | undefined> = process.env): string[] {
+  if (cfg.ocigen) return [cfg.ocigen];
+  return selfCommand(env).map((a) => {
+    if (!a.startsWith("/") || !/^ocigen-generator/.test(basename(a))) return a;
+    try {
+      return fs.realpathSync(a);
+    } catch {
+      return a;
+    }
+  });
+}
+
+/** Runs `fn` over `items` with at most `n` in flight. */
+async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  const worker = async () => {
+    while (i < items.length) await fn(items[i++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}
+
+function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Generates the units of every layout below `config.imageLayoutDir` into
+ * `outDir` (or prints them with `dryRun`). Never throws for a broken layout:
+ * problems are reported and returned in `errors`.
+ *
+ * @example
+ * ```ts
+ * const r = await generate({ config: loadGeneratorConfig(), outDir: "/run/systemd/generator" });
+ * process.exitCode = r.errors.length ? 1 : 0;
+ * ```
+ */
+export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
+  const cfg = opts.config;
+  const rep = opts.reporter ?? createReporter(false);
+  const ocigen = opts.ocigen ?? ocigenCommand(cfg);
+  const errors: string[] = [];
+  const fail = (msg: string) => {
+    errors.push(msg);
+    rep.error(msg);
+  };
+  const disc = await discoverLayouts(cfg.imageLayoutDir);
+  for (const e of disc.errors) fail(e);
+  const candidates: GeneratedUnit[] = [];
+  const failedUnits = new Set<string>();
+
+  await pool(disc.layouts, opts.concurrency ?? 16, async ({ name, dir }) => {
+    let layout: Layout;
+    let tags: string[];
+    try {
+      layout = await Layout.open(dir);
+      tags = await layout.listTags();
+    } catch (e) {
+      fail(`layout ${name}: ${(e as Error).message}`);
+      return;
+    }
+    if (tags.length === 0) log.info(`layout ${name}: no tags, no units`);
+    const settings = layoutSettings(cfg, name);
+    for (const tag of tags) {
+      const where = `layout ${name} tag ${tag}`;
+      let base = "";
+      try {
+        base = unitBaseName(name, tag);
+        const img = await layout.resolve(tag);
+        const unit = base + ".service";
+        const extracted = storeRootfs(cfg.extractsDir, img.manifestDescriptor.digest);
+        const extractedRootfs = isDir(extracted) ? extracted : null;
+        const configPath = cfg.explicit ? cfg.path : undefined;
+        let text: string | null = null;
+        let atomic = false;
+        if (extractedRootfs) {
+          const ex = readAtomicExports(extractedRootfs);
+          if (ex?.noContainerService) {
+            log.info(`${where}: /exports/manifest.json says noContainerService; no unit`);
+            continue;
+          }
+          if (ex) {
+            const runtime = settings.runtime === "systemd" ? normalizeRuntime("runc") : settings.runtime;
+            const pre = extractArgv(ocigen, name, tag, configPath, undefined, true);
+            const vars = atomicVariables({
+              base, name, tag, bundleDir: unitDir(cfg.extractsDir, base), runtime, containerId: containerId(base),
+              extractArgv: pre, configDigest: img.configDescriptor.digest, ocigen: ocigen[0],
+              hostUid: process.getuid?.() ?? 0, hostGid: process.getgid?.() ?? 0,
+            }, ex.defaultValues);
+            const rendered = renderAtomicTemplate(ex.template, vars, execLine(pre, "+"));
+            text = unitHeader(dir, tag, unit) + addMissingDirectives(rendered, [
+              `SourcePath=${checkLineValue(dir, "SourcePath=")}`,
+              `RequiresMountsFor=${[dir, cfg.extractsDir].map((p) => listWord(p, "RequiresMountsFor=")).join(" ")}`,
+            ], ["Slice=oci.slice"]);
+            if (!text.endsWith("\n")) text += "\n";
+            atomic = true;
+          }
+        }
+        if (text === null) {
+          text = renderUnit({
+            name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, image: img, settings, ocigen, configPath, extractedRootfs,
+            warn: (m) => rep.warn(`${where}: ${m}`),
+          });
+        }
+        const g: GeneratedUnit = { name, tag, unit, path: join(opts.outDir, unit), text, atomic };
+        if (enabled(cfg, name, img, where, rep)) g.wantsLink = join(opts.outDir, `${cfg.wantedBy}.wants`, unit);
+        candidates.push(g);
+      } catch (e) {
+        if (base) failedUnits.add(base + ".service");
+        const msg = (e as Error).message ?? String(e);
+        fail(`${where}: ${e instanceof OcigenError || msg ? msg : String(e)}`);
+      }
+    }
+  });
+
+  // Collisions: every claimant is reported, none is written.
+  const byUnit = new Map<string, GeneratedUnit[]>();
+  for (const c of candidates) byUnit.set(c.unit, [...(byUnit.get(c.unit) ?? []), c]);
+  const units: GeneratedUnit[] = [];
+  for (const [unit, list] of [...byUnit.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (list.length > 1 || failedUnits.has(unit)) {
+      const who = list.map((c) => `${c.name}:${c.tag}`);
+      if (failedUnits.has(unit)) who.push("a broken tag");
+      for (const c of list) {
+        fail(`layout ${c.name} tag ${c.tag}: unit name ${unit} collides with ${who.filter((w) => w !== `${c.name}:${c.tag}`).join(", ")}; neither is generated`);
+      }
+      continue;
+    }
+    units.push(list[0]);
+  }
+
+  if (opts.dryRun) {
+    const print = opts.print ?? ((s: string) => process.stdout.write(s));
+    for (const u of units) {
+      print(`---${u.path}---\n${u.text}`);
+      if (u.wantsLink) print(`---${u.wantsLink} -> ../${u.unit}---\n`);
+    }
+    return { units, errors };
+  }
+
+  if (units.length > 0) {
+    try {
+      fs.mkdirSync(opts.outDir, { recursive: true });
+    } catch (e) {
+      fail(wrapIo(e, "create output directory", opts.outDir).message);
+      return { units: [], errors };
+    }
+  }
+  const written: GeneratedUnit[] = [];
+  for (const u of units) {
+    const tmp = tempPath(opts.outDir);
+    try {
+      fs.writeFileSync(tmp, u.text, { mode: 0o644 });
+      fs.renameSync(tmp, u.path);
+    } catch (e) {
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch { /* ignore */ }
+      fail(`unit ${u.unit}: ${wrapIo(e, "write", u.path).message}`);
+      continue;
+    }
+    if (u.wantsLink) {
+      const wantsDir = join(opts.outDir, `${cfg.wantedBy}.wants`);
+      const tmpLink = tempPath(opts.outDir);
+      try {
+        fs.mkdirSync(wantsDir, { recursive: true });
+        fs.symlinkSync(`../${u.unit}`, tmpLink);
+        fs.renameSync(tmpLink, u.wantsLink);
+      } catch (e) {
+        try {
+          fs.rmSync(tmpLink, { force: true });
+        } catch { /* ignore */ }
+        fail(`unit ${u.unit}: ${wrapIo(e, "link", u.wantsLink).message}`);
+      }
+    }
+    written.push(u);
+  }
+  return { units: written, errors };
+}

@@ -1,0 +1,68 @@
+/**
+ * Where the generator and `ocigen extract` keep things under `extractsdir`.
+ *
+ * On-disk format:
+ * ```
+ * EXTRACTS/.store/<alg>/<hex>/rootfs     the rootfs of manifest <alg>:<hex>, published atomically by the unpack engine
+ * EXTRACTS/.store/<alg>/<hex>.lock       lock file held while that rootfs is extracted or removed
+ * EXTRACTS/<unit base>/rootfs            symlink -> ../.store/<alg>/<hex>/rootfs: what the unit runs (RootDirectory=)
+ * EXTRACTS/<unit base>/config.json       runc/crun mode only: the runtime-spec config of the bundle EXTRACTS/<unit base>
+ * EXTRACTS/<unit base>/current.json      {"name","tag","manifest"}: what the link was last pointed at
+ * ```
+ * `<unit base>` is the unit name without `.service` (unique per layout and
+ * tag, never starting with `.`), so per-unit directories cannot clash with
+ * `.store` or with each other.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { parseDigest } from "../oci/digest.ts";
+
+/**
+ * The store directory of manifest `digest`.
+ *
+ * @example
+ * ```ts
+ * storeDir("/var/lib/oci/extracts", "sha256:" + "a".repeat(64)); // "/var/lib/oci/extracts/.store/sha256/aaaa…"
+ * ```
+ */
+export function storeDir(extractsDir: string, digest: string): string {
+  const d = parseDigest(digest, "manifest digest");
+  return join(extractsDir, ".store", d.algorithm, d.encoded);
+}
+
+/**
+ * The rootfs of manifest `digest` in the store.
+ *
+ * @example
+ * ```ts
+ * storeRootfs("/x", "sha256:" + "a".repeat(64)); // "/x/.store/sha256/aaaa…/rootfs"
+ * ```
+ */
+export function storeRootfs(extractsDir: string, digest: string): string {
+  return join(storeDir(extractsDir, digest), "rootfs");
+}
+
+/**
+ * The per-unit directory (also the runc/crun bundle).
+ *
+ * @example
+ * ```ts
+ * unitDir("/x", "busybox.ref.latest"); // "/x/busybox.ref.latest"
+ * ```
+ */
+export function unitDir(extractsDir: string, base: string): string {
+  return join(extractsDir, base);
+}
+
+/**
+ * The stable rootfs path of a unit (a symlink into the store).
+ *
+ * @example
+ * ```ts
+ * unitRootfs("/x", "busybox.ref.latest"); // "/x/busybox.ref.latest/rootfs"
+ * ```
+ */
+export function unitRootfs(extractsDir: string, base: string): string {
+  return join(extractsDir, base, "rootfs");
+}

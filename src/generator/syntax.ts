@@ -1,0 +1,191 @@
+/**
+ * Writing values into systemd unit files so that they mean exactly what they
+ * say (systemd.syntax(7), systemd.service(5) "Command lines",
+ * systemd.unit(5) "Specifiers").
+ *
+ * The dangers, and how each is met:
+ * - a newline (or CR) would end the directive and start a new one: never
+ *   written raw; inside quoted words it is C-escaped (`\n`), elsewhere the
+ *   value is refused ({@linkcode checkLineValue});
+ * - a trailing backslash would join the next line (line continuation):
+ *   refused outside quotes, escaped (`\\`) inside;
+ * - `%` starts a specifier in almost every setting: always written `%%`;
+ * - `$` starts environment substitution in `Exec*=` lines (a lone `$VAR`
+ *   word even splits into several arguments): written `$$` there;
+ * - whitespace and quotes split or merge arguments: such words are written in
+ *   double quotes with `\`, `"` and control characters C-escaped, which
+ *   systemd undoes (EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE) before running;
+ * - a lone `;` separates commands: always quoted;
+ * - NUL and unpaired UTF-16 surrogates cannot be represented: refused.
+ *
+ * @module
+ */
+import { OcigenError } from "../errors.ts";
+
+/** Characters that never need quoting in an `Exec*=` word (after `%`/`$` doubling). */
+const SAFE_WORD = /^[A-Za-z0-9_+=:,./@%$^-]+$/;
+
+/**
+ * Doubles `%` so that systemd's specifier expansion gives the text back.
+ *
+ * @example
+ * ```ts
+ * escapeSpecifiers("100%n"); // "100%%n"
+ * ```
+ */
+export function escapeSpecifiers(s: string): string {
+  return s.replaceAll("%", "%%");
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Throws EGENERATE if `s` holds NUL or an unpaired surrogate (not representable in a unit). */
+function checkRepresentable(s: string, what: string): void {
+  if (s.includes("\0")) throw new OcigenError("EGENERATE", `${what} contains a NUL character`);
+  if (LONE_SURROGATE.test(s)) throw new OcigenError("EGENERATE", `${what} contains an unpaired UTF-16 surrogate`);
+}
+
+/**
+ * C-escapes `s` for the inside of a double-quoted systemd word: `\`, `"`,
+ * and every control character become escapes; other characters (including
+ * non-ASCII) stay as they are.
+ *
+ * @example
+ * ```ts
+ * cEscape('a"b\n'); // 'a\\"b\\n'
+ * ```
+ */
+export function cEscape(s: string): string {
+  let out = "";
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === "\\") out += "\\\\";
+    else if (ch === '"') out += '\\"';
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\t") out += "\\t";
+    else if (ch === "\r") out += "\\r";
+    else if (c < 0x20 || c === 0x7f) out += "\\x" + c.toString(16).padStart(2, "0");
+    else out += ch;
+  }
+  return out;
+}
+
+/**
+ * One word for an `Exec*=` command line: the argument `arg` exactly, as
+ * systemd will pass it to the program (after specifier expansion,
+ * unquoting, unescaping and environment substitution).
+ *
+ * @example
+ * ```ts
+ * execWord("hello");        // "hello"
+ * execWord("a b");          // '"a b"'
+ * execWord("$HOME 100%");   // '"$$HOME 100%%"'
+ * execWord("x\nExecStartPre=/bin/evil"); // '"x\\nExecStartPre=/bin/evil"'
+ * ```
+ */
+export function execWord(arg: string, what = "argument"): string {
+  checkRepresentable(arg, what);
+  const doubled = arg.replaceAll("%", "%%").replaceAll("$", "$$$$");
+  if (SAFE_WORD.test(arg)) return doubled;
+  return '"' + cEscape(doubled) + '"';
+}
+
+/**
+ * A whole `Exec*=` value: optional prefix characters (`+`, `-`, ...), then
+ * the executable and its arguments, each one word.
+ *
+ * The executable must be an absolute, normalized path or a plain file name
+ * (systemd searches it); a name starting with a prefix character or holding
+ * `$` is refused.
+ *
+ * @example
+ * ```ts
+ * execLine(["/bin/sh", "-c", "echo $HOME"]);      // '/bin/sh -c "echo $$HOME"'
+ * execLine(["/usr/bin/ocigen", "extract"], "+"); // "+/usr/bin/ocigen extract"
+ * ```
+ */
+export function execLine(argv: readonly string[], prefix = ""): string {
+  if (argv.length === 0) throw new OcigenError("EGENERATE", "empty command line");
+  const exe = argv[0];
+  checkExecutable(exe);
+  return prefix + argv.map((a, i) => execWord(a, i === 0 ? "executable" : `argument ${i}`)).join(" ");
+}
+
+/**
+ * Throws EGENERATE unless `exe` is acceptable as the executable of an
+ * `Exec*=` line (see {@linkcode execLine}).
+ *
+ * @example
+ * ```ts
+ * checkExecutable("/bin/sh"); // ok
+ * checkExecutable("-x");      // throws
+ * ```
+ */
+export function checkExecutable(exe: string): void {
+  checkRepresentable(exe, "executable");
+  if (exe === "") throw new OcigenError("EGENERATE", "the executable is empty");
+  if (exe.includes("$")) throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} contains '$'`);
+  if (/[\x00-\x1f\x7f]/.test(exe)) throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} contains a control character`);
+  if (exe.startsWith("/")) {
+    if (exe.endsWith("/") || /(^|\/)\.\.?(\/|$)/.test(exe) || exe.includes("//")) {
+      throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} is not a normalized absolute path`);
+    }
+    return;
+  }
+  if (exe.includes("/") || /^[-@:+!]/.test(exe) || exe === "." || exe === "..") {
+    throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} is neither an absolute path nor a plain file name`);
+  }
+}
+
+/**
+ * A word for list settings that unquote but do not substitute the
+ * environment (`Environment=`, `RequiresMountsFor=`): `%` doubled, quoted
+ * when needed.
+ *
+ * @example
+ * ```ts
+ * listWord("PATH=/usr/bin");   // "PATH=/usr/bin"
+ * listWord("MSG=hello world"); // '"MSG=hello world"'
+ * ```
+ */
+export function listWord(s: string, what = "value"): string {
+  checkRepresentable(s, what);
+  const d = escapeSpecifiers(s);
+  if (/^[A-Za-z0-9_+=:,./@%$^-]+$/.test(s)) return d;
+  return '"' + cEscape(d) + '"';
+}
+
+/**
+ * Checks a value written raw after `Key=` in a setting that neither
+ * unquotes nor unescapes (paths, names, descriptions) and returns it with
+ * `%` doubled. Refuses control characters (a newline would start a new
+ * directive) and a trailing backslash (it would join the next line).
+ *
+ * @example
+ * ```ts
+ * checkLineValue("/var/lib/oci/layouts/busybox", "SourcePath="); // "/var/lib/oci/layouts/busybox"
+ * checkLineValue("50%", "Description="); // "50%%"
+ * ```
+ */
+export function checkLineValue(s: string, what: string): string {
+  checkRepresentable(s, what);
+  if (/[\x00-\x1f\x7f]/.test(s)) {
+    throw new OcigenError("EGENERATE", `${what} ${JSON.stringify(s)} contains a control character`);
+  }
+  if (s.endsWith("\\")) throw new OcigenError("EGENERATE", `${what} ${JSON.stringify(s)} ends with a backslash`);
+  return escapeSpecifiers(s);
+}
+
+/**
+ * True if `name` is a valid environment variable name for systemd
+ * (`[A-Za-z_][A-Za-z0-9_]*`).
+ *
+ * @example
+ * ```ts
+ * isEnvName("PATH"); // true
+ * isEnvName("1X");   // false
+ * ```
+ */
+export function isEnvName(name: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && name.length < 4096;
+}

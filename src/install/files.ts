@@ -1,0 +1,137 @@
+/**
+ * What `ocigen install-generator` puts on a system: the paths (relative to
+ * the install prefix, laid out as on the target root) and the contents of
+ * the default config, the `oci.slice` unit and the wrapper script used when
+ * no single binary is available.
+ *
+ * @module
+ */
+import { VERSION } from "../version.ts";
+
+/**
+ * Installed paths, relative to the prefix (`/` on a real system).
+ *
+ * `/usr/local` because ocigen is installed by the administrator, not the
+ * distribution; systemd searches `/usr/local/lib/systemd/system-generators/`
+ * and `/usr/local/lib/systemd/system/` (see systemd.generator(7),
+ * systemd.unit(5)), and an administrator's `/etc/systemd/system/oci.slice`
+ * or `oci.slice.d/` drop-ins override the slice installed here.
+ *
+ * @example
+ * ```ts
+ * import { join } from "node:path";
+ * join("/", INSTALL_PATHS.binary); // "/usr/local/bin/ocigen"
+ * ```
+ */
+export const INSTALL_PATHS = {
+  /** The program (single binary, or a wrapper script running Node or Deno). */
+  binary: "usr/local/bin/ocigen",
+  /** The generator link systemd runs at boot and on daemon-reload. */
+  generator: "usr/local/lib/systemd/system-generators/ocigen-generator",
+  /** Target of the generator link, relative to its directory (works under any prefix). */
+  generatorTarget: "../../../bin/ocigen",
+  /** The slice every generated service runs in (`Slice=oci.slice`). */
+  slice: "usr/local/lib/systemd/system/oci.slice",
+  /** The generator's config: written only when absent, never removed once changed. */
+  config: "etc/oci-generator.conf",
+  /** What install did, for uninstall (see src/install/manifest.ts). */
+  manifest: "usr/local/lib/ocigen/install-manifest.json",
+} as const;
+
+/**
+ * The default `/etc/oci-generator.conf` (systemd INI style, SPEC 4.1): the
+ * defaults spelt out, with comments.
+ *
+ * @example
+ * ```ts
+ * defaultConfig().includes("imagelayoutdir = /var/lib/oci/layouts"); // true
+ * ```
+ */
+export function defaultConfig(): string {
+  return `# /etc/oci-generator.conf: configuration of the ocigen systemd generator.
+# Written by \`ocigen install-generator\` because no such file existed.
+# Edit freely: \`ocigen uninstall-generator\` keeps this file once it changed.
+# Keys left out keep the defaults shown here. After a change run
+# \`systemctl daemon-reload\` to regenerate the units.
+
+[system]
+# Every directory below this one holding an \`oci-layout\` file is a layout;
+# its name is its path relative to this directory (myorg.com/myapp), and each
+# of its tags becomes one service (com.myorg.myapp.ref.TAG.service).
+imagelayoutdir = /var/lib/oci/layouts
+# Where the services' root filesystems are extracted before they start
+# (content-addressed by manifest digest, verified, renamed into place).
+extractsdir = /var/lib/oci/extracts
+# How services run: systemd (RootDirectory= with systemd's sandboxing),
+# runc, crun, or the absolute path of a runc-compatible runtime.
+#runtime = systemd
+# Write multi-user.target.wants/ links so every service starts at boot
+# (units made by a generator cannot be \`systemctl enable\`d).
+#enable = no
+# Image label that may enable (true) or disable (false) one image's service.
+#enablelabel = org.ocigen.enable
+#wantedby = multi-user.target
+#protectsystem = strict
+#protecthome = read-only
+# The program units run for \`ocigen extract\` (default: this ocigen).
+#ocigen = /usr/local/bin/ocigen
+
+# Per-layout overrides of enable, runtime, protectsystem, protecthome:
+#[layout myorg.com/myapp]
+#enable = yes
+`;
+}
+
+/**
+ * The `oci.slice` unit. Resource limits for all image services go into
+ * drop-ins (`/etc/systemd/system/oci.slice.d/*.conf`), not into this file.
+ *
+ * @example
+ * ```ts
+ * sliceUnit().startsWith("# oci.slice"); // true
+ * ```
+ */
+export function sliceUnit(): string {
+  return `# oci.slice: installed by \`ocigen install-generator\` (ocigen ${VERSION}).
+# The services the ocigen generator makes from OCI image layouts run here
+# (Slice=oci.slice). Put limits in drop-ins, e.g.
+# /etc/systemd/system/oci.slice.d/limits.conf with [Slice] MemoryMax=4G.
+
+[Unit]
+Description=Services from OCI image layouts (ocigen)
+Documentation=man:systemd.slice(5)
+Before=slices.target
+
+[Slice]
+`;
+}
+
+/**
+ * A POSIX shell script that runs ocigen with a JavaScript runtime: installed
+ * as the program when no single binary is available. Invoked through the
+ * generator link it runs `ocigen generate`. `OCIGEN_SELF` tells ocigen its
+ * own installed path (used in generated units).
+ *
+ * @param runtime absolute argv prefix that runs ocigen, e.g.
+ *   `["/usr/bin/node", "/opt/ocigen/dist/ocigen.mjs"]`
+ * @param selfPath the installed path of the script on the target root
+ * @example
+ * ```ts
+ * wrapperScript(["/usr/bin/node", "/opt/ocigen/dist/ocigen.mjs"], "/usr/local/bin/ocigen");
+ * ```
+ */
+export function wrapperScript(runtime: readonly string[], selfPath: string): string {
+  const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+  const cmd = runtime.map(q).join(" ");
+  return `#!/bin/sh
+# ocigen ${VERSION}: installed by \`ocigen install-generator\`.
+# Runs ocigen with a JavaScript runtime; through the generator link
+# (system-generators/ocigen-generator) it runs \`ocigen generate\`.
+OCIGEN_SELF=${q(selfPath)}
+export OCIGEN_SELF
+case "\${0##*/}" in
+  ocigen-generator) exec ${cmd} generate "$@" ;;
+esac
+exec ${cmd} "$@"
+`;
+}

@@ -1,0 +1,161 @@
+/**
+ * How this ocigen process was started: as the single-file executable (Node
+ * SEA), as the bundled script under Node, or from the sources under Node or
+ * Deno; whether it was invoked under the generator's name
+ * (`ocigen-generator`); and the command that starts this same ocigen again.
+ *
+ * @module
+ */
+import process from "node:process";
+import { accessSync, closeSync, constants, openSync, readSync, realpathSync } from "node:fs";
+import { basename, resolve } from "node:path";
+
+declare const __OCIGEN_SEA__: boolean | undefined;
+
+/** The name systemd knows the generator by (the link in `system-generators/`). */
+export const GENERATOR_NAME = "ocigen-generator";
+
+const GENERATOR_RE = /^ocigen-generator(\.[cm]?js|\.ts)?$/;
+
+/**
+ * True when running as the single-file executable built by
+ * `npm run build:binary` (Node's single executable application support).
+ *
+ * @example
+ * ```ts
+ * if (isSea()) console.log("binary at", process.execPath);
+ * ```
+ */
+export function isSea(): boolean {
+  // Build-time flag set by .ci/build-binary.mjs in the bundle injected into the binary.
+  if (typeof __OCIGEN_SEA__ !== "undefined" && __OCIGEN_SEA__) {
+    const p = process as unknown as { getBuiltinModule?: (id: string) => { isSea?: () => boolean } | undefined };
+    try {
+      const sea = p.getBuiltinModule?.("node:sea");
+      if (sea?.isSea) return sea.isSea();
+    } catch {
+      // no node:sea in this runtime
+    }
+    return true;
+  }
+  return false;
+}
+
+/** True when running under Deno. */
+export function isDeno(): boolean {
+  return typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+}
+
+/**
+ * True when this process was invoked under the generator's name, i.e. through
+ * the `system-generators/ocigen-generator` link (argv[1] under Node scripts and
+ * in the single binary, `process.argv0` for the binary), or with
+ * `OCIGEN_AS_GENERATOR=1` in the environment.
+ *
+ * @example
+ * ```ts
+ * invokedAsGenerator(["/usr/bin/node", "/usr/lib/systemd/system-generators/ocigen-generator"], "node", {}); // true
+ * ```
+ */
+export function invokedAsGenerator(
+  argv: readonly string[] = process.argv,
+  argv0: string = process.argv0,
+  env: Record<string, string | undefined> = process.env,
+): boolean {
+  if (env.OCIGEN_AS_GENERATOR === "1") return true;
+  for (const a of [argv[1], argv0]) {
+    if (a && GENERATOR_RE.test(basename(a))) return true;
+  }
+  return false;
+}
+
+/**
+ * The argv the CLI should parse: `process.argv` with `generate` inserted
+ * after the program name when invoked as `ocigen-generator`.
+ *
+ * @example
+ * ```ts
+ * invocationArgv(["node", "ocigen-generator", "/run/a", "/run/b", "/run/c"], "node", {});
+ * // ["node", "ocigen-generator", "generate", "/run/a", "/run/b", "/run/c"]
+ * ```
+ */
+export function invocationArgv(
+  argv: readonly string[] = process.argv,
+  argv0: string = process.argv0,
+  env: Record<string, string | undefined> = process.env,
+): string[] {
+  const out = [...argv];
+  // Deno's process.argv has the same [runtime, script, ...args] shape as Node's.
+  if (invokedAsGenerator(argv, argv0, env)) out.splice(2, 0, "generate");
+  return out;
+}
+
+/**
+ * Makes sure `OCIGEN_SELF` names this program for the units the generator
+ * writes (`ExecStartPre=+$OCIGEN_SELF extract ...`): in the single binary
+ * always `process.execPath` (argv[1] there is whatever name it was called
+ * by, possibly relative or the generator link); when invoked through the
+ * generator link as a script, the real path of that script if it is
+ * directly executable (the link's own name would turn `extract` into
+ * `generate extract`). An existing `OCIGEN_SELF` (the installed wrapper
+ * sets it) is left alone.
+ *
+ * @example
+ * ```ts
+ * pinSelf(); // process.env.OCIGEN_SELF === "/usr/local/bin/ocigen" in the installed binary
+ * ```
+ */
+export function pinSelf(
+  argv: readonly string[] = process.argv,
+  argv0: string = process.argv0,
+  env: Record<string, string | undefined> = process.env,
+): void {
+  if (env.OCIGEN_SELF) return;
+  if (isSea()) {
+    env.OCIGEN_SELF = process.execPath;
+    return;
+  }
+  if (!invokedAsGenerator(argv, argv0, env)) return;
+  if (!argv[1]) return;
+  try {
+    const real = realpathSync(argv[1]);
+    accessSync(real, constants.X_OK);
+    if (!GENERATOR_RE.test(basename(real)) && startsWithShebang(real)) env.OCIGEN_SELF = real;
+  } catch {
+    // not directly executable: the generator falls back to runtime + script
+  }
+}
+
+function startsWithShebang(file: string): boolean {
+  const fd = openSync(file, "r");
+  try {
+    const b = new Uint8Array(2);
+    return readSync(fd, b, 0, 2, 0) === 2 && b[0] === 0x23 && b[1] === 0x21;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Permissions `deno run` needs to run ocigen from the sources. */
+export const DENO_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-run", "--allow-sys"] as const;
+
+/**
+ * The command (argv prefix) that starts this same ocigen again, for unit
+ * files and wrapper scripts: `OCIGEN_SELF` when set (the installed wrapper
+ * script sets it to its own installed path), else the binary itself in SEA
+ * mode, else the runtime plus the script (`node [execArgv] /abs/ocigen.mjs`,
+ * `deno run --allow-... /abs/src/main.ts`).
+ *
+ * @example
+ * ```ts
+ * const [cmd, ...args] = selfCommand();
+ * // e.g. ["/usr/local/bin/ocigen"] or ["/usr/bin/node", "/opt/ocigen/dist/ocigen.mjs"]
+ * ```
+ */
+export function selfCommand(env: Record<string, string | undefined> = process.env): string[] {
+  if (env.OCIGEN_SELF) return [env.OCIGEN_SELF];
+  if (isSea()) return [process.execPath];
+  const script = process.argv[1] ? resolve(process.argv[1]) : "";
+  if (isDeno()) return [process.execPath, "run", ...DENO_PERMISSIONS, script];
+  return [process.execPath, ...process.execArgv, script];
+}

@@ -1,0 +1,281 @@
+/**
+ * Conversion of an OCI image config to an OCI runtime-spec `config.json`
+ * (image-spec conversion.md), on umoci's default template:
+ *
+ * - `process.args` = `Entrypoint` + `Cmd`; `process.env` = `Env` (plus
+ *   `TERM=xterm` as umoci's terminal default and `HOME` from the user's passwd
+ *   entry when found and not set); `process.cwd` = `WorkingDir` (default `/`);
+ * - `process.user`: `User` (`user`, `uid`, `user:group`, `uid:gid`, ...)
+ *   resolved in the rootfs's own `/etc/passwd` and `/etc/group`, read through
+ *   the chroot-style resolver (so symlinks in the rootfs cannot make us read
+ *   host files); supplementary groups from `/etc/group` membership;
+ * - `Volumes` become tmpfs mounts (as umoci);
+ * - annotations: `Labels`, then `org.opencontainers.image.{os,architecture,
+ *   author,created,exposedPorts,stopSignal}`.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { OcigenError } from "../errors.ts";
+import type { ImageConfig } from "../oci/types.ts";
+import { RootResolver, cleanEntryPath } from "./resolve.ts";
+
+/** A runtime-spec mount. */
+export interface RuntimeMount {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+}
+
+/** The subset of the OCI runtime-spec ocigen writes (a plain JSON object). */
+export interface RuntimeSpec {
+  ociVersion: string;
+  process: {
+    terminal?: boolean;
+    user: { uid: number; gid: number; additionalGids?: number[] };
+    args: string[];
+    env: string[];
+    cwd: string;
+    capabilities?: Record<string, string[]>;
+    rlimits?: Array<{ type: string; hard: number; soft: number }>;
+    noNewPrivileges?: boolean;
+  };
+  root: { path: string; readonly?: boolean };
+  hostname?: string;
+  mounts: RuntimeMount[];
+  annotations?: Record<string, string>;
+  linux?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+/** Options of {@linkcode convertConfig}. */
+export interface ConvertOptions {
+  /** Absolute rootfs path, to resolve user/group names (omit: numeric ids only). */
+  rootfs?: string;
+  /** `root.path` in the spec (default `"rootfs"`). */
+  rootPath?: string;
+  /** Rootless spec (user namespace with these mappings, no cgroup mount). */
+  rootless?: boolean;
+  uidMappings?: Array<{ containerID: number; hostID: number; size: number }>;
+  gidMappings?: Array<{ containerID: number; hostID: number; size: number }>;
+}
+
+const CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+const MAX_DB = 16 << 20;
+
+/** Reads a small file of the rootfs, resolving symlinks inside the root; null if absent/not a file. */
+export function readRootfsFile(rootfs: string, path: string): string | null {
+  const r = new RootResolver(rootfs);
+  let res;
+  try {
+    res = r.resolveFollow(cleanEntryPath(path));
+  } catch {
+    return null; // loops or non-directories: treat as absent
+  }
+  if (!res) return null;
+  try {
+    const fd = fs.openSync(res.abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile() || st.size > MAX_DB) return null;
+      const buf = new Uint8Array(st.size);
+      let o = 0;
+      while (o < buf.length) {
+        const n = fs.readSync(fd, buf, o, buf.length - o, null);
+        if (n === 0) break;
+        o += n;
+      }
+      return new TextDecoder().decode(buf.subarray(0, o));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+}
+
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+interface GroupEntry {
+  name: string;
+  gid: number;
+  members: string[];
+}
+
+function parsePasswd(text: string | null): PasswdEntry[] {
+  if (!text) return [];
+  const out: PasswdEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const f = line.split(":");
+    if (f.length < 4 || !/^[0-9]+$/.test(f[2]) || !/^[0-9]+$/.test(f[3])) continue;
+    out.push({ name: f[0], uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? "" });
+  }
+  return out;
+}
+
+function parseGroup(text: string | null): GroupEntry[] {
+  if (!text) return [];
+  const out: GroupEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const f = line.split(":");
+    if (f.length < 3 || !/^[0-9]+$/.test(f[2])) continue;
+    out.push({ name: f[0], gid: Number(f[2]), members: (f[3] ?? "").split(",").filter(Boolean) });
+  }
+  return out;
+}
+
+/** The resolved user of a container process. */
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
+  home?: string;
+}
+
+/**
+ * Resolves an image config `User` in the rootfs's /etc/passwd and /etc/group
+ * (read safely inside the root).
+ *
+ * @example
+ * ```ts
+ * resolveUser("/b/rootfs", "nobody:nogroup"); // { uid: 65534, gid: 65534, ... }
+ * ```
+ */
+export function resolveUser(rootfs: string | undefined, user: string | undefined): ResolvedUser {
+  const spec = (user ?? "").trim();
+  const passwd = rootfs ? parsePasswd(readRootfsFile(rootfs, "/etc/passwd")) : [];
+  const groups = rootfs ? parseGroup(readRootfsFile(rootfs, "/etc/group")) : [];
+  if (spec === "") {
+    const root = passwd.find((p) => p.uid === 0);
+    return { uid: 0, gid: 0, home: root?.home || undefined };
+  }
+  const [u, g] = spec.includes(":") ? [spec.slice(0, spec.indexOf(":")), spec.slice(spec.indexOf(":") + 1)] : [spec, undefined];
+  let entry: PasswdEntry | undefined;
+  let uid: number;
+  if (/^[0-9]+$/.test(u)) {
+    uid = Number(u);
+    entry = passwd.find((p) => p.uid === uid);
+  } else {
+    entry = passwd.find((p) => p.name === u);
+    if (!entry) throw new OcigenError("EUNPACK", `Cannot resolve user ${JSON.stringify(u)}: no such user in the image's /etc/passwd`);
+    uid = entry.uid;
+  }
+  let gid: number;
+  let additional: number[] | undefined;
+  if (g !== undefined && g !== "") {
+    if (/^[0-9]+$/.test(g)) gid = Number(g);
+    else {
+      const ge = groups.find((x) => x.name === g);
+      if (!ge) throw new OcigenError("EUNPACK", `Cannot resolve group ${JSON.stringify(g)}: no such group in the image's /etc/group`);
+      gid = ge.gid;
+    }
+  } else {
+    gid = entry ? entry.gid : 0;
+    if (entry) {
+      const extra = groups.filter((x) => x.members.includes(entry!.name) && x.gid !== gid).map((x) => x.gid);
+      if (extra.length) additional = [...new Set(extra)];
+    }
+  }
+  return { uid, gid, additionalGids: additional, home: entry?.home || undefined };
+}
+
+/**
+ * Converts an image config to a runtime-spec config (umoci's template).
+ *
+ * @example
+ * ```ts
+ * const spec = convertConfig(image.config, { rootfs: "/b/rootfs" });
+ * spec.process.args; // Entrypoint + Cmd
+ * ```
+ */
+export function convertConfig(image: ImageConfig, opts: ConvertOptions = {}): RuntimeSpec {
+  const c = image.config ?? {};
+  const user = resolveUser(opts.rootfs, c.User);
+  const env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"];
+  const setEnv = (kv: string) => {
+    const k = kv.includes("=") ? kv.slice(0, kv.indexOf("=")) : kv;
+    const i = env.findIndex((e) => e === k || e.startsWith(k + "="));
+    if (i >= 0) env[i] = kv;
+    else env.push(kv);
+  };
+  for (const e of c.Env ?? []) setEnv(e);
+  if (user.home && !env.some((e) => e.startsWith("HOME="))) env.push(`HOME=${user.home}`);
+  const args = [...(c.Entrypoint ?? []), ...(c.Cmd ?? [])];
+  const mounts: RuntimeMount[] = [
+    { destination: "/proc", type: "proc", source: "proc" },
+    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    {
+      destination: "/dev/pts",
+      type: "devpts",
+      source: "devpts",
+      options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", ...(opts.rootless ? [] : ["gid=5"])],
+    },
+    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+    opts.rootless
+      ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] }
+      : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+  ];
+  if (!opts.rootless) {
+    mounts.push({ destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"] });
+  }
+  for (const v of Object.keys(c.Volumes ?? {}).sort()) {
+    mounts.push({ destination: v, type: "tmpfs", source: "none", options: ["rw", "nosuid", "nodev", "noexec", "relatime"] });
+  }
+  const annotations: Record<string, string> = { ...(c.Labels ?? {}) };
+  if (image.architecture) annotations["org.opencontainers.image.architecture"] = image.architecture;
+  if (image.author) annotations["org.opencontainers.image.author"] = image.author;
+  if (image.created) annotations["org.opencontainers.image.created"] = image.created;
+  const ports = Object.keys(c.ExposedPorts ?? {}).sort();
+  if (ports.length) annotations["org.opencontainers.image.exposedPorts"] = ports.join(",");
+  if (image.os) annotations["org.opencontainers.image.os"] = image.os;
+  if (c.StopSignal) annotations["org.opencontainers.image.stopSignal"] = c.StopSignal;
+  const namespaces: Array<{ type: string }> = [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
+  const linux: Record<string, unknown> = {
+    resources: { devices: [{ allow: false, access: "rwm" }] },
+    namespaces,
+    maskedPaths: [
+      "/proc/kcore",
+      "/proc/latency_stats",
+      "/proc/timer_list",
+      "/proc/timer_stats",
+      "/proc/sched_debug",
+      "/sys/firmware",
+      "/proc/scsi",
+    ],
+    readonlyPaths: ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+  };
+  if (opts.rootless) {
+    namespaces.push({ type: "user" });
+    delete linux.resources;
+    linux.uidMappings = opts.uidMappings ?? [];
+    linux.gidMappings = opts.gidMappings ?? [];
+  }
+  const userOut: RuntimeSpec["process"]["user"] = { uid: user.uid, gid: user.gid };
+  if (user.additionalGids?.length) userOut.additionalGids = user.additionalGids;
+  return {
+    ociVersion: "1.0.0",
+    process: {
+      terminal: true,
+      user: userOut,
+      args,
+      env,
+      cwd: c.WorkingDir || "/",
+      capabilities: { bounding: CAPS, effective: CAPS, inheritable: CAPS, permitted: CAPS, ambient: CAPS },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: opts.rootPath ?? "rootfs" },
+    hostname: "ocigen-default",
+    mounts,
+    annotations,
+    linux,
+  };
+}

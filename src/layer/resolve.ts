@@ -1,0 +1,177 @@
+/**
+ * Path resolution inside a root directory, as `chroot` would do it.
+ *
+ * Entry names are cleaned lexically first ({@linkcode cleanEntryPath}:
+ * absolute names become relative, `.` dropped, `..` clamped at the root).
+ * Then every parent component is walked with `lstat`: a symlink is replaced by
+ * its target (absolute targets restart at the root, `..` is clamped at the
+ * root), so the resulting path consists only of real directories below the
+ * root. Nothing outside the root can be reached, whatever the symlinks in the
+ * tree say. More than {@linkcode MAX_SYMLINKS} symlinks in one resolution is
+ * an error (loops).
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { OcigenError, wrapIo } from "../errors.ts";
+
+/** Largest number of symlinks followed while resolving one path (as Linux's 40, but generous). */
+export const MAX_SYMLINKS = 255;
+
+/**
+ * Cleans a tar entry (or hard link target) name into root-relative components:
+ * leading `/` and `./` dropped, `.` and empty components removed, `..` pops
+ * the previous component and is clamped at the root. The empty list is the
+ * root itself.
+ *
+ * @example
+ * ```ts
+ * cleanEntryPath("/a/./b/../../../etc/passwd"); // ["etc", "passwd"]
+ * cleanEntryPath("./"); // []
+ * ```
+ */
+export function cleanEntryPath(name: string): string[] {
+  const out: string[] = [];
+  for (const c of name.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") {
+      out.pop();
+      continue;
+    }
+    out.push(c);
+  }
+  return out;
+}
+
+/** A resolved location: the absolute path and the root-relative real path (`""` is the root). */
+export interface Resolved {
+  abs: string;
+  rel: string;
+}
+
+/** Hooks of {@linkcode RootResolver}. */
+export interface ResolverHooks {
+  /** A missing directory was created while resolving (`rel` is root-relative). */
+  onCreate?(rel: string, abs: string): void;
+  /** An existing directory is about to be entered (rootless mode makes it accessible). */
+  onEnter?(rel: string, abs: string, st: fs.Stats): void;
+}
+
+/** Error thrown by the resolver; the caller adds which entry it was resolving. */
+export class ResolveError extends OcigenError {}
+
+/**
+ * Resolves paths inside one root directory (chroot semantics), caching
+ * resolved directories. Call {@linkcode RootResolver.invalidate} after removing
+ * or replacing a directory or symlink.
+ *
+ * @example
+ * ```ts
+ * const r = new RootResolver("/tmp/rootfs");
+ * const dir = r.resolveDir(["usr", "bin"], true); // { abs: "/tmp/rootfs/usr/bin", rel: "usr/bin" }
+ * ```
+ */
+export class RootResolver {
+  /** The absolute root path. */
+  readonly root: string;
+  private cache = new Map<string, Resolved>();
+
+  constructor(root: string, private readonly hooks: ResolverHooks = {}) {
+    this.root = root.replace(/\/+$/, "") || "/";
+  }
+
+  /** Absolute path of a root-relative real path. */
+  abs(rel: string): string {
+    return rel === "" ? this.root : this.root === "/" ? "/" + rel : this.root + "/" + rel;
+  }
+
+  /** Forgets cached resolutions (after the tree changed shape). */
+  invalidate(): void {
+    this.cache.clear();
+  }
+
+  /**
+   * Resolves a directory given as cleaned components, following symlinks
+   * inside the root. Missing directories are created (mode 0755, plus a setgid bit inherited from the parent) when
+   * `create`, else `null` is returned. A component that exists and is not a
+   * directory (after symlinks) is an error.
+   */
+  resolveDir(components: string[], create: boolean): Resolved | null {
+    const key = components.join("/");
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const r = this.walk(components, create, true);
+    if (r) this.cache.set(key, r);
+    return r;
+  }
+
+  /**
+   * Resolves a full path following symlinks everywhere, including the final
+   * component (for reading files such as /etc/passwd the way the container
+   * would see them). Returns `null` if something is missing.
+   */
+  resolveFollow(components: string[]): Resolved | null {
+    return this.walk(components, false, false);
+  }
+
+  private walk(components: string[], create: boolean, finalIsDir: boolean): Resolved | null {
+    const stack = components.slice().reverse();
+    const cur: string[] = [];
+    let links = 0;
+    while (stack.length) {
+      const c = stack.pop()!;
+      if (c === "" || c === ".") continue;
+      if (c === "..") {
+        cur.pop();
+        continue;
+      }
+      cur.push(c);
+      const rel = cur.join("/");
+      const abs = this.abs(rel);
+      let st: fs.Stats;
+      try {
+        st = fs.lstatSync(abs);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== "ENOENT") throw wrapIo(e, "lstat", rel);
+        if (!create) return null;
+        try {
+          fs.mkdirSync(abs, 0o755);
+          // 0755 whatever the umask, keeping a setgid bit inherited from the parent
+          const m = fs.lstatSync(abs).mode & 0o7777;
+          if ((m & 0o777) !== 0o755) fs.chmodSync(abs, (m & 0o7000) | 0o755);
+        } catch (e2) {
+          throw wrapIo(e2, "mkdir", rel);
+        }
+        this.hooks.onCreate?.(rel, abs);
+        continue;
+      }
+      if (st.isSymbolicLink()) {
+        if (++links > MAX_SYMLINKS) {
+          throw new ResolveError("EUNPACK", `too many levels of symbolic links resolving ${components.join("/")}`);
+        }
+        let target: string;
+        try {
+          target = fs.readlinkSync(abs);
+        } catch (e) {
+          throw wrapIo(e, "readlink", rel);
+        }
+        cur.pop();
+        if (target.startsWith("/")) cur.length = 0;
+        const parts = target.split("/");
+        for (let i = parts.length - 1; i >= 0; i--) stack.push(parts[i]);
+        continue;
+      }
+      if (st.isDirectory()) {
+        this.hooks.onEnter?.(rel, abs, st);
+        continue;
+      }
+      // a file (or device...) in the middle of the path, or at the end of a directory path
+      if (stack.length > 0 || finalIsDir) {
+        throw new ResolveError("EUNPACK", `${rel} is not a directory`);
+      }
+    }
+    const rel = cur.join("/");
+    return { abs: this.abs(rel), rel };
+  }
+}

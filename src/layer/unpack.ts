@@ -1,0 +1,382 @@
+/**
+ * Unpacking images: applying verified layers to a directory, atomically
+ * publishing a rootfs, and writing umoci-compatible runtime bundles.
+ *
+ * Pipeline per layer (synchronous push stages):
+ * blob bytes -> digest+size verification (layout.pipeBlob) -> decoder
+ * (gzip/zstd/none) -> [diff_id hasher | tar parser -> layer applier].
+ *
+ * Atomicity: {@linkcode unpackRootfs} and {@linkcode unpackBundle} build in a
+ * temporary directory `.<name>.tmp-<pid>-<rand>` beside the target and rename
+ * it into place only after every layer's digest, size and diff_id verified; on
+ * error the temporary directory is removed and the target is untouched. A
+ * `kill -9` leaves at most the temporary directory, which the next unpack
+ * into the same parent removes (its pid is gone).
+ *
+ * Bundle files: `rootfs/`, `config.json` (runtime-spec, see
+ * {@linkcode convertConfig}), `umoci.json` (umoci's format, version "2":
+ * `{"umoci_version":"2","from_descriptor_path":{"descriptor_walk":[manifest]},
+ * "map_options":{"uid_mappings":…,"gid_mappings":…,"rootless":…},"whiteout_mode":0}`),
+ * the bundle manifest written by `writeBundleManifest`, and in rootless mode
+ * `ocigen.owners.json` (`{"path":[uid,gid],…}`: owners from the layers that
+ * could not be applied).
+ *
+ * @module
+ */
+import fs from "node:fs";
+import path from "node:path";
+import process from "node:process";
+import { randomBytes } from "node:crypto";
+import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
+import { log } from "../log.ts";
+import { createDigester, isSupportedAlgorithm } from "../digest/index.ts";
+import type { Layout, ResolvedImage } from "../oci/layout.ts";
+import type { Descriptor } from "../oci/types.ts";
+import { REF_NAME } from "../oci/types.ts";
+import { createDecoderFor, layerCompression } from "../compress/index.ts";
+import { TarParser } from "../tar/parser.ts";
+import type { ByteSink } from "../stream/sink.ts";
+import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
+import { RootResolver } from "./resolve.ts";
+import { convertConfig } from "./convert.ts";
+import { writeBundleManifest } from "../bundle/manifest.ts";
+import { formatIdMap } from "./idmap.ts";
+
+/** Options of the unpack functions. */
+export interface UnpackOptions extends ApplyOptions {
+  /** Called before each layer (1-based index). */
+  onLayer?: (index: number, count: number, layer: Descriptor) => void;
+  /** unpackRootfs: replace an existing target directory (two renames; the old tree is removed after). */
+  replace?: boolean;
+}
+
+/** Name of the rootless owner record in a bundle. */
+export const OWNERS_FILE = "ocigen.owners.json";
+
+function checkedDigester(digest: string, what: string) {
+  const alg = digest.slice(0, Math.max(0, digest.indexOf(":")));
+  if (!isSupportedAlgorithm(alg)) throw new OcigenError("EDIFFID", `Cannot unpack ${what}: unsupported diff_id ${digest}`);
+  return createDigester(alg);
+}
+
+/**
+ * Applies one layer blob to the state's root, verifying digest, size and diff_id.
+ *
+ * @example
+ * ```ts
+ * await applyLayer(layout, image.manifest.layers[0], image.config.rootfs.diff_ids[0], new ApplyState("/tmp/r"));
+ * ```
+ */
+export async function applyLayer(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState): Promise<void> {
+  const what = `layer ${shortDigest(String(desc?.digest))}`;
+  const compression = layerCompression(desc.mediaType);
+  if (!compression) throw new OcigenError("EMEDIATYPE", `Cannot unpack ${what}: unsupported layer media type ${desc.mediaType}`);
+  const diff = checkedDigester(diffId, what);
+  const parser = new TarParser(new LayerApplier(state, what), { context: what });
+  const tee: ByteSink = {
+    write(c) {
+      diff.update(c);
+      parser.write(c);
+    },
+    end() {
+      parser.end();
+    },
+  };
+  const decoder = createDecoderFor(compression, tee, what);
+  try {
+    await layout.pipeBlob(desc, decoder);
+  } catch (e) {
+    if (e instanceof OcigenError && (e.code === "EDIGEST" || e.code === "ESIZE" || e.code === "ENOBLOB")) throw e;
+    // A broken stream from a blob that does not verify: report the blob.
+    try {
+      await layout.verifyBlob(desc);
+    } catch (v) {
+      if (v instanceof OcigenError && (v.code === "EDIGEST" || v.code === "ESIZE")) throw v;
+    }
+    if (e instanceof OcigenError) throw e;
+    throw new OcigenError("EUNPACK", `Cannot unpack ${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  }
+  const got = diff.digest();
+  if (got !== diffId) {
+    throw new OcigenError(
+      "EDIFFID",
+      `Cannot unpack ${what}: diff_id mismatch: uncompressed content hashes to ${shortDigest(got)}, the config says ${shortDigest(diffId)}`,
+    );
+  }
+}
+
+/**
+ * Applies layers in order to an existing directory (not atomic: use
+ * {@linkcode unpackRootfs} to publish a tree). Returns the apply state
+ * (rootless owner records).
+ *
+ * @example
+ * ```ts
+ * const img = await layout.resolve("latest");
+ * await applyLayers(layout, img.manifest.layers, img.config.rootfs.diff_ids, "/tmp/rootfs", {});
+ * ```
+ */
+export async function applyLayers(
+  layout: Layout,
+  layers: Descriptor[],
+  diffIds: string[],
+  rootfs: string,
+  opts: UnpackOptions = {},
+): Promise<ApplyState> {
+  if (layers.length !== diffIds.length) {
+    throw new OcigenError("EUNPACK", `Cannot unpack image: ${layers.length} layers but ${diffIds.length} diff_ids in the config`);
+  }
+  const root = path.resolve(rootfs);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(root);
+  } catch (e) {
+    throw wrapIo(e, "open root", root);
+  }
+  if (!st.isDirectory()) throw new OcigenError("EUNPACK", `Cannot unpack to ${root}: not a directory`);
+  const state = new ApplyState(root, opts);
+  for (let i = 0; i < layers.length; i++) {
+    opts.onLayer?.(i + 1, layers.length, layers[i]);
+    log.debug(`applying layer ${i + 1}/${layers.length} ${shortDigest(layers[i].digest)}`);
+    await applyLayer(layout, layers[i], diffIds[i], state);
+  }
+  restoreFixedDirs(state);
+  return state;
+}
+
+/** Rootless: gives directories made accessible while writing their modes back (deepest first). */
+function restoreFixedDirs(state: ApplyState): void {
+  const list = [...state.fixedDirs.entries()].sort((a, b) => b[0].split("/").length - a[0].split("/").length);
+  const r = new RootResolver(state.root);
+  for (const [rel, mode] of list) {
+    const comps = rel.split("/");
+    const parent = r.resolveDir(comps.slice(0, -1), false);
+    if (!parent || parent.rel !== comps.slice(0, -1).join("/")) continue;
+    try {
+      const abs = r.abs(rel);
+      if (fs.lstatSync(abs).isDirectory()) fs.chmodSync(abs, mode);
+    } catch {
+      // gone: nothing to restore
+    }
+  }
+  state.fixedDirs.clear();
+}
+
+/** Removes a tree we created, making directories writable as needed (rootless). Never follows symlinks. */
+export function removeTree(p: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory()) {
+    fs.unlinkSync(p);
+    return;
+  }
+  try {
+    fs.rmSync(p, { recursive: true, force: true });
+    return;
+  } catch {
+    // permissions (rootless): walk and fix
+  }
+  const walk = (d: string) => {
+    try {
+      fs.chmodSync(d, 0o700);
+    } catch { /* ignore */ }
+    for (const n of fs.readdirSync(d)) {
+      const c = path.join(d, n);
+      const s = fs.lstatSync(c);
+      if (s.isDirectory()) walk(c);
+      else fs.unlinkSync(c);
+    }
+    fs.rmdirSync(d);
+  };
+  walk(p);
+}
+
+function tempName(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+}
+
+/** Removes temporary trees of earlier unpacks into `target` whose process is gone. */
+function cleanStaleTemps(target: string): void {
+  const dir = path.dirname(target);
+  const prefix = `.${path.basename(target)}.tmp-`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const m = /^([0-9]+)-[0-9a-f]{8}$/.exec(n.slice(prefix.length));
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+      continue; // still running
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") continue;
+    }
+    try {
+      removeTree(path.join(dir, n));
+      log.debug(`removed stale ${n}`);
+    } catch {
+      // not ours to worry about
+    }
+  }
+}
+
+function exists(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+async function inTemp<T>(target: string, mode: number, build: (tmp: string) => Promise<T>, publish: (tmp: string) => void): Promise<T> {
+  try {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+  } catch (e) {
+    throw wrapIo(e, "mkdir", path.dirname(target));
+  }
+  cleanStaleTemps(target);
+  const tmp = tempName(target);
+  try {
+    fs.mkdirSync(tmp, mode);
+    fs.chmodSync(tmp, mode);
+  } catch (e) {
+    throw wrapIo(e, "mkdir", tmp);
+  }
+  try {
+    const r = await build(tmp);
+    publish(tmp);
+    return r;
+  } catch (e) {
+    try {
+      removeTree(tmp);
+    } catch (e2) {
+      log.warn(`could not remove ${tmp}: ${(e2 as Error).message}`);
+    }
+    throw e;
+  }
+}
+
+/**
+ * Unpacks an image's layers into `target`, atomically: built beside it and
+ * renamed into place only when every layer verified. `target` must not exist
+ * (unless `opts.replace`).
+ *
+ * @example
+ * ```ts
+ * const layout = await Layout.open("/l");
+ * await unpackRootfs(layout, await layout.resolve("latest"), "/tmp/rootfs");
+ * ```
+ */
+export async function unpackRootfs(layout: Layout, image: ResolvedImage, target: string, opts: UnpackOptions = {}): Promise<ApplyState> {
+  const abs = path.resolve(target);
+  const old = exists(abs);
+  if (old && !opts.replace) throw new OcigenError("EUNPACK", `Cannot unpack to ${target}: it already exists`);
+  return await inTemp(
+    abs,
+    0o755,
+    (tmp) => applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], tmp, opts),
+    (tmp) => {
+      try {
+        if (exists(abs)) {
+          const trash = tempName(abs);
+          fs.renameSync(abs, trash);
+          fs.renameSync(tmp, abs);
+          removeTree(trash);
+        } else fs.renameSync(tmp, abs);
+      } catch (e) {
+        throw wrapIo(e, "rename into place", abs);
+      }
+    },
+  );
+}
+
+/** umoci's `umoci.json` content for a bundle. */
+export function bundleMeta(image: ResolvedImage, opts: UnpackOptions, rootless: boolean): Record<string, unknown> {
+  const from: Descriptor = { ...image.manifestDescriptor };
+  from.annotations = { ...(from.annotations ?? {}), [REF_NAME]: image.tag };
+  const maps = (m?: UnpackOptions["uidMap"]) => (m && m.length ? m.map((x) => ({ ...x })) : null);
+  return {
+    umoci_version: "2",
+    from_descriptor_path: { descriptor_walk: [from] },
+    map_options: { uid_mappings: maps(opts.uidMap), gid_mappings: maps(opts.gidMap), rootless },
+    whiteout_mode: 0,
+  };
+}
+
+function writeFileAtomic(file: string, text: string, mode = 0o644): void {
+  try {
+    fs.writeFileSync(file, text, { mode });
+  } catch (e) {
+    throw wrapIo(e, "write", file);
+  }
+}
+
+/**
+ * Writes a runtime bundle (`rootfs/`, `config.json`, `umoci.json`, bundle
+ * manifest) at `bundle`, atomically. `bundle` may exist only as an empty
+ * directory.
+ *
+ * @example
+ * ```ts
+ * const layout = await Layout.open("/l");
+ * await unpackBundle(layout, await layout.resolve("latest"), "/tmp/bundle");
+ * ```
+ */
+export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle: string, opts: UnpackOptions = {}): Promise<ApplyState> {
+  const abs = path.resolve(bundle);
+  const old = exists(abs);
+  if (old) {
+    if (!old.isDirectory() || fs.readdirSync(abs).length > 0) {
+      throw new OcigenError("EUNPACK", `Cannot unpack to ${bundle}: it exists and is not an empty directory`);
+    }
+  }
+  return await inTemp(
+    abs,
+    0o700,
+    async (tmp) => {
+      const rootfs = path.join(tmp, "rootfs");
+      fs.mkdirSync(rootfs, 0o755);
+      fs.chmodSync(rootfs, 0o755);
+      const state = await applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], rootfs, opts);
+      const spec = convertConfig(image.config, {
+        rootfs,
+        rootless: state.rootless,
+        uidMappings: opts.uidMap,
+        gidMappings: opts.gidMap,
+      });
+      writeFileAtomic(path.join(tmp, "config.json"), JSON.stringify(spec, null, "\t") + "\n");
+      writeFileAtomic(path.join(tmp, "umoci.json"), JSON.stringify(bundleMeta(image, opts, state.rootless)) + "\n");
+      if (state.rootless && state.owners.size) {
+        const o: Record<string, [number, number]> = {};
+        for (const [k, v] of [...state.owners.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) o[k] = [v.uid, v.gid];
+        writeFileAtomic(path.join(tmp, OWNERS_FILE), JSON.stringify(o) + "\n");
+      }
+      await writeBundleManifest(tmp, rootfs);
+      return state;
+    },
+    (tmp) => {
+      try {
+        fs.renameSync(tmp, abs); // replaces an empty directory
+      } catch (e) {
+        throw wrapIo(e, "rename into place", abs);
+      }
+    },
+  );
+}
+
+/** Formats id maps for messages/umoci.json (`container:host:size`). */
+export function describeMaps(opts: UnpackOptions): string {
+  const u = (opts.uidMap ?? []).map(formatIdMap).join(",");
+  const g = (opts.gidMap ?? []).map(formatIdMap).join(",");
+  return `uid-map=${u || "-"} gid-map=${g || "-"}`;
+}

@@ -1,0 +1,184 @@
+/**
+ * OCI digest grammar and descriptor validation (image-spec `descriptor.md`).
+ *
+ * ```
+ * digest              ::= algorithm ":" encoded
+ * algorithm           ::= algorithm-component (algorithm-separator algorithm-component)*
+ * algorithm-component ::= [a-z0-9]+
+ * algorithm-separator ::= [+._-]
+ * encoded             ::= [a-zA-Z0-9=_-]+
+ * ```
+ * Registered algorithms are checked strictly: `sha256` needs 64 lowercase
+ * hex digits, `sha512` 128. Other grammar-valid algorithms are tolerated in
+ * documents but cannot be verified (reading such a blob fails).
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { OcigenError, shortDigest } from "../errors.ts";
+import { digestBytes, isSupportedAlgorithm } from "../digest/index.ts";
+import type { Descriptor, Platform } from "./types.ts";
+
+const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+const HEX64 = /^[a-f0-9]{64}$/;
+const HEX128 = /^[a-f0-9]{128}$/;
+/** RFC 6838 media type, as in the image-spec schema. */
+const MEDIA_TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
+const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** A digest split into its parts. */
+export interface ParsedDigest {
+  algorithm: string;
+  encoded: string;
+}
+
+/**
+ * Explains why `digest` is not a valid OCI digest, or returns null if it is.
+ *
+ * @example
+ * ```ts
+ * digestProblem("sha256:abc"); // "sha256 digest must have 64 lowercase hex digits"
+ * digestProblem("sha256:" + "0".repeat(64)); // null
+ * ```
+ */
+export function digestProblem(digest: unknown): string | null {
+  if (typeof digest !== "string") return "digest must be a string";
+  if (!DIGEST_RE.test(digest)) return "digest does not match the grammar algorithm:encoded";
+  const i = digest.indexOf(":");
+  const alg = digest.slice(0, i);
+  const enc = digest.slice(i + 1);
+  if (alg === "sha256" && !HEX64.test(enc)) return "sha256 digest must have 64 lowercase hex digits";
+  if (alg === "sha512" && !HEX128.test(enc)) return "sha512 digest must have 128 lowercase hex digits";
+  return null;
+}
+
+/**
+ * Parses and validates a digest, throwing EDIGEST naming `where` on failure.
+ *
+ * @example
+ * ```ts
+ * parseDigest("sha256:" + "a".repeat(64)); // { algorithm: "sha256", encoded: "aaa..." }
+ * ```
+ */
+export function parseDigest(digest: string, where = "digest"): ParsedDigest {
+  const p = digestProblem(digest);
+  if (p) throw new OcigenError("EDIGEST", `${where}: ${JSON.stringify(digest)}: ${p}`);
+  const i = digest.indexOf(":");
+  return { algorithm: digest.slice(0, i), encoded: digest.slice(i + 1) };
+}
+
+/**
+ * True if `digest` is a valid OCI digest.
+ *
+ * @example
+ * ```ts
+ * isValidDigest("sha512:" + "0".repeat(128)); // true
+ * ```
+ */
+export function isValidDigest(digest: unknown): digest is string {
+  return digestProblem(digest) === null;
+}
+
+/**
+ * True if `mt` is a syntactically valid media type (RFC 6838).
+ *
+ * @example
+ * ```ts
+ * isValidMediaType("application/vnd.oci.image.manifest.v1+json"); // true
+ * ```
+ */
+export function isValidMediaType(mt: unknown): mt is string {
+  return typeof mt === "string" && MEDIA_TYPE_RE.test(mt);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function checkStringMap(v: unknown, where: string): void {
+  if (v === undefined) return;
+  if (!isObject(v)) throw new OcigenError("EJSON", `${where}: must be an object of strings`);
+  for (const [k, s] of Object.entries(v)) {
+    if (typeof s !== "string") throw new OcigenError("EJSON", `${where}.${k}: must be a string`);
+  }
+}
+
+function checkPlatform(p: unknown, where: string): asserts p is Platform {
+  if (!isObject(p)) throw new OcigenError("EJSON", `${where}: must be an object`);
+  if (typeof p.architecture !== "string") throw new OcigenError("EJSON", `${where}.architecture: must be a string`);
+  if (typeof p.os !== "string") throw new OcigenError("EJSON", `${where}.os: must be a string`);
+  for (const k of ["os.version", "variant"]) {
+    if (p[k] !== undefined && typeof p[k] !== "string") throw new OcigenError("EJSON", `${where}.${k}: must be a string`);
+  }
+  for (const k of ["os.features", "features"]) {
+    const a = p[k];
+    if (a !== undefined && !(Array.isArray(a) && a.every((x) => typeof x === "string"))) {
+      throw new OcigenError("EJSON", `${where}.${k}: must be an array of strings`);
+    }
+  }
+}
+
+/**
+ * Decodes and verifies a descriptor's embedded `data` (base64) against its
+ * size and digest. Returns undefined when the descriptor has no `data`.
+ *
+ * @example
+ * ```ts
+ * const bytes = embeddedData({ mediaType: "application/json", size: 2, digest: "sha256:44136fa3...", data: "e30=" });
+ * ```
+ */
+export function embeddedData(desc: Descriptor, where = "descriptor"): Uint8Array | undefined {
+  if (desc.data === undefined) return undefined;
+  if (typeof desc.data !== "string" || !BASE64_RE.test(desc.data)) {
+    throw new OcigenError("EJSON", `${where}.data: not valid base64`);
+  }
+  const buf = Buffer.from(desc.data, "base64");
+  if (buf.toString("base64") !== desc.data) throw new OcigenError("EJSON", `${where}.data: not canonical base64`);
+  const bytes = new Uint8Array(buf);
+  if (bytes.length !== desc.size) {
+    throw new OcigenError("ESIZE", `${where}.data: embedded data has ${bytes.length} bytes, descriptor size says ${desc.size}`);
+  }
+  const alg = desc.digest.slice(0, desc.digest.indexOf(":"));
+  if (isSupportedAlgorithm(alg)) {
+    const got = digestBytes(bytes, alg);
+    if (got !== desc.digest) {
+      throw new OcigenError(
+        "EDIGEST",
+        `${where}.data: embedded data hashes to ${shortDigest(got)}, descriptor says ${shortDigest(desc.digest)}`,
+      );
+    }
+  }
+  return bytes;
+}
+
+/**
+ * Validates a descriptor's shape: media type, digest grammar (sha256 64 hex,
+ * sha512 128 hex), size a non-negative integer, urls, annotations, platform,
+ * and embedded `data` checked against size and digest. `where` names the
+ * culprit in the one-line error (e.g. `/l/index.json: manifests[0]`).
+ *
+ * @example
+ * ```ts
+ * validateDescriptor(JSON.parse(text).config, "manifest sha256:ab..: config");
+ * ```
+ */
+export function validateDescriptor(d: unknown, where: string): asserts d is Descriptor {
+  if (!isObject(d)) throw new OcigenError("EJSON", `${where}: descriptor must be an object`);
+  if (!isValidMediaType(d.mediaType)) {
+    throw new OcigenError("EJSON", `${where}.mediaType: ${JSON.stringify(d.mediaType)} is not a valid media type`);
+  }
+  const p = digestProblem(d.digest);
+  if (p) throw new OcigenError("EDIGEST", `${where}.digest: ${JSON.stringify(d.digest)}: ${p}`);
+  if (typeof d.size !== "number" || !Number.isSafeInteger(d.size) || d.size < 0) {
+    throw new OcigenError("ESIZE", `${where}.size: ${JSON.stringify(d.size)} is not a non-negative integer`);
+  }
+  if (d.urls !== undefined && !(Array.isArray(d.urls) && d.urls.every((u) => typeof u === "string"))) {
+    throw new OcigenError("EJSON", `${where}.urls: must be an array of strings`);
+  }
+  checkStringMap(d.annotations, `${where}.annotations`);
+  if (d.platform !== undefined) checkPlatform(d.platform, `${where}.platform`);
+  if (d.artifactType !== undefined && !isValidMediaType(d.artifactType)) {
+    throw new OcigenError("EJSON", `${where}.artifactType: not a valid media type`);
+  }
+  if (d.data !== undefined) embeddedData(d as unknown as Descriptor, where);
+}

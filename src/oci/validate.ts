@@ -1,0 +1,167 @@
+/**
+ * Structural validation of the OCI JSON documents ocigen reads: the layout
+ * header (`oci-layout`), image indexes (`index.json` and nested indexes),
+ * image manifests and image configs. Checks what ocigen relies on and what
+ * the image-spec requires; unknown fields and unknown media types are
+ * tolerated where the spec says so. Errors are one line naming `where`.
+ *
+ * @module
+ */
+import { OcigenError } from "../errors.ts";
+import { digestProblem, isValidMediaType, validateDescriptor } from "./digest.ts";
+import { type ImageConfig, type ImageIndex, type ImageManifest, MediaType } from "./types.ts";
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function bad(where: string, what: string): never {
+  throw new OcigenError("EJSON", `${where}: ${what}`);
+}
+
+function strMap(v: unknown, where: string): void {
+  if (v === undefined) return;
+  if (!isObject(v)) bad(where, "must be an object of strings");
+  for (const [k, s] of Object.entries(v)) if (typeof s !== "string") bad(`${where}.${k}`, "must be a string");
+}
+
+function strArray(v: unknown, where: string, nullable = false): void {
+  if (v === undefined || (nullable && v === null)) return;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) bad(where, "must be an array of strings");
+}
+
+function schemaVersion2(o: Record<string, unknown>, where: string): void {
+  if (o.schemaVersion !== 2) bad(`${where}.schemaVersion`, `must be 2, not ${JSON.stringify(o.schemaVersion)}`);
+}
+
+/** Media types accepted for an image index (OCI and Docker manifest list). */
+export const INDEX_MEDIA_TYPES: readonly string[] = [MediaType.Index, MediaType.DockerManifestList];
+/** Media types accepted for an image manifest (OCI and Docker v2 schema 2). */
+export const MANIFEST_MEDIA_TYPES: readonly string[] = [MediaType.Manifest, MediaType.DockerManifest];
+
+/**
+ * Parses JSON text, throwing EJSON naming `where` on broken JSON.
+ *
+ * @example
+ * ```ts
+ * parseJSON('{"a":1}', "/l/index.json"); // { a: 1 }
+ * ```
+ */
+export function parseJSON(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const why = (e as Error).message.split("\n")[0];
+    throw new OcigenError("EJSON", `${where}: broken JSON: ${why}`);
+  }
+}
+
+/**
+ * Validates the `oci-layout` header document.
+ *
+ * @example
+ * ```ts
+ * validateLayoutHeader({ imageLayoutVersion: "1.0.0" }, "/l/oci-layout");
+ * ```
+ */
+export function validateLayoutHeader(v: unknown, where: string): asserts v is { imageLayoutVersion: string } {
+  if (!isObject(v) || typeof v.imageLayoutVersion !== "string") {
+    throw new OcigenError("ENOLAYOUT", `${where}: not an OCI layout header (no imageLayoutVersion)`);
+  }
+  if (!/^1\.\d+\.\d+$/.test(v.imageLayoutVersion)) {
+    throw new OcigenError("ENOLAYOUT", `${where}: unsupported imageLayoutVersion ${JSON.stringify(v.imageLayoutVersion)}`);
+  }
+}
+
+/**
+ * Validates an image index (also used for `index.json`).
+ *
+ * @example
+ * ```ts
+ * validateIndex(JSON.parse(text), "/l/index.json");
+ * ```
+ */
+export function validateIndex(v: unknown, where: string): asserts v is ImageIndex {
+  if (!isObject(v)) bad(where, "image index must be a JSON object");
+  schemaVersion2(v, where);
+  if (v.mediaType !== undefined && !INDEX_MEDIA_TYPES.includes(v.mediaType as string)) {
+    bad(`${where}.mediaType`, `${JSON.stringify(v.mediaType)} is not an image index media type`);
+  }
+  if (!Array.isArray(v.manifests)) bad(`${where}.manifests`, "must be an array");
+  v.manifests.forEach((d, i) => validateDescriptor(d, `${where}: manifests[${i}]`));
+  if (v.subject !== undefined) validateDescriptor(v.subject, `${where}: subject`);
+  strMap(v.annotations, `${where}.annotations`);
+}
+
+/**
+ * Validates an image manifest.
+ *
+ * @example
+ * ```ts
+ * validateManifest(JSON.parse(text), "manifest sha256:ab..");
+ * ```
+ */
+export function validateManifest(v: unknown, where: string): asserts v is ImageManifest {
+  if (!isObject(v)) bad(where, "image manifest must be a JSON object");
+  schemaVersion2(v, where);
+  if (v.mediaType !== undefined && !MANIFEST_MEDIA_TYPES.includes(v.mediaType as string)) {
+    bad(`${where}.mediaType`, `${JSON.stringify(v.mediaType)} is not an image manifest media type`);
+  }
+  validateDescriptor(v.config, `${where}: config`);
+  if (!Array.isArray(v.layers)) bad(`${where}.layers`, "must be an array");
+  v.layers.forEach((d, i) => validateDescriptor(d, `${where}: layers[${i}]`));
+  if (v.subject !== undefined) validateDescriptor(v.subject, `${where}: subject`);
+  if (v.artifactType !== undefined && !isValidMediaType(v.artifactType)) bad(`${where}.artifactType`, "not a media type");
+  strMap(v.annotations, `${where}.annotations`);
+}
+
+/**
+ * Validates an image config (the parts the spec requires and ocigen uses).
+ *
+ * @example
+ * ```ts
+ * validateConfig(JSON.parse(text), "config sha256:ab..");
+ * ```
+ */
+export function validateConfig(v: unknown, where: string): asserts v is ImageConfig {
+  if (!isObject(v)) bad(where, "image config must be a JSON object");
+  if (typeof v.architecture !== "string") bad(`${where}.architecture`, "must be a string");
+  if (typeof v.os !== "string") bad(`${where}.os`, "must be a string");
+  for (const k of ["created", "author", "os.version", "variant"]) {
+    if (v[k] !== undefined && typeof v[k] !== "string") bad(`${where}.${k}`, "must be a string");
+  }
+  if (!isObject(v.rootfs)) bad(`${where}.rootfs`, "must be an object");
+  if (v.rootfs.type !== "layers") bad(`${where}.rootfs.type`, `must be "layers"`);
+  if (!Array.isArray(v.rootfs.diff_ids)) bad(`${where}.rootfs.diff_ids`, "must be an array");
+  v.rootfs.diff_ids.forEach((d, i) => {
+    const p = digestProblem(d);
+    if (p) throw new OcigenError("EDIGEST", `${where}.rootfs.diff_ids[${i}]: ${JSON.stringify(d)}: ${p}`);
+  });
+  if (v.config !== undefined && v.config !== null) {
+    const c = v.config;
+    const w = `${where}.config`;
+    if (!isObject(c)) bad(w, "must be an object");
+    for (const k of ["User", "WorkingDir", "StopSignal"]) {
+      if (c[k] !== undefined && typeof c[k] !== "string") bad(`${w}.${k}`, "must be a string");
+    }
+    strArray(c.Env, `${w}.Env`, true);
+    strArray(c.Entrypoint, `${w}.Entrypoint`, true);
+    strArray(c.Cmd, `${w}.Cmd`, true);
+    strMap(c.Labels, `${w}.Labels`);
+    for (const k of ["ExposedPorts", "Volumes"]) {
+      if (c[k] !== undefined && c[k] !== null && !isObject(c[k])) bad(`${w}.${k}`, "must be an object");
+    }
+  }
+  if (v.history !== undefined && v.history !== null) {
+    if (!Array.isArray(v.history)) bad(`${where}.history`, "must be an array");
+    v.history.forEach((h, i) => {
+      if (!isObject(h)) bad(`${where}.history[${i}]`, "must be an object");
+      for (const k of ["created", "created_by", "author", "comment"]) {
+        if (h[k] !== undefined && typeof h[k] !== "string") bad(`${where}.history[${i}].${k}`, "must be a string");
+      }
+      if (h.empty_layer !== undefined && typeof h.empty_layer !== "boolean") {
+        bad(`${where}.history[${i}].empty_layer`, "must be a boolean");
+      }
+    });
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * `ocigen insert` and `ocigen raw add-layer`: one new layer from a host file
+ * or tree placed at a path of the image, from a single whiteout, or from a
+ * ready-made uncompressed tar.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { OcigenError, wrapIo } from "../errors.ts";
+import type { Descriptor, ImageConfig } from "../oci/types.ts";
+import type { Layout } from "../oci/layout.ts";
+import { comparePaths, entryFromStat, scanTree } from "../bundle/scan.ts";
+import type { Compression } from "../compress/encode.ts";
+import { type LayerItem, type WrittenLayer, writeLayer, writeLayerFromTar } from "./layer-writer.ts";
+import { commitLayer, type HistoryOptions } from "./commit.ts";
+import { normalizeImagePath } from "./repack.ts";
+
+/** Options shared by insert and add-layer. */
+export interface AddLayerOptions {
+  /** Image to start from. */
+  tag: string;
+  /** Tag to write (default: `tag`). */
+  newTag?: string;
+  history?: HistoryOptions;
+  compression?: Compression;
+  sourceDateEpoch?: number;
+}
+
+async function commit(layout: Layout, opts: AddLayerOptions, layer: WrittenLayer, history: HistoryOptions): Promise<Descriptor> {
+  const img = await layout.resolve(opts.tag);
+  const r = await commitLayer(layout, { manifest: img.manifest, config: img.config as ImageConfig }, layer, history);
+  await layout.setTag(opts.newTag ?? opts.tag, r.manifestDescriptor);
+  return r.manifestDescriptor;
+}
+
+function join(target: string, rel: string): string {
+  if (rel === ".") return target;
+  return target === "." ? rel : `${target}/${rel}`;
+}
+
+function whiteoutName(target: string, opaque = false): string {
+  if (opaque) return target === "." ? ".wh..wh..opq" : `${target}/.wh..wh..opq`;
+  const i = target.lastIndexOf("/");
+  return i < 0 ? `.wh.${target}` : `${target.slice(0, i)}/.wh.${target.slice(i + 1)}`;
+}
+
+/**
+ * Builds the layer items that place host path `src` at image path `target`
+ * (root-relative), optionally making `target` opaque.
+ *
+ * @example
+ * ```ts
+ * insertItems("/etc/hosts", "etc/hosts", false);
+ * ```
+ */
+export function insertItems(src: string, target: string, opaque: boolean): LayerItem[] {
+  let st;
+  try {
+    st = fs.lstatSync(src, { bigint: true });
+  } catch (err) {
+    throw wrapIo(err, "lstat", src);
+  }
+  const items: LayerItem[] = [];
+  if (!st.isDirectory()) {
+    if (opaque) throw new OcigenError("EUSAGE", `Cannot insert ${src} with --opaque: not a directory`);
+    if (target === ".") throw new OcigenError("EUSAGE", `Cannot insert ${src} at /: not a directory`);
+    items.push({ kind: "entry", name: target, abs: src, entry: entryFromStat(target, st, src) });
+    return items;
+  }
+  const entries = scanTree(src);
+  const first = new Map<bigint, string>();
+  for (const e of entries) {
+    if (e.type === "socket") continue;
+    const base = e.path.slice(e.path.lastIndexOf("/") + 1);
+    if (e.path !== "." && base.startsWith(".wh.")) {
+      throw new OcigenError("EUSAGE", `Cannot insert ${src}: entry ${e.path}: names starting with .wh. are reserved for whiteouts`);
+    }
+    const name = join(target, e.path);
+    const item: LayerItem = { kind: "entry", name, abs: e.path === "." ? src : `${src}/${e.path}`, entry: e };
+    if (e.type === "file" && e.nlink > 1) {
+      const f = first.get(e.ino);
+      if (f) item.hardlinkTo = f;
+      else first.set(e.ino, name);
+    }
+    items.push(item);
+  }
+  if (opaque) items.push({ kind: "whiteout", name: whiteoutName(target, true), mtime: Number(st.mtimeMs / 1000n) });
+  items.sort((a, b) => comparePaths(a.name, b.name));
+  return items;
+}
+
+/**
+ * `insert SRC TARGET`: a new layer with `src` at `target`.
+ *
+ * @example
+ * ```ts
+ * await insertPath(layout, "./motd", "/etc/motd", { tag: "latest" });
+ * ```
+ */
+export async function insertPath(
+  layout: Layout,
+  src: string,
+  target: string,
+  opts: AddLayerOptions & { opaque?: boolean },
+): Promise<Descriptor> {
+  const t = normalizeImagePath(target);
+  const items = insertItems(src, t, Boolean(opts.opaque));
+  return await layout.withLock(async () => {
+    const layer = await writeLayer(layout, items, opts.compression ?? "gzip", { sourceDateEpoch: opts.sourceDateEpoch });
+    return await commit(layout, opts, layer, { created_by: `ocigen insert ${"/" + (t === "." ? "" : t)}`, ...opts.history });
+  });
+}
+
+/**
+ * `insert --whiteout TARGET`: a new layer deleting `target`.
+ *
+ * @example
+ * ```ts
+ * await insertWhiteout(layout, "/etc/motd", { tag: "latest" });
+ * ```
+ */
+export async function insertWhiteout(layout: Layout, target: string, opts: AddLayerOptions): Promise<Descriptor> {
+  const t = normalizeImagePath(target);
+  if (t === ".") throw new OcigenError("EUSAGE", "Cannot whiteout /: use --opaque on a directory instead");
+  const base = t.slice(t.lastIndexOf("/") + 1);
+  if (base.startsWith(".wh.")) throw new OcigenError("EUSAGE", `Cannot whiteout ${target}: names starting with .wh. are reserved`);
+  const mtime = opts.sourceDateEpoch ?? 0;
+  return await layout.withLock(async () => {
+    const layer = await writeLayer(layout, [{ kind: "whiteout", name: whiteoutName(t), mtime }], opts.compression ?? "gzip", {
+      sourceDateEpoch: opts.sourceDateEpoch,
+    });
+    return await commit(layout, opts, layer, { created_by: `ocigen insert --whiteout /${t}`, ...opts.history });
+  });
+}
+
+/**
+ * `raw add-layer LAYER.tar`: compresses an uncompressed tar file as a new layer.
+ *
+ * @example
+ * ```ts
+ * await addTarLayer(layout, "layer.tar", { tag: "latest" });
+ * ```
+ */
+export async function addTarLayer(layout: Layout, tarFile: string, opts: AddLayerOptions): Promise<Descriptor> {
+  let st;
+  let head = new Uint8Array(512);
+  try {
+    st = fs.statSync(tarFile);
+    const fd = fs.openSync(tarFile, "r");
+    try {
+      head = head.subarray(0, fs.readSync(fd, head, 0, 512, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    throw wrapIo(err, "open", tarFile);
+  }
+  if ((head[0] === 0x1f && head[1] === 0x8b) || (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)) {
+    throw new OcigenError("EUSAGE", `Cannot add layer ${tarFile}: compressed; give an uncompressed tar`);
+  }
+  if (!st.isFile() || st.size % 512 !== 0 || (st.size > 0 && !looksLikeTar(head))) {
+    throw new OcigenError("ETAR", `Cannot add layer ${tarFile}: not a tar archive`);
+  }
+  return await layout.withLock(async () => {
+    const tar = fs.createReadStream(tarFile, { highWaterMark: 1 << 20 });
+    const layer = await writeLayerFromTar(layout, tar, opts.compression ?? "gzip");
+    return await commit(layout, opts, layer, { created_by: "ocigen raw add-layer", ...opts.history });
+  });
+}
+
+function looksLikeTar(h: Uint8Array): boolean {
+  if (h.length < 512) return false;
+  if (h.every((b) => b === 0)) return true;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
+  const stored = parseInt(new TextDecoder().decode(h.subarray(148, 156)).replace(/[\0 ]/g, ""), 8);
+  return stored === sum;
+}

@@ -1,0 +1,280 @@
+/**
+ * The streaming layer writer: a list of {@linkcode LayerItem}s (taken from a
+ * rootfs) -> tar (via {@linkcode TarWriter}) -> compression -> a layout blob,
+ * with the `diff_id` (sha256 of the tar) computed while writing.
+ *
+ * Memory is bounded: files are read in 1 MiB chunks and compressed output
+ * flows to the blob writer with backpressure. Output is reproducible: items
+ * come sorted, numbers are fixed-width, uname/gname are empty, mtimes are
+ * whole seconds clamped to `SOURCE_DATE_EPOCH` when set, and the gzip header
+ * has mtime 0.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { Buffer } from "node:buffer";
+import { OcigenError, wrapIo } from "../errors.ts";
+import { createDigester, type Digester } from "../digest/index.ts";
+import type { ByteSink } from "../stream/sink.ts";
+import { TarWriter, type TarWriterEntry } from "../tar/writer.ts";
+import type { BundleEntry } from "../bundle/scan.ts";
+import { type Compression, encodeStream, layerMediaType } from "../compress/encode.ts";
+import type { Descriptor } from "../oci/types.ts";
+import type { Layout } from "../oci/layout.ts";
+
+/** One entry of a layer to write. */
+export type LayerItem =
+  | {
+    kind: "entry";
+    /** Path inside the layer (no leading "./", no trailing "/"; "." for the root). */
+    name: string;
+    /** Where the content/metadata comes from (absolute path). */
+    abs: string;
+    entry: BundleEntry;
+    /** Write as a hard link to this earlier name of the same layer. */
+    hardlinkTo?: string;
+  }
+  | {
+    kind: "whiteout";
+    /** The whiteout's own path: `dir/.wh.NAME` or `dir/.wh..wh..opq`. */
+    name: string;
+    /** mtime in seconds. */
+    mtime: number;
+  };
+
+/** Options of {@linkcode tarStream} and {@linkcode writeLayer}. */
+export interface LayerWriteOptions {
+  /** Clamp every mtime to this (seconds); defaults to `$SOURCE_DATE_EPOCH` when set. */
+  sourceDateEpoch?: number;
+  /** Map a host uid/gid back to the image's (rootless / --uid-map bundles). */
+  mapUid?: (uid: number) => number;
+  mapGid?: (gid: number) => number;
+  /** Per-entry owner override (rootless bundles: owners recorded at unpack); wins over mapUid/mapGid. */
+  mapOwner?: (name: string, e: BundleEntry) => { uid: number; gid: number } | undefined;
+}
+
+/**
+ * `$SOURCE_DATE_EPOCH` as a number, or undefined when unset/invalid.
+ *
+ * @example
+ * ```ts
+ * sourceDateEpoch(); // 1700000000 when SOURCE_DATE_EPOCH=1700000000
+ * ```
+ */
+export function sourceDateEpoch(): number | undefined {
+  const v = globalThis.process?.env?.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === "" || !/^\d+$/.test(v.trim())) return undefined;
+  return Number(v.trim());
+}
+
+const CHUNK = 1 << 20;
+const SMALL = 64 << 10;
+
+/** Collects tar bytes into ~1 MiB chunks, hashing them (diff_id) on the way. */
+class StagingSink implements ByteSink {
+  pending: Uint8Array[] = [];
+  pendingBytes = 0;
+  total = 0;
+  private buf = new Uint8Array(CHUNK);
+  private used = 0;
+  constructor(private readonly hasher: Digester) {}
+  write(chunk: Uint8Array): void {
+    this.hasher.update(chunk);
+    this.total += chunk.length;
+    if (chunk.length >= SMALL && (chunk as { fresh?: boolean }).fresh) {
+      this.flush();
+      this.push(chunk);
+      return;
+    }
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(chunk.length - off, CHUNK - this.used);
+      this.buf.set(chunk.subarray(off, off + n), this.used);
+      this.used += n;
+      off += n;
+      if (this.used === CHUNK) this.flush();
+    }
+  }
+  end(): void {
+    this.flush();
+  }
+  private flush(): void {
+    if (this.used === 0) return;
+    this.push(this.buf.subarray(0, this.used));
+    this.buf = new Uint8Array(CHUNK);
+    this.used = 0;
+  }
+  private push(c: Uint8Array): void {
+    this.pending.push(c);
+    this.pendingBytes += c.length;
+  }
+  take(): Uint8Array[] {
+    const p = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    return p;
+  }
+}
+
+function b64(s: string): Uint8Array {
+  return new Uint8Array(Buffer.from(s, "base64"));
+}
+
+function mtimeOf(e: BundleEntry, sde: number | undefined): number {
+  let s = Number(e.mtimeNs / 1_000_000_000n);
+  if (e.mtimeNs < 0n && e.mtimeNs % 1_000_000_000n !== 0n) s -= 1;
+  if (sde !== undefined && s > sde) s = sde;
+  return s;
+}
+
+/**
+ * Streams the tar bytes of a layer. `hasher` receives every tar byte (the
+ * diff_id); `stats.size` is the tar size once the iteration is complete.
+ *
+ * @example
+ * ```ts
+ * const h = createDigester();
+ * for await (const c of tarStream(items, {}, h)) out.write(c);
+ * const diffId = h.digest();
+ * ```
+ */
+export async function* tarStream(
+  items: Iterable<LayerItem>,
+  opts: LayerWriteOptions,
+  hasher: Digester,
+  stats: { size: number } = { size: 0 },
+): AsyncGenerator<Uint8Array> {
+  const sde = opts.sourceDateEpoch ?? sourceDateEpoch();
+  const mapUid = opts.mapUid ?? ((n: number) => n);
+  const mapGid = opts.mapGid ?? ((n: number) => n);
+  const sink = new StagingSink(hasher);
+  const w = new TarWriter(sink);
+  for (const it of items) {
+    if (it.kind === "whiteout") {
+      const mtime = sde !== undefined && it.mtime > sde ? sde : it.mtime;
+      w.add({ name: it.name, type: "file", mode: 0, uid: 0, gid: 0, mtime, data: new Uint8Array(0) });
+    } else {
+      const e = it.entry;
+      const owner = opts.mapOwner?.(it.name, e);
+      const base: TarWriterEntry = {
+        name: it.name === "." ? "./" : it.name,
+        mode: e.mode,
+        uid: owner ? owner.uid : mapUid(e.uid),
+        gid: owner ? owner.gid : mapGid(e.gid),
+        mtime: mtimeOf(e, sde),
+      };
+      if (e.xattrs) {
+        const x: Record<string, Uint8Array> = {};
+        for (const k of Object.keys(e.xattrs)) x[k] = b64(e.xattrs[k]);
+        base.xattrs = x;
+      }
+      if (it.hardlinkTo !== undefined) {
+        w.add({ ...base, type: "link", linkname: it.hardlinkTo, size: 0 });
+      } else if (e.type === "dir") {
+        w.add({ ...base, name: it.name === "." ? "./" : it.name + "/", type: "dir" });
+      } else if (e.type === "symlink") {
+        w.add({ ...base, type: "symlink", linkname: e.link ?? "" });
+      } else if (e.type === "char" || e.type === "block") {
+        w.add({ ...base, type: e.type, devmajor: e.rdevMajor ?? 0, devminor: e.rdevMinor ?? 0 });
+      } else if (e.type === "fifo") {
+        w.add({ ...base, type: "fifo" });
+      } else if (e.type === "file") {
+        w.add({ ...base, type: "file", size: e.size });
+        if (e.size > 0) {
+          let fd: number;
+          try {
+            fd = fs.openSync(it.abs, "r");
+          } catch (err) {
+            throw wrapIo(err, "open", it.abs);
+          }
+          try {
+            let pos = 0;
+            while (pos < e.size) {
+              const want = Math.min(CHUNK, e.size - pos);
+              const buf = new Uint8Array(want) as Uint8Array & { fresh?: boolean };
+              let got = 0;
+              while (got < want) {
+                const n = fs.readSync(fd, buf, got, want - got, pos + got);
+                if (n <= 0) break;
+                got += n;
+              }
+              if (got < want) {
+                throw new OcigenError("EREPACK", `Cannot repack ${it.name}: file shrank while being read (${pos + got} of ${e.size} bytes)`);
+              }
+              buf.fresh = true;
+              w.write(buf);
+              pos += want;
+              if (sink.pendingBytes >= CHUNK) for (const c of sink.take()) yield c;
+            }
+          } finally {
+            fs.closeSync(fd);
+          }
+        }
+        w.entryEnd();
+      }
+    }
+    if (sink.pendingBytes >= CHUNK) for (const c of sink.take()) yield c;
+  }
+  w.end();
+  for (const c of sink.take()) yield c;
+  stats.size = sink.total;
+}
+
+/** Result of {@linkcode writeLayer}. */
+export interface WrittenLayer {
+  /** Descriptor of the compressed blob. */
+  descriptor: Descriptor;
+  /** sha256 of the uncompressed tar. */
+  diffId: string;
+  /** Size of the uncompressed tar. */
+  tarSize: number;
+}
+
+/**
+ * Writes a layer blob into `layout`.
+ *
+ * @example
+ * ```ts
+ * const { descriptor, diffId } = await writeLayer(layout, items, "gzip");
+ * ```
+ */
+export async function writeLayer(
+  layout: Layout,
+  items: Iterable<LayerItem>,
+  compression: Compression,
+  opts: LayerWriteOptions = {},
+): Promise<WrittenLayer> {
+  const hasher = createDigester();
+  const stats = { size: 0 };
+  const compressed = encodeStream(compression, tarStream(items, opts, hasher, stats));
+  const descriptor = await layout.writeBlob(compressed, layerMediaType(compression));
+  return { descriptor, diffId: hasher.digest(), tarSize: stats.size };
+}
+
+/**
+ * Writes a layer from an existing uncompressed tar stream (raw add-layer):
+ * compresses it and computes its diff_id on the way.
+ *
+ * @example
+ * ```ts
+ * await writeLayerFromTar(layout, fs.createReadStream("layer.tar"), "gzip");
+ * ```
+ */
+export async function writeLayerFromTar(
+  layout: Layout,
+  tar: AsyncIterable<Uint8Array>,
+  compression: Compression,
+): Promise<WrittenLayer> {
+  const hasher = createDigester();
+  let size = 0;
+  async function* hashed() {
+    for await (const c of tar) {
+      const b = c instanceof Uint8Array ? c : new Uint8Array(c as ArrayBuffer);
+      hasher.update(b);
+      size += b.length;
+      yield b;
+    }
+  }
+  const descriptor = await layout.writeBlob(encodeStream(compression, hashed()), layerMediaType(compression));
+  return { descriptor, diffId: hasher.digest(), tarSize: size };
+}

@@ -1,0 +1,103 @@
+/**
+ * Web-streams wrappers over the synchronous tar and decompression stages, for
+ * library users who hold a `ReadableStream` (fetch bodies, Deno files, ...).
+ * They run the same sync core: each incoming chunk is pushed through and the
+ * produced events/bytes are enqueued.
+ *
+ * @module
+ */
+import { createDecoder } from "../compress/index.ts";
+import type { ByteSink } from "../stream/sink.ts";
+import type { TarEntryHeader } from "./header.ts";
+import { TarParser } from "./parser.ts";
+import { TarWriter, type TarWriterEntry, type TarWriterOptions } from "./writer.ts";
+
+/** An event of {@linkcode UntarStream}. */
+export type TarEvent =
+  | { kind: "entry"; header: TarEntryHeader }
+  | { kind: "data"; chunk: Uint8Array }
+  | { kind: "entryEnd" };
+
+/**
+ * Decodes a tar byte stream into entry events (`entry`, `data`..., `entryEnd`).
+ * Data chunks are copies (safe to keep).
+ *
+ * @example
+ * ```ts
+ * for await (const ev of file.readable.pipeThrough(new UntarStream())) {
+ *   if (ev.kind === "entry") console.log(ev.header.name);
+ * }
+ * ```
+ */
+export class UntarStream extends TransformStream<Uint8Array, TarEvent> {
+  constructor() {
+    let parser: TarParser;
+    super({
+      start(controller) {
+        parser = new TarParser({
+          entry: (header) => controller.enqueue({ kind: "entry", header }),
+          data: (chunk) => controller.enqueue({ kind: "data", chunk: chunk.slice() }),
+          entryEnd: () => controller.enqueue({ kind: "entryEnd" }),
+          end: () => {},
+        });
+      },
+      transform(chunk) {
+        parser.write(chunk);
+      },
+      flush() {
+        parser.end();
+      },
+    });
+  }
+}
+
+/**
+ * Encodes entries (with their whole `data`) into a tar byte stream.
+ *
+ * @example
+ * ```ts
+ * const tar = ReadableStream.from([{ name: "a", data: "x" }]).pipeThrough(new TarStream());
+ * ```
+ */
+export class TarStream extends TransformStream<TarWriterEntry, Uint8Array> {
+  constructor(opts: TarWriterOptions = {}) {
+    let writer: TarWriter;
+    super({
+      start(controller) {
+        const sink: ByteSink = { write: (c) => controller.enqueue(c.slice()), end: () => {} };
+        writer = new TarWriter(sink, opts);
+      },
+      transform(entry) {
+        writer.add(entry.data === undefined && (entry.type ?? "file") === "file" && !entry.size ? { ...entry, data: "" } : entry);
+      },
+      flush() {
+        writer.end();
+      },
+    });
+  }
+}
+
+/**
+ * Decompresses a layer byte stream by media type (gzip, zstd or none).
+ *
+ * @example
+ * ```ts
+ * const tar = blob.stream().pipeThrough(new LayerDecompressStream("application/vnd.oci.image.layer.v1.tar+gzip"));
+ * ```
+ */
+export class LayerDecompressStream extends TransformStream<Uint8Array, Uint8Array> {
+  constructor(mediaType: string) {
+    let dec: ByteSink;
+    super({
+      start(controller) {
+        dec = createDecoder(mediaType, { write: (c) => controller.enqueue(c.slice()), end: () => {} });
+      },
+      transform(chunk) {
+        dec.write(chunk);
+      },
+      flush() {
+        dec.end();
+      },
+    });
+  }
+}

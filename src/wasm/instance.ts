@@ -1,0 +1,79 @@
+/**
+ * Synchronous loading of the embedded WebAssembly kernels.
+ *
+ * Each kernel is compiled once per process from the base64 that
+ * `.ci/build.mjs` embeds in `src/wasm/generated/<name>.ts`; every user gets its
+ * own instance (own linear memory, own state). `WebAssembly.Module` and
+ * `WebAssembly.Instance` are synchronous on Node and Deno.
+ *
+ * @module
+ */
+
+const modules = new Map<string, WebAssembly.Module>();
+
+/**
+ * Decodes base64 without depending on Buffer (works on Node and Deno).
+ *
+ * @example
+ * ```ts
+ * decodeBase64("AGFzbQ=="); // Uint8Array [0, 97, 115, 109]
+ * ```
+ */
+export function decodeBase64(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/**
+ * Returns a fresh instance of the kernel `name` whose module bytes are the
+ * base64 `b64` (compiled once and cached).
+ *
+ * @example
+ * ```ts
+ * import { wasmBase64 } from "./generated/inflate.ts";
+ * const inst = instantiateKernel("inflate", wasmBase64);
+ * ```
+ */
+export function instantiateKernel(name: string, b64: string): WebAssembly.Instance {
+  let mod = modules.get(name);
+  if (!mod) {
+    mod = new WebAssembly.Module(decodeBase64(b64) as BufferSource);
+    modules.set(name, mod);
+  }
+  return new WebAssembly.Instance(mod, {
+    env: {
+      abort(_msg: number, _file: number, line: number, col: number) {
+        throw new Error(`wasm kernel ${name} aborted at ${line}:${col}`);
+      },
+    },
+  });
+}
+
+/**
+ * A view helper that re-creates its `Uint8Array` when the instance's memory
+ * grows (growing detaches the old ArrayBuffer).
+ *
+ * @example
+ * ```ts
+ * const mem = new MemoryView(inst.exports.memory as WebAssembly.Memory);
+ * mem.u8.set(bytes, ptr);
+ * ```
+ */
+export class MemoryView {
+  private buf: ArrayBuffer;
+  private view: Uint8Array;
+  constructor(private readonly memory: WebAssembly.Memory) {
+    this.buf = memory.buffer;
+    this.view = new Uint8Array(this.buf);
+  }
+  /** The current byte view of linear memory. */
+  get u8(): Uint8Array {
+    if (this.memory.buffer !== this.buf) {
+      this.buf = this.memory.buffer;
+      this.view = new Uint8Array(this.buf);
+    }
+    return this.view;
+  }
+}

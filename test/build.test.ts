@@ -1,0 +1,299 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import process from "node:process";
+import { Layout } from "../src/oci/layout.ts";
+import { parseBuildSpec } from "../src/build/spec.ts";
+import { resolveBuildOrder } from "../src/build/order.ts";
+import { shellSplit } from "../src/build/shellsplit.ts";
+import { buildFile, dayStamp, nextDatedTag } from "../src/build/build.ts";
+import { unpackImageTo } from "../src/build/apply.ts";
+import { detectIsolation } from "../src/build/sandbox.ts";
+import { resolveInRoot } from "../src/build/rootpath.ts";
+import { convertConfig } from "../src/layer/convert.ts";
+import { dirState, have, makeShellRootfs, run, tmpdir } from "./repack-util.ts";
+
+function isolationSkip(): string | undefined {
+  if (detectIsolation()) return undefined;
+  if (process.env.CI) throw new Error("no build isolation (bwrap/unshare/chroot) in CI");
+  return "no isolation for `run` here (needs bubblewrap, or root for unshare/chroot)";
+}
+
+async function unpackTag(layoutDir: string, tag: string, into: string): Promise<void> {
+  const layout = await Layout.open(layoutDir);
+  fs.mkdirSync(into, { recursive: true });
+  await unpackImageTo(layout, await layout.resolve(tag), into);
+}
+
+describe("build spec", () => {
+  test("shellSplit splits like sh without expansions", () => {
+    assert.deepEqual(shellSplit(`/bin/echo "hello world"`), ["/bin/echo", "hello world"]);
+    assert.deepEqual(shellSplit(`a 'b c' "d \\"e\\"" f\\ g $HOME`), ["a", "b c", 'd "e"', "f g", "$HOME"]);
+    assert.throws(() => shellSplit(`"open`), /unterminated/);
+  });
+
+  test("parses every key; copy as string or list", () => {
+    const s = parseBuildSpec(
+      [
+        "a:",
+        "  base: empty",
+        "  copy: ./x /etc/x",
+        "b:",
+        "  base: a",
+        "  copy:",
+        "    - /etc/hosts etc_hosts",
+        "    - /etc/hostname etc_hostname",
+        "  entrypoint: [/bin/sh, -c, 'echo hi']",
+        "  annotations:",
+        "    env: { A: '1', B: two }",
+        "    org.example.k: v",
+        "  pre: echo pre",
+        "  post: [echo post1, echo post2]",
+      ].join("\n"),
+      "t.yaml",
+    );
+    assert.deepEqual(s.targets[0].copy, [{ src: "./x", dest: "/etc/x" }]);
+    assert.equal(s.targets[1].copy.length, 2);
+    assert.deepEqual(s.targets[1].entrypoint, ["/bin/sh", "-c", "echo hi"]);
+    assert.deepEqual(s.targets[1].env, { A: "1", B: "two" });
+    assert.deepEqual(s.targets[1].labels, { "org.example.k": "v" });
+    assert.deepEqual(s.targets[1].post, ["echo post1", "echo post2"]);
+  });
+
+  test("rejects unknown keys, missing base, bad copy", () => {
+    assert.throws(() => parseBuildSpec("a:\n  base: empty\n  bogus: 1\n", "t.yaml"), /t.yaml: target a: unknown key bogus/);
+    assert.throws(() => parseBuildSpec("a:\n  run: x\n", "t.yaml"), /base is required/);
+    assert.throws(() => parseBuildSpec("a:\n  base: empty\n  copy: onlyone\n", "t.yaml"), /SRC DEST/);
+  });
+
+  test("order: bases first; cycles and unknown bases refused", () => {
+    const s = parseBuildSpec("c:\n  base: b\nb:\n  base: a\na:\n  base: empty\nd:\n  base: old\n", "t");
+    assert.deepEqual(resolveBuildOrder(s.targets, ["old"]).map((t) => t.name), ["a", "b", "c", "d"]);
+    assert.throws(() => resolveBuildOrder(s.targets, []), /target d: unknown base old/);
+    const cyc = parseBuildSpec("x:\n  base: y\ny:\n  base: z\nz:\n  base: x\n", "t");
+    assert.throws(() => resolveBuildOrder(cyc.targets, []), /build cycle: x -> y -> z -> x/);
+  });
+
+  test("dated tags count up per day", () => {
+    assert.equal(dayStamp(new Date("2024-03-05T23:59:59Z")), "2024-03-05");
+    assert.equal(nextDatedTag("web", "2024-03-05", []), "web-2024-03-05_1");
+    assert.equal(nextDatedTag("web", "2024-03-05", ["web-2024-03-05_1", "web-2024-03-05_9", "web-2024-03-04_20"]), "web-2024-03-05_10");
+  });
+
+  test("resolveInRoot never leaves the root", () => {
+    const dir = tmpdir();
+    try {
+      fs.mkdirSync(path.join(dir, "usr/lib"), { recursive: true });
+      fs.symlinkSync("/usr/lib", path.join(dir, "lib"));
+      fs.symlinkSync("../../../../etc", path.join(dir, "up"));
+      assert.equal(resolveInRoot(dir, "/lib/x.so"), `${dir}/usr/lib/x.so`);
+      assert.equal(resolveInRoot(dir, "../../etc/passwd"), `${dir}/etc/passwd`);
+      assert.equal(resolveInRoot(dir, "up/passwd"), `${dir}/etc/passwd`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("ocigen build", () => {
+  test("cirros-like: base tarball expanded, then a run writing a file; dated tags", { skip: isolationSkip() }, async () => {
+    const dir = tmpdir("ocigen-build-");
+    try {
+      const rootSrc = path.join(dir, "cirros-root");
+      makeShellRootfs(rootSrc);
+      run("tar", ["-C", rootSrc, "-czf", path.join(dir, "cirros.tar.gz"), "."]);
+      const spec = path.join(dir, "cirros.yaml");
+      fs.writeFileSync(
+        spec,
+        [
+          "hello:",
+          "  base: cirros",
+          "  run: |",
+          '    echo "Hello, world" > /hw',
+          '  entrypoint: /bin/echo "hello world"',
+          "cirros:",
+          "  base: empty",
+          "  expand: ./cirros.tar.gz",
+        ].join("\n") + "\n",
+      );
+      const layoutDir = path.join(dir, "oci");
+      const now = new Date("2024-03-05T10:00:00Z");
+      const built = await buildFile(spec, { layout: layoutDir, now });
+      assert.deepEqual(built.map((b) => b.tags), [["cirros", "cirros-2024-03-05_1"], ["hello", "hello-2024-03-05_1"]]);
+      const layout = await Layout.open(layoutDir);
+      const hello = await layout.resolve("hello");
+      assert.equal(hello.manifest.layers.length, 2);
+      assert.deepEqual(hello.config.config?.Entrypoint, ["/bin/echo", "hello world"]);
+      const dated = await layout.resolve("hello-2024-03-05_1");
+      assert.equal(dated.manifestDescriptor.digest, hello.manifestDescriptor.digest);
+      const out = path.join(dir, "out");
+      await unpackTag(layoutDir, "hello", out);
+      assert.equal(fs.readFileSync(path.join(out, "hw"), "utf8"), "Hello, world\n");
+      assert.ok(fs.existsSync(path.join(out, "bin/sh")));
+      // the run layer holds /hw (and the root dir) only
+      const top = hello.manifest.layers[1];
+      const list = run("tar", ["-tzf", layout.blobPath(top.digest)]).split("\n").filter(Boolean).sort();
+      assert.deepEqual(list, ["./", "hw"]);
+      // building again the same day: _2, and "hello" moves to the new build
+      const again = await buildFile(spec, { layout: layoutDir, now });
+      assert.deepEqual(again.map((b) => b.tags[1]), ["cirros-2024-03-05_2", "hello-2024-03-05_2"]);
+      const tags = await layout.listTags();
+      for (const t of ["cirros", "cirros-2024-03-05_1", "cirros-2024-03-05_2", "hello", "hello-2024-03-05_1", "hello-2024-03-05_2"]) {
+        assert.ok(tags.includes(t), t);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("copy lists, annotations env reaching the runtime config, pre/post hooks", async () => {
+    const dir = tmpdir("ocigen-build-");
+    try {
+      fs.mkdirSync(path.join(dir, "files/tree/sub"), { recursive: true });
+      fs.writeFileSync(path.join(dir, "files/a.conf"), "a=1\n");
+      fs.writeFileSync(path.join(dir, "files/tree/sub/x"), "x\n");
+      fs.symlinkSync("sub/x", path.join(dir, "files/tree/link"));
+      const spec = path.join(dir, "app.yaml");
+      fs.writeFileSync(
+        spec,
+        [
+          "app:",
+          "  base: empty",
+          '  pre: echo pre > "$ROOTFS/pre-marker"; touch "$ROOTFS/remove-me"',
+          "  copy:",
+          "    - files/a.conf /etc/app/a.conf",
+          "    - files/tree /opt/",
+          "    - files/a.conf ../../../escape.conf",
+          "  entrypoint: [/app, --serve]",
+          "  annotations:",
+          "    env:",
+          "      APP_MODE: production",
+          "      GREETING: hello world",
+          "    org.opencontainers.image.title: App",
+          '  post: rm "$ROOTFS/remove-me"; echo "$OCIGEN_TARGET" > "$ROOTFS/post-marker"',
+        ].join("\n") + "\n",
+      );
+      const layoutDir = path.join(dir, "oci");
+      await buildFile(spec, { layout: layoutDir });
+      const layout = await Layout.open(layoutDir);
+      const img = await layout.resolve("app");
+      assert.ok(img.config.config?.Env?.includes("APP_MODE=production"));
+      assert.ok(img.config.config?.Env?.includes("GREETING=hello world"));
+      assert.equal(img.config.config?.Labels?.["org.opencontainers.image.title"], "App");
+      assert.equal(img.manifest.annotations?.["org.opencontainers.image.title"], "App");
+      const rt = convertConfig(img.config);
+      assert.ok(rt.process?.env?.includes("APP_MODE=production"), JSON.stringify(rt.process?.env));
+      assert.deepEqual(rt.process?.args, ["/app", "--serve"]);
+      const out = path.join(dir, "out");
+      await unpackTag(layoutDir, "app", out);
+      assert.equal(fs.readFileSync(path.join(out, "etc/app/a.conf"), "utf8"), "a=1\n");
+      assert.equal(fs.readFileSync(path.join(out, "opt/tree/sub/x"), "utf8"), "x\n");
+      assert.equal(fs.readlinkSync(path.join(out, "opt/tree/link")), "sub/x");
+      assert.equal(fs.readFileSync(path.join(out, "escape.conf"), "utf8"), "a=1\n");
+      assert.ok(!fs.existsSync(path.join(dir, "escape.conf")));
+      assert.equal(fs.readFileSync(path.join(out, "pre-marker"), "utf8"), "pre\n");
+      assert.equal(fs.readFileSync(path.join(out, "post-marker"), "utf8"), "app\n");
+      assert.ok(!fs.existsSync(path.join(out, "remove-me")));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("expand: gzip, xz, zstd, bzip2 and plain tarballs; install a .deb", async () => {
+    const dir = tmpdir("ocigen-build-");
+    try {
+      const src = path.join(dir, "t");
+      const specLines = ["pkgs:", "  base: empty", "  expand:"];
+      const kinds: Array<[string, string[]]> = [
+        ["plain.tar", []],
+        ["g.tar.gz", ["-z"]],
+        ["x.tar.xz", ["-J"]],
+        ["b.tar.bz2", ["-j"]],
+        ["z.tar.zst", ["--zstd"]],
+      ];
+      for (const [name, flag] of kinds) {
+        if (name.endsWith("zst") && !have("zstd")) continue;
+        fs.rmSync(src, { recursive: true, force: true });
+        fs.mkdirSync(path.join(src, "data"), { recursive: true });
+        fs.writeFileSync(path.join(src, "data", name), name);
+        run("tar", ["-C", src, "-c", ...flag, "-f", path.join(dir, name), "data"]);
+        specLines.push(`    - ${name}`);
+      }
+      let deb = false;
+      if (have("dpkg-deb")) {
+        const pk = path.join(dir, "pkg");
+        fs.mkdirSync(path.join(pk, "DEBIAN"), { recursive: true });
+        fs.mkdirSync(path.join(pk, "usr/share/hello"), { recursive: true });
+        fs.writeFileSync(path.join(pk, "usr/share/hello/greeting"), "hi from deb\n");
+        fs.writeFileSync(
+          path.join(pk, "DEBIAN/control"),
+          "Package: hello-ocigen\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.com>\nDescription: test\n",
+        );
+        run("dpkg-deb", ["--build", "--root-owner-group", pk, path.join(dir, "hello.deb")]);
+        specLines.push("  install: hello.deb");
+        deb = true;
+      }
+      fs.writeFileSync(path.join(dir, "s.yaml"), specLines.join("\n") + "\n");
+      await buildFile(path.join(dir, "s.yaml"), { layout: path.join(dir, "oci") });
+      const out = path.join(dir, "out");
+      await unpackTag(path.join(dir, "oci"), "pkgs", out);
+      for (const [name] of kinds) {
+        if (name.endsWith("zst") && !have("zstd")) continue;
+        assert.equal(fs.readFileSync(path.join(out, "data", name), "utf8"), name);
+      }
+      if (deb) assert.equal(fs.readFileSync(path.join(out, "usr/share/hello/greeting"), "utf8"), "hi from deb\n");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a failing target leaves the layout exactly as it was", async () => {
+    const dir = tmpdir("ocigen-build-");
+    try {
+      fs.writeFileSync(path.join(dir, "f"), "content\n");
+      const layoutDir = path.join(dir, "oci");
+      fs.writeFileSync(path.join(dir, "ok.yaml"), "ok:\n  base: empty\n  copy: f /f\n");
+      await buildFile(path.join(dir, "ok.yaml"), { layout: layoutDir });
+      const before = dirState(layoutDir);
+      fs.writeFileSync(path.join(dir, "f"), "changed\n");
+      fs.writeFileSync(path.join(dir, "bad.yaml"), "ok:\n  base: empty\n  copy: f /f\n  post: exit 3\n");
+      await assert.rejects(buildFile(path.join(dir, "bad.yaml"), { layout: layoutDir }), /target ok.*post hook.*exit 3/);
+      assert.deepEqual(dirState(layoutDir), before);
+      // a second target fails (a .wh. name is refused while diffing) after the first one committed:
+      // the first stays, the second changes nothing and leaves no unreferenced blob
+      fs.writeFileSync(
+        path.join(dir, "two.yaml"),
+        "first:\n  base: ok\n  copy: f /g\nsecond:\n  base: first\n  post: touch \"$ROOTFS/.wh.bad\"\n",
+      );
+      await assert.rejects(buildFile(path.join(dir, "two.yaml"), { layout: layoutDir }), /second.*\.wh\./);
+      const layout = await Layout.open(layoutDir);
+      const tags = await layout.listTags();
+      assert.ok(tags.includes("first") && !tags.includes("second"));
+      const { gcLayout } = await import("../src/oci/gc.ts");
+      const g = await gcLayout(layout);
+      assert.deepEqual(g.removed, [], "no unreferenced blobs left behind");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a cycle is refused before any work", async () => {
+    const dir = tmpdir("ocigen-build-");
+    try {
+      const marker = path.join(dir, "marker");
+      fs.writeFileSync(
+        path.join(dir, "cyc.yaml"),
+        `ok:\n  base: empty\n  pre: touch ${JSON.stringify(marker)}\na:\n  base: b\nb:\n  base: a\n`,
+      );
+      await assert.rejects(buildFile(path.join(dir, "cyc.yaml"), { layout: path.join(dir, "oci") }), /build cycle: a -> b -> a/);
+      assert.ok(!fs.existsSync(marker), "no target ran");
+      assert.ok(!fs.existsSync(path.join(dir, "oci")), "no layout created");
+      fs.writeFileSync(path.join(dir, "unk.yaml"), `ok:\n  base: empty\n  pre: touch ${JSON.stringify(marker)}\nz:\n  base: nope\n`);
+      await assert.rejects(buildFile(path.join(dir, "unk.yaml"), { layout: path.join(dir, "oci") }), /unknown base nope/);
+      assert.ok(!fs.existsSync(marker));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,179 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import fc from "fast-check";
+import { BUNDLE_MANIFEST_NAME, decodeEntry, encodeEntry, readBundleManifest, writeBundleManifest } from "../src/bundle/manifest.ts";
+import { comparePaths, scanTree } from "../src/bundle/scan.ts";
+import { diffTree } from "../src/bundle/diff.ts";
+import { parseMtree, unvis } from "../src/bundle/mtree.ts";
+import { readTreeXattrs, setXattr, xattrsSupported } from "../src/bundle/xattr.ts";
+import { makeMask, normalizeImagePath } from "../src/repack/repack.ts";
+import { tmpdir } from "./repack-util.ts";
+
+function withTree(fn: (root: string, dir: string) => void | Promise<void>) {
+  return async () => {
+    const dir = tmpdir("ocigen-bundle-");
+    const root = path.join(dir, "rootfs");
+    fs.mkdirSync(root);
+    try {
+      await fn(root, dir);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+const w = (root: string, p: string, data = "x") => {
+  fs.mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
+  fs.writeFileSync(path.join(root, p), data);
+};
+
+function changes(old: ReturnType<typeof scanTree>, root: string) {
+  return diffTree(old, scanTree(root), { rootfs: root, compareXattrs: true }).map((c) => `${c.kind} ${c.path}`);
+}
+
+describe("bundle manifest", () => {
+  test("comparePaths is depth-first order with sorted siblings", () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(fc.constantFrom("a", "b", "a-b", "a.b", "ab", "Z", "é"), { minLength: 1, maxLength: 4 }), { maxLength: 30 }), (parts) => {
+        const paths = [...new Set(parts.map((p) => p.join("/")))];
+        const sorted = [...paths].sort(comparePaths);
+        // every path comes after all of its ancestors that are in the list
+        for (let i = 0; i < sorted.length; i++) {
+          for (let j = i + 1; j < sorted.length; j++) assert.ok(!sorted[i].startsWith(sorted[j] + "/"));
+        }
+        // component-wise comparison
+        const cmp = (a: string, b: string) => {
+          const x = a.split("/"), y = b.split("/");
+          for (let k = 0; k < Math.min(x.length, y.length); k++) if (x[k] !== y[k]) return x[k] < y[k] ? -1 : 1;
+          return x.length - y.length;
+        };
+        assert.deepEqual(sorted, [...paths].sort(cmp));
+      }),
+    );
+    assert.equal(comparePaths(".", "a"), -1);
+  });
+
+  test("entries survive encode/decode; the file is written atomically and read back", withTree(async (root, dir) => {
+    w(root, "etc/a", "hello");
+    fs.symlinkSync("a", path.join(root, "etc/l"));
+    fs.linkSync(path.join(root, "etc/a"), path.join(root, "etc/h"));
+    const entries = scanTree(root);
+    for (const e of entries) assert.deepEqual(decodeEntry(encodeEntry(e)), e);
+    await writeBundleManifest(dir, root, { digests: true });
+    const m = readBundleManifest(dir);
+    assert.equal(m.header.rootfs, "rootfs");
+    assert.equal(m.header.digests, true);
+    assert.deepEqual(m.entries.map((e) => e.path), [".", "etc", "etc/a", "etc/h", "etc/l"]);
+    assert.equal(m.entries[2].digest, "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    assert.equal(m.entries[4].link, "a");
+    assert.deepEqual(fs.readdirSync(dir).sort(), [BUNDLE_MANIFEST_NAME, "rootfs"]);
+    fs.writeFileSync(path.join(dir, BUNDLE_MANIFEST_NAME), "garbage\n");
+    assert.throws(() => readBundleManifest(dir), /line 1: not a bundle manifest header/);
+  }));
+
+  test("diff: add, modify, delete, deleted tree = one whiteout, type changes, chmod", withTree((root) => {
+    w(root, "keep", "k");
+    w(root, "mod", "m");
+    w(root, "del", "d");
+    w(root, "tree/a/b/c", "c");
+    w(root, "f2d", "f");
+    w(root, "d2l/child", "c");
+    w(root, "perm", "p");
+    const old = scanTree(root);
+    assert.deepEqual(changes(old, root), [], "nothing changed");
+    w(root, "new/x", "n");
+    fs.appendFileSync(path.join(root, "mod"), "more");
+    fs.unlinkSync(path.join(root, "del"));
+    fs.rmSync(path.join(root, "tree"), { recursive: true });
+    fs.unlinkSync(path.join(root, "f2d"));
+    w(root, "f2d/inside", "i");
+    fs.rmSync(path.join(root, "d2l"), { recursive: true });
+    fs.symlinkSync("keep", path.join(root, "d2l"));
+    fs.chmodSync(path.join(root, "perm"), 0o600);
+    assert.deepEqual(changes(old, root), [
+      "modify .",
+      "replace d2l",
+      "delete del",
+      "replace f2d",
+      "add f2d/inside",
+      "modify mod",
+      "add new",
+      "add new/x",
+      "modify perm",
+      "delete tree",
+    ]);
+  }));
+
+  test("diff: a new hard link re-emits its whole inode group; sockets are skipped", withTree((root) => {
+    w(root, "a", "same");
+    w(root, "other", "o");
+    const old = scanTree(root);
+    fs.linkSync(path.join(root, "a"), path.join(root, "b"));
+    assert.deepEqual(changes(old, root), ["modify .", "modify a", "add b"]);
+  }));
+
+  test("diff: a touched file with an unchanged digest is not re-emitted", withTree((root) => {
+    w(root, "f", "content");
+    const old = scanTree(root);
+    for (const e of old) if (e.path === "f") e.digest = "sha256:ed7002b439e9ac845f22357d822bac1444730fbdb6016d3ec9432297b9ec9f73";
+    fs.chmodSync(path.join(root, "f"), 0o644); // ctime moves, nothing else
+    fs.writeFileSync(path.join(root, "f"), "content");
+    const st = fs.statSync(path.join(root, "f"));
+    const o = old.find((e) => e.path === "f")!;
+    fs.utimesSync(path.join(root, "f"), st.atime, new Date(Number(o.mtimeNs / 1_000_000n)));
+    const now = scanTree(root);
+    const f = now.find((e) => e.path === "f")!;
+    f.mtimeNs = o.mtimeNs; // ms precision of utimes: pin the ns
+    const d = diffTree(old, now, { rootfs: root }).map((c) => c.path);
+    assert.ok(!d.includes("f"), d.join(","));
+  }));
+
+  test("masks: volumes and --mask-path hide a subtree, not its siblings", () => {
+    const m = makeMask(["/var/lib/data/", "tmp"]);
+    assert.ok(m("var/lib/data") && m("var/lib/data/x/y") && m("tmp/a"));
+    assert.ok(!m("var/lib/database") && !m("var/lib") && !m("tmpfile"));
+    assert.equal(normalizeImagePath("/a//b/../c/"), "a/c");
+    assert.equal(normalizeImagePath("/"), ".");
+  });
+
+  test("umoci mtree specs parse into entries", () => {
+    const text = [
+      "#          user: root",
+      "/set type=file nlink=1 mode=0664 uid=0 gid=0",
+      ". size=4096 type=dir mode=0755 nlink=3 tar_time=1700000000.000000000",
+      "    null size=0 type=char mode=0644 tar_time=1700000000.000000000",
+      "",
+      "etc size=4096 type=dir mode=0755 nlink=3 tar_time=1700000001.500000000",
+      "    hl size=3 uid=5 gid=6 mode=0644 nlink=2 tar_time=1 sha256digest=abcd xattr.user.k=dg==",
+      "    l size=1 type=link mode=0777 link=a\\040b tar_time=1",
+      "sub\\040dir size=4096 type=dir mode=0755 nlink=2 tar_time=1",
+      "    f\\040x size=3 mode=0600 tar_time=1",
+      "..",
+      "..",
+      "..",
+    ].join("\n");
+    const e = parseMtree(text);
+    assert.deepEqual(e.map((x) => `${x.type} ${x.path}`), ["dir .", "char null", "dir etc", "file etc/hl", "symlink etc/l", "dir etc/sub dir", "file etc/sub dir/f x"]);
+    const hl = e[3];
+    assert.equal(hl.uid, 5);
+    assert.equal(hl.mode, 0o644);
+    assert.equal(hl.digest, "sha256:abcd");
+    assert.deepEqual(hl.xattrs, { "user.k": "dg==" });
+    assert.equal(e[4].link, "a b");
+    assert.equal(e[2].mtimeNs, 1700000001500000000n);
+    assert.equal(e[6].mode, 0o600);
+    assert.equal(unvis("a\\\\b\\nc"), "a\\b\nc");
+  });
+
+  test("xattrs of a whole tree in one getfattr pass", { skip: xattrsSupported() ? undefined : "getfattr not installed" }, withTree((root) => {
+    w(root, "with xattr\nnewline", "x");
+    fs.symlinkSync("with xattr\nnewline", path.join(root, "link"));
+    setXattr(path.join(root, "with xattr\nnewline"), "user.bin", new Uint8Array([0, 255, 10]));
+    const x = readTreeXattrs(root);
+    assert.deepEqual([...x.keys()], ["with xattr\nnewline"]);
+    assert.deepEqual([...x.get("with xattr\nnewline")!["user.bin"]], [0, 255, 10]);
+  }));
+});
+

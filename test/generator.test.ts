@@ -1,0 +1,331 @@
+// Unit tests of the systemd generator pieces: naming table, systemd quoting (checked
+// against systemd's own parser with random arguments), config parsing, discovery,
+// user resolution, the kmsg reporter and the CLI (exit codes, one/three directories).
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { spawnSync } from "node:child_process";
+import fc from "fast-check";
+import { makeLayout, mkTemp, rmTemp, tarFiles, breakLayout } from "../fixtures/layout.ts";
+import { canParseWithSystemd, envSubstituted, systemdParseMany } from "../fixtures/generator.ts";
+import { escapeNamePart, unitName } from "../src/generator/naming.ts";
+import { execLine, execWord, listWord, checkLineValue } from "../src/generator/syntax.ts";
+import { loadGeneratorConfig, parseGeneratorConfig, layoutSettings } from "../src/generator/config.ts";
+import { discoverLayouts } from "../src/generator/discover.ts";
+import { resolveInRoot, resolveUser, parsePasswd, parseGroup, readFileInRoot } from "../src/generator/rootfs.ts";
+import { createReporter, runBySystemd } from "../src/generator/report.ts";
+import { normalizeSignal } from "../src/generator/signal.ts";
+import { renderAtomicTemplate } from "../src/generator/atomic.ts";
+import { main } from "../src/cli/main.ts";
+
+describe("unit names (SPEC 4.2)", () => {
+  const table: [string, string, string][] = [
+    ["myorg.com/myapp", "stable", "com.myorg.myapp.ref.stable.service"],
+    ["example.com/test/myapp", "v1.0.0", "com.example.test.myapp.ref.v1.0.0.service"],
+    ["busybox", "latest", "busybox.ref.latest.service"],
+    ["registry.example.com:5000/team/app", "1.2", "com.example.registry:5000.team.app.ref.1.2.service"],
+    ["app", "tag+build", "app.ref.tag\\x2bbuild.service"],
+    ["my app@home/svc", "latest", "my\\x20app\\x40home.svc.ref.latest.service"],
+    ["user@host.example", "v1", "example.user\\x40host.ref.v1.service"],
+    ["a..b/c", "x", "a.\\x2eb.c.ref.x.service"],
+    ["x./y", "t", "x\\x2e.y.ref.t.service"],
+    ["app", "feature/x", "app.ref.feature\\x2fx.service"],
+    ["my-app_1", "a--b", "my-app_1.ref.a--b.service"],
+    ["back\\slash", "t", "back\\x5cslash.ref.t.service"],
+    ["ü", "t", "\\xc3\\xbc.ref.t.service"],
+  ];
+  for (const [name, tag, want] of table) {
+    test(`${name} + ${tag} -> ${want}`, () => assert.equal(unitName(name, tag), want));
+  }
+  test("never a '..', never a leading '.', only systemd's unit name characters", () => {
+    fc.assert(fc.property(fc.array(fc.string({ minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 4 }), fc.string({ minLength: 1, maxLength: 10 }), (comps, tag) => {
+      const name = comps.join("/");
+      if (comps.some((c) => c.includes("/") || c === "." || c === ".." || /[\x00-\x1f\x7f]/.test(c))) return;
+      const u = unitName(name, tag);
+      assert.ok(!u.includes(".."), u);
+      assert.ok(!u.startsWith("."), u);
+      assert.match(u, /^[A-Za-z0-9:_.\\-]+\.service$/);
+    }));
+  });
+  test("escaping is injective per part", () => {
+    fc.assert(fc.property(fc.string({ minLength: 1 }), fc.string({ minLength: 1 }), (a, b) => {
+      if (a !== b) assert.notEqual(escapeNamePart(a), escapeNamePart(b));
+    }));
+  });
+  test("too long or bad names are refused", () => {
+    assert.throws(() => unitName("a".repeat(250), "latest"), /more than systemd's 255/);
+    assert.throws(() => unitName("a/../b", "t"), /not a normalized relative path/);
+    assert.throws(() => unitName("/abs", "t"), /not a normalized relative path/);
+    assert.throws(() => unitName("a\nb", "t"), /control character/);
+  });
+});
+
+describe("systemd quoting", () => {
+  test("words", () => {
+    assert.equal(execWord("plain"), "plain");
+    assert.equal(execWord("a b"), '"a b"');
+    assert.equal(execWord("$HOME"), "$$HOME");
+    assert.equal(execWord("100%n"), "100%%n");
+    assert.equal(execWord(""), '""');
+    assert.equal(execWord(";"), '";"');
+    assert.equal(execWord("x\nExecStartPre=/bin/evil"), '"x\\nExecStartPre=/bin/evil"');
+    assert.equal(execWord("end\\"), '"end\\\\"');
+    assert.equal(listWord("A=b c"), '"A=b c"');
+    assert.throws(() => execWord("a\0b"), /NUL/);
+    assert.throws(() => execWord("\ud800"), /surrogate/);
+  });
+  test("executables", () => {
+    assert.equal(execLine(["/bin/sh", "-c", "x"], "+"), "+/bin/sh -c x");
+    for (const bad of ["-x", "@x", "./x", "/a/../b", "/a/", "", "$x", "/a\nb"]) {
+      assert.throws(() => execLine([bad]), /executable/, bad);
+    }
+    assert.equal(execLine(["nginx"]), "nginx");
+  });
+  test("raw values refuse newlines and trailing backslashes", () => {
+    assert.equal(checkLineValue("50%", "x"), "50%%");
+    assert.throws(() => checkLineValue("a\nb", "x"), /control character/);
+    assert.throws(() => checkLineValue("a\\", "x"), /backslash/);
+  });
+  test("systemd parses random arguments back exactly (systemd --test)", (t) => {
+    if (!canParseWithSystemd()) {
+      if (process.env.CI) assert.fail("systemd --test is not runnable");
+      t.skip("systemd --test not runnable here");
+      return;
+    }
+    const arg = fc.oneof(
+      fc.string({ unit: "grapheme", maxLength: 12 }),
+      fc.string({ unit: fc.constantFrom(..."ab $%\\\"';\n\t{}\r#=\u0001x"), maxLength: 12 }),
+    ).filter((s) => !s.includes("\0"));
+    const samples = fc.sample(fc.array(arg, { minLength: 0, maxLength: 6 }), { numRuns: 150, seed: 42 });
+    const files: Record<string, string> = {};
+    const units: string[] = [];
+    samples.forEach((args, i) => {
+      const u = `q${i}.service`;
+      units.push(u);
+      const env = args.map((a, j) => `V${j}=${a}`);
+      files[u] = `[Service]\nExecStart=${execLine(["/bin/echo", ...args])}\n${env.map((e) => `Environment=${listWord(e)}\n`).join("")}`;
+    });
+    const parsed = systemdParseMany(files, units);
+    samples.forEach((args, i) => {
+      const p = parsed.get(`q${i}.service`)!;
+      assert.deepEqual(p.exec.get("ExecStart")?.length, 1);
+      assert.deepEqual(p.exec.get("ExecStart")![0].map(envSubstituted), ["/bin/echo", ...args], JSON.stringify(args));
+      const envs = (p.props.get("Environment") ?? []);
+      assert.deepEqual(envs, args.map((a, j) => `V${j}=${a}`.split("\n")[0]), JSON.stringify(args));
+    });
+  });
+});
+
+describe("config", () => {
+  test("defaults, [system], section-less form, per-layout sections", () => {
+    const d = parseGeneratorConfig("", "c");
+    assert.equal(d.imageLayoutDir, "/var/lib/oci/layouts");
+    assert.equal(d.extractsDir, "/var/lib/oci/extracts");
+    const s = parseGeneratorConfig("imagelayoutdir = /mnt/data/oci/layouts\nextractsdir = /mnt/data/oci/extracts\n", "c");
+    assert.equal(s.imageLayoutDir, "/mnt/data/oci/layouts");
+    assert.equal(s.extractsDir, "/mnt/data/oci/extracts");
+    const c = parseGeneratorConfig(
+      "# comment\n[system]\nimagelayoutdir=/l/\n; x\nENABLE = yes\nprotectsystem = full\nruntime = /opt/crun\n[layout \"a/b\"]\nenable = no\nprotecthome = tmpfs\n",
+      "c",
+    );
+    assert.equal(c.imageLayoutDir, "/l");
+    assert.equal(c.extractsDir, "/var/lib/oci/extracts");
+    assert.equal(c.enable, true);
+    assert.deepEqual(layoutSettings(c, "a/b"), { runtime: "/opt/crun", protectSystem: "full", protectHome: "tmpfs", enable: false });
+    assert.deepEqual(layoutSettings(c, "x"), { runtime: "/opt/crun", protectSystem: "full", protectHome: "read-only", enable: undefined });
+  });
+  test("bad values name the file and line", () => {
+    assert.throws(() => parseGeneratorConfig("[system]\nimagelayoutdir = rel\n", "/etc/x.conf"), /Bad config \/etc\/x.conf:2: imagelayoutdir must be an absolute path/);
+    assert.throws(() => parseGeneratorConfig("protectsystem = maybe\n", "f"), /f:1: protectsystem/);
+    assert.throws(() => parseGeneratorConfig("enable = perhaps\n", "f"), /boolean/);
+    assert.throws(() => parseGeneratorConfig("[system\n", "f"), /malformed section/);
+  });
+  test("--config, $OCIGEN_GENERATOR_CONF, default", () => {
+    const tmp = mkTemp("ocigen-gencfg-");
+    try {
+      const a = join(tmp, "a.conf");
+      const b = join(tmp, "b.conf");
+      fs.writeFileSync(a, "imagelayoutdir = /from/flag\n");
+      fs.writeFileSync(b, "imagelayoutdir = /from/env\n");
+      assert.equal(loadGeneratorConfig(a, { OCIGEN_GENERATOR_CONF: b }).imageLayoutDir, "/from/flag");
+      assert.equal(loadGeneratorConfig(undefined, { OCIGEN_GENERATOR_CONF: b }).imageLayoutDir, "/from/env");
+      assert.equal(loadGeneratorConfig(undefined, { OCIGEN_GENERATOR_CONF: b }).explicit, true);
+      assert.throws(() => loadGeneratorConfig(join(tmp, "missing.conf"), {}), /missing.conf: read config: ENOENT/);
+    } finally {
+      rmTemp(tmp);
+    }
+  });
+});
+
+describe("discovery", () => {
+  test("finds layouts by oci-layout, skips blobs/refs/hidden, survives link loops", async () => {
+    const tmp = mkTemp("ocigen-disc-");
+    try {
+      makeLayout(join(tmp, "a.com/x"), [{ tags: ["t"], layers: [] }]);
+      makeLayout(join(tmp, "b"), [{ tags: ["t"], layers: [] }]);
+      // a layout-looking directory inside blobs/ must not be found
+      fs.mkdirSync(join(tmp, "b/blobs/nested"), { recursive: true });
+      fs.writeFileSync(join(tmp, "b/blobs/nested/oci-layout"), "{}");
+      fs.mkdirSync(join(tmp, ".hidden/l"), { recursive: true });
+      fs.writeFileSync(join(tmp, ".hidden/l/oci-layout"), "{}");
+      fs.mkdirSync(join(tmp, "deep/er"), { recursive: true });
+      fs.symlinkSync("..", join(tmp, "deep/er/loop"));
+      fs.writeFileSync(join(tmp, "oci-layout"), "{}"); // the root itself is not a layout
+      const d = await discoverLayouts(tmp);
+      assert.deepEqual(d.layouts.map((l) => l.name), ["a.com/x", "b"]);
+      assert.deepEqual(d.errors, []);
+      assert.deepEqual(await discoverLayouts(join(tmp, "nope")), { layouts: [], errors: [] });
+    } finally {
+      rmTemp(tmp);
+    }
+  });
+});
+
+describe("image users", () => {
+  const passwd = parsePasswd("root:x:0:0:root:/root:/bin/sh\nnginx:x:101:102::/:/bin/false\nbroken line\n");
+  const group = parseGroup("root:x:0:\nweb:x:33:nginx\n");
+  test("resolution as runc does it", () => {
+    assert.deepEqual(resolveUser("nginx", passwd, group), { uid: 101, gid: 102 });
+    assert.deepEqual(resolveUser("nginx:web", passwd, group), { uid: 101, gid: 33 });
+    assert.deepEqual(resolveUser("101", passwd, group), { uid: 101, gid: 102 });
+    assert.deepEqual(resolveUser("500", passwd, group), { uid: 500, gid: 0 });
+    assert.deepEqual(resolveUser("500:7", null, null), { uid: 500, gid: 7 });
+    assert.throws(() => resolveUser("nobody", passwd, group), /not in the image's \/etc\/passwd/);
+    assert.throws(() => resolveUser("nginx:nogroup", passwd, group), /not in the image's \/etc\/group/);
+  });
+  test("files are read inside the rootfs: symlinks cannot escape", () => {
+    const tmp = mkTemp("ocigen-root-");
+    try {
+      const root = join(tmp, "rootfs");
+      fs.mkdirSync(join(tmp, "outside"), { recursive: true });
+      fs.writeFileSync(join(tmp, "outside/passwd"), "evil:x:0:0::/:/bin/sh\n");
+      fs.mkdirSync(join(root, "real"), { recursive: true });
+      fs.writeFileSync(join(root, "real/passwd"), "ok:x:1:1::/:/bin/sh\n");
+      fs.symlinkSync("../../../../../outside", join(root, "etc"));
+      assert.equal(readFileInRoot(root, "/etc/passwd", 1000), null);
+      fs.rmSync(join(root, "etc"));
+      fs.symlinkSync("/real", join(root, "etc"));
+      assert.equal(new TextDecoder().decode(readFileInRoot(root, "/etc/passwd", 1000)!), "ok:x:1:1::/:/bin/sh\n");
+      assert.equal(resolveInRoot(root, "/etc/../../../../outside/passwd"), null);
+      assert.throws(() => readFileInRoot(root, "/etc/passwd", 3), /larger than 3 bytes/);
+    } finally {
+      rmTemp(tmp);
+    }
+  });
+});
+
+describe("signals", () => {
+  test("StopSignal forms", () => {
+    assert.equal(normalizeSignal("SIGTERM"), "SIGTERM");
+    assert.equal(normalizeSignal("term"), "SIGTERM");
+    assert.equal(normalizeSignal("9"), "SIGKILL");
+    assert.equal(normalizeSignal("SIGRTMIN+3"), "SIGRTMIN+3");
+    assert.equal(normalizeSignal("RTMAX"), "SIGRTMIN+30");
+    assert.equal(normalizeSignal("SIGIOT"), "SIGABRT");
+    for (const bad of ["SIGBOGUS", "0", "99", "", "RTMIN-1", "TERM\nUser=root"]) assert.throws(() => normalizeSignal(bad), /Bad StopSignal/, bad);
+  });
+});
+
+describe("Atomic templates", () => {
+  const vars = { NAME: "n", EXEC_START: "/usr/bin/runc run x", EXEC_STARTPRE: "+/usr/bin/ocigen extract", OPTS: "a b", EVIL: "x\nExecStartPre=/bin/evil", BS: "end\\", PCT: "%n" };
+  test("substitution and escaping by context", () => {
+    const out = renderAtomicTemplate("[Service]\nExecStartPre=$EXEC_STARTPRE\nExecStart=$EXEC_START $OPTS ${PCT}\nDescription=$PCT $$ $NAME\nEnvironment=O=$OPTS\n", vars, "+x");
+    assert.equal(out, "[Service]\nExecStartPre=+/usr/bin/ocigen extract\nExecStart=/usr/bin/runc run x \"a b\" %%n\nDescription=%%n $ n\nEnvironment=O=\"a b\"\n");
+  });
+  test("unknown variables, bad placeholders, values that would add lines fail", () => {
+    assert.throws(() => renderAtomicTemplate("[Service]\nExecStart=$NOPE\n", vars, "+x"), /line 2: unknown variable \$NOPE/);
+    assert.throws(() => renderAtomicTemplate("[Service]\nExecStart=$ x\n", vars, "+x"), /invalid placeholder/);
+    assert.throws(() => renderAtomicTemplate("[Service]\nDescription=$EVIL\n", vars, "+x"), /control character/);
+    assert.throws(() => renderAtomicTemplate("[Service]\nDescription=$BS\nExecStart=/bin/true\n", vars, "+x"), /backslash/);
+    assert.equal(renderAtomicTemplate("[Service]\nExecStart=/x $EVIL\n", vars, "+x"), "[Service]\nExecStartPre=+x\nExecStart=/x \"x\\nExecStartPre=/bin/evil\"\n");
+  });
+});
+
+describe("reporting", () => {
+  test("kmsg when run by systemd, with our name and priority", () => {
+    assert.equal(runBySystemd({ SYSTEMD_SCOPE: "system" }), true);
+    assert.equal(runBySystemd({}), false);
+    assert.equal(runBySystemd({}, true), true);
+    assert.equal(runBySystemd({ SYSTEMD_LOG_TARGET: "console" }, true), false);
+    assert.equal(runBySystemd({ OCIGEN_KMSG: "0", SYSTEMD_SCOPE: "system" }), false);
+    const tmp = mkTemp("ocigen-kmsg-");
+    try {
+      const f = join(tmp, "kmsg");
+      fs.writeFileSync(f, "");
+      const r = createReporter(true, f);
+      r.error("layout x: broken\nsecond line");
+      r.warn("careful");
+      assert.match(fs.readFileSync(f, "utf8"), /^<3>ocigen-generator\[\d+\]: layout x: broken second line\n<4>ocigen-generator\[\d+\]: careful\n$/);
+    } finally {
+      rmTemp(tmp);
+    }
+  });
+});
+
+async function captureStderr<T>(fn: () => Promise<T>): Promise<{ value: T; stderr: string }> {
+  const orig = process.stderr.write.bind(process.stderr);
+  let buf = "";
+  (process.stderr as unknown as { write: (s: string | Uint8Array) => boolean }).write = (s) => {
+    buf += typeof s === "string" ? s : new TextDecoder().decode(s);
+    return true;
+  };
+  try {
+    return { value: await fn(), stderr: buf };
+  } finally {
+    (process.stderr as unknown as { write: typeof orig }).write = orig;
+  }
+}
+
+describe("ocigen generate (CLI)", () => {
+  test("one corrupt layout among good ones: good units written, exit 1, message names the bad layout", async () => {
+    const tmp = mkTemp("ocigen-gencli-");
+    try {
+      const L = join(tmp, "layouts");
+      makeLayout(join(L, "good/a"), [{ tags: ["latest"], layers: [tarFiles([{ name: "x", data: "1" }])], config: { config: { Cmd: ["/bin/true"] } } as never }]);
+      const bad = makeLayout(join(L, "corrupt"), [{ tags: ["latest"], layers: [], config: { config: { Cmd: ["/bin/true"] } } as never }]);
+      breakLayout(bad, "broken-index-json");
+      makeLayout(join(L, "good/b"), [{ tags: ["v1", "v2"], layers: [], config: { config: { Cmd: ["/bin/true"] } } as never }]);
+      const conf = join(tmp, "c.conf");
+      fs.writeFileSync(conf, `[system]\nimagelayoutdir=${L}\nextractsdir=${join(tmp, "x")}\nocigen=/bin/true\n`);
+      const out = join(tmp, "out");
+      process.exitCode = undefined;
+      const { value: code, stderr } = await captureStderr(() => main(["node", "ocigen", "generate", "--config", conf, out]));
+      process.exitCode = undefined;
+      assert.equal(code, 1);
+      assert.match(stderr, /layout corrupt: /);
+      assert.deepEqual(fs.readdirSync(out).sort(), ["good.a.ref.latest.service", "good.b.ref.v1.service", "good.b.ref.v2.service"]);
+      // with everything fine: exit 0; two directories is a usage error
+      rmTemp(join(L, "corrupt"));
+      const ok = await captureStderr(() => main(["node", "ocigen", "generate", "--config", conf, out, join(tmp, "early"), join(tmp, "late")]));
+      process.exitCode = undefined;
+      assert.equal(ok.value, 0, ok.stderr);
+      const two = await captureStderr(() => main(["node", "ocigen", "generate", "--config", conf, out, join(tmp, "early")]));
+      process.exitCode = undefined;
+      assert.equal(two.value, 1);
+    } finally {
+      rmTemp(tmp);
+    }
+  });
+
+  test("invoked as ocigen-generator with one directory, config from $OCIGEN_GENERATOR_CONF, --dry-run", async () => {
+    const tmp = mkTemp("ocigen-genbin-");
+    try {
+      const L = join(tmp, "layouts");
+      makeLayout(join(L, "busybox"), [{ tags: ["latest"], layers: [], config: { config: { Cmd: ["/bin/sh"] } } as never }]);
+      const conf = join(tmp, "c.conf");
+      fs.writeFileSync(conf, `imagelayoutdir=${L}\nextractsdir=${join(tmp, "x")}\nocigen=/bin/true\n`);
+      const env = { ...process.env, OCIGEN_AS_GENERATOR: "1", OCIGEN_GENERATOR_CONF: conf, OCIGEN_KMSG: "0" };
+      const r = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts", join(tmp, "out")], { env, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(fs.readdirSync(join(tmp, "out")), ["busybox.ref.latest.service"]);
+      const d = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts", "generate", "--dry-run", join(tmp, "out2")], { env: { ...env, OCIGEN_AS_GENERATOR: "" }, encoding: "utf8" });
+      assert.equal(d.status, 0, d.stderr);
+      assert.match(d.stdout, new RegExp(`^---${join(tmp, "out2")}/busybox.ref.latest.service---\n# Generated by ocigen-generator`));
+      assert.equal(fs.existsSync(join(tmp, "out2")), false);
+    } finally {
+      rmTemp(tmp);
+    }
+  });
+});
