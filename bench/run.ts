@@ -331,8 +331,11 @@ async function unpackSuite(img: BenchImage, runs: number, target: string, log: (
   const clean = () => fs.rmSync(dest, { recursive: true, force: true });
   const ocigen = ocigenCommand();
   const layoutRef = `${img.layout}:${img.tag}`;
-  const cases: { name: string; tool?: string; cmd: () => string; pre?: () => void; note?: string }[] = [
-    { name: "ocigen unpack", cmd: () => `${ocigen.map(sh).join(" ")} unpack --image ${sh(layoutRef)} ${sh(dest)}`, note: ocigen.map((s) => path.basename(s)).join(" ") },
+  const ocigenUnpack = () => `${ocigen.map(sh).join(" ")} unpack --image ${sh(layoutRef)} ${sh(dest)}`;
+  const cases: { name: string; tool?: string; cmd: () => string; pre?: () => void; note?: string; env?: Record<string, string> }[] = [
+    { name: "ocigen unpack", cmd: ocigenUnpack, note: ocigen.map((s) => path.basename(s)).join(" "), env: { OCIGEN_INFLATE: "" } },
+    { name: "ocigen unpack, inflate in a worker thread", cmd: ocigenUnpack, env: { OCIGEN_INFLATE: "worker" } },
+    { name: "ocigen unpack, previous JS inflate (fflate)", cmd: ocigenUnpack, env: { OCIGEN_INFLATE: "js" } },
     { name: "umoci unpack", tool: "umoci", cmd: () => `umoci unpack --image ${sh(layoutRef)} ${sh(dest)}` },
     {
       name: "tar -xzf (per layer, no whiteouts)", tool: "tar", pre: () => fs.mkdirSync(dest),
@@ -359,7 +362,7 @@ async function unpackSuite(img: BenchImage, runs: number, target: string, log: (
         for (let i = 0; i < runs; i++) {
           clean();
           c.pre?.();
-          const r = timeShell(c.cmd());
+          const r = timeShell(c.cmd(), c.env);
           if (r.seconds < b) { b = r.seconds; rss = r.rssMiB; }
         }
       } catch (e) {
@@ -376,7 +379,7 @@ async function unpackSuite(img: BenchImage, runs: number, target: string, log: (
     fs.rmSync(work, { recursive: true, force: true });
   }
   const o = rows[0].mbps;
-  if (o) for (const r of rows) if (r.mbps) r.ocigenSpeedup = o / r.mbps;
+  if (o) for (const r of rows) if (r.mbps && r !== rows[0]) r.ocigenSpeedup = o / r.mbps;
   return rows;
 }
 

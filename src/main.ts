@@ -14,6 +14,11 @@ import { main } from "./cli/main.ts";
 import { invocationArgv, pinSelf } from "./install/self.ts";
 
 pinSelf();
+// `ocigen ls | head`: a reader that went away is not an error.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+  throw e;
+});
 main(invocationArgv()).then(
   (code) => {
     process.exitCode = code;

@@ -59,3 +59,6 @@ export { cleanEntryPath, RootResolver } from "./layer/resolve.ts";
 export { type IdMapping, parseIdMap, toHost } from "./layer/idmap.ts";
 export { applyLayer, applyLayers, unpackBundle, type UnpackOptions, unpackRootfs } from "./layer/unpack.ts";
 export { convertConfig, type ConvertOptions, resolveUser, type RuntimeSpec } from "./layer/convert.ts";
+// WASM kernels (issue 4)
+export { describeInflateError, WasmGunzip, wasmCrc32, wasmGunzipSync, type WasmInflateOptions } from "./compress/inflate-wasm.ts";
+export { closeIdleWorkers, createGunzip, WorkerGunzip } from "./compress/inflate-worker.ts";

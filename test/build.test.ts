@@ -278,6 +278,65 @@ describe("ocigen build", () => {
     }
   });
 
+  test("the build verb: ocigen build SPEC --layout DIR prints the tags", async () => {
+    const dir = tmpdir("ocigen-build-");
+    try {
+      fs.writeFileSync(path.join(dir, "f"), "x");
+      fs.writeFileSync(path.join(dir, "s.yaml"), "one:\n  base: empty\n  copy: f /f\n  cmd: /f --x\n");
+      const { main } = await import("../src/cli/main.ts");
+      const saved = process.exitCode;
+      process.exitCode = undefined;
+      const write = process.stdout.write.bind(process.stdout);
+      let out = "";
+      (process.stdout as { write: unknown }).write = (c: string | Uint8Array) => {
+        out += String(c);
+        return true;
+      };
+      let code: number;
+      try {
+        code = await main(["node", "ocigen", "build", path.join(dir, "s.yaml"), "--layout", path.join(dir, "oci"), "--compress", "zstd"]);
+      } finally {
+        (process.stdout as { write: unknown }).write = write;
+        process.exitCode = saved;
+      }
+      assert.equal(code, 0);
+      assert.match(out, /^one one-\d{4}-\d{2}-\d{2}_1 sha256:[0-9a-f]{64}\n$/);
+      const img = await (await Layout.open(path.join(dir, "oci"))).resolve("one");
+      assert.deepEqual(img.config.config?.Cmd, ["/f", "--x"]);
+      assert.equal(img.manifest.layers[0].mediaType, "application/vnd.oci.image.layer.v1.tar+zstd");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("clear errors: no isolation for run, missing package tools, unknown package type", async () => {
+    const dir = tmpdir("ocigen-build-");
+    const saved = { iso: process.env.OCIGEN_ISOLATION, path: process.env.PATH };
+    try {
+      makeShellRootfs(path.join(dir, "r"));
+      run("tar", ["-C", path.join(dir, "r"), "-cf", path.join(dir, "r.tar"), "."]);
+      fs.writeFileSync(path.join(dir, "run.yaml"), "x:\n  base: empty\n  expand: r.tar\n  run: echo hi > /hi\n");
+      process.env.OCIGEN_ISOLATION = "none";
+      await assert.rejects(buildFile(path.join(dir, "run.yaml"), { layout: path.join(dir, "oci") }), /target x: Cannot run the script of target x: no isolation available/);
+      delete process.env.OCIGEN_ISOLATION;
+      fs.writeFileSync(path.join(dir, "p.rpm"), "not really an rpm");
+      fs.writeFileSync(path.join(dir, "rpm.yaml"), "y:\n  base: empty\n  install: p.rpm\n");
+      process.env.PATH = path.join(dir, "empty-path");
+      await assert.rejects(buildFile(path.join(dir, "rpm.yaml"), { layout: path.join(dir, "oci") }), /rpm2cpio is not installed/);
+      process.env.PATH = saved.path;
+      fs.writeFileSync(path.join(dir, "p.zip"), "PK");
+      fs.writeFileSync(path.join(dir, "zip.yaml"), "z:\n  base: empty\n  install: p.zip\n");
+      await assert.rejects(buildFile(path.join(dir, "zip.yaml"), { layout: path.join(dir, "oci") }), /not a \.deb or \.rpm package/);
+      const tags = await (await Layout.open(path.join(dir, "oci"))).listTags();
+      assert.deepEqual(tags, []);
+    } finally {
+      if (saved.iso === undefined) delete process.env.OCIGEN_ISOLATION;
+      else process.env.OCIGEN_ISOLATION = saved.iso;
+      process.env.PATH = saved.path;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("a cycle is refused before any work", async () => {
     const dir = tmpdir("ocigen-build-");
     try {

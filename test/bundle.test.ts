@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import fc from "fast-check";
 import { BUNDLE_MANIFEST_NAME, decodeEntry, encodeEntry, readBundleManifest, writeBundleManifest } from "../src/bundle/manifest.ts";
-import { comparePaths, scanTree } from "../src/bundle/scan.ts";
+import { comparePaths, sameTime, scanTree, settleTimestamps } from "../src/bundle/scan.ts";
 import { diffTree } from "../src/bundle/diff.ts";
 import { parseMtree, unvis } from "../src/bundle/mtree.ts";
 import { readTreeXattrs, setXattr, xattrsSupported } from "../src/bundle/xattr.ts";
@@ -73,7 +73,7 @@ describe("bundle manifest", () => {
     assert.throws(() => readBundleManifest(dir), /line 1: not a bundle manifest header/);
   }));
 
-  test("diff: add, modify, delete, deleted tree = one whiteout, type changes, chmod", withTree((root) => {
+  test("diff: add, modify, delete, deleted tree = one whiteout, type changes, chmod", withTree(async (root) => {
     w(root, "keep", "k");
     w(root, "mod", "m");
     w(root, "del", "d");
@@ -82,6 +82,7 @@ describe("bundle manifest", () => {
     w(root, "d2l/child", "c");
     w(root, "perm", "p");
     const old = scanTree(root);
+    await settleTimestamps(old);
     assert.deepEqual(changes(old, root), [], "nothing changed");
     w(root, "new/x", "n");
     fs.appendFileSync(path.join(root, "mod"), "more");
@@ -106,17 +107,41 @@ describe("bundle manifest", () => {
     ]);
   }));
 
-  test("diff: a new hard link re-emits its whole inode group; sockets are skipped", withTree((root) => {
+  test("diff: a new hard link re-emits its whole inode group; sockets are skipped", withTree(async (root) => {
     w(root, "a", "same");
     w(root, "other", "o");
     const old = scanTree(root);
+    await settleTimestamps(old);
     fs.linkSync(path.join(root, "a"), path.join(root, "b"));
     assert.deepEqual(changes(old, root), ["modify .", "modify a", "add b"]);
   }));
 
-  test("diff: a touched file with an unchanged digest is not re-emitted", withTree((root) => {
+  test("diff: sockets are skipped; an xattr removal is a change", withTree(async (root) => {
+    w(root, "f", "x");
+    if (xattrsSupported()) setXattr(path.join(root, "f"), "user.k", new Uint8Array([1]));
+    const old = scanTree(root);
+    await settleTimestamps(old);
+    const net = await import("node:net");
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(path.join(root, "sock"), r));
+    try {
+      assert.ok(fs.lstatSync(path.join(root, "sock")).isSocket());
+      const d = changes(old, root);
+      assert.ok(!d.some((c) => c.endsWith("sock")), d.join(","));
+      if (xattrsSupported()) {
+        const { spawnSync } = await import("node:child_process");
+        spawnSync("setfattr", ["-x", "user.k", path.join(root, "f")]);
+        assert.ok(changes(old, root).includes("modify f"));
+      }
+    } finally {
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  }));
+
+  test("diff: a touched file with an unchanged digest is not re-emitted", withTree(async (root) => {
     w(root, "f", "content");
     const old = scanTree(root);
+    await settleTimestamps(old);
     for (const e of old) if (e.path === "f") e.digest = "sha256:ed7002b439e9ac845f22357d822bac1444730fbdb6016d3ec9432297b9ec9f73";
     fs.chmodSync(path.join(root, "f"), 0o644); // ctime moves, nothing else
     fs.writeFileSync(path.join(root, "f"), "content");
@@ -129,6 +154,13 @@ describe("bundle manifest", () => {
     const d = diffTree(old, now, { rootfs: root }).map((c) => c.path);
     assert.ok(!d.includes("f"), d.join(","));
   }));
+
+  test("timestamps compare at the coarser precision (Deno reports ms / whole seconds)", () => {
+    assert.ok(sameTime(1700000000123456789n, 1700000000123000000n));
+    assert.ok(sameTime(1700000000123456789n, 1700000000000000000n));
+    assert.ok(!sameTime(1700000000123456789n, 1700000001000000000n));
+    assert.ok(!sameTime(1700000000123456789n, 1700000000123456788n));
+  });
 
   test("masks: volumes and --mask-path hide a subtree, not its siblings", () => {
     const m = makeMask(["/var/lib/data/", "tmp"]);
@@ -167,7 +199,7 @@ describe("bundle manifest", () => {
     assert.equal(unvis("a\\\\b\\nc"), "a\\b\nc");
   });
 
-  test("xattrs of a whole tree in one getfattr pass", { skip: xattrsSupported() ? undefined : "getfattr not installed" }, withTree((root) => {
+  test("xattrs of a whole tree in one getfattr pass", { skip: xattrsSupported() ? undefined : "getfattr not installed" }, withTree(async (root) => {
     w(root, "with xattr\nnewline", "x");
     fs.symlinkSync("with xattr\nnewline", path.join(root, "link"));
     setXattr(path.join(root, "with xattr\nnewline"), "user.bin", new Uint8Array([0, 255, 10]));

@@ -15,6 +15,7 @@ import { extract, gcExtracts } from "../src/generator/extract.ts";
 import { generate } from "../src/generator/generate.ts";
 import { storeRootfs } from "../src/generator/paths.ts";
 import type { Descriptor } from "../src/oci/types.ts";
+import { main } from "../src/cli/main.ts";
 
 interface Env {
   tmp: string;
@@ -222,8 +223,13 @@ describe("ocigen extract", () => {
       assert.equal(g.units[0].atomic, true);
       assert.match(second, /\nDescription=etcd etcd\.ref\.latest\n/);
       assert.match(second, /\nEnvironment=DATA=\/srv\/state\/etcd\n/);
-      assert.match(second, /\nExecStartPre=\+\/bin\/true extract --config \S+ --name etcd --ref latest --bundle\n/);
+      assert.match(second, /\nRequires=ocigen-extract@etcd\.ref\.latest\.service\n/);
+      assert.match(second, /\nExecStart=\/bin\/true extract --config \S+ --name etcd --ref latest --bundle\n/);
       assert.match(second, /\nExecStart=\S*runc run --bundle \S+\/extracts\/etcd\.ref\.latest etcd\.ref\.latest\n/);
+      // atomictemplates = no: the normal unit again
+      let third = "";
+      await generate({ ...opts, config: { ...e.cfg, atomicTemplates: false }, print: (s) => (third += s) });
+      assert.match(third, /RootDirectory=/);
     } finally {
       rmTemp(e.tmp);
     }
@@ -236,6 +242,23 @@ describe("ocigen extract", () => {
       await assert.rejects(extract({ config: e.cfg, name: "../etc", tag: "latest" }), /Bad layout name/);
       await assert.rejects(extract({ config: e.cfg, name: "app", tag: "nope" }), /no such tag/);
       await assert.rejects(extract({ config: e.cfg, name: "missing", tag: "latest" }), /missing/);
+      // through the CLI: exit 1 and one line naming the culprit; gc-extracts --dry-run is fine
+      const orig = process.stderr.write.bind(process.stderr);
+      let err = "";
+      (process.stderr as unknown as { write: (s: string) => boolean }).write = (s: string) => ((err += s), true);
+      let code: number;
+      let gcCode: number;
+      try {
+        code = await main(["node", "ocigen", "extract", "--config", e.conf, "--name", "app", "--ref", "nope"]);
+        process.exitCode = undefined;
+        gcCode = await main(["node", "ocigen", "gc-extracts", "--config", e.conf, "--dry-run"]);
+        process.exitCode = undefined;
+      } finally {
+        (process.stderr as unknown as { write: typeof orig }).write = orig;
+      }
+      assert.equal(code, 1);
+      assert.match(err, /^ocigen: Cannot resolve tag nope in \S+\/app: no such tag\n$/);
+      assert.equal(gcCode, 0);
     } finally {
       rmTemp(e.tmp);
     }

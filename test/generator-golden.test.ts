@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { makeLayout, mkTemp, rmTemp, tarFiles, toLegacyRefs, breakLayout, type FixtureLayout, type Breakage } from "../fixtures/layout.ts";
-import { canParseWithSystemd, envSubstituted, have, systemdParse, verifyUnits } from "../fixtures/generator.ts";
+import { makeLayout, mkTemp, rmTemp, tarFiles, toLegacyRefs, breakLayout, treeHash, type FixtureLayout, type Breakage } from "../fixtures/layout.ts";
+import { canParseWithSystemd, envSubstituted, have, systemdParseMany, verifyUnits } from "../fixtures/generator.ts";
 import { generate, type GenerateResult } from "../src/generator/generate.ts";
 import { loadGeneratorConfig } from "../src/generator/config.ts";
 import { storeRootfs } from "../src/generator/paths.ts";
@@ -115,16 +115,22 @@ describe("generator golden cases", () => {
         }
         assert.equal(run.messages.filter((m) => run.result.errors.includes(m)).length, run.result.errors.length);
 
-        // Writing (not dry-run) produces exactly the same files.
+        // Writing (not dry-run) produces exactly the same files, and writes nothing else anywhere.
+        const inputs = ["layouts", "extracts"].filter((d) => fs.existsSync(join(run.root, d)));
+        const before = inputs.map((d) => treeHash(join(run.root, d)));
         const real = await runCaseInto(input, run.root);
-        for (const u of real.units) assert.equal(fs.readFileSync(u.path, "utf8"), u.text);
+        assert.deepEqual(inputs.map((d) => treeHash(join(run.root, d))), before, "layouts and extracts untouched");
+        for (const u of real.units) {
+          assert.equal(fs.readFileSync(u.path, "utf8"), u.text);
+          assert.equal(fs.readFileSync(u.extractUnit.path, "utf8"), u.extractUnit.text);
+        }
         for (const u of run.result.units) {
           if (u.wantsLink) assert.equal(fs.readlinkSync(u.wantsLink), `../${u.unit}`);
         }
         assert.deepEqual(fs.existsSync(join(run.root, "out")) ? fs.readdirSync(join(run.root, "out")).filter((n) => n.startsWith(".")) : [], [], "no temporary files left");
 
         // systemd-analyze verify accepts every unit.
-        const files = Object.fromEntries(run.result.units.map((u) => [u.unit, u.text]));
+        const files = Object.fromEntries(run.result.units.flatMap((u) => [[u.unit, u.text], [u.extractUnit.unit, u.extractUnit.text]]));
         if (Object.keys(files).length > 0) {
           if (!have("systemd-analyze")) {
             if (process.env.CI) assert.fail("systemd-analyze not installed");
@@ -146,12 +152,17 @@ describe("generator golden cases", () => {
               if (u.atomic) continue;
               const img = input.layouts[u.name].images.find((i) => i.tags?.includes(u.tag))!;
               const want = [...(img.config?.Entrypoint ?? []), ...(img.config?.Cmd ?? [])];
-              const p = systemdParse({ [u.unit]: u.text }, u.unit);
+              const parsed = systemdParseMany({ [u.unit]: u.text, [u.extractUnit.unit]: u.extractUnit.text }, [u.unit, u.extractUnit.unit]);
+              const p = parsed.get(u.unit)!;
               const execs = p.exec.get("ExecStart");
               assert.equal(execs?.length, 1, `${u.unit}: one ExecStart`);
               assert.deepEqual(execs![0].map(envSubstituted), want, `${u.unit}: systemd's argv`);
-              const pre = p.exec.get("ExecStartPre");
-              assert.equal(pre?.length, 1, `${u.unit}: one ExecStartPre`);
+              assert.equal(p.exec.get("ExecStartPre"), undefined, `${u.unit}: no ExecStartPre (it would get the image's environment)`);
+              assert.deepEqual(p.props.get("Requires")?.filter((r) => r.startsWith("ocigen-extract@")).map((r) => r.replace(/ \(.*\)$/, "")), [u.extractUnit.unit]);
+              const x = parsed.get(u.extractUnit.unit)!;
+              assert.equal(x.exec.get("ExecStart")?.length, 1);
+              assert.deepEqual(x.exec.get("ExecStart")![0].slice(1, 6), ["extract", "--config", join(run.root, "oci-generator.conf"), "--name", u.name]);
+              assert.equal(x.props.get("Environment"), undefined, `${u.extractUnit.unit}: no image environment`);
               const envs = (img.config?.Env ?? []).filter((e) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(e));
               // The dump prints values raw: a value with a newline shows up to the newline.
               assert.deepEqual(p.props.get("Environment") ?? [], envs.map((e) => e.split("\n")[0]), `${u.unit}: Environment`);

@@ -14,7 +14,7 @@ import { escapeNamePart, unitName } from "../src/generator/naming.ts";
 import { execLine, execWord, listWord, checkLineValue } from "../src/generator/syntax.ts";
 import { loadGeneratorConfig, parseGeneratorConfig, layoutSettings } from "../src/generator/config.ts";
 import { discoverLayouts } from "../src/generator/discover.ts";
-import { resolveInRoot, resolveUser, parsePasswd, parseGroup, readFileInRoot } from "../src/generator/rootfs.ts";
+import { findInImagePath, resolveInRoot, resolveUser, parsePasswd, parseGroup, readFileInRoot } from "../src/generator/rootfs.ts";
 import { createReporter, runBySystemd } from "../src/generator/report.ts";
 import { normalizeSignal } from "../src/generator/signal.ts";
 import { renderAtomicTemplate } from "../src/generator/atomic.ts";
@@ -56,6 +56,8 @@ describe("unit names (SPEC 4.2)", () => {
   });
   test("too long or bad names are refused", () => {
     assert.throws(() => unitName("a".repeat(250), "latest"), /more than systemd's 255/);
+    assert.equal(unitName("a".repeat(226), "t"), "a".repeat(226) + ".ref.t.service");
+    assert.throws(() => unitName("a".repeat(227), "t"), /would be 256 characters/);
     assert.throws(() => unitName("a/../b", "t"), /not a normalized relative path/);
     assert.throws(() => unitName("/abs", "t"), /not a normalized relative path/);
     assert.throws(() => unitName("a\nb", "t"), /control character/);
@@ -133,6 +135,9 @@ describe("config", () => {
     assert.equal(c.imageLayoutDir, "/l");
     assert.equal(c.extractsDir, "/var/lib/oci/extracts");
     assert.equal(c.enable, true);
+    assert.equal(c.atomicTemplates, true);
+    assert.equal(parseGeneratorConfig("atomictemplates = no\nuserdbdir =\n", "c").atomicTemplates, false);
+    assert.equal(parseGeneratorConfig("userdbdir =\n", "c").userdbDir, "");
     assert.deepEqual(layoutSettings(c, "a/b"), { runtime: "/opt/crun", protectSystem: "full", protectHome: "tmpfs", enable: false });
     assert.deepEqual(layoutSettings(c, "x"), { runtime: "/opt/crun", protectSystem: "full", protectHome: "read-only", enable: undefined });
   });
@@ -210,6 +215,17 @@ describe("image users", () => {
       assert.equal(new TextDecoder().decode(readFileInRoot(root, "/etc/passwd", 1000)!), "ok:x:1:1::/:/bin/sh\n");
       assert.equal(resolveInRoot(root, "/etc/../../../../outside/passwd"), null);
       assert.throws(() => readFileInRoot(root, "/etc/passwd", 3), /larger than 3 bytes/);
+      // plain command names: the image's PATH, inside the rootfs, executables only
+      fs.mkdirSync(join(root, "usr/sbin"), { recursive: true });
+      fs.mkdirSync(join(root, "opt/bin"), { recursive: true });
+      fs.writeFileSync(join(root, "usr/sbin/nginx"), "", { mode: 0o755 });
+      fs.writeFileSync(join(root, "opt/bin/nginx"), "", { mode: 0o644 });
+      fs.writeFileSync(join(tmp, "outside/evil"), "", { mode: 0o755 });
+      fs.symlinkSync("../../../outside/evil", join(root, "opt/bin/evil"));
+      assert.equal(findInImagePath(root, "nginx", undefined), "/usr/sbin/nginx");
+      assert.equal(findInImagePath(root, "nginx", ["PATH=/opt/bin:/usr/sbin"]), "/usr/sbin/nginx");
+      assert.equal(findInImagePath(root, "nginx", ["PATH=/opt/bin"]), null);
+      assert.equal(findInImagePath(root, "evil", ["PATH=/opt/bin"]), null);
     } finally {
       rmTemp(tmp);
     }
@@ -231,15 +247,16 @@ describe("signals", () => {
 describe("Atomic templates", () => {
   const vars = { NAME: "n", EXEC_START: "/usr/bin/runc run x", EXEC_STARTPRE: "+/usr/bin/ocigen extract", OPTS: "a b", EVIL: "x\nExecStartPre=/bin/evil", BS: "end\\", PCT: "%n" };
   test("substitution and escaping by context", () => {
-    const out = renderAtomicTemplate("[Service]\nExecStartPre=$EXEC_STARTPRE\nExecStart=$EXEC_START $OPTS ${PCT}\nDescription=$PCT $$ $NAME\nEnvironment=O=$OPTS\n", vars, "+x");
+    const out = renderAtomicTemplate("[Service]\nExecStartPre=$EXEC_STARTPRE\nExecStart=$EXEC_START $OPTS ${PCT}\nDescription=$PCT $$ $NAME\nEnvironment=O=$OPTS\n", vars);
     assert.equal(out, "[Service]\nExecStartPre=+/usr/bin/ocigen extract\nExecStart=/usr/bin/runc run x \"a b\" %%n\nDescription=%%n $ n\nEnvironment=O=\"a b\"\n");
   });
   test("unknown variables, bad placeholders, values that would add lines fail", () => {
-    assert.throws(() => renderAtomicTemplate("[Service]\nExecStart=$NOPE\n", vars, "+x"), /line 2: unknown variable \$NOPE/);
-    assert.throws(() => renderAtomicTemplate("[Service]\nExecStart=$ x\n", vars, "+x"), /invalid placeholder/);
-    assert.throws(() => renderAtomicTemplate("[Service]\nDescription=$EVIL\n", vars, "+x"), /control character/);
-    assert.throws(() => renderAtomicTemplate("[Service]\nDescription=$BS\nExecStart=/bin/true\n", vars, "+x"), /backslash/);
-    assert.equal(renderAtomicTemplate("[Service]\nExecStart=/x $EVIL\n", vars, "+x"), "[Service]\nExecStartPre=+x\nExecStart=/x \"x\\nExecStartPre=/bin/evil\"\n");
+    assert.throws(() => renderAtomicTemplate("[Service]\nExecStart=$NOPE\n", vars), /line 2: unknown variable \$NOPE/);
+    assert.throws(() => renderAtomicTemplate("[Service]\nExecStart=$ x\n", vars), /invalid placeholder/);
+    assert.throws(() => renderAtomicTemplate("[Service]\nDescription=$EVIL\n", vars), /control character/);
+    assert.throws(() => renderAtomicTemplate("[Service]\nDescription=$BS\nExecStart=/bin/true\n", vars), /backslash/);
+    assert.throws(() => renderAtomicTemplate("[Unit]\nDescription=x\n", vars), /no \[Service\] section/);
+    assert.equal(renderAtomicTemplate("[Service]\nExecStart=/x $EVIL\n", vars), "[Service]\nExecStart=/x \"x\\nExecStartPre=/bin/evil\"\n");
   });
 });
 
@@ -295,7 +312,8 @@ describe("ocigen generate (CLI)", () => {
       process.exitCode = undefined;
       assert.equal(code, 1);
       assert.match(stderr, /layout corrupt: /);
-      assert.deepEqual(fs.readdirSync(out).sort(), ["good.a.ref.latest.service", "good.b.ref.v1.service", "good.b.ref.v2.service"]);
+      assert.deepEqual(fs.readdirSync(out).filter((n) => !n.startsWith("ocigen-extract@")).sort(), ["good.a.ref.latest.service", "good.b.ref.v1.service", "good.b.ref.v2.service"]);
+      assert.deepEqual(fs.readdirSync(out).filter((n) => n.startsWith("ocigen-extract@")).sort(), ["ocigen-extract@good.a.ref.latest.service", "ocigen-extract@good.b.ref.v1.service", "ocigen-extract@good.b.ref.v2.service"]);
       // with everything fine: exit 0; two directories is a usage error
       rmTemp(join(L, "corrupt"));
       const ok = await captureStderr(() => main(["node", "ocigen", "generate", "--config", conf, out, join(tmp, "early"), join(tmp, "late")]));
@@ -304,6 +322,23 @@ describe("ocigen generate (CLI)", () => {
       const two = await captureStderr(() => main(["node", "ocigen", "generate", "--config", conf, out, join(tmp, "early")]));
       process.exitCode = undefined;
       assert.equal(two.value, 1);
+    } finally {
+      rmTemp(tmp);
+    }
+  });
+
+  test("never reads layers: generation works with every layer blob deleted", async () => {
+    const tmp = mkTemp("ocigen-nolayers-");
+    try {
+      const L = join(tmp, "layouts");
+      const fx = makeLayout(join(L, "app"), [{ tags: ["latest"], layers: [tarFiles([{ name: "x", data: "1" }]), tarFiles([{ name: "y", data: "2" }])], config: { config: { Cmd: ["/bin/true"] } } as never }]);
+      for (const l of fx.layers[0]) fs.rmSync(join(fx.dir, "blobs/sha256", l.digest.slice(7)));
+      const conf = join(tmp, "c.conf");
+      fs.writeFileSync(conf, `imagelayoutdir=${L}\nextractsdir=${join(tmp, "x")}\nocigen=/bin/true\n`);
+      const { value: code, stderr } = await captureStderr(() => main(["node", "ocigen", "generate", "--config", conf, join(tmp, "out")]));
+      process.exitCode = undefined;
+      assert.equal(code, 0, stderr);
+      assert.ok(fs.existsSync(join(tmp, "out/app.ref.latest.service")));
     } finally {
       rmTemp(tmp);
     }
@@ -319,7 +354,7 @@ describe("ocigen generate (CLI)", () => {
       const env = { ...process.env, OCIGEN_AS_GENERATOR: "1", OCIGEN_GENERATOR_CONF: conf, OCIGEN_KMSG: "0" };
       const r = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts", join(tmp, "out")], { env, encoding: "utf8" });
       assert.equal(r.status, 0, r.stderr);
-      assert.deepEqual(fs.readdirSync(join(tmp, "out")), ["busybox.ref.latest.service"]);
+      assert.deepEqual(fs.readdirSync(join(tmp, "out")).sort(), ["busybox.ref.latest.service", "ocigen-extract@busybox.ref.latest.service"]);
       const d = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts", "generate", "--dry-run", join(tmp, "out2")], { env: { ...env, OCIGEN_AS_GENERATOR: "" }, encoding: "utf8" });
       assert.equal(d.status, 0, d.stderr);
       assert.match(d.stdout, new RegExp(`^---${join(tmp, "out2")}/busybox.ref.latest.service---\n# Generated by ocigen-generator`));

@@ -141,6 +141,8 @@ export function mutateTree(root: string, opts: { xattr?: boolean } = {}): void {
   if (isRoot) fs.chownSync(p("srv/chown-me"), 1234, 5678);
   fs.linkSync(p("srv/link-src"), p("srv/hardlink"));
   if (opts.xattr && have("setfattr")) run("setfattr", ["-n", "user.ocigen", "-v", "yes", p("srv/xattr-me")]);
+  run("mkfifo", ["-m", "0640", p("srv/fifo")]);
+  if (isRoot) run("mknod", ["-m", "0666", p("srv/null"), "c", "1", "3"]);
 }
 
 /**

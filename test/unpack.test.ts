@@ -248,3 +248,27 @@ describe("CLI", () => {
     }
   });
 });
+
+describe("full disk", () => {
+  const ROOT = typeof process.getuid === "function" && process.getuid() === 0;
+  test("ENOSPC fails cleanly: EIO naming the entry, target absent, temp removed", { skip: ROOT ? false : "needs root to mount a small tmpfs" }, async (t) => {
+    const dir = tmpdir();
+    const mnt = path.join(dir, "small");
+    fs.mkdirSync(mnt);
+    const m = (await import("node:child_process")).spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt], { encoding: "utf8" });
+    if (m.status !== 0) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      t.skip(`cannot mount tmpfs here: ${m.stderr.trim()}`);
+      return;
+    }
+    try {
+      const { layout, img } = await image(dir, [base, { entries: [{ name: "big", data: new Uint8Array(3 << 20).fill(1) }] }]);
+      const e = await rejects(unpackRootfs(layout, img, path.join(mnt, "rootfs")), "EIO", /entry big: .*ENOSPC/);
+      assert.ok(e.message.startsWith("Cannot unpack layer sha256:"));
+      assert.deepEqual(fs.readdirSync(mnt), []);
+    } finally {
+      (await import("node:child_process")).spawnSync("umount", [mnt]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

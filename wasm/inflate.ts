@@ -152,6 +152,7 @@ export function init(m: i32): void {
       store<u32>(CRC_TAB + (<usize>(t * 256 + n) << 2), c);
     }
   }
+  initCrcCombine();
   // length and distance bases (RFC 1951 3.2.5)
   let base: u32 = 3;
   for (let i: u32 = 0; i < 28; i++) {
@@ -254,22 +255,12 @@ function slide(): void {
   winStart = winStart - OUT_BASE > shift ? winStart - shift : OUT_BASE;
 }
 
-function crcUpdate(c0: u32, p0: usize, len: u32): u32 {
-  let c = ~c0;
-  let p = p0;
-  const end = p0 + len;
-  const T = CRC_TAB;
-  while (p < end && (p & 7) != 0) {
-    c = load<u32>(T + (<usize>((c ^ load<u8>(p)) & 0xff) << 2)) ^ (c >>> 8);
-    p++;
-  }
-  const end16 = p + ((end - p) & ~<usize>15);
-  while (p < end16) {
+@inline function crcBlock(c: u32, p: usize): u32 {
     const a = load<u32>(p) ^ c;
     const b = load<u32>(p, 4);
     const d = load<u32>(p, 8);
     const e = load<u32>(p, 12);
-    c = load<u32>(<usize>((a << 2) & 0x3fc), CRC_TAB + (15 << 10)) ^
+    return load<u32>(<usize>((a << 2) & 0x3fc), CRC_TAB + (15 << 10)) ^
         load<u32>(<usize>((a >>> 6) & 0x3fc), CRC_TAB + (14 << 10)) ^
         load<u32>(<usize>((a >>> 14) & 0x3fc), CRC_TAB + (13 << 10)) ^
         load<u32>(<usize>((a >>> 22) & 0x3fc), CRC_TAB + (12 << 10)) ^
@@ -285,10 +276,81 @@ function crcUpdate(c0: u32, p0: usize, len: u32): u32 {
         load<u32>(<usize>((e >>> 6) & 0x3fc), CRC_TAB + (2 << 10)) ^
         load<u32>(<usize>((e >>> 14) & 0x3fc), CRC_TAB + (1 << 10)) ^
         load<u32>(<usize>((e >>> 22) & 0x3fc), CRC_TAB + (0 << 10));
+}
+
+// x^(2^k) mod P (reflected), for k = 0..31
+const X2N: usize = memory.data(32 * 4, 16);
+
+/** a * b mod P in the reflected representation (bit 31 = x^0). */
+function mulModP(a: u32, b0: u32): u32 {
+  if (a == 0) return 0;
+  let b = b0;
+  let m: u32 = 0x80000000;
+  let p: u32 = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) == 0) break;
+    }
+    m >>>= 1;
+    b = (b & 1) ? (b >>> 1) ^ 0xEDB88320 : b >>> 1;
+  }
+  return p;
+}
+
+/** x^(8n) mod P: the operator that appends n zero bytes to a CRC register. */
+function zerosOp(n0: u32): u32 {
+  let n = n0;
+  let p: u32 = 0x80000000;
+  let k: u32 = 3;
+  while (n != 0) {
+    if (n & 1) p = mulModP(load<u32>(X2N + ((k & 31) << 2)), p);
+    n >>>= 1;
+    k++;
+  }
+  return p;
+}
+
+function initCrcCombine(): void {
+  let v: u32 = 0x40000000; // x^1
+  for (let k = 0; k < 32; k++) {
+    store<u32>(X2N + (k << 2), v);
+    v = mulModP(v, v);
+  }
+}
+
+function crcUpdate(c0: u32, p0: usize, len: u32): u32 {
+  let c = ~c0;
+  let p = p0;
+  const end = p0 + len;
+  while (p < end && (p & 7) != 0) {
+    c = load<u32>(CRC_TAB + (<usize>((c ^ load<u8>(p)) & 0xff) << 2)) ^ (c >>> 8);
+    p++;
+  }
+  let blocks = <u32>((end - p) >> 4);
+  if (blocks >= 512) {
+    // two independent streams over the two halves, then combined
+    const half = blocks >> 1;
+    let q = p + (<usize>half << 4);
+    const qEnd = q + (<usize>half << 4);
+    let c2: u32 = 0;
+    while (q < qEnd) {
+      c = crcBlock(c, p);
+      c2 = crcBlock(c2, q);
+      p += 16;
+      q += 16;
+    }
+    c = mulModP(zerosOp(half << 4), c) ^ c2;
+    p = qEnd;
+    blocks -= half << 1;
+  }
+  const end16 = p + (<usize>blocks << 4);
+  while (p < end16) {
+    c = crcBlock(c, p);
     p += 16;
   }
   while (p < end) {
-    c = load<u32>(T + (<usize>((c ^ load<u8>(p)) & 0xff) << 2)) ^ (c >>> 8);
+    c = load<u32>(CRC_TAB + (<usize>((c ^ load<u8>(p)) & 0xff) << 2)) ^ (c >>> 8);
     p++;
   }
   return ~c;
@@ -710,11 +772,20 @@ function decodeHuffman(): i32 {
   const inFast = inEnd - 16;
   const outFast = OUT_BASE + OUT_CAP - MAXMATCH - 8;
   let status: i32 = -100; // -100: continue with the careful loop
+  // The next litlen entry is looked up before the refill/copy that precedes
+  // its use: a refill only adds bits above the valid ones, so the low bits
+  // (and the entry) stay the same, and at least 16 real bits are always there.
+  if (lp < inFast) {
+    // real bits above the valid ones are only guaranteed after a wide refill
+    bb |= load<u64>(lp) << <u64>bc;
+    lp += ((~bc) >> 3) & 7;
+    bc |= 56;
+  }
+  let e = load<u32>(LIT_TAB + (<usize>(<u32>bb & LIT_MASK) << 2));
   while (lp < inFast && o < outFast) {
     bb |= load<u64>(lp) << <u64>bc;
     lp += ((~bc) >> 3) & 7;
     bc |= 56;
-    let e = load<u32>(LIT_TAB + (<usize>(<u32>bb & LIT_MASK) << 2));
     if (e & FL_SUB) {
       bb >>= <u64>LIT_BITS;
       bc -= LIT_BITS;
@@ -738,6 +809,7 @@ function decodeHuffman(): i32 {
       bc -= e;
       store<u8>(o, <u8>(e >> 16));
       o++;
+      e = load<u32>(LIT_TAB + (<usize>(<u32>bb & LIT_MASK) << 2));
       continue;
     }
     if (e & FL_LEN) {
@@ -757,6 +829,7 @@ function decodeHuffman(): i32 {
       bb >>= <u64>d;
       bc -= d;
       if (<usize>dist > o - ws) { detailA = dist; detailB = <u32>(o - ws); status = E_FAR; break; }
+      e = load<u32>(LIT_TAB + (<usize>(<u32>bb & LIT_MASK) << 2));
       copyMatch(o, dist, length);
       o += length;
       continue;

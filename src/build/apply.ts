@@ -27,13 +27,15 @@ export async function applyTarStreamTo(tar: AsyncIterable<Uint8Array>, rootfs: s
 
 /**
  * Extracts every layer of `image` into the existing directory `rootfs`
- * (the unpack engine's {@linkcode applyLayers}: digests, sizes and diff_ids verified).
+ * (the unpack engine's {@linkcode applyLayers}: digests, sizes and diff_ids
+ * verified). Returns the apply state (when not root: the owners that could
+ * not be applied, by path).
  *
  * @example
  * ```ts
  * await unpackImageTo(layout, await layout.resolve("base"), "/tmp/rootfs");
  * ```
  */
-export async function unpackImageTo(layout: Layout, image: ResolvedImage, rootfs: string): Promise<void> {
-  await applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], rootfs, {});
+export async function unpackImageTo(layout: Layout, image: ResolvedImage, rootfs: string): Promise<ApplyState> {
+  return await applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], rootfs, {});
 }

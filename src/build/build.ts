@@ -26,7 +26,7 @@ import { Layout } from "../oci/layout.ts";
 import { hostPlatform } from "../oci/platform.ts";
 import { reachableBlobs } from "../oci/gc.ts";
 import { diffTree } from "../bundle/diff.ts";
-import { scanTree } from "../bundle/scan.ts";
+import { type BundleEntry, scanTree, settleTimestamps } from "../bundle/scan.ts";
 import { xattrsSupported } from "../bundle/xattr.ts";
 import type { Compression } from "../compress/encode.ts";
 import { writeLayer } from "../repack/layer-writer.ts";
@@ -124,6 +124,26 @@ async function runHook(script: string, rootfs: string, target: string, kind: str
   });
 }
 
+/**
+ * When not running as root the base's owners could not be applied: entries
+ * whose owner did not change get their recorded owner back, and what belongs
+ * to the building user becomes root's (as in a rootless bundle).
+ */
+function rootlessOwners(
+  snapshot: BundleEntry[],
+  recorded: Map<string, { uid: number; gid: number }>,
+): ((name: string, e: BundleEntry) => { uid: number; gid: number } | undefined) | undefined {
+  const me = typeof process.getuid === "function" ? process.getuid() : 0;
+  if (me === 0) return undefined;
+  const before = new Map(snapshot.map((e) => [e.path, e]));
+  return (name, e) => {
+    const o = before.get(name);
+    const r = recorded.get(name);
+    if (o && o.uid === e.uid && o.gid === e.gid) return r ?? (e.uid === me ? { uid: 0, gid: 0 } : undefined);
+    return e.uid === me ? { uid: 0, gid: 0 } : undefined;
+  };
+}
+
 /** Deletes blobs of `written` that nothing in the layout references. */
 async function dropUnreferenced(layout: Layout, written: Descriptor[]): Promise<void> {
   if (written.length === 0) return;
@@ -146,6 +166,7 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
     fs.mkdirSync(rootfs, { mode: 0o755 });
     let manifest: ImageManifest;
     let config: ImageConfig;
+    let recorded = new Map<string, { uid: number; gid: number }>();
     if (t.base === "empty") {
       const p = hostPlatform();
       config = { architecture: p.architecture, os: p.os, config: {}, rootfs: { type: "layers", diff_ids: [] }, history: [] };
@@ -154,9 +175,10 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
       const img = await layout.resolve(t.base);
       manifest = img.manifest;
       config = img.config;
-      await unpackImageTo(layout, img, rootfs);
+      recorded = (await unpackImageTo(layout, img, rootfs)).owners;
     }
     const snapshot = scanTree(rootfs);
+    await settleTimestamps(snapshot);
     for (const h of t.pre) await runHook(h, rootfs, t.name, "pre", baseDir);
     for (const c of t.copy) copyIntoRoot(rootfs, c.src, c.dest, baseDir);
     for (const p of t.install) await installPackage(path.resolve(baseDir, p), rootfs);
@@ -171,7 +193,10 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
     return await layout.withLock(async () => {
       let layer;
       if (changes.length > 0) {
-        layer = await writeLayer(layout, changesToItems(changes, rootfs, now), opts.compression ?? "gzip");
+        layer = await writeLayer(layout, changesToItems(changes, rootfs, now), opts.compression ?? "gzip", {
+          mapOwner: rootlessOwners(snapshot, recorded),
+          task: `build ${t.name}`,
+        });
         written.push(layer.descriptor);
       }
       const r = await commitLayer(

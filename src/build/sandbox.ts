@@ -49,7 +49,14 @@ export function detectIsolation(): Isolation | null {
   return probed;
 }
 
-/** The environment a build script gets. */
+/**
+ * The environment a build script gets (nothing of ocigen's own environment).
+ *
+ * @example
+ * ```ts
+ * BUILD_ENV.PATH; // "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ * ```
+ */
 export const BUILD_ENV: Record<string, string> = {
   PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
   HOME: "/root",

@@ -18,7 +18,7 @@ import path from "node:path";
 import { OcigenError } from "../errors.ts";
 import { log } from "../log.ts";
 import { fileDigest } from "./manifest.ts";
-import { type BundleEntry, comparePaths } from "./scan.ts";
+import { type BundleEntry, comparePaths, sameTime } from "./scan.ts";
 
 /** One change of a tree. */
 export type Change =
@@ -54,13 +54,19 @@ function sameXattrs(a?: Record<string, string>, b?: Record<string, string>): boo
  * ```
  */
 export function entryChanged(old: BundleEntry, now: BundleEntry, rootfs: string, compareXattrs: boolean): boolean {
+  // the stat witness: same inode and ctime -> nothing (content, owner, mode, xattrs) changed
+  if (
+    old.ino >= 0n && old.ino === now.ino && sameTime(old.ctimeNs, now.ctimeNs) && old.size === now.size &&
+    sameTime(old.mtimeNs, now.mtimeNs)
+  ) {
+    return false;
+  }
   if (old.mode !== now.mode || old.uid !== now.uid || old.gid !== now.gid) return true;
   if (compareXattrs && !sameXattrs(old.xattrs, now.xattrs)) return true;
   if (old.ino < 0n) return coarseChanged(old, now, rootfs);
   switch (now.type) {
     case "file":
-      if (old.size !== now.size || old.mtimeNs !== now.mtimeNs) return true;
-      if (old.ctimeNs === now.ctimeNs && old.ino === now.ino) return false;
+      if (old.size !== now.size || !sameTime(old.mtimeNs, now.mtimeNs)) return true;
       if (old.digest) {
         const d = fileDigest(path.join(rootfs, now.path));
         now.digest = d;
@@ -68,14 +74,14 @@ export function entryChanged(old: BundleEntry, now: BundleEntry, rootfs: string,
       }
       return true; // touched (ctime moved) and no digest to prove otherwise
     case "dir":
-      return old.mtimeNs !== now.mtimeNs;
+      return !sameTime(old.mtimeNs, now.mtimeNs);
     case "symlink":
-      return old.link !== now.link || old.mtimeNs !== now.mtimeNs;
+      return old.link !== now.link || !sameTime(old.mtimeNs, now.mtimeNs);
     case "char":
     case "block":
-      return old.rdevMajor !== now.rdevMajor || old.rdevMinor !== now.rdevMinor || old.mtimeNs !== now.mtimeNs;
+      return old.rdevMajor !== now.rdevMajor || old.rdevMinor !== now.rdevMinor || !sameTime(old.mtimeNs, now.mtimeNs);
     default:
-      return old.mtimeNs !== now.mtimeNs;
+      return !sameTime(old.mtimeNs, now.mtimeNs);
   }
 }
 
@@ -107,6 +113,23 @@ function coarseChanged(old: BundleEntry, now: BundleEntry, rootfs: string): bool
 function parentOf(p: string): string {
   const i = p.lastIndexOf("/");
   return i < 0 ? "." : p.slice(0, i);
+}
+
+/**
+ * The entries of `now` the stat witness cannot prove unchanged (new, other
+ * type, other inode or ctime): the only ones whose xattrs a diff needs.
+ *
+ * @example
+ * ```ts
+ * loadXattrs(rootfs, statCandidates(old, now));
+ * ```
+ */
+export function statCandidates(old: BundleEntry[], now: BundleEntry[]): BundleEntry[] {
+  const oldMap = new Map(old.map((e) => [e.path, e]));
+  return now.filter((e) => {
+    const o = oldMap.get(e.path);
+    return !o || o.ino < 0n || o.type !== e.type || o.ino !== e.ino || !sameTime(o.ctimeNs, e.ctimeNs);
+  });
 }
 
 /**

@@ -33,7 +33,10 @@
  *
  * The cheap change test: an entry whose type, size, mtime, ctime and inode are
  * those recorded is unchanged and is never read again (ctime moves on every
- * content or metadata change and cannot be set by user space).
+ * content or metadata change and cannot be set by user space). Writing the
+ * manifest waits until the clock is past the newest recorded ctime by the
+ * timestamp granularity ({@linkcode settleTimestamps}), so that no later
+ * change can carry a recorded ctime.
  *
  * @module
  */
@@ -42,10 +45,17 @@ import path from "node:path";
 import { createHash } from "node:crypto";
 import { OcigenError, wrapIo } from "../errors.ts";
 import process from "node:process";
-import { type BundleEntry, type EntryType, scanTree } from "./scan.ts";
+import { type BundleEntry, type EntryType, scanTree, settleTimestamps } from "./scan.ts";
 import { xattrsSupported } from "./xattr.ts";
 
-/** File name of the manifest inside a bundle. */
+/**
+ * File name of the manifest inside a bundle.
+ *
+ * @example
+ * ```ts
+ * path.join(bundle, BUNDLE_MANIFEST_NAME); // "/b/ocigen.mtree.jsonl"
+ * ```
+ */
 export const BUNDLE_MANIFEST_NAME = "ocigen.mtree.jsonl";
 
 /** Header line of a bundle manifest. */
@@ -177,6 +187,7 @@ export interface WriteManifestOptions {
  */
 export async function writeBundleManifest(bundleDir: string, rootfs: string, opts: WriteManifestOptions = {}): Promise<void> {
   const entries = opts.entries ?? scanTree(rootfs);
+  await settleTimestamps(entries);
   if (opts.digests) {
     for (const e of entries) if (e.type === "file" && !e.digest) e.digest = fileDigest(path.join(rootfs, e.path));
   }

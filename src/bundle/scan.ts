@@ -11,8 +11,8 @@
  */
 import fs from "node:fs";
 import { Buffer } from "node:buffer";
-import { wrapIo } from "../errors.ts";
-import { readTreeXattrs, type Xattrs } from "./xattr.ts";
+import { OcigenError, wrapIo } from "../errors.ts";
+import { readPathsXattrs, readTreeXattrs, type Xattrs } from "./xattr.ts";
 
 /** Entry types of a tree. */
 export type EntryType = "file" | "dir" | "symlink" | "char" | "block" | "fifo" | "socket";
@@ -68,6 +68,52 @@ export function comparePaths(a: string, b: string): number {
     return ca < cb ? -1 : 1;
   }
   return a.length - b.length;
+}
+
+/**
+ * Equality of two timestamps (ns) taken by possibly different runtimes: Node
+ * reports nanoseconds, Deno milliseconds (mtime) or whole seconds (ctime);
+ * a value that is a whole number of ms or s is compared at that precision.
+ *
+ * @example
+ * ```ts
+ * sameTime(1700000000123456789n, 1700000000123000000n); // true (ms-precision side)
+ * ```
+ */
+export function sameTime(a: bigint, b: bigint): boolean {
+  if (a === b) return true;
+  for (const unit of [1_000_000_000n, 1_000_000n]) {
+    if (a % unit === 0n || b % unit === 0n) return a / unit === b / unit;
+  }
+  return false;
+}
+
+/**
+ * Makes the ctime witness sound for what happens after a scan: kernels stamp
+ * files with a coarse clock (a few ms; Deno even reports whole seconds), so a
+ * change right after the scan could get the very ctime that was recorded.
+ * This waits until the clock has moved past the newest recorded ctime by more
+ * than that granularity (at most ~50 ms, or ~1 s when ctimes are whole
+ * seconds), so every later change gets a different ctime.
+ *
+ * @example
+ * ```ts
+ * const entries = scanTree(rootfs);
+ * await settleTimestamps(entries); // now changes are detectable
+ * ```
+ */
+export async function settleTimestamps(entries: BundleEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  let max = 0n;
+  let coarse = true;
+  for (const e of entries) {
+    if (e.ctimeNs > max) max = e.ctimeNs;
+    if (e.ctimeNs % 1_000_000_000n !== 0n) coarse = false;
+  }
+  const window = coarse ? 1_010_000_000n : 50_000_000n;
+  const now = BigInt(Date.now()) * 1_000_000n;
+  const wait = max + window - now;
+  if (wait > 0n) await new Promise((r) => setTimeout(r, Math.min(1100, Math.ceil(Number(wait) / 1e6))));
 }
 
 /**
@@ -170,6 +216,26 @@ export function scanTree(root: string, opts: ScanOptions = {}): BundleEntry[] {
 }
 
 /**
+ * Reads the xattrs of `entries` (by path, chunked getfattr runs) into their
+ * `xattrs` field; entries without attributes get none.
+ *
+ * @example
+ * ```ts
+ * loadXattrs("/b/rootfs", changedEntries);
+ * ```
+ */
+export function loadXattrs(root: string, entries: BundleEntry[]): void {
+  if (entries.length === 0) return;
+  // many paths: one recursive pass beats dozens of argv-chunked runs
+  const xa = entries.length > 5000 ? readTreeXattrs(root) : readPathsXattrs(root, entries.map((e) => e.path));
+  for (const e of entries) {
+    const x = xa.get(e.path);
+    if (x) e.xattrs = encodeXattrs(x);
+    else delete e.xattrs;
+  }
+}
+
+/**
  * Converts raw xattrs to the manifest's base64 form (sorted names); undefined when empty.
  *
  * @example
@@ -201,7 +267,12 @@ function walk(abs: string, rel: string, out: BundleEntry[], skip?: (p: string) =
     try {
       st = fs.lstatSync(a, { bigint: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // vanished meanwhile
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        if (name.includes("\uFFFD")) {
+          throw new OcigenError("EREPACK", `Cannot scan ${a}: the file name is not valid UTF-8 (not supported)`);
+        }
+        continue; // vanished meanwhile
+      }
       throw wrapIo(err, "lstat", a);
     }
     const e = entryFromStat(p, st, a);

@@ -61,8 +61,16 @@ export function readTreeXattrs(root: string): Map<string, Xattrs> {
     maxBuffer: 1 << 30,
     encoding: "buffer",
   });
-  if (r.error) throw r.error;
+  if (r.error) return cannotRun(r.error, out);
   parseDump((r.stdout as Buffer).toString("latin1"), out);
+  return out;
+}
+
+function cannotRun(err: Error, out: Map<string, Xattrs>): Map<string, Xattrs> {
+  if (!warned) {
+    warned = true;
+    log.warn(`cannot run getfattr (${(err as NodeJS.ErrnoException).code ?? err.message}): extended attributes are not recorded`);
+  }
   return out;
 }
 
@@ -84,7 +92,7 @@ export function readPathsXattrs(root: string, paths: string[]): Map<string, Xatt
       maxBuffer: 1 << 30,
       encoding: "buffer",
     });
-    if (r.error) throw r.error;
+    if (r.error) return cannotRun(r.error, out);
     parseDump((r.stdout as Buffer).toString("latin1"), out);
   }
   return out;

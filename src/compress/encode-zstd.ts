@@ -1,7 +1,8 @@
 /**
- * zstd compression of a byte stream: the runtime's `node:zlib` zstd when it
- * has one (Node >= 22.15), else the `zstd` command line tool, fed through
- * stdin/stdout with backpressure (`zstd -q -c -T1 -LEVEL`, deterministic).
+ * zstd compression of a byte stream: the `zstd` command line tool, fed
+ * through stdin/stdout with backpressure (`zstd -q -c -T1 -LEVEL`,
+ * deterministic, the same bytes on Node and Deno), else the runtime's
+ * `node:zlib` zstd when it has one (Node >= 22.15, Deno).
  *
  * @module
  */
@@ -20,7 +21,10 @@ let zstdCli: boolean | undefined;
  * ```
  */
 export function zstdEncodeAvailable(): boolean {
-  if (typeof (zlib as unknown as Record<string, unknown>).createZstdCompress === "function") return true;
+  return zstdCliAvailable() || typeof (zlib as unknown as Record<string, unknown>).createZstdCompress === "function";
+}
+
+function zstdCliAvailable(): boolean {
   if (zstdCli === undefined) {
     const r = spawnSync("zstd", ["--version"], { stdio: "ignore" });
     zstdCli = !r.error && r.status === 0;
@@ -38,7 +42,7 @@ export function zstdEncodeAvailable(): boolean {
  */
 export async function* zstdCompressStream(source: AsyncIterable<Uint8Array>, level = 3): AsyncGenerator<Uint8Array> {
   const z = zlib as unknown as Record<string, (o?: unknown) => NodeJS.ReadWriteStream & { destroy(e?: Error): void }>;
-  if (typeof z.createZstdCompress === "function") {
+  if (!zstdCliAvailable() && typeof z.createZstdCompress === "function") {
     const { pipeThroughTransform } = await import("./encode.ts");
     yield* pipeThroughTransform(source, z.createZstdCompress());
     return;

@@ -3,8 +3,12 @@
  * byte-stream transforms with backpressure, so memory stays bounded whatever
  * the layer size.
  *
- * - gzip: `node:zlib` (native on Node and Deno). Output is deterministic: the
- *   gzip header carries mtime 0, no name, and the fixed OS byte of zlib.
+ * - gzip: `node:zlib` (native on Node and Deno). Output is deterministic for
+ *   a given runtime: the gzip header carries mtime 0, no name, OS 3 (Unix).
+ *   Native zlib builds differ (Node's bundled zlib and Deno's compress the
+ *   same bytes differently), so for layers that must be byte-identical on any
+ *   runtime and machine set `OCIGEN_GZIP=portable`: fflate's pure-JS deflate
+ *   (about 2.5x slower). diff_ids never depend on the compressor.
  * - zstd: `node:zlib` zstd when the runtime has it, else the `zstd` command
  *   (`zstd -q -c -3 -T1`, single-threaded so output is deterministic); a clear
  *   error when neither exists.
@@ -13,6 +17,7 @@
  * @module
  */
 import zlib from "node:zlib";
+import { Gzip } from "fflate";
 import { OcigenError } from "../errors.ts";
 import { MediaType } from "../oci/types.ts";
 import { zstdCompressStream } from "./encode-zstd.ts";
@@ -105,6 +110,28 @@ export async function* pipeThroughTransform(
  */
 export function encodeStream(c: Compression, source: AsyncIterable<Uint8Array>, level?: number): AsyncIterable<Uint8Array> {
   if (c === "none") return source;
-  if (c === "gzip") return pipeThroughTransform(source, zlib.createGzip({ level: level ?? 6 }));
+  if (c === "gzip") {
+    if (globalThis.process?.env?.OCIGEN_GZIP === "portable") return portableGzip(source, level ?? 6);
+    return pipeThroughTransform(source, zlib.createGzip({ level: level ?? 6 }));
+  }
   return zstdCompressStream(source, level);
+}
+
+/**
+ * gzip with fflate (pure JS): the same bytes on every runtime and machine.
+ *
+ * @example
+ * ```ts
+ * for await (const c of portableGzip(chunks(), 6)) out.push(c);
+ * ```
+ */
+export async function* portableGzip(source: AsyncIterable<Uint8Array>, level = 6): AsyncGenerator<Uint8Array> {
+  const out: Uint8Array[] = [];
+  const g = new Gzip({ level: Math.max(0, Math.min(9, level)) as 6, mtime: 0 }, (d) => out.push(d));
+  for await (const c of source) {
+    g.push(c, false);
+    while (out.length) yield out.shift()!;
+  }
+  g.push(new Uint8Array(0), true);
+  while (out.length) yield out.shift()!;
 }

@@ -32,7 +32,14 @@ function jsCrc32(data: Uint8Array, value: number): number {
   return ~c >>> 0;
 }
 
-/** CRC-32 (gzip polynomial): native `zlib.crc32` when the runtime has it. */
+/**
+ * CRC-32 (gzip polynomial): native `zlib.crc32` when the runtime has it.
+ *
+ * @example
+ * ```ts
+ * crc32(new TextEncoder().encode("hello"), 0); // 907060870
+ * ```
+ */
 export const crc32: Crc = typeof (zlib as { crc32?: Crc }).crc32 === "function"
   ? (d, v) => (zlib as unknown as { crc32: Crc }).crc32(d, v) >>> 0
   : jsCrc32;

@@ -14,7 +14,14 @@ import { ZstdDecoder } from "./zstd.ts";
 export { GzipDecoder, crc32 } from "./gzip.ts";
 export { ZstdDecoder } from "./zstd.ts";
 
-/** A compression of layer data. */
+/**
+ * A compression of layer data.
+ *
+ * @example
+ * ```ts
+ * const c: Compression = layerCompression(desc.mediaType) ?? "none";
+ * ```
+ */
 export type Compression = "gzip" | "zstd" | "none";
 
 const LAYER_TYPES: Record<string, Compression> = {

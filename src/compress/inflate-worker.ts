@@ -289,3 +289,16 @@ export function createGunzip(sink: ByteSink, name?: string): ByteSink {
   if (mode === "js") return new GzipDecoder(sink, name);
   return new WasmGunzip(sink, { name });
 }
+
+/**
+ * Terminates the idle pooled workers (tests, or before exit in embedders).
+ *
+ * @example
+ * ```ts
+ * await closeIdleWorkers();
+ * ```
+ */
+export async function closeIdleWorkers(): Promise<void> {
+  const all = idle.splice(0);
+  await Promise.all(all.map((s) => s.worker.terminate()));
+}

@@ -8,16 +8,18 @@
  * rootfs already extracted in the store for exactly the manifest the tag
  * points at (`EXTRACTS/.store/<alg>/<hex>/rootfs/exports/service.template`,
  * read with symlinks confined to that rootfs, at most 256 KiB). Before the
- * first extraction the image gets the normal ocigen unit, whose
- * `ExecStartPre=` extracts it; the next `systemctl daemon-reload` (or boot)
- * switches to the template.
+ * first extraction the image gets the normal ocigen unit, whose extract unit
+ * extracts it; the next `systemctl daemon-reload` (or boot) switches to the
+ * template. Rendering an image's template means trusting the image: a
+ * template can run any command on the host (as with Atomic itself).
  *
  * Syntax: Python `string.Template`, as Atomic used: `$NAME` or `${NAME}`,
  * `$$` for `$`; any other `$` or an unknown variable is an error for that
  * unit only. Variables (Atomic's names): `DESTDIR` (the bundle directory),
- * `NAME` (the unit name without `.service`), `EXEC_START`, `EXEC_STARTPRE`,
- * `EXEC_STOP`, `EXEC_STOPPOST` (complete command lines: the OCI runtime run
- * on the bundle, ocigen's extract), `HOST_UID`, `HOST_GID`, `IMAGE_ID`
+ * `NAME` (the unit name without `.service`), `EXEC_START`, `EXEC_STOP`,
+ * `EXEC_STOPPOST` (complete command lines: the OCI runtime run, kill and
+ * delete on the bundle), `EXEC_STARTPRE` (empty: extraction runs in the
+ * companion `ocigen-extract@` unit, see unit.ts), `HOST_UID`, `HOST_GID`, `IMAGE_ID`
  * (config digest, hex), `IMAGE_NAME` (`name:tag`), and — overridable by
  * `/exports/manifest.json` `defaultValues` — `RUN_DIRECTORY` (/run),
  * `STATE_DIRECTORY` (/var/lib), `CONF_DIRECTORY` and `CONFIG_DIRECTORY`
@@ -31,9 +33,9 @@
  * lists, ...) it becomes one quoted word (`%` doubled); elsewhere `%` is
  * doubled and control characters are refused.
  * A rendered line may not end in a backslash unless the template's did, so
- * no value can add, join or change a directive. If the template does not use
- * `$EXEC_STARTPRE`, ocigen's `ExecStartPre=` is added to `[Service]` (the
- * rootfs must be extracted before start). The image always runs under an OCI
+ * no value can add, join or change a directive. ocigen then adds
+ * `Requires=`/`After=` on the extract unit, and `SourcePath=`,
+ * `RequiresMountsFor=`, `Slice=oci.slice` when missing. The image always runs under an OCI
  * runtime (runc unless `runtime =` names another), as Atomic's did.
  * `manifest.json` `noContainerService: true` means no unit at all.
  *
@@ -132,8 +134,6 @@ export interface AtomicContext {
   bundleDir: string;
   runtime: string;
   containerId: string;
-  /** argv of the ExecStartPre extract command (without prefix). */
-  extractArgv: readonly string[];
   configDigest: string;
   ocigen: string;
   hostUid: number;
@@ -167,7 +167,7 @@ export function atomicVariables(ctx: AtomicContext, defaults: Record<string, str
     DESTDIR: ctx.bundleDir,
     NAME: ctx.base,
     EXEC_START: execLine([ctx.runtime, "run", "--bundle", ctx.bundleDir, ctx.containerId]),
-    EXEC_STARTPRE: execLine(ctx.extractArgv, "+"),
+    EXEC_STARTPRE: "",
     EXEC_STOP: execLine([ctx.runtime, "kill", ctx.containerId, "TERM"]),
     EXEC_STOPPOST: execLine([ctx.runtime, "delete", "--force", ctx.containerId], "-"),
     HOST_UID: String(ctx.hostUid),
@@ -183,21 +183,22 @@ const PLACEHOLDER = /\$(?:(\$)|([_a-zA-Z][_a-zA-Z0-9]*)|\{([_a-zA-Z][_a-zA-Z0-9]
 /**
  * Adds directives every ocigen unit needs to a rendered template when it
  * lacks them: `SourcePath=` and `RequiresMountsFor=` in `[Unit]` (the
- * section is created if missing), `Slice=` in `[Service]`.
+ * section is created if missing), `Slice=` in `[Service]`; `unitAlways`
+ * lines are added to `[Unit]` in any case.
  *
  * @example
  * ```ts
  * addMissingDirectives("[Service]\nExecStart=/x\n", ["SourcePath=/l"], ["Slice=oci.slice"]);
  * ```
  */
-export function addMissingDirectives(text: string, unitLines: string[], serviceLines: string[]): string {
+export function addMissingDirectives(text: string, unitLines: string[], serviceLines: string[], unitAlways: string[] = []): string {
   const lines = text.split("\n");
   const has = (key: string) => lines.some((l) => new RegExp(`^\\s*${key}\\s*=`).test(l));
   const keyOf = (l: string) => l.slice(0, l.indexOf("="));
   const svc = serviceLines.filter((l) => !has(keyOf(l)));
   const si = lines.findIndex((l) => l.trim() === "[Service]");
   if (si >= 0 && svc.length) lines.splice(si + 1, 0, ...svc);
-  const unit = unitLines.filter((l) => !has(keyOf(l)));
+  const unit = [...unitLines.filter((l) => !has(keyOf(l))), ...unitAlways];
   if (unit.length) {
     const ui = lines.findIndex((l) => l.trim() === "[Unit]");
     if (ui >= 0) lines.splice(ui + 1, 0, ...unit);
@@ -208,19 +209,17 @@ export function addMissingDirectives(text: string, unitLines: string[], serviceL
 
 /**
  * Renders `template` with `vars` (see the module docs for syntax and
- * escaping). `extractLine` is the `ExecStartPre=` value added when the
- * template does not use `$EXEC_STARTPRE`. Throws EGENERATE naming the
- * template line on an unknown variable, a bad placeholder or a value that
- * cannot be written safely.
+ * escaping). Throws EGENERATE naming the template line on an unknown
+ * variable, a bad placeholder or a value that cannot be written safely, or
+ * when the template has no `[Service]` section.
  *
  * @example
  * ```ts
- * renderAtomicTemplate("[Service]\nExecStart=$EXEC_START\n", vars, "+/usr/bin/ocigen extract ...");
+ * renderAtomicTemplate("[Service]\nExecStart=$EXEC_START\n", vars);
  * ```
  */
-export function renderAtomicTemplate(template: string, vars: Record<string, string>, extractLine: string): string {
+export function renderAtomicTemplate(template: string, vars: Record<string, string>): string {
   const lines = template.split("\n");
-  let usedPre = false;
   const out = lines.map((line, i) => {
     const where = `service.template line ${i + 1}`;
     const key = /^\s*([A-Za-z0-9_-]+)\s*=/.exec(line)?.[1] ?? "";
@@ -230,7 +229,6 @@ export function renderAtomicTemplate(template: string, vars: Record<string, stri
       const id = id1 ?? id2;
       if (id === undefined) throw new OcigenError("EGENERATE", `${where}: invalid placeholder (use $$ for a literal $)`);
       if (!Object.hasOwn(vars, id)) throw new OcigenError("EGENERATE", `${where}: unknown variable $${id}`);
-      if (id === "EXEC_STARTPRE") usedPre = true;
       const v = vars[id];
       if (COMMAND_VARIABLES.has(id)) return v;
       if (execCtx) return execWord(v, `$${id}`);
@@ -245,10 +243,6 @@ export function renderAtomicTemplate(template: string, vars: Record<string, stri
     }
     return rendered;
   });
-  if (!usedPre) {
-    const s = out.findIndex((l) => l.trim() === "[Service]");
-    if (s < 0) throw new OcigenError("EGENERATE", "service.template has no [Service] section");
-    out.splice(s + 1, 0, `ExecStartPre=${extractLine}`);
-  }
+  if (!out.some((l) => l.trim() === "[Service]")) throw new OcigenError("EGENERATE", "service.template has no [Service] section");
   return out.join("\n");
 }

@@ -19,6 +19,7 @@
  * protecthome = read-only  # ProtectHome= (yes, no, read-only, tmpfs)
  * ocigen = /usr/local/bin/ocigen    # program the units run for `extract` (default: this ocigen)
  * userdbdir = /run/userdb  # where extract adds user/group records for image ids the host lacks; empty: never
+ * atomictemplates = yes    # render an image's Atomic /exports/service.template (trusts the image fully)
  *
  * [layout myorg.com/myapp]  # per-layout overrides of enable, runtime, protectsystem, protecthome
  * enable = yes
@@ -65,6 +66,8 @@ export interface GeneratorConfig {
   ocigen?: string;
   /** nss-systemd drop-in directory for image ids unknown to the host ("" disables). */
   userdbDir: string;
+  /** Render Atomic `/exports/service.template` files (default true). */
+  atomicTemplates: boolean;
   /** Defaults for every layout. */
   defaults: LayoutSettings;
   /** Per-layout overrides, by layout name. */
@@ -92,6 +95,7 @@ export function defaultGeneratorConfig(): GeneratorConfig {
     enableLabel: "org.ocigen.enable",
     wantedBy: "multi-user.target",
     userdbDir: "/run/userdb",
+    atomicTemplates: true,
     defaults: { runtime: "systemd", protectSystem: "strict", protectHome: "read-only" },
     layouts: new Map(),
   };
@@ -205,6 +209,9 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
           break;
         case "ocigen":
           cfg.ocigen = absPath();
+          break;
+        case "atomictemplates":
+          cfg.atomicTemplates = bool();
           break;
         case "userdbdir":
           cfg.userdbDir = value === "" ? "" : absPath();

@@ -1,6 +1,6 @@
 /**
  * `ocigen extract --name N --ref T`: what each generated unit runs before
- * start (`ExecStartPre=+`), and `ocigen gc-extracts`.
+ * start (from its companion unit `ocigen-extract@<unit>.service`, see unit.ts), and `ocigen gc-extracts`.
  *
  * extract resolves the tag now (it may have moved since the units were
  * generated), makes sure the rootfs of that manifest exists in the store

@@ -19,12 +19,12 @@ import { tempPath } from "../fs/atomic.ts";
 import { Layout } from "../oci/layout.ts";
 import { type GeneratorConfig, layoutSettings, normalizeRuntime } from "./config.ts";
 import { discoverLayouts } from "./discover.ts";
-import { unitBaseName } from "./naming.ts";
+import { extractUnitName, unitBaseName } from "./naming.ts";
 import { storeRootfs, unitDir } from "./paths.ts";
 import { createReporter, type Reporter } from "./report.ts";
-import { containerId, extractArgv, type ImageInfo, renderUnit, unitHeader } from "./unit.ts";
+import { containerId, extractArgv, type ImageInfo, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
 import { addMissingDirectives, atomicVariables, readAtomicExports, renderAtomicTemplate } from "./atomic.ts";
-import { checkLineValue, execLine, listWord } from "./syntax.ts";
+import { checkLineValue, listWord } from "./syntax.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../install/self.ts";
 
@@ -37,7 +37,7 @@ export interface GenerateOptions {
   dryRun?: boolean;
   /** Where dry-run output goes (default stdout). */
   print?: (s: string) => void;
-  /** argv prefix running ocigen in `ExecStartPre=` (default: config `ocigen`, else this program). */
+  /** argv prefix running ocigen in the extract units (default: config `ocigen`, else this program). */
   ocigen?: readonly string[];
   /** Where problems are reported (default stderr / kmsg, see report.ts). */
   reporter?: Reporter;
@@ -54,6 +54,8 @@ export interface GeneratedUnit {
   text: string;
   /** Path of the `.wants/` link, when enabled. */
   wantsLink?: string;
+  /** The companion extract unit (`ocigen-extract@BASE.service`). */
+  extractUnit: { unit: string; path: string; text: string };
   /** True when rendered from an Atomic `service.template`. */
   atomic: boolean;
 }
@@ -83,7 +85,7 @@ function enabled(cfg: GeneratorConfig, name: string, img: ImageInfo, where: stri
 }
 
 /**
- * The argv prefix that runs this ocigen in `ExecStartPre=`: the config's
+ * The argv prefix that runs this ocigen in the extract units: the config's
  * `ocigen =`, else {@linkcode selfCommand} (`$OCIGEN_SELF` set by the
  * installed wrapper, the single binary, or runtime + script) with every path
  * made absolute and real — so a run through the `ocigen-generator` link
@@ -172,7 +174,8 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         const configPath = cfg.explicit ? cfg.path : undefined;
         let text: string | null = null;
         let atomic = false;
-        if (extractedRootfs) {
+        let extract: string[] | null = null;
+        if (extractedRootfs && cfg.atomicTemplates) {
           const ex = readAtomicExports(extractedRootfs);
           if (ex?.noContainerService) {
             log.info(`${where}: /exports/manifest.json says noContainerService; no unit`);
@@ -180,28 +183,36 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
           }
           if (ex) {
             const runtime = settings.runtime === "systemd" ? normalizeRuntime("runc") : settings.runtime;
-            const pre = extractArgv(ocigen, name, tag, configPath, undefined, true);
+            extract = extractArgv(ocigen, name, tag, configPath, undefined, true);
             const vars = atomicVariables({
               base, name, tag, bundleDir: unitDir(cfg.extractsDir, base), runtime, containerId: containerId(base),
-              extractArgv: pre, configDigest: img.configDescriptor.digest, ocigen: ocigen[0],
+              configDigest: img.configDescriptor.digest, ocigen: ocigen[0],
               hostUid: process.getuid?.() ?? 0, hostGid: process.getgid?.() ?? 0,
             }, ex.defaultValues);
-            const rendered = renderAtomicTemplate(ex.template, vars, execLine(pre, "+"));
+            const rendered = renderAtomicTemplate(ex.template, vars);
+            const companion = extractUnitName(base);
             text = unitHeader(dir, tag, unit) + addMissingDirectives(rendered, [
               `SourcePath=${checkLineValue(dir, "SourcePath=")}`,
               `RequiresMountsFor=${[dir, cfg.extractsDir].map((p) => listWord(p, "RequiresMountsFor=")).join(" ")}`,
-            ], ["Slice=oci.slice"]);
+            ], ["Slice=oci.slice"], [`Requires=${companion}`, `After=${companion}`]);
             if (!text.endsWith("\n")) text += "\n";
             atomic = true;
           }
         }
         if (text === null) {
-          text = renderUnit({
+          const input: UnitInput = {
             name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, image: img, settings, ocigen, configPath, extractedRootfs,
             warn: (m) => rep.warn(`${where}: ${m}`),
-          });
+          };
+          text = renderUnit(input);
+          extract = unitExtractArgv(input);
         }
-        const g: GeneratedUnit = { name, tag, unit, path: join(opts.outDir, unit), text, atomic };
+        const companion = extractUnitName(base);
+        const extractText = renderExtractUnit({ name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir }, extract!);
+        const g: GeneratedUnit = {
+          name, tag, unit, path: join(opts.outDir, unit), text, atomic,
+          extractUnit: { unit: companion, path: join(opts.outDir, companion), text: extractText },
+        };
         if (enabled(cfg, name, img, where, rep)) g.wantsLink = join(opts.outDir, `${cfg.wantedBy}.wants`, unit);
         candidates.push(g);
       } catch (e) {
@@ -232,6 +243,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     const print = opts.print ?? ((s: string) => process.stdout.write(s));
     for (const u of units) {
       print(`---${u.path}---\n${u.text}`);
+      print(`---${u.extractUnit.path}---\n${u.extractUnit.text}`);
       if (u.wantsLink) print(`---${u.wantsLink} -> ../${u.unit}---\n`);
     }
     return { units, errors };
@@ -246,16 +258,25 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     }
   }
   const written: GeneratedUnit[] = [];
-  for (const u of units) {
+  const writeFile = (path: string, text: string) => {
     const tmp = tempPath(opts.outDir);
     try {
-      fs.writeFileSync(tmp, u.text, { mode: 0o644 });
-      fs.renameSync(tmp, u.path);
+      fs.writeFileSync(tmp, text, { mode: 0o644 });
+      fs.renameSync(tmp, path);
     } catch (e) {
       try {
         fs.rmSync(tmp, { force: true });
       } catch { /* ignore */ }
-      fail(`unit ${u.unit}: ${wrapIo(e, "write", u.path).message}`);
+      throw e;
+    }
+  };
+  for (const u of units) {
+    try {
+      // The extract unit first: the service requires it.
+      writeFile(u.extractUnit.path, u.extractUnit.text);
+      writeFile(u.path, u.text);
+    } catch (e) {
+      fail(`unit ${u.unit}: ${wrapIo(e, "write", opts.outDir).message}`);
       continue;
     }
     if (u.wantsLink) {
@@ -274,5 +295,6 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     }
     written.push(u);
   }
+  log.info(`${written.length} unit(s) written to ${opts.outDir}, ${errors.length} problem(s)`);
   return { units: written, errors };
 }

@@ -23,7 +23,9 @@
  * escape `/` inside a part as `\x2f` instead of turning it into `-`, so
  * different inputs give different names. A `.` that would start or end a
  * part or follow another `.` is escaped too, so a name never holds `..`.
- * Names longer than 255 characters (systemd's limit) are refused.
+ * Names are refused when the unit or its companion extract unit
+ * (`ocigen-extract@<base>.service`, see {@linkcode extractUnitName}) would
+ * be longer than 255 characters (systemd's limit).
  *
  * @module
  */
@@ -117,13 +119,31 @@ export function unitBaseName(name: string, tag: string): string {
   if (tag === "") throw new OcigenError("EGENERATE", `Bad tag "" in layout ${name}`);
   const parts = [reverseFirst(comps[0]), ...comps.slice(1).map(escapeNamePart)];
   const base = parts.join(".") + ".ref." + escapeNamePart(tag);
-  if (base.length + ".service".length > UNIT_NAME_MAX) {
+  const longest = extractUnitName(base).length;
+  if (longest > UNIT_NAME_MAX) {
     throw new OcigenError(
       "EGENERATE",
-      `Bad name: unit name for ${name}:${tag} would be ${base.length + 8} characters, more than systemd's ${UNIT_NAME_MAX}`,
+      `Bad name: unit name for ${name}:${tag} would be ${longest} characters (with ${EXTRACT_UNIT_PREFIX}), more than systemd's ${UNIT_NAME_MAX}`,
     );
   }
   return base;
+}
+
+/** Prefix of the companion units that extract a unit's rootfs. */
+export const EXTRACT_UNIT_PREFIX = "ocigen-extract@";
+
+/**
+ * The companion unit that extracts the rootfs of unit `base` before it
+ * starts: an instance name, so it can never equal a service unit name (those
+ * never hold an unescaped `@`).
+ *
+ * @example
+ * ```ts
+ * extractUnitName("busybox.ref.latest"); // "ocigen-extract@busybox.ref.latest.service"
+ * ```
+ */
+export function extractUnitName(base: string): string {
+  return `${EXTRACT_UNIT_PREFIX}${base}.service`;
 }
 
 /**

@@ -221,3 +221,33 @@ export function resolveUserInRoot(root: string, user: string): ResolvedUser {
   const g = readFileInRoot(root, "/etc/group", 16 << 20);
   return resolveUser(user, p ? parsePasswd(dec.decode(p)) : null, g ? parseGroup(dec.decode(g)) : null);
 }
+
+/** Docker's default PATH, used when the image Env has none. */
+export const DEFAULT_IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * Resolves a plain command name (no `/`) against the image's `PATH` inside
+ * the rootfs at `root`, as a container runtime would; returns the absolute
+ * path inside the image, or null if no executable regular file matches.
+ *
+ * @example
+ * ```ts
+ * findInImagePath(rootfs, "nginx", ["PATH=/usr/sbin:/usr/bin"]); // "/usr/sbin/nginx"
+ * ```
+ */
+export function findInImagePath(root: string, name: string, env: readonly string[] | undefined): string | null {
+  const pathVar = (env ?? []).filter((e) => typeof e === "string" && e.startsWith("PATH=")).pop()?.slice(5) ?? DEFAULT_IMAGE_PATH;
+  for (const dir of pathVar.split(":")) {
+    if (!dir.startsWith("/")) continue;
+    const candidate = (dir.endsWith("/") ? dir : dir + "/") + name;
+    const host = resolveInRoot(root, candidate);
+    if (host === null) continue;
+    try {
+      const st = fs.statSync(host);
+      if (st.isFile() && (st.mode & 0o111) !== 0) return candidate.replace(/\/+/g, "/");
+    } catch {
+      continue;
+    }
+  }
+  return null;
+}

@@ -13,7 +13,7 @@
  *    does for a uid not in passwd) and a name as the host's `nobody`
  *    (65534:65534), a fail-safe;
  * 2. the unit passes the image's user and the ids it chose to
- *    `ocigen extract --user SPEC=UID:GID`, which resolves SPEC in the freshly
+ *    `ocigen extract --user SPEC=UID:GID` (in its extract unit), which resolves SPEC in the freshly
  *    extracted rootfs and fails the start (before anything runs) when the
  *    ids differ, telling the operator to `systemctl daemon-reload` (which
  *    re-runs the generator, now finding the extracted rootfs). The same
@@ -23,6 +23,16 @@
  *    `<uid>.user`, the same for groups; config `userdbdir`), so systemd can
  *    resolve them when it spawns `ExecStart=` right after.
  *
+ * Extraction runs in a companion unit, `ocigen-extract@<unit base>.service`
+ * (Type=oneshot, written beside each unit), which the service `Requires=`
+ * and is ordered `After=`, so it runs before every start and a failure
+ * stops the start. Not `ExecStartPre=+`: every command of a service gets the
+ * service's `Environment=`, i.e. the image's Env, and the `+` prefix lifts
+ * the sandbox but not the environment — an image setting `LD_PRELOAD`,
+ * `NODE_OPTIONS`, `BASH_ENV`, `GLIBC_TUNABLES`, `OPENSSL_CONF`, `PATH`, ...
+ * would run its own code as root on the host, e.g. from its extracted rootfs
+ * at a predictable path. The companion unit has no image environment at all.
+ *
  * @module
  */
 import { posix } from "node:path";
@@ -31,9 +41,10 @@ import { log } from "../log.ts";
 import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
 import type { LayoutSettings } from "./config.ts";
 import { unitRootfs, unitDir } from "./paths.ts";
+import { extractUnitName } from "./naming.ts";
 import { normalizeSignal } from "./signal.ts";
 import { checkExecutable, checkLineValue, execLine, execWord, isEnvName, listWord } from "./syntax.ts";
-import { isNumericUser, type ResolvedUser, resolveUserInRoot } from "./rootfs.ts";
+import { findInImagePath, isNumericUser, type ResolvedUser, resolveUserInRoot } from "./rootfs.ts";
 import { VERSION } from "../version.ts";
 
 /** What the generator knows about one resolved tag (structurally `ResolvedImage` of src/oci/layout.ts). */
@@ -176,7 +187,7 @@ export function unitUser(spec: string | undefined, extractedRootfs: string | nul
 }
 
 /**
- * The `ExecStartPre=` argv that extracts the rootfs before start
+ * The argv of the extract unit (the `ExecStart=` of `ocigen-extract@BASE.service`)
  * (`--bundle`: also write the runtime-spec `config.json`, runc/crun mode).
  *
  * @example
@@ -226,20 +237,28 @@ export function renderUnit(input: UnitInput): string {
   const unit = base + ".service";
   const rc = image.config.config ?? {};
   const argv = imageCommand(rc);
+  // A plain command name is looked up in the image's PATH inside the extracted rootfs when there is
+  // one (as a container runtime would); otherwise systemd's own search path applies.
+  if (!argv[0].includes("/") && input.extractedRootfs && settings.runtime === "systemd") {
+    const found = findInImagePath(input.extractedRootfs, argv[0], rc.Env ?? undefined);
+    if (found) argv[0] = found;
+  }
   const lines: string[] = [];
   const add = (k: string, v: string) => lines.push(`${k}=${v}`);
   const runc = settings.runtime !== "systemd";
   const user = runc ? null : unitUser(typeof rc.User === "string" ? rc.User : undefined, input.extractedRootfs);
 
+  const companion = extractUnitName(base);
   lines.push("[Unit]");
   add("Description", checkLineValue(`OCI image ${name}:${tag}`, "Description="));
   add("SourcePath", checkLineValue(layoutDir, "SourcePath="));
   add("RequiresMountsFor", [layoutDir, extractsDir].map((p) => listWord(p, "RequiresMountsFor=")).join(" "));
+  add("Requires", companion);
+  add("After", companion);
   lines.push("");
   lines.push("[Service]");
   add("Type", "exec");
   add("Slice", "oci.slice");
-  const pre = extractArgv(input.ocigen, name, tag, input.configPath, user?.check, runc);
   if (!runc) {
     for (const e of imageEnvironment(rc.Env, input.warn)) add("Environment", e);
     const wd = imageWorkingDir(rc);
@@ -248,12 +267,10 @@ export function renderUnit(input: UnitInput): string {
       add("User", String(user.ids.uid));
       add("Group", String(user.ids.gid));
     }
-    add("ExecStartPre", execLine(pre, "+"));
     add("ExecStart", execLine(argv));
   } else {
     const bundle = unitDir(extractsDir, base);
     const id = containerId(base);
-    add("ExecStartPre", execLine(pre, "+"));
     add("ExecStart", execLine([settings.runtime, "run", "--bundle", bundle, id]));
     add("ExecStopPost", execLine([settings.runtime, "delete", "--force", id], "-"));
   }
@@ -270,6 +287,51 @@ export function renderUnit(input: UnitInput): string {
     add("Delegate", "yes");
   }
   return unitHeader(layoutDir, tag, unit) + lines.join("\n") + "\n";
+}
+
+/**
+ * The extract argv `renderUnit` pairs with `input` (user check for
+ * RootDirectory= units whose image sets a user, `--bundle` for runc/crun).
+ *
+ * @example
+ * ```ts
+ * unitExtractArgv(input); // ["/usr/local/bin/ocigen", "extract", "--name", "busybox", "--ref", "latest"]
+ * ```
+ */
+export function unitExtractArgv(input: UnitInput): string[] {
+  const rc = input.image.config.config ?? {};
+  const runc = input.settings.runtime !== "systemd";
+  const user = runc ? null : unitUser(typeof rc.User === "string" ? rc.User : undefined, input.extractedRootfs);
+  return extractArgv(input.ocigen, input.name, input.tag, input.configPath, user?.check, runc);
+}
+
+/**
+ * The companion unit `ocigen-extract@BASE.service` that runs `argv`
+ * (`ocigen extract ...`) before unit BASE starts: a oneshot without the
+ * image's environment (see the module docs).
+ *
+ * @example
+ * ```ts
+ * renderExtractUnit({ name: "busybox", tag: "latest", base: "busybox.ref.latest", layoutDir, extractsDir }, argv);
+ * ```
+ */
+export function renderExtractUnit(
+  u: { name: string; tag: string; base: string; layoutDir: string; extractsDir: string },
+  argv: readonly string[],
+): string {
+  const companion = extractUnitName(u.base);
+  return unitHeader(u.layoutDir, u.tag, companion) + [
+    "[Unit]",
+    `Description=${checkLineValue(`Extract OCI image ${u.name}:${u.tag} for ${u.base}.service`, "Description=")}`,
+    `SourcePath=${checkLineValue(u.layoutDir, "SourcePath=")}`,
+    `RequiresMountsFor=${[u.layoutDir, u.extractsDir].map((p) => listWord(p, "RequiresMountsFor=")).join(" ")}`,
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "Slice=oci.slice",
+    `ExecStart=${execLine(argv)}`,
+    "",
+  ].join("\n");
 }
 
 /** Re-exported for the Atomic template renderer. */

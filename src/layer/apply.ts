@@ -16,7 +16,8 @@
  *   and never link a directory; their metadata is the target's;
  * - owners are applied with lchown (mapped through uid/gid maps) and modes
  *   with chmod after chown (so setuid/setgid survive); rootless mode applies
- *   no owners (they are recorded) and turns devices into empty files;
+ *   no owners (they are recorded), turns devices into empty files and keeps
+ *   directories owner-accessible (mode | 0700);
  * - xattrs (`security.selinux` dropped; only `user.*` in rootless mode) are
  *   set at the end of the layer in one `setfattr` run, after re-checking each
  *   path still names the same inode;
@@ -33,9 +34,16 @@ import type { TarHandler } from "../tar/parser.ts";
 import type { TarEntryHeader } from "../tar/header.ts";
 import { type IdMapping, toHost } from "./idmap.ts";
 import { RootResolver, cleanEntryPath } from "./resolve.ts";
-import { type XattrSet, haveSetfattr, mknod, setXattrs } from "./special.ts";
+import { type XattrSet, haveSetfattr, listXattrs, mknod, removeXattr, setXattrs } from "./special.ts";
 
-/** Options for applying layers. */
+/**
+ * Options for applying layers.
+ *
+ * @example
+ * ```ts
+ * new ApplyState("/tmp/rootfs", { rootless: true, keepDirlinks: false });
+ * ```
+ */
 export interface ApplyOptions {
   /** Do not apply owners, make devices placeholders (default: true when not running as root). */
   rootless?: boolean;
@@ -45,21 +53,40 @@ export interface ApplyOptions {
   gidMap?: IdMapping[];
   /** Keep existing symlinks to directories when a layer has a directory of the same name (umoci `--keep-dirlinks`). */
   keepDirlinks?: boolean;
-  /** Called with the number of uncompressed bytes processed (progress). */
+  /** Called with the number of uncompressed file bytes written (in steps of about 10 MiB; progress). */
   onBytes?: (n: number) => void;
+  /** Called per compressed chunk read (`bytes`) and per entry applied (`entries`), for progress lines. */
+  onProgress?: (bytes: number, entries: number) => void;
 }
 
-/** True when the process runs as root (uid 0). */
+/**
+ * True when the process runs as root (uid 0).
+ *
+ * @example
+ * ```ts
+ * const rootless = !runningAsRoot();
+ * ```
+ */
 export function runningAsRoot(): boolean {
   return typeof process.getuid === "function" ? process.getuid() === 0 : false;
 }
 
-/** State shared by the layers of one unpack (resolver, owner records). */
+/**
+ * State shared by the layers of one unpack (resolver, owner records).
+ *
+ * @example
+ * ```ts
+ * const state = new ApplyState("/tmp/rootfs", { rootless: false });
+ * // one LayerApplier per layer, all sharing the state
+ * ```
+ */
 export class ApplyState {
   readonly resolver: RootResolver;
   readonly rootless: boolean;
   /** In rootless mode: owners from the layers that were not applied, by root-relative path. */
   readonly owners = new Map<string, { uid: number; gid: number }>();
+  /** True once any extended attribute was set in this tree (lower xattrs may need clearing). */
+  anyXattrs = false;
   /** Directories made accessible in rootless mode: rel -> original mode. */
   readonly fixedDirs = new Map<string, number>();
   private myUid = typeof process.getuid === "function" ? process.getuid() : -1;
@@ -107,6 +134,7 @@ export class LayerApplier implements TarHandler {
   private readonly written = new Set<string>();
   private readonly ancestors = new Set<string>();
   private readonly dirFixups = new Map<string, DirFixup>();
+  private readonly redeclared = new Set<string>();
   private xattrs = new Map<string, Array<XattrSet & { ino: number }>>();
   private fd = -1;
   private pos = 0;
@@ -154,6 +182,7 @@ export class LayerApplier implements TarHandler {
   }
 
   private begin(h: TarEntryHeader): void {
+    this.state.opts.onProgress?.(0, 1);
     if (h.name.includes("\0") || h.linkname.includes("\0")) this.fail("ETAR", JSON.stringify(h.name), "name contains a NUL byte");
     const comps = cleanEntryPath(h.name);
     const base = comps.length ? comps[comps.length - 1] : "";
@@ -185,6 +214,8 @@ export class LayerApplier implements TarHandler {
     switch (h.type) {
       case "dir": {
         if (st?.isDirectory()) {
+          // as umoci: a re-declared directory loses the xattrs of the lower one
+          if (this.state.anyXattrs) this.redeclared.add(rel);
           this.dirMeta(h, rel, abs);
           this.markWritten(rel);
           return;
@@ -238,6 +269,7 @@ export class LayerApplier implements TarHandler {
         }
         this.r.invalidate();
         this.owner(h, rel, abs, true);
+        this.queueXattrs(h, rel, abs, true);
         this.times(h, abs, entryName, true);
         this.markWritten(rel);
         return;
@@ -351,11 +383,13 @@ export class LayerApplier implements TarHandler {
     this.chmod(abs, this.state.rootless ? (h.mode | 0o700) : h.mode, rel || ".");
     this.queueXattrs(h, rel, abs);
     this.dirFixups.delete(rel); // re-insert: later entries win and order stays by last write
-    this.dirFixups.set(rel, { mode: h.mode, atime: this.atime(h), mtime: h.mtime });
+    // rootless: directories stay owner-accessible (u+rwx), or the tree could not be
+    // read, repacked or removed by its unprivileged owner
+    this.dirFixups.set(rel, { mode: this.state.rootless ? h.mode | 0o700 : h.mode, atime: this.atime(h), mtime: h.mtime });
     if (this.state.rootless) this.state.fixedDirs.delete(rel);
   }
 
-  private queueXattrs(h: TarEntryHeader, rel: string, abs: string): void {
+  private queueXattrs(h: TarEntryHeader, rel: string, abs: string, symlink = false): void {
     const names = Object.keys(h.xattrs);
     if (names.length === 0) return;
     let ino = 0;
@@ -367,6 +401,7 @@ export class LayerApplier implements TarHandler {
     for (const name of names) {
       if (name === "security.selinux") continue;
       if (this.state.rootless && !name.startsWith("user.")) continue;
+      if (symlink && name.startsWith("user.")) continue; // Linux allows no user.* xattrs on symlinks
       if (name.includes("\0") || name === "") this.fail("ETAR", rel, "bad xattr name");
       const v = h.xattrs[name];
       const key = rel || ".";
@@ -571,6 +606,8 @@ export class LayerApplier implements TarHandler {
       }
     }
     this.dirFixups.clear();
+    // modes changed: later layers must walk again (rootless mode re-opens closed directories)
+    this.r.invalidate();
   }
 
   /** Re-resolves a root-relative directory path safely; null unless it is (still) a real directory. */
@@ -587,7 +624,26 @@ export class LayerApplier implements TarHandler {
     }
   }
 
+  /** Removes the xattrs of lower-layer directories this layer re-declared (one getfattr, one setfattr per name). */
+  private clearRedeclared(): void {
+    if (this.redeclared.size === 0 || !haveSetfattr()) return;
+    const rels: string[] = [];
+    for (const rel of this.redeclared) if (this.locateDir(rel)) rels.push(rel || ".");
+    this.redeclared.clear();
+    const byName = new Map<string, string[]>();
+    for (const [rel, names] of listXattrs(this.r.root, rels)) {
+      for (const n of names) {
+        if (n === "security.selinux") continue;
+        let l = byName.get(n);
+        if (!l) byName.set(n, (l = []));
+        l.push(rel);
+      }
+    }
+    for (const [name, paths] of byName) removeXattr(this.r.root, name, paths);
+  }
+
   private flushXattrs(): void {
+    this.clearRedeclared();
     if (this.xattrs.size === 0) return;
     const todo = [...this.xattrs.values()].flat();
     this.xattrs = new Map();
@@ -611,6 +667,7 @@ export class LayerApplier implements TarHandler {
       sets.push(x);
     }
     const errs = setXattrs(this.r.root, sets);
+    if (sets.length) this.state.anyXattrs = true;
     const fatal = errs.filter((l) =>
       !/Operation not supported/.test(l) && !(this.state.rootless && /Operation not permitted/.test(l))
     );

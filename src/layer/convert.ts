@@ -20,7 +20,14 @@ import { OcigenError } from "../errors.ts";
 import type { ImageConfig } from "../oci/types.ts";
 import { RootResolver, cleanEntryPath } from "./resolve.ts";
 
-/** A runtime-spec mount. */
+/**
+ * A runtime-spec mount.
+ *
+ * @example
+ * ```ts
+ * const m: RuntimeMount = { destination: "/data", type: "tmpfs", source: "none" };
+ * ```
+ */
 export interface RuntimeMount {
   destination: string;
   type?: string;
@@ -28,7 +35,15 @@ export interface RuntimeMount {
   options?: string[];
 }
 
-/** The subset of the OCI runtime-spec ocigen writes (a plain JSON object). */
+/**
+ * The subset of the OCI runtime-spec ocigen writes (a plain JSON object).
+ *
+ * @example
+ * ```ts
+ * const spec: RuntimeSpec = convertConfig(config);
+ * spec.process.args;
+ * ```
+ */
 export interface RuntimeSpec {
   ociVersion: string;
   process: {
@@ -49,7 +64,14 @@ export interface RuntimeSpec {
   [k: string]: unknown;
 }
 
-/** Options of {@linkcode convertConfig}. */
+/**
+ * Options of {@linkcode convertConfig}.
+ *
+ * @example
+ * ```ts
+ * convertConfig(config, { rootfs: "/b/rootfs", rootless: false } satisfies ConvertOptions);
+ * ```
+ */
 export interface ConvertOptions {
   /** Absolute rootfs path, to resolve user/group names (omit: numeric ids only). */
   rootfs?: string;
@@ -64,7 +86,14 @@ export interface ConvertOptions {
 const CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 const MAX_DB = 16 << 20;
 
-/** Reads a small file of the rootfs, resolving symlinks inside the root; null if absent/not a file. */
+/**
+ * Reads a small file of the rootfs, resolving symlinks inside the root; null if absent/not a file.
+ *
+ * @example
+ * ```ts
+ * readRootfsFile("/b/rootfs", "/etc/passwd"); // text, or null
+ * ```
+ */
 export function readRootfsFile(rootfs: string, path: string): string | null {
   const r = new RootResolver(rootfs);
   let res;
@@ -131,7 +160,14 @@ function parseGroup(text: string | null): GroupEntry[] {
   return out;
 }
 
-/** The resolved user of a container process. */
+/**
+ * The resolved user of a container process.
+ *
+ * @example
+ * ```ts
+ * const u: ResolvedUser = resolveUser("/b/rootfs", "www-data");
+ * ```
+ */
 export interface ResolvedUser {
   uid: number;
   gid: number;

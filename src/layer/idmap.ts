@@ -6,7 +6,14 @@
  */
 import { OcigenError } from "../errors.ts";
 
-/** One id mapping: `size` ids starting at `containerID` map to ids starting at `hostID`. */
+/**
+ * One id mapping: `size` ids starting at `containerID` map to ids starting at `hostID`.
+ *
+ * @example
+ * ```ts
+ * const m: IdMapping = { containerID: 0, hostID: 100000, size: 65536 };
+ * ```
+ */
 export interface IdMapping {
   containerID: number;
   hostID: number;

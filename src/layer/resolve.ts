@@ -15,7 +15,14 @@
 import fs from "node:fs";
 import { OcigenError, wrapIo } from "../errors.ts";
 
-/** Largest number of symlinks followed while resolving one path (as Linux's 40, but generous). */
+/**
+ * Largest number of symlinks followed while resolving one path (as Linux's 40, but generous).
+ *
+ * @example
+ * ```ts
+ * if (++links > MAX_SYMLINKS) throw new Error("loop");
+ * ```
+ */
 export const MAX_SYMLINKS = 255;
 
 /**
@@ -43,13 +50,28 @@ export function cleanEntryPath(name: string): string[] {
   return out;
 }
 
-/** A resolved location: the absolute path and the root-relative real path (`""` is the root). */
+/**
+ * A resolved location: the absolute path and the root-relative real path (`""` is the root).
+ *
+ * @example
+ * ```ts
+ * const r: Resolved | null = resolver.resolveDir(["etc"], false);
+ * if (r) console.log(r.abs, r.rel);
+ * ```
+ */
 export interface Resolved {
   abs: string;
   rel: string;
 }
 
-/** Hooks of {@linkcode RootResolver}. */
+/**
+ * Hooks of {@linkcode RootResolver}.
+ *
+ * @example
+ * ```ts
+ * new RootResolver("/r", { onCreate: (rel) => console.log("created", rel) });
+ * ```
+ */
 export interface ResolverHooks {
   /** A missing directory was created while resolving (`rel` is root-relative). */
   onCreate?(rel: string, abs: string): void;
@@ -57,7 +79,14 @@ export interface ResolverHooks {
   onEnter?(rel: string, abs: string, st: fs.Stats): void;
 }
 
-/** Error thrown by the resolver; the caller adds which entry it was resolving. */
+/**
+ * Error thrown by the resolver; the caller adds which entry it was resolving.
+ *
+ * @example
+ * ```ts
+ * try { r.resolveDir(["loop", "x"], true); } catch (e) { if (e instanceof ResolveError) console.error(e.message); }
+ * ```
+ */
 export class ResolveError extends OcigenError {}
 
 /**

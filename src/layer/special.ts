@@ -38,7 +38,14 @@ export function mknod(abs: string, type: "char" | "block" | "fifo", major: numbe
 
 let setfattrOk: boolean | undefined;
 
-/** True if `setfattr` can be run. */
+/**
+ * True if `setfattr` can be run.
+ *
+ * @example
+ * ```ts
+ * if (!haveSetfattr()) console.warn("xattrs will not be applied");
+ * ```
+ */
 export function haveSetfattr(): boolean {
   if (setfattrOk === undefined) {
     const r = spawnSync("setfattr", ["--version"], { stdio: "ignore" });
@@ -57,7 +64,14 @@ function escapeName(s: string): string {
   return out;
 }
 
-/** One attribute to set on a root-relative path. */
+/**
+ * One attribute to set on a root-relative path.
+ *
+ * @example
+ * ```ts
+ * const x: XattrSet = { rel: "bin/ping", name: "security.capability", value: cap };
+ * ```
+ */
 export interface XattrSet {
   rel: string;
   name: string;
@@ -82,4 +96,60 @@ export function setXattrs(root: string, sets: XattrSet[]): string[] {
   }
   const err = run("setfattr", ["-h", "--restore=-"], "setfattr", Buffer.from(dump, "utf8"), root);
   return err ? err.split("\n").filter((l) => l.trim()) : [];
+}
+
+function unescapeName(s: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === "\\" && /^[0-7]{3}$/.test(s.slice(i + 1, i + 4))) {
+      bytes.push(parseInt(s.slice(i + 1, i + 4), 8));
+      i += 3;
+    } else bytes.push(s.charCodeAt(i) & 0xff);
+  }
+  return Buffer.from(bytes).toString("utf8");
+}
+
+/**
+ * Lists the xattr names of root-relative paths (no symlink dereference) in one
+ * `getfattr` run. Missing tools or paths give no names.
+ *
+ * @example
+ * ```ts
+ * listXattrs("/r", ["etc"]); // Map { "etc" => ["user.a"] }
+ * ```
+ */
+export function listXattrs(root: string, rels: string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (rels.length === 0) return out;
+  const r = spawnSync("getfattr", ["-h", "-m", "-", "--absolute-names", "--", ...rels.map((p) => (p === "." ? "." : "./" + p))], {
+    cwd: root,
+    encoding: "buffer",
+    maxBuffer: 64 << 20,
+  });
+  if (r.error || !r.stdout) return out;
+  let cur: string[] | null = null;
+  for (const line of Buffer.from(r.stdout).toString("latin1").split("\n")) {
+    if (line.startsWith("# file: ")) {
+      let p = unescapeName(line.slice(8));
+      p = p === "." ? "." : p.replace(/^\.\//, "");
+      cur = [];
+      out.set(p, cur);
+    } else if (cur && line && !line.startsWith("#")) cur.push(unescapeName(line.split("=")[0]));
+  }
+  return out;
+}
+
+/**
+ * Removes one xattr from root-relative paths (no symlink dereference), ignoring failures.
+ *
+ * @example
+ * ```ts
+ * removeXattr("/r", "user.a", ["etc"]);
+ * ```
+ */
+export function removeXattr(root: string, name: string, rels: string[]): void {
+  for (let i = 0; i < rels.length; i += 1000) {
+    const chunk = rels.slice(i, i + 1000).map((p) => (p === "." ? "." : "./" + p));
+    spawnSync("setfattr", ["-h", "-x", name, "--", ...chunk], { cwd: root, stdio: "ignore" });
+  }
 }

@@ -19,6 +19,8 @@ export interface HistoryOptions {
   author?: string;
   /** RFC 3339 date; defaults to now (or `SOURCE_DATE_EPOCH`). */
   created?: string;
+  /** Add no history entry at all (umoci's `--no-history`). */
+  none?: boolean;
 }
 
 /**
@@ -83,7 +85,7 @@ export async function commitLayer(
   } else {
     h.empty_layer = true;
   }
-  config.history = [...(config.history ?? []), h];
+  if (!history.none) config.history = [...(config.history ?? []), h];
   config.created = created;
   if (mutate) mutate(config, manifest);
   const configDescriptor = await layout.writeJSON(config, MediaType.Config);

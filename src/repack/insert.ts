@@ -9,7 +9,9 @@ import fs from "node:fs";
 import { OcigenError, wrapIo } from "../errors.ts";
 import type { Descriptor, ImageConfig } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
-import { comparePaths, entryFromStat, scanTree } from "../bundle/scan.ts";
+import path from "node:path";
+import { comparePaths, encodeXattrs, entryFromStat, scanTree } from "../bundle/scan.ts";
+import { readPathsXattrs } from "../bundle/xattr.ts";
 import type { Compression } from "../compress/encode.ts";
 import { type LayerItem, type WrittenLayer, writeLayer, writeLayerFromTar } from "./layer-writer.ts";
 import { commitLayer, type HistoryOptions } from "./commit.ts";
@@ -64,7 +66,10 @@ export function insertItems(src: string, target: string, opaque: boolean): Layer
   if (!st.isDirectory()) {
     if (opaque) throw new OcigenError("EUSAGE", `Cannot insert ${src} with --opaque: not a directory`);
     if (target === ".") throw new OcigenError("EUSAGE", `Cannot insert ${src} at /: not a directory`);
-    items.push({ kind: "entry", name: target, abs: src, entry: entryFromStat(target, st, src) });
+    const entry = entryFromStat(target, st, src);
+    const x = readPathsXattrs(path.dirname(src), [path.basename(src)]).get(path.basename(src));
+    if (x) entry.xattrs = encodeXattrs(x);
+    items.push({ kind: "entry", name: target, abs: src, entry });
     return items;
   }
   const entries = scanTree(src);

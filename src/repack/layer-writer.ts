@@ -21,6 +21,7 @@ import type { BundleEntry } from "../bundle/scan.ts";
 import { type Compression, encodeStream, layerMediaType } from "../compress/encode.ts";
 import type { Descriptor } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
+import { progress } from "../progress.ts";
 
 /** One entry of a layer to write. */
 export type LayerItem =
@@ -51,6 +52,8 @@ export interface LayerWriteOptions {
   mapGid?: (gid: number) => number;
   /** Per-entry owner override (rootless bundles: owners recorded at unpack); wins over mapUid/mapGid. */
   mapOwner?: (name: string, e: BundleEntry) => { uid: number; gid: number } | undefined;
+  /** Progress task name (a progress line is drawn on a TTY). Default "layer". */
+  task?: string;
 }
 
 /**
@@ -149,75 +152,85 @@ export async function* tarStream(
   const mapGid = opts.mapGid ?? ((n: number) => n);
   const sink = new StagingSink(hasher);
   const w = new TarWriter(sink);
-  for (const it of items) {
-    if (it.kind === "whiteout") {
-      const mtime = sde !== undefined && it.mtime > sde ? sde : it.mtime;
-      w.add({ name: it.name, type: "file", mode: 0, uid: 0, gid: 0, mtime, data: new Uint8Array(0) });
-    } else {
-      const e = it.entry;
-      const owner = opts.mapOwner?.(it.name, e);
-      const base: TarWriterEntry = {
-        name: it.name === "." ? "./" : it.name,
-        mode: e.mode,
-        uid: owner ? owner.uid : mapUid(e.uid),
-        gid: owner ? owner.gid : mapGid(e.gid),
-        mtime: mtimeOf(e, sde),
-      };
-      if (e.xattrs) {
-        const x: Record<string, Uint8Array> = {};
-        for (const k of Object.keys(e.xattrs)) x[k] = b64(e.xattrs[k]);
-        base.xattrs = x;
-      }
-      if (it.hardlinkTo !== undefined) {
-        w.add({ ...base, type: "link", linkname: it.hardlinkTo, size: 0 });
-      } else if (e.type === "dir") {
-        w.add({ ...base, name: it.name === "." ? "./" : it.name + "/", type: "dir" });
-      } else if (e.type === "symlink") {
-        w.add({ ...base, type: "symlink", linkname: e.link ?? "" });
-      } else if (e.type === "char" || e.type === "block") {
-        w.add({ ...base, type: e.type, devmajor: e.rdevMajor ?? 0, devminor: e.rdevMinor ?? 0 });
-      } else if (e.type === "fifo") {
-        w.add({ ...base, type: "fifo" });
-      } else if (e.type === "file") {
-        w.add({ ...base, type: "file", size: e.size });
-        if (e.size > 0) {
-          let fd: number;
-          try {
-            fd = fs.openSync(it.abs, "r");
-          } catch (err) {
-            throw wrapIo(err, "open", it.abs);
-          }
-          try {
-            let pos = 0;
-            while (pos < e.size) {
-              const want = Math.min(CHUNK, e.size - pos);
-              const buf = new Uint8Array(want) as Uint8Array & { fresh?: boolean };
-              let got = 0;
-              while (got < want) {
-                const n = fs.readSync(fd, buf, got, want - got, pos + got);
-                if (n <= 0) break;
-                got += n;
-              }
-              if (got < want) {
-                throw new OcigenError("EREPACK", `Cannot repack ${it.name}: file shrank while being read (${pos + got} of ${e.size} bytes)`);
-              }
-              buf.fresh = true;
-              w.write(buf);
-              pos += want;
-              if (sink.pendingBytes >= CHUNK) for (const c of sink.take()) yield c;
-            }
-          } finally {
-            fs.closeSync(fd);
-          }
+  const list = Array.isArray(items) ? items : [...items];
+  let total = 0;
+  for (const it of list) if (it.kind === "entry" && it.entry.type === "file" && it.hardlinkTo === undefined) total += it.entry.size;
+  const p = progress.start(opts.task ?? "layer", { total });
+  try {
+    for (const it of list) {
+      p.add(0, 1);
+      if (it.kind === "whiteout") {
+        const mtime = sde !== undefined && it.mtime > sde ? sde : it.mtime;
+        w.add({ name: it.name, type: "file", mode: 0, uid: 0, gid: 0, mtime, data: new Uint8Array(0) });
+      } else {
+        const e = it.entry;
+        const owner = opts.mapOwner?.(it.name, e);
+        const base: TarWriterEntry = {
+          name: it.name === "." ? "./" : it.name,
+          mode: e.mode,
+          uid: owner ? owner.uid : mapUid(e.uid),
+          gid: owner ? owner.gid : mapGid(e.gid),
+          mtime: mtimeOf(e, sde),
+        };
+        if (e.xattrs) {
+          const x: Record<string, Uint8Array> = {};
+          for (const k of Object.keys(e.xattrs)) x[k] = b64(e.xattrs[k]);
+          base.xattrs = x;
         }
-        w.entryEnd();
+        if (it.hardlinkTo !== undefined) {
+          w.add({ ...base, type: "link", linkname: it.hardlinkTo, size: 0 });
+        } else if (e.type === "dir") {
+          w.add({ ...base, name: it.name === "." ? "./" : it.name + "/", type: "dir" });
+        } else if (e.type === "symlink") {
+          w.add({ ...base, type: "symlink", linkname: e.link ?? "" });
+        } else if (e.type === "char" || e.type === "block") {
+          w.add({ ...base, type: e.type, devmajor: e.rdevMajor ?? 0, devminor: e.rdevMinor ?? 0 });
+        } else if (e.type === "fifo") {
+          w.add({ ...base, type: "fifo" });
+        } else if (e.type === "file") {
+          w.add({ ...base, type: "file", size: e.size });
+          if (e.size > 0) {
+            let fd: number;
+            try {
+              fd = fs.openSync(it.abs, "r");
+            } catch (err) {
+              throw wrapIo(err, "open", it.abs);
+            }
+            try {
+              let pos = 0;
+              while (pos < e.size) {
+                const want = Math.min(CHUNK, e.size - pos);
+                const buf = new Uint8Array(want) as Uint8Array & { fresh?: boolean };
+                let got = 0;
+                while (got < want) {
+                  const n = fs.readSync(fd, buf, got, want - got, pos + got);
+                  if (n <= 0) break;
+                  got += n;
+                }
+                if (got < want) {
+                  throw new OcigenError("EREPACK", `Cannot repack ${it.name}: file shrank while being read (${pos + got} of ${e.size} bytes)`);
+                }
+                buf.fresh = true;
+                w.write(buf);
+                pos += want;
+                p.add(want);
+                if (sink.pendingBytes >= CHUNK) for (const c of sink.take()) yield c;
+              }
+            } finally {
+              fs.closeSync(fd);
+            }
+          }
+          w.entryEnd();
+        }
       }
+      if (sink.pendingBytes >= CHUNK) for (const c of sink.take()) yield c;
     }
-    if (sink.pendingBytes >= CHUNK) for (const c of sink.take()) yield c;
+    w.end();
+    for (const c of sink.take()) yield c;
+    stats.size = sink.total;
+  } finally {
+    p.done();
   }
-  w.end();
-  for (const c of sink.take()) yield c;
-  stats.size = sink.total;
 }
 
 /** Result of {@linkcode writeLayer}. */

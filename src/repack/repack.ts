@@ -11,19 +11,19 @@
 import fs from "node:fs";
 import path from "node:path";
 import process from "node:process";
-import { OcigenError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
-import { type Change, diffTree } from "../bundle/diff.ts";
+import { type Change, diffTree, statCandidates } from "../bundle/diff.ts";
 import { hasBundleManifest, readBundleManifest, writeBundleManifest } from "../bundle/manifest.ts";
 import { readUmociMtree } from "../bundle/mtree.ts";
-import { type BundleEntry, comparePaths, scanTree } from "../bundle/scan.ts";
+import { type BundleEntry, comparePaths, loadXattrs, scanTree } from "../bundle/scan.ts";
 import { xattrsSupported } from "../bundle/xattr.ts";
 import type { Compression } from "../compress/encode.ts";
 import { type LayerItem, type LayerWriteOptions, type WrittenLayer, writeLayer } from "./layer-writer.ts";
 import { type HistoryOptions, commitLayer } from "./commit.ts";
 import { bundleSource, readBundleMeta, reverseIdMap, writeBundleMeta } from "./bundle-meta.ts";
+import { OWNERS_FILE } from "../layer/unpack.ts";
 
 /**
  * Normalises an in-image path (`/var/lib/x/`, `./a//b`) to the root-relative
@@ -104,9 +104,6 @@ export function changesToItems(changes: Change[], rootfs: string, now: Map<strin
   items.sort((a, b) => comparePaths(a.name, b.name));
   return items;
 }
-
-/** Name of the rootless owners record written by `ocigen unpack --rootless`. */
-export const OWNERS_FILE = "ocigen.owners.json";
 
 /**
  * In a rootless bundle the image's owners could not be applied; unpack
@@ -190,13 +187,18 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
   const masks = [...(opts.maskPaths ?? [])];
   if (opts.maskVolumes !== false) masks.push(...Object.keys(config.config?.Volumes ?? {}));
   const masked = makeMask(masks);
-  const now = scanTree(rootfs, { skip: masked, xattrs: true });
+  // one lstat per entry; xattrs only of the entries the stat witness cannot clear
+  const now = scanTree(rootfs, { skip: masked, xattrs: false });
+  const loaded = new Set<BundleEntry>(statCandidates(bm.entries, now));
+  loadXattrs(rootfs, [...loaded]);
   const changes = diffTree(bm.entries, now, {
     rootfs,
     masked,
     compareXattrs: bm.header.xattrs && xattrsSupported(),
     what: `bundle ${bundle}`,
   });
+  // emitted entries the witness cleared (members of a changed hard-link group) need their xattrs too
+  loadXattrs(rootfs, changes.flatMap((c) => (c.kind !== "delete" && !loaded.has(c.entry) ? [c.entry] : [])));
   log.info(`repack ${bundle}: ${changes.length} change(s)`);
   const history: HistoryOptions = { created_by: "ocigen repack", ...opts.history };
   // hold the layout lock from the first blob to the tag (no gc in between)
@@ -206,6 +208,7 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
       const items = changesToItems(changes, rootfs, now);
       const wopts: LayerWriteOptions = {
         sourceDateEpoch: opts.sourceDateEpoch,
+        task: "repack",
         mapUid: reverseIdMap(meta.map_options?.uid_mappings),
         mapGid: reverseIdMap(meta.map_options?.gid_mappings),
         mapOwner: recordedOwners(bundle, bm.entries, Boolean(meta.map_options?.rootless)),
@@ -219,12 +222,9 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
   if (opts.refreshBundle) {
     writeBundleMeta(bundle, { ...meta, from_descriptor_path: { descriptor_walk: [r.manifestDescriptor] } });
     await writeBundleManifest(bundle, rootfs);
+    // umoci's mtree (if the bundle came from umoci unpack) describes the old image: drop it
+    const [alg, hex] = source.digest.split(":");
+    fs.rmSync(path.join(bundle, `${alg}_${hex}.mtree`), { force: true });
   }
   return { manifestDescriptor: r.manifestDescriptor, layer: layer?.descriptor, diffId: layer?.diffId, changes: changes.length };
-}
-
-/** Throws when a repack target tag is empty. */
-export function requireTag(tag: string | undefined, what: string): string {
-  if (!tag) throw new OcigenError("EUSAGE", `${what}: a tag is required`);
-  return tag;
 }

@@ -13,7 +13,14 @@
  * @module
  */
 
-/** The kind of a tar entry, after PAX/GNU extensions are resolved. */
+/**
+ * The kind of a tar entry, after PAX/GNU extensions are resolved.
+ *
+ * @example
+ * ```ts
+ * const t: TarEntryType = "symlink";
+ * ```
+ */
 export type TarEntryType =
   | "file" // '0', '\0', '7' (contiguous)
   | "link" // '1' hard link
@@ -24,13 +31,27 @@ export type TarEntryType =
   | "fifo" // '6'
   | "other"; // any other typeflag (see `typeflag`)
 
-/** One sparse data region: `size` bytes of data placed at `offset`. */
+/**
+ * One sparse data region: `size` bytes of data placed at `offset`.
+ *
+ * @example
+ * ```ts
+ * const r: SparseRegion = { offset: 4096, size: 512 };
+ * ```
+ */
 export interface SparseRegion {
   offset: number;
   size: number;
 }
 
-/** A decoded tar entry header (reader output, writer input). */
+/**
+ * A decoded tar entry header (reader output, writer input).
+ *
+ * @example
+ * ```ts
+ * parser.entry = (h: TarEntryHeader) => console.log(h.name, h.type, h.size);
+ * ```
+ */
 export interface TarEntryHeader {
   /** Path inside the archive as stored (no normalisation beyond GNU/PAX long names). */
   name: string;
@@ -59,7 +80,15 @@ export interface TarEntryHeader {
   sparse?: SparseRegion[];
 }
 
-/** The low-level fields of one 512-byte header block. */
+/**
+ * The low-level fields of one 512-byte header block.
+ *
+ * @example
+ * ```ts
+ * const f: HeaderFields = { name: "a", mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0, typeflag: "0",
+ *   linkname: "", uname: "", gname: "", devmajor: 0, devminor: 0 };
+ * ```
+ */
 export interface HeaderFields {
   name: string;
   mode: number;
@@ -81,19 +110,41 @@ export interface HeaderFields {
   gnuExtra?: Uint8Array;
 }
 
-/** Size of a tar block. */
+/**
+ * Size of a tar block.
+ *
+ * @example
+ * ```ts
+ * const blocks = Math.ceil(size / BLOCK);
+ * ```
+ */
 export const BLOCK = 512;
 
 const enc = new TextEncoder();
 
-/** Encodes a string as UTF-8 bytes. */
+/**
+ * Encodes a string as UTF-8 bytes.
+ *
+ * @example
+ * ```ts
+ * utf8("é"); // Uint8Array [0xc3, 0xa9]
+ * ```
+ */
 export function utf8(s: string): Uint8Array {
   return enc.encode(s);
 }
 
 const dec = new TextDecoder("utf-8", { fatal: false });
 
-/** Returns true if `n` can be stored as octal in a field of `width` bytes (width-1 digits). */
+/**
+ * Returns true if `n` can be stored as octal in a field of `width` bytes (width-1 digits).
+ *
+ * @example
+ * ```ts
+ * fitsOctal(0o7777777, 8); // true
+ * fitsOctal(0o10000000, 8); // false
+ * ```
+ */
 export function fitsOctal(n: number, width: number): boolean {
   return Number.isInteger(n) && n >= 0 && n < 8 ** (width - 1);
 }
@@ -165,7 +216,15 @@ export function encodeHeader(h: HeaderFields): Uint8Array {
   return b;
 }
 
-/** Computes and stores the checksum of a header block (6 octal digits, NUL, space). */
+/**
+ * Computes and stores the checksum of a header block (6 octal digits, NUL, space).
+ *
+ * @example
+ * ```ts
+ * block[156] = 0x35; // change the typeflag
+ * setChecksum(block);
+ * ```
+ */
 export function setChecksum(b: Uint8Array): void {
   for (let i = 148; i < 156; i++) b[i] = 0x20;
   let sum = 0;
@@ -203,23 +262,51 @@ export function padding(size: number): Uint8Array {
   return ZERO_BLOCK.subarray(0, padLength(size));
 }
 
-/** The end-of-archive marker: two zero blocks. */
+/**
+ * The end-of-archive marker: two zero blocks.
+ *
+ * @example
+ * ```ts
+ * sink.write(endOfArchive());
+ * ```
+ */
 export function endOfArchive(): Uint8Array {
   return new Uint8Array(2 * BLOCK);
 }
 
 // ---------------------------------------------------------------- decoding
 
-/** Reason a header could not be decoded (the parser turns it into ETAR). */
+/**
+ * Reason a header could not be decoded (the parser turns it into ETAR).
+ *
+ * @example
+ * ```ts
+ * try { decodeHeader(block); } catch (e) { if (e instanceof HeaderError) console.error(e.message); }
+ * ```
+ */
 export class HeaderError extends Error {}
 
-/** True if all 512 bytes of the block are zero. */
+/**
+ * True if all 512 bytes of the block are zero.
+ *
+ * @example
+ * ```ts
+ * isZeroBlock(new Uint8Array(512)); // true
+ * ```
+ */
 export function isZeroBlock(b: Uint8Array, off = 0): boolean {
   for (let i = off; i < off + BLOCK; i++) if (b[i] !== 0) return false;
   return true;
 }
 
-/** Verifies the checksum (unsigned, or the historical signed sum). */
+/**
+ * Verifies the checksum (unsigned, or the historical signed sum).
+ *
+ * @example
+ * ```ts
+ * checksumOk(encodeHeader(fields)); // true
+ * ```
+ */
 export function checksumOk(b: Uint8Array, off = 0): boolean {
   const stored = parseOctalField(b, off + 148, 8, "checksum");
   let u = 0;
@@ -294,7 +381,14 @@ export function parseString(b: Uint8Array, off: number, width: number): string {
   return decodeBytes(b.subarray(off, end));
 }
 
-/** Decodes bytes as a string: UTF-8 when valid, else latin1 (one char per byte, lossless). */
+/**
+ * Decodes bytes as a string: UTF-8 when valid, else latin1 (one char per byte, lossless).
+ *
+ * @example
+ * ```ts
+ * decodeBytes(new Uint8Array([0x61, 0xff])); // "a\u00ff" (latin1: not valid UTF-8)
+ * ```
+ */
 export function decodeBytes(b: Uint8Array): string {
   let ascii = true;
   for (let i = 0; i < b.length; i++) {
@@ -311,7 +405,15 @@ export function decodeBytes(b: Uint8Array): string {
   return out;
 }
 
-/** The fields of a raw header block as read. */
+/**
+ * The fields of a raw header block as read.
+ *
+ * @example
+ * ```ts
+ * const raw: RawHeader = decodeHeader(block);
+ * if (raw.format === "gnu") console.log(raw.gnuRealSize);
+ * ```
+ */
 export interface RawHeader extends HeaderFields {
   format: "ustar" | "gnu" | "v7";
   /** True if the header is GNU and its sparse "isextended" flag is set. */

@@ -36,7 +36,14 @@ import {
   validateSparse,
 } from "./sparse.ts";
 
-/** Receives the entries of a tar stream, synchronously and in order. */
+/**
+ * Receives the entries of a tar stream, synchronously and in order.
+ *
+ * @example
+ * ```ts
+ * const h: TarHandler = { entry: (e) => console.log(e.name), data() {}, entryEnd() {}, end() {} };
+ * ```
+ */
 export interface TarHandler {
   /** A new entry starts; `h.size` bytes of content follow through `data`/`hole`. */
   entry(h: TarEntryHeader): void;
@@ -53,7 +60,14 @@ export interface TarHandler {
   end(): void;
 }
 
-/** Options of {@linkcode TarParser}. */
+/**
+ * Options of {@linkcode TarParser}.
+ *
+ * @example
+ * ```ts
+ * new TarParser(handler, { context: "layer sha256:ab..", maxExtendedSize: 1 << 20 });
+ * ```
+ */
 export interface TarParserOptions {
   /** Largest PAX/GNU long-name record accepted, bytes (default 1 MiB, as Go). */
   maxExtendedSize?: number;

@@ -11,7 +11,14 @@
 import { concatBytes } from "../stream/sink.ts";
 import { HeaderError, decodeBytes, utf8 } from "./header.ts";
 
-/** A PAX record value: a string (UTF-8 encoded) or raw bytes. */
+/**
+ * A PAX record value: a string (UTF-8 encoded) or raw bytes.
+ *
+ * @example
+ * ```ts
+ * const v: PaxValue = new Uint8Array([0, 1]); // a binary xattr value
+ * ```
+ */
 export type PaxValue = string | Uint8Array;
 
 /**
@@ -34,7 +41,15 @@ export function encodePax(records: Array<[string, PaxValue]>): Uint8Array {
   return concatBytes(parts);
 }
 
-/** A parsed PAX record set: string values and, for binary-safe use, the raw value bytes. */
+/**
+ * A parsed PAX record set: string values and, for binary-safe use, the raw value bytes.
+ *
+ * @example
+ * ```ts
+ * const recs: PaxRecords = parsePax(data);
+ * recs.text.path;
+ * ```
+ */
 export interface PaxRecords {
   /** Values decoded as strings (UTF-8, or latin1 if not valid UTF-8). */
   text: Record<string, string>;

@@ -17,7 +17,14 @@
  */
 import { BLOCK, HeaderError, type SparseRegion, parseNumeric } from "./header.ts";
 
-/** Largest sparse map accepted (entries), to bound memory. */
+/**
+ * Largest sparse map accepted (entries), to bound memory.
+ *
+ * @example
+ * ```ts
+ * if (regions.length > MAX_SPARSE_REGIONS) throw new Error("too many");
+ * ```
+ */
 export const MAX_SPARSE_REGIONS = 1 << 17;
 
 /**
@@ -41,7 +48,15 @@ export function validateSparse(regions: SparseRegion[], realSize: number): void 
   }
 }
 
-/** Decodes the 21 pairs of a GNU sparse extension block; returns whether another block follows. */
+/**
+ * Decodes the 21 pairs of a GNU sparse extension block; returns whether another block follows.
+ *
+ * @example
+ * ```ts
+ * const regions: SparseRegion[] = [];
+ * const more = decodeGnuSparseExtension(block, 0, regions);
+ * ```
+ */
 export function decodeGnuSparseExtension(b: Uint8Array, off: number, into: SparseRegion[]): boolean {
   for (let i = 0; i < 21; i++) {
     const o = off + i * 24;
@@ -52,7 +67,14 @@ export function decodeGnuSparseExtension(b: Uint8Array, off: number, into: Spars
   return b[off + 504] !== 0;
 }
 
-/** Parses the PAX 0.1 `GNU.sparse.map` value. */
+/**
+ * Parses the PAX 0.1 `GNU.sparse.map` value.
+ *
+ * @example
+ * ```ts
+ * parseSparseMap01("0,10,100,5"); // [{ offset: 0, size: 10 }, { offset: 100, size: 5 }]
+ * ```
+ */
 export function parseSparseMap01(s: string): SparseRegion[] {
   if (s === "") return [];
   const nums = s.split(",").map((x) => {
@@ -65,7 +87,14 @@ export function parseSparseMap01(s: string): SparseRegion[] {
   return out;
 }
 
-/** Turns PAX 0.0 offset/numbytes pairs into regions. */
+/**
+ * Turns PAX 0.0 offset/numbytes pairs into regions.
+ *
+ * @example
+ * ```ts
+ * pairsToRegions([0, 10, 100, 5]); // [{ offset: 0, size: 10 }, { offset: 100, size: 5 }]
+ * ```
+ */
 export function pairsToRegions(pairs: number[]): SparseRegion[] {
   if (pairs.length % 2) throw new HeaderError("bad GNU.sparse.offset/numbytes records");
   const out: SparseRegion[] = [];
@@ -77,6 +106,13 @@ export function pairsToRegions(pairs: number[]): SparseRegion[] {
  * Incremental parser of the PAX 1.0 sparse map at the start of the entry data.
  * Feed bytes until `done`; `consumed` tells how many bytes of the data it used
  * (a multiple of 512).
+ *
+ * @example
+ * ```ts
+ * const m = new Sparse10MapReader();
+ * m.feed(data, 0, data.length);
+ * if (m.done) console.log(m.regions, m.consumed);
+ * ```
  */
 export class Sparse10MapReader {
   private text = "";

@@ -12,7 +12,14 @@ import type { TarEntryHeader } from "./header.ts";
 import { TarParser } from "./parser.ts";
 import { TarWriter, type TarWriterEntry, type TarWriterOptions } from "./writer.ts";
 
-/** An event of {@linkcode UntarStream}. */
+/**
+ * An event of {@linkcode UntarStream}.
+ *
+ * @example
+ * ```ts
+ * const ev: TarEvent = { kind: "entryEnd" };
+ * ```
+ */
 export type TarEvent =
   | { kind: "entry"; header: TarEntryHeader }
   | { kind: "data"; chunk: Uint8Array }

@@ -29,7 +29,14 @@ import {
 } from "./header.ts";
 import { type PaxValue, encodePax } from "./pax.ts";
 
-/** Typeflag characters of the entry types. */
+/**
+ * Typeflag characters of the entry types.
+ *
+ * @example
+ * ```ts
+ * TYPEFLAG.symlink; // "2"
+ * ```
+ */
 export const TYPEFLAG: Record<Exclude<TarEntryType, "other">, string> = {
   file: "0",
   link: "1",
@@ -40,10 +47,24 @@ export const TYPEFLAG: Record<Exclude<TarEntryType, "other">, string> = {
   fifo: "6",
 };
 
-/** How sparse entries are encoded (tests/fixtures). */
+/**
+ * How sparse entries are encoded (tests/fixtures).
+ *
+ * @example
+ * ```ts
+ * tarBytes([{ name: "s", data, sparse, sparseFormat: "pax-1.0" satisfies SparseFormat }]);
+ * ```
+ */
 export type SparseFormat = "gnu" | "pax-0.0" | "pax-0.1" | "pax-1.0";
 
-/** An entry to write. Only `name` is required; the rest defaults deterministically. */
+/**
+ * An entry to write. Only `name` is required; the rest defaults deterministically.
+ *
+ * @example
+ * ```ts
+ * const e: TarWriterEntry = { name: "bin/ping", data: bytes, mode: 0o4755, xattrs: { "security.capability": cap } };
+ * ```
+ */
 export interface TarWriterEntry extends Partial<Omit<TarEntryHeader, "name" | "xattrs" | "pax">> {
   name: string;
   /** Content of a regular file (for `add`/`tarBytes`); sets `size`. For sparse entries: the expanded content. */
@@ -55,7 +76,14 @@ export interface TarWriterEntry extends Partial<Omit<TarEntryHeader, "name" | "x
   sparseFormat?: SparseFormat;
 }
 
-/** Options of {@linkcode TarWriter}. */
+/**
+ * Options of {@linkcode TarWriter}.
+ *
+ * @example
+ * ```ts
+ * new TarWriter(sink, { format: "gnu" });
+ * ```
+ */
 export interface TarWriterOptions {
   /** `"pax"` (default): ustar + PAX records; `"gnu"`: GNU magic, `L`/`K` long names, base-256 numbers. */
   format?: "pax" | "gnu";

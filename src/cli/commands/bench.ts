@@ -12,10 +12,11 @@ import type { Command } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { isQuiet } from "../../log.ts";
 import { formatBench, runBench } from "../../../bench/run.ts";
+import { addImageBenchOptions, imageBenchCommand } from "../../bench/cli.ts";
 
 /** Registers `bench`. */
 export function register(program: Command, _raw: Command): void {
-  program
+  addImageBenchOptions(program
     .command("bench")
     .description("benchmark the hot paths (inflate, sha256, unpack) against the usual tools on generated data")
     .option("--json", "print the results as JSON")
@@ -23,8 +24,9 @@ export function register(program: Command, _raw: Command): void {
     .option("--scale <MB>", "uncompressed image size in MB")
     .option("--runs <n>", "runs per case (the best is kept)")
     .option("--no-unpack", "skip the whole-unpack benchmarks")
-    .option("--dir <dir>", "where to generate (and cache) the bench image")
-    .action(async (o: { json?: boolean; full?: boolean; scale?: string; runs?: string; unpack?: boolean; dir?: string }) => {
+    .option("--dir <dir>", "where to generate (and cache) the bench image"))
+    .action(async (o: { json?: boolean; full?: boolean; scale?: string; runs?: string; unpack?: boolean; dir?: string; image?: string[]; layoutDir?: string }) => {
+      if (o.image || o.layoutDir) return await imageBenchCommand(o);
       const num = (v: string | undefined, what: string) => {
         if (v === undefined) return undefined;
         const n = Number(v);

@@ -8,7 +8,14 @@ import { type Command, Option } from "commander";
 import { buildFile } from "../../build/build.ts";
 import { parseCompression } from "../../compress/encode.ts";
 
-/** Registers `build`. */
+/**
+ * Registers `build` on the program (and its `raw` command).
+ *
+ * @example
+ * ```ts
+ * register(program, program.command("raw"));
+ * ```
+ */
 export function register(program: Command, _raw: Command): void {
   program
     .command("build")

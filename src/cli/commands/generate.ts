@@ -14,6 +14,7 @@ import { createReporter, runBySystemd } from "../../generator/report.ts";
 import { invokedAsGenerator } from "../../install/self.ts";
 import { extract, gcExtracts } from "../../generator/extract.ts";
 import { log } from "../../log.ts";
+import { addExtractAllOptions, extractAllCommand } from "../../bulk/cli.ts";
 
 /**
  * Registers `generate`, `extract` and `gc-extracts`.
@@ -48,15 +49,17 @@ export function register(program: Command, _raw: Command): void {
       if (r.errors.length > 0) process.exitCode = 1;
     });
 
-  program
+  addExtractAllOptions(program
     .command("extract")
     .description("make sure the rootfs of a layout's tag is extracted, verified and current (run by generated units before start)")
-    .requiredOption("--name <name>", "layout name (path relative to imagelayoutdir)")
-    .requiredOption("--ref <tag>", "tag")
+    .option("--name <name>", "layout name (path relative to imagelayoutdir)")
+    .option("--ref <tag>", "tag")
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .option("--user <spec=uid:gid>", "fail unless the image user SPEC resolves to UID:GID in the extracted rootfs")
-    .option("--bundle", "also write the runc/crun bundle config.json")
-    .action(async (o: { name: string; ref: string; config?: string; user?: string; bundle?: boolean }) => {
+    .option("--bundle", "also write the runc/crun bundle config.json"))
+    .action(async (o: { name: string; ref: string; config?: string; user?: string; bundle?: boolean; all?: boolean }) => {
+      if (o.all) return await extractAllCommand(o);
+      if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
       const r = await extract({ config: loadGeneratorConfig(o.config), name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle) });
       log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}`);
     });

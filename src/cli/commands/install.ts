@@ -27,14 +27,14 @@ export function register(program: Command, _raw: Command): void {
     .command("install-generator")
     .description("install ocigen as a systemd generator: program, generator link, oci.slice, default config")
     .addHelpText("after", `
-Installs, relative to --prefix (default /):
-  ${INSTALL_PATHS.binary}    the program (this binary; from a checkout a
-      wrapper script running node on dist/ocigen.mjs; or --bin FILE)
+Installs under --prefix (default /; like DESTDIR, laid out as on the target):
+  ${INSTALL_PATHS.binary.padEnd(44)}the program (see --bin)
   ${INSTALL_PATHS.generator} -> ${INSTALL_PATHS.generatorTarget}
-  ${INSTALL_PATHS.slice}
-  ${INSTALL_PATHS.config}    only if absent
-  ${INSTALL_PATHS.manifest}  what was installed
-Running it again updates what it installed and changes nothing else.`)
+  ${INSTALL_PATHS.slice.padEnd(44)}slice of the generated services
+  ${INSTALL_PATHS.config.padEnd(44)}generator config, only if absent
+  ${INSTALL_PATHS.manifest.padEnd(44)}what was installed, for uninstall
+Running it again updates what it installed and changes nothing else; a file in
+the way that ocigen did not install stops it before anything is written.`)
     .option("--prefix <dir>", "root to install under (like DESTDIR)", "/")
     .option("--bin <path>", "file to install as the program (default: this binary, or a wrapper script running node on dist/ocigen.mjs)")
     .option("--force", "replace files at these paths that ocigen did not install")
@@ -48,8 +48,9 @@ Running it again updates what it installed and changes nothing else.`)
     .command("uninstall-generator")
     .description("remove what install-generator installed (files changed since, and a changed config, are kept)")
     .addHelpText("after", `
-Removes what PREFIX/${INSTALL_PATHS.manifest} records, if unchanged since
-install, then the directories install created if they are empty.`)
+Removes what PREFIX/${INSTALL_PATHS.manifest}
+lists, each only if unchanged since install, then the directories install
+created if they are empty.`)
     .option("--prefix <dir>", "root the generator was installed under", "/")
     .action((o: { prefix: string }) => {
       const r = uninstallGenerator({ prefix: o.prefix });

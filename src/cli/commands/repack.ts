@@ -3,7 +3,6 @@
  *
  * @module
  */
-import process from "node:process";
 import { type Command, Option } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { Layout, parseImageRef } from "../../oci/layout.ts";
@@ -11,13 +10,15 @@ import { parseCompression } from "../../compress/encode.ts";
 import { repackBundle } from "../../repack/repack.ts";
 import { addTarLayer, insertPath, insertWhiteout } from "../../repack/insert.ts";
 import type { HistoryOptions } from "../../repack/commit.ts";
+import { checkDate } from "../../oci/image.ts";
 
 function addHistoryOptions(cmd: Command): Command {
   return cmd
     .option("--history.comment <text>", "comment of the history entry")
     .option("--history.created_by <text>", "created_by of the history entry")
     .option("--history.author <text>", "author of the history entry")
-    .option("--history.created <date>", "created date (RFC 3339) of the history entry");
+    .option("--history.created <date>", "created date (RFC 3339) of the history entry")
+    .option("--no-history", "add no history entry");
 }
 
 function addCompressOption(cmd: Command): Command {
@@ -25,17 +26,14 @@ function addCompressOption(cmd: Command): Command {
 }
 
 function historyFrom(o: Record<string, unknown>): HistoryOptions {
+  // commander keeps the dots of "--history.created_by" in the option key
   const h: HistoryOptions = {};
-  const get = (k: string) => (o[`history.${k}`] ?? o[`history.${k.replace("_b", "B")}`]) as string | undefined;
-  const cb = (o["history.created_by"] ?? o["history.createdBy"]) as string | undefined;
-  if (cb !== undefined) h.created_by = cb;
-  for (const k of ["comment", "author", "created"] as const) {
-    const v = get(k);
-    if (v !== undefined) h[k] = v;
+  for (const k of ["created_by", "comment", "author", "created"] as const) {
+    const v = o[`history.${k}`];
+    if (typeof v === "string") h[k] = v;
   }
-  if (h.created !== undefined && Number.isNaN(Date.parse(h.created))) {
-    throw new OcigenError("EUSAGE", `Invalid --history.created ${JSON.stringify(h.created)}: expected an RFC 3339 date`);
-  }
+  if (h.created !== undefined) checkDate(h.created, "--history.created");
+  if (o.history === false) h.none = true;
   return h;
 }
 
@@ -44,13 +42,20 @@ function imageOf(o: { image?: string }): { dir: string; tag: string } {
   return parseImageRef(o.image);
 }
 
-/** Registers `repack`, `insert` and `raw add-layer`. */
+/**
+ * Registers `repack`, `insert` and `raw add-layer` on the program (and its `raw` command).
+ *
+ * @example
+ * ```ts
+ * register(program, program.command("raw"));
+ * ```
+ */
 export function register(program: Command, raw: Command): void {
   const repack = program
     .command("repack")
     .description("repack an OCI runtime bundle into a new layer and tag")
     .requiredOption("--image <layout[:tag]>", "layout and tag to write")
-    .argument("<bundle>", "bundle directory made by ocigen unpack")
+    .argument("<bundle>", "bundle directory made by ocigen unpack (or umoci unpack)")
     .option("--mask-path <path>", "path not to include in the layer (repeatable)", (v: string, acc: string[]) => [...acc, v], [])
     .option("--no-mask-volumes", "include the image's volumes in the layer")
     .option("--refresh-bundle", "make the bundle refer to the new image afterwards");
@@ -58,7 +63,7 @@ export function register(program: Command, raw: Command): void {
   repack.action(async (bundle: string, o: Record<string, unknown>) => {
     const { dir, tag } = imageOf(o as { image?: string });
     const layout = await Layout.open(dir);
-    const r = await repackBundle(layout, bundle, {
+    await repackBundle(layout, bundle, {
       tag,
       history: historyFrom(o),
       compression: parseCompression(o.compress as string),
@@ -66,8 +71,6 @@ export function register(program: Command, raw: Command): void {
       maskVolumes: o.maskVolumes !== false,
       refreshBundle: Boolean(o.refreshBundle),
     });
-    process.stdout.write(""); // nothing on stdout, as umoci
-    void r;
   });
 
   const insert = program

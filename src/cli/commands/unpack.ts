@@ -5,12 +5,12 @@
  * @module
  */
 import fs from "node:fs";
-import process from "node:process";
 import type { Command } from "commander";
 import { OcigenError, shortDigest, wrapIo } from "../../errors.ts";
 import { Layout, parseImageRef } from "../../oci/layout.ts";
 import { validateTag } from "../../oci/refname.ts";
-import { log, progressEnabled } from "../../log.ts";
+import { log } from "../../log.ts";
+import { type Progress, start as startProgress } from "../../progress.ts";
 import { type IdMapping, parseIdMap } from "../../layer/idmap.ts";
 import { type UnpackOptions, unpackBundle, unpackRootfs } from "../../layer/unpack.ts";
 import { convertConfig } from "../../layer/convert.ts";
@@ -30,22 +30,32 @@ async function openImage(o: Opts) {
   return { layout, image: await layout.resolve(tag) };
 }
 
-function unpackOptions(o: Opts): UnpackOptions {
+function unpackOptions(o: Opts, p: Progress): UnpackOptions {
   const uidMap: IdMapping[] = ((o.uidMap as string[] | undefined) ?? []).map(parseIdMap);
   const gidMap: IdMapping[] = ((o.gidMap as string[] | undefined) ?? []).map(parseIdMap);
   const rootless = Boolean(o.rootless) || !runningAsRoot();
   if (!o.rootless && rootless) log.info("not running as root: unpacking in rootless mode");
-  const show = progressEnabled();
   return {
     rootless,
     uidMap,
     gidMap,
     keepDirlinks: Boolean(o.keepDirlinks),
     onLayer: (i: number, n: number, d: Descriptor) => {
-      if (show) process.stderr.write(`\runpacking layer ${i}/${n} ${shortDigest(d.digest)}\x1b[K${i === n ? "\n" : ""}`);
-      else log.info(`unpacking layer ${i}/${n} ${shortDigest(d.digest)}`);
+      p.update({ layer: d.digest, layerIndex: i - 1, layers: n });
+      log.info(`unpacking layer ${i}/${n} ${shortDigest(d.digest)}`);
     },
+    onProgress: (bytes: number, entries: number) => p.add(bytes, entries),
   };
+}
+
+/** Runs an unpack with a progress line (drawn only on a TTY) sized by the layers' compressed bytes. */
+async function withLine<T>(layers: Descriptor[], fn: (p: Progress) => Promise<T>): Promise<T> {
+  const p = startProgress("unpack", { total: layers.reduce((a, l) => a + (l.size || 0), 0), layers: layers.length });
+  try {
+    return await fn(p);
+  } finally {
+    p.done();
+  }
 }
 
 function addUnpackFlags(c: Command): Command {
@@ -56,7 +66,15 @@ function addUnpackFlags(c: Command): Command {
     .option("--keep-dirlinks", "keep existing symlinks to directories when a layer has a directory of that name");
 }
 
-/** Registers `unpack`, `raw unpack` and `raw runtime-config`. */
+/**
+ * Registers `unpack`, `raw unpack` and `raw runtime-config`.
+ *
+ * @example
+ * ```ts
+ * const program = new Command("ocigen");
+ * register(program, program.command("raw"));
+ * ```
+ */
 export function register(program: Command, raw: Command): void {
   addUnpackFlags(
     program
@@ -66,7 +84,7 @@ export function register(program: Command, raw: Command): void {
       .argument("<bundle>", "bundle directory to create (must not exist, or be empty)"),
   ).action(async (bundle: string, o: Opts) => {
     const { layout, image } = await openImage(o);
-    await unpackBundle(layout, image, bundle, unpackOptions(o));
+    await withLine(image.manifest.layers, (p) => unpackBundle(layout, image, bundle, unpackOptions(o, p)));
   });
 
   addUnpackFlags(
@@ -77,7 +95,7 @@ export function register(program: Command, raw: Command): void {
       .argument("<rootfs>", "directory to create (must not exist)"),
   ).action(async (rootfs: string, o: Opts) => {
     const { layout, image } = await openImage(o);
-    await unpackRootfs(layout, image, rootfs, unpackOptions(o));
+    await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, unpackOptions(o, p)));
   });
 
   raw

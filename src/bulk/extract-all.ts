@@ -1,0 +1,427 @@
+/**
+ * `ocigen extract --all`: every tag of every layout under imagelayoutdir
+ * extracted into extractsdir exactly as the generated units' `extract` does
+ * (it is called for every tag), so a later service start is a no-op.
+ *
+ * 1. Plan: discover the layouts, resolve every tag, group tags by manifest
+ *    digest (one job per manifest, across layouts: the store is content
+ *    addressed, so a manifest is extracted once however many tags name it).
+ * 2. Reuse (option, see {@linkcode BulkOptions.reuse}): for each manifest
+ *    still to extract, find the longest verified layer chain it extends — a
+ *    store entry with a chain record, another image of this run, or, when
+ *    several images share bottom layers that no image has alone, a scratch
+ *    tree of those layers built once for them (`EXTRACTS/.store/.bulk-<pid>-<rand>/`,
+ *    removed at the end; leftovers of a killed run are removed by the next).
+ * 3. Run the jobs on a pool of `jobs` workers (worker processes for real
+ *    parallelism, or this process), images with a source after it. A failed
+ *    job fails its images only; images that were to start from it unpack
+ *    every layer instead.
+ * 4. Report: progress on a TTY (images done/total, bytes, rate, running
+ *    images with their layer), then a summary table or JSON.
+ *
+ * Memory is bounded whatever `jobs`: each worker applies one image at a time
+ * through the streaming engine; the plan holds only manifests and configs.
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { shortDigest } from "../errors.ts";
+import { log } from "../log.ts";
+import { Layout } from "../oci/layout.ts";
+import { pidAlive } from "../fs/atomic.ts";
+import type { GeneratorConfig } from "../generator/config.ts";
+import { discoverLayouts } from "../generator/discover.ts";
+import { storeDir, storeRootfs } from "../generator/paths.ts";
+import { runningAsRoot } from "../layer/apply.ts";
+import { removeTree, type UnpackOptions } from "../layer/unpack.ts";
+import { progress as progressApi } from "../progress.ts";
+import { CHAIN_FILE, chainIds, commonPrefix, scanChainRecords } from "./chain.ts";
+import { type ChainJob, type ImageJob, type Job, type JobHooks, type JobResult, type JobSource, runJob, storeSource } from "./job.ts";
+
+/** How jobs run. */
+export type BulkMode = "process" | "inline";
+
+/** Options of {@linkcode extractAll}. */
+export interface BulkOptions {
+  config: GeneratorConfig;
+  /** Parallel jobs (default: the number of CPUs). */
+  jobs?: number;
+  /**
+   * Start images from verified trees of images they extend (default true;
+   * see bench/bulk.bench.ts for the measurement).
+   */
+  reuse?: boolean;
+  /** "process": `jobs` worker processes (default when jobs > 1); "inline": this process. */
+  mode?: BulkMode;
+  /** Config file the worker processes load (`--config`). */
+  configPath?: string;
+  /** Passed to the unpack engine. */
+  unpack?: UnpackOptions;
+  /** Draw progress (default: when stderr is a TTY and not --quiet). */
+  progress?: boolean;
+}
+
+/** One row of the summary: an image (a manifest and the tags naming it). */
+export interface BulkImage {
+  /** `layout:tag[,tag…]` (several layouts joined by a space). */
+  image: string;
+  manifest?: string;
+  layers: number;
+  /** Layers applied (the rest came from the source tree). */
+  applied: number;
+  /** Compressed MB of the image's layers. */
+  mb: number;
+  /** Uncompressed MB applied. */
+  unpackedMB: number;
+  seconds: number;
+  /** MB applied (uncompressed) per second of the image's wall time. */
+  mbps: number;
+  status: "extracted" | "reused" | "current" | "failed";
+  /** What it was started from (status "reused"). */
+  source?: string;
+  error?: string;
+  /** The process that extracted it. */
+  pid?: number;
+}
+
+/** What {@linkcode extractAll} did. */
+export interface BulkResult {
+  images: BulkImage[];
+  /** Scratch trees of shared layers built for reuse. */
+  shared: BulkImage[];
+  failed: string[];
+  seconds: number;
+  jobs: number;
+  mode: BulkMode;
+  reuse: boolean;
+  /** Problems found while discovering layouts (their images are in `failed` when known). */
+  errors: string[];
+}
+
+/** An image of the plan. */
+interface Planned {
+  job: ImageJob;
+  label: string;
+  chain: string[];
+  stored: boolean;
+  /** Index of the job this one starts from (another image or a chain job). */
+  dep?: number;
+}
+
+const MB = 1e6;
+
+/** A job runner: in this process or a worker process. */
+export interface JobRunner {
+  run(job: Job, hooks: JobHooks): Promise<JobResult>;
+  close(): Promise<void>;
+}
+
+function inlineRunner(opts: BulkOptions): JobRunner {
+  return {
+    run: (job, hooks) => runJob(job, { config: opts.config, unpack: opts.unpack }, hooks),
+    close: async () => {},
+  };
+}
+
+function cleanStaleBulkDirs(extractsDir: string): void {
+  const root = join(extractsDir, ".store");
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^\.bulk-(\d+)-[0-9a-f]+$/.exec(n);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    try {
+      removeTree(join(root, n));
+      log.debug(`removed stale ${join(root, n)}`);
+    } catch { /* not fatal */ }
+  }
+}
+
+/**
+ * Discovers and resolves every tag; returns one job per manifest and the
+ * failures met (as `label: message`).
+ */
+async function plan(cfg: GeneratorConfig): Promise<{ planned: Planned[]; failures: BulkImage[]; errors: string[] }> {
+  const disc = await discoverLayouts(cfg.imageLayoutDir);
+  const errors = [...disc.errors];
+  const failures: BulkImage[] = [];
+  const byManifest = new Map<string, Planned>();
+  const fail = (image: string, error: string) => failures.push({ image, layers: 0, applied: 0, mb: 0, unpackedMB: 0, seconds: 0, mbps: 0, status: "failed", error });
+  for (const { name, dir } of disc.layouts) {
+    let layout: Layout;
+    let tags: string[];
+    try {
+      layout = await Layout.open(dir);
+      tags = await layout.listTags();
+    } catch (e) {
+      fail(name, (e as Error).message);
+      continue;
+    }
+    for (const tag of tags) {
+      try {
+        const img = await layout.resolve(tag);
+        const digest = img.manifestDescriptor.digest;
+        let p = byManifest.get(digest);
+        if (!p) {
+          const diffIds = img.config.rootfs?.diff_ids ?? [];
+          p = {
+            job: { kind: "image", id: 0, refs: [], manifest: digest },
+            label: "",
+            chain: diffIds.length === img.manifest.layers.length ? chainIds(diffIds) : [],
+            stored: isDir(storeRootfs(cfg.extractsDir, digest)),
+          };
+          byManifest.set(digest, p);
+        }
+        let ref = p.job.refs.find((r) => r.name === name);
+        if (!ref) p.job.refs.push(ref = { name, tags: [] });
+        ref.tags.push(tag);
+      } catch (e) {
+        fail(`${name}:${tag}`, (e as Error).message);
+      }
+    }
+  }
+  const planned = [...byManifest.values()];
+  planned.forEach((p, i) => {
+    p.job.id = i;
+    p.label = p.job.refs.map((r) => `${r.name}:${r.tags.join(",")}`).join(" ");
+  });
+  return { planned, failures, errors };
+}
+
+function isDir(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Chooses a source for every image still to extract (see the module docs);
+ * returns the chain jobs to build first.
+ */
+function planReuse(planned: Planned[], cfg: GeneratorConfig, rootless: boolean, bulkDir: string, firstId: number): ChainJob[] {
+  const byChain = new Map<string, string>(); // full chain id -> manifest with a usable record
+  for (const r of scanChainRecords(cfg.extractsDir)) {
+    if (r.rootless === rootless && r.chain_ids.length > 0) byChain.set(r.chain_ids[r.chain_ids.length - 1], r.manifest);
+  }
+  const todo = planned.filter((p) => !p.stored && p.chain.length > 0).sort((a, b) => a.chain.length - b.chain.length || a.job.id - b.job.id);
+  const chainJobs = new Map<string, ChainJob>();
+  const recordSource = (chain: string[], max: number): JobSource | undefined => {
+    for (let d = Math.min(max, chain.length); d >= 1; d--) {
+      const m = byChain.get(chain[d - 1]);
+      if (m) {
+        const s = storeSource(cfg, m, rootless);
+        if (s && s.depth === d) return s;
+      }
+    }
+    return undefined;
+  };
+  todo.forEach((J, ji) => {
+    let best = 0;
+    let src = recordSource(J.chain, J.chain.length);
+    if (src) best = src.depth;
+    // An image of this run whose whole chain is a prefix of J's (planned before J).
+    for (let ki = 0; ki < ji; ki++) {
+      const K = todo[ki];
+      const d = K.chain.length;
+      if (d > best && K.chain[d - 1] === J.chain[d - 1]) {
+        best = d;
+        J.dep = K.job.id;
+        src = {
+          path: storeRootfs(cfg.extractsDir, K.job.manifest), depth: d, chain: K.chain[d - 1], label: K.label,
+          record: join(storeDir(cfg.extractsDir, K.job.manifest), CHAIN_FILE), lock: `${storeDir(cfg.extractsDir, K.job.manifest)}.lock`,
+        };
+      }
+    }
+    // Bottom layers J shares with another image, which neither has alone.
+    let p = 0;
+    let with_: Planned | undefined;
+    for (const K of todo) {
+      if (K === J) continue;
+      const c = commonPrefix(J.chain, K.chain);
+      if (c > p && c < J.chain.length && c < K.chain.length) {
+        p = c;
+        with_ = K;
+      }
+    }
+    if (with_ && p > best) {
+      const key = J.chain[p - 1];
+      let cj = chainJobs.get(key);
+      if (!cj) {
+        const ref = J.job.refs[0];
+        cj = {
+          kind: "chain", id: firstId + chainJobs.size, name: ref.name, tag: ref.tags[0], manifest: J.job.manifest,
+          depth: p, chain: key, dir: join(bulkDir, `chain-${chainJobs.size}`), source: recordSource(J.chain, p - 1),
+        };
+        chainJobs.set(key, cj);
+      }
+      best = p;
+      J.dep = cj.id;
+      src = { path: cj.dir, depth: p, chain: key, label: `shared ${p}-layer base ${shortDigest(key)}`, record: `${cj.dir}.json` };
+    }
+    if (src) J.job.source = src;
+  });
+  return [...chainJobs.values()];
+}
+
+/**
+ * Extracts every tag of every layout (see the module docs). Never throws for
+ * a failed image: see `failed`.
+ *
+ * @example
+ * ```ts
+ * const r = await extractAll({ config: loadGeneratorConfig(), jobs: 4 });
+ * if (r.failed.length) console.error("failed:", r.failed.join(", "));
+ * ```
+ */
+export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
+  const t0 = performance.now();
+  const cfg = opts.config;
+  const jobs = Math.max(1, Math.floor(opts.jobs ?? (os.availableParallelism?.() ?? os.cpus().length)));
+  const mode: BulkMode = opts.mode ?? (jobs > 1 ? "process" : "inline");
+  const reuse = opts.reuse ?? true;
+  const rootless = opts.unpack?.rootless ?? !runningAsRoot();
+  fs.mkdirSync(join(cfg.extractsDir, ".store"), { recursive: true });
+  cleanStaleBulkDirs(cfg.extractsDir);
+
+  const { planned, failures, errors } = await plan(cfg);
+  const bulkDir = join(cfg.extractsDir, ".store", `.bulk-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const chainJobs = reuse ? planReuse(planned, cfg, rootless, bulkDir, planned.length) : [];
+  // Order: chain jobs, then images by chain length (sources before their users), current ones first.
+  const order: Job[] = [
+    ...planned.filter((p) => p.stored).map((p) => p.job),
+    ...chainJobs,
+    ...planned.filter((p) => !p.stored).sort((a, b) => a.chain.length - b.chain.length || a.job.id - b.job.id).map((p) => p.job),
+  ];
+  const depOf = new Map<number, number>();
+  for (const p of planned) if (p.dep !== undefined) depOf.set(p.job.id, p.dep);
+  const labels = new Map<number, string>(planned.map((p) => [p.job.id, p.label]));
+  for (const c of chainJobs) labels.set(c.id, `(shared ${c.depth}-layer base)`);
+
+  const bar = progressApi.start("extract --all", { items: planned.length, enabled: opts.progress });
+  const running = new Map<number, string>();
+  const showRunning = () => bar.update({ note: [...running.values()].join(", ") });
+  const results = new Map<number, JobResult>();
+  const done = new Map<number, Promise<JobResult>>();
+  // Jobs with nothing to extract run here; the others on worker processes (started on first need).
+  const inline = inlineRunner(opts);
+  const heavy = order.length - planned.filter((p) => p.stored).length;
+  let procRunner: Promise<JobRunner> | undefined;
+  const runnerFor = (job: Job): Promise<JobRunner> => {
+    const stored = job.kind === "image" && planned[job.id]?.stored;
+    if (stored || mode !== "process" || heavy < 2) return Promise.resolve(inline);
+    procRunner ??= import("./workers.ts").then((w) => w.processRunner(Math.min(jobs, heavy), opts));
+    return procRunner;
+  };
+  let next = 0;
+  const slot = async () => {
+    while (next < order.length) {
+      const job = order[next++];
+      const p = (async () => {
+        const dep = depOf.get(job.id);
+        if (dep !== undefined && job.kind === "image") {
+          const d = await waitFor(dep);
+          if (d.status === "failed") {
+            log.info(`${labels.get(job.id)}: ${labels.get(dep)} failed; unpacking every layer`);
+            job.source = undefined;
+          }
+        }
+        const label = labels.get(job.id) ?? "";
+        running.set(job.id, label);
+        showRunning();
+        const r = await (await runnerFor(job)).run(job, {
+          bytes: (n) => bar.add(n),
+          layer: (i, n) => {
+            running.set(job.id, `${label} ${i}/${n}`);
+            showRunning();
+          },
+        });
+        running.delete(job.id);
+        if (job.kind === "image") bar.itemDone();
+        showRunning();
+        results.set(job.id, r);
+        return r;
+      })();
+      done.set(job.id, p);
+      await p;
+    }
+  };
+  const waitFor = async (id: number): Promise<JobResult> => {
+    for (;;) {
+      const p = done.get(id);
+      if (p) return await p;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, order.length)) }, slot));
+  } finally {
+    bar.done();
+    if (procRunner) await (await procRunner).close();
+    try {
+      removeTree(bulkDir);
+    } catch (e) {
+      log.warn(`could not remove ${bulkDir}: ${(e as Error).message}`);
+    }
+  }
+
+  const row = (label: string, r: JobResult): BulkImage => ({
+    image: label, manifest: r.manifest, layers: r.layers, applied: r.applied,
+    mb: r.bytes / MB, unpackedMB: r.unpacked / MB, seconds: r.seconds,
+    mbps: r.seconds > 0 ? r.unpacked / MB / r.seconds : 0, status: r.status, source: r.source, error: r.error, pid: r.pid,
+  });
+  const images = planned.map((p) => row(p.label, results.get(p.job.id)!)).concat(failures);
+  const shared = chainJobs.map((c) => row(labels.get(c.id)!, results.get(c.id)!));
+  for (const s of shared) if (s.status === "failed") log.warn(`shared base not built: ${s.error}`);
+  return {
+    images,
+    shared,
+    failed: images.filter((i) => i.status === "failed").map((i) => i.image),
+    seconds: (performance.now() - t0) / 1000,
+    jobs,
+    mode,
+    reuse,
+    errors,
+  };
+}
+
+/**
+ * The summary table `extract --all` prints.
+ *
+ * @example
+ * ```ts
+ * console.log(formatBulk(await extractAll({ config })));
+ * ```
+ */
+export function formatBulk(r: BulkResult): string {
+  const rows = [...r.images, ...r.shared];
+  const head = ["image", "layers", "MB", "seconds", "MB/s", "result", "error"]; // MB: uncompressed, applied
+  const cells = rows.map((i) => [
+    i.image,
+    i.applied !== i.layers && i.status !== "current" && i.status !== "failed" ? `${i.applied}/${i.layers}` : String(i.layers),
+    i.status === "current" || i.status === "failed" ? "-" : i.unpackedMB.toFixed(1),
+    i.seconds.toFixed(2),
+    i.status === "current" || i.status === "failed" ? "-" : i.mbps.toFixed(0),
+    i.status === "reused" ? `reused (${i.source})` : i.status,
+    i.error ?? "",
+  ]);
+  const w = head.map((h, c) => Math.max(h.length, ...cells.map((x) => (c === 6 ? 0 : x[c].length))));
+  const fmt = (x: string[]) => x.map((v, c) => (c === 6 ? v : c >= 1 && c <= 4 ? v.padStart(w[c]) : v.padEnd(w[c]))).join("  ").trimEnd();
+  const out = [fmt(head), ...cells.map(fmt)];
+  const n = (s: BulkImage["status"]) => r.images.filter((i) => i.status === s).length;
+  const totalMB = rows.filter((i) => i.status === "extracted" || i.status === "reused").reduce((a, i) => a + i.unpackedMB, 0);
+  out.push("");
+  out.push(
+    `${r.images.length} images: ${n("extracted")} extracted, ${n("reused")} reused, ${n("current")} current, ${n("failed")} failed; ` +
+      `${r.seconds.toFixed(2)} s, ${(totalMB / Math.max(r.seconds, 1e-9)).toFixed(0)} MB/s (${r.jobs} ${r.mode === "process" ? "worker processes" : "in-process jobs"}, reuse ${r.reuse ? "on" : "off"})`,
+  );
+  return out.join("\n");
+}
