@@ -155,9 +155,22 @@ function ocigenCommand(): string[] {
   if (isSea() || /ocigen(\.m?js)?$/.test(path.basename(script)) || process.env.OCIGEN_SELF) return selfCommand();
   const main = path.join(root, "src/main.ts");
   if (isDeno()) return [process.execPath, "run", "-A", main];
-  // the bundle when it is newer than every source file, else the sources via tsx
+  // the bundle when it is newer than every source file, else a fresh bundle
+  // of the sources (esbuild, as `npm run build` does), else the sources via tsx
   const dist = path.join(root, "dist/ocigen.mjs");
   if (fs.existsSync(dist) && fs.statSync(dist).mtimeMs > newest(path.join(root, "src"))) return [process.execPath, dist];
+  const esbuild = path.join(root, "node_modules/.bin/esbuild");
+  if (fs.existsSync(esbuild)) {
+    const out = path.join(os.tmpdir(), `ocigen-bench-cli-${process.pid}.mjs`);
+    const r = spawnSync(esbuild, [
+      main, "--bundle", "--platform=node", "--format=esm", "--target=node20", "--log-level=error", `--outfile=${out}`,
+      "--banner:js=import { createRequire as __ocigenCreateRequire } from 'node:module'; const require = __ocigenCreateRequire(import.meta.url);",
+    ], { stdio: "ignore" });
+    if (r.status === 0) {
+      process.once("exit", () => fs.rmSync(out, { force: true }));
+      return [process.execPath, out];
+    }
+  }
   return [process.execPath, "--import", "tsx", main];
 }
 
@@ -333,7 +346,7 @@ async function unpackSuite(img: BenchImage, runs: number, target: string, log: (
   const layoutRef = `${img.layout}:${img.tag}`;
   const ocigenUnpack = () => `${ocigen.map(sh).join(" ")} unpack --image ${sh(layoutRef)} ${sh(dest)}`;
   const cases: { name: string; tool?: string; cmd: () => string; pre?: () => void; note?: string; env?: Record<string, string> }[] = [
-    { name: "ocigen unpack", cmd: ocigenUnpack, note: ocigen.map((s) => path.basename(s)).join(" "), env: { OCIGEN_INFLATE: "" } },
+    { name: "ocigen unpack", cmd: ocigenUnpack, note: `run as: ${ocigen.map((s) => path.basename(s)).join(" ")}`, env: { OCIGEN_INFLATE: "" } },
     { name: "ocigen unpack, inflate in a worker thread", cmd: ocigenUnpack, env: { OCIGEN_INFLATE: "worker" } },
     { name: "ocigen unpack, previous JS inflate (fflate)", cmd: ocigenUnpack, env: { OCIGEN_INFLATE: "js" } },
     { name: "umoci unpack", tool: "umoci", cmd: () => `umoci unpack --image ${sh(layoutRef)} ${sh(dest)}` },
@@ -472,6 +485,7 @@ export function formatBench(r: BenchResult): string {
         `  ${row.name.padEnd(48)} ${row.mbps!.toFixed(0).padStart(8)} ${showTime ? row.seconds!.toFixed(2).padStart(8) : ""} ` +
           `${(row.ocigenSpeedup ? row.ocigenSpeedup.toFixed(2) + "x" : "").padStart(10)} ${(row.rssMiB ? row.rssMiB.toFixed(0) + " MiB" : "").padStart(9)}`,
       );
+      if (row.note && !row.note.startsWith("native")) lines.push(`    (${row.note})`);
     }
   };
   table("gzip inflate (MB/s of tar output)", "MB/s", r.inflate, true);

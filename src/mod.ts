@@ -62,3 +62,8 @@ export { convertConfig, type ConvertOptions, resolveUser, type RuntimeSpec } fro
 // WASM kernels (issue 4)
 export { describeInflateError, WasmGunzip, wasmCrc32, wasmGunzipSync, type WasmInflateOptions } from "./compress/inflate-wasm.ts";
 export { closeIdleWorkers, createGunzip, WorkerGunzip } from "./compress/inflate-worker.ts";
+// Bulk extraction and image benchmarks (issue 8)
+export { type BulkImage, type BulkMode, type BulkOptions, type BulkResult, defaultJobs, extractAll, formatBulk } from "./bulk/extract-all.ts";
+export { type ChainRecord, chainIds, readChainRecord, scanChainRecords, treeFingerprint, type TreeFingerprint } from "./bulk/chain.ts";
+export { copyTree, type CopyStats } from "./bulk/copy.ts";
+export { benchImages, formatImageBench, type ImageBench, type ImageBenchOptions, type ImageBenchResult } from "./bench/image.ts";

@@ -200,6 +200,7 @@ describe("extract --all", () => {
       const r3 = await extractAll({ config: e.cfg, jobs: 1, progress: false });
       const a2 = r3.images.find((i) => i.image === "app2:1")!;
       assert.equal(a2.status, "extracted");
+      assert.match(a2.warnings?.join(" ") ?? "", /changed since it was extracted/);
       assert.doesNotMatch(fs.readFileSync(join(storeRootfs(e.extracts, a2.manifest!), "etc/passwd"), "utf8"), /intruder/);
     } finally {
       rmTemp(e.tmp);

@@ -274,6 +274,8 @@ describe("interop and other verbs", () => {
       assert.equal(img.manifest.layers.at(-1)!.mediaType, "application/vnd.oci.image.layer.v1.tar+zstd");
       assert.equal(img.config.history!.at(-1)!.created_by, "me");
       assert.equal(img.config.history!.at(-1)!.comment, "hi");
+      assert.equal(await main(["node", "ocigen", "insert", "--image", `${layout.dir}:c1`, "--tag", "c2", "--compress", "auto", f, "/y"]), 0);
+      assert.equal((await layout.resolve("c2")).manifest.layers.at(-1)!.mediaType, "application/vnd.oci.image.layer.v1.tar+zstd");
       const bad = await main(["node", "ocigen", "repack", "--image", `${layout.dir}:z`, path.join(dir, "nobundle")]);
       assert.equal(bad, 1);
     } finally {
@@ -300,6 +302,37 @@ describe("round trips through ocigen unpack", () => {
       const again = await repackBundle(layout, bundle2, { tag: "again" });
       assert.equal(again.layer, undefined);
       assert.equal(again.changes, 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("long and unicode names, long link targets, big ids, empty files survive (ocigen and umoci)", async () => {
+    const dir = tmpdir();
+    try {
+      const layout = await baseLayout(dir);
+      const bundle = path.join(dir, "bundle");
+      await unpackBundle(layout, await layout.resolve("base"), bundle);
+      const rootfs = path.join(bundle, "rootfs");
+      const long = Array.from({ length: 6 }, (_, i) => `directory-level-${i}-${"x".repeat(30)}`).join("/");
+      fs.mkdirSync(path.join(rootfs, long), { recursive: true });
+      fs.writeFileSync(path.join(rootfs, long, "f".repeat(120)), "deep");
+      fs.writeFileSync(path.join(rootfs, "étoile ✓ 日本"), "unicode");
+      fs.writeFileSync(path.join(rootfs, "empty"), "");
+      fs.symlinkSync("/" + long + "/" + "f".repeat(120), path.join(rootfs, "longlink"));
+      if (isRoot) fs.chownSync(path.join(rootfs, "empty"), 3_000_000, 4_000_000);
+      fs.mkdirSync(path.join(rootfs, "sgid"));
+      fs.chmodSync(path.join(rootfs, "sgid"), 0o2775);
+      const expected = snapshot(rootfs);
+      await repackBundle(layout, bundle, { tag: "odd" });
+      const b2 = path.join(dir, "b2");
+      await unpackBundle(layout, await layout.resolve("odd"), b2);
+      assert.deepEqual(snapshotDiff(expected, snapshot(path.join(b2, "rootfs"))), []);
+      if (have("umoci")) {
+        const b3 = path.join(dir, "b3");
+        run("umoci", ["unpack", "--image", `${layout.dir}:odd`, b3]);
+        assert.deepEqual(snapshotDiff(expected, snapshot(path.join(b3, "rootfs"))), []);
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

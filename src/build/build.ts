@@ -28,7 +28,7 @@ import { reachableBlobs } from "../oci/gc.ts";
 import { diffTree } from "../bundle/diff.ts";
 import { type BundleEntry, scanTree, settleTimestamps } from "../bundle/scan.ts";
 import { xattrsSupported } from "../bundle/xattr.ts";
-import type { Compression } from "../compress/encode.ts";
+import { type Compression, resolveCompression } from "../compress/encode.ts";
 import { writeLayer } from "../repack/layer-writer.ts";
 import { commitLayer } from "../repack/commit.ts";
 import { changesToItems } from "../repack/repack.ts";
@@ -47,8 +47,8 @@ export interface BuildOptions {
   baseDir?: string;
   /** Name of the spec in messages. */
   file?: string;
-  /** Layer compression (default gzip). */
-  compression?: Compression;
+  /** Layer compression (default gzip; `auto`: that of the base's last layer). */
+  compression?: Compression | "auto";
   /** The date of the dated tags (default: now, UTC). */
   now?: Date;
   /** Where temporary rootfs directories go (default: os.tmpdir()). */
@@ -160,6 +160,7 @@ async function dropUnreferenced(layout: Layout, written: Descriptor[]): Promise<
 
 async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, written: Descriptor[]): Promise<BuiltTarget> {
   const baseDir = opts.baseDir ?? process.cwd();
+  log.info(`build ${t.name}: base ${t.base}`);
   const work = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), `ocigen-build-${t.name}-`));
   const rootfs = path.join(work, "rootfs");
   try {
@@ -193,7 +194,7 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
     return await layout.withLock(async () => {
       let layer;
       if (changes.length > 0) {
-        layer = await writeLayer(layout, changesToItems(changes, rootfs, now), opts.compression ?? "gzip", {
+        layer = await writeLayer(layout, changesToItems(changes, rootfs, now), resolveCompression(opts.compression, manifest.layers), {
           mapOwner: rootlessOwners(snapshot, recorded),
           task: `build ${t.name}`,
         });

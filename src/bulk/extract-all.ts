@@ -39,6 +39,7 @@ import { runningAsRoot } from "../layer/apply.ts";
 import { removeTree, type UnpackOptions } from "../layer/unpack.ts";
 import { progress as progressApi } from "../progress.ts";
 import { CHAIN_FILE, chainIds, commonPrefix, scanChainRecords } from "./chain.ts";
+import { haveXattrTools } from "./copy.ts";
 import { type ChainJob, type ImageJob, type Job, type JobHooks, type JobResult, type JobSource, runJob, storeSource } from "./job.ts";
 
 /** How jobs run. */
@@ -47,7 +48,7 @@ export type BulkMode = "process" | "inline";
 /** Options of {@linkcode extractAll}. */
 export interface BulkOptions {
   config: GeneratorConfig;
-  /** Parallel jobs (default: the number of CPUs). */
+  /** Parallel jobs (default {@linkcode defaultJobs}: the number of CPUs, at most 8). */
   jobs?: number;
   /**
    * Start images from verified trees of images they extend (default true;
@@ -85,6 +86,8 @@ export interface BulkImage {
   error?: string;
   /** The process that extracted it. */
   pid?: number;
+  /** Non-fatal problems (a source tree that could not be used, …). */
+  warnings?: string[];
 }
 
 /** What {@linkcode extractAll} did. */
@@ -106,6 +109,8 @@ interface Planned {
   job: ImageJob;
   label: string;
   chain: string[];
+  /** Compressed sizes of the layers. */
+  sizes: number[];
   stored: boolean;
   /** Index of the job this one starts from (another image or a chain job). */
   dep?: number;
@@ -124,6 +129,11 @@ function inlineRunner(opts: BulkOptions): JobRunner {
     run: (job, hooks) => runJob(job, { config: opts.config, unpack: opts.unpack }, hooks),
     close: async () => {},
   };
+}
+
+/** The default parallelism: the number of CPUs, at most 8 (each worker holds its own buffers and engine state). */
+export function defaultJobs(): number {
+  return Math.max(1, Math.min(8, os.availableParallelism?.() ?? os.cpus().length));
 }
 
 function cleanStaleBulkDirs(extractsDir: string): void {
@@ -176,6 +186,7 @@ async function plan(cfg: GeneratorConfig): Promise<{ planned: Planned[]; failure
             label: "",
             chain: diffIds.length === img.manifest.layers.length ? chainIds(diffIds) : [],
             stored: isDir(storeRootfs(cfg.extractsDir, digest)),
+            sizes: img.manifest.layers.map((l) => Number(l.size) || 0),
           };
           byManifest.set(digest, p);
         }
@@ -285,7 +296,7 @@ function planReuse(planned: Planned[], cfg: GeneratorConfig, rootless: boolean, 
 export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
   const t0 = performance.now();
   const cfg = opts.config;
-  const jobs = Math.max(1, Math.floor(opts.jobs ?? (os.availableParallelism?.() ?? os.cpus().length)));
+  const jobs = Math.max(1, Math.floor(opts.jobs ?? defaultJobs()));
   const mode: BulkMode = opts.mode ?? (jobs > 1 ? "process" : "inline");
   const reuse = opts.reuse ?? true;
   const rootless = opts.unpack?.rootless ?? !runningAsRoot();
@@ -294,7 +305,8 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
 
   const { planned, failures, errors } = await plan(cfg);
   const bulkDir = join(cfg.extractsDir, ".store", `.bulk-${process.pid}-${randomBytes(4).toString("hex")}`);
-  const chainJobs = reuse ? planReuse(planned, cfg, rootless, bulkDir, planned.length) : [];
+  if (reuse && !haveXattrTools()) log.info("getfattr/setfattr (package attr) not found: every image is unpacked from its layers (trees cannot be copied with their xattrs)");
+  const chainJobs = reuse && haveXattrTools() ? planReuse(planned, cfg, rootless, bulkDir, planned.length) : [];
   // Order: chain jobs, then images by chain length (sources before their users), current ones first.
   const order: Job[] = [
     ...planned.filter((p) => p.stored).map((p) => p.job),
@@ -306,6 +318,18 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
   const labels = new Map<number, string>(planned.map((p) => [p.job.id, p.label]));
   for (const c of chainJobs) labels.set(c.id, `(shared ${c.depth}-layer base)`);
 
+  // ETA: the compressed bytes still to apply times the inflation ratio seen so far (2.5 until known).
+  const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+  const todoBytes = new Map<number, number>();
+  for (const p of planned) if (!p.stored) todoBytes.set(p.job.id, sum(p.sizes.slice(p.job.source?.depth ?? 0)));
+  for (const c of chainJobs) todoBytes.set(c.id, sum(planned[planned.findIndex((p) => p.job.manifest === c.manifest)]?.sizes.slice(c.source?.depth ?? 0, c.depth) ?? []));
+  let seenIn = 0, seenOut = 0, doneOut = 0;
+  const estimate = () => {
+    const ratio = seenIn > 0 ? seenOut / seenIn : 2.5;
+    let left = 0;
+    for (const [id, b] of todoBytes) if (!results.has(id)) left += b * ratio;
+    return Math.round(doneOut + left);
+  };
   const bar = progressApi.start("extract --all", { items: planned.length, enabled: opts.progress });
   const running = new Map<number, string>();
   const showRunning = () => bar.update({ note: [...running.values()].join(", ") });
@@ -336,6 +360,7 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
         }
         const label = labels.get(job.id) ?? "";
         running.set(job.id, label);
+        bar.update({ total: estimate() });
         showRunning();
         const r = await (await runnerFor(job)).run(job, {
           bytes: (n) => bar.add(n),
@@ -348,6 +373,12 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
         if (job.kind === "image") bar.itemDone();
         showRunning();
         results.set(job.id, r);
+        if (todoBytes.has(job.id) && r.status !== "failed") {
+          seenIn += todoBytes.get(job.id)!;
+          seenOut += r.unpacked;
+        }
+        doneOut += r.unpacked;
+        bar.update({ total: estimate() });
         return r;
       })();
       done.set(job.id, p);
@@ -377,6 +408,7 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
     image: label, manifest: r.manifest, layers: r.layers, applied: r.applied,
     mb: r.bytes / MB, unpackedMB: r.unpacked / MB, seconds: r.seconds,
     mbps: r.seconds > 0 ? r.unpacked / MB / r.seconds : 0, status: r.status, source: r.source, error: r.error, pid: r.pid,
+    ...(r.warnings.length ? { warnings: r.warnings } : {}),
   });
   const images = planned.map((p) => row(p.label, results.get(p.job.id)!)).concat(failures);
   const shared = chainJobs.map((c) => row(labels.get(c.id)!, results.get(c.id)!));

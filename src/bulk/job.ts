@@ -306,31 +306,26 @@ export async function runImageJob(job: ImageJob, ctx: JobContext, hooks: JobHook
 
     // Link every tag (the first call also extracts when the store is missing).
     for (const ref of job.refs) {
-     const rlayout = ref === primary ? layout : await openNamedLayout(cfg, ref.name);
-     const bundle = layoutSettings(cfg, ref.name).runtime !== "systemd";
-     for (const tag of ref.tags) {
-      const first = await extract({ config: cfg, name: ref.name, tag, bundle, unpack });
-      if (first.extracted) {
-        res.status = "extracted";
-        res.applied = res.layers;
-        // The engine verified this manifest's config diff_ids: record them.
-        try {
-          let verified = diffIds;
-          if (first.manifest !== manifest) {
-            // The tag moved between our resolve and extract's: read the config of what was extracted.
-            const desc = { mediaType: img.manifestDescriptor.mediaType, digest: first.manifest, size: fs.statSync(layout.blobPath(first.manifest)).size };
-            verified = (await layout.readConfig((await layout.readManifest(desc)).config)).rootfs?.diff_ids ?? [];
+      const rlayout = ref === primary ? layout : await openNamedLayout(cfg, ref.name);
+      const bundle = layoutSettings(cfg, ref.name).runtime !== "systemd";
+      for (const tag of ref.tags) {
+        const r = await extract({ config: cfg, name: ref.name, tag, bundle, unpack });
+        const timg = r.manifest === manifest ? img : await rlayout.resolve(tag); // the tag may have moved meanwhile
+        if (r.extracted) {
+          res.status = "extracted";
+          res.applied = timg.manifest.layers.length;
+          // The engine verified this manifest's config diff_ids before publishing: record them.
+          try {
+            if (timg.manifestDescriptor.digest !== r.manifest) throw new Error("the tag moved again");
+            await writeChainRecord(cfg.extractsDir, r.manifest, timg.config.rootfs?.diff_ids ?? [], rootless);
+          } catch (e) {
+            res.warnings.push(`could not record the verified chain of ${shortDigest(r.manifest)}: ${(e as Error).message}`);
           }
-          await writeChainRecord(cfg.extractsDir, first.manifest, verified, rootless);
-        } catch (e) {
-          res.warnings.push(`could not record the verified chain of ${shortDigest(first.manifest)}: ${(e as Error).message}`);
         }
+        // The user check (and userdb records) of a unit generated after this extraction.
+        const check = userCheck(timg, r.store);
+        if (check) await extract({ config: cfg, name: ref.name, tag, bundle, user: check, unpack });
       }
-      // The user check (and userdb records) a unit generated after this extraction passes.
-      const timg = first.manifest === manifest ? img : await rlayout.resolve(tag);
-      const check = userCheck(timg, first.store);
-      if (check) await extract({ config: cfg, name: ref.name, tag, bundle, user: check, unpack });
-     }
     }
   } catch (e) {
     res.status = "failed";

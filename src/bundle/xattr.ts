@@ -85,8 +85,15 @@ function cannotRun(err: Error, out: Map<string, Xattrs>): Map<string, Xattrs> {
 export function readPathsXattrs(root: string, paths: string[]): Map<string, Xattrs> {
   const out = new Map<string, Xattrs>();
   if (!xattrsSupported() || paths.length === 0) return out;
-  for (let i = 0; i < paths.length; i += 2000) {
-    const chunk = paths.slice(i, i + 2000).map((p) => (p === "." ? "." : "./" + p));
+  // argv chunks of at most ~128 KiB (ARG_MAX is far larger, but be modest)
+  for (let i = 0; i < paths.length;) {
+    const chunk: string[] = [];
+    let bytes = 0;
+    while (i < paths.length && (chunk.length === 0 || bytes + paths[i].length < 128 * 1024)) {
+      const p = paths[i++];
+      chunk.push(p === "." ? "." : "./" + p);
+      bytes += p.length + 3;
+    }
     const r = spawnSync("getfattr", ["-h", "-d", "-m", "-", "-e", "base64", "--", ...chunk], {
       cwd: root,
       maxBuffer: 1 << 30,

@@ -30,14 +30,31 @@ export type Compression = "gzip" | "zstd" | "none";
  *
  * @example
  * ```ts
- * parseCompression("zstd"); // "zstd"
+ * parseCompression("zstd"); // "zstd" ("auto" is resolved per image by resolveCompression)
  * ```
  */
-export function parseCompression(s: string | undefined): Compression {
+export function parseCompression(s: string | undefined): Compression | "auto" {
   const v = (s ?? "gzip").toLowerCase();
-  if (v === "gzip" || v === "zstd" || v === "none") return v;
-  if (v === "auto") return "gzip";
-  throw new OcigenError("EUSAGE", `Cannot use compression ${s}: expected gzip, zstd or none`);
+  if (v === "gzip" || v === "zstd" || v === "none" || v === "auto") return v;
+  throw new OcigenError("EUSAGE", `Cannot use compression ${s}: expected gzip, zstd, none or auto`);
+}
+
+/**
+ * Resolves `auto` to the compression of the image's last layer (gzip when
+ * it has none or an unknown one), as umoci does.
+ *
+ * @example
+ * ```ts
+ * resolveCompression("auto", [{ mediaType: MediaType.LayerZstd, digest: "…", size: 1 }]); // "zstd"
+ * ```
+ */
+export function resolveCompression(c: Compression | "auto" | undefined, layers: { mediaType: string }[]): Compression {
+  if (c && c !== "auto") return c;
+  if (c === undefined) return "gzip";
+  const mt = layers.length ? layers[layers.length - 1].mediaType : "";
+  if (mt.endsWith("+zstd")) return "zstd";
+  if (mt.endsWith(".tar")) return "none";
+  return "gzip";
 }
 
 /**

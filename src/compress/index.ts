@@ -53,7 +53,9 @@ export function layerCompression(mediaType: string): Compression | undefined {
 /**
  * A decoder stage for a compression: push compressed bytes into the returned
  * sink; decompressed bytes are pushed into `sink`. `end()` checks the stream
- * was complete (`EDECOMPRESS`) and ends `sink`.
+ * was complete (`EDECOMPRESS`) and ends `sink`. `sizeHint` (the compressed
+ * size, e.g. the layer descriptor's size) lets large gzip streams inflate in a
+ * worker thread.
  *
  * @example
  * ```ts
@@ -63,10 +65,11 @@ export function layerCompression(mediaType: string): Compression | undefined {
  * d.end();
  * ```
  */
-export function createDecoderFor(compression: Compression, sink: ByteSink, what?: string): ByteSink {
+export function createDecoderFor(compression: Compression, sink: ByteSink, what?: string, sizeHint?: number): ByteSink {
   switch (compression) {
     case "gzip":
-      return createGunzip(sink, what); // WebAssembly kernel (wasm/inflate.ts)
+      // WebAssembly kernel (wasm/inflate.ts); in a worker thread for large layers (sizeHint = compressed size)
+      return createGunzip(sink, what, sizeHint);
     case "zstd":
       return new ZstdDecoder(sink, what);
     case "none":

@@ -12,7 +12,7 @@ import type { Layout } from "../oci/layout.ts";
 import path from "node:path";
 import { comparePaths, encodeXattrs, entryFromStat, scanTree } from "../bundle/scan.ts";
 import { readPathsXattrs } from "../bundle/xattr.ts";
-import type { Compression } from "../compress/encode.ts";
+import { type Compression, resolveCompression } from "../compress/encode.ts";
 import { type LayerItem, type WrittenLayer, writeLayer, writeLayerFromTar } from "./layer-writer.ts";
 import { commitLayer, type HistoryOptions } from "./commit.ts";
 import { normalizeImagePath } from "./repack.ts";
@@ -24,8 +24,14 @@ export interface AddLayerOptions {
   /** Tag to write (default: `tag`). */
   newTag?: string;
   history?: HistoryOptions;
-  compression?: Compression;
+  /** Layer compression; `auto`: that of the image's last layer. Default gzip. */
+  compression?: Compression | "auto";
   sourceDateEpoch?: number;
+}
+
+async function compressionFor(layout: Layout, opts: AddLayerOptions): Promise<Compression> {
+  if (opts.compression !== "auto") return opts.compression ?? "gzip";
+  return resolveCompression("auto", (await layout.resolve(opts.tag)).manifest.layers);
 }
 
 async function commit(layout: Layout, opts: AddLayerOptions, layer: WrittenLayer, history: HistoryOptions): Promise<Descriptor> {
@@ -111,7 +117,7 @@ export async function insertPath(
   const t = normalizeImagePath(target);
   const items = insertItems(src, t, Boolean(opts.opaque));
   return await layout.withLock(async () => {
-    const layer = await writeLayer(layout, items, opts.compression ?? "gzip", { sourceDateEpoch: opts.sourceDateEpoch });
+    const layer = await writeLayer(layout, items, await compressionFor(layout, opts), { sourceDateEpoch: opts.sourceDateEpoch });
     return await commit(layout, opts, layer, { created_by: `ocigen insert ${"/" + (t === "." ? "" : t)}`, ...opts.history });
   });
 }
@@ -131,7 +137,7 @@ export async function insertWhiteout(layout: Layout, target: string, opts: AddLa
   if (base.startsWith(".wh.")) throw new OcigenError("EUSAGE", `Cannot whiteout ${target}: names starting with .wh. are reserved`);
   const mtime = opts.sourceDateEpoch ?? 0;
   return await layout.withLock(async () => {
-    const layer = await writeLayer(layout, [{ kind: "whiteout", name: whiteoutName(t), mtime }], opts.compression ?? "gzip", {
+    const layer = await writeLayer(layout, [{ kind: "whiteout", name: whiteoutName(t), mtime }], await compressionFor(layout, opts), {
       sourceDateEpoch: opts.sourceDateEpoch,
     });
     return await commit(layout, opts, layer, { created_by: `ocigen insert --whiteout /${t}`, ...opts.history });
@@ -168,7 +174,7 @@ export async function addTarLayer(layout: Layout, tarFile: string, opts: AddLaye
   }
   return await layout.withLock(async () => {
     const tar = fs.createReadStream(tarFile, { highWaterMark: 1 << 20 });
-    const layer = await writeLayerFromTar(layout, tar, opts.compression ?? "gzip");
+    const layer = await writeLayerFromTar(layout, tar, await compressionFor(layout, opts));
     return await commit(layout, opts, layer, { created_by: "ocigen raw add-layer", ...opts.history });
   });
 }

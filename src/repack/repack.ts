@@ -19,7 +19,7 @@ import { hasBundleManifest, readBundleManifest, writeBundleManifest } from "../b
 import { readUmociMtree } from "../bundle/mtree.ts";
 import { type BundleEntry, comparePaths, loadXattrs, scanTree } from "../bundle/scan.ts";
 import { xattrsSupported } from "../bundle/xattr.ts";
-import type { Compression } from "../compress/encode.ts";
+import { type Compression, resolveCompression } from "../compress/encode.ts";
 import { type LayerItem, type LayerWriteOptions, type WrittenLayer, writeLayer } from "./layer-writer.ts";
 import { type HistoryOptions, commitLayer } from "./commit.ts";
 import { bundleSource, readBundleMeta, reverseIdMap, writeBundleMeta } from "./bundle-meta.ts";
@@ -147,7 +147,8 @@ export interface RepackOptions {
   /** Tag to write. */
   tag: string;
   history?: HistoryOptions;
-  compression?: Compression;
+  /** Layer compression; `auto`: that of the image's last layer. Default gzip. */
+  compression?: Compression | "auto";
   /** Extra paths not to diff (`--mask-path`). */
   maskPaths?: string[];
   /** Mask the image's volumes (default true). */
@@ -213,7 +214,7 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
         mapGid: reverseIdMap(meta.map_options?.gid_mappings),
         mapOwner: recordedOwners(bundle, bm.entries, Boolean(meta.map_options?.rootless)),
       };
-      layer = await writeLayer(layout, items, opts.compression ?? "gzip", wopts);
+      layer = await writeLayer(layout, items, resolveCompression(opts.compression, manifest.layers), wopts);
     }
     const r = await commitLayer(layout, { manifest, config }, layer, history);
     await layout.setTag(opts.tag, r.manifestDescriptor);
