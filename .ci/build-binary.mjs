@@ -11,7 +11,7 @@
 //     (sentinel fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2);
 //  4. run `BINARY --version` as a smoke test, rename into place.
 //
-// Usage: node .ci/build-binary.mjs [--out dist/ocigen] [--no-code-cache]
+// Usage: node .ci/build-binary.mjs [--out dist/ocigen] [--no-code-cache] [--minify]
 // Needs the dev dependencies (esbuild, postject); the result needs nothing.
 import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -24,6 +24,7 @@ const args = process.argv.slice(2);
 const outArg = args.indexOf("--out");
 const out = resolve(outArg >= 0 ? args[outArg + 1] : join(root, "dist", "ocigen"));
 const codeCache = !args.includes("--no-code-cache");
+const minify = args.includes("--minify");
 const FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 const t0 = Date.now();
 
@@ -53,6 +54,7 @@ execFileSync(bin("esbuild"), [
   "--define:import.meta.url=__ocigen_meta_url", "--define:import.meta.filename=__filename",
   "--define:import.meta.dirname=__dirname",
   "--banner:js=var __ocigen_meta_url = require(\"node:url\").pathToFileURL(__filename).href;",
+  ...(minify ? ["--minify-whitespace", "--minify-syntax"] : []),
 ], { cwd: root, stdio: "inherit" });
 
 // 2. SEA blob.

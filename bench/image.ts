@@ -10,7 +10,7 @@
  *              ~40% of the libraries and adds new files.
  * Content comes from a seeded PRNG, so the same options give the same bytes.
  * Layers are compressed with node:zlib at level 6 (like most registries'
- * images). The result is an OCI layout with the tag `bench`; it is cached in
+ * images) unless `level` says otherwise. The result is an OCI layout with the tag `bench`; it is cached in
  * `dir` (regenerated when the options or generator version change).
  *
  * @module
@@ -36,6 +36,10 @@ export interface BenchImageOptions {
   seed?: number;
   /** Log progress lines here. */
   log?: (msg: string) => void;
+  /** `"single"`: one layer holding base+libs+data+app (e.g. the 2 GB single-layer memory test). */
+  shape?: "layers" | "single";
+  /** gzip level of the layers (default 6). */
+  level?: number;
 }
 
 /** One generated layer. */
@@ -341,7 +345,9 @@ export async function generateBenchImage(opts: BenchImageOptions): Promise<Bench
   const seed = opts.seed ?? 1;
   const log = opts.log ?? (() => {});
   const stamp = path.join(opts.dir, "image.json");
-  const key = { version: GENERATOR_VERSION, scaleMB: opts.scaleMB, seed };
+  const shape = opts.shape ?? "layers";
+  const level = opts.level ?? 6;
+  const key = { version: GENERATOR_VERSION, scaleMB: opts.scaleMB, seed, shape, level };
   try {
     const prev = JSON.parse(fs.readFileSync(stamp, "utf8")) as { key: typeof key; image: BenchImage };
     if (JSON.stringify(prev.key) === JSON.stringify(key) && prev.image.layers.every((l) => fs.existsSync(l.blob) && fs.existsSync(l.tar))) {
@@ -359,7 +365,13 @@ export async function generateBenchImage(opts: BenchImageOptions): Promise<Bench
   const c = new Content(r);
   const layers: BenchLayer[] = [];
   const compressions: Promise<void>[] = [];
-  for (const plan of plans(opts.scaleMB, c, r)) {
+  let layerPlans = plans(opts.scaleMB, c, r);
+  if (shape === "single") {
+    // base + libs + data + app in one layer, each part scaled so the total stays scaleMB
+    const parts = plans(opts.scaleMB / 0.85, c, r).slice(0, 4);
+    layerPlans = [{ name: "single", build: (w) => parts.forEach((p) => p.build(w)) }];
+  }
+  for (const plan of layerPlans) {
     const t0 = performance.now();
     const tarPath = path.join(work, `${plan.name}.tar`);
     const fd = fs.openSync(tarPath, "w");
@@ -381,7 +393,7 @@ export async function generateBenchImage(opts: BenchImageOptions): Promise<Bench
     // compress in the background (zlib runs on the thread pool: layers in parallel)
     const tmp = path.join(work, `${plan.name}.tar.gz`);
     compressions.push(
-      pipeline(fs.createReadStream(tarPath, { highWaterMark: 1 << 20 }), zlib.createGzip({ level: 6 }), fs.createWriteStream(tmp)).then(() => {
+      pipeline(fs.createReadStream(tarPath, { highWaterMark: 1 << 20 }), zlib.createGzip({ level }), fs.createWriteStream(tmp)).then(() => {
         const hex = sha256File(tmp);
         const blob = path.join(layout, "blobs/sha256", hex);
         fs.renameSync(tmp, blob);

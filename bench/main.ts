@@ -1,6 +1,6 @@
 // Runs the ocigen benchmark suite (see run.ts) from the sources:
 //
-//   node --import tsx bench/main.ts [--full] [--scale MB] [--runs N] [--json] [--no-unpack]
+//   node --import tsx bench/main.ts [--full] [--scale MB] [--runs N] [--json] [--no-unpack] [--huge MB]
 //   deno run -A bench/main.ts [same flags]
 //
 // `npm run bench` runs the same suite through the CLI (`ocigen bench --full`).
@@ -18,6 +18,7 @@ const res = await runBench({
   scaleMB: val("--scale") ?? (full ? 400 : 48),
   runs: val("--runs") ?? (full ? 3 : 2),
   noUnpack: args.includes("--no-unpack"),
+  hugeMB: val("--huge"),
   log: (m) => process.stderr.write(m + "\n"),
 });
 process.stdout.write((json ? JSON.stringify(res, null, 2) : formatBench(res)) + "\n");

@@ -21,7 +21,7 @@ export { gcLayout, type GcResult, reachableBlobs } from "./oci/gc.ts";
 export { fsyncDir, writeFileAtomic } from "./fs/atomic.ts";
 export { acquireLock, type LockHandle } from "./fs/lock.ts";
 // Ship: progress reporting, generator install (issue 7)
-export { clearLine as clearProgressLine, type Progress, type ProgressOptions, type ProgressUpdate, start as startProgress, withProgress } from "./progress.ts";
+export { clearLine as clearProgressLine, type LayerProgress, layerProgress, type Progress, type ProgressOptions, type ProgressUpdate, start as startProgress, withProgress } from "./progress.ts";
 export { installGenerator, type InstallOptions, type InstallResult, uninstallGenerator } from "./install/install.ts";
 export { INSTALL_PATHS } from "./install/files.ts";
 export { selfCommand } from "./install/self.ts";

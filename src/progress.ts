@@ -223,7 +223,7 @@ class Reporter implements Progress {
     if (s.bytes > 0 || s.total) {
       parts.push(s.total ? `${formatBytes(s.bytes)}/${formatBytes(s.total)} ${Math.min(100, Math.floor((100 * s.bytes) / s.total))}%` : formatBytes(s.bytes));
     }
-    if (s.entries > 0) parts.push(`${s.entries} entries`);
+    if (s.entries > 0) parts.push(`${s.entries} ${s.entries === 1 ? "entry" : "entries"}`);
     const secs = (t - s.startedAt) / 1000;
     if (secs > 0.2 && s.bytes > 0) {
       const rate = s.bytes / secs;
@@ -263,6 +263,42 @@ export function start(task: string, opts: ProgressOptions = {}): Progress {
   const r = new Reporter(line, task, opts);
   line.stack.push(r);
   return r;
+}
+
+/** Callbacks matching the unpack engine's `onLayer`/`onBytes` options, plus `done`. */
+export interface LayerProgress {
+  /** Before each layer: 1-based index, layer count, the layer's descriptor. */
+  onLayer(index: number, count: number, layer: { digest: string; size?: number }): void;
+  /** Uncompressed bytes processed. */
+  onBytes(n: number): void;
+  /** One entry (file) written. */
+  onEntry(): void;
+  /** Ends the report (call in `finally`). */
+  done(): void;
+}
+
+/**
+ * A reporter shaped for layer-by-layer work (unpack, extract, repack):
+ * pass `onLayer`/`onBytes` straight into the engine's options.
+ *
+ * @example
+ * ```ts
+ * const lp = layerProgress("unpack");
+ * try {
+ *   await unpackBundle(layout, image, bundle, { onLayer: lp.onLayer, onBytes: lp.onBytes });
+ * } finally {
+ *   lp.done();
+ * }
+ * ```
+ */
+export function layerProgress(task: string, opts: ProgressOptions = {}): LayerProgress {
+  const p = start(task, opts);
+  return {
+    onLayer: (index, count, layer) => p.update({ layerIndex: index - 1, layers: count, layer: layer.digest }),
+    onBytes: (n) => p.add(n, 0),
+    onEntry: () => p.add(0, 1),
+    done: () => p.done(),
+  };
 }
 
 /**
@@ -354,4 +390,4 @@ function shortLabel(l: string): string {
  * p.done();
  * ```
  */
-export const progress = { start, withProgress, clearLine };
+export const progress = { start, withProgress, clearLine, layerProgress };

@@ -20,7 +20,7 @@ import { Layout } from "../src/oci/layout.ts";
 import { unpackRootfs } from "../src/layer/unpack.ts";
 import { extractAll } from "../src/bulk/extract-all.ts";
 import { chainIds, commonPrefix, readChainRecord } from "../src/bulk/chain.ts";
-import { copyTree } from "../src/bulk/copy.ts";
+import { cloneTree, copyTree, haveGnuCp } from "../src/bulk/copy.ts";
 
 interface Env {
   tmp: string;
@@ -240,37 +240,42 @@ describe("chain ids and copyTree", () => {
     assert.equal(commonPrefix(c, chainIds([b])), 0);
   });
 
-  test("copyTree keeps types, modes, owners, mtimes, hard links and xattrs", async () => {
-    const tmp = mkTemp("ocigen-copy-");
-    try {
-      const src = join(tmp, "src");
-      fs.mkdirSync(src);
-      fs.mkdirSync(join(src, "d/e"), { recursive: true });
-      fs.writeFileSync(join(src, "d/f"), "data");
-      fs.chmodSync(join(src, "d/f"), 0o4711);
-      fs.linkSync(join(src, "d/f"), join(src, "hard"));
-      fs.symlinkSync("../nowhere", join(src, "d/link"));
-      spawnSync("mkfifo", [join(src, "fifo")]);
-      fs.chmodSync(join(src, "d/e"), 0o1750);
-      const root = typeof process.getuid === "function" && process.getuid() === 0;
-      if (root) fs.lchownSync(join(src, "d/f"), 123, 456);
-      const xa = spawnSync("setfattr", ["-n", "user.test", "-v", "hello", join(src, "d/f")]).status === 0;
-      fs.utimesSync(join(src, "d/e"), 1000000, 1000000);
-      fs.utimesSync(join(src, "d"), 2000000, 2000000);
-      const dst = join(tmp, "dst");
-      fs.mkdirSync(dst);
-      const st = copyTree(src, dst);
-      assert.equal(st.hardlinks, 1);
-      assert.deepEqual(describeTree(dst, { mtime: true }), describeTree(src, { mtime: true }));
-      assert.equal(fs.statSync(join(dst, "hard")).ino, fs.statSync(join(dst, "d/f")).ino);
-      if (xa) {
-        const g = spawnSync("getfattr", ["-n", "user.test", "--only-values", join(dst, "d/f")], { encoding: "utf8" });
-        assert.equal(g.stdout, "hello");
+  for (const how of ["copyTree", "cloneTree"] as const) {
+    test(`${how} keeps types, modes, owners, mtimes, hard links and xattrs`, () => {
+      if (how === "cloneTree" && !haveGnuCp()) return; // cloneTree is copyTree then
+      const tmp = mkTemp("ocigen-copy-");
+      try {
+        const src = join(tmp, "src");
+        fs.mkdirSync(src);
+        fs.mkdirSync(join(src, "d/e"), { recursive: true });
+        fs.writeFileSync(join(src, "d/f"), "data");
+        fs.chmodSync(join(src, "d/f"), 0o4711);
+        fs.linkSync(join(src, "d/f"), join(src, "hard"));
+        fs.symlinkSync("../nowhere", join(src, "d/link"));
+        spawnSync("mkfifo", [join(src, "fifo")]);
+        fs.chmodSync(join(src, "d/e"), 0o1750);
+        const root = typeof process.getuid === "function" && process.getuid() === 0;
+        if (root) fs.lchownSync(join(src, "d/f"), 123, 456);
+        const xa = spawnSync("setfattr", ["-n", "user.test", "-v", "hello", join(src, "d/f")]).status === 0;
+        fs.utimesSync(join(src, "d/e"), 1000000, 1000000);
+        fs.utimesSync(join(src, "d"), 2000000, 2000000);
+        fs.utimesSync(src, 3000000, 3000000);
+        const dst = join(tmp, "dst");
+        fs.mkdirSync(dst);
+        if (how === "copyTree") assert.equal(copyTree(src, dst).hardlinks, 1);
+        else assert.equal(cloneTree(src, dst), "cp");
+        assert.deepEqual(describeTree(dst, { mtime: true }), describeTree(src, { mtime: true }));
+        assert.equal(fs.statSync(dst).mtimeMs, 3000000000);
+        assert.equal(fs.statSync(join(dst, "hard")).ino, fs.statSync(join(dst, "d/f")).ino);
+        if (xa) {
+          const g = spawnSync("getfattr", ["-n", "user.test", "--only-values", join(dst, "d/f")], { encoding: "utf8" });
+          assert.equal(g.stdout, "hello");
+        }
+      } finally {
+        rmTemp(tmp);
       }
-    } finally {
-      rmTemp(tmp);
-    }
-  });
+    });
+  }
 
   test("a reused tree equals a full unpack of the same image", async () => {
     const tmp = mkTemp("ocigen-reuse-");

@@ -172,7 +172,7 @@ describe("ocigen extract", () => {
       fs.mkdirSync(etc);
       fs.writeFileSync(join(etc, "passwd"), "root:x:0:0::/root:/bin/sh\n");
       fs.writeFileSync(join(etc, "group"), "root:x:0:\n");
-      const ok = await extract({ config: e.cfg, name: "web", tag: "latest", user: "nginx=101:101", hostEtc: etc });
+      const ok = await extract({ config: e.cfg, name: "web", tag: "latest", user: "nginx=101:101", hostEtc: etc, ensureIds: true });
       assert.equal(ok.extracted, false);
       const udb = join(e.tmp, "userdb");
       assert.deepEqual(fs.readdirSync(udb).sort(), ["101.group", "101.user", "ocigen-g101.group", "ocigen-u101.user"]);
@@ -183,7 +183,7 @@ describe("ocigen extract", () => {
       fs.rmSync(udb, { recursive: true });
       fs.writeFileSync(join(etc, "passwd"), "nginx:x:101:101::/:/bin/false\n");
       fs.writeFileSync(join(etc, "group"), "nginx:x:101:\n");
-      const again0 = await extract({ config: e.cfg, name: "web", tag: "latest", user: "nginx=101:101", hostEtc: etc });
+      const again0 = await extract({ config: e.cfg, name: "web", tag: "latest", user: "nginx=101:101", hostEtc: etc, ensureIds: true });
       assert.deepEqual(again0.userdb, []);
       assert.equal(fs.existsSync(udb), false);
       const b = await extract({ config: e.cfg, name: "web", tag: "latest", bundle: true });

@@ -9,7 +9,7 @@ import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { makeLayout, tarFiles } from "../fixtures/layout.ts";
-import { clearLine, formatBytes, formatDuration, type ProgressStream, start, withProgress } from "../src/progress.ts";
+import { clearLine, formatBytes, layerProgress, formatDuration, type ProgressStream, start, withProgress } from "../src/progress.ts";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
@@ -90,6 +90,19 @@ describe("progress reporter", () => {
     p.add(10, 1);
     assert.match(f.writes.at(-1)!, /^\rrepack  20 B  2 entries/);
     p.done();
+    assert.equal(f.writes.at(-1), "\r\x1b[K");
+  });
+
+  test("layerProgress: callbacks for the unpack engine's options", () => {
+    const f = fakeTty();
+    const lp = layerProgress("unpack", { enabled: true, stream: f.stream, now: f.now });
+    lp.onLayer(1, 2, { digest: "sha256:" + "cd".repeat(32) });
+    lp.onBytes(2048);
+    lp.onEntry();
+    f.tick(150);
+    lp.onLayer(2, 2, { digest: "sha256:" + "ef".repeat(32) });
+    assert.match(screen(f.writes), /^unpack  layer 2\/2 sha256:efefefefefef  2\.0 KiB  1 entry/);
+    lp.done();
     assert.equal(f.writes.at(-1), "\r\x1b[K");
   });
 

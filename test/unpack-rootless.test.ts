@@ -14,6 +14,8 @@ import { have, makeImage, plantCanary, tmpdir } from "./layer-fixtures.ts";
 const ROOT = typeof process.getuid === "function" && process.getuid() === 0;
 const repo = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const cli = path.join(repo, "dist", "ocigen.mjs");
+// the CLI runs on Node (`node dist/ocigen.mjs`), also when the tests run under Deno
+const nodeBin = (process.versions as Record<string, string | undefined>).deno ? "node" : process.execPath;
 
 const layers = [
   {
@@ -61,11 +63,11 @@ test("rootless unpack as an unprivileged user", { skip: ROOT && !asNobody ? "run
     const bundle = path.join(dir, "b");
     if (asNobody) {
       if (!fs.existsSync(cli)) {
-        const b = spawnSync(process.execPath, [path.join(repo, ".ci", "build.mjs")], { cwd: repo, stdio: "inherit" });
+        const b = spawnSync(nodeBin, [path.join(repo, ".ci", "build.mjs")], { cwd: repo, stdio: "inherit" });
         assert.equal(b.status, 0);
       }
       spawnSync("chmod", ["-R", "a+rX", path.join(dir, "l")]);
-      const r = spawnSync("runuser", ["-u", "nobody", "--", process.execPath, cli, "unpack", "--image", path.join(dir, "l"), bundle], { encoding: "utf8" });
+      const r = spawnSync("runuser", ["-u", "nobody", "--", nodeBin, cli, "unpack", "--image", path.join(dir, "l"), bundle], { encoding: "utf8" });
       assert.equal(r.status, 0, r.stderr);
     } else {
       const layout = await Layout.open(path.join(dir, "l"));

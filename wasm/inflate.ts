@@ -125,6 +125,7 @@ let winStart: usize = 0; // earliest byte a match may reference
 let bitbuf: u64 = 0;
 let bitcnt: u32 = 0;
 let overrun: u32 = 0; // virtual zero bytes appended past the final input
+let kept: u32 = 0; // bytes at the input start that were consumed before the last shift
 let lastBlock: bool = false;
 let storedLeft: u32 = 0;
 let flags: u32 = 0;
@@ -190,6 +191,7 @@ export function reset(): void {
   members = 0;
   ip = IN_BASE;
   inEnd = IN_BASE;
+  kept = 0;
   op = OUT_BASE;
   outStart = OUT_BASE;
   crcPos = OUT_BASE;
@@ -206,18 +208,25 @@ export function inPtr(): usize { return IN_BASE; }
 export function inCapacity(): u32 { return IN_CAP; }
 export function outPtr(): usize { return outStart; }
 export function outLength(): u32 { return <u32>(op - outStart); }
-/** Bytes of input consumed so far in the current buffer. */
-export function inputConsumed(): u32 { return <u32>(ip - IN_BASE); }
+/** Bytes of input consumed from the current buffer (not counting bytes kept by the last shift). */
+export function inputConsumed(): i32 { return <i32>(ip - IN_BASE) - <i32>kept; }
 export function errorDetailA(): u32 { return detailA; }
 export function errorDetailB(): u32 { return detailB; }
 export function members_(): u32 { return members; }
 
-/** Moves the unconsumed input tail to the buffer start; returns its length. */
+/**
+ * Moves the unconsumed input tail to the buffer start and returns the length
+ * kept. The whole bytes still held in the bit buffer are kept too (just
+ * before the tail), so that a byte-aligned read (stored block, trailer) can
+ * give them back to the input.
+ */
 export function shiftInput(inLen: u32): u32 {
-  const end = IN_BASE + inLen;
-  const left = <u32>(end - ip);
-  if (left > 0 && ip != IN_BASE) memory.copy(IN_BASE, ip, left);
-  ip = IN_BASE;
+  const keep = min(bitcnt >> 3, <u32>(ip - IN_BASE));
+  const from = ip - keep;
+  const left = <u32>(IN_BASE + inLen - from);
+  if (left > 0 && from != IN_BASE) memory.copy(IN_BASE, from, left);
+  ip = IN_BASE + keep;
+  kept = keep;
   return left;
 }
 

@@ -308,7 +308,11 @@ export function formatImageBench(r: ImageBenchResult): string {
     }
     for (const t of i.tools) {
       if (t.skipped) out.push(`  ${t.name.padEnd(46)} skipped: ${t.skipped}`);
-      else out.push(`  ${t.name.padEnd(46)} ${t.seconds!.toFixed(3).padStart(8)} ${t.mbps!.toFixed(0).padStart(7)}  (ocigen end to end is ${t.ocigenSpeedup!.toFixed(2)}x faster)`);
+      else {
+        const x = t.ocigenSpeedup!;
+        const cmp = x >= 1 ? `ocigen end to end is ${x.toFixed(2)}x faster` : `ocigen end to end is ${(1 / x).toFixed(2)}x slower`;
+        out.push(`  ${t.name.padEnd(46)} ${t.seconds!.toFixed(3).padStart(8)} ${t.mbps!.toFixed(0).padStart(7)}  (${cmp})`);
+      }
     }
   };
   for (const i of r.images) one(i);

@@ -39,7 +39,7 @@ import { runningAsRoot } from "../layer/apply.ts";
 import { removeTree, type UnpackOptions } from "../layer/unpack.ts";
 import { progress as progressApi } from "../progress.ts";
 import { CHAIN_FILE, chainIds, commonPrefix, scanChainRecords } from "./chain.ts";
-import { haveXattrTools } from "./copy.ts";
+import { haveGnuCp, haveXattrTools } from "./copy.ts";
 import { type ChainJob, type ImageJob, type Job, type JobHooks, type JobResult, type JobSource, runJob, storeSource } from "./job.ts";
 
 /** How jobs run. */
@@ -305,8 +305,9 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
 
   const { planned, failures, errors } = await plan(cfg);
   const bulkDir = join(cfg.extractsDir, ".store", `.bulk-${process.pid}-${randomBytes(4).toString("hex")}`);
-  if (reuse && !haveXattrTools()) log.info("getfattr/setfattr (package attr) not found: every image is unpacked from its layers (trees cannot be copied with their xattrs)");
-  const chainJobs = reuse && haveXattrTools() ? planReuse(planned, cfg, rootless, bulkDir, planned.length) : [];
+  const canCopy = haveGnuCp() || haveXattrTools();
+  if (reuse && !canCopy) log.info("neither GNU cp nor getfattr/setfattr found: every image is unpacked from its layers (trees cannot be copied with their xattrs)");
+  const chainJobs = reuse && canCopy ? planReuse(planned, cfg, rootless, bulkDir, planned.length) : [];
   // Order: chain jobs, then images by chain length (sources before their users), current ones first.
   const order: Job[] = [
     ...planned.filter((p) => p.stored).map((p) => p.job),

@@ -34,8 +34,8 @@ import { storeDir, storeRootfs } from "../generator/paths.ts";
 import { unitUser } from "../generator/unit.ts";
 import { applyLayers, removeTree, type UnpackOptions } from "../layer/unpack.ts";
 import { runningAsRoot } from "../layer/apply.ts";
-import { CHAIN_FILE, chainIds, readChainRecord, readChainRecordFile, writeChainRecord, writeChainRecordFile } from "./chain.ts";
-import { copyTree } from "./copy.ts";
+import { CHAIN_FILE, chainIds, readChainRecord, readChainRecordFile, treeFingerprint, writeChainRecord, writeChainRecordFile } from "./chain.ts";
+import { cloneTree } from "./copy.ts";
 
 /** A tree to start from: the bottom `depth` layers of the job's image, verified. */
 export interface JobSource {
@@ -186,9 +186,11 @@ async function buildFromSource(
         if (rec.chain_ids.length !== source.depth || rec.chain_ids[source.depth - 1] !== chain) throw new Error("its recorded chain differs");
         if (rec.rootless !== (ctx.unpack?.rootless ?? !runningAsRoot())) throw new Error("it was applied in another owner mode");
         if (!isDir(source.path)) throw new Error("it is gone");
-        const copied = copyTree(source.path, tmp);
-        if (copied.source.fingerprint !== rec.tree.fingerprint || copied.source.entries !== rec.tree.entries) {
-          throw new Error(`it changed since it was extracted (${copied.source.entries} entries, ${rec.tree.entries} recorded)`);
+        cloneTree(source.path, tmp);
+        // Checked after the copy: any change to the source before now changed some ctime.
+        const now = treeFingerprint(source.path);
+        if (now.fingerprint !== rec.tree.fingerprint) {
+          throw new Error(`it changed since it was extracted (${now.entries} entries, ${rec.tree.entries} recorded)`);
         }
         from = source.depth;
       } catch (e) {

@@ -59,6 +59,12 @@ export interface ExtractOptions {
   unpack?: UnpackOptions;
   /** The host's /etc (default "/etc"), read for existing uids/gids. */
   hostEtc?: string;
+  /**
+   * With `user`: add nss-systemd records (config `userdbdir`) for ids the
+   * host lacks, see {@linkcode ensureHostIds}. The `extract` verb (what units
+   * run) sets it; library callers opt in.
+   */
+  ensureIds?: boolean;
 }
 
 /** What {@linkcode extract} did. */
@@ -226,7 +232,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const userCheck = (root: string) => {
     if (!opts.user) return;
     const ids = checkUser(opts.user, root, where);
-    if (cfg.userdbDir) result.userdb = ensureHostIds(cfg.userdbDir, opts.hostEtc ?? "/etc", ids.uid, ids.gid);
+    if (opts.ensureIds && cfg.userdbDir) result.userdb = ensureHostIds(cfg.userdbDir, opts.hostEtc ?? "/etc", ids.uid, ids.gid);
   };
 
   const current = readlinkOrNull(link) === target && lstatOrNull(store)?.isDirectory();

@@ -232,6 +232,7 @@ export class LayerApplier implements TarHandler {
             if (tst?.isDirectory()) {
               this.dirMeta(h, target.rel, target.abs);
               this.markWritten(rel);
+              this.markWritten(target.rel);
               return;
             }
           }

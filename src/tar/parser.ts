@@ -362,6 +362,7 @@ export class TarParser implements ByteSink {
       xattrs,
       pax: { ...recs },
     };
+    if (h.uid < 0 || h.gid < 0) throw new HeaderError("negative uid or gid");
     const pax = this.pax;
     this.pax = null;
     this.longName = null;

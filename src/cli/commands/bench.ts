@@ -24,8 +24,9 @@ export function register(program: Command, _raw: Command): void {
     .option("--scale <MB>", "uncompressed image size in MB")
     .option("--runs <n>", "runs per case (the best is kept)")
     .option("--no-unpack", "skip the whole-unpack benchmarks")
-    .option("--dir <dir>", "where to generate (and cache) the bench image"))
-    .action(async (o: { json?: boolean; full?: boolean; scale?: string; runs?: string; unpack?: boolean; dir?: string; image?: string[]; layoutDir?: string }) => {
+    .option("--dir <dir>", "where to generate (and cache) the bench image")
+    .option("--huge <MB>", "also unpack a single layer of this size (e.g. 2048) and report peak RSS"))
+    .action(async (o: { json?: boolean; full?: boolean; scale?: string; runs?: string; unpack?: boolean; dir?: string; huge?: string; image?: string[]; layoutDir?: string }) => {
       if (o.image || o.layoutDir) return await imageBenchCommand(o);
       const num = (v: string | undefined, what: string) => {
         if (v === undefined) return undefined;
@@ -37,6 +38,7 @@ export function register(program: Command, _raw: Command): void {
         scaleMB: num(o.scale, "scale") ?? (o.full ? 400 : 48),
         runs: num(o.runs, "runs") ?? (o.full ? 3 : 2),
         noUnpack: o.unpack === false,
+        hugeMB: num(o.huge, "huge"),
         dir: o.dir,
         log: isQuiet() ? undefined : (m) => process.stderr.write(`ocigen bench: ${m}\n`),
       });

@@ -1,7 +1,7 @@
 /**
  * The systemd generator verbs: `generate NORMAL [EARLY LATE]` (also run as
- * `ocigen-generator`), `extract --name N --ref T` (what each generated unit
- * runs before start) and `gc-extracts`.
+ * `ocigen-generator`), `extract --name N --ref T` (what each generated unit's
+ * companion `ocigen-extract@` unit runs before it starts) and `gc-extracts`.
  *
  * @module
  */
@@ -60,7 +60,9 @@ export function register(program: Command, _raw: Command): void {
     .action(async (o: { name: string; ref: string; config?: string; user?: string; bundle?: boolean; all?: boolean }) => {
       if (o.all) return await extractAllCommand(o);
       if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
-      const r = await extract({ config: loadGeneratorConfig(o.config), name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle) });
+      const r = await extract({
+        config: loadGeneratorConfig(o.config), name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle), ensureIds: true,
+      });
       log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}`);
     });
 
