@@ -110,6 +110,7 @@ describe("generator golden cases", () => {
         if (process.env.UPDATE_GOLDEN === "1") fs.writeFileSync(expPath, got);
         assert.equal(got, fs.readFileSync(expPath, "utf8"), `dry-run output of ${c} differs from ${expPath}`);
         assert.equal(run.result.errors.length > 0 ? 1 : 0, input.exit ?? 0, `exit status of ${c}: ${run.result.errors.join("; ")}`);
+        if (input.errors) assert.equal(run.result.errors.length, input.errors.length, `errors of ${c}: ${run.result.errors.join("; ")}`);
         for (const e of input.errors ?? []) {
           assert.ok(run.messages.some((m) => m.includes(e.replaceAll("@ROOT@", run.root))), `no message containing ${JSON.stringify(e)} in ${JSON.stringify(run.messages)}`);
         }

@@ -168,6 +168,16 @@ describe("path escapes", () => {
     assert.ok(exists(path.join(e.root, "d/canary")) || exists(path.join(e.root, e.canary.dir, "canary")));
   });
 
+  withEnv("--keep-dirlinks keeps a symlink to a directory inside the root", (e) => {
+    ok(e.root, [
+      [{ name: "real/", type: "dir" }, { name: "d", type: "symlink", linkname: "/real" }],
+      [{ name: "d/", type: "dir", mode: 0o711 }, { name: "d/x", data: "x" }],
+    ], { keepDirlinks: true });
+    assert.ok(lst(path.join(e.root, "d")).isSymbolicLink());
+    assert.equal(read(path.join(e.root, "real/x")), "x");
+    assert.equal(lst(path.join(e.root, "real")).mode & 0o7777, 0o711);
+  });
+
   withEnv("hard links cannot reach outside", (e) => {
     fails(e.root, [[{ name: "h", type: "link", linkname: path.relative(e.root, e.canary.path) }]], "EUNPACK", /does not exist/);
     fails(e.root, [[{ name: "h", type: "link", linkname: e.canary.path }]], "EUNPACK", /does not exist/);

@@ -215,6 +215,35 @@ describe("tar reader", () => {
     }), { numRuns: 60 });
   });
 
+  test("random and mutated streams only ever throw ETAR (property)", () => {
+    const seedTar = tarBytes([
+      { name: "d/", type: "dir" },
+      { name: "n".repeat(130), data: "abc" },
+      { name: "x", data: "x", xattrs: { "user.a": "b" }, mtime: 1.5 },
+      { name: "s", data: new Uint8Array(2000).fill(5, 100, 200), sparse: [{ offset: 100, size: 100 }, { offset: 2000, size: 0 }] },
+    ]);
+    const gnu = tarBytes([{ name: "g".repeat(120), data: "1", uid: 1e9 }, { name: "gs", data: new Uint8Array(700).fill(1, 0, 10), sparse: [{ offset: 0, size: 10 }, { offset: 700, size: 0 }], sparseFormat: "gnu" }], { format: "gnu" });
+    const sink: TarHandler = { entry() {}, data() {}, entryEnd() {}, end() {} };
+    fc.assert(fc.property(
+      fc.constantFrom(seedTar, gnu),
+      fc.array(fc.record({ at: fc.nat(), v: fc.integer({ min: 0, max: 255 }) }), { maxLength: 8 }),
+      fc.boolean(),
+      fc.integer({ min: 1, max: 600 }),
+      (base, muts, fixSum, step) => {
+        const b = base.slice();
+        for (const m of muts) b[m.at % b.length] = m.v;
+        if (fixSum) for (let o = 0; o + 512 <= b.length; o += 512) if (b[o + 257] === 0x75) setChecksum(b.subarray(o, o + 512));
+        try {
+          const p = new TarParser(sink);
+          for (let o = 0; o < b.length; o += step) p.write(b.subarray(o, o + step));
+          p.end();
+        } catch (e) {
+          assert.ok(e instanceof OcigenError && e.code === "ETAR", String((e as Error)?.stack ?? e));
+        }
+      },
+    ), { numRuns: 400, seed: 7 });
+  });
+
   const gnuTar = have("tar");
   test("reads archives made by GNU tar (ustar, gnu, pax, sparse, xattrs, long names)", { skip: gnuTar ? false : "tar not installed" }, () => {
     const dir = tmpdir("ocigen-tar-");

@@ -5,7 +5,8 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
 import { OcigenError } from "../src/errors.ts";
-import { closeIdleWorkers, createGunzip, WorkerGunzip } from "../src/compress/inflate-worker.ts";
+import { closeIdleWorkers, createGunzip, createHashingGunzip, WorkerGunzip } from "../src/compress/inflate-worker.ts";
+import crypto from "node:crypto";
 import { createDecoder } from "../src/compress/index.ts";
 import type { ByteSink } from "../src/stream/sink.ts";
 
@@ -77,6 +78,25 @@ describe("worker gunzip", () => {
     }, /consumer failed/);
     const ok = data(50_000, 6);
     assert.ok(Buffer.from(run((s) => new WorkerGunzip(s), new Uint8Array(zlib.gzipSync(ok)), 4096)).equals(Buffer.from(ok)));
+  });
+
+  test("hashing decoders give the sha256 of the output, in the worker and in this thread", () => {
+    const a = data(3_000_000, 8);
+    const want = "sha256:" + crypto.createHash("sha256").update(a).digest("hex");
+    const gz = new Uint8Array(zlib.gzipSync(a, { level: 1 }));
+    for (const hint of [undefined, 1 << 30]) {
+      const parts: Uint8Array[] = [];
+      const d = createHashingGunzip({ write: (c) => void parts.push(c.slice()), end() {} }, "layer h", hint);
+      for (let o = 0; o < gz.length; o += 65536) d.write(gz.subarray(o, o + 65536));
+      assert.equal(d.outputDigest(), undefined);
+      d.end();
+      assert.equal(d.outputDigest(), want, `hint ${hint}`);
+      assert.ok(Buffer.concat(parts).equals(Buffer.from(a)));
+    }
+    const w = new WorkerGunzip({ write() {}, end() {} }, { hashOutput: true });
+    w.write(gz);
+    w.end();
+    assert.equal(w.outputDigest(), want);
   });
 
   test("createDecoder uses the WASM kernel for gzip layers (and createGunzip honours OCIGEN_INFLATE)", () => {

@@ -55,7 +55,10 @@ export interface BulkOptions {
    * see bench/bulk.bench.ts for the measurement).
    */
   reuse?: boolean;
-  /** "process": `jobs` worker processes (default when jobs > 1); "inline": this process. */
+  /**
+   * "process": up to `jobs` worker processes (default when jobs > 1; started
+   * only when at least two images need extracting); "inline": this process.
+   */
   mode?: BulkMode;
   /** Config file the worker processes load (`--config`). */
   configPath?: string;
@@ -420,7 +423,7 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
     failed: images.filter((i) => i.status === "failed").map((i) => i.image),
     seconds: (performance.now() - t0) / 1000,
     jobs,
-    mode,
+    mode: procRunner ? "process" : "inline",
     reuse,
     errors,
   };

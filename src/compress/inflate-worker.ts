@@ -18,6 +18,7 @@
  * @module
  */
 import os from "node:os";
+import { createHash } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import { OcigenError } from "../errors.ts";
 import type { ByteSink } from "../stream/sink.ts";
@@ -41,8 +42,10 @@ const ERR_A = 10;
 const ERR_B = 11;
 const JOB = 12; // caller bumps to start a job
 const ABORT = 13; // caller: give up the current job
+const HASH = 14; // caller: 1 = sha256 the decompressed output (hex digest at DIGEST_AT)
 
-const CTL_BYTES = 64;
+const CTL_BYTES = 128;
+const DIGEST_AT = 64; // 64 ASCII hex digits
 const IN_CAP = 1 << 20;
 const OUT_CAP = 4 << 20;
 
@@ -54,6 +57,9 @@ const inRing = new Uint8Array(sab, ${CTL_BYTES}, inCap);
 const outRing = new Uint8Array(sab, ${CTL_BYTES} + inCap, outCap);
 const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { abort() { throw new Error("kernel abort"); } } });
 const ex = inst.exports;
+const crypto = require("node:crypto");
+const digestOut = new Uint8Array(sab, ${DIGEST_AT}, 64);
+let hash = null;
 ex.init(0);
 const kIn = ex.inPtr(), kCap = ex.inCapacity();
 let mem = new Uint8Array(ex.memory.buffer);
@@ -65,6 +71,7 @@ function waitWork(seq) {
   if (Atomics.load(ctl, ${ABORT})) throw new Abort();
 }
 function emit(p, n) {
+  if (hash) hash.update(mem.subarray(p, p + n));
   while (n > 0) {
     const seq = Atomics.load(ctl, ${WORK_SEQ});
     const w = Atomics.load(ctl, ${OUT_W}), r = Atomics.load(ctl, ${OUT_R});
@@ -80,6 +87,7 @@ function emit(p, n) {
 }
 function job() {
   ex.reset();
+  hash = Atomics.load(ctl, ${HASH}) ? crypto.createHash("sha256") : null;
   let inLen = 0, consumed = 0;
   for (;;) {
     const seq = Atomics.load(ctl, ${WORK_SEQ});
@@ -109,7 +117,10 @@ function job() {
         consumed += used;
         break;
       }
-      if (st === 2) { Atomics.store(ctl, ${STATUS}, 1); bump(); return; }
+      if (st === 2) {
+        if (hash) { digestOut.set(new TextEncoder().encode(hash.digest("hex"))); hash = null; }
+        Atomics.store(ctl, ${STATUS}, 1); bump(); return;
+      }
       fail(st, consumed + ex.inputConsumed());
       return;
     }
@@ -172,11 +183,16 @@ export class WorkerGunzip implements ByteSink {
   private readonly name: string;
   private scratch = new Uint8Array(256 * 1024);
 
-  constructor(private readonly sink: ByteSink, opts: { name?: string } = {}) {
+  private digest: string | undefined;
+  private readonly hashing: boolean;
+
+  constructor(private readonly sink: ByteSink, opts: { name?: string; hashOutput?: boolean } = {}) {
     this.name = opts.name ?? "gzip stream";
+    this.hashing = Boolean(opts.hashOutput);
     const s = idle.pop() ?? startSlot();
     const c = s.ctl;
     for (const i of [IN_W, IN_R, OUT_W, OUT_R, INPUT_ENDED, STATUS, ERR_CODE, ABORT]) Atomics.store(c, i, 0);
+    Atomics.store(c, HASH, this.hashing ? 1 : 0);
     Atomics.add(c, JOB, 1);
     Atomics.notify(c, JOB);
     this.slot = s;
@@ -219,10 +235,16 @@ export class WorkerGunzip implements ByteSink {
       if (st === 1 && Atomics.load(c, OUT_W) === Atomics.load(c, OUT_R)) break;
       Atomics.wait(c, MAIN_SEQ, seq, 1000);
     }
+    if (this.hashing) this.digest = "sha256:" + new TextDecoder().decode(new Uint8Array(s.sab, DIGEST_AT, 64).slice());
     this.slot = null;
     if (idle.length < 2) idle.push(s);
     else void s.worker.terminate();
     this.sink.end();
+  }
+
+  /** `sha256:<hex>` of the decompressed bytes, after `end()` (with `hashOutput`). */
+  outputDigest(): string | undefined {
+    return this.digest;
   }
 
   private live(): Slot {
@@ -297,6 +319,42 @@ export function createGunzip(sink: ByteSink, name?: string, sizeHint?: number): 
   if (mode === "js") return new GzipDecoder(sink, name);
   if (mode !== "wasm" && sizeHint !== undefined && sizeHint >= WORKER_MIN_BYTES && spareCore()) return new WorkerGunzip(sink, { name });
   return new WasmGunzip(sink, { name });
+}
+
+/** A gzip decoder stage that also digests what it outputs. */
+export interface HashingDecoder extends ByteSink {
+  /** `sha256:<hex>` of the decompressed bytes; available after `end()`. */
+  outputDigest(): string | undefined;
+}
+
+/**
+ * Like {@linkcode createGunzip}, but the decoder also computes the sha256 of
+ * its output (the layer's diff_id) — in the worker thread when it runs there,
+ * so verification costs the caller's thread nothing.
+ *
+ * @example
+ * ```ts
+ * const d = createHashingGunzip(tarParser, "layer sha256:ab..", desc.size);
+ * // ... write, end ...
+ * if (d.outputDigest() !== diffId) throw new Error("diff_id mismatch");
+ * ```
+ */
+export function createHashingGunzip(sink: ByteSink, name?: string, sizeHint?: number): HashingDecoder {
+  const mode = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.OCIGEN_INFLATE;
+  const worker = mode === "worker" || (mode !== "wasm" && mode !== "js" && sizeHint !== undefined && sizeHint >= WORKER_MIN_BYTES && spareCore());
+  if (worker) return new WorkerGunzip(sink, { name, hashOutput: true });
+  const h = createHash("sha256");
+  const tee: ByteSink = { write: (c) => { h.update(c); sink.write(c); }, end: () => sink.end() };
+  const inner = mode === "js" ? new GzipDecoder(tee, name) : new WasmGunzip(tee, { name });
+  let digest: string | undefined;
+  return {
+    write: (c) => inner.write(c),
+    end() {
+      inner.end();
+      digest = "sha256:" + h.digest("hex");
+    },
+    outputDigest: () => digest,
+  };
 }
 
 function spareCore(): boolean {

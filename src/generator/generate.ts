@@ -162,12 +162,23 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     }
     if (tags.length === 0) log.info(`layout ${name}: no tags, no units`);
     const settings = layoutSettings(cfg, name);
+    // Tags whose config has no command (base images) yield no unit; only a
+    // layout where no tag has one is reported as broken.
+    const noCommand: string[] = [];
+    let units = 0;
     for (const tag of tags) {
       const where = `layout ${name} tag ${tag}`;
       let base = "";
       try {
         base = unitBaseName(name, tag);
         const img = await layout.resolve(tag);
+        const rc = img.config.config;
+        if ((rc?.Entrypoint ?? []).length === 0 && (rc?.Cmd ?? []).length === 0) {
+          log.info(`${where}: no Entrypoint or Cmd, no unit`);
+          noCommand.push(tag);
+          continue;
+        }
+        units++;
         const unit = base + ".service";
         const extracted = storeRootfs(cfg.extractsDir, img.manifestDescriptor.digest);
         const extractedRootfs = isDir(extracted) ? extracted : null;
@@ -220,6 +231,9 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         const msg = (e as Error).message ?? String(e);
         fail(`${where}: ${e instanceof OcigenError || msg ? msg : String(e)}`);
       }
+    }
+    if (units === 0 && noCommand.length > 0) {
+      fail(`layout ${name}: no command: no tag's image config has Entrypoint or Cmd (${noCommand.join(", ")})`);
     }
   });
 

@@ -101,6 +101,7 @@ function flushTree(dir: string): void {
 export const OWNERS_FILE = "ocigen.owners.json";
 
 function checkedDigester(digest: string, what: string) {
+  if (typeof digest !== "string") throw new OcigenError("EDIFFID", `Cannot unpack ${what}: the config has no diff_id for it`);
   const alg = digest.slice(0, Math.max(0, digest.indexOf(":")));
   if (!isSupportedAlgorithm(alg)) throw new OcigenError("EDIFFID", `Cannot unpack ${what}: unsupported diff_id ${digest}`);
   return createDigester(alg);

@@ -210,7 +210,11 @@ export class Layout {
     const parent = l.dir.includes("/") ? l.dir.slice(0, l.dir.lastIndexOf("/")) || "/" : ".";
     const build = entries === null ? tempPath(parent) : l.dir;
     try {
-      if (entries === null) fs.mkdirSync(build, { mode: 0o755 });
+      if (entries === null) {
+        // parents are created as `mkdir -p` would (nested layout names: myorg.com/myapp)
+        fs.mkdirSync(parent, { recursive: true, mode: 0o755 });
+        fs.mkdirSync(build, { mode: 0o755 });
+      }
       fs.mkdirSync(join(build, "blobs", "sha256"), { recursive: true, mode: 0o755 });
       const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.Index, manifests: [] };
       await writeFileAtomic(join(build, "index.json"), JSON.stringify(index));
