@@ -80,6 +80,16 @@ describe("worker gunzip", () => {
     assert.ok(Buffer.from(run((s) => new WorkerGunzip(s), new Uint8Array(zlib.gzipSync(ok)), 4096)).equals(Buffer.from(ok)));
   });
 
+  test("destroy() abandons a stream mid-way; later streams are unaffected", () => {
+    const gz = new Uint8Array(zlib.gzipSync(data(2_000_000, 9)));
+    const d = new WorkerGunzip({ write() {}, end() {} });
+    d.write(gz.subarray(0, gz.length >> 1));
+    d.destroy();
+    assert.throws(() => d.write(gz), (e: unknown) => e instanceof OcigenError && e.code === "EDECOMPRESS");
+    const ok = data(10_000, 10);
+    assert.ok(Buffer.from(run((s) => new WorkerGunzip(s), new Uint8Array(zlib.gzipSync(ok)), 999)).equals(Buffer.from(ok)));
+  });
+
   test("hashing decoders give the sha256 of the output, in the worker and in this thread", () => {
     const a = data(3_000_000, 8);
     const want = "sha256:" + crypto.createHash("sha256").update(a).digest("hex");

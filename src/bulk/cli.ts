@@ -35,7 +35,7 @@ export interface ExtractAllFlags {
 export function addExtractAllOptions(cmd: Command): Command {
   return cmd
     .option("--all", "extract every tag of every layout under imagelayoutdir (a later unit start is a no-op)")
-    .option("--jobs <n>", "with --all: images extracted in parallel (default: the number of CPUs, at most 8)")
+    .option("--jobs <n>", "with --all: images extracted in parallel, one worker process each (default: the number of CPUs)")
     .option("--no-reuse", "with --all: never start an image from the tree of an image it extends")
     .option("--json", "with --all: print the summary as JSON")
     .addOption(new Option("--bulk-mode <mode>", "process or inline").hideHelp())

@@ -36,7 +36,14 @@ export interface CopyStats {
 
 let xattrTools: boolean | undefined;
 
-/** True when `getfattr` and `setfattr` can be run (needed to copy xattrs). */
+/**
+ * True when `getfattr` and `setfattr` can be run (needed by {@linkcode copyTree} to copy xattrs).
+ *
+ * @example
+ * ```ts
+ * if (!haveXattrTools()) console.warn("install the attr package");
+ * ```
+ */
 export function haveXattrTools(): boolean {
   if (xattrTools === undefined) {
     const ok = (c: string) => {
@@ -160,7 +167,14 @@ export function copyTree(src: string, dst: string, opts: { xattrs?: boolean } = 
 
 let gnuCp: boolean | undefined;
 
-/** True when `cp` is GNU coreutils' (knows `-a`, `-T`, `--reflink`). */
+/**
+ * True when `cp` is GNU coreutils' (knows `-a`, `-T`, `--reflink`).
+ *
+ * @example
+ * ```ts
+ * haveGnuCp(); // true on most Linux systems
+ * ```
+ */
 export function haveGnuCp(): boolean {
   if (gnuCp === undefined) {
     const r = spawnSync("cp", ["--version"], { encoding: "utf8" });

@@ -25,6 +25,7 @@ import process from "node:process";
 import { randomBytes } from "node:crypto";
 import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { acquireLock, type LockHandle } from "../fs/lock.ts";
+import { pidAlive } from "../fs/atomic.ts";
 import { log } from "../log.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
@@ -137,6 +138,25 @@ function layerBytes(img: ResolvedImage): number {
   return img.manifest.layers.reduce((a, l) => a + (Number(l.size) || 0), 0);
 }
 
+/** Removes temporary trees beside `target` left by processes that are gone (named as `unpackRootfs` names them). */
+function cleanStaleTemps(target: string): void {
+  const dir = dirname(target);
+  const prefix = `.${target.slice(dir.length + 1)}.tmp-`;
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = n.startsWith(prefix) ? /^(\d+)-[0-9a-f]{8}$/.exec(n.slice(prefix.length)) : null;
+    if (!m || pidAlive(Number(m[1]))) continue;
+    try {
+      removeTree(join(dir, n));
+    } catch { /* not fatal */ }
+  }
+}
+
 /** The name `unpackRootfs` gives its temporary trees, so its stale-temp cleanup also covers ours. */
 function tempBeside(target: string): string {
   return join(dirname(target), `.${target.slice(dirname(target).length + 1)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
@@ -163,6 +183,7 @@ async function buildFromSource(
   if (layers.length !== depth || diffIds.length !== depth) {
     throw new OcigenError("EUNPACK", `Cannot unpack image ${shortDigest(img.manifestDescriptor.digest)}: ${img.manifest.layers.length} layers but ${img.config.rootfs?.diff_ids?.length ?? 0} diff_ids in the config`);
   }
+  cleanStaleTemps(target);
   const tmp = tempBeside(target);
   const mk = () => {
     try {

@@ -24,7 +24,7 @@ import { OcigenError } from "../errors.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/inflate.ts";
 import { decodeBase64 } from "../wasm/instance.ts";
-import { describeInflateError, WasmGunzip } from "./inflate-wasm.ts";
+import { describeInflateError, WasmGunzip, wasmGunzipSync } from "./inflate-wasm.ts";
 import { GzipDecoder } from "./gzip.ts";
 
 // control words
@@ -242,6 +242,11 @@ export class WorkerGunzip implements ByteSink {
     this.sink.end();
   }
 
+  /** Gives up the stream (e.g. the producer failed before `end()`): stops and drops the worker. */
+  destroy(): void {
+    if (this.slot) this.abandon(this.slot);
+  }
+
   /** `sha256:<hex>` of the decompressed bytes, after `end()` (with `hashOutput`). */
   outputDigest(): string | undefined {
     return this.digest;
@@ -315,16 +320,46 @@ export const WORKER_MIN_BYTES = 16 << 20;
  */
 export function createGunzip(sink: ByteSink, name?: string, sizeHint?: number): ByteSink {
   const mode = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.OCIGEN_INFLATE;
-  if (mode === "worker") return new WorkerGunzip(sink, { name });
-  if (mode === "js") return new GzipDecoder(sink, name);
-  if (mode !== "wasm" && sizeHint !== undefined && sizeHint >= WORKER_MIN_BYTES && spareCore()) return new WorkerGunzip(sink, { name });
+  if (mode === "js" || !wasmUsable()) return new GzipDecoder(sink, name);
+  if (mode === "worker" || (mode !== "wasm" && sizeHint !== undefined && sizeHint >= WORKER_MIN_BYTES && spareCore())) {
+    const w = tryWorker(sink, name, false);
+    if (w) return w;
+  }
   return new WasmGunzip(sink, { name });
+}
+
+let workersBroken = false;
+/** A WorkerGunzip, or null when this runtime cannot start workers (then the caller decodes in-thread). */
+function tryWorker(sink: ByteSink, name: string | undefined, hashOutput: boolean): WorkerGunzip | null {
+  if (workersBroken) return null;
+  try {
+    return new WorkerGunzip(sink, { name, hashOutput });
+  } catch {
+    workersBroken = true;
+    return null;
+  }
+}
+
+let usable: boolean | undefined;
+/** False when this runtime cannot run the kernel (no WebAssembly, e.g. `--jitless`): the JS decoder is used instead. */
+function wasmUsable(): boolean {
+  if (usable === undefined) {
+    try {
+      wasmGunzipSync(Uint8Array.of(0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+      usable = true;
+    } catch {
+      usable = false;
+    }
+  }
+  return usable;
 }
 
 /** A gzip decoder stage that also digests what it outputs. */
 export interface HashingDecoder extends ByteSink {
   /** `sha256:<hex>` of the decompressed bytes; available after `end()`. */
   outputDigest(): string | undefined;
+  /** Releases resources when the stream is abandoned before `end()` (no-op otherwise). */
+  destroy(): void;
 }
 
 /**
@@ -341,11 +376,13 @@ export interface HashingDecoder extends ByteSink {
  */
 export function createHashingGunzip(sink: ByteSink, name?: string, sizeHint?: number): HashingDecoder {
   const mode = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.OCIGEN_INFLATE;
-  const worker = mode === "worker" || (mode !== "wasm" && mode !== "js" && sizeHint !== undefined && sizeHint >= WORKER_MIN_BYTES && spareCore());
-  if (worker) return new WorkerGunzip(sink, { name, hashOutput: true });
+  const js = mode === "js" || !wasmUsable();
+  const worker = !js && (mode === "worker" || (mode !== "wasm" && sizeHint !== undefined && sizeHint >= WORKER_MIN_BYTES && spareCore()));
+  const w = worker ? tryWorker(sink, name, true) : null;
+  if (w) return w;
   const h = createHash("sha256");
   const tee: ByteSink = { write: (c) => { h.update(c); sink.write(c); }, end: () => sink.end() };
-  const inner = mode === "js" ? new GzipDecoder(tee, name) : new WasmGunzip(tee, { name });
+  const inner = js ? new GzipDecoder(tee, name) : new WasmGunzip(tee, { name });
   let digest: string | undefined;
   return {
     write: (c) => inner.write(c),
@@ -354,6 +391,7 @@ export function createHashingGunzip(sink: ByteSink, name?: string, sizeHint?: nu
       digest = "sha256:" + h.digest("hex");
     },
     outputDigest: () => digest,
+    destroy() {},
   };
 }
 
