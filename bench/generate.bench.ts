@@ -1,15 +1,25 @@
 // The systemd generator's wall time over 200 generated layouts, against the
-// runtime's bare start-up (`node -e 0`), which the generator can never beat:
-// the ratio says how much of a boot-time run is ocigen's own work. A third
-// case, `ocigen --version`, separates loading the bundle from generating.
-// Median of N runs after a warm-up, run round-robin, spawn-to-exit.
+// runtime's bare start-up (`node -e 0`; `deno eval 0` for Deno), which the
+// generator can never beat: the ratio says how much of a boot-time run is
+// ocigen's own work. For each way of running ocigen (the bundle under node,
+// the sources under Deno, the single binary) a `--version` case separates
+// loading ocigen from generating. Median of N runs after a warm-up, run
+// round-robin (so load from elsewhere hits every case alike), spawn-to-exit;
+// the load average is printed, since a busy machine inflates every figure.
 //
 //   node --import tsx bench/generate.bench.ts [--layouts 200] [--runs 15] [--json]
+//        [--fresh] [--no-deno] [--no-binary] [--out DIR]
 //
-// Uses dist/ocigen.mjs (run `npm run build` first); with --fresh it bundles
-// the current sources itself with esbuild (same flags as .ci/build.mjs).
+// Runners: dist/ocigen.mjs under node (run `npm run build` first; with
+// --fresh the current sources are bundled with esbuild, same flags as
+// .ci/build.mjs); `deno run src/main.ts` when node_modules/.bin/deno exists;
+// dist/ocigen (`npm run build:binary`) when it exists. Units are written to
+// a tmpfs (/dev/shm) when there is one, as systemd's generator directories
+// (/run/systemd/generator*) are tmpfs; a disk under write load elsewhere
+// would otherwise dominate the figures. --out chooses another parent.
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import os from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -22,8 +32,16 @@ const nLayouts = opt("--layouts", 200);
 const runs = opt("--runs", 15);
 const json = args.includes("--json");
 const node = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "node" : process.execPath;
+const deno = join(root, "node_modules/.bin/deno");
+const binary = join(root, "dist/ocigen");
 
 const tmp = mkTemp("ocigen-genbench-");
+const outParent = args.includes("--out")
+  ? args[args.indexOf("--out") + 1]
+  : fs.existsSync("/dev/shm") && fs.statSync("/dev/shm").isDirectory()
+  ? "/dev/shm"
+  : tmp;
+const outRoot = fs.mkdtempSync(join(outParent, "ocigen-genbench-out-"));
 try {
   let bundle = join(root, "dist/ocigen.mjs");
   if (args.includes("--fresh") || !fs.existsSync(bundle)) {
@@ -50,35 +68,70 @@ try {
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("NODE_")) env[k] = v;
   env.OCIGEN_KMSG = "0";
 
-  const cases = [
-    { name: "node -e 0", args: ["-e", "0"] },
-    { name: "ocigen --version (bundle load only)", args: [bundle, "--version"] },
-    { name: `ocigen generate (${nLayouts} layouts, ${2 * nLayouts} units + extract units)`, args: [bundle, "generate", "--config", conf, join(tmp, "out")] },
-  ];
+  interface Case { runner: string; name: string; cmd: string; args: string[]; out?: string; base?: string }
+  const cases: Case[] = [];
+  const runner = (rname: string, cmd: string, pre: string[], baseName: string) => {
+    const out = join(outRoot, rname.replace(/\W+/g, "-"));
+    cases.push({ runner: rname, name: `${rname}: --version (load only)`, cmd, args: [...pre, "--version"], base: baseName });
+    cases.push({
+      runner: rname, name: `${rname}: generate (${nLayouts} layouts, ${2 * nLayouts} units)`, cmd,
+      args: [...pre, "generate", "--config", conf, out], out, base: baseName,
+    });
+  };
+  cases.push({ runner: "node", name: "node -e 0", cmd: node, args: ["-e", "0"] });
+  runner("node bundle", node, [bundle], "node -e 0");
+  if (!args.includes("--no-binary") && fs.existsSync(binary)) runner("binary", binary, [], "node -e 0");
+  else if (!json) console.error(`skip binary: ${binary} missing (npm run build:binary)`);
+  if (!args.includes("--no-deno") && fs.existsSync(deno)) {
+    cases.push({ runner: "deno", name: "deno eval 0", cmd: deno, args: ["eval", "0"] });
+    runner("deno src", deno, ["run", "--allow-read", "--allow-write", "--allow-env", "--allow-run", "--allow-sys", join(root, "src/main.ts")], "deno eval 0");
+  } else if (!json) console.error(`skip deno: ${deno} missing`);
+
   const times: number[][] = cases.map(() => []);
+  const load0 = os.loadavg()[0];
   for (let r = -2; r < runs; r++) {
     cases.forEach((c, i) => {
-      fs.rmSync(join(tmp, "out"), { recursive: true, force: true });
+      if (c.out) fs.rmSync(c.out, { recursive: true, force: true });
       const t = performance.now();
-      const p = spawnSync(node, c.args, { stdio: ["ignore", "pipe", "pipe"], env });
+      const p = spawnSync(c.cmd, c.args, { stdio: ["ignore", "pipe", "pipe"], env });
       const ms = performance.now() - t;
       if (p.status !== 0) throw new Error(`${c.name}: exit ${p.status}: ${p.stderr}`);
       if (r >= 0) times[i].push(ms);
     });
   }
-  const units = fs.readdirSync(join(tmp, "out")).filter((n) => n.endsWith(".service") && !n.startsWith("ocigen-extract@")).length;
-  if (units !== 2 * nLayouts) throw new Error(`expected ${2 * nLayouts} units, got ${units}`);
+  const load1 = os.loadavg()[0];
+  for (const c of cases) {
+    if (!c.out) continue;
+    const units = fs.readdirSync(c.out).filter((n) => n.endsWith(".service") && !n.startsWith("ocigen-extract@")).length;
+    if (units !== 2 * nLayouts) throw new Error(`${c.name}: expected ${2 * nLayouts} units, got ${units}`);
+  }
   const median = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   };
-  const base = median(times[0]);
-  const res = cases.map((c, i) => ({ name: c.name, medianMs: +median(times[i]).toFixed(1), minMs: +Math.min(...times[i]).toFixed(1), ratioToNode: +(median(times[i]) / base).toFixed(2) }));
-  if (json) console.log(JSON.stringify({ layouts: nLayouts, units, runs, results: res }, null, 2));
+  const med = new Map(cases.map((c, i) => [c.name, median(times[i])]));
+  const res = cases.map((c, i) => ({
+    runner: c.runner,
+    name: c.name,
+    medianMs: +median(times[i]).toFixed(1),
+    minMs: +Math.min(...times[i]).toFixed(1),
+    ratioToBare: +(median(times[i]) / med.get(c.base ?? c.name)!).toFixed(2),
+    bare: c.base ?? c.name,
+  }));
+  const load = { start: +load0.toFixed(2), end: +load1.toFixed(2), cpus: os.cpus().length };
+  if (json) console.log(JSON.stringify({ layouts: nLayouts, units: 2 * nLayouts, runs, load, out: outParent, results: res }, null, 2));
   else {
-    for (const r of res) console.log(`${r.name.padEnd(45)} median ${String(r.medianMs).padStart(7)} ms  min ${String(r.minMs).padStart(7)} ms  x${r.ratioToNode}`);
-    console.log(`generator work beyond loading ocigen: ${(res[2].medianMs - res[1].medianMs).toFixed(1)} ms for ${units} units`);
+    console.log(`generate over ${nLayouts} layouts, median of ${runs} runs; load average ${load.start} -> ${load.end} on ${load.cpus} CPUs; units written under ${outParent}`);
+    for (const r of res) {
+      console.log(`${r.name.padEnd(48)} median ${String(r.medianMs).padStart(7)} ms  min ${String(r.minMs).padStart(7)} ms  x${r.ratioToBare} ${r.bare}`);
+    }
+    for (const rn of new Set(cases.filter((c) => c.out).map((c) => c.runner))) {
+      const v = res.find((r) => r.runner === rn && r.name.includes("--version"))!;
+      const g = res.find((r) => r.runner === rn && r.name.includes("generate"))!;
+      console.log(`${rn}: generator work beyond loading ocigen: ${(g.medianMs - v.medianMs).toFixed(1)} ms for ${2 * nLayouts} units`);
+    }
   }
 } finally {
   rmTemp(tmp);
+  fs.rmSync(outRoot, { recursive: true, force: true });
 }

@@ -26,7 +26,14 @@ import type { ByteSink } from "../src/stream/sink.ts";
 /** Bump when the generated content changes. */
 const GENERATOR_VERSION = 2;
 
-/** Options of {@linkcode generateBenchImage}. */
+/**
+ * Options of {@linkcode generateBenchImage}.
+ *
+ * @example
+ * ```ts
+ * const o: BenchImageOptions = { dir: "/tmp/b", scaleMB: 48 };
+ * ```
+ */
 export interface BenchImageOptions {
   /** Directory for the layout and work files (created; reused when up to date). */
   dir: string;
@@ -42,7 +49,14 @@ export interface BenchImageOptions {
   level?: number;
 }
 
-/** One generated layer. */
+/**
+ * One generated layer.
+ *
+ * @example
+ * ```ts
+ * const l: BenchLayer = (await generateBenchImage(o)).layers[0];
+ * ```
+ */
 export interface BenchLayer {
   name: string;
   /** Path of the gzip blob. */
@@ -56,7 +70,14 @@ export interface BenchLayer {
   entries: number;
 }
 
-/** A generated image. */
+/**
+ * A generated image.
+ *
+ * @example
+ * ```ts
+ * const img: BenchImage = await generateBenchImage(o);
+ * ```
+ */
 export interface BenchImage {
   /** The OCI layout directory. */
   layout: string;

@@ -30,7 +30,14 @@ import { createDigester } from "../src/digest/index.ts";
 import { isDeno, isSea, selfCommand } from "../src/install/self.ts";
 import { type BenchImage, generateBenchImage } from "./image.ts";
 
-/** Options of {@linkcode runBench}. */
+/**
+ * Options of {@linkcode runBench}.
+ *
+ * @example
+ * ```ts
+ * const o: BenchOptions = { scaleMB: 48, runs: 2 };
+ * ```
+ */
 export interface BenchOptions {
   /** Uncompressed image size in MB (default 48; `--full` uses 400). */
   scaleMB?: number;
@@ -48,7 +55,14 @@ export interface BenchOptions {
   log?: (msg: string) => void;
 }
 
-/** One measured (or skipped) case. */
+/**
+ * One measured (or skipped) case.
+ *
+ * @example
+ * ```ts
+ * const r: BenchRow = { name: "gzip -dc", skipped: "gzip not installed" };
+ * ```
+ */
 export interface BenchRow {
   name: string;
   /** MB/s of the reference byte count (uncompressed for inflate/unpack). */
@@ -62,7 +76,14 @@ export interface BenchRow {
   note?: string;
 }
 
-/** A goal and whether this run met it. */
+/**
+ * A goal and whether this run met it.
+ *
+ * @example
+ * ```ts
+ * const g: BenchGoal = { goal: "x >= 1.0x y", value: 1.2, met: true };
+ * ```
+ */
 export interface BenchGoal {
   goal: string;
   value?: number;
@@ -70,7 +91,14 @@ export interface BenchGoal {
   note?: string;
 }
 
-/** Everything a run measured. */
+/**
+ * Everything a run measured.
+ *
+ * @example
+ * ```ts
+ * const r: BenchResult = await runBench();
+ * ```
+ */
 export interface BenchResult {
   runtime: string;
   host: { cpus: number; model: string };
@@ -421,10 +449,12 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
   const runtime = isDeno()
     ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
     : `node ${process.version}`;
-  log("inflate:");
-  const inflate = await inflateSuite(img, runs, log);
+  // sha256 first: it streams, so the in-process RSS high-water marks of the
+  // inflate rows (whole-buffer cases last) stay meaningful
   log("sha256:");
   const sha256 = await shaSuite(img, runs, log);
+  log("inflate:");
+  const inflate = await inflateSuite(img, runs, log);
   let unpack: BenchRow[] = [];
   if (!opts.noUnpack) {
     log(`unpack to ${target}:`);

@@ -50,11 +50,27 @@ export function setBeforeLogWrite(fn: (() => void) | null): void {
   beforeWrite = fn;
 }
 
+/**
+ * Escapes control characters (C0 but tab, DEL, C1) as `\n`, `\r` or `\xNN`, so
+ * that a message naming a hostile entry or file stays one line and cannot
+ * forge log lines or drive the terminal.
+ *
+ * @example
+ * ```ts
+ * oneLine("entry a\nb"); // "entry a\\nb"
+ * ```
+ */
+export function oneLine(msg: string): string {
+  return msg.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/g, (c) =>
+    c === "\n" ? "\\n" : c === "\r" ? "\\r" : "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0")
+  );
+}
+
 function emit(level: LogLevel, msg: string): void {
   if (ORDER[level] < ORDER[current]) return;
   if (quiet && level !== "error") return;
   beforeWrite?.();
-  process.stderr.write(`ocigen: ${level === "error" ? "" : level + ": "}${msg}\n`);
+  process.stderr.write(`ocigen: ${level === "error" ? "" : level + ": "}${oneLine(msg)}\n`);
 }
 
 /**

@@ -7,11 +7,16 @@
  * No top-level await: the same entry is bundled as ESM (dist/ocigen.mjs) and
  * as CommonJS for the single executable (dist/ocigen), which Node runs as CJS.
  *
+ * Start-up: `--version` is answered here; everything else loads the CLI with
+ * a dynamic import (esbuild keeps bundled modules behind one unevaluated
+ * until then) and runs it through `runLazy`, which loads only the verb group
+ * the command line names (see src/cli/program.ts).
+ *
  * @module
  */
 import process from "node:process";
-import { main } from "./cli/main.ts";
 import { invocationArgv, pinSelf } from "./install/self.ts";
+import { VERSION } from "./version.ts";
 
 pinSelf();
 // `ocigen ls | head`: a reader that went away is not an error.
@@ -19,7 +24,14 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   if (e.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
   throw e;
 });
-main(invocationArgv()).then(
+const argv = invocationArgv();
+const run = argv.length === 3 && (argv[2] === "--version" || argv[2] === "-v")
+  ? Promise.resolve().then(() => {
+    process.stdout.write(`${VERSION}\n`); // what commander's .version() prints
+    return 0;
+  })
+  : import("./cli/program.ts").then((m) => m.runLazy(argv));
+run.then(
   (code) => {
     process.exitCode = code;
   },

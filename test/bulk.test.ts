@@ -207,6 +207,31 @@ describe("extract --all", () => {
     }
   });
 
+  test("extract --all racing the units' own extract: each image extracted once, every call succeeds", async () => {
+    const e = setup();
+    try {
+      makeTree(e);
+      const [bulk, ...units] = await Promise.all([
+        extractAll({ config: e.cfg, jobs: 2, mode: "inline", progress: false }),
+        extract({ config: e.cfg, name: "myorg.com/app", tag: "v1" }),
+        extract({ config: e.cfg, name: "myorg.com/app", tag: "plus" }),
+        extract({ config: e.cfg, name: "base", tag: "latest" }),
+      ]);
+      assert.deepEqual(bulk.failed, ["broken:latest"]);
+      const by = new Map(bulk.images.map((i) => [i.image, i]));
+      // Whoever came first extracted; the other found it current.
+      const app = by.get("myorg.com/app:stable,v1")!;
+      assert.equal(app.status === "current", units[0].extracted);
+      assert.equal(by.get("base:latest")!.status === "current", units[2].extracted);
+      assert.equal(storeEntries(e.extracts).length, 4);
+      for (const u of ["com.myorg.app.ref.v1", "com.myorg.app.ref.stable", "com.myorg.app.ref.plus", "base.ref.latest", "com.myorg.app2.ref.1.0"]) {
+        assert.ok(fs.statSync(join(e.extracts, u, "rootfs")).isDirectory(), u);
+      }
+    } finally {
+      rmTemp(e.tmp);
+    }
+  });
+
   test("the CLI exits 1 naming the failed image, prints the summary and --json", () => {
     const e = setup();
     try {

@@ -369,13 +369,17 @@ describe("wasm inflate errors", () => {
   test("every truncation is an error naming truncation (never a hang)", () => {
     const small = new Uint8Array(zlib.gzipSync(textLike(2000, 12)));
     for (let n = 0; n < small.length; n++) {
-      expectError(() => wasmGunzipSync(small.subarray(0, n)), /truncated|not a gzip/);
-      expectError(() => inflateChunked(small.subarray(0, n), [3]), /truncated|not a gzip/);
+      expectError(() => wasmGunzipSync(small.subarray(0, n)), /truncated|not a gzip|empty stream/);
+      expectError(() => inflateChunked(small.subarray(0, n), [3]), /truncated|not a gzip|empty stream/);
     }
     const big = zlib.gzipSync(textLike(300_000, 13));
     for (const n of [10, 11, 1000, big.length >> 1, big.length - 9, big.length - 1]) {
       expectError(() => wasmGunzipSync(big.subarray(0, n)), /truncated/);
     }
+  });
+
+  test("an empty input is named as such", () => {
+    expectError(() => wasmGunzipSync(new Uint8Array(0)), /empty stream/);
   });
 
   test("trailing garbage after a member is rejected", () => {

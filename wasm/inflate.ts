@@ -98,7 +98,7 @@ const CRC_TAB: usize = memory.data(16 * 256 * 4, 64); // slice-by-16 tables
 const LIT_TAB: usize = memory.data(LIT_CAP * 4, 64); // litlen table in use
 const DIST_TAB: usize = memory.data(DIST_CAP * 4, 64); // distance table in use
 const FLIT_TAB: usize = memory.data(2048 * 4, 64); // fixed litlen table (no subtables)
-const FDIST_TAB: usize = memory.data(256 * 4, 64); // fixed distance table
+const FDIST_TAB: usize = memory.data((1 << DIST_BITS) * 4, 64); // fixed distance table
 const PRE_TAB: usize = memory.data(128 * 4, 64); // precode table
 const LENS: usize = memory.data(320, 64); // u8 code lengths
 const COUNT: usize = memory.data(32, 16); // u16[16]
@@ -179,7 +179,7 @@ export function init(m: i32): void {
   for (let i = 280; i < 288; i++) store<u8>(LENS + i, 8);
   buildTable(LENS, 288, FLIT_TAB, LIT_BITS, KIND_LIT, 2048);
   for (let i = 0; i < 32; i++) store<u8>(LENS + i, 5);
-  buildTable(LENS, 32, FDIST_TAB, DIST_BITS, KIND_DIST, 256);
+  buildTable(LENS, 32, FDIST_TAB, DIST_BITS, KIND_DIST, 1 << DIST_BITS);
 
   mode = m;
   reset();
@@ -696,7 +696,7 @@ function step(): i32 {
         }
         if (type == 1) {
           memory.copy(LIT_TAB, FLIT_TAB, 2048 * 4);
-          memory.copy(DIST_TAB, FDIST_TAB, 256 * 4);
+          memory.copy(DIST_TAB, FDIST_TAB, (1 << DIST_BITS) * 4);
         } else if (type == 2) {
           const r = readDynamic();
           if (r != 0) return r;

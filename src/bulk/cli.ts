@@ -11,8 +11,9 @@ import { type Command, Option } from "commander";
 import { OcigenError } from "../errors.ts";
 import { log } from "../log.ts";
 import { loadGeneratorConfig } from "../generator/config.ts";
-import { type BulkMode, extractAll, formatBulk } from "./extract-all.ts";
-import { workerMain } from "./workers.ts";
+import type { BulkMode } from "./extract-all.ts";
+// extract-all.ts and workers.ts (and through them the unpack engine) are
+// loaded only when `--all` runs: registering the options must stay cheap.
 
 /** Options `extract --all` understands. */
 export interface ExtractAllFlags {
@@ -54,9 +55,10 @@ export function addExtractAllOptions(cmd: Command): Command {
 export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   const config = loadGeneratorConfig(o.config);
   if (o.bulkWorker) {
-    await workerMain(config);
+    await (await import("./workers.ts")).workerMain(config);
     return;
   }
+  const { extractAll, formatBulk } = await import("./extract-all.ts");
   let jobs: number | undefined;
   if (o.jobs !== undefined) {
     jobs = Number(o.jobs);

@@ -261,7 +261,7 @@ function planReuse(planned: Planned[], cfg: GeneratorConfig, rootless: boolean, 
         J.dep = K.job.id;
         src = {
           path: storeRootfs(cfg.extractsDir, K.job.manifest), depth: d, chain: K.chain[d - 1], label: K.label,
-          record: join(storeDir(cfg.extractsDir, K.job.manifest), CHAIN_FILE), lock: `${storeDir(cfg.extractsDir, K.job.manifest)}.lock`,
+          record: join(storeDir(cfg.extractsDir, K.job.manifest), CHAIN_FILE),
         };
       }
     }

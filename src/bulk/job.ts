@@ -24,7 +24,7 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { randomBytes } from "node:crypto";
 import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
-import { acquireLock, type LockHandle } from "../fs/lock.ts";
+import { acquireLock } from "../fs/lock.ts";
 import { pidAlive } from "../fs/atomic.ts";
 import { log } from "../log.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
@@ -51,8 +51,6 @@ export interface JobSource {
    * fingerprint must match, else the source is not used.
    */
   record: string;
-  /** The store lock to hold while copying (store sources), so gc cannot remove it meanwhile. */
-  lock?: string;
   /** What it is, for messages and the summary. */
   label: string;
 }
@@ -198,17 +196,17 @@ async function buildFromSource(
     let from = 0;
     if (source && source.depth > 0 && source.depth <= depth) {
       const chain = chainIds(diffIds)[source.depth - 1];
-      let lock: LockHandle | undefined;
       try {
         if (chain !== source.chain) throw new Error(`its chain ${shortDigest(source.chain)} is not a prefix of this image's`);
-        if (source.lock) lock = await acquireLock(source.lock, `copy of ${source.label}`, 0);
         const rec = readChainRecordFile(source.record);
         if (!rec) throw new Error("it has no chain record");
         if (rec.chain_ids.length !== source.depth || rec.chain_ids[source.depth - 1] !== chain) throw new Error("its recorded chain differs");
         if (rec.rootless !== (ctx.unpack?.rootless ?? !runningAsRoot())) throw new Error("it was applied in another owner mode");
         if (!isDir(source.path)) throw new Error("it is gone");
         cloneTree(source.path, tmp);
-        // Checked after the copy: any change to the source before now changed some ctime.
+        // Checked after the copy: any change to the source before now (a service writing into it,
+        // gc removing it meanwhile) changed some ctime or entry. No lock is taken on the source, so
+        // any number of images copy it at once; a source gc removes mid-copy just fails the check.
         const now = treeFingerprint(source.path);
         if (now.fingerprint !== rec.tree.fingerprint) {
           throw new Error(`it changed since it was extracted (${now.entries} entries, ${rec.tree.entries} recorded)`);
@@ -219,8 +217,6 @@ async function buildFromSource(
         log.warn(warnings[warnings.length - 1]);
         removeTree(tmp);
         mk();
-      } finally {
-        lock?.release();
       }
     }
     const opts: UnpackOptions = {
@@ -430,7 +426,6 @@ export function storeSource(cfg: GeneratorConfig, manifest: string, rootless: bo
     depth,
     chain: rec.chain_ids[depth - 1],
     record: join(storeDir(cfg.extractsDir, manifest), CHAIN_FILE),
-    lock: `${storeDir(cfg.extractsDir, manifest)}.lock`,
     label: `extract ${shortDigest(manifest)}`,
   };
 }

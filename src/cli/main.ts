@@ -2,15 +2,15 @@
  * The `ocigen` command line: a thin layer over the library.
  *
  * Each group of verbs lives in `src/cli/commands/<group>.ts` and exports
- * `register(program, raw)`.
+ * `register(program, raw)`. The program entry (`src/main.ts`) runs the CLI
+ * through `runLazy` in `./program.ts`, which loads only the group a command
+ * line needs; this module builds the whole program (help, tests).
  *
  * @module
  */
-import process from "node:process";
-import { Command, CommanderError, Option } from "commander";
-import { OcigenError } from "../errors.ts";
-import { type LogLevel, log, setLogLevel } from "../log.ts";
-import { VERSION } from "../version.ts";
+import type { Command } from "commander";
+import { baseProgram, type CommandGroup, runProgram } from "./program.ts";
+import * as bulkCli from "../bulk/cli.ts";
 import * as layoutCmds from "./commands/layout.ts";
 import * as unpackCmds from "./commands/unpack.ts";
 import * as generateCmds from "./commands/generate.ts";
@@ -29,21 +29,10 @@ import * as installCmds from "./commands/install.ts";
  * ```
  */
 export function makeProgram(): Command {
-  const program = new Command("ocigen")
-    .description("OCI image layouts to systemd services; unpack, repack and build OCI images")
-    .version(VERSION, "-v, --version")
-    .addOption(new Option("--log <level>", "log level").choices(["debug", "info", "warn", "error"]).default("warn"))
-    .option("--verbose", "alias for --log=info")
-    .option("-q, --quiet", "no progress or warnings, errors only")
-    .showHelpAfterError(false)
-    .exitOverride();
-  program.hook("preAction", (_this, action) => {
-    const o = action.optsWithGlobals() as { log?: LogLevel; verbose?: boolean; quiet?: boolean };
-    setLogLevel(o.verbose && o.log === "warn" ? "info" : (o.log ?? "warn"), Boolean(o.quiet));
-  });
-  const raw = program.command("raw").description("advanced internal image tooling");
-  for (const m of [layoutCmds, unpackCmds, generateCmds, repackCmds, buildCmds, benchCmds, installCmds]) {
-    m.register(program, raw);
+  const { program, raw } = baseProgram();
+  const groups: CommandGroup[] = [layoutCmds, unpackCmds, generateCmds, repackCmds, buildCmds, benchCmds, installCmds];
+  for (const m of groups) {
+    m.register(program, raw, { bulkCli });
   }
   return program;
 }
@@ -51,26 +40,12 @@ export function makeProgram(): Command {
 /**
  * Runs the CLI with `argv` (as `process.argv`) and returns the exit code.
  * Errors are printed as one line on stderr.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await main(process.argv);
+ * ```
  */
 export async function main(argv: string[]): Promise<number> {
-  const program = makeProgram();
-  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    await program.parseAsync(argv);
-    return typeof process.exitCode === "number" ? process.exitCode : 0;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
-      return e.exitCode === 0 ? 0 : 1;
-    }
-    if (e instanceof OcigenError) {
-      log.error(e.message);
-      if (e.cause) log.debug(String((e.cause as Error)?.stack ?? e.cause));
-      return 1;
-    }
-    const err = e as NodeJS.ErrnoException;
-    log.error(err?.message ?? String(e));
-    log.debug(String(err?.stack ?? ""));
-    return 1;
-  }
+  return await runProgram(makeProgram(), argv);
 }

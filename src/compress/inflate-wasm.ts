@@ -68,7 +68,14 @@ export function describeInflateError(code: number, a: number, b: number): string
   }
 }
 
-/** Options of {@linkcode WasmGunzip}. */
+/**
+ * Options of {@linkcode WasmGunzip}.
+ *
+ * @example
+ * ```ts
+ * const opts: WasmInflateOptions = { name: "layer sha256:ab.." };
+ * ```
+ */
 export interface WasmInflateOptions {
   /** Raw DEFLATE instead of gzip framing. */
   raw?: boolean;
@@ -123,6 +130,7 @@ export class WasmGunzip implements ByteSink {
   private inLen = 0;
   private consumedBefore = 0; // compressed bytes consumed before the current buffer start
   private done = false;
+  private seen = 0; // compressed bytes written
   private readonly name: string;
   private readonly mode: number;
 
@@ -136,6 +144,7 @@ export class WasmGunzip implements ByteSink {
     const k = this.kernel();
     const cap = k.ex.inCapacity();
     const base = k.ex.inPtr();
+    this.seen += chunk.length;
     let off = 0;
     while (off < chunk.length) {
       if (this.done) {
@@ -204,7 +213,7 @@ export class WasmGunzip implements ByteSink {
   private fail(code: number): never {
     const k = this.k!;
     const at = this.consumedBefore + k.ex.inputConsumed();
-    const msg = describeInflateError(code, k.ex.errorDetailA(), k.ex.errorDetailB());
+    const msg = code === -13 && this.seen === 0 ? "empty stream (no compressed data)" : describeInflateError(code, k.ex.errorDetailA(), k.ex.errorDetailB());
     this.k = null; // the instance's state is unusable; drop it
     throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: ${msg} near compressed byte ${at}`);
   }

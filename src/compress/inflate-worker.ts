@@ -301,7 +301,14 @@ export class WorkerGunzip implements ByteSink {
   }
 }
 
-/** Compressed size from which {@linkcode createGunzip} inflates in a worker thread. */
+/**
+ * Compressed size from which {@linkcode createGunzip} inflates in a worker thread.
+ *
+ * @example
+ * ```ts
+ * const worker = desc.size >= WORKER_MIN_BYTES;
+ * ```
+ */
 export const WORKER_MIN_BYTES = 16 << 20;
 
 /**
@@ -354,7 +361,14 @@ function wasmUsable(): boolean {
   return usable;
 }
 
-/** A gzip decoder stage that also digests what it outputs. */
+/**
+ * A gzip decoder stage that also digests what it outputs.
+ *
+ * @example
+ * ```ts
+ * const d: HashingDecoder = createHashingGunzip(sink);
+ * ```
+ */
 export interface HashingDecoder extends ByteSink {
   /** `sha256:<hex>` of the decompressed bytes; available after `end()`. */
   outputDigest(): string | undefined;

@@ -11,7 +11,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { createSHA256, createSHA512 } from "hash-wasm";
+// hash-wasm (~270 KB of JS and WebAssembly) is imported only by
+// createPortableDigester, so that start-up never evaluates it.
 
 /** The digest algorithms ocigen can compute. */
 export type DigestAlgorithm = "sha256" | "sha512";
@@ -91,6 +92,7 @@ export function digestBytes(data: Uint8Array, alg: DigestAlgorithm = "sha256"): 
  */
 export async function createPortableDigester(alg: DigestAlgorithm = "sha256"): Promise<Digester> {
   if (!isSupportedAlgorithm(alg)) throw new Error(`unsupported digest algorithm ${alg}`);
+  const { createSHA256, createSHA512 } = await import("hash-wasm");
   const h = alg === "sha256" ? await createSHA256() : await createSHA512();
   h.init();
   return {

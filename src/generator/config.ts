@@ -32,7 +32,7 @@
  */
 import * as fs from "node:fs";
 import process from "node:process";
-import { isAbsolute } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
 
@@ -248,7 +248,8 @@ export function loadGeneratorConfig(
   env: Record<string, string | undefined> = process.env,
 ): GeneratorConfig {
   const chosen = explicitPath || env.OCIGEN_GENERATOR_CONF || "";
-  const path = chosen || DEFAULT_CONFIG_PATH;
+  // absolute: the path is written into the generated units, which run with another working directory
+  const path = resolve(chosen || DEFAULT_CONFIG_PATH);
   let text: string;
   try {
     text = fs.readFileSync(path, "utf8");

@@ -154,7 +154,9 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     let layout: Layout;
     let tags: string[];
     try {
-      layout = await Layout.open(dir);
+      // A snapshot view: index.json is read once for all tags, and a manifest
+      // or config shared by several tags is read (and verified) once.
+      layout = (await Layout.open(dir)).snapshot();
       tags = await layout.listTags();
     } catch (e) {
       fail(`layout ${name}: ${(e as Error).message}`);

@@ -134,6 +134,8 @@ export class LayerApplier implements TarHandler {
   private readonly written = new Set<string>();
   private readonly ancestors = new Set<string>();
   private readonly dirFixups = new Map<string, DirFixup>();
+  /** Times of lower-layer directories this layer changes without declaring them (restored at the end, as umoci does). */
+  private readonly keepTimes = new Map<string, { atime: number; mtime: number }>();
   private readonly redeclared = new Set<string>();
   private xattrs = new Map<string, Array<XattrSet & { ino: number }>>();
   private fd = -1;
@@ -154,7 +156,9 @@ export class LayerApplier implements TarHandler {
   private wrap(e: unknown, entry: string): OcigenError {
     if (e instanceof OcigenError) {
       if (e.message.startsWith("Cannot ")) return e;
-      return new OcigenError(e.code, `Cannot unpack ${this.what}: entry ${entry}: ${e.message}`, { cause: e.cause ?? e });
+      // wrapIo messages already start with the entry's path: do not name it twice
+      const msg = e.message.startsWith(`${entry}: `) ? e.message.slice(entry.length + 2) : e.message;
+      return new OcigenError(e.code, `Cannot unpack ${this.what}: entry ${entry}: ${msg}`, { cause: e.cause ?? e });
     }
     const w = wrapIo(e, "write", entry);
     return new OcigenError(w.code, `Cannot unpack ${this.what}: entry ${w.message}`, { cause: e });
@@ -201,6 +205,7 @@ export class LayerApplier implements TarHandler {
       return;
     }
     const parent = this.r.resolveDir(comps.slice(0, -1), true)!;
+    this.keepParentTimes(parent.rel, parent.abs);
     const rel = parent.rel === "" ? base : parent.rel + "/" + base;
     const abs = this.r.abs(rel);
     const entryName = rel;
@@ -377,6 +382,21 @@ export class LayerApplier implements TarHandler {
     }
   }
 
+  /**
+   * Remembers the times of directory `rel` before this layer first changes its
+   * children, unless the layer declares it: adding or removing an entry must
+   * not change the mtime of a directory the layer does not carry.
+   */
+  private keepParentTimes(rel: string, abs: string): void {
+    if (this.keepTimes.has(rel) || this.dirFixups.has(rel)) return;
+    try {
+      const st = fs.lstatSync(abs);
+      this.keepTimes.set(rel, { atime: st.atimeMs / 1000, mtime: st.mtimeMs / 1000 });
+    } catch {
+      // vanished or unreadable: nothing to restore
+    }
+  }
+
   private dirMeta(h: TarEntryHeader, rel: string, abs: string): void {
     this.owner(h, rel || ".", abs, false);
     // The mode applies at once (children created later inherit setgid and its group,
@@ -538,6 +558,7 @@ export class LayerApplier implements TarHandler {
 
   /** Removes the children of directory `rel` that this layer did not write (recursing into ones it wrote below). */
   private clearLower(rel: string, abs: string): void {
+    this.keepParentTimes(rel, abs);
     let names: string[];
     try {
       names = fs.readdirSync(abs);
@@ -574,6 +595,7 @@ export class LayerApplier implements TarHandler {
     if (!dir) return;
     const rel = dir.rel === "" ? name : dir.rel + "/" + name;
     const abs = this.r.abs(rel);
+    this.keepParentTimes(dir.rel, dir.abs);
     let st: fs.Stats;
     try {
       st = fs.lstatSync(abs);
@@ -595,12 +617,15 @@ export class LayerApplier implements TarHandler {
     this.pendingBytes = 0;
     this.flushXattrs();
     // directories: deepest first, so restoring a parent's mtime comes after its children changed
-    const dirs = [...this.dirFixups.entries()].sort((a, b) => depth(b[0]) - depth(a[0]));
+    const dirs: Array<[string, DirFixup | { mode: -1; atime: number; mtime: number }]> = [...this.dirFixups.entries()];
+    for (const [rel, t] of this.keepTimes) if (!this.dirFixups.has(rel)) dirs.push([rel, { mode: -1, ...t }]);
+    this.keepTimes.clear();
+    dirs.sort((a, b) => depth(b[0]) - depth(a[0]));
     for (const [rel, fx] of dirs) {
       const here = this.locateDir(rel);
       if (!here) continue;
       try {
-        fs.chmodSync(here, fx.mode & 0o7777);
+        if (fx.mode >= 0) fs.chmodSync(here, fx.mode & 0o7777);
         fs.utimesSync(here, fx.atime, fx.mtime);
       } catch (e) {
         throw this.wrap(wrapIo(e, "set directory metadata", rel || "."), rel || ".");

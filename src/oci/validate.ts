@@ -87,6 +87,8 @@ export function validateIndex(v: unknown, where: string): asserts v is ImageInde
   if (v.mediaType !== undefined && !INDEX_MEDIA_TYPES.includes(v.mediaType as string)) {
     bad(`${where}.mediaType`, `${JSON.stringify(v.mediaType)} is not an image index media type`);
   }
+  // Go tools write a nil slice as null: `umoci init` and `umoci rm` of the last tag leave `"manifests":null`
+  if (v.manifests === null) v.manifests = [];
   if (!Array.isArray(v.manifests)) bad(`${where}.manifests`, "must be an array");
   v.manifests.forEach((d, i) => validateDescriptor(d, `${where}: manifests[${i}]`));
   if (v.subject !== undefined) validateDescriptor(v.subject, `${where}: subject`);

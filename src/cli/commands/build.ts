@@ -5,8 +5,7 @@
  */
 import process from "node:process";
 import { type Command, Option } from "commander";
-import { buildFile } from "../../build/build.ts";
-import { parseCompression } from "../../compress/encode.ts";
+// The builder (and its YAML parser) is imported by the action: only `build` needs it.
 
 /**
  * Registers `build` on the program (and its `raw` command).
@@ -24,6 +23,10 @@ export function register(program: Command, _raw: Command): void {
     .option("--layout <dir>", "OCI layout to build into (created when missing)", "oci")
     .addOption(new Option("--compress <kind>", "layer compression").choices(["gzip", "zstd", "none", "auto"]).default("gzip"))
     .action(async (spec: string, o: { layout: string; compress: string }) => {
+      const [{ buildFile }, { parseCompression }] = await Promise.all([
+        import("../../build/build.ts"),
+        import("../../compress/encode.ts"),
+      ]);
       const built = await buildFile(spec, { layout: o.layout, compression: parseCompression(o.compress) });
       for (const b of built) process.stdout.write(`${b.tags.join(" ")} ${b.manifestDescriptor.digest}\n`);
     });

@@ -9,22 +9,25 @@ import process from "node:process";
 import type { Command } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { loadGeneratorConfig } from "../../generator/config.ts";
-import { generate } from "../../generator/generate.ts";
 import { createReporter, runBySystemd } from "../../generator/report.ts";
 import { invokedAsGenerator } from "../../install/self.ts";
-import { extract, gcExtracts } from "../../generator/extract.ts";
 import { log } from "../../log.ts";
-import { addExtractAllOptions, extractAllCommand } from "../../bulk/cli.ts";
+import type { GroupDeps } from "../program.ts";
+// The generator (generate.ts), the extractor (extract.ts, with the unpack
+// engine) and bulk extraction are imported by the actions that use them:
+// `generate` runs at every boot and must not load the unpack engine.
 
 /**
- * Registers `generate`, `extract` and `gc-extracts`.
+ * Registers `generate`, `extract` and `gc-extracts`. `extract --all` and its
+ * options come from `deps.bulkCli` (`src/bulk/cli.ts`); without it `extract`
+ * has only its own options (enough for `ocigen generate`).
  *
  * @example
  * ```ts
  * register(program, raw);
  * ```
  */
-export function register(program: Command, _raw: Command): void {
+export function register(program: Command, _raw: Command, deps: GroupDeps = {}): void {
   program
     .command("generate")
     .description("systemd generator: write one service per tag of every layout under imagelayoutdir (systemd.generator(7))")
@@ -45,21 +48,24 @@ export function register(program: Command, _raw: Command): void {
         reporter.error((e as Error).message);
         throw e;
       }
+      const { generate } = await import("../../generator/generate.ts");
       const r = await generate({ config, outDir: normal, dryRun: Boolean(o.dryRun), reporter });
       if (r.errors.length > 0) process.exitCode = 1;
     });
 
-  addExtractAllOptions(program
+  const extractCmd = program
     .command("extract")
     .description("make sure the rootfs of a layout's tag is extracted, verified and current (run by generated units before start)")
     .option("--name <name>", "layout name (path relative to imagelayoutdir)")
     .option("--ref <tag>", "tag")
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .option("--user <spec=uid:gid>", "fail unless the image user SPEC resolves to UID:GID in the extracted rootfs")
-    .option("--bundle", "also write the runc/crun bundle config.json"))
+    .option("--bundle", "also write the runc/crun bundle config.json");
+  (deps.bulkCli ? deps.bulkCli.addExtractAllOptions(extractCmd) : extractCmd)
     .action(async (o: { name: string; ref: string; config?: string; user?: string; bundle?: boolean; all?: boolean }) => {
-      if (o.all) return await extractAllCommand(o);
+      if (o.all) return await (await import("../../bulk/cli.ts")).extractAllCommand(o);
       if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
+      const { extract } = await import("../../generator/extract.ts");
       const r = await extract({
         config: loadGeneratorConfig(o.config), name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle), ensureIds: true,
       });
@@ -72,6 +78,7 @@ export function register(program: Command, _raw: Command): void {
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .option("--dry-run", "only print what would be removed")
     .action(async (o: { config?: string; dryRun?: boolean }) => {
+      const { gcExtracts } = await import("../../generator/extract.ts");
       const r = await gcExtracts({ config: loadGeneratorConfig(o.config), dryRun: Boolean(o.dryRun) });
       for (const p of r.removed) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} ${p}\n`);
       for (const e of r.errors) log.error(e);

@@ -1,0 +1,124 @@
+// QA regressions for the command line (SPEC section 2 and 4):
+// - global options (--log, --verbose, -q) are accepted after the verb, also for `raw` verbs;
+// - an error naming a hostile entry stays ONE line on stderr (control characters escaped);
+// - `generate --config RELATIVE` writes an absolute config path into the units (they run
+//   with another working directory; before the fix the relative path was copied verbatim).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { main } from "../src/cli/main.ts";
+import { oneLine, setLogLevel } from "../src/log.ts";
+import { addTarLayer, configImage, Layout, loadGeneratorConfig, newImage, tarBytes } from "../src/mod.ts";
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI in this process, capturing what it writes. */
+async function ocigen(...args: string[]): Promise<Run> {
+  const so = process.stdout.write;
+  const se = process.stderr.write;
+  let stdout = "";
+  let stderr = "";
+  const cap = (f: (s: string) => void) =>
+    ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      f(typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk));
+      (rest.find((r) => typeof r === "function") as (() => void) | undefined)?.();
+      return true;
+    }) as typeof process.stdout.write;
+  process.stdout.write = cap((s) => (stdout += s));
+  process.stderr.write = cap((s) => (stderr += s));
+  let code: number;
+  try {
+    code = await main(["node", "ocigen", ...args]);
+  } finally {
+    process.stdout.write = so;
+    process.stderr.write = se;
+    process.exitCode = undefined;
+    setLogLevel("warn");
+  }
+  return { code, stdout, stderr };
+}
+
+async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-qa-cli-"));
+  try {
+    await fn(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function imageWith(dir: string, entries: Parameters<typeof tarBytes>[0]): Promise<string> {
+  const l = path.join(dir, "layout");
+  const layout = await Layout.init(l);
+  await newImage(layout, "t");
+  const tar = path.join(dir, "layer.tar");
+  fs.writeFileSync(tar, tarBytes(entries));
+  await addTarLayer(layout, tar, { tag: "t", compression: "none" });
+  return l;
+}
+
+test("qa-cli: --log/--verbose/-q are accepted after the verb, also for raw verbs", async () => {
+  await withTmp(async (dir) => {
+    const l = await imageWith(dir, [{ name: "f", data: "x" }]);
+    let r = await ocigen("raw", "unpack", "--log", "debug", "--image", `${l}:t`, path.join(dir, "r1"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^ocigen: debug: /m);
+    r = await ocigen("unpack", "--image", `${l}:t`, "--log=info", path.join(dir, "b1"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^ocigen: info: /m);
+    assert.doesNotMatch(r.stderr, /debug:/);
+    r = await ocigen("ls", "--layout", l, "--verbose");
+    assert.deepEqual([r.code, r.stdout], [0, "t\n"]);
+    r = await ocigen("ls", "--layout", l, "-q", "--log", "warn");
+    assert.deepEqual([r.code, r.stdout], [0, "t\n"]);
+    r = await ocigen("ls", "--layout", l, "--log", "loud");
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+  });
+});
+
+test("qa-cli: an error naming a hostile entry is one line, control characters escaped", async () => {
+  assert.equal(oneLine("a\nb\rc\x1b[2Kd\te\u009b"), "a\\nb\\rc\\x1b[2Kd\te\\x9b");
+  await withTmp(async (dir) => {
+    const evil = "x\nocigen: all good\x1b[2K";
+    const l = await imageWith(dir, [{ name: evil, type: "link", linkname: "nonexistent" }]);
+    const target = path.join(dir, "bundle");
+    const r = await ocigen("unpack", "--image", `${l}:t`, target);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.split("\n").length, 2, JSON.stringify(r.stderr)); // one line + final newline
+    assert.ok(r.stderr.endsWith("\n"));
+    assert.ok(r.stderr.includes("entry x\\nocigen: all good\\x1b[2K"), r.stderr);
+    assert.ok(!r.stderr.includes("\x1b"));
+    assert.equal(fs.existsSync(target), false);
+  });
+});
+
+test("qa-cli: generate --config RELATIVE puts the absolute config path into the extract units", async () => {
+  await withTmp(async (dir) => {
+    const layouts = path.join(dir, "layouts");
+    const layout = await Layout.init(path.join(layouts, "busybox"));
+    await newImage(layout, "latest");
+    await configImage(layout, "latest", { cmd: ["/bin/true"] });
+    fs.writeFileSync(path.join(dir, "gen.conf"), `[system]\nimagelayoutdir = ${layouts}\nextractsdir = ${path.join(dir, "extracts")}\n`);
+    const cwd = process.cwd();
+    process.chdir(dir);
+    let r: Run;
+    try {
+      assert.equal(loadGeneratorConfig("gen.conf").path, path.join(dir, "gen.conf"));
+      r = await ocigen("generate", "--dry-run", "--config", "gen.conf", path.join(dir, "out"));
+    } finally {
+      process.chdir(cwd);
+    }
+    assert.equal(r.code, 0, r.stderr);
+    const exec = r.stdout.split("\n").filter((s) => s.startsWith("ExecStart=") && s.includes(" extract "));
+    assert.equal(exec.length, 1, r.stdout);
+    assert.ok(exec[0].includes(` --config ${path.join(dir, "gen.conf")} `), exec[0]);
+  });
+});
