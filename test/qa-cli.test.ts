@@ -122,3 +122,25 @@ test("qa-cli: generate --config RELATIVE puts the absolute config path into the 
     assert.ok(exec[0].includes(` --config ${path.join(dir, "gen.conf")} `), exec[0]);
   });
 });
+
+test("qa-cli: a missing descriptor field or schemaVersion is reported as missing, never as `undefined`", async () => {
+  const { validateDescriptor, validateIndex, validateManifest } = await import("../src/mod.ts");
+  const msg = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return "";
+  };
+  const cfg = { mediaType: "application/vnd.oci.image.config.v1+json", digest: "sha256:" + "a".repeat(64), size: 2 };
+  const cases: Array<[() => void, string]> = [
+    [() => validateDescriptor({ ...cfg, mediaType: undefined }, "m: config"), "m: config.mediaType: missing"],
+    [() => validateDescriptor({ ...cfg, digest: undefined }, "m: config"), "m: config.digest: missing"],
+    [() => validateDescriptor({ ...cfg, size: undefined }, "m: config"), "m: config.size: missing"],
+    [() => validateManifest({ config: cfg, layers: [] }, "m"), "m.schemaVersion: missing (must be 2)"],
+    [() => validateIndex({ manifests: [] }, "i"), "i.schemaVersion: missing (must be 2)"],
+    [() => validateDescriptor({ ...cfg, size: -1 }, "m: config"), "m: config.size: -1 is not a non-negative integer"],
+  ];
+  for (const [f, want] of cases) assert.equal(msg(f), want);
+});

@@ -124,3 +124,42 @@ test("qa-interop: `umoci raw unpack` of a multi-layer `ocigen build` image equal
     assert.deepEqual(a, b);
   });
 });
+
+test("qa-interop: a Docker-built config (`\"Labels\": null`, `\"Volumes\": null`, ...) is read and edited", async () => {
+  const { addTarLayer, configImage, imageStat, MediaType, tarBytes, unpackBundle } = await import("../src/mod.ts");
+  await withTmp(async (dir) => {
+    const layout = await Layout.init(path.join(dir, "l"));
+    await newImage(layout, "t");
+    fs.writeFileSync(path.join(dir, "l.tar"), tarBytes([{ name: "etc/", type: "dir" }, { name: "etc/passwd", data: "root:x:0:0::/root:/bin/sh\n" }]));
+    await addTarLayer(layout, path.join(dir, "l.tar"), { tag: "t" });
+    const img0 = await layout.resolve("t");
+    // what `skopeo copy docker://busybox oci:...` stores: Docker's config JSON, byte for byte
+    const docker = {
+      architecture: img0.config.architecture,
+      os: "linux",
+      config: {
+        Hostname: "", User: "", Env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"], Image: "sha256:abc",
+        Volumes: null, WorkingDir: "", Entrypoint: null, OnBuild: null, Labels: null,
+      },
+      container_config: { Cmd: ["/bin/sh", "-c", "#(nop) CMD [\"sh\"]"], Labels: {}, Volumes: null },
+      created: "2023-07-18T23:19:33.655005962Z",
+      docker_version: "20.10.23",
+      history: [{ created: "2023-07-18T23:19:33.538571854Z", created_by: "/bin/sh -c #(nop) ADD file:x in / " }],
+      rootfs: img0.config.rootfs,
+    };
+    const cfg = await layout.writeJSON(docker, MediaType.Config);
+    const man = await layout.writeJSON({ ...img0.manifest, config: cfg }, MediaType.Manifest);
+    await layout.setTag("t", man);
+
+    const img = await layout.resolve("t");
+    assert.deepEqual(img.config.config?.Cmd, ["sh"]);
+    assert.equal(imageStat(img).history.length, 1);
+    await unpackBundle(layout, img, path.join(dir, "b"), { rootless: true });
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, "b", "config.json"), "utf8")).process.args, ["sh"]);
+    await configImage(layout, "t", { labels: ["a=b"], volumes: ["/v"], exposedPorts: ["80/tcp"], entrypoint: ["/bin/sh"] }, { newTag: "edited" });
+    const e = await layout.resolve("edited");
+    assert.deepEqual(e.config.config?.Labels, { a: "b" });
+    assert.deepEqual(e.config.config?.Volumes, { "/v": {} });
+    assert.deepEqual(e.config.config?.Entrypoint, ["/bin/sh"]);
+  });
+});

@@ -462,12 +462,13 @@ export function formatBulk(r: BulkResult): string {
   const w = head.map((h, c) => Math.max(h.length, ...cells.map((x) => (c === 6 ? 0 : x[c].length))));
   const fmt = (x: string[]) => x.map((v, c) => (c === 6 ? v : c >= 1 && c <= 4 ? v.padStart(w[c]) : v.padEnd(w[c]))).join("  ").trimEnd();
   const out = [fmt(head), ...cells.map(fmt)];
+  // layers: applied/total when the rest came from a source tree; MB: uncompressed MB applied.
   const n = (s: BulkImage["status"]) => r.images.filter((i) => i.status === s).length;
   const totalMB = rows.filter((i) => i.status === "extracted" || i.status === "reused").reduce((a, i) => a + i.unpackedMB, 0);
   out.push("");
   out.push(
     `${r.images.length} images: ${n("extracted")} extracted, ${n("reused")} reused, ${n("current")} current, ${n("failed")} failed; ` +
-      `${r.seconds.toFixed(2)} s, ${(totalMB / Math.max(r.seconds, 1e-9)).toFixed(0)} MB/s (${r.jobs} ${r.mode === "process" ? "worker processes" : "in-process jobs"}, reuse ${r.reuse ? "on" : "off"})`,
+      `${totalMB.toFixed(1)} MB of layers applied in ${r.seconds.toFixed(2)} s (${r.jobs} ${r.mode === "process" ? "worker processes" : "in-process jobs"}, reuse ${r.reuse ? "on" : "off"})`,
   );
   return out.join("\n");
 }

@@ -10,7 +10,6 @@
  */
 import type { Command } from "commander";
 import { baseProgram, type CommandGroup, runProgram } from "./program.ts";
-import * as bulkCli from "../bulk/cli.ts";
 import * as layoutCmds from "./commands/layout.ts";
 import * as unpackCmds from "./commands/unpack.ts";
 import * as generateCmds from "./commands/generate.ts";
@@ -32,7 +31,7 @@ export function makeProgram(): Command {
   const { program, raw } = baseProgram();
   const groups: CommandGroup[] = [layoutCmds, unpackCmds, generateCmds, repackCmds, buildCmds, benchCmds, installCmds];
   for (const m of groups) {
-    m.register(program, raw, { bulkCli });
+    m.register(program, raw);
   }
   return program;
 }

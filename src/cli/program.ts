@@ -18,17 +18,10 @@ import { Command, CommanderError, Option } from "commander";
 import { OcigenError } from "../errors.ts";
 import { type LogLevel, log, setLogLevel } from "../log.ts";
 import { VERSION } from "../version.ts";
-import type * as BulkCli from "../bulk/cli.ts";
-
-/** What some groups need at registration besides the program (loaded by the caller). */
-export interface GroupDeps {
-  /** `src/bulk/cli.ts`: the `--all` options of `extract`; without it `extract` has only its own options. */
-  bulkCli?: typeof BulkCli;
-}
 
 /** A verb group module (`src/cli/commands/<group>.ts`). */
 export interface CommandGroup {
-  register(program: Command, raw: Command, deps?: GroupDeps): void;
+  register(program: Command, raw: Command): void;
 }
 
 /**
@@ -149,9 +142,9 @@ export async function runLazy(argv: string[]): Promise<number> {
   const verb = verbOf(argv.slice(2));
   const group = verb !== undefined && Object.hasOwn(VERB_GROUP, verb) ? GROUPS[VERB_GROUP[verb]] : undefined;
   if (verb !== undefined && group) {
-    const [mod, bulkCli] = await Promise.all([group(), verb === "extract" ? import("../bulk/cli.ts") : undefined]);
+    const mod = await group();
     const { program, raw } = baseProgram();
-    mod.register(program, raw, { bulkCli });
+    mod.register(program, raw);
     if (program.commands.some((c) => c.name() === verb || c.aliases().includes(verb))) return await runProgram(program, argv);
   }
   const { makeProgram } = await import("./main.ts");

@@ -46,7 +46,8 @@ export async function discoverLayouts(root: string): Promise<Discovery> {
   const walk = (rel: string): void => {
     const dir = rel ? join(root, rel) : root;
     try {
-      const real = fs.realpathSync(dir);
+      // .native: one realpath(3) call, not an lstat per path component from JS.
+      const real = fs.realpathSync.native(dir);
       if (seen.has(real)) return;
       seen.add(real);
     } catch (e) {

@@ -36,7 +36,10 @@ import { tempPath, writeFileAtomic } from "../fs/atomic.ts";
 import { log } from "../log.ts";
 import { Layout, type ResolvedImage } from "../oci/layout.ts";
 import { parseDigest } from "../oci/digest.ts";
-import { unpackRootfs, removeTree, type UnpackOptions } from "../layer/unpack.ts";
+// The unpack engine (layer/unpack.ts: decompressors, tar, WASM) is imported
+// only when something is extracted or removed: `ocigen extract` runs before
+// every start of a generated unit and is usually a no-op.
+import type { UnpackOptions } from "../layer/unpack.ts";
 import { convertConfig } from "../layer/convert.ts";
 import type { GeneratorConfig } from "./config.ts";
 import { discoverLayouts } from "./discover.ts";
@@ -261,6 +264,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
       } catch (e) {
         throw wrapIo(e, "mkdir", sdir);
       }
+      const { unpackRootfs } = await import("../layer/unpack.ts");
       await unpackRootfs(layout, img, store, opts.unpack ?? {});
       result.extracted = true;
     }
@@ -318,6 +322,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
   const live = new Set<string>(); // unit bases of current tags
   const referenced = new Set<string>(); // manifest digests to keep
   const brokenLayouts = new Set<string>();
+  const { removeTree } = await import("../layer/unpack.ts");
   const disc = await discoverLayouts(cfg.imageLayoutDir);
   errors.push(...disc.errors);
   for (const { name, dir } of disc.layouts) {

@@ -119,7 +119,8 @@ async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Prom
 
 function isDir(p: string): boolean {
   try {
-    return fs.statSync(p).isDirectory();
+    // throwIfNoEntry: not yet extracted is the common case; no exception for it.
+    return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
   } catch {
     return false;
   }

@@ -116,6 +116,7 @@ interface DirFixup {
 }
 
 const TEN_MIB = 10 << 20;
+const CREATE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 /**
  * Applies the entries of one layer (a {@linkcode TarHandler}); `end()`
@@ -209,13 +210,25 @@ export class LayerApplier implements TarHandler {
     const rel = parent.rel === "" ? base : parent.rel + "/" + base;
     const abs = this.r.abs(rel);
     const entryName = rel;
+    const opts = this.state.opts;
+    if (h.type === "file") {
+      // the common case, a new file: create it directly (O_EXCL, never following
+      // a symlink); only when something is in the way look at it and replace it
+      this.fd = this.createFile(abs, rel, entryName);
+      this.cur = h;
+      this.curRel = rel;
+      this.pos = 0;
+      this.sparse = Boolean(h.sparse);
+      this.markWritten(rel);
+      return;
+    }
     let st: fs.Stats | undefined;
     try {
-      st = fs.lstatSync(abs);
+      // no exception (an Error with a stack) for the common "does not exist yet"
+      st = fs.lstatSync(abs, { throwIfNoEntry: false });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw wrapIo(e, "lstat", entryName);
+      throw wrapIo(e, "lstat", entryName);
     }
-    const opts = this.state.opts;
     switch (h.type) {
       case "dir": {
         if (st?.isDirectory()) {
@@ -252,20 +265,6 @@ export class LayerApplier implements TarHandler {
         this.markWritten(rel);
         return;
       }
-      case "file": {
-        if (st) this.remove(rel, abs, st);
-        try {
-          this.fd = fs.openSync(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-        } catch (e) {
-          throw wrapIo(e, "create", entryName);
-        }
-        this.cur = h;
-        this.curRel = rel;
-        this.pos = 0;
-        this.sparse = Boolean(h.sparse);
-        this.markWritten(rel);
-        return;
-      }
       case "symlink": {
         if (st) this.remove(rel, abs, st);
         try {
@@ -288,9 +287,9 @@ export class LayerApplier implements TarHandler {
         let tst: fs.Stats | undefined;
         if (tparent) {
           try {
-            tst = fs.lstatSync(this.r.abs(trel));
+            tst = fs.lstatSync(this.r.abs(trel), { throwIfNoEntry: false });
           } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw wrapIo(e, "lstat", trel);
+            throw wrapIo(e, "lstat", trel);
           }
         }
         if (!tst) this.fail("EUNPACK", entryName, `hard link target ${h.linkname} does not exist`);
@@ -331,6 +330,32 @@ export class LayerApplier implements TarHandler {
       }
       default:
         this.fail("EUNPACK", entryName, `unsupported tar entry type '${h.typeflag ?? "?"}'`);
+    }
+  }
+
+  /**
+   * Creates a regular file at `abs` (O_EXCL|O_NOFOLLOW, mode 0600 until its
+   * metadata is applied). When the name exists (EEXIST: any type, a dangling
+   * symlink too), the existing entry is removed (recursively for a directory,
+   * never following symlinks) and the file created again.
+   */
+  private createFile(abs: string, rel: string, entryName: string): number {
+    try {
+      return fs.openSync(abs, CREATE_FLAGS, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw wrapIo(e, "create", entryName);
+    }
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(abs, { throwIfNoEntry: false });
+    } catch (e) {
+      throw wrapIo(e, "lstat", entryName);
+    }
+    if (st) this.remove(rel, abs, st);
+    try {
+      return fs.openSync(abs, CREATE_FLAGS, 0o600);
+    } catch (e) {
+      throw wrapIo(e, "create", entryName);
     }
   }
 
@@ -596,13 +621,13 @@ export class LayerApplier implements TarHandler {
     const rel = dir.rel === "" ? name : dir.rel + "/" + name;
     const abs = this.r.abs(rel);
     this.keepParentTimes(dir.rel, dir.abs);
-    let st: fs.Stats;
+    let st: fs.Stats | undefined;
     try {
-      st = fs.lstatSync(abs);
+      st = fs.lstatSync(abs, { throwIfNoEntry: false });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
       throw wrapIo(e, "lstat", rel);
     }
+    if (!st) return;
     if (this.written.has(rel) || this.ancestors.has(rel)) {
       // written by this layer: only lower-layer content below it is hidden
       if (st.isDirectory()) this.clearLower(rel, abs);

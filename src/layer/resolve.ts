@@ -157,12 +157,13 @@ export class RootResolver {
       cur.push(c);
       const rel = cur.join("/");
       const abs = this.abs(rel);
-      let st: fs.Stats;
+      let st: fs.Stats | undefined;
       try {
-        st = fs.lstatSync(abs);
+        st = fs.lstatSync(abs, { throwIfNoEntry: false });
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== "ENOENT") throw wrapIo(e, "lstat", rel);
+        throw wrapIo(e, "lstat", rel);
+      }
+      if (!st) {
         if (!create) return null;
         try {
           fs.mkdirSync(abs, 0o755);

@@ -165,12 +165,13 @@ export function embeddedData(desc: Descriptor, where = "descriptor"): Uint8Array
 export function validateDescriptor(d: unknown, where: string): asserts d is Descriptor {
   if (!isObject(d)) throw new OcigenError("EJSON", `${where}: descriptor must be an object`);
   if (!isValidMediaType(d.mediaType)) {
-    throw new OcigenError("EJSON", `${where}.mediaType: ${JSON.stringify(d.mediaType)} is not a valid media type`);
+    const why = d.mediaType === undefined ? "missing" : `${JSON.stringify(d.mediaType)} is not a valid media type`;
+    throw new OcigenError("EJSON", `${where}.mediaType: ${why}`);
   }
   const p = digestProblem(d.digest);
-  if (p) throw new OcigenError("EDIGEST", `${where}.digest: ${JSON.stringify(d.digest)}: ${p}`);
+  if (p) throw new OcigenError("EDIGEST", `${where}.digest: ${d.digest === undefined ? "missing" : `${JSON.stringify(d.digest)}: ${p}`}`);
   if (typeof d.size !== "number" || !Number.isSafeInteger(d.size) || d.size < 0) {
-    throw new OcigenError("ESIZE", `${where}.size: ${JSON.stringify(d.size)} is not a non-negative integer`);
+    throw new OcigenError("ESIZE", `${where}.size: ${d.size === undefined ? "missing" : `${JSON.stringify(d.size)} is not a non-negative integer`}`);
   }
   if (d.urls !== undefined && !(Array.isArray(d.urls) && d.urls.every((u) => typeof u === "string"))) {
     throw new OcigenError("EJSON", `${where}.urls: must be an array of strings`);

@@ -324,6 +324,8 @@ export class Layout {
     const walk = async (rel: string): Promise<void> => {
       let names: fs.Dirent[];
       try {
+        // Most layouts have no refs/: find that out without an exception.
+        if (rel === "" && !fs.statSync(root, { throwIfNoEntry: false })) return;
         names = fs.readdirSync(join(root, rel), { withFileTypes: true });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;

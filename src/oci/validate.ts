@@ -31,7 +31,9 @@ function strArray(v: unknown, where: string, nullable = false): void {
 }
 
 function schemaVersion2(o: Record<string, unknown>, where: string): void {
-  if (o.schemaVersion !== 2) bad(`${where}.schemaVersion`, `must be 2, not ${JSON.stringify(o.schemaVersion)}`);
+  if (o.schemaVersion !== 2) {
+    bad(`${where}.schemaVersion`, o.schemaVersion === undefined ? "missing (must be 2)" : `must be 2, not ${JSON.stringify(o.schemaVersion)}`);
+  }
 }
 
 /** Media types accepted for an image index (OCI and Docker manifest list). */
@@ -149,6 +151,8 @@ export function validateConfig(v: unknown, where: string): asserts v is ImageCon
     strArray(c.Env, `${w}.Env`, true);
     strArray(c.Entrypoint, `${w}.Entrypoint`, true);
     strArray(c.Cmd, `${w}.Cmd`, true);
+    // Docker-built images carry `"Labels": null` (kept as is by skopeo copy docker://... oci:...): no labels
+    if (c.Labels === null) delete c.Labels;
     strMap(c.Labels, `${w}.Labels`);
     for (const k of ["ExposedPorts", "Volumes"]) {
       if (c[k] !== undefined && c[k] !== null && !isObject(c[k])) bad(`${w}.${k}`, "must be an object");

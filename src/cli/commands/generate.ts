@@ -12,22 +12,20 @@ import { loadGeneratorConfig } from "../../generator/config.ts";
 import { createReporter, runBySystemd } from "../../generator/report.ts";
 import { invokedAsGenerator } from "../../install/self.ts";
 import { log } from "../../log.ts";
-import type { GroupDeps } from "../program.ts";
-// The generator (generate.ts), the extractor (extract.ts, with the unpack
-// engine) and bulk extraction are imported by the actions that use them:
-// `generate` runs at every boot and must not load the unpack engine.
+import { addExtractAllOptions, extractAllCommand } from "../../bulk/cli.ts";
+// The generator (generate.ts) and the extractor (extract.ts) are imported by
+// the actions that use them: `generate` runs at every boot and `extract`
+// before every unit start; neither should load what the other needs.
 
 /**
- * Registers `generate`, `extract` and `gc-extracts`. `extract --all` and its
- * options come from `deps.bulkCli` (`src/bulk/cli.ts`); without it `extract`
- * has only its own options (enough for `ocigen generate`).
+ * Registers `generate`, `extract` and `gc-extracts`.
  *
  * @example
  * ```ts
  * register(program, raw);
  * ```
  */
-export function register(program: Command, _raw: Command, deps: GroupDeps = {}): void {
+export function register(program: Command, _raw: Command): void {
   program
     .command("generate")
     .description("systemd generator: write one service per tag of every layout under imagelayoutdir (systemd.generator(7))")
@@ -53,17 +51,16 @@ export function register(program: Command, _raw: Command, deps: GroupDeps = {}):
       if (r.errors.length > 0) process.exitCode = 1;
     });
 
-  const extractCmd = program
+  addExtractAllOptions(program
     .command("extract")
     .description("make sure the rootfs of a layout's tag is extracted, verified and current (run by generated units before start)")
     .option("--name <name>", "layout name (path relative to imagelayoutdir)")
     .option("--ref <tag>", "tag")
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .option("--user <spec=uid:gid>", "fail unless the image user SPEC resolves to UID:GID in the extracted rootfs")
-    .option("--bundle", "also write the runc/crun bundle config.json");
-  (deps.bulkCli ? deps.bulkCli.addExtractAllOptions(extractCmd) : extractCmd)
+    .option("--bundle", "also write the runc/crun bundle config.json"))
     .action(async (o: { name: string; ref: string; config?: string; user?: string; bundle?: boolean; all?: boolean }) => {
-      if (o.all) return await (await import("../../bulk/cli.ts")).extractAllCommand(o);
+      if (o.all) return await extractAllCommand(o);
       if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
       const { extract } = await import("../../generator/extract.ts");
       const r = await extract({
