@@ -379,7 +379,8 @@ async function unpackSuite(img: BenchImage, runs: number, target: string, log: (
   const ocigenUnpack = () => `${ocigen.map(sh).join(" ")} unpack --image ${sh(layoutRef)} ${sh(dest)}`;
   const cases: { name: string; tool?: string; cmd: () => string; pre?: () => void; note?: string; env?: Record<string, string> }[] = [
     { name: "ocigen unpack", cmd: ocigenUnpack, note: `run as: ${ocigen.map((s) => path.basename(s)).join(" ")}`, env: { OCIGEN_INFLATE: "" } },
-    { name: "ocigen unpack, inflate in a worker thread", cmd: ocigenUnpack, env: { OCIGEN_INFLATE: "worker" } },
+    { name: "ocigen unpack, no next-layer lookahead", cmd: ocigenUnpack, env: { OCIGEN_INFLATE: "", OCIGEN_LOOKAHEAD: "0" } },
+    { name: "ocigen unpack, inflate + hashes in this thread", cmd: ocigenUnpack, env: { OCIGEN_INFLATE: "wasm" } },
     { name: "ocigen unpack, previous JS inflate (fflate)", cmd: ocigenUnpack, env: { OCIGEN_INFLATE: "js" } },
     { name: "umoci unpack", tool: "umoci", cmd: () => `umoci unpack --image ${sh(layoutRef)} ${sh(dest)}` },
     {

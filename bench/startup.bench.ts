@@ -8,6 +8,7 @@
 //   (needs `npm run build` and `npm run build:binary`; missing ones are skipped)
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import os from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -65,8 +66,10 @@ for (const c of cases) {
   }
 }
 // Round-robin, so that load from elsewhere on the machine hits every case alike.
+const load0 = os.loadavg()[0];
 const samples = new Map<Case, number[]>(live.map((c) => [c, []]));
 for (let i = 0; i < runs; i++) for (const c of live) samples.get(c)!.push(once(c));
+const load = { start: +load0.toFixed(2), end: +os.loadavg()[0].toFixed(2), cpus: os.cpus().length };
 for (const [c, xs] of samples) {
   results.push({ name: c.name, medianMs: median(xs), minMs: Math.min(...xs), maxMs: Math.max(...xs), runs });
 }
@@ -74,10 +77,10 @@ const base = results.find((r) => r.name === "node -e 0")!.medianMs;
 for (const r of results) r.ratioToNode = r.medianMs / base;
 
 if (json) {
-  console.log(JSON.stringify({ runner: isDeno ? "deno" : `node ${process.version}`, runs, results }, null, 2));
+  console.log(JSON.stringify({ runner: isDeno ? "deno" : `node ${process.version}`, runs, load, results }, null, 2));
 } else {
   const runner = isDeno ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno} (spawn overhead is higher; prefer node)` : `node ${process.version}`;
-  console.log(`start-up, median of ${runs} runs (spawn to exit), measured from ${runner}`);
+  console.log(`start-up, median of ${runs} runs (spawn to exit), measured from ${runner}; load average ${load.start} -> ${load.end} on ${load.cpus} CPUs`);
   console.log("case".padEnd(34) + "median ms".padStart(10) + "min".padStart(8) + "max".padStart(8) + "  x node -e 0");
   for (const r of results) {
     console.log(r.name.padEnd(34) + r.medianMs.toFixed(1).padStart(10) + r.minMs.toFixed(1).padStart(8) + r.maxMs.toFixed(1).padStart(8) + `  ${r.ratioToNode!.toFixed(2)}`);

@@ -327,8 +327,8 @@ describe("ocigen build", () => {
       fs.writeFileSync(path.join(dir, "p.zip"), "PK");
       fs.writeFileSync(path.join(dir, "zip.yaml"), "z:\n  base: empty\n  install: p.zip\n");
       await assert.rejects(buildFile(path.join(dir, "zip.yaml"), { layout: path.join(dir, "oci") }), /not a \.deb or \.rpm package/);
-      const tags = await (await Layout.open(path.join(dir, "oci"))).listTags();
-      assert.deepEqual(tags, []);
+      // no target was built: the layout these builds would have created does not exist
+      assert.equal(fs.existsSync(path.join(dir, "oci")), false);
     } finally {
       if (saved.iso === undefined) delete process.env.OCIGEN_ISOLATION;
       else process.env.OCIGEN_ISOLATION = saved.iso;

@@ -144,3 +144,17 @@ test("qa-cli: a missing descriptor field or schemaVersion is reported as missing
   ];
   for (const [f, want] of cases) assert.equal(msg(f), want);
 });
+
+test("qa-cli: stat shows image history text without terminal escape sequences or line breaks", async () => {
+  const { formatStatTable } = await import("../src/mod.ts");
+  const out = formatStatTable({
+    manifest: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: "sha256:" + "a".repeat(64), size: 1 },
+    history: [{ layer: null, diff_id: "", created: "2024-01-01T00:00:00Z\x1b[2J", created_by: "a\tb", comment: "x\nFAKE \x1b[31mred\x1b[0m\x07", empty_layer: true }],
+  });
+  assert.ok(!/[\x00-\x08\x0b-\x1f\x7f]/.test(out), JSON.stringify(out));
+  const lines = out.split("\n");
+  assert.equal(lines.length, 3); // header, one row, final ""
+  assert.ok(lines[1].endsWith("x FAKE \\x1b[31mred\\x1b[0m\\x07"), lines[1]);
+  assert.ok(lines[1].includes("2024-01-01T00:00:00Z\\x1b[2J"));
+  assert.ok(lines[1].includes(" a b "));
+});

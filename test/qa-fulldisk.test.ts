@@ -2,6 +2,7 @@
 // - raw add-layer / insert / config into a layout on a full filesystem fail with one
 //   message, and leave the layout consistent: index.json parses, every blob it
 //   references exists, no temporary or lock files remain;
+// - gc works on a full disk (it frees space), although the lock file's owner line does not fit;
 // - unpack on a full disk names the entry once (regression: the message said
 //   "entry big: big: write: ENOSPC").
 import { test } from "node:test";
@@ -15,6 +16,7 @@ import process from "node:process";
 import {
   addTarLayer,
   configImage,
+  gcLayout,
   insertPath,
   Layout,
   newImage,
@@ -75,6 +77,8 @@ test("qa-fulldisk: layout writes on a full disk fail cleanly and leave the layou
     await assert.rejects(insertPath(layout, src, "/big.bin", { tag: "t" }), isENOSPC);
     checkConsistent(l);
 
+    // an unreferenced blob that gc must be able to remove on the full disk
+    const junk = await layout.writeBlob(randomBytes(64 << 10), "application/octet-stream");
     // fill the rest: even small config/manifest blobs cannot be written
     const fill = path.join(mnt, "fill");
     try {
@@ -84,6 +88,14 @@ test("qa-fulldisk: layout writes on a full disk fail cleanly and leave the layou
     checkConsistent(l);
     assert.equal(fs.readFileSync(path.join(l, "index.json"), "utf8"), index0, "index.json unchanged");
     assert.deepEqual(await (await Layout.open(l)).listTags(), ["t"]);
+    // gc frees space on a full disk (regression: it failed taking the lock, whose
+    // owner line did not fit: "write lock file: ENOSPC")
+    const probe = path.join(mnt, "probe");
+    assert.throws(() => fs.writeFileSync(probe, "x"), /ENOSPC/, "the disk is full");
+    fs.rmSync(probe, { force: true });
+    await gcLayout(layout);
+    assert.equal(fs.existsSync(path.join(l, "blobs", "sha256", junk.digest.slice(7))), false, "junk blob collected");
+    checkConsistent(l);
     fs.rmSync(fill, { force: true });
     fs.rmSync(l, { recursive: true, force: true });
 

@@ -253,10 +253,14 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
  */
 export async function runBuild(spec: BuildSpec, opts: BuildOptions): Promise<BuiltTarget[]> {
   let layout: Layout;
+  // a layout directory this build creates is removed again when no target could be built
+  let created: "dir" | "content" | null = null;
   if (fs.existsSync(path.join(opts.layout, "oci-layout"))) layout = await Layout.open(opts.layout);
   else {
     // validate the whole spec against an empty tag set before creating anything
     resolveBuildOrder(spec.targets, [], opts.file);
+    if (!fs.existsSync(opts.layout)) created = "dir";
+    else if (fs.statSync(opts.layout).isDirectory() && fs.readdirSync(opts.layout).length === 0) created = "content";
     layout = await Layout.init(opts.layout);
   }
   const order = resolveBuildOrder(spec.targets, await layout.listTags(), opts.file);
@@ -270,6 +274,13 @@ export async function runBuild(spec: BuildSpec, opts: BuildOptions): Promise<Bui
         await dropUnreferenced(layout, written);
       } catch (e2) {
         log.warn(`build ${t.name}: could not remove unreferenced blobs: ${(e2 as Error).message}`);
+      }
+      if (created !== null && built.length === 0) {
+        try {
+          // what init wrote (the directory itself may have existed, empty)
+          for (const n of fs.readdirSync(layout.dir)) fs.rmSync(path.join(layout.dir, n), { recursive: true, force: true });
+          if (created === "dir") fs.rmdirSync(layout.dir);
+        } catch { /* leave it */ }
       }
       if (e instanceof OcigenError) throw new OcigenError(e.code, `Cannot build target ${t.name}: ${e.message}`, { cause: e });
       throw e;

@@ -25,7 +25,6 @@ export function resolveInRoot(root: string, p: string, followLast = true): strin
   const queue = p.split("/").filter((c) => c !== "" && c !== ".");
   const resolved: string[] = [];
   let hops = 0;
-  let missing = false;
   while (queue.length > 0) {
     const c = queue.shift()!;
     if (c === "..") {
@@ -33,7 +32,8 @@ export function resolveInRoot(root: string, p: string, followLast = true): strin
       continue;
     }
     const isLast = queue.length === 0;
-    if (missing || (isLast && !followLast)) {
+    // every component is looked at, also after a missing one: "missing/../link/x" must follow link inside the root
+    if (isLast && !followLast) {
       resolved.push(c);
       continue;
     }
@@ -44,7 +44,6 @@ export function resolveInRoot(root: string, p: string, followLast = true): strin
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === "ENOENT") {
-        missing = true;
         resolved.push(c);
         continue;
       }

@@ -65,6 +65,23 @@ export const BUILD_ENV: Record<string, string> = {
 };
 
 /**
+ * Capabilities a build script keeps under bwrap when ocigen runs as root.
+ *
+ * @example
+ * ```ts
+ * BUILD_CAPS.includes("CAP_SYS_ADMIN"); // false
+ * ```
+ */
+export const BUILD_CAPS: readonly string[] = [
+  "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
+  "CAP_SETPCAP", "CAP_SETFCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_AUDIT_WRITE",
+];
+
+function isRootNow(): boolean {
+  return typeof process.getuid === "function" && process.getuid() === 0;
+}
+
+/**
  * The argv that runs `argv` inside `rootfs` with `method`.
  *
  * @example
@@ -82,6 +99,11 @@ export function sandboxArgv(method: Isolation, rootfs: string, argv: string[]): 
         "--dev", "/dev",
         "--proc", "/proc",
         "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        // as root bwrap keeps every capability: CAP_SYS_ADMIN (mount), CAP_MKNOD (raw host disks, no
+        // device cgroup here), CAP_SYS_MODULE, CAP_DAC_READ_SEARCH (open_by_handle_at), ... would let a
+        // hostile image's /bin/sh leave the sandbox. Keep what package managers need (Docker's defaults
+        // without MKNOD and NET_RAW: the network namespace is the host's).
+        ...(isRootNow() ? ["--cap-drop", "ALL", ...BUILD_CAPS.flatMap((c) => ["--cap-add", c])] : []),
         "--die-with-parent",
         "--chdir", "/",
         "--",

@@ -152,11 +152,13 @@ export function fileDigest(abs: string): string {
   const buf = new Uint8Array(1 << 20);
   let fd: number;
   try {
-    fd = fs.openSync(abs, "r");
+    // never through a symlink, never blocking on a FIFO (the tree may change under us)
+    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (err) {
     throw wrapIo(err, "open", abs);
   }
   try {
+    if (!fs.fstatSync(fd).isFile()) throw new OcigenError("EREPACK", `Cannot read ${abs}: not a regular file (replaced meanwhile?)`);
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
       if (n <= 0) break;

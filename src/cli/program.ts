@@ -130,6 +130,28 @@ export function verbOf(args: readonly string[]): string | undefined {
 }
 
 /**
+ * The program for a command line: only the verb group it names when the
+ * verb is known (see the module doc), else the whole program.
+ *
+ * @example
+ * ```ts
+ * const p = await programFor(["node", "ocigen", "generate", "/run/x"]); // the generator group only
+ * ```
+ */
+export async function programFor(argv: readonly string[]): Promise<Command> {
+  const verb = verbOf(argv.slice(2));
+  const group = verb !== undefined && Object.hasOwn(VERB_GROUP, verb) ? GROUPS[VERB_GROUP[verb]] : undefined;
+  if (verb !== undefined && group) {
+    const mod = await group();
+    const { program, raw } = baseProgram();
+    mod.register(program, raw);
+    if (program.commands.some((c) => c.name() === verb || c.aliases().includes(verb))) return program;
+  }
+  const { makeProgram } = await import("./main.ts");
+  return makeProgram();
+}
+
+/**
  * Runs the CLI like `main` in `./main.ts`, loading only the verb group the
  * command line needs.
  *
@@ -139,14 +161,5 @@ export function verbOf(args: readonly string[]): string | undefined {
  * ```
  */
 export async function runLazy(argv: string[]): Promise<number> {
-  const verb = verbOf(argv.slice(2));
-  const group = verb !== undefined && Object.hasOwn(VERB_GROUP, verb) ? GROUPS[VERB_GROUP[verb]] : undefined;
-  if (verb !== undefined && group) {
-    const mod = await group();
-    const { program, raw } = baseProgram();
-    mod.register(program, raw);
-    if (program.commands.some((c) => c.name() === verb || c.aliases().includes(verb))) return await runProgram(program, argv);
-  }
-  const { makeProgram } = await import("./main.ts");
-  return await runProgram(makeProgram(), argv);
+  return await runProgram(await programFor(argv), argv);
 }

@@ -60,6 +60,39 @@ function breakStale(path: string, raw: string): boolean {
 }
 
 /**
+ * The lock held as an empty file (its owner line did not fit on a full disk).
+ * Waiters take a lock file without a complete owner line as stale once its
+ * mtime is 10 s old, so the mtime is refreshed every 2 s while it is held
+ * (utimes needs no space); release removes it only while it is still ours.
+ */
+function holdEmptyLock(path: string): LockHandle {
+  let ino = -1;
+  try {
+    ino = fs.statSync(path).ino;
+  } catch { /* vanished: release is a no-op */ }
+  const timer = setInterval(() => {
+    try {
+      const now = new Date();
+      fs.utimesSync(path, now, now);
+    } catch { /* ignore */ }
+  }, 2000);
+  (timer as { unref?: () => void }).unref?.();
+  let released = false;
+  return {
+    path,
+    release() {
+      if (released) return;
+      released = true;
+      clearInterval(timer);
+      try {
+        const st = fs.statSync(path);
+        if (st.ino === ino && st.size === 0) fs.unlinkSync(path);
+      } catch { /* already gone */ }
+    },
+  };
+}
+
+/**
  * Takes the lock file `path`, waiting while another live process holds it.
  * Throws ELOCK on timeout, EIO (naming the path) on a file-system failure
  * such as a read-only layout.
@@ -80,7 +113,17 @@ export async function acquireLock(path: string, what: string, timeoutMs?: number
     let fd: number | undefined;
     try {
       fd = fs.openSync(path, "wx", 0o644);
-      fs.writeSync(fd, me);
+      try {
+        fs.writeSync(fd, me);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== "ENOSPC" && code !== "EDQUOT") throw e;
+        // A full disk: the lock file exists (an inode, no data) but the owner line
+        // does not fit. Hold it anyway, so that `gc` and `rm` can free space.
+        fs.closeSync(fd);
+        fd = undefined;
+        return holdEmptyLock(path);
+      }
       fs.closeSync(fd);
       let released = false;
       return {

@@ -16,6 +16,7 @@
  * @module
  */
 import fs from "node:fs";
+import process from "node:process";
 import { OcigenError } from "../errors.ts";
 import type { ImageConfig } from "../oci/types.ts";
 import { RootResolver, cleanEntryPath } from "./resolve.ts";
@@ -77,7 +78,10 @@ export interface ConvertOptions {
   rootfs?: string;
   /** `root.path` in the spec (default `"rootfs"`). */
   rootPath?: string;
-  /** Rootless spec (user namespace with these mappings, no cgroup mount). */
+  /**
+   * Rootless spec, as umoci's: user namespace with these mappings (default: container
+   * root is the calling user), no network namespace (the host's resolv.conf bound), no cgroup mount.
+   */
   rootless?: boolean;
   uidMappings?: Array<{ containerID: number; hostID: number; size: number }>;
   gidMappings?: Array<{ containerID: number; hostID: number; size: number }>;
@@ -256,7 +260,7 @@ export function convertConfig(image: ImageConfig, opts: ConvertOptions = {}): Ru
     { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
     { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
     opts.rootless
-      ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] }
+      ? { destination: "/sys", type: "bind", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] }
       : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
   ];
   if (!opts.rootless) {
@@ -265,6 +269,8 @@ export function convertConfig(image: ImageConfig, opts: ConvertOptions = {}): Ru
   for (const v of Object.keys(c.Volumes ?? {}).sort()) {
     mounts.push({ destination: v, type: "tmpfs", source: "none", options: ["rw", "nosuid", "nodev", "noexec", "relatime"] });
   }
+  // rootless: the host's network is shared (no network namespace), so is its resolver config (as umoci)
+  if (opts.rootless) mounts.push({ destination: "/etc/resolv.conf", type: "bind", source: "/etc/resolv.conf", options: ["rbind", "ro"] });
   const annotations: Record<string, string> = { ...(c.Labels ?? {}) };
   if (image.architecture) annotations["org.opencontainers.image.architecture"] = image.architecture;
   if (image.author) annotations["org.opencontainers.image.author"] = image.author;
@@ -289,10 +295,14 @@ export function convertConfig(image: ImageConfig, opts: ConvertOptions = {}): Ru
     readonlyPaths: ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
   };
   if (opts.rootless) {
+    // as umoci's rootless conversion: an unprivileged user cannot set up a network
+    // namespace; without explicit maps, container root is the invoking user
+    namespaces.splice(namespaces.findIndex((n) => n.type === "network"), 1);
     namespaces.push({ type: "user" });
     delete linux.resources;
-    linux.uidMappings = opts.uidMappings ?? [];
-    linux.gidMappings = opts.gidMappings ?? [];
+    const self = (id: number | undefined) => [{ containerID: 0, hostID: id ?? 0, size: 1 }];
+    linux.uidMappings = opts.uidMappings?.length ? opts.uidMappings : self(process.geteuid?.());
+    linux.gidMappings = opts.gidMappings?.length ? opts.gidMappings : self(process.getegid?.());
   }
   const userOut: RuntimeSpec["process"]["user"] = { uid: user.uid, gid: user.gid };
   if (user.additionalGids?.length) userOut.additionalGids = user.additionalGids;

@@ -5,6 +5,15 @@
  * Pipeline per layer (synchronous push stages):
  * blob bytes -> digest+size verification (layout.pipeBlob) -> decoder
  * (gzip/zstd/none) -> [diff_id hasher | tar parser -> layer applier].
+ * gzip layers of at least {@linkcode LAYER_WORKER_MIN_BYTES} (on a machine
+ * with a second core) run the first stages in a worker thread instead
+ * (`FileGunzip`: the worker reads the blob, hashes it, checks its size,
+ * inflates, hashes the output for the diff_id), so this thread only parses
+ * tar and writes files; the next layer's job starts while the current one is
+ * applied (one layer of lookahead, at most a 16 MiB ring ahead;
+ * `OCIGEN_LOOKAHEAD=0` turns that off, `OCIGEN_INFLATE=wasm` keeps
+ * everything in this thread). Digests are compared after the layer was
+ * applied, before anything is published, exactly as on the in-thread path.
  *
  * Atomicity: {@linkcode unpackRootfs} and {@linkcode unpackBundle} build in a
  * temporary directory `.<name>.tmp-<pid>-<rand>` beside the target and rename
@@ -52,6 +61,8 @@ import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import type { Descriptor } from "../oci/types.ts";
 import { REF_NAME } from "../oci/types.ts";
 import { createDecoderFor, layerCompression } from "../compress/index.ts";
+import { BlobReadError, type FileGunzip, startFileGunzip } from "../compress/inflate-worker.ts";
+import { validateDescriptor } from "../oci/digest.ts";
 import { TarParser } from "../tar/parser.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
@@ -108,14 +119,93 @@ function checkedDigester(digest: string, what: string) {
 }
 
 /**
+ * Compressed size from which a gzip layer is read, verified and inflated in a
+ * worker thread ({@linkcode startFileGunzip}) while this thread parses the tar
+ * and writes files. Below it the worker's hand-over costs more than it saves.
+ *
+ * @example
+ * ```ts
+ * const offload = desc.size >= LAYER_WORKER_MIN_BYTES;
+ * ```
+ */
+export const LAYER_WORKER_MIN_BYTES = 1 << 20;
+
+/**
+ * Starts reading + verifying + inflating a gzip layer in a worker thread
+ * (blob sha256, size, diff_id sha256 all computed there), or returns null when
+ * the layer must go through the in-thread pipeline (not gzip, embedded data,
+ * not sha256, small, no spare core or no workers, an invalid descriptor —
+ * whose error the in-thread path reports).
+ */
+function startLayerJob(layout: Layout, desc: Descriptor, diffId: string): FileGunzip | null {
+  if (!desc || typeof desc !== "object" || layerCompression(desc.mediaType) !== "gzip" || desc.data !== undefined) return null;
+  if (typeof desc.digest !== "string" || !desc.digest.startsWith("sha256:")) return null;
+  if (typeof diffId !== "string" || !diffId.startsWith("sha256:")) return null;
+  try {
+    validateDescriptor(desc, "layer");
+  } catch {
+    return null;
+  }
+  return startFileGunzip(layout.blobPath(desc.digest), {
+    name: `layer ${shortDigest(desc.digest)}`,
+    size: desc.size,
+    minSize: LAYER_WORKER_MIN_BYTES,
+  });
+}
+
+/** Reports a failed layer stream: the blob's own verification error first (missing, size, digest), else `e`. */
+async function layerFailure(layout: Layout, desc: Descriptor, what: string, e: unknown): Promise<never> {
+  if (e instanceof OcigenError && (e.code === "EDIGEST" || e.code === "ESIZE" || e.code === "ENOBLOB") && !(e instanceof BlobReadError)) throw e;
+  // A broken stream from a blob that does not verify: report the blob.
+  try {
+    await layout.verifyBlob(desc);
+  } catch (v) {
+    if (v instanceof OcigenError && (v.code === "EDIGEST" || v.code === "ESIZE" || v.code === "ENOBLOB")) throw v;
+    if (e instanceof BlobReadError) throw v;
+  }
+  if (e instanceof OcigenError) throw e;
+  throw new OcigenError("EUNPACK", `Cannot unpack ${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+}
+
+/** The worker-thread path of {@linkcode applyLayer}: the job already reads, verifies and inflates the blob. */
+async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState, job: FileGunzip): Promise<void> {
+  const what = `layer ${shortDigest(desc.digest)}`;
+  const parser = new TarParser(new LayerApplier(state, what), { context: what });
+  const onProgress = state.opts.onProgress;
+  try {
+    job.pump(parser, onProgress ? (n) => onProgress(n, 0) : undefined);
+  } catch (e) {
+    job.destroy();
+    await layerFailure(layout, desc, what, e);
+  }
+  if (job.inputDigest() !== desc.digest) {
+    await layout.verifyBlob(desc); // throws the layout's own EDIGEST message
+    throw new OcigenError("EDIGEST", `Cannot unpack ${what}: blob content hashes to ${shortDigest(String(job.inputDigest()))}`);
+  }
+  const got = job.outputDigest();
+  if (got !== diffId) {
+    throw new OcigenError(
+      "EDIFFID",
+      `Cannot unpack ${what}: diff_id mismatch: uncompressed content hashes to ${shortDigest(String(got))}, the config says ${shortDigest(diffId)}`,
+    );
+  }
+}
+
+/**
  * Applies one layer blob to the state's root, verifying digest, size and diff_id.
+ * Large gzip layers are read, verified and inflated in a worker thread (see
+ * {@linkcode LAYER_WORKER_MIN_BYTES}); `job` is such a job already started
+ * for this layer (by {@linkcode applyLayers}, one layer ahead), `null` to use
+ * this thread, `undefined` to decide here.
  *
  * @example
  * ```ts
  * await applyLayer(layout, image.manifest.layers[0], image.config.rootfs.diff_ids[0], new ApplyState("/tmp/r"));
  * ```
  */
-export async function applyLayer(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState): Promise<void> {
+export async function applyLayer(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState, job?: FileGunzip | null): Promise<void> {
+  if (job === undefined) job = startLayerJob(layout, desc, diffId);
+  if (job) return await applyLayerJob(layout, desc, diffId, state, job);
   const what = `layer ${shortDigest(String(desc?.digest))}`;
   const compression = layerCompression(desc.mediaType);
   if (!compression) throw new OcigenError("EMEDIATYPE", `Cannot unpack ${what}: unsupported layer media type ${desc.mediaType}`);
@@ -146,15 +236,7 @@ export async function applyLayer(layout: Layout, desc: Descriptor, diffId: strin
   try {
     await layout.pipeBlob(desc, input);
   } catch (e) {
-    if (e instanceof OcigenError && (e.code === "EDIGEST" || e.code === "ESIZE" || e.code === "ENOBLOB")) throw e;
-    // A broken stream from a blob that does not verify: report the blob.
-    try {
-      await layout.verifyBlob(desc);
-    } catch (v) {
-      if (v instanceof OcigenError && (v.code === "EDIGEST" || v.code === "ESIZE")) throw v;
-    }
-    if (e instanceof OcigenError) throw e;
-    throw new OcigenError("EUNPACK", `Cannot unpack ${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    await layerFailure(layout, desc, what, e);
   }
   const got = diff.digest();
   if (got !== diffId) {
@@ -195,14 +277,31 @@ export async function applyLayers(
   }
   if (!st.isDirectory()) throw new OcigenError("EUNPACK", `Cannot unpack to ${root}: not a directory`);
   const state = new ApplyState(root, opts);
-  for (let i = 0; i < layers.length; i++) {
-    opts.onLayer?.(i + 1, layers.length, layers[i]);
-    log.debug(`applying layer ${i + 1}/${layers.length} ${shortDigest(layers[i].digest)}`);
-    await applyLayer(layout, layers[i], diffIds[i], state);
+  // Pipelined: the next layer's worker job starts while this one is applied
+  // (it inflates up to its bounded ring ahead, then waits).
+  let next: FileGunzip | null = startLayerJob(layout, layers[0], diffIds[0]);
+  try {
+    for (let i = 0; i < layers.length; i++) {
+      const cur = i === 0 || LOOKAHEAD ? next : startLayerJob(layout, layers[i], diffIds[i]);
+      next = null;
+      if (i + 1 < layers.length && LOOKAHEAD) next = startLayerJob(layout, layers[i + 1], diffIds[i + 1]);
+      opts.onLayer?.(i + 1, layers.length, layers[i]);
+      log.debug(`applying layer ${i + 1}/${layers.length} ${shortDigest(layers[i].digest)}${cur ? " (worker)" : ""}`);
+      try {
+        await applyLayer(layout, layers[i], diffIds[i], state, cur);
+      } finally {
+        cur?.destroy();
+      }
+    }
+  } finally {
+    next?.destroy();
   }
   restoreFixedDirs(state);
   return state;
 }
+
+/** Start the next layer's worker job while applying this one (`OCIGEN_LOOKAHEAD=0`: off, for measurements). */
+const LOOKAHEAD = (process.env.OCIGEN_LOOKAHEAD ?? "1") !== "0";
 
 /** Rootless: gives directories made accessible while writing their modes back (deepest first). */
 function restoreFixedDirs(state: ApplyState): void {

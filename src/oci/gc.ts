@@ -103,13 +103,15 @@ export async function gcLayout(layout: Layout): Promise<GcResult> {
     const blobs = join(layout.dir, "blobs");
     let algs: string[] = [];
     try {
-      algs = fs.readdirSync(blobs);
+      // never through a symlink: a hostile layout could point blobs/ or blobs/<alg> at a host directory
+      if (fs.lstatSync(blobs).isDirectory()) algs = fs.readdirSync(blobs);
+      else log.warn(`gc: ${blobs} is not a directory (symlink?): no blob removed`);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw wrapIo(e, "read directory", blobs);
     }
     for (const alg of algs) {
       const dir = join(blobs, alg);
-      if (!fs.statSync(dir).isDirectory()) continue;
+      if (!fs.lstatSync(dir).isDirectory()) continue;
       sweepTemps(dir);
       for (const n of fs.readdirSync(dir)) {
         const digest = `${alg}:${n}`;

@@ -807,7 +807,11 @@ export class Layout {
       fh = undefined;
       digest = h.digest();
       const dir = join(this.dir, "blobs", alg);
-      fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+      // never into a symlinked blobs/ or blobs/<alg>: a hostile layout could point it at a host directory
+      for (const d of [join(this.dir, "blobs"), dir]) {
+        fs.mkdirSync(d, { recursive: true, mode: 0o755 });
+        if (!fs.lstatSync(d).isDirectory()) throw new OcigenError("EESCAPE", `${d} is not a directory (a symlink?): refusing to write blobs through it`);
+      }
       const final = join(dir, digest.slice(alg.length + 1));
       if (this.#created && !fs.existsSync(final)) this.#created.push(final);
       fs.renameSync(tmp, final);

@@ -6,6 +6,7 @@
  */
 import type { ResolvedImage } from "./layout.ts";
 import type { Descriptor } from "./types.ts";
+import { oneLine } from "../log.ts";
 
 /** One history row: a layer (or null for an empty-layer entry) and its history data. */
 export interface StatHistoryEntry {
@@ -98,14 +99,17 @@ export function humanSize(n: number): string {
  * ```
  */
 export function formatStatTable(s: ImageStat): string {
+  // history text comes from the image: tabs and newlines become spaces, other control
+  // characters (terminal escape sequences) are shown escaped
+  const text = (v: string | undefined) => oneLine((v ?? "").replace(/[\t\n]/g, " "));
   const rows: string[][] = [["LAYER", "CREATED", "CREATED BY", "SIZE", "COMMENT"]];
   for (const h of s.history) {
     rows.push([
       h.layer ? h.layer.digest : "<none>",
-      h.created ?? "",
-      (h.created_by ?? "").replace(/[\t\n]/g, " "),
+      text(h.created),
+      text(h.created_by),
       h.layer ? humanSize(h.layer.size) : "<none>",
-      (h.comment ?? "").replace(/[\t\n]/g, " "),
+      text(h.comment),
     ]);
   }
   const widths = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => [...r[c]].length)));

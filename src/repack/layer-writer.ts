@@ -192,11 +192,16 @@ export async function* tarStream(
           if (e.size > 0) {
             let fd: number;
             try {
-              fd = fs.openSync(it.abs, "r");
+              // never through a symlink, never blocking on a FIFO: the rootfs may have changed since the scan
+              fd = fs.openSync(it.abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
             } catch (err) {
               throw wrapIo(err, "open", it.abs);
             }
             try {
+              const st = fs.fstatSync(fd);
+              if (!st.isFile() || (e.ino > 0n && st.ino > 0 && st.ino !== Number(e.ino))) {
+                throw new OcigenError("EREPACK", `Cannot repack ${it.name}: it was replaced while being read`);
+              }
               let pos = 0;
               while (pos < e.size) {
                 const want = Math.min(CHUNK, e.size - pos);

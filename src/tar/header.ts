@@ -397,7 +397,8 @@ export function decodeBytes(b: Uint8Array): string {
       break;
     }
   }
-  if (ascii) return String.fromCharCode.apply(null, b as unknown as number[]);
+  // (apply() takes every byte as one argument: long PAX values would overflow the stack)
+  if (ascii) return b.length <= 4096 ? String.fromCharCode.apply(null, b as unknown as number[]) : dec.decode(b);
   const s = dec.decode(b);
   if (!s.includes("\ufffd")) return s;
   let out = "";

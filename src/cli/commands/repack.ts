@@ -6,10 +6,10 @@
 import { type Command, Option } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { Layout, parseImageRef } from "../../oci/layout.ts";
-import { parseCompression } from "../../compress/encode.ts";
-import { repackBundle } from "../../repack/repack.ts";
-import { addTarLayer, insertPath, insertWhiteout } from "../../repack/insert.ts";
 import type { HistoryOptions } from "../../repack/commit.ts";
+// The layer writer, the compressors and the repack machinery are imported by
+// the actions (first thing, so errors come in the same order): registering
+// the verbs stays cheap.
 import { checkDate } from "../../oci/image.ts";
 
 function addHistoryOptions(cmd: Command): Command {
@@ -61,6 +61,10 @@ export function register(program: Command, raw: Command): void {
     .option("--refresh-bundle", "make the bundle refer to the new image afterwards");
   addCompressOption(addHistoryOptions(repack));
   repack.action(async (bundle: string, o: Record<string, unknown>) => {
+    const [{ parseCompression }, { repackBundle }] = await Promise.all([
+      import("../../compress/encode.ts"),
+      import("../../repack/repack.ts"),
+    ]);
     const { dir, tag } = imageOf(o as { image?: string });
     const layout = await Layout.open(dir);
     await repackBundle(layout, bundle, {
@@ -84,6 +88,10 @@ export function register(program: Command, raw: Command): void {
     .argument("[target]", "path inside the image");
   addCompressOption(addHistoryOptions(insert));
   insert.action(async (a: string | undefined, b: string | undefined, o: Record<string, unknown>) => {
+    const [{ parseCompression }, { insertPath, insertWhiteout }] = await Promise.all([
+      import("../../compress/encode.ts"),
+      import("../../repack/insert.ts"),
+    ]);
     const { dir, tag } = imageOf(o as { image?: string });
     const layout = await Layout.open(dir);
     const base = { tag, newTag: o.tag as string | undefined, history: historyFrom(o), compression: parseCompression(o.compress as string) };
@@ -105,6 +113,10 @@ export function register(program: Command, raw: Command): void {
     .argument("<layer>", "uncompressed tar file");
   addCompressOption(addHistoryOptions(addLayer));
   addLayer.action(async (file: string, o: Record<string, unknown>) => {
+    const [{ parseCompression }, { addTarLayer }] = await Promise.all([
+      import("../../compress/encode.ts"),
+      import("../../repack/insert.ts"),
+    ]);
     const { dir, tag } = imageOf(o as { image?: string });
     const layout = await Layout.open(dir);
     await addTarLayer(layout, file, {

@@ -12,10 +12,10 @@ import { validateTag } from "../../oci/refname.ts";
 import { log } from "../../log.ts";
 import { type Progress, start as startProgress } from "../../progress.ts";
 import { type IdMapping, parseIdMap } from "../../layer/idmap.ts";
-import { type UnpackOptions, unpackBundle, unpackRootfs } from "../../layer/unpack.ts";
-import { convertConfig } from "../../layer/convert.ts";
-import { runningAsRoot } from "../../layer/apply.ts";
+import type { UnpackOptions } from "../../layer/unpack.ts";
 import type { Descriptor } from "../../oci/types.ts";
+// The unpack engine (layer/unpack.ts, layer/apply.ts) and the config
+// converter are imported by the actions: registering the verbs stays cheap.
 
 type Opts = Record<string, unknown>;
 
@@ -30,7 +30,7 @@ async function openImage(o: Opts) {
   return { layout, image: await layout.resolve(tag) };
 }
 
-function unpackOptions(o: Opts, p: Progress): UnpackOptions {
+function unpackOptions(o: Opts, p: Progress, runningAsRoot: () => boolean): UnpackOptions {
   const uidMap: IdMapping[] = ((o.uidMap as string[] | undefined) ?? []).map(parseIdMap);
   const gidMap: IdMapping[] = ((o.gidMap as string[] | undefined) ?? []).map(parseIdMap);
   const rootless = Boolean(o.rootless) || !runningAsRoot();
@@ -83,8 +83,12 @@ export function register(program: Command, raw: Command): void {
       .requiredOption("--image <layout[:tag]>", "image to unpack")
       .argument("<bundle>", "bundle directory to create (must not exist, or be empty)"),
   ).action(async (bundle: string, o: Opts) => {
-    const { layout, image } = await openImage(o);
-    await withLine(image.manifest.layers, (p) => unpackBundle(layout, image, bundle, unpackOptions(o, p)));
+    const [{ layout, image }, { unpackBundle }, { runningAsRoot }] = await Promise.all([
+      openImage(o),
+      import("../../layer/unpack.ts"),
+      import("../../layer/apply.ts"),
+    ]);
+    await withLine(image.manifest.layers, (p) => unpackBundle(layout, image, bundle, unpackOptions(o, p, runningAsRoot)));
   });
 
   addUnpackFlags(
@@ -94,8 +98,12 @@ export function register(program: Command, raw: Command): void {
       .requiredOption("--image <layout[:tag]>", "image to unpack")
       .argument("<rootfs>", "directory to create (must not exist)"),
   ).action(async (rootfs: string, o: Opts) => {
-    const { layout, image } = await openImage(o);
-    await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, unpackOptions(o, p)));
+    const [{ layout, image }, { unpackRootfs }, { runningAsRoot }] = await Promise.all([
+      openImage(o),
+      import("../../layer/unpack.ts"),
+      import("../../layer/apply.ts"),
+    ]);
+    await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, unpackOptions(o, p, runningAsRoot)));
   });
 
   raw
@@ -109,7 +117,7 @@ export function register(program: Command, raw: Command): void {
     .option("--gid-map <container:host:size>", "gid mapping (repeatable)", collect)
     .argument("<config>", "file to write")
     .action(async (out: string, o: Opts) => {
-      const { image } = await openImage(o);
+      const [{ image }, { convertConfig }] = await Promise.all([openImage(o), import("../../layer/convert.ts")]);
       const spec = convertConfig(image.config, {
         rootfs: o.rootfs as string | undefined,
         rootless: Boolean(o.rootless),

@@ -1,0 +1,46 @@
+// The start-up-fast CLI path (src/cli/program.ts): the program built for a
+// command line registers only the verb's group, and what it registers for
+// that verb is exactly what the whole program has (same help text); every
+// top-level verb is known to the lazy table (else it would silently take the
+// slow path).
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import type { Command } from "commander";
+import { makeProgram } from "../src/cli/main.ts";
+import { programFor, verbOf } from "../src/cli/program.ts";
+
+const width = (c: Command) => c.configureOutput({ getOutHelpWidth: () => 80, getErrHelpWidth: () => 80 });
+
+describe("lazy CLI", () => {
+  test("verbOf skips the global options", () => {
+    assert.equal(verbOf(["generate", "/run/x"]), "generate");
+    assert.equal(verbOf(["--log", "debug", "-q", "--verbose", "ls"]), "ls");
+    assert.equal(verbOf(["--log=info", "extract", "--name", "x"]), "extract");
+    assert.equal(verbOf(["--help"]), undefined);
+    assert.equal(verbOf(["-v"]), undefined);
+    assert.equal(verbOf([]), undefined);
+    assert.equal(verbOf(["--log"]), undefined);
+  });
+
+  test("each top-level verb gets its group only, with the same command as the whole program", async () => {
+    const full = makeProgram();
+    const verbs = full.commands.filter((c) => c.name() !== "raw" && c.name() !== "help");
+    assert.ok(verbs.length > 10);
+    for (const c of verbs) {
+      for (const name of [c.name(), ...c.aliases()]) {
+        const p = await programFor(["node", "ocigen", "--log", "warn", name, "--x"]);
+        assert.ok(p.commands.length < full.commands.length, `${name}: not in the lazy verb table (whole program loaded)`);
+        const sub = p.commands.find((s) => s.name() === c.name());
+        assert.ok(sub, `${name}: missing from its group`);
+        assert.equal(width(sub).helpInformation(), width(c).helpInformation(), `${name}: help differs`);
+      }
+    }
+  });
+
+  test("anything else gets the whole program", async () => {
+    const n = makeProgram().commands.length;
+    for (const args of [["--help"], ["help", "generate"], ["raw", "unpack"], ["no-such-verb"], []]) {
+      assert.equal((await programFor(["node", "ocigen", ...args])).commands.length, n, args.join(" "));
+    }
+  });
+});
