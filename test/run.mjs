@@ -1,7 +1,8 @@
 // Runs the whole test suite under Node (node --test, TypeScript via tsx) and
 // under Deno (deno test, Deno from the `deno` npm package); exits non-zero if
-// either fails. `--node` / `--deno` run one runtime only; further arguments
-// select test files (default: every test/**/*.test.ts).
+// either fails; a full run also type-checks with tsc. `--node` / `--deno` run
+// one runtime only; further arguments select test files (default: every
+// test/**/*.test.ts).
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -23,6 +24,12 @@ function find(dir) {
 }
 
 let failed = false;
+// The full run type-checks first: neither tsx nor `deno test --no-check` does.
+if (!onlyNode && !onlyDeno && args.filter((a) => !a.startsWith("--")).length === 0) {
+  console.log("\n# tsc -p tsconfig.json (strict type check)");
+  const r = spawnSync(process.execPath, [join("node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"], { stdio: "inherit" });
+  if (r.status !== 0) { failed = true; console.log("# tsc: FAILED"); }
+}
 if (!onlyDeno) {
   console.log(`\n# node ${process.version}: node --test (${files.length} files)`);
   const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...files], { stdio: "inherit" });
