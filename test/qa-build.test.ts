@@ -50,3 +50,14 @@ test("qa-build: targets built before a failure are kept; an existing layout is l
     assert.deepEqual(fs.readdirSync(path.join(l, "blobs", "sha256")).sort(), blobs);
   });
 });
+
+test("qa-build: target names must be OCI ref.names (the tags other verbs, skopeo and umoci can address)", async () => {
+  const { parseBuildSpec } = await import("../src/mod.ts");
+  for (const bad of ["_a", "a__b", "A-", "a..b", "-a"]) {
+    assert.throws(() => parseBuildSpec(`${bad}:\n  base: empty\n`, "s.yaml"), (e: unknown) =>
+      e instanceof OcigenError && e.message === `s.yaml: target ${bad}: name is not a valid tag`, bad);
+  }
+  for (const good of ["a", "v1.0", "my-app", "a_b", "A.B_c", "x--y"]) {
+    assert.equal(parseBuildSpec(`${good}:\n  base: empty\n`, "s.yaml").targets[0].name, good);
+  }
+});

@@ -22,6 +22,7 @@
 import fs from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { OcigenError } from "../errors.ts";
+import { isValidTag } from "../oci/refname.ts";
 import { shellSplit } from "./shellsplit.ts";
 
 /** One `copy` pair. */
@@ -103,7 +104,8 @@ export function parseBuildSpec(text: string, file = "spec"): BuildSpec {
   const targets: BuildTarget[] = [];
   for (const [name, raw] of Object.entries(doc as Record<string, unknown>)) {
     const where = `${file}: target ${name}`;
-    if (!TAG_RE.test(name)) fail(where, "name is not a valid tag");
+    // a Docker-style tag that is also an OCI ref.name (`_a`, `a__b`, `a-` are not: ocigen, skopeo and umoci refuse them)
+    if (!TAG_RE.test(name) || !isValidTag(name)) fail(where, "name is not a valid tag");
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) fail(where, "must be a map");
     const t = raw as Record<string, unknown>;
     for (const k of Object.keys(t)) if (!KNOWN.has(k)) fail(where, `unknown key ${k}`);

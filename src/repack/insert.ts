@@ -115,6 +115,10 @@ export async function insertPath(
   opts: AddLayerOptions & { opaque?: boolean },
 ): Promise<Descriptor> {
   const t = normalizeImagePath(target);
+  // a component named .wh.* would be read back as a whiteout (or opaque marker) on unpack
+  if (t.split("/").some((c) => c.startsWith(".wh."))) {
+    throw new OcigenError("EUSAGE", `Cannot insert at ${target}: names starting with .wh. are reserved for whiteouts`);
+  }
   const items = insertItems(src, t, Boolean(opts.opaque));
   return await layout.withLock(async () => {
     const layer = await writeLayer(layout, items, await compressionFor(layout, opts), { sourceDateEpoch: opts.sourceDateEpoch });
@@ -133,8 +137,9 @@ export async function insertPath(
 export async function insertWhiteout(layout: Layout, target: string, opts: AddLayerOptions): Promise<Descriptor> {
   const t = normalizeImagePath(target);
   if (t === ".") throw new OcigenError("EUSAGE", "Cannot whiteout /: use --opaque on a directory instead");
-  const base = t.slice(t.lastIndexOf("/") + 1);
-  if (base.startsWith(".wh.")) throw new OcigenError("EUSAGE", `Cannot whiteout ${target}: names starting with .wh. are reserved`);
+  if (t.split("/").some((c) => c.startsWith(".wh."))) {
+    throw new OcigenError("EUSAGE", `Cannot whiteout ${target}: names starting with .wh. are reserved`);
+  }
   const mtime = opts.sourceDateEpoch ?? 0;
   return await layout.withLock(async () => {
     const layer = await writeLayer(layout, [{ kind: "whiteout", name: whiteoutName(t), mtime }], await compressionFor(layout, opts), {
