@@ -3,7 +3,8 @@
 //     to wasm/build/<name>.wasm and embed it as src/wasm/generated/<name>.ts
 //     (base64), so Node, Deno, the bundle and the single binary all load the
 //     same bytes without touching the filesystem;
-//  2. bundle the CLI and the library with esbuild into dist/ (fast start-up).
+//  2. bundle the CLI and the library with esbuild into dist/ (fast start-up),
+//     and emit the library's type declarations into dist/types/.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -36,6 +37,8 @@ const common = ["--bundle", "--platform=node", "--format=esm", "--target=node20"
 mkdirSync(join(root, "dist"), { recursive: true });
 execFileSync(bin("esbuild"), ["src/main.ts", "--outfile=dist/ocigen.mjs", ...common], { cwd: root, stdio: "inherit" });
 execFileSync(bin("esbuild"), ["src/mod.ts", "--outfile=dist/mod.mjs", ...common], { cwd: root, stdio: "inherit" });
+// type declarations for library users (package.json "types"), from the same sources
+execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.decl.json"], { cwd: root, stdio: "inherit" });
 const main = join(root, "dist/ocigen.mjs");
 const txt = readFileSync(main, "utf8");
 if (!txt.startsWith("#!")) writeFileSync(main, "#!/usr/bin/env node\n" + txt);

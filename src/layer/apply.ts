@@ -28,6 +28,8 @@
  * @module
  */
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
 import type { TarHandler } from "../tar/parser.ts";
@@ -118,6 +120,30 @@ interface DirFixup {
 const TEN_MIB = 10 << 20;
 const CREATE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
+let umaskProbe: number | null | undefined;
+/**
+ * The process umask, found once by creating a probe file (mode 0777) in the
+ * temp directory (portable: no `process.umask()` read, deprecated in Node);
+ * `null` when it cannot be found (then every file gets an explicit chmod).
+ */
+function processUmask(): number | null {
+  if (umaskProbe !== undefined) return umaskProbe;
+  umaskProbe = null;
+  const probe = path.join(os.tmpdir(), `.ocigen-umask-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  try {
+    const fd = fs.openSync(probe, CREATE_FLAGS, 0o777);
+    try {
+      umaskProbe = 0o777 & ~(fs.fstatSync(fd).mode & 0o777);
+    } finally {
+      fs.closeSync(fd);
+      fs.unlinkSync(probe);
+    }
+  } catch {
+    umaskProbe = null;
+  }
+  return umaskProbe;
+}
+
 /**
  * Applies the entries of one layer (a {@linkcode TarHandler}); `end()`
  * finishes the layer (xattrs, directory modes and mtimes).
@@ -144,6 +170,8 @@ export class LayerApplier implements TarHandler {
   private cur: TarEntryHeader | null = null;
   private curRel = "";
   private sparse = false;
+  /** The open file was created with its final mode (no fchmod needed). */
+  private modeDone = false;
   private pendingBytes = 0;
 
   constructor(private readonly state: ApplyState, private readonly what: string) {
@@ -213,8 +241,14 @@ export class LayerApplier implements TarHandler {
     const opts = this.state.opts;
     if (h.type === "file") {
       // the common case, a new file: create it directly (O_EXCL, never following
-      // a symlink); only when something is in the way look at it and replace it
-      this.fd = this.createFile(abs, rel, entryName);
+      // a symlink); only when something is in the way look at it and replace it.
+      // Without setuid/setgid/sticky bits and when the umask keeps every bit of
+      // the mode, the file is created with its final mode (no fchmod later);
+      // otherwise 0600 now and the mode after the owner, as always.
+      const um = processUmask();
+      const m = h.mode & 0o777;
+      this.modeDone = (h.mode & 0o7000) === 0 && um !== null && (m & um) === 0;
+      this.fd = this.createFile(abs, rel, entryName, this.modeDone ? m : 0o600);
       this.cur = h;
       this.curRel = rel;
       this.pos = 0;
@@ -339,9 +373,9 @@ export class LayerApplier implements TarHandler {
    * symlink too), the existing entry is removed (recursively for a directory,
    * never following symlinks) and the file created again.
    */
-  private createFile(abs: string, rel: string, entryName: string): number {
+  private createFile(abs: string, rel: string, entryName: string, mode: number): number {
     try {
-      return fs.openSync(abs, CREATE_FLAGS, 0o600);
+      return fs.openSync(abs, CREATE_FLAGS, mode);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw wrapIo(e, "create", entryName);
     }
@@ -353,7 +387,7 @@ export class LayerApplier implements TarHandler {
     }
     if (st) this.remove(rel, abs, st);
     try {
-      return fs.openSync(abs, CREATE_FLAGS, 0o600);
+      return fs.openSync(abs, CREATE_FLAGS, mode);
     } catch (e) {
       throw wrapIo(e, "create", entryName);
     }
@@ -507,7 +541,7 @@ export class LayerApplier implements TarHandler {
     try {
       if (this.sparse) fs.ftruncateSync(this.fd, h.size);
       this.owner(h, rel, abs, false, this.fd);
-      this.chmod(abs, h.mode, rel, this.fd);
+      if (!this.modeDone) this.chmod(abs, h.mode, rel, this.fd);
       this.queueXattrs(h, rel, abs);
       this.times(h, abs, rel, false, this.fd);
     } catch (e) {
