@@ -53,6 +53,8 @@ export interface BuildOptions {
   now?: Date;
   /** Where temporary rootfs directories go (default: os.tmpdir()). */
   tmpDir?: string;
+  /** Called before each target is built (`index` 0-based, in build order), and with `index === total` at the end. */
+  onTarget?: (name: string, index: number, total: number) => void;
 }
 
 /** One built target. */
@@ -265,7 +267,8 @@ export async function runBuild(spec: BuildSpec, opts: BuildOptions): Promise<Bui
   }
   const order = resolveBuildOrder(spec.targets, await layout.listTags(), opts.file);
   const built: BuiltTarget[] = [];
-  for (const t of order) {
+  for (const [i, t] of order.entries()) {
+    opts.onTarget?.(t.name, i, order.length);
     const written: Descriptor[] = [];
     try {
       built.push(await buildTarget(layout, t, opts, written));
@@ -286,6 +289,7 @@ export async function runBuild(spec: BuildSpec, opts: BuildOptions): Promise<Bui
       throw e;
     }
   }
+  opts.onTarget?.("", order.length, order.length);
   return built;
 }
 

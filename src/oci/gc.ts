@@ -35,7 +35,11 @@ export interface GcResult {
  * const live = await reachableBlobs(layout);
  * ```
  */
-export async function reachableBlobs(layout: Layout, verify = true): Promise<Map<string, Descriptor>> {
+export async function reachableBlobs(
+  layout: Layout,
+  verify = true,
+  onVerified?: (d: Descriptor) => void,
+): Promise<Map<string, Descriptor>> {
   const live = new Map<string, Descriptor>();
   const visit = async (d: Descriptor, depth: number): Promise<void> => {
     if (live.has(d.digest)) return;
@@ -53,6 +57,7 @@ export async function reachableBlobs(layout: Layout, verify = true): Promise<Map
     } else if (verify && d.data === undefined) {
       try {
         await layout.verifyBlob(d);
+        onVerified?.(d);
       } catch (e) {
         if (!(d.urls?.length && e instanceof OcigenError && e.code === "ENOBLOB")) throw e;
       }
@@ -77,9 +82,9 @@ export async function reachableBlobs(layout: Layout, verify = true): Promise<Map
  * console.log(`removed ${r.removed.length} blobs`);
  * ```
  */
-export async function gcLayout(layout: Layout): Promise<GcResult> {
+export async function gcLayout(layout: Layout, opts: { onVerified?: (d: Descriptor) => void } = {}): Promise<GcResult> {
   return await layout.withLock(async () => {
-    const live = await reachableBlobs(layout);
+    const live = await reachableBlobs(layout, true, opts.onVerified);
     const res: GcResult = { kept: [...live.keys()].sort(), removed: [], tempRemoved: [] };
     const rm = (p: string) => {
       try {

@@ -5,6 +5,7 @@
  */
 import process from "node:process";
 import { type Command, Option } from "commander";
+import { start as startProgress } from "../../progress.ts";
 // The builder (and its YAML parser) is imported by the action: only `build` needs it.
 
 /**
@@ -27,7 +28,18 @@ export function register(program: Command, _raw: Command): void {
         import("../../build/build.ts"),
         import("../../compress/encode.ts"),
       ]);
-      const built = await buildFile(spec, { layout: o.layout, compression: parseCompression(o.compress) });
+      // progress (TTY only): targets done/total, the current one named
+      const p = startProgress("build");
+      let built;
+      try {
+        built = await buildFile(spec, {
+          layout: o.layout,
+          compression: parseCompression(o.compress),
+          onTarget: (name, i, total) => p.update({ itemsDone: i, items: total, note: name }),
+        });
+      } finally {
+        p.done();
+      }
       for (const b of built) process.stdout.write(`${b.tags.join(" ")} ${b.manifestDescriptor.digest}\n`);
     });
 }

@@ -11,6 +11,7 @@ import { Layout, parseImageRef } from "../../oci/layout.ts";
 import { CLEAR_KEYS, type ConfigChanges, configImage, copyTag, type HistoryOptions, newImage } from "../../oci/image.ts";
 import { formatStatTable, imageStat } from "../../oci/stat.ts";
 import { gcLayout } from "../../oci/gc.ts";
+import { start as startProgress } from "../../progress.ts";
 import { validateTag } from "../../oci/refname.ts";
 import { log } from "../../log.ts";
 
@@ -103,7 +104,18 @@ export function register(program: Command, _raw: Command): void {
     .description("delete unreferenced blobs, verifying the ones kept")
     .requiredOption("--layout <layout>", "path of the layout")
     .action(async (o: Opts) => {
-      const r = await gcLayout(await Layout.open(layoutOf(o)));
+      // progress (TTY only): bytes and blobs verified
+      const p = startProgress("gc: verifying");
+      let bytes = 0;
+      let blobs = 0;
+      let r;
+      try {
+        r = await gcLayout(await Layout.open(layoutOf(o)), {
+          onVerified: (d) => p.update({ bytes: (bytes += d.size), entries: ++blobs }),
+        });
+      } finally {
+        p.done();
+      }
       log.info(`gc: kept ${r.kept.length} blobs, removed ${r.removed.length} blobs and ${r.tempRemoved.length} temporary files`);
     });
 
