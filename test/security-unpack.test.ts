@@ -370,6 +370,41 @@ describe("xattrs (setfattr --restore dump injection)", () => {
   }, { skip });
 });
 
+describe("resource bounds (decompression-bomb style)", () => {
+  withEnv("xattr values over the kernel's 64 KiB limit are refused", (e) => {
+    const err = okOrTyped(e.root, [[{ name: "f", data: "", xattrs: { "user.big": new Uint8Array(65537) } }]]);
+    assert.equal(err?.code, "EUNPACK");
+    assert.match(err!.message, /larger than 64 KiB/);
+  });
+
+  withEnv("queued xattrs are flushed before the layer ends: ~1 MiB per entry cannot pile up in memory", (e) => {
+    // 16 x 60 KB values per entry compress to almost nothing; queued to the end of the layer, 100k
+    // such entries (a ~100 MB blob) would need ~100 GB of memory
+    const state = new ApplyState(e.root, {});
+    const p = new TarParser(new LayerApplier(state, "layer 0"));
+    const xattrs: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 16; i++) xattrs["user.x" + i] = new Uint8Array(60000).fill(65 + i);
+    let early: unknown;
+    try {
+      for (let i = 0; i < 60; i++) p.write(tarBytes([{ name: `f${i}`, data: "", xattrs }], { endMarker: false }));
+    } catch (err) {
+      early = err; // e.g. ext4: ENOSPC, the inode cannot hold that much: fails at the first flush
+    }
+    if (early !== undefined) {
+      assert.ok(early instanceof OcigenError, String(early));
+      return;
+    }
+    if (!XATTR_TOOLS) return;
+    // the layer has not ended, yet the first entries already carry their attributes
+    assert.ok(xattrNames(path.join(e.root, "f0")).includes("user.x0"), "xattrs of f0 not flushed before the end of the layer");
+    try {
+      p.end();
+    } catch (err) {
+      assert.ok(err instanceof OcigenError);
+    }
+  });
+});
+
 describe("reading the image's /etc/passwd (config.json, generator)", () => {
   withEnv("/etc/passwd as a FIFO, a device or a symlink chain to outside: no hang, no host read", (e) => {
     const hostPasswd = path.join(e.dir, "outside", "passwd");

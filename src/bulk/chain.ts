@@ -31,7 +31,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { writeFileAtomic } from "../fs/atomic.ts";
 import { parseDigest } from "../oci/digest.ts";
-import { storeDir, storeRootfs } from "../generator/paths.ts";
+import { storeDigests, storeDir, storeRootfs } from "../generator/paths.ts";
 
 /** File name of the chain record inside a store entry. */
 export const CHAIN_FILE = "ocigen-chain.json";
@@ -194,32 +194,9 @@ export function readChainRecordFile(file: string): ChainRecord | null {
  */
 export function scanChainRecords(extractsDir: string): ChainRecord[] {
   const out: ChainRecord[] = [];
-  const root = join(extractsDir, ".store");
-  let algs: string[];
-  try {
-    algs = fs.readdirSync(root);
-  } catch {
-    return out;
-  }
-  for (const alg of algs) {
-    if (alg.startsWith(".")) continue;
-    let names: string[] = [];
-    try {
-      names = fs.readdirSync(join(root, alg));
-    } catch {
-      continue;
-    }
-    for (const hex of names) {
-      if (hex.startsWith(".") || hex.endsWith(".lock")) continue;
-      const digest = `${alg}:${hex}`;
-      try {
-        parseDigest(digest);
-      } catch {
-        continue;
-      }
-      const rec = readChainRecord(extractsDir, digest);
-      if (rec) out.push(rec);
-    }
+  for (const digest of storeDigests(extractsDir)) {
+    const rec = readChainRecord(extractsDir, digest);
+    if (rec) out.push(rec);
   }
   return out;
 }

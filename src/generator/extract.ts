@@ -44,7 +44,7 @@ import { convertConfig } from "../layer/convert.ts";
 import type { GeneratorConfig } from "./config.ts";
 import { discoverLayouts } from "./discover.ts";
 import { layoutNameComponents, unitBaseName } from "./naming.ts";
-import { storeDir, storeRootfs, unitDir, unitRootfs } from "./paths.ts";
+import { storeDigests, storeDir, storeRootfs, unitDir, unitRootfs } from "./paths.ts";
 import { resolveUserInRoot } from "./rootfs.ts";
 
 /** Options of {@linkcode extract}. */
@@ -384,45 +384,25 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
     }
   }
   // Store entries.
-  const storeRoot = join(cfg.extractsDir, ".store");
-  let algs: string[] = [];
-  try {
-    algs = fs.readdirSync(storeRoot);
-  } catch { /* no store */ }
-  for (const alg of algs) {
-    let names: string[];
+  for (const digest of storeDigests(cfg.extractsDir)) {
+    if (referenced.has(digest)) continue;
+    const sdir = storeDir(cfg.extractsDir, digest);
+    removed.push(sdir);
+    if (opts.dryRun) continue;
+    let lock: LockHandle;
     try {
-      names = fs.readdirSync(join(storeRoot, alg));
-    } catch {
+      lock = await acquireLock(`${sdir}.lock`, `gc of ${shortDigest(digest)}`, 0);
+    } catch (e) {
+      removed.pop();
+      log.info(`${sdir}: in use, kept (${(e as Error).message})`);
       continue;
     }
-    for (const hex of names) {
-      if (hex.startsWith(".") || hex.endsWith(".lock")) continue;
-      const digest = `${alg}:${hex}`;
-      try {
-        parseDigest(digest);
-      } catch {
-        continue;
-      }
-      if (referenced.has(digest)) continue;
-      const sdir = join(storeRoot, alg, hex);
-      removed.push(sdir);
-      if (opts.dryRun) continue;
-      let lock: LockHandle;
-      try {
-        lock = await acquireLock(`${sdir}.lock`, `gc of ${shortDigest(digest)}`, 0);
-      } catch (e) {
-        removed.pop();
-        log.info(`${sdir}: in use, kept (${(e as Error).message})`);
-        continue;
-      }
-      try {
-        removeTree(sdir);
-      } catch (e) {
-        errors.push(wrapIo(e, "remove", sdir).message);
-      } finally {
-        lock.release();
-      }
+    try {
+      removeTree(sdir);
+    } catch (e) {
+      errors.push(wrapIo(e, "remove", sdir).message);
+    } finally {
+      lock.release();
     }
   }
   return { removed, errors };

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import * as fs from "node:fs";
 import { join } from "node:path";
 import { parseDigest } from "../oci/digest.ts";
 
@@ -65,4 +66,43 @@ export function unitDir(extractsDir: string, base: string): string {
  */
 export function unitRootfs(extractsDir: string, base: string): string {
   return join(extractsDir, base, "rootfs");
+}
+
+/**
+ * The manifest digests that have an entry in the store of `extractsDir`
+ * (`.store/<alg>/<hex>`; lock files, dot-entries and names that are not valid
+ * digests are passed over). An absent store has none.
+ *
+ * @example
+ * ```ts
+ * for (const digest of storeDigests("/var/lib/oci/extracts")) console.log(storeRootfs("/var/lib/oci/extracts", digest));
+ * ```
+ */
+export function storeDigests(extractsDir: string): string[] {
+  const root = join(extractsDir, ".store");
+  const out: string[] = [];
+  let algs: string[] = [];
+  try {
+    algs = fs.readdirSync(root);
+  } catch { /* no store */ }
+  for (const alg of algs) {
+    if (alg.startsWith(".")) continue;
+    let names: string[];
+    try {
+      names = fs.readdirSync(join(root, alg));
+    } catch {
+      continue;
+    }
+    for (const hex of names) {
+      if (hex.startsWith(".") || hex.endsWith(".lock")) continue;
+      const digest = `${alg}:${hex}`;
+      try {
+        parseDigest(digest);
+      } catch {
+        continue;
+      }
+      out.push(digest);
+    }
+  }
+  return out;
 }

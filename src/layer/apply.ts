@@ -118,6 +118,7 @@ interface DirFixup {
 }
 
 const TEN_MIB = 10 << 20;
+const XATTR_QUEUE_MAX = 32 << 20;
 const CREATE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 let umaskProbe: number | null | undefined;
@@ -165,6 +166,8 @@ export class LayerApplier implements TarHandler {
   private readonly keepTimes = new Map<string, { atime: number; mtime: number }>();
   private readonly redeclared = new Set<string>();
   private xattrs = new Map<string, Array<XattrSet & { ino: number }>>();
+  /** Bytes of xattr values queued in `xattrs` (flushed early past XATTR_QUEUE_MAX: bounded memory). */
+  private xattrBytes = 0;
   private fd = -1;
   private pos = 0;
   private cur: TarEntryHeader | null = null;
@@ -487,8 +490,14 @@ export class LayerApplier implements TarHandler {
       const key = rel || ".";
       let list = this.xattrs.get(key);
       if (!list) this.xattrs.set(key, (list = []));
-      list.push({ rel: key, name, value: typeof v === "string" ? new TextEncoder().encode(v) : v, ino });
+      const value = typeof v === "string" ? new TextEncoder().encode(v) : v;
+      // the kernel's XATTR_SIZE_MAX: a larger value could never be set
+      if (value.length > 65536) this.fail("EUNPACK", key, `xattr ${JSON.stringify(name)} is larger than 64 KiB`);
+      list.push({ rel: key, name, value, ino });
+      this.xattrBytes += value.length;
     }
+    // a hostile layer can carry ~1 MiB of well-compressible xattrs per entry: never queue unboundedly
+    if (this.xattrBytes > XATTR_QUEUE_MAX) this.flushXattrs();
   }
 
   data(chunk: Uint8Array): void {
@@ -728,6 +737,7 @@ export class LayerApplier implements TarHandler {
   }
 
   private flushXattrs(): void {
+    this.xattrBytes = 0;
     this.clearRedeclared();
     if (this.xattrs.size === 0) return;
     const todo = [...this.xattrs.values()].flat();
