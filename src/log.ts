@@ -58,12 +58,13 @@ export function setBeforeLogWrite(fn: (() => void) | null): void {
  * @example
  * ```ts
  * oneLine("entry a\nb"); // "entry a\\nb"
+ * oneLine("x".repeat(4000)).length; // 418: words over 512 characters keep only their ends
  * ```
  */
 export function oneLine(msg: string): string {
   return msg.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/g, (c) =>
     c === "\n" ? "\\n" : c === "\r" ? "\\r" : "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0")
-  );
+  ).replace(/\S{513,}/g, (w) => `${w.slice(0, 200)}...[${w.length} chars]...${w.slice(-200)}`);
 }
 
 function emit(level: LogLevel, msg: string): void {
