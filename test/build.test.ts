@@ -317,7 +317,7 @@ describe("ocigen build", () => {
       run("tar", ["-C", path.join(dir, "r"), "-cf", path.join(dir, "r.tar"), "."]);
       fs.writeFileSync(path.join(dir, "run.yaml"), "x:\n  base: empty\n  expand: r.tar\n  run: echo hi > /hi\n");
       process.env.OCIGEN_ISOLATION = "none";
-      await assert.rejects(buildFile(path.join(dir, "run.yaml"), { layout: path.join(dir, "oci") }), /target x: Cannot run the script of target x: no isolation available/);
+      await assert.rejects(buildFile(path.join(dir, "run.yaml"), { layout: path.join(dir, "oci") }), /Cannot build target x: Cannot run the run script: no isolation available/);
       delete process.env.OCIGEN_ISOLATION;
       fs.writeFileSync(path.join(dir, "p.rpm"), "not really an rpm");
       fs.writeFileSync(path.join(dir, "rpm.yaml"), "y:\n  base: empty\n  install: p.rpm\n");

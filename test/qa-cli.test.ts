@@ -138,8 +138,8 @@ test("qa-cli: a missing descriptor field or schemaVersion is reported as missing
     [() => validateDescriptor({ ...cfg, mediaType: undefined }, "m: config"), "m: config.mediaType: missing"],
     [() => validateDescriptor({ ...cfg, digest: undefined }, "m: config"), "m: config.digest: missing"],
     [() => validateDescriptor({ ...cfg, size: undefined }, "m: config"), "m: config.size: missing"],
-    [() => validateManifest({ config: cfg, layers: [] }, "m"), "m.schemaVersion: missing (must be 2)"],
-    [() => validateIndex({ manifests: [] }, "i"), "i.schemaVersion: missing (must be 2)"],
+    [() => validateManifest({ config: cfg, layers: [] }, "m"), "m: schemaVersion: missing (must be 2)"],
+    [() => validateIndex({ manifests: [] }, "i"), "i: schemaVersion: missing (must be 2)"],
     [() => validateDescriptor({ ...cfg, size: -1 }, "m: config"), "m: config.size: -1 is not a non-negative integer"],
   ];
   for (const [f, want] of cases) assert.equal(msg(f), want);

@@ -10,6 +10,7 @@ import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import { TarParser } from "../tar/parser.ts";
 import { ApplyState, LayerApplier } from "../layer/apply.ts";
 import { applyLayers } from "../layer/unpack.ts";
+import { checkLayerCount } from "../oci/validate.ts";
 
 /**
  * Applies a plain tar stream to `rootfs` (as one layer; `.wh.` entries act as whiteouts).
@@ -37,5 +38,6 @@ export async function applyTarStreamTo(tar: AsyncIterable<Uint8Array>, rootfs: s
  * ```
  */
 export async function unpackImageTo(layout: Layout, image: ResolvedImage, rootfs: string): Promise<ApplyState> {
+  checkLayerCount(image, `${layout.dir}:${image.tag}`);
   return await applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], rootfs, {});
 }

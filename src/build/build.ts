@@ -107,8 +107,17 @@ function mergeEnv(env: string[] | undefined, add: Record<string, string>): strin
   return out;
 }
 
-/** Runs a host hook (`pre`/`post`) with `/bin/sh -c`, ROOTFS and OCIGEN_TARGET in its environment. */
-async function runHook(script: string, rootfs: string, target: string, kind: string, cwd: string): Promise<void> {
+/**
+ * Names script `i` of `n` of a target's step in messages that `Cannot build
+ * target T: ` prefixes (so never the target again): `the run script`, `the
+ * pre hook 2 of 3`.
+ */
+function scriptName(kind: string, i: number, n: number): string {
+  return n > 1 ? `the ${kind} ${i + 1} of ${n}` : `the ${kind}`;
+}
+
+/** Runs a host hook (`pre`/`post`) with `/bin/sh -c`, ROOTFS and OCIGEN_TARGET in its environment; `what` names it. */
+async function runHook(script: string, rootfs: string, target: string, what: string, cwd: string): Promise<void> {
   const { spawn } = await import("node:child_process");
   await new Promise<void>((resolve, reject) => {
     const child = spawn("/bin/sh", ["-c", script], {
@@ -118,10 +127,10 @@ async function runHook(script: string, rootfs: string, target: string, kind: str
     });
     child.stdout!.on("data", (d) => process.stderr.write(d));
     child.stderr!.on("data", (d) => process.stderr.write(d));
-    child.on("error", (e) => reject(new OcigenError("EBUILD", `Cannot run the ${kind} hook of target ${target}: ${e.message}`)));
+    child.on("error", (e) => reject(new OcigenError("EBUILD", `Cannot run ${what}: ${e.message}`)));
     child.on("close", (code, sig) => {
       if (code === 0) resolve();
-      else reject(new OcigenError("EBUILD", `The ${kind} hook of target ${target} failed (${sig ? `signal ${sig}` : `exit ${code}`})`));
+      else reject(new OcigenError("EBUILD", `${what} failed (${sig ? `signal ${sig}` : `exit ${code}`})`));
     });
   });
 }
@@ -182,12 +191,12 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
     }
     const snapshot = scanTree(rootfs);
     await settleTimestamps(snapshot);
-    for (const h of t.pre) await runHook(h, rootfs, t.name, "pre", baseDir);
+    for (const [i, h] of t.pre.entries()) await runHook(h, rootfs, t.name, scriptName("pre hook", i, t.pre.length), baseDir);
     for (const c of t.copy) copyIntoRoot(rootfs, c.src, c.dest, baseDir);
     for (const p of t.install) await installPackage(path.resolve(baseDir, p), rootfs);
     for (const x of t.expand) await expandTarball(path.resolve(baseDir, x), rootfs);
-    for (const r of t.run) await runInRootfs(rootfs, r, `target ${t.name}`);
-    for (const h of t.post) await runHook(h, rootfs, t.name, "post", baseDir);
+    for (const [i, r] of t.run.entries()) await runInRootfs(rootfs, r, scriptName("run script", i, t.run.length));
+    for (const [i, h] of t.post.entries()) await runHook(h, rootfs, t.name, scriptName("post hook", i, t.post.length), baseDir);
 
     const now = scanTree(rootfs);
     const changes = diffTree(snapshot, now, { rootfs, compareXattrs: xattrsSupported(), what: `target ${t.name}` });

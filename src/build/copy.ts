@@ -14,9 +14,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import process from "node:process";
-import { OcigenError, wrapIo } from "../errors.ts";
+import { OcigenError } from "../errors.ts";
 import { log } from "../log.ts";
-import { mkdirInRoot, resolveInRoot } from "./rootpath.ts";
+import { errnoReason, mkdirInRoot, resolveInRoot } from "./rootpath.ts";
 
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
@@ -46,18 +46,26 @@ function copyMeta(st: fs.Stats, dest: string, symlink: boolean): void {
 /**
  * Copies host path `src` to absolute `dest` (already resolved inside the
  * rootfs; its parent exists). Children are created below it by name only.
+ * Errors read `Cannot copy SRC to DEST: why`, naming `names.src` and
+ * `names.dest` (default: `src` and `dest`) extended by the failing child's
+ * path, so callers can name what the user wrote instead of working paths.
  *
  * @example
  * ```ts
  * copyTree("/etc/hosts", "/tmp/rootfs/etc/hosts");
+ * copyTree("/specs/files/hosts", "/tmp/rootfs/etc/hosts", { src: "files/hosts", dest: "/etc/hosts" });
  * ```
  */
-export function copyTree(src: string, dest: string): void {
+export function copyTree(src: string, dest: string, names: { src: string; dest: string } = { src, dest }): void {
+  const fail = (e: unknown): never => {
+    if (e instanceof OcigenError) throw e;
+    throw new OcigenError("EIO", `Cannot copy ${names.src} to ${names.dest}: ${errnoReason(e)}`, { cause: e });
+  };
   let st: fs.Stats;
   try {
     st = fs.lstatSync(src);
   } catch (e) {
-    throw wrapIo(e, "lstat", src);
+    return fail(e);
   }
   try {
     if (st.isDirectory()) {
@@ -67,7 +75,9 @@ export function copyTree(src: string, dest: string): void {
       } catch { /* missing */ }
       if (dst && !dst.isDirectory()) removeAny(dest);
       if (!dst || !dst.isDirectory()) fs.mkdirSync(dest, { mode: 0o700 });
-      for (const name of fs.readdirSync(src).sort()) copyTree(path.join(src, name), path.join(dest, name));
+      for (const name of fs.readdirSync(src).sort()) {
+        copyTree(path.join(src, name), path.join(dest, name), { src: path.join(names.src, name), dest: path.posix.join(names.dest, name) });
+      }
       copyMeta(st, dest, false);
     } else if (st.isFile()) {
       removeAny(dest);
@@ -78,15 +88,17 @@ export function copyTree(src: string, dest: string): void {
       fs.symlinkSync(fs.readlinkSync(src), dest);
       copyMeta(st, dest, true);
     } else {
-      log.warn(`copy: skipping ${src}: not a file, directory or symlink`);
+      log.warn(`copy: skipping ${names.src}: not a file, directory or symlink`);
     }
   } catch (e) {
-    throw wrapIo(e, "copy to " + dest, src);
+    fail(e);
   }
 }
 
 /**
- * Runs one `copy` pair: host `src` (relative to `baseDir`) to `dest` inside `rootfs`.
+ * Runs one `copy` pair: host `src` (relative to `baseDir`) to `dest` inside
+ * `rootfs`. Errors name `src` and `dest` as written (never the rootfs's
+ * working path).
  *
  * @example
  * ```ts
@@ -98,6 +110,8 @@ export function copyIntoRoot(rootfs: string, src: string, dest: string, baseDir:
   if (!fs.existsSync(from) && !isSymlink(from)) throw new OcigenError("EBUILD", `Cannot copy ${src}: no such file on the host`);
   const rel = dest.split("/").filter((c) => c !== "" && c !== ".");
   const intoDir = dest.endsWith("/") || rel.length === 0;
+  // what the user calls the copy's destination inside the rootfs
+  const shown = (abs: string) => "/" + path.relative(rootfs, abs).split(path.sep).join("/");
   let target = resolveInRoot(rootfs, dest, true);
   let isDir = false;
   try {
@@ -105,7 +119,8 @@ export function copyIntoRoot(rootfs: string, src: string, dest: string, baseDir:
   } catch { /* missing */ }
   if (intoDir || isDir) {
     if (!isDir) target = mkdirInRoot(rootfs, dest);
-    copyTree(from, path.join(target, path.basename(from)));
+    const to = path.join(target, path.basename(from));
+    copyTree(from, to, { src, dest: shown(to) });
     return;
   }
   // SRC becomes DEST: make the parent, then copy under the final name (not following a symlink there)
@@ -113,7 +128,8 @@ export function copyIntoRoot(rootfs: string, src: string, dest: string, baseDir:
   const parent = parentRel ? mkdirInRoot(rootfs, parentRel) : rootfs;
   const finalName = rel[rel.length - 1];
   if (finalName === "..") throw new OcigenError("EBUILD", `Cannot copy ${src} to ${dest}: destination ends with ..`);
-  copyTree(from, path.join(parent, finalName));
+  const to = path.join(parent, finalName);
+  copyTree(from, to, { src, dest: shown(to) });
 }
 
 function isSymlink(p: string): boolean {

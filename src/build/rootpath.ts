@@ -6,7 +6,24 @@
  * @module
  */
 import fs from "node:fs";
-import { OcigenError, wrapIo } from "../errors.ts";
+import { OcigenError } from "../errors.ts";
+
+/**
+ * Why an fs call failed, for messages that name the path themselves:
+ * `ENOSPC (no space left on device)` for an errno error, else its message.
+ *
+ * @example
+ * ```ts
+ * try { fs.mkdirSync(p); } catch (e) { throw new OcigenError("EIO", `Cannot create directory /x in the rootfs: ${errnoReason(e)}`); }
+ * ```
+ */
+export function errnoReason(e: unknown): string {
+  const x = e as NodeJS.ErrnoException;
+  if (!x?.code) return String(x?.message ?? x);
+  // Node: "ENOSPC: no space left on device, copyfile '/a' -> '/b'"; Deno: "No space left on device (os error 28): copy ..."
+  const m = /^[A-Z]+: ([^,]+)/.exec(x.message ?? "") ?? /^([^(:]+?) \(os error \d+\)/.exec(x.message ?? "");
+  return m ? `${x.code} (${m[1].charAt(0).toLowerCase()}${m[1].slice(1)})` : x.code;
+}
 
 /**
  * Resolves `p` (absolute or relative, interpreted from the root) inside `root`.
@@ -47,18 +64,18 @@ export function resolveInRoot(root: string, p: string, followLast = true): strin
         resolved.push(c);
         continue;
       }
-      if (code === "ENOTDIR") throw new OcigenError("EBUILD", `Cannot resolve ${p} in ${root}: ${resolved.join("/")} is not a directory`);
-      throw wrapIo(e, "lstat", abs);
+      if (code === "ENOTDIR") throw new OcigenError("EBUILD", `Cannot resolve ${p} in the rootfs: /${resolved.join("/")} is not a directory`);
+      throw new OcigenError("EIO", `Cannot resolve ${p} in the rootfs: /${[...resolved, c].join("/")}: ${errnoReason(e)}`, { cause: e });
     }
     if (st.isSymbolicLink()) {
-      if (++hops > 40) throw new OcigenError("EBUILD", `Cannot resolve ${p} in ${root}: too many levels of symbolic links`);
+      if (++hops > 40) throw new OcigenError("EBUILD", `Cannot resolve ${p} in the rootfs: too many levels of symbolic links`);
       const target = fs.readlinkSync(abs);
       if (target.startsWith("/")) resolved.length = 0;
       queue.unshift(...target.split("/").filter((x) => x !== "" && x !== "."));
       continue;
     }
     if (!isLast && !st.isDirectory()) {
-      throw new OcigenError("EBUILD", `Cannot resolve ${p} in ${root}: ${[...resolved, c].join("/")} is not a directory`);
+      throw new OcigenError("EBUILD", `Cannot resolve ${p} in the rootfs: /${[...resolved, c].join("/")} is not a directory`);
     }
     resolved.push(c);
   }
@@ -89,10 +106,10 @@ export function mkdirInRoot(root: string, rel: string): string {
       try {
         fs.mkdirSync(abs, { mode: 0o755 });
       } catch (e) {
-        throw wrapIo(e, "mkdir", abs);
+        throw new OcigenError("EIO", `Cannot create directory /${cur} in the rootfs: ${errnoReason(e)}`, { cause: e });
       }
     } else if (!st.isDirectory()) {
-      throw new OcigenError("EBUILD", `Cannot create directory /${cur} in ${root}: exists and is not a directory`);
+      throw new OcigenError("EBUILD", `Cannot create directory /${cur} in the rootfs: it exists and is not a directory`);
     }
   }
   return abs;

@@ -118,12 +118,14 @@ export function sandboxArgv(method: Isolation, rootfs: string, argv: string[]): 
 
 /**
  * Runs `script` with `/bin/sh -c` inside `rootfs`. Output goes to ocigen's
- * stderr. Throws EBUILD naming `what` when the script fails, when the rootfs
- * has no `/bin/sh`, or when no isolation is available.
+ * stderr. Throws EBUILD naming the script as `what` (e.g. `the run script of
+ * target cirros`) when it fails (`<what> failed (exit 3, isolation bwrap)`),
+ * when the rootfs has no `/bin/sh`, or when no isolation is available
+ * (`Cannot run <what>: ...`).
  *
  * @example
  * ```ts
- * await runInRootfs("/tmp/rootfs", "echo hello > /hw", "target cirros");
+ * await runInRootfs("/tmp/rootfs", "echo hello > /hw", "the run script of target cirros");
  * ```
  */
 export async function runInRootfs(rootfs: string, script: string, what: string): Promise<void> {
@@ -131,14 +133,14 @@ export async function runInRootfs(rootfs: string, script: string, what: string):
   if (!method) {
     throw new OcigenError(
       "EBUILD",
-      `Cannot run the script of ${what}: no isolation available (install bubblewrap, or run as root for unshare/chroot)`,
+      `Cannot run ${what}: no isolation available (install bubblewrap, or run as root for unshare/chroot)`,
     );
   }
   let sh: fs.Stats | undefined;
   try {
     sh = fs.lstatSync(rootfs + "/bin/sh");
   } catch { /* missing */ }
-  if (!sh) throw new OcigenError("EBUILD", `Cannot run the script of ${what}: the rootfs has no /bin/sh`);
+  if (!sh) throw new OcigenError("EBUILD", `Cannot run ${what}: the rootfs has no /bin/sh`);
   // bwrap creates missing mount points (/dev, /proc): remove the ones it made
   const made = ["dev", "proc"].filter((d) => !fs.existsSync(`${rootfs}/${d}`));
   const argv = sandboxArgv(method, rootfs, ["/bin/sh", "-c", script]);
@@ -147,10 +149,10 @@ export async function runInRootfs(rootfs: string, script: string, what: string):
       const child = spawn(argv[0], argv.slice(1), { env: BUILD_ENV, stdio: ["ignore", "pipe", "pipe"] });
       child.stdout!.on("data", (d) => process.stderr.write(d));
       child.stderr!.on("data", (d) => process.stderr.write(d));
-      child.on("error", (e) => reject(new OcigenError("EBUILD", `Cannot run the script of ${what} with ${method}: ${e.message}`)));
+      child.on("error", (e) => reject(new OcigenError("EBUILD", `Cannot run ${what} with ${method}: ${e.message}`)));
       child.on("close", (code, sig) => {
         if (code === 0) resolve();
-        else reject(new OcigenError("EBUILD", `The script of ${what} failed (${sig ? `signal ${sig}` : `exit ${code}`}, isolation ${method})`));
+        else reject(new OcigenError("EBUILD", `${what} failed (${sig ? `signal ${sig}` : `exit ${code}`}, isolation ${method})`));
       });
     });
   } finally {

@@ -62,6 +62,7 @@ const ERR_OPEN = -100;
 const ERR_READ = -101;
 const ERR_TOO_LONG = -102;
 const ERR_TOO_SHORT = -103;
+const DRAIN_CHUNK = 512 * 1024; // FileGunzip hands the ring over in views of at most this size
 const ERRNO_LIST = ["ENOENT", "EACCES", "EISDIR", "EIO", "EMFILE", "ENFILE", "ENOTDIR", "ELOOP"];
 
 const WORKER_SOURCE = `
@@ -429,7 +430,6 @@ export const fileGunzipStats = { waitMs: 0 };
 export class FileGunzip {
   private slot: Slot | null;
   private readonly name: string;
-  private scratch = new Uint8Array(256 * 1024);
   private inDigest: string | undefined;
   private outDigest: string | undefined;
 
@@ -464,9 +464,10 @@ export class FileGunzip {
     for (;;) {
       const seq = Atomics.load(c, MAIN_SEQ);
       this.drain(s, sink);
-      if (onInput && read[1] > reported) {
-        onInput(read[1] - reported);
-        reported = read[1];
+      const now = read[1]; // read once: the worker moves it concurrently
+      if (onInput && now > reported) {
+        onInput(now - reported);
+        reported = now;
       }
       const st = Atomics.load(c, STATUS);
       if (st === 2) this.fail(s);
@@ -475,6 +476,8 @@ export class FileGunzip {
       Atomics.wait(c, MAIN_SEQ, seq, 1000);
       fileGunzipStats.waitMs += performance.now() - t0;
     }
+    const last = read[1];
+    if (onInput && last > reported) onInput(last - reported); // what was read after the last report
     const td = new TextDecoder();
     this.outDigest = "sha256:" + td.decode(new Uint8Array(s.sab, DIGEST_AT, 64).slice());
     this.inDigest = "sha256:" + td.decode(new Uint8Array(s.sab, IN_DIGEST_AT, 64).slice());
@@ -513,18 +516,20 @@ export class FileGunzip {
       const avail = (w - r) | 0;
       if (avail <= 0) return;
       const at = (r >>> 0) % OUT_CAP;
-      const k = Math.min(avail, OUT_CAP - at, this.scratch.length);
-      // copied out of shared memory: consumers (TextDecoder in the tar parser) reject shared views
-      this.scratch.set(s.outRing.subarray(at, at + k));
-      Atomics.store(c, OUT_R, (r + k) | 0);
-      Atomics.add(c, WORK_SEQ, 1);
-      Atomics.notify(c, WORK_SEQ);
+      const k = Math.min(avail, OUT_CAP - at, DRAIN_CHUNK);
+      // Zero-copy: the sink gets a view of the shared ring (valid during the call,
+      // as the ByteSink contract says); the worker cannot reuse those bytes until
+      // OUT_R moves past them, after the call. (Node's and Deno's fs and
+      // TextDecoder accept views of shared memory.)
       try {
-        sink.write(this.scratch.subarray(0, k));
+        sink.write(s.outRing.subarray(at, at + k));
       } catch (e) {
         this.destroy();
         throw e;
       }
+      Atomics.store(c, OUT_R, (r + k) | 0);
+      Atomics.add(c, WORK_SEQ, 1);
+      Atomics.notify(c, WORK_SEQ);
     }
   }
 

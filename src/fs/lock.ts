@@ -168,7 +168,10 @@ export async function acquireLock(path: string, what: string, timeoutMs?: number
       } catch { /* gone */ }
     }
     if (Date.now() - start > limit) {
-      throw new OcigenError("ELOCK", `Cannot lock ${what}: held by process ${owner.pid} on ${owner.host || "?"} (${path})`);
+      // An empty or partial owner line (a full disk, or a writer that died mid-write) names nobody.
+      const known = /^[1-9][0-9]* \S+\n$/.test(owner.raw);
+      const who = known ? `process ${owner.pid} on ${owner.host}` : "an unknown holder (the lock file has no owner line)";
+      throw new OcigenError("ELOCK", `Cannot lock ${what}: held by ${who} (${path})`);
     }
     await sleep(delay + Math.random() * delay);
     delay = Math.min(delay * 2, 200);

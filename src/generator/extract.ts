@@ -23,7 +23,10 @@
  *
  * gc-extracts removes per-unit directories whose layout and tag are gone and
  * store entries that no unit link and no current tag references; it skips
- * anything a broken layout might still need and anything locked.
+ * anything a broken layout might still need (the unit directories its
+ * `current.json` — or, without one, its name — ties to that layout, and their
+ * store entries) and anything locked, collects everything else, and reports
+ * the broken layouts as errors.
  *
  * @module
  */
@@ -36,6 +39,7 @@ import { tempPath, writeFileAtomic } from "../fs/atomic.ts";
 import { log } from "../log.ts";
 import { Layout, type ResolvedImage } from "../oci/layout.ts";
 import { parseDigest } from "../oci/digest.ts";
+import { checkLayerCount } from "../oci/validate.ts";
 // The unpack engine (layer/unpack.ts: decompressors, tar, WASM) is imported
 // only when something is extracted or removed: `ocigen extract` runs before
 // every start of a generated unit and is usually a no-op.
@@ -249,9 +253,22 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   }
 
   const sdir = storeDir(cfg.extractsDir, manifest);
+  // The store entry and the unit directory, when this run creates them, are
+  // made under the manifest's lock and removed again (if still empty) when the
+  // run fails: a failed first extract (a full disk) leaves no empty entries.
+  const made: string[] = [];
+  const mkdir = (dir: string) => {
+    try {
+      if (!lstatOrNull(dir)) {
+        fs.mkdirSync(dir, { recursive: true });
+        made.push(dir);
+      }
+    } catch (e) {
+      throw wrapIo(e, "mkdir", dir);
+    }
+  };
   try {
-    fs.mkdirSync(dirname(sdir), { recursive: true });
-    fs.mkdirSync(udir, { recursive: true });
+    fs.mkdirSync(dirname(sdir), { recursive: true }); // shared by every entry: kept
   } catch (e) {
     throw wrapIo(e, "mkdir", dirname(sdir));
   }
@@ -259,16 +276,14 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   try {
     if (!lstatOrNull(store)?.isDirectory()) {
       log.info(`${where}: extracting ${shortDigest(manifest)} into ${store}`);
-      try {
-        fs.mkdirSync(sdir, { recursive: true });
-      } catch (e) {
-        throw wrapIo(e, "mkdir", sdir);
-      }
+      checkLayerCount(img, `${layout.dir}:${tag}`);
+      mkdir(sdir);
       const { unpackRootfs } = await import("../layer/unpack.ts");
       await unpackRootfs(layout, img, store, opts.unpack ?? {});
       result.extracted = true;
     }
     userCheck(store);
+    mkdir(udir);
     if (opts.bundle && !bundleCurrent) {
       await writeFileAtomic(bundlePath, bundleConfig(img, store));
       result.changed = true;
@@ -279,6 +294,14 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
     }
     const meta: Current = { name, tag, manifest };
     await writeFileAtomic(join(udir, "current.json"), JSON.stringify(meta) + "\n");
+  } catch (e) {
+    // Deepest first; rmdir removes a directory only while it is empty (never what another run put there).
+    for (const dir of made.reverse()) {
+      try {
+        fs.rmdirSync(dir);
+      } catch { /* not empty (in use), or gone */ }
+    }
+    throw e;
   } finally {
     lock.release();
   }
@@ -333,7 +356,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
       tags = await layout.listTags();
     } catch (e) {
       brokenLayouts.add(name);
-      errors.push(`layout ${name}: ${(e as Error).message}`);
+      errors.push(`layout ${name}: ${(e as Error).message} (its extracts are kept)`);
       continue;
     }
     for (const tag of tags) {
@@ -342,7 +365,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
         referenced.add((await layout.resolve(tag)).manifestDescriptor.digest);
       } catch (e) {
         brokenLayouts.add(name);
-        errors.push(`layout ${name} tag ${tag}: ${(e as Error).message}`);
+        errors.push(`layout ${name} tag ${tag}: ${(e as Error).message} (the layout's extracts are kept)`);
       }
     }
   }
@@ -354,7 +377,17 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
     throw wrapIo(e, "read directory", cfg.extractsDir);
   }
   const storePrefix = join(cfg.extractsDir, ".store") + "/";
-  // Per-unit directories.
+  const discovered = new Set(disc.layouts.map((l) => l.name));
+  // Unit directory names of a broken layout start with this prefix (null: not computable, so any name may be one).
+  const brokenPrefixes = [...brokenLayouts].map((n) => {
+    try {
+      return unitBaseName(n, "x").slice(0, -1);
+    } catch {
+      return null;
+    }
+  });
+  // Per-unit directories: kept when their tag is current or their layout cannot be read; a store entry
+  // is removed only when no kept unit links to it and no readable tag names it.
   for (const d of entries) {
     if (d.name.startsWith(".") || !d.isDirectory()) continue;
     const udir = join(cfg.extractsDir, d.name);
@@ -362,9 +395,18 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
     try {
       meta = JSON.parse(fs.readFileSync(join(udir, "current.json"), "utf8")) as Current;
     } catch { /* unknown */ }
-    const keep = live.has(d.name) || (meta ? brokenLayouts.has(meta.name) : brokenLayouts.size > 0 || disc.errors.length > 0);
+    let keep: boolean;
+    if (live.has(d.name)) keep = true;
+    else if (meta && typeof meta.name === "string") {
+      // the unit's layout is broken, or may exist unseen (the walk met an unreadable directory)
+      keep = brokenLayouts.has(meta.name) || (disc.errors.length > 0 && !discovered.has(meta.name));
+    } else {
+      // no readable current.json: attributed to a layout by its name (never to fewer layouts than it may belong to)
+      keep = disc.errors.length > 0 || brokenPrefixes.some((p) => p === null || d.name.startsWith(p));
+    }
     const t = readlinkOrNull(join(udir, "rootfs"));
     if (keep) {
+      if (meta && typeof meta.manifest === "string") referenced.add(meta.manifest);
       if (t) {
         const abs = join(udir, t);
         if (abs.startsWith(storePrefix)) {

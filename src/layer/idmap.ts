@@ -1,6 +1,7 @@
 /**
- * User/group id maps in umoci's syntax `container:host:size` (as for
- * `--uid-map`/`--gid-map`), and mapping container ids to host ids.
+ * User/group id maps in umoci's syntax `container:host[:size]` (as for
+ * `--uid-map`/`--gid-map`; size defaults to 1), and mapping container ids to
+ * host ids.
  *
  * @module
  */
@@ -21,20 +22,27 @@ export interface IdMapping {
 }
 
 /**
- * Parses `container:host:size` (size defaults to 1 if omitted, as `container:host`).
+ * Parses `container:host[:size]`. As in umoci, `size` defaults to 1 when
+ * omitted (`0:1000` maps container id 0 to host id 1000 only). Throws EUSAGE
+ * naming the mapping when it does not parse, its size is 0, or its ids
+ * overflow.
  *
  * @example
  * ```ts
  * parseIdMap("0:1000:65536"); // { containerID: 0, hostID: 1000, size: 65536 }
+ * parseIdMap("0:1000"); // { containerID: 0, hostID: 1000, size: 1 }
  * ```
  */
 export function parseIdMap(s: string): IdMapping {
+  const bad = (why: string): never => {
+    throw new OcigenError("EUSAGE", `Cannot parse id map ${JSON.stringify(s)}: ${why}`);
+  };
   const m = /^([0-9]+):([0-9]+)(?::([0-9]+))?$/.exec(s.trim());
-  if (!m) throw new OcigenError("EUSAGE", `Cannot parse id map ${JSON.stringify(s)}: expected container:host:size`);
-  const r = { containerID: Number(m[1]), hostID: Number(m[2]), size: m[3] === undefined ? 1 : Number(m[3]) };
-  if (!Number.isSafeInteger(r.containerID + r.size) || !Number.isSafeInteger(r.hostID + r.size) || r.size < 1) {
-    throw new OcigenError("EUSAGE", `Cannot parse id map ${JSON.stringify(s)}: bad range`);
-  }
+  if (!m) bad("expected container:host[:size] (decimal ids; size defaults to 1)");
+  const r = { containerID: Number(m![1]), hostID: Number(m![2]), size: m![3] === undefined ? 1 : Number(m![3]) };
+  if (r.size < 1) bad("size must be at least 1");
+  // ids are 32-bit: the last mapped id on either side must fit
+  if (r.containerID + r.size - 1 > 0xffffffff || r.hostID + r.size - 1 > 0xffffffff) bad("ids beyond 4294967295");
   return r;
 }
 

@@ -95,25 +95,50 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** A field path as in `config.Env[0]` or `manifests[0].platform`. */
+const FIELD_PATH_RE = /^[A-Za-z_$][\w$.-]*(?:\[\d+\])*(?:\.[A-Za-z_$][\w$.-]*(?:\[\d+\])*)*$/;
+
+/**
+ * Names field `key` of the thing at `where`, for one-line messages of the
+ * form `DOCUMENT: FIELD.PATH: problem`. `where` is a document name
+ * (`/l/index.json`, `/l: manifest sha256:ab..`) or a document name and a field
+ * path (`/l/index.json: manifests[0]`); the field path is extended with `.key`
+ * (or `[i]` when `key` is an index), a bare document name gets `: key`.
+ *
+ * @example
+ * ```ts
+ * fieldOf("/l/index.json", "manifests[0]"); // "/l/index.json: manifests[0]"
+ * fieldOf("/l/index.json: manifests[0]", "digest"); // "/l/index.json: manifests[0].digest"
+ * fieldOf("/l: config sha256:ab..", "config.Cmd"); // "/l: config sha256:ab..: config.Cmd"
+ * fieldOf("m: layers", 2); // "m: layers[2]"
+ * ```
+ */
+export function fieldOf(where: string, key: string | number): string {
+  const i = where.lastIndexOf(": ");
+  const inField = i >= 0 && FIELD_PATH_RE.test(where.slice(i + 2));
+  if (typeof key === "number") return inField ? `${where}[${key}]` : `${where}: [${key}]`;
+  return inField ? `${where}.${key}` : `${where}: ${key}`;
+}
+
 function checkStringMap(v: unknown, where: string): void {
   if (v === undefined) return;
   if (!isObject(v)) throw new OcigenError("EJSON", `${where}: must be an object of strings`);
   for (const [k, s] of Object.entries(v)) {
-    if (typeof s !== "string") throw new OcigenError("EJSON", `${where}.${k}: must be a string`);
+    if (typeof s !== "string") throw new OcigenError("EJSON", `${fieldOf(where, k)}: must be a string`);
   }
 }
 
 function checkPlatform(p: unknown, where: string): asserts p is Platform {
   if (!isObject(p)) throw new OcigenError("EJSON", `${where}: must be an object`);
-  if (typeof p.architecture !== "string") throw new OcigenError("EJSON", `${where}.architecture: must be a string`);
-  if (typeof p.os !== "string") throw new OcigenError("EJSON", `${where}.os: must be a string`);
+  if (typeof p.architecture !== "string") throw new OcigenError("EJSON", `${fieldOf(where, "architecture")}: must be a string`);
+  if (typeof p.os !== "string") throw new OcigenError("EJSON", `${fieldOf(where, "os")}: must be a string`);
   for (const k of ["os.version", "variant"]) {
-    if (p[k] !== undefined && typeof p[k] !== "string") throw new OcigenError("EJSON", `${where}.${k}: must be a string`);
+    if (p[k] !== undefined && typeof p[k] !== "string") throw new OcigenError("EJSON", `${fieldOf(where, k)}: must be a string`);
   }
   for (const k of ["os.features", "features"]) {
     const a = p[k];
     if (a !== undefined && !(Array.isArray(a) && a.every((x) => typeof x === "string"))) {
-      throw new OcigenError("EJSON", `${where}.${k}: must be an array of strings`);
+      throw new OcigenError("EJSON", `${fieldOf(where, k)}: must be an array of strings`);
     }
   }
 }
@@ -129,14 +154,15 @@ function checkPlatform(p: unknown, where: string): asserts p is Platform {
  */
 export function embeddedData(desc: Descriptor, where = "descriptor"): Uint8Array | undefined {
   if (desc.data === undefined) return undefined;
+  const at = fieldOf(where, "data");
   if (typeof desc.data !== "string" || !BASE64_RE.test(desc.data)) {
-    throw new OcigenError("EJSON", `${where}.data: not valid base64`);
+    throw new OcigenError("EJSON", `${at}: not valid base64`);
   }
   const buf = Buffer.from(desc.data, "base64");
-  if (buf.toString("base64") !== desc.data) throw new OcigenError("EJSON", `${where}.data: not canonical base64`);
+  if (buf.toString("base64") !== desc.data) throw new OcigenError("EJSON", `${at}: not canonical base64`);
   const bytes = new Uint8Array(buf);
   if (bytes.length !== desc.size) {
-    throw new OcigenError("ESIZE", `${where}.data: embedded data has ${bytes.length} bytes, descriptor size says ${desc.size}`);
+    throw new OcigenError("ESIZE", `${at}: embedded data has ${bytes.length} bytes, descriptor size says ${desc.size}`);
   }
   const alg = desc.digest.slice(0, desc.digest.indexOf(":"));
   if (isSupportedAlgorithm(alg)) {
@@ -144,7 +170,7 @@ export function embeddedData(desc: Descriptor, where = "descriptor"): Uint8Array
     if (got !== desc.digest) {
       throw new OcigenError(
         "EDIGEST",
-        `${where}.data: embedded data hashes to ${shortDigest(got)}, descriptor says ${shortDigest(desc.digest)}`,
+        `${at}: embedded data hashes to ${shortDigest(got)}, descriptor says ${shortDigest(desc.digest)}`,
       );
     }
   }
@@ -166,20 +192,20 @@ export function validateDescriptor(d: unknown, where: string): asserts d is Desc
   if (!isObject(d)) throw new OcigenError("EJSON", `${where}: descriptor must be an object`);
   if (!isValidMediaType(d.mediaType)) {
     const why = d.mediaType === undefined ? "missing" : `${JSON.stringify(d.mediaType)} is not a valid media type`;
-    throw new OcigenError("EJSON", `${where}.mediaType: ${why}`);
+    throw new OcigenError("EJSON", `${fieldOf(where, "mediaType")}: ${why}`);
   }
   const p = digestProblem(d.digest);
-  if (p) throw new OcigenError("EDIGEST", `${where}.digest: ${d.digest === undefined ? "missing" : `${JSON.stringify(d.digest)}: ${p}`}`);
+  if (p) throw new OcigenError("EDIGEST", `${fieldOf(where, "digest")}: ${d.digest === undefined ? "missing" : `${JSON.stringify(d.digest)}: ${p}`}`);
   if (typeof d.size !== "number" || !Number.isSafeInteger(d.size) || d.size < 0) {
-    throw new OcigenError("ESIZE", `${where}.size: ${d.size === undefined ? "missing" : `${JSON.stringify(d.size)} is not a non-negative integer`}`);
+    throw new OcigenError("ESIZE", `${fieldOf(where, "size")}: ${d.size === undefined ? "missing" : `${JSON.stringify(d.size)} is not a non-negative integer`}`);
   }
   if (d.urls !== undefined && !(Array.isArray(d.urls) && d.urls.every((u) => typeof u === "string"))) {
-    throw new OcigenError("EJSON", `${where}.urls: must be an array of strings`);
+    throw new OcigenError("EJSON", `${fieldOf(where, "urls")}: must be an array of strings`);
   }
-  checkStringMap(d.annotations, `${where}.annotations`);
-  if (d.platform !== undefined) checkPlatform(d.platform, `${where}.platform`);
+  checkStringMap(d.annotations, fieldOf(where, "annotations"));
+  if (d.platform !== undefined) checkPlatform(d.platform, fieldOf(where, "platform"));
   if (d.artifactType !== undefined && !isValidMediaType(d.artifactType)) {
-    throw new OcigenError("EJSON", `${where}.artifactType: not a valid media type`);
+    throw new OcigenError("EJSON", `${fieldOf(where, "artifactType")}: not a valid media type`);
   }
   if (d.data !== undefined) embeddedData(d as unknown as Descriptor, where);
 }

@@ -21,7 +21,7 @@ export function register(program: Command, _raw: Command): void {
     .command("build")
     .description("build images from a genoci YAML spec: one new layer and two tags (TAG, TAG-YYYY-MM-DD_N) per target")
     .argument("<spec>", "YAML build spec")
-    .option("--layout <dir>", "OCI layout to build into (created when missing)", "oci")
+    .option("--layout <layout>", "path of the layout to build into (created when missing)", "oci")
     .addOption(new Option("--compress <kind>", "layer compression").choices(["gzip", "zstd", "none", "auto"]).default("gzip"))
     .action(async (spec: string, o: { layout: string; compress: string }) => {
       const [{ buildFile }, { parseCompression }] = await Promise.all([

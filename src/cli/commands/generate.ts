@@ -55,7 +55,7 @@ export function register(program: Command, _raw: Command): void {
     .command("extract")
     .description("make sure the rootfs of a layout's tag is extracted, verified and current (run by generated units before start)")
     .option("--name <name>", "layout name (path relative to imagelayoutdir)")
-    .option("--ref <tag>", "tag")
+    .option("--ref <tag>", "tag of the image in that layout")
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .option("--user <spec=uid:gid>", "fail unless the image user SPEC resolves to UID:GID in the extracted rootfs")
     .option("--bundle", "also write the runc/crun bundle config.json"))

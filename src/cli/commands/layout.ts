@@ -123,7 +123,7 @@ export function register(program: Command, _raw: Command): void {
     .command("config")
     .description("change the image config: new config and manifest blobs, history entry, tag")
     .requiredOption("--image <layout[:tag]>", "layout and tag to start from")
-    .option("--tag <new-tag>", "tag to write (default: overwrite the --image tag)")
+    .option("--tag <new-tag>", "new tag name (default: overwrite the --image tag)")
     .option("--config.user <user>", "user[:group] the process runs as")
     .option("--config.exposedports <port>", "exposed port, e.g. 80/tcp (repeatable)", collect)
     .option("--config.env <KEY=VALUE>", "environment variable, replacing KEY (repeatable)", collect)
@@ -133,16 +133,16 @@ export function register(program: Command, _raw: Command): void {
     .option("--config.label <KEY=VALUE>", "label (repeatable)", collect)
     .option("--config.workingdir <dir>", "working directory")
     .option("--config.stopsignal <signal>", "stop signal")
-    .option("--created <date>", "RFC 3339 creation date of the image")
+    .option("--created <date>", "creation date of the image (RFC 3339)")
     .option("--author <author>", "author of the image (and of the history entry)")
     .option("--architecture <arch>", "architecture of the image")
     .option("--os <os>", "operating system of the image")
     .option("--manifest.annotation <KEY=VALUE>", "manifest annotation (repeatable)", collect)
     .option("--clear <key>", `empty a list before adding (repeatable): ${CLEAR_KEYS.join(", ")}`, collect)
-    .option("--no-history", "do not add a history entry")
+    .option("--no-history", "do not create a history entry")
     .option("--history.author <author>", "author of the history entry")
     .option("--history.comment <text>", "comment of the history entry")
-    .option("--history.created <date>", "RFC 3339 date of the history entry")
+    .option("--history.created <date>", "creation date of the history entry (RFC 3339)")
     .option("--history.created_by <text>", "created_by of the history entry");
   config.action(async (o: Opts) => {
     const { dir, tag } = imageOf(o);

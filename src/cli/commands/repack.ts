@@ -14,11 +14,11 @@ import { checkDate } from "../../oci/image.ts";
 
 function addHistoryOptions(cmd: Command): Command {
   return cmd
+    .option("--no-history", "do not create a history entry")
+    .option("--history.author <author>", "author of the history entry")
     .option("--history.comment <text>", "comment of the history entry")
-    .option("--history.created_by <text>", "created_by of the history entry")
-    .option("--history.author <text>", "author of the history entry")
-    .option("--history.created <date>", "created date (RFC 3339) of the history entry")
-    .option("--no-history", "add no history entry");
+    .option("--history.created <date>", "creation date of the history entry (RFC 3339)")
+    .option("--history.created_by <text>", "created_by of the history entry");
 }
 
 function addCompressOption(cmd: Command): Command {
@@ -56,9 +56,9 @@ export function register(program: Command, raw: Command): void {
     .description("repack an OCI runtime bundle into a new layer and tag")
     .requiredOption("--image <layout[:tag]>", "layout and tag to write")
     .argument("<bundle>", "bundle directory made by ocigen unpack (or umoci unpack)")
-    .option("--mask-path <path>", "path not to include in the layer (repeatable)", (v: string, acc: string[]) => [...acc, v], [])
-    .option("--no-mask-volumes", "include the image's volumes in the layer")
-    .option("--refresh-bundle", "make the bundle refer to the new image afterwards");
+    .option("--mask-path <path>", "path whose changes (with those below it) are left out of the layer (repeatable)", (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
+    .option("--no-mask-volumes", "do not mask the image's volumes (include their changes in the layer)")
+    .option("--refresh-bundle", "update the bundle metadata to refer to the new image");
   addCompressOption(addHistoryOptions(repack));
   repack.action(async (bundle: string, o: Record<string, unknown>) => {
     const [{ parseCompression }, { repackBundle }] = await Promise.all([
@@ -71,7 +71,7 @@ export function register(program: Command, raw: Command): void {
       tag,
       history: historyFrom(o),
       compression: parseCompression(o.compress as string),
-      maskPaths: o.maskPath as string[],
+      maskPaths: (o.maskPath as string[] | undefined) ?? [],
       maskVolumes: o.maskVolumes !== false,
       refreshBundle: Boolean(o.refreshBundle),
     });
@@ -81,7 +81,7 @@ export function register(program: Command, raw: Command): void {
     .command("insert")
     .description("add a layer holding one file or tree (or one whiteout)")
     .requiredOption("--image <layout[:tag]>", "layout and tag to start from")
-    .option("--tag <new>", "tag to write (default: the --image tag)")
+    .option("--tag <new-tag>", "new tag name (default: overwrite the --image tag)")
     .option("--opaque", "make TARGET opaque (hide what lower layers have below it)")
     .option("--whiteout", "add a whiteout for TARGET instead of content")
     .argument("[src]", "host file or directory")
@@ -109,7 +109,7 @@ export function register(program: Command, raw: Command): void {
     .command("add-layer")
     .description("add an uncompressed tar archive as a new layer")
     .requiredOption("--image <layout[:tag]>", "layout and tag to start from")
-    .option("--tag <new>", "tag to write (default: the --image tag)")
+    .option("--tag <new-tag>", "new tag name (default: overwrite the --image tag)")
     .argument("<layer>", "uncompressed tar file");
   addCompressOption(addHistoryOptions(addLayer));
   addLayer.action(async (file: string, o: Record<string, unknown>) => {

@@ -9,6 +9,7 @@ import type { Command } from "commander";
 import { OcigenError, shortDigest, wrapIo } from "../../errors.ts";
 import { Layout, parseImageRef } from "../../oci/layout.ts";
 import { validateTag } from "../../oci/refname.ts";
+import { checkLayerCount } from "../../oci/validate.ts";
 import { log } from "../../log.ts";
 import { type Progress, start as startProgress } from "../../progress.ts";
 import { type IdMapping, parseIdMap } from "../../layer/idmap.ts";
@@ -27,7 +28,7 @@ async function openImage(o: Opts) {
   const { dir, tag } = parseImageRef(img);
   validateTag(tag);
   const layout = await Layout.open(dir);
-  return { layout, image: await layout.resolve(tag) };
+  return { layout, image: await layout.resolve(tag), name: img };
 }
 
 function unpackOptions(o: Opts, p: Progress, runningAsRoot: () => boolean): UnpackOptions {
@@ -61,8 +62,8 @@ async function withLine<T>(layers: Descriptor[], fn: (p: Progress) => Promise<T>
 function addUnpackFlags(c: Command): Command {
   return c
     .option("--rootless", "rootless unpack: do not apply owners, devices become placeholders (automatic when not root)")
-    .option("--uid-map <container:host:size>", "uid mapping (repeatable)", collect)
-    .option("--gid-map <container:host:size>", "gid mapping (repeatable)", collect)
+    .option("--uid-map <container:host[:size]>", "uid mapping to use (size defaults to 1; repeatable)", collect)
+    .option("--gid-map <container:host[:size]>", "gid mapping to use (size defaults to 1; repeatable)", collect)
     .option("--keep-dirlinks", "keep existing symlinks to directories when a layer has a directory of that name");
 }
 
@@ -83,11 +84,12 @@ export function register(program: Command, raw: Command): void {
       .requiredOption("--image <layout[:tag]>", "image to unpack")
       .argument("<bundle>", "bundle directory to create (must not exist, or be empty)"),
   ).action(async (bundle: string, o: Opts) => {
-    const [{ layout, image }, { unpackBundle }, { runningAsRoot }] = await Promise.all([
+    const [{ layout, image, name }, { unpackBundle }, { runningAsRoot }] = await Promise.all([
       openImage(o),
       import("../../layer/unpack.ts"),
       import("../../layer/apply.ts"),
     ]);
+    checkLayerCount(image, name);
     await withLine(image.manifest.layers, (p) => unpackBundle(layout, image, bundle, unpackOptions(o, p, runningAsRoot)));
   });
 
@@ -98,11 +100,12 @@ export function register(program: Command, raw: Command): void {
       .requiredOption("--image <layout[:tag]>", "image to unpack")
       .argument("<rootfs>", "directory to create (must not exist)"),
   ).action(async (rootfs: string, o: Opts) => {
-    const [{ layout, image }, { unpackRootfs }, { runningAsRoot }] = await Promise.all([
+    const [{ layout, image, name }, { unpackRootfs }, { runningAsRoot }] = await Promise.all([
       openImage(o),
       import("../../layer/unpack.ts"),
       import("../../layer/apply.ts"),
     ]);
+    checkLayerCount(image, name);
     await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, unpackOptions(o, p, runningAsRoot)));
   });
 
@@ -113,8 +116,8 @@ export function register(program: Command, raw: Command): void {
     .requiredOption("--image <layout[:tag]>", "image whose config to convert")
     .option("--rootfs <dir>", "root filesystem to resolve user and group names in (read safely inside it)")
     .option("--rootless", "generate a rootless configuration")
-    .option("--uid-map <container:host:size>", "uid mapping (repeatable)", collect)
-    .option("--gid-map <container:host:size>", "gid mapping (repeatable)", collect)
+    .option("--uid-map <container:host[:size]>", "uid mapping to use (size defaults to 1; repeatable)", collect)
+    .option("--gid-map <container:host[:size]>", "gid mapping to use (size defaults to 1; repeatable)", collect)
     .argument("<config>", "file to write")
     .action(async (out: string, o: Opts) => {
       const [{ image }, { convertConfig }] = await Promise.all([openImage(o), import("../../layer/convert.ts")]);
