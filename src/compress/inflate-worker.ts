@@ -8,12 +8,17 @@
  * Protocol (one SharedArrayBuffer, Int32 control words, byte counters that wrap):
  *  - input ring: the caller writes compressed bytes, the worker consumes them;
  *  - output ring: the worker writes decompressed bytes, the caller drains them
- *    into its sink (copied out of shared memory first: some consumers, e.g.
- *    TextDecoder, reject views of shared memory);
+ *    into its sink (`WorkerGunzip` copies them out of shared memory first, for
+ *    any consumer; `FileGunzip`, used by the unpack engine, hands views of the
+ *    ring to the tar parser and frees the bytes after the call);
  *  - each side waits with `Atomics.wait` on its own sequence word, which the
- *    other side bumps after every change, so neither can sleep through progress.
+ *    other side bumps after every change, so neither can sleep through progress;
+ *  - file jobs (`SOURCE` = 1, {@linkcode FileGunzip}): no input ring, the
+ *    worker reads the file named in shared memory itself, checks its size
+ *    against the expected one and hashes it (`HASH` bit 2) as well as the
+ *    output (bit 1); both hex digests come back in shared memory.
  * A stream that fails or is abandoned terminates its worker; cleanly finished
- * workers are kept for the next stream.
+ * workers are kept for the next stream (at most two idle).
  *
  * @module
  */
