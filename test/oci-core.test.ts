@@ -302,3 +302,12 @@ describe("Layout", () => {
     }
   });
 });
+
+test("stat prints times as umoci (Go's RFC3339Nano) does: no trailing zeros in the fraction", async () => {
+  const { rfc3339Nano } = await import("../src/oci/stat.ts");
+  assert.equal(rfc3339Nano("2026-11-23T17:28:42.450Z"), "2026-11-23T17:28:42.45Z");
+  assert.equal(rfc3339Nano("2026-11-23T17:28:42.400416319Z"), "2026-11-23T17:28:42.400416319Z");
+  assert.equal(rfc3339Nano("2026-11-23T17:28:42.000+02:00"), "2026-11-23T17:28:42+02:00");
+  assert.equal(rfc3339Nano("2026-11-23T17:28:42Z"), "2026-11-23T17:28:42Z");
+  assert.equal(rfc3339Nano("yesterday"), "yesterday");
+});

@@ -48,7 +48,7 @@ export function imageStat(img: ResolvedImage): ImageStat {
       e.diff_id = diffIds[li] ?? "";
       li++;
     }
-    if (h.created !== undefined) e.created = h.created;
+    if (h.created !== undefined) e.created = rfc3339Nano(h.created);
     if (h.created_by !== undefined) e.created_by = h.created_by;
     if (h.author !== undefined) e.author = h.author;
     if (h.comment !== undefined) e.comment = h.comment;
@@ -89,6 +89,24 @@ export function humanSize(n: number): string {
 }
 
 /**
+ * An RFC 3339 time as Go's `time.RFC3339Nano` prints it (umoci's `stat`): the
+ * fraction of a second without trailing zeros, and none when it is zero.
+ * Anything that is not such a time is returned unchanged.
+ *
+ * @example
+ * ```ts
+ * rfc3339Nano("2024-01-01T00:00:00.450Z"); // "2024-01-01T00:00:00.45Z"
+ * rfc3339Nano("2024-01-01T00:00:00.000+02:00"); // "2024-01-01T00:00:00+02:00"
+ * ```
+ */
+export function rfc3339Nano(t: string | undefined): string | undefined {
+  const m = t === undefined ? null : /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(t);
+  if (!m) return t;
+  const frac = (m[2] ?? "").replace(/0+$/, "");
+  return `${m[1]}${frac ? "." + frac : ""}${m[3]}`;
+}
+
+/**
  * Renders the stat table (columns LAYER, CREATED, CREATED BY, SIZE, COMMENT;
  * each column but the last padded to its widest cell plus one space, like
  * Go's tabwriter in umoci).
@@ -106,7 +124,7 @@ export function formatStatTable(s: ImageStat): string {
   for (const h of s.history) {
     rows.push([
       h.layer ? h.layer.digest : "<none>",
-      text(h.created),
+      text(rfc3339Nano(h.created)),
       text(h.created_by),
       h.layer ? humanSize(h.layer.size) : "<none>",
       text(h.comment),
