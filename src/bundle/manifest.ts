@@ -45,8 +45,8 @@ import path from "node:path";
 import { createHash } from "node:crypto";
 import { OcigenError, wrapIo } from "../errors.ts";
 import process from "node:process";
-import { type BundleEntry, type EntryType, scanTree, settleTimestamps } from "./scan.ts";
-import { xattrsSupported } from "./xattr.ts";
+import { type BundleEntry, encodeXattrs, type EntryType, forEachEntry, settleAfter, settleTimestamps } from "./scan.ts";
+import { readPathsXattrs, readTreeXattrs, type Xattrs, xattrsSupported } from "./xattr.ts";
 
 /**
  * File name of the manifest inside a bundle.
@@ -176,30 +176,36 @@ export interface WriteManifestOptions {
   digests?: boolean;
   /** Entries already scanned (skips the scan; used by `repack --refresh-bundle`). */
   entries?: BundleEntry[];
+  /**
+   * Hint from the writer of the tree: it set no extended attribute anywhere in
+   * it (`ocigen unpack` passes `!ApplyState.anyXattrs`). The recursive
+   * `getfattr` pass is then skipped (a root probe stays; see
+   * {@linkcode writeBundleManifest}); the manifest is the same as without
+   * the hint. Ignored with `entries`.
+   */
+  noXattrs?: boolean;
 }
 
 /**
  * Scans `rootfs` and writes the bundle manifest `BUNDLE/ocigen.mtree.jsonl`
  * atomically (temp file + rename). Called at the end of `ocigen unpack`.
+ * Entries are streamed to the file as they are scanned (memory bounded by
+ * the tree depth, not its size).
  *
  * @example
  * ```ts
  * await writeBundleManifest("/tmp/bundle", "/tmp/bundle/rootfs");
+ * await writeBundleManifest("/tmp/bundle", "/tmp/bundle/rootfs", { noXattrs: true }); // same content, no getfattr -R
  * ```
  */
 export async function writeBundleManifest(bundleDir: string, rootfs: string, opts: WriteManifestOptions = {}): Promise<void> {
-  const entries = opts.entries ?? scanTree(rootfs);
-  await settleTimestamps(entries);
-  if (opts.digests) {
-    for (const e of entries) if (e.type === "file" && !e.digest) e.digest = fileDigest(path.join(rootfs, e.path));
-  }
   let rel = path.relative(bundleDir, rootfs);
   if (rel === "") rel = ".";
   const header: BundleManifestHeader = {
     format: "ocigen-bundle-manifest",
     version: 1,
     rootfs: rel.split(path.sep).join("/"),
-    xattrs: entries.some((e) => e.xattrs) || xattrsSupported(),
+    xattrs: false,
     digests: Boolean(opts.digests),
   };
   const target = path.join(bundleDir, BUNDLE_MANIFEST_NAME);
@@ -207,17 +213,44 @@ export async function writeBundleManifest(bundleDir: string, rootfs: string, opt
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, "w", 0o600);
-    let buf = JSON.stringify(header) + "\n";
-    for (const e of entries) {
+    const out = fd;
+    let buf = "";
+    const put = (e: BundleEntry) => {
+      if (opts.digests && e.type === "file" && !e.digest) e.digest = fileDigest(path.join(rootfs, e.path));
       buf += encodeEntry(e) + "\n";
       if (buf.length > 1 << 20) {
-        fs.writeSync(fd, buf);
+        fs.writeSync(out, buf);
         buf = "";
       }
+    };
+    if (opts.entries) {
+      const entries = opts.entries;
+      await settleTimestamps(entries);
+      header.xattrs = entries.some((e) => e.xattrs) || xattrsSupported();
+      buf = JSON.stringify(header) + "\n";
+      for (const e of entries) put(e);
+    } else {
+      const xa = treeXattrs(rootfs, opts.noXattrs === true);
+      // every recorded xattr came from getfattr, so "any recorded" implies "supported"
+      header.xattrs = xattrsSupported();
+      buf = JSON.stringify(header) + "\n";
+      let max = 0n;
+      let coarse = true;
+      let n = 0;
+      forEachEntry(rootfs, (e) => {
+        n++;
+        if (e.ctimeNs > max) max = e.ctimeNs;
+        if (e.ctimeNs % 1_000_000_000n !== 0n) coarse = false;
+        const x = xa.get(e.path);
+        if (x) e.xattrs = encodeXattrs(x);
+        put(e);
+      });
+      // settle before publishing (see settleTimestamps); the scan always has the root
+      if (n > 0) await settleAfter(max, coarse);
     }
-    fs.writeSync(fd, buf);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
+    fs.writeSync(out, buf);
+    fs.fsyncSync(out);
+    fs.closeSync(out);
     fd = undefined;
     fs.renameSync(tmp, target);
   } catch (err) {
@@ -227,6 +260,31 @@ export async function writeBundleManifest(bundleDir: string, rootfs: string, opt
     } catch { /* ignore */ }
     throw wrapIo(err, "write bundle manifest", target);
   }
+}
+
+/**
+ * The xattrs to record for `rootfs`: one recursive getfattr pass, or — when
+ * the caller says it set none (`noXattrs`) — none, after one probe of the root.
+ *
+ * Why skipping is exact: the tree was just created by the unpack engine,
+ * the only writer. An entry it creates carries xattrs only when (a) the
+ * engine set them (`ApplyState.anyXattrs` is then true and no hint is
+ * given; `security.selinux` from layers is never set) or (b) the kernel
+ * attached them at creation: LSM labels (`security.selinux`, SMACK) on a
+ * labelling host, or `system.posix_acl_*` inherited from a default ACL.
+ * Both of (b) also mark the freshly made rootfs directory itself (a
+ * labelling LSM labels every inode; children inherit a default ACL only
+ * from a parent that has one, and the root got it from the bundle
+ * directory the same way), so when the root has no xattr, no entry has
+ * one and a full getfattr pass would record nothing. If the root has any,
+ * the full pass runs, as without the hint.
+ */
+function treeXattrs(rootfs: string, noXattrs: boolean): Map<string, Xattrs> {
+  if (noXattrs) {
+    const root = readPathsXattrs(rootfs, ["."]).get(".");
+    if (!root || Object.keys(root).length === 0) return new Map();
+  }
+  return readTreeXattrs(rootfs);
 }
 
 /**

@@ -110,6 +110,20 @@ export async function settleTimestamps(entries: BundleEntry[]): Promise<void> {
     if (e.ctimeNs > max) max = e.ctimeNs;
     if (e.ctimeNs % 1_000_000_000n !== 0n) coarse = false;
   }
+  await settleAfter(max, coarse);
+}
+
+/**
+ * The wait of {@linkcode settleTimestamps}, given the newest recorded ctime
+ * and whether every recorded ctime was a whole number of seconds (for callers
+ * that stream entries instead of keeping them).
+ *
+ * @example
+ * ```ts
+ * await settleAfter(1700000000123456789n, false); // waits until ~50 ms past it
+ * ```
+ */
+export async function settleAfter(max: bigint, coarse: boolean): Promise<void> {
   const window = coarse ? 1_010_000_000n : 50_000_000n;
   const now = BigInt(Date.now()) * 1_000_000n;
   const wait = max + window - now;
@@ -195,14 +209,7 @@ export interface ScanOptions {
  */
 export function scanTree(root: string, opts: ScanOptions = {}): BundleEntry[] {
   const out: BundleEntry[] = [];
-  let st: fs.BigIntStats;
-  try {
-    st = fs.lstatSync(root, { bigint: true });
-  } catch (err) {
-    throw wrapIo(err, "lstat", root);
-  }
-  out.push(entryFromStat(".", st, root));
-  walk(root, "", out, opts.skip);
+  forEachEntry(root, (e) => void out.push(e), opts.skip);
   if (opts.xattrs !== false) {
     const xa = readTreeXattrs(root);
     if (xa.size > 0) {
@@ -213,6 +220,28 @@ export function scanTree(root: string, opts: ScanOptions = {}): BundleEntry[] {
     }
   }
   return out;
+}
+
+/**
+ * Visits the entries of `root` in {@linkcode scanTree} order (root first, as
+ * `"."`) without collecting them, so memory stays bounded by the depth of the
+ * tree. No xattrs are read. `visit` may keep or drop each entry.
+ *
+ * @example
+ * ```ts
+ * let n = 0;
+ * forEachEntry("/bundle/rootfs", () => n++);
+ * ```
+ */
+export function forEachEntry(root: string, visit: (e: BundleEntry) => void, skip?: (path: string) => boolean): void {
+  let st: fs.BigIntStats;
+  try {
+    st = fs.lstatSync(root, { bigint: true });
+  } catch (err) {
+    throw wrapIo(err, "lstat", root);
+  }
+  visit(entryFromStat(".", st, root));
+  walk(root, "", visit, skip);
 }
 
 /**
@@ -251,7 +280,7 @@ export function encodeXattrs(x: Xattrs): Record<string, string> | undefined {
   return r;
 }
 
-function walk(abs: string, rel: string, out: BundleEntry[], skip?: (p: string) => boolean): void {
+function walk(abs: string, rel: string, visit: (e: BundleEntry) => void, skip?: (p: string) => boolean): void {
   let names: string[];
   try {
     names = fs.readdirSync(abs);
@@ -276,8 +305,8 @@ function walk(abs: string, rel: string, out: BundleEntry[], skip?: (p: string) =
       throw wrapIo(err, "lstat", a);
     }
     const e = entryFromStat(p, st, a);
-    out.push(e);
-    if (e.type === "dir") walk(a, p, out, skip);
+    visit(e);
+    if (e.type === "dir") walk(a, p, visit, skip);
   }
 }
 

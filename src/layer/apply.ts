@@ -87,7 +87,10 @@ export class ApplyState {
   readonly rootless: boolean;
   /** In rootless mode: owners from the layers that were not applied, by root-relative path. */
   readonly owners = new Map<string, { uid: number; gid: number }>();
-  /** True once any extended attribute was set in this tree (lower xattrs may need clearing). */
+  /**
+   * True once any extended attribute was set in this tree (lower xattrs may need clearing).
+   * When still false after the last layer, `unpackBundle` lets the bundle manifest skip its getfattr pass.
+   */
   anyXattrs = false;
   /** Directories made accessible in rootless mode: rel -> original mode. */
   readonly fixedDirs = new Map<string, number>();

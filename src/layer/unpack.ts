@@ -544,7 +544,8 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
         for (const [k, v] of [...state.owners.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) o[k] = [v.uid, v.gid];
         writeFileAtomic(path.join(tmp, OWNERS_FILE), JSON.stringify(o) + "\n");
       }
-      await writeBundleManifest(tmp, rootfs);
+      // no xattr set by the engine: the manifest needs no getfattr pass over the tree
+      await writeBundleManifest(tmp, rootfs, { noXattrs: !state.anyXattrs });
       return state;
     },
     (tmp) => {
