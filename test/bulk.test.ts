@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { type FixtureImage, makeLayout, mkTemp, rmTemp, tarFiles, treeHash } from "../fixtures/layout.ts";
 import { describeTree } from "./layer-fixtures.ts";
-import { parseGeneratorConfig, type GeneratorConfig } from "../src/generator/config.ts";
+import { type GeneratorEnv, generatorEnv } from "../fixtures/generator.ts";
 import { extract } from "../src/generator/extract.ts";
 import { generate } from "../src/generator/generate.ts";
 import { storeRootfs } from "../src/generator/paths.ts";
@@ -22,23 +22,10 @@ import { extractAll } from "../src/bulk/extract-all.ts";
 import { chainIds, commonPrefix, readChainRecord } from "../src/bulk/chain.ts";
 import { cloneTree, copyTree, haveGnuCp } from "../src/bulk/copy.ts";
 
-interface Env {
-  tmp: string;
-  layouts: string;
-  extracts: string;
-  conf: string;
-  cfg: GeneratorConfig;
-}
+type Env = GeneratorEnv;
 
 function setup(): Env {
-  const tmp = mkTemp("ocigen-bulk-");
-  const layouts = join(tmp, "layouts");
-  const extracts = join(tmp, "extracts");
-  fs.mkdirSync(layouts);
-  const conf = join(tmp, "oci-generator.conf");
-  const text = `[system]\nimagelayoutdir = ${layouts}\nextractsdir = ${extracts}\nocigen = /bin/true\nuserdbdir = ${join(tmp, "userdb")}\n`;
-  fs.writeFileSync(conf, text);
-  return { tmp, layouts, extracts, conf, cfg: { ...parseGeneratorConfig(text, conf), explicit: true } };
+  return generatorEnv("ocigen-bulk-");
 }
 
 const BASE = tarFiles([

@@ -10,30 +10,17 @@ import process from "node:process";
 import { spawn } from "node:child_process";
 import { makeLayout, mkTemp, putImage, rmTemp, tarFiles, treeHash } from "../fixtures/layout.ts";
 import { Layout } from "../src/oci/layout.ts";
-import { parseGeneratorConfig, type GeneratorConfig } from "../src/generator/config.ts";
+import { type GeneratorEnv, generatorEnv } from "../fixtures/generator.ts";
 import { extract, gcExtracts } from "../src/generator/extract.ts";
 import { generate } from "../src/generator/generate.ts";
 import { storeRootfs } from "../src/generator/paths.ts";
 import type { Descriptor } from "../src/oci/types.ts";
 import { main } from "../src/cli/main.ts";
 
-interface Env {
-  tmp: string;
-  layouts: string;
-  extracts: string;
-  conf: string;
-  cfg: GeneratorConfig;
-}
+type Env = GeneratorEnv;
 
 function setup(): Env {
-  const tmp = mkTemp("ocigen-extract-");
-  const layouts = join(tmp, "layouts");
-  const extracts = join(tmp, "extracts");
-  fs.mkdirSync(layouts);
-  const conf = join(tmp, "oci-generator.conf");
-  const text = `[system]\nimagelayoutdir = ${layouts}\nextractsdir = ${extracts}\nocigen = /bin/true\nuserdbdir = ${join(tmp, "userdb")}\n`;
-  fs.writeFileSync(conf, text);
-  return { tmp, layouts, extracts, conf, cfg: { ...parseGeneratorConfig(text, conf), explicit: true } };
+  return generatorEnv("ocigen-extract-");
 }
 
 const PASSWD = "root:x:0:0:root:/root:/bin/sh\nnginx:x:101:101:nginx:/:/bin/false\n";
