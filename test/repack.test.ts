@@ -31,16 +31,30 @@ async function baseLayout(dir: string, extra?: (src: string) => void): Promise<L
   return layout;
 }
 
+/** Runs `fn` in a fresh temp dir holding the base layout (see baseLayout), removed afterwards. */
+async function withBase(fn: (dir: string, layout: Layout) => Promise<void>, extra?: (src: string) => void): Promise<void> {
+  const dir = tmpdir();
+  try {
+    await fn(dir, await baseLayout(dir, extra));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `umoci unpack` of the base image into `bundle`, plus ocigen's bundle manifest; returns the rootfs. */
+async function umociBundle(layout: Layout, bundle: string): Promise<string> {
+  run("umoci", ["unpack", "--image", `${layout.dir}:base`, bundle]);
+  const rootfs = path.join(bundle, "rootfs");
+  await writeBundleManifest(bundle, rootfs);
+  return rootfs;
+}
+
 describe("repack round trips through umoci unpack", () => {
   const skip = needTool("umoci");
   test("unpack -> change everything -> repack -> unpack gives the changed tree", { skip }, async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const bundle = path.join(dir, "bundle");
-      run("umoci", ["unpack", "--image", `${layout.dir}:base`, bundle]);
-      const rootfs = path.join(bundle, "rootfs");
-      await writeBundleManifest(bundle, rootfs);
+      const rootfs = await umociBundle(layout, bundle);
       mutateTree(rootfs, { xattr: true });
       const expected = snapshot(rootfs);
       const r = await repackBundle(layout, bundle, { tag: "new" });
@@ -49,15 +63,11 @@ describe("repack round trips through umoci unpack", () => {
       run("umoci", ["unpack", "--image", `${layout.dir}:new`, bundle2]);
       const got = snapshot(path.join(bundle2, "rootfs"));
       assert.deepEqual(snapshotDiff(expected, got), []);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("no change -> only an empty_layer history entry", { skip }, async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const bundle = path.join(dir, "bundle");
       run("umoci", ["unpack", "--image", `${layout.dir}:base`, bundle]);
       await writeBundleManifest(bundle, path.join(bundle, "rootfs"));
@@ -71,19 +81,13 @@ describe("repack round trips through umoci unpack", () => {
       assert.equal(h.length, before.config.history!.length + 1);
       assert.equal(h[h.length - 1].empty_layer, true);
       assert.equal(h[h.length - 1].comment, "nothing");
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("volumes are masked, --mask-path too, unless disabled", { skip }, async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const bundle = path.join(dir, "bundle");
-      run("umoci", ["unpack", "--image", `${layout.dir}:base`, bundle]);
-      const rootfs = path.join(bundle, "rootfs");
-      await writeBundleManifest(bundle, rootfs);
+      const rootfs = await umociBundle(layout, bundle);
       fs.mkdirSync(path.join(rootfs, "vol"));
       fs.writeFileSync(path.join(rootfs, "vol/data"), "volume data");
       fs.writeFileSync(path.join(rootfs, "etc/masked"), "m");
@@ -98,15 +102,11 @@ describe("repack round trips through umoci unpack", () => {
       const b3 = path.join(dir, "b3");
       run("umoci", ["unpack", "--image", `${layout.dir}:m2`, b3]);
       assert.equal(fs.readFileSync(path.join(b3, "rootfs/vol/data"), "utf8"), "volume data");
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("byte-identical layers across two runs with the same SOURCE_DATE_EPOCH", { skip }, async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const digests: string[] = [];
       for (const n of [1, 2]) {
         const bundle = path.join(dir, `bundle${n}`);
@@ -130,34 +130,24 @@ describe("repack round trips through umoci unpack", () => {
       assert.deepEqual(digests.slice(0, 4), digests.slice(4));
       // one tar (diff_id) whatever the compressor
       assert.equal(new Set(digests.map((d) => d.split(" ")[2])).size, 1);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test(".wh. names are refused", { skip }, async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const bundle = path.join(dir, "bundle");
-      run("umoci", ["unpack", "--image", `${layout.dir}:base`, bundle]);
-      const rootfs = path.join(bundle, "rootfs");
-      await writeBundleManifest(bundle, rootfs);
+      const rootfs = await umociBundle(layout, bundle);
       fs.writeFileSync(path.join(rootfs, "etc/.wh.evil"), "");
       await assert.rejects(repackBundle(layout, bundle, { tag: "x" }), /\.wh\./);
       assert.ok(!(await layout.listTags()).includes("x"));
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe("interop and other verbs", () => {
   const skip = needTool("umoci");
   test("umoci repack output is read by ocigen (unpack gives the changed tree)", { skip }, async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const bundle = path.join(dir, "bundle");
       run("umoci", ["unpack", "--image", `${layout.dir}:base`, bundle]);
       const rootfs = path.join(bundle, "rootfs");
@@ -179,15 +169,11 @@ describe("interop and other verbs", () => {
       await unpackImageTo(layout, await layout.resolve("byumoci"), out);
       // umoci records directory mtimes of the tree it packs; compare everything
       assert.deepEqual(snapshotDiff(expected, snapshot(out)), []);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("ocigen repacks a bundle made by umoci unpack (umoci's mtree)", { skip }, async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const bundle = path.join(dir, "bundle");
       run("umoci", ["unpack", "--image", `${layout.dir}:base`, bundle]);
       const same = await repackBundle(layout, bundle, { tag: "same" });
@@ -200,19 +186,13 @@ describe("interop and other verbs", () => {
       const b2 = path.join(dir, "b2");
       run("umoci", ["unpack", "--image", `${layout.dir}:fromumoci`, b2]);
       assert.deepEqual(snapshotDiff(expected, snapshot(path.join(b2, "rootfs"))), []);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("--refresh-bundle: a second repack sees only the new changes", { skip }, async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const bundle = path.join(dir, "bundle");
-      run("umoci", ["unpack", "--image", `${layout.dir}:base`, bundle]);
-      const rootfs = path.join(bundle, "rootfs");
-      await writeBundleManifest(bundle, rootfs);
+      const rootfs = await umociBundle(layout, bundle);
       fs.writeFileSync(path.join(rootfs, "etc/one"), "1");
       const r1 = await repackBundle(layout, bundle, { tag: "one", refreshBundle: true });
       fs.writeFileSync(path.join(rootfs, "etc/two"), "2");
@@ -222,15 +202,11 @@ describe("interop and other verbs", () => {
       assert.equal(img.manifest.layers[1].digest, r1.layer!.digest);
       const list = run("tar", ["-tzf", layout.blobPath(r2.layer!.digest)]).split("\n").filter(Boolean).sort();
       assert.deepEqual(list, ["etc/", "etc/two"]);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("insert (file, tree, --opaque), insert --whiteout, raw add-layer", { skip }, async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const f = path.join(dir, "motd");
       fs.writeFileSync(f, "welcome\n");
       await insertPath(layout, f, "/etc/motd", { tag: "base", newTag: "i1" });
@@ -255,15 +231,11 @@ describe("interop and other verbs", () => {
       assert.ok(!fs.existsSync(path.join(r, "srv/sym")));
       assert.equal(fs.readFileSync(path.join(r, "added/by-tar"), "utf8"), "t");
       assert.equal(fs.readFileSync(path.join(r, "etc/hostname"), "utf8"), "base\n");
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("the CLI verbs parse their flags", async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const { main: realMain } = await import("../src/cli/main.ts");
       // main() reports process.exitCode, which the test runner sets when an earlier test failed
       const main = async (argv: string[]) => {
@@ -288,17 +260,13 @@ describe("interop and other verbs", () => {
       assert.equal((await layout.resolve("c2")).manifest.layers.at(-1)!.mediaType, "application/vnd.oci.image.layer.v1.tar+zstd");
       const bad = await main(["node", "ocigen", "repack", "--image", `${layout.dir}:z`, path.join(dir, "nobundle")]);
       assert.equal(bad, 1);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe("round trips through ocigen unpack", () => {
   test("unpack -> change everything -> repack -> unpack gives the changed tree", async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const bundle = path.join(dir, "bundle");
       await unpackBundle(layout, await layout.resolve("base"), bundle);
       const rootfs = path.join(bundle, "rootfs");
@@ -312,15 +280,11 @@ describe("round trips through ocigen unpack", () => {
       const again = await repackBundle(layout, bundle2, { tag: "again" });
       assert.equal(again.layer, undefined);
       assert.equal(again.changes, 0);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("long and unicode names, long link targets, big ids, empty files survive (ocigen and umoci)", async () => {
-    const dir = tmpdir();
-    try {
-      const layout = await baseLayout(dir);
+    await withBase(async (dir, layout) => {
       const bundle = path.join(dir, "bundle");
       await unpackBundle(layout, await layout.resolve("base"), bundle);
       const rootfs = path.join(bundle, "rootfs");
@@ -343,9 +307,7 @@ describe("round trips through ocigen unpack", () => {
         run("umoci", ["unpack", "--image", `${layout.dir}:odd`, b3]);
         assert.deepEqual(snapshotDiff(expected, snapshot(path.join(b3, "rootfs"))), []);
       }
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("rootless bundle: owners recorded at unpack come back in the layer", { skip: isRoot ? undefined : "needs root to make the base" }, async () => {
