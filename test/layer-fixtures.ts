@@ -7,6 +7,8 @@ import zlib from "node:zlib";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
+import { type ApplyOptions, ApplyState, LayerApplier } from "../src/layer/apply.ts";
+import { TarParser } from "../src/tar/parser.ts";
 
 export const sha256 = (b: Uint8Array) => "sha256:" + createHash("sha256").update(b).digest("hex");
 
@@ -162,4 +164,23 @@ export function describeTree(root: string, opts: { mtime?: boolean } = {}): Map<
   };
   walk("");
   return out;
+}
+
+/**
+ * Applies layers (entry lists or raw tars, fed to the parser in `chunk`-byte
+ * pieces) to root with one ApplyState; returns the error thrown, if any.
+ */
+export function applyTo(root: string, layers: Array<TarWriterEntry[] | Uint8Array>, opts: ApplyOptions = {}, chunk = 1000): unknown {
+  const state = new ApplyState(root, opts);
+  try {
+    layers.forEach((l, i) => {
+      const tar = l instanceof Uint8Array ? l : tarBytes(l);
+      const p = new TarParser(new LayerApplier(state, `layer ${i}`), { context: `layer ${i}` });
+      for (let o = 0; o < tar.length; o += chunk) p.write(tar.subarray(o, o + chunk));
+      p.end();
+    });
+  } catch (e) {
+    return e;
+  }
+  return undefined;
 }

@@ -11,7 +11,7 @@ import { ApplyState, LayerApplier, type ApplyOptions } from "../src/layer/apply.
 import { TarParser } from "../src/tar/parser.ts";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
 import { cleanEntryPath } from "../src/layer/resolve.ts";
-import { describeTree, have, plantCanary, tmpdir } from "./layer-fixtures.ts";
+import { describeTree, have, plantCanary, tmpdir, applyTo } from "./layer-fixtures.ts";
 
 const ROOT = typeof process.getuid === "function" && process.getuid() === 0;
 
@@ -37,20 +37,9 @@ function env(): Env {
   };
 }
 
-/** Applies layers (entry lists or raw tars) to root; returns the error thrown, if any. */
+/** Applies layers; returns the error thrown, if any. */
 function apply(root: string, layers: Array<TarWriterEntry[] | Uint8Array>, opts: ApplyOptions = {}): unknown {
-  const state = new ApplyState(root, opts);
-  try {
-    layers.forEach((l, i) => {
-      const tar = l instanceof Uint8Array ? l : tarBytes(l);
-      const p = new TarParser(new LayerApplier(state, `layer ${i}`), { context: `layer ${i}` });
-      for (let o = 0; o < tar.length; o += 1000) p.write(tar.subarray(o, o + 1000));
-      p.end();
-    });
-  } catch (e) {
-    return e;
-  }
-  return undefined;
+  return applyTo(root, layers, opts);
 }
 
 function ok(root: string, layers: Array<TarWriterEntry[] | Uint8Array>, opts: ApplyOptions = {}): void {

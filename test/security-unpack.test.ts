@@ -15,7 +15,7 @@ import { TarParser } from "../src/tar/parser.ts";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
 import { readRootfsFile, resolveUser } from "../src/layer/convert.ts";
 import { resolveUserInRoot } from "../src/generator/rootfs.ts";
-import { have, plantCanary, tmpdir } from "./layer-fixtures.ts";
+import { have, plantCanary, tmpdir, applyTo } from "./layer-fixtures.ts";
 
 const ROOT = typeof process.getuid === "function" && process.getuid() === 0;
 const XATTR_TOOLS = have("getfattr") && have("setfattr");
@@ -49,20 +49,9 @@ function xattrNames(p: string): string[] {
   return (r.stdout ?? "").split("\n").filter((l) => l && !l.startsWith("#"));
 }
 
-/** Applies layers; returns the error thrown (or undefined). */
+/** Applies layers; returns the error thrown, if any. */
 function apply(root: string, layers: Array<TarWriterEntry[] | Uint8Array>, opts: ApplyOptions = {}): unknown {
-  const state = new ApplyState(root, opts);
-  try {
-    layers.forEach((l, i) => {
-      const tar = l instanceof Uint8Array ? l : tarBytes(l);
-      const p = new TarParser(new LayerApplier(state, `layer ${i}`), { context: `layer ${i}` });
-      for (let o = 0; o < tar.length; o += 4096) p.write(tar.subarray(o, o + 4096));
-      p.end();
-    });
-  } catch (e) {
-    return e;
-  }
-  return undefined;
+  return applyTo(root, layers, opts, 4096);
 }
 
 function ok(root: string, layers: Array<TarWriterEntry[] | Uint8Array>, opts: ApplyOptions = {}): void {
