@@ -25,6 +25,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "fflate";
 import { generateBenchImage } from "./image.ts";
 import { putBlob, putJSON, sha256, tarFiles } from "../fixtures/layout.ts";
+import { have } from "../src/util/which.ts";
 
 const args = process.argv.slice(2);
 const flag = (f: string) => args.includes(f);
@@ -38,10 +39,6 @@ const BASE = Number(val("--base-mb", quick ? "48" : "200"));
 const target = val("--target", fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir());
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const say = (m: string) => process.stderr.write(m + "\n");
-
-function have(cmd: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
-}
 
 function newest(dir: string): number {
   let t = 0;

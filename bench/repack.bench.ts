@@ -20,6 +20,7 @@ import { insertPath } from "../src/repack/insert.ts";
 import { repackBundle } from "../src/repack/repack.ts";
 import { unpackBundle } from "../src/layer/unpack.ts";
 import { writeBundleManifest } from "../src/bundle/manifest.ts";
+import { have } from "../src/util/which.ts";
 
 const root = path.join(fileURLToPath(new URL(".", import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -92,10 +93,6 @@ function mutate(rootfs: string, files: string[], bytes: number): void {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[s.length >> 1];
-}
-
-function have(t: string): boolean {
-  return !spawnSync(t, ["--version"], { stdio: "ignore" }).error;
 }
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-repack-bench-"));

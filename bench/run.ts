@@ -29,6 +29,7 @@ import { GzipDecoder } from "../src/compress/gzip.ts";
 import { createDigester } from "../src/digest/index.ts";
 import { isDeno, isSea, selfCommand } from "../src/install/self.ts";
 import { type BenchImage, generateBenchImage } from "./image.ts";
+import { have } from "../src/util/which.ts";
 
 /**
  * Options of {@linkcode runBench}.
@@ -113,11 +114,6 @@ export interface BenchResult {
 
 const MB = 1e6;
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
-
-function have(cmd: string): boolean {
-  const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
-  return r.status === 0;
-}
 
 function rssMiB(): number {
   // resourceUsage().maxRSS is KiB on Node and Deno

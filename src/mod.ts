@@ -67,3 +67,4 @@ export { type BulkImage, type BulkMode, type BulkOptions, type BulkResult, defau
 export { type ChainRecord, chainIds, readChainRecord, scanChainRecords, treeFingerprint, type TreeFingerprint } from "./bulk/chain.ts";
 export { copyTree, type CopyStats } from "./bulk/copy.ts";
 export { benchImages, formatImageBench, type ImageBench, type ImageBenchOptions, type ImageBenchResult } from "./bench/image.ts";
+export { have } from "./util/which.ts";

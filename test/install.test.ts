@@ -14,6 +14,7 @@ import { readManifest, safeRelative } from "../src/install/manifest.ts";
 import { invocationArgv, invokedAsGenerator, pinSelf } from "../src/install/self.ts";
 import { OcigenError } from "../src/errors.ts";
 import { VERSION } from "../src/version.ts";
+import { have } from "../src/util/which.ts";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
@@ -47,10 +48,6 @@ function fakeBin(dir: string, text = "#!/bin/sh\necho fake-ocigen \"$@\"\n"): st
   const p = path.join(dir, "fake-ocigen");
   fs.writeFileSync(p, text, { mode: 0o755 });
   return p;
-}
-
-function have(cmd: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
 }
 
 describe("install-generator", () => {

@@ -9,16 +9,12 @@ import { createHash } from "node:crypto";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "../src/layer/apply.ts";
 import { TarParser } from "../src/tar/parser.ts";
+export { have } from "../src/util/which.ts";
 
 export const sha256 = (b: Uint8Array) => "sha256:" + createHash("sha256").update(b).digest("hex");
 
 export function tmpdir(prefix = "ocigen-unpack-"): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
-
-export function have(cmd: string): boolean {
-  const r = spawnSync(cmd, ["--version"], { stdio: "ignore" });
-  return !r.error;
 }
 
 export type Compression = "gzip" | "zstd" | "none";

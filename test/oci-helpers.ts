@@ -8,6 +8,7 @@ import { Command, CommanderError } from "commander";
 import { OcigenError } from "../src/errors.ts";
 import { log, setLogLevel } from "../src/log.ts";
 import * as layoutCmds from "../src/cli/commands/layout.ts";
+export { have } from "../src/util/which.ts";
 
 // The layout verbs on a program of their own, with main()'s error handling:
 // in-process tests do not depend on the other verb groups (the child-process
@@ -91,11 +92,6 @@ export function cliProc(args: string[]): Promise<CliResult> {
     p.on("error", reject);
     p.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
-}
-
-/** True if an executable is on PATH. */
-export function have(tool: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).status === 0;
 }
 
 /** Runs a tool synchronously, returning status and output. */

@@ -10,6 +10,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { makeLayout, tarFiles } from "../fixtures/layout.ts";
 import { clearLine, formatBytes, layerProgress, formatDuration, type ProgressStream, start, withProgress } from "../src/progress.ts";
+import { have } from "../src/util/which.ts";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
@@ -27,10 +28,6 @@ function fakeTty(columns = 120) {
 function screen(writes: string[]): string {
   const all = writes.join("");
   return all.slice(all.lastIndexOf("\r") + 1).replace("\x1b[K", "");
-}
-
-function have(cmd: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
 }
 
 describe("progress reporter", () => {

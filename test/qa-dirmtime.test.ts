@@ -10,15 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { addTarLayer, applyLayers, Layout, newImage, tarBytes } from "../src/mod.ts";
-
-function have(cmd: string): boolean {
-  try {
-    execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { have } from "../src/util/which.ts";
 
 async function makeImage(root: string): Promise<Layout> {
   const layout = await Layout.init(path.join(root, "layout"));

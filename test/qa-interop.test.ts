@@ -9,15 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { gcLayout, Layout, newImage } from "../src/mod.ts";
-
-function have(cmd: string): boolean {
-  try {
-    execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { have } from "../src/util/which.ts";
 
 async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-qa-interop-"));

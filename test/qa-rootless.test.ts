@@ -10,17 +10,9 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { convertConfig, type ImageConfig, parseIdMap } from "../src/mod.ts";
+import { have } from "../src/util/which.ts";
 
 const config: ImageConfig = { architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, config: { Cmd: ["/bin/sh"] } };
-
-function have(cmd: string): boolean {
-  try {
-    execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test("qa-rootless: default mappings are the calling user, no network namespace, host resolv.conf", () => {
   const spec = convertConfig(config, { rootless: true });

@@ -5,12 +5,8 @@ import path from "node:path";
 import process from "node:process";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-
-/** True when `tool` runs. */
-export function have(tool: string): boolean {
-  const r = spawnSync(tool, ["--version"], { stdio: "ignore" });
-  return !r.error;
-}
+export { have } from "../src/util/which.ts";
+import { have } from "../src/util/which.ts";
 
 /** Skip reason when a tool is missing outside CI; throws in CI (must run there). */
 export function needTool(tool: string): string | undefined {

@@ -34,6 +34,7 @@ import type { ByteSink } from "../stream/sink.ts";
 import { applyLayers, removeTree, unpackRootfs } from "../layer/unpack.ts";
 import { discoverLayouts } from "../generator/discover.ts";
 import { isDeno } from "../install/self.ts";
+import { have } from "../util/which.ts";
 
 /** Options of {@linkcode benchImages}. */
 export interface ImageBenchOptions {
@@ -91,10 +92,6 @@ export interface ImageBenchResult {
 
 const MB = 1e6;
 const NULL: ByteSink = { write() {}, end() {} };
-
-function have(cmd: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
-}
 
 async function best(runs: number, fn: () => Promise<unknown>, before?: () => void): Promise<number> {
   let b = Infinity;
