@@ -114,6 +114,30 @@ function finish() {
   if (hash) { digestOut.set(new TextEncoder().encode(hash.digest("hex"))); hash = null; }
   Atomics.store(ctl, ${STATUS}, 1); bump();
 }
+// Compressed bytes of the current job the kernel has consumed and shifted out.
+let consumed = 0;
+// Runs the kernel over the inLen input bytes buffered in its memory (final:
+// no more input will come), handing output over as it appears. Returns the
+// bytes still buffered once the kernel needs more input, or -1 when the job
+// is over: finished (after onDone) or failed.
+function drain(inLen, final, onDone) {
+  for (;;) {
+    const st = ex.run(inLen, final ? 1 : 0);
+    const n = ex.outLength();
+    if (n) emit(ex.outPtr(), n);
+    if (st === 1) continue;
+    if (st === 0) {
+      if (final) { fail(-13, consumed + ex.inputConsumed()); return -1; }
+      const used = ex.inputConsumed();
+      inLen = ex.shiftInput(inLen);
+      consumed += used;
+      return inLen;
+    }
+    if (st === 2) { if (onDone) onDone(); finish(); return -1; }
+    fail(st, consumed + ex.inputConsumed());
+    return -1;
+  }
+}
 // File job: read the compressed file here (and hash it), inflate, hand the output over.
 function fileJob() {
   ex.reset();
@@ -125,7 +149,8 @@ function fileJob() {
   let fd;
   try { fd = fs.openSync(file, "r"); } catch (e) { failIo(${ERR_OPEN}, e); return; }
   try {
-    let inLen = 0, consumed = 0, total = 0, eof = false;
+    let inLen = 0, total = 0, eof = false;
+    consumed = 0;
     f64[1] = 0;
     for (;;) {
       if (Atomics.load(ctl, ${ABORT})) throw new Abort();
@@ -139,26 +164,10 @@ function fileJob() {
         if (want >= 0 && total > want) { fail(${ERR_TOO_LONG}, total); return; }
       }
       if (eof && want >= 0 && total !== want) { fail(${ERR_TOO_SHORT}, total); return; }
-      for (;;) {
-        const st = ex.run(inLen, eof ? 1 : 0);
-        const n = ex.outLength();
-        if (n) emit(ex.outPtr(), n);
-        if (st === 1) continue;
-        if (st === 0) {
-          if (eof) { fail(-13, consumed + ex.inputConsumed()); return; }
-          const used = ex.inputConsumed();
-          inLen = ex.shiftInput(inLen);
-          consumed += used;
-          break;
-        }
-        if (st === 2) {
-          if (inHash) inDigestOut.set(new TextEncoder().encode(inHash.digest("hex")));
-          finish();
-          return;
-        }
-        fail(st, consumed + ex.inputConsumed());
-        return;
-      }
+      inLen = drain(inLen, eof, () => {
+        if (inHash) inDigestOut.set(new TextEncoder().encode(inHash.digest("hex")));
+      });
+      if (inLen < 0) return;
     }
   } finally {
     fs.closeSync(fd);
@@ -173,7 +182,8 @@ function job() {
   if (Atomics.load(ctl, ${SOURCE}) === 1) { fileJob(); return; }
   ex.reset();
   hash = Atomics.load(ctl, ${HASH}) & 1 ? crypto.createHash("sha256") : null;
-  let inLen = 0, consumed = 0;
+  let inLen = 0;
+  consumed = 0;
   for (;;) {
     const seq = Atomics.load(ctl, ${WORK_SEQ});
     const ended = Atomics.load(ctl, ${INPUT_ENDED});
@@ -190,22 +200,8 @@ function job() {
     if (took) { Atomics.store(ctl, ${IN_R}, (r + took) | 0); bump(); }
     const final = ended === 1 && avail === 0;
     if (!took && !final) { waitWork(seq); continue; }
-    for (;;) {
-      const st = ex.run(inLen, final ? 1 : 0);
-      const n = ex.outLength();
-      if (n) emit(ex.outPtr(), n);
-      if (st === 1) continue;
-      if (st === 0) {
-        if (final) { fail(-13, consumed + ex.inputConsumed()); return; }
-        const used = ex.inputConsumed();
-        inLen = ex.shiftInput(inLen);
-        consumed += used;
-        break;
-      }
-      if (st === 2) { finish(); return; }
-      fail(st, consumed + ex.inputConsumed());
-      return;
-    }
+    inLen = drain(inLen, final);
+    if (inLen < 0) return;
   }
 }
 function fail(code, at) {
