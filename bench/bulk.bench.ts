@@ -26,6 +26,7 @@ import { gzipSync } from "fflate";
 import { generateBenchImage } from "./image.ts";
 import { putBlob, putJSON, sha256, tarFiles } from "../fixtures/layout.ts";
 import { have } from "../src/util/which.ts";
+import { ocigenCommand } from "./run.ts";
 
 const args = process.argv.slice(2);
 const flag = (f: string) => args.includes(f);
@@ -40,30 +41,10 @@ const target = val("--target", fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdi
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const say = (m: string) => process.stderr.write(m + "\n");
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** The shipped form of ocigen: dist/ocigen.mjs when up to date, else a fresh bundle of the sources (worker start-up matters here). */
-function ocigen(work: string): string[] {
-  const main = path.join(root, "src/main.ts");
-  if ((globalThis as { Deno?: unknown }).Deno) return [process.execPath, "run", "-A", main];
-  if (flag("--sources")) return [process.execPath, "--import", "tsx", main];
-  const dist = path.join(root, "dist/ocigen.mjs");
-  if (fs.existsSync(dist) && fs.statSync(dist).mtimeMs > newest(path.join(root, "src"))) return [process.execPath, dist];
-  const out = path.join(work, "ocigen.mjs");
-  const r = spawnSync(path.join(root, "node_modules/.bin/esbuild"), [
-    main, `--outfile=${out}`, "--bundle", "--platform=node", "--format=esm", "--target=node20", "--log-level=warning",
-    "--banner:js=import { createRequire as __ocigenCreateRequire } from 'node:module'; const require = __ocigenCreateRequire(import.meta.url);",
-  ], { stdio: "inherit" });
-  if (r.status !== 0) return [process.execPath, "--import", "tsx", main];
-  say(`bundled the sources into ${out}`);
-  return [process.execPath, out];
+/** How to start ocigen: the sources with `--sources`, else what the kernel benchmarks use (the bundle, rebuilt when stale). */
+function ocigen(): string[] {
+  if (flag("--sources") && !(globalThis as { Deno?: unknown }).Deno) return [process.execPath, "--import", "tsx", path.join(root, "src/main.ts")];
+  return ocigenCommand();
 }
 
 say(`generating (or reusing) the ${BASE} MB base image`);
@@ -138,7 +119,7 @@ function timeOnce(argvs: string[][]): { seconds: number; rss?: number } | { erro
 
 const runs = Number(val("--runs", "1"));
 try {
-  const o = ocigen(work);
+  const o = ocigen();
   const cpus = os.availableParallelism?.() ?? os.cpus().length;
   const cases: Array<{ name: string; argvs: string[][]; skip?: string }> = [
     { name: `ocigen extract --all (jobs ${cpus}, reuse)`, argvs: [[...o, "extract", "--all", "--config", conf]] },

@@ -177,8 +177,15 @@ function newest(dir: string): number {
   return t;
 }
 
-/** The command that starts ocigen (this process's CLI, or the sources in a dev run). */
-function ocigenCommand(): string[] {
+/**
+ * The command that starts ocigen (this process's CLI, or the sources in a dev run).
+ *
+ * @example
+ * ```ts
+ * spawnSync(ocigenCommand()[0], [...ocigenCommand().slice(1), "--version"]);
+ * ```
+ */
+export function ocigenCommand(): string[] {
   const script = process.argv[1] ?? "";
   if (isSea() || /ocigen(\.m?js)?$/.test(path.basename(script)) || process.env.OCIGEN_SELF) return selfCommand();
   const main = path.join(root, "src/main.ts");
