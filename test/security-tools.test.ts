@@ -23,6 +23,7 @@ import { expandTarball } from "../src/build/extract.ts";
 import { BUILD_CAPS, sandboxArgv } from "../src/build/sandbox.ts";
 import { cloneTree, copyTree as bulkCopyTree } from "../src/bulk/copy.ts";
 import { renderExtractUnit, renderUnit, type UnitInput, unitExtractArgv } from "../src/generator/unit.ts";
+import { defaultGeneratorConfig, layoutSettings } from "../src/generator/config.ts";
 import { have, plantCanary, tmpdir } from "./layer-fixtures.ts";
 
 const ROOT = typeof process.getuid === "function" && process.getuid() === 0;
@@ -234,7 +235,7 @@ describe("generator: unit injection from image config and layout names", () => {
       config: { architecture: "amd64", os: "linux", config: over.config ?? { Cmd: ["/bin/true"] }, rootfs: { type: "layers", diff_ids: [] } } as never,
       configDescriptor: { mediaType: "x", digest: "sha256:" + "b".repeat(64), size: 1 },
     },
-    settings: { runtime: "systemd", protectSystem: "strict", protectHome: "read-only" },
+    settings: layoutSettings(defaultGeneratorConfig(), "x"),
     ocigen: ["/usr/bin/ocigen"],
     warn: () => {},
     ...over,

@@ -39,7 +39,24 @@ import { log } from "../log.ts";
 /** The default config file path. */
 export const DEFAULT_CONFIG_PATH = "/etc/oci-generator.conf";
 
-/** Settings that can differ per layout. */
+/**
+ * An extra volume of the per-image settings (`Volume=HOST:PATH[:ro]`, or
+ * `Volume=PATH` for a persistent per-service volume like an image `Volumes`
+ * entry).
+ */
+export interface VolumeSetting {
+  /** Absolute host directory bound at `path`; undefined: a per-service volume under the volumes directory. */
+  host?: string;
+  /** Absolute path inside the container. */
+  path: string;
+  readOnly: boolean;
+}
+
+/**
+ * Settings that can differ per layout (and per tag): the global config's
+ * `[layout NAME]` sections and the per-image settings files under
+ * `/etc/ocigen/` (SPEC 4.4, in the spirit of Podman Quadlet's `.container`).
+ */
 export interface LayoutSettings {
   /** `systemd` (RootDirectory=) or the absolute path of a runc-compatible runtime. */
   runtime: string;
@@ -47,7 +64,30 @@ export interface LayoutSettings {
   enable?: boolean;
   protectSystem: string;
   protectHome: string;
+  /** Tag globs that become units (`IncludeTag=`); empty: every tag not excluded. */
+  includeTags: string[];
+  /** Tag globs that never become units (`ExcludeTag=`); the default excludes `build`'s dated tags. */
+  excludeTags: string[];
+  /** Extra volumes (`Volume=`), besides the image config's `Volumes`. */
+  volumes: VolumeSetting[];
+  /** `Tmpfs=PATH[:OPTIONS]`: private tmpfs mounts. */
+  tmpfs: { path: string; options?: string }[];
+  /** `Environment=K=V`: added after (and overriding) the image's Env. */
+  environment: [string, string][];
+  /** `User=`: overrides the image's User (name, number, `user:group`), resolved in the image. */
+  user?: string;
+  /** `Exec=`: replaces the image's Entrypoint+Cmd (already split into words). */
+  exec?: string[];
+  /** `ReadOnly=yes`: the root filesystem is read-only (default: a writable layer dropped at stop). */
+  readOnly: boolean;
+  /** Raw `[Service]` lines (`key=value`), appended verbatim after the generated ones. */
+  serviceLines: string[];
+  /** `Platform=os/arch[/variant]` to pick from a multi-platform index (default: the host's). */
+  platform?: string;
 }
+
+/** The glob that matches the dated tags `ocigen build` adds (`TAG-YYYY-MM-DD_N`). */
+export const DATED_TAG_GLOB = "*-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]_*";
 
 /** The parsed configuration. */
 export interface GeneratorConfig {
@@ -96,7 +136,18 @@ export function defaultGeneratorConfig(): GeneratorConfig {
     wantedBy: "multi-user.target",
     userdbDir: "/run/userdb",
     atomicTemplates: true,
-    defaults: { runtime: "systemd", protectSystem: "strict", protectHome: "read-only" },
+    defaults: {
+      runtime: "systemd",
+      protectSystem: "strict",
+      protectHome: "read-only",
+      includeTags: [],
+      excludeTags: [DATED_TAG_GLOB],
+      volumes: [],
+      tmpfs: [],
+      environment: [],
+      readOnly: false,
+      serviceLines: [],
+    },
     layouts: new Map(),
   };
 }
