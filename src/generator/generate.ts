@@ -192,7 +192,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         const tagSettings = settingsForTag(cfg, name, tag, settings);
         const platform = tagSettings.platform ? parsePlatform(tagSettings.platform) : hostPlatform();
         const img = await layout.resolve(tag, platform);
-        checkImagePlatform(img.config, platform, where);
+        checkImagePlatform(img.config, platform, ""); // the message gets `where` below
         const rc = img.config.config;
         if ((rc?.Entrypoint ?? []).length === 0 && (rc?.Cmd ?? []).length === 0) {
           log.info(`${where}: no Entrypoint or Cmd, no unit`);

@@ -446,8 +446,8 @@ export class Layout {
     const cands = await this.manifestsForTag(tag);
     if (cands.length === 0) throw new OcigenError("ENOTAG", `Cannot resolve tag ${tag} in ${this.dir}: no such tag`);
     if (cands.length === 1) return await this.#load(tag, cands[0]);
+    const loaded: ResolvedImage[] = [];
     const matching: ResolvedImage[] = [];
-    const offered: string[] = [];
     for (const d of cands) {
       let p = d.platform;
       let img: ResolvedImage | undefined;
@@ -455,14 +455,14 @@ export class Layout {
         img = await this.#load(tag, d);
         p = { os: img.config.os, architecture: img.config.architecture, variant: img.config.variant };
       }
-      offered.push(formatPlatform(p));
       if (platformMatches(p, platform)) matching.push(img ?? (await this.#load(tag, d)));
+      if (img) loaded.push(img);
     }
     if (matching.length === 1) return matching[0];
     throw new OcigenError(
       "EAMBIGUOUS",
       `Cannot resolve tag ${tag} in ${this.dir}: tag is ambiguous (${cands.length} manifests, ` +
-        `${matching.length === 0 ? "none" : matching.length} for ${formatPlatform(platform)}; it has ${offered.join(", ")})`,
+        `${matching.length === 0 ? "none" : matching.length} for ${formatPlatform(platform)})`,
     );
   }
 

@@ -117,8 +117,8 @@ export function parsePlatform(s: string): Platform {
 
 /**
  * Refuses an image whose config names another platform than `want` (EPLATFORM,
- * naming `what` and both platforms). A config without os/architecture is
- * accepted.
+ * naming `what` — the image; "" when the caller's message already does — and
+ * both platforms). A config without os/architecture is accepted.
  *
  * @example
  * ```ts
@@ -136,7 +136,7 @@ export function checkImagePlatform(
   if (!platformMatches(got, want)) {
     throw new OcigenError(
       "EPLATFORM",
-      `${what}: the image is for ${formatPlatform(got)}, not ${formatPlatform(want)} (choose the platform with --platform or platform =)`,
+      `${what ? what + ": " : ""}the image is for ${formatPlatform(got)}, not ${formatPlatform(want)} (choose the platform with --platform or platform =)`,
     );
   }
 }
