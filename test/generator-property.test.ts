@@ -12,7 +12,8 @@ import process from "node:process";
 import fc from "fast-check";
 import { makeLayout, rmTemp } from "../fixtures/layout.ts";
 import { canParseWithSystemd, envSubstituted, generatorEnv, have, systemdParseMany, verifyUnits } from "../fixtures/generator.ts";
-import { expandConfig, imageConfigArbitrary, randomImageConfigs, writeRandomLayouts } from "../fixtures/random-configs.ts";
+import { expandConfig, hostileString, imageConfigArbitrary, randomImageConfigs, writeRandomLayouts } from "../fixtures/random-configs.ts";
+import { parseImageSettings } from "../src/generator/settings.ts";
 import { checkUnitText, knownDirectives } from "../fixtures/unit-check.ts";
 import { generate } from "../src/generator/generate.ts";
 import { execLine } from "../src/generator/syntax.ts";
@@ -157,6 +158,33 @@ describe("generator unit writer: property tests", () => {
     t.diagnostic(`seed ${SEED}: ${units} units accepted, ${refused} images refused with an error, ${verified} passed systemd-analyze verify`);
     assert.ok(units > 20, "the property saw units");
     assert.ok(refused > 5, "the property saw refusals");
+  });
+
+  test("any settings file text: a parsed layer with single-line values, or one ECONFIG error naming file and line", () => {
+    const key = fc.constantFrom("IncludeTag", "ExcludeTag", "Volume", "Tmpfs", "Environment", "User", "Exec", "ReadOnly", "Enable", "Runtime", "Platform", "Restart", "volume", "X-Y", "");
+    const line = fc.oneof(
+      fc.tuple(key, fc.constantFrom("=", " = ", "=="), hostileString(30)).map(([k, e, v]) => k + e + v),
+      fc.constantFrom("[Image]", "[Service]", "[Unit]", "[Image x]", "# c", "; c", "", "[", "Volume=/data # c", "ExecStart=/bin/x\\"),
+      hostileString(20),
+    );
+    fc.assert(fc.property(fc.array(line, { maxLength: 12 }), (lines) => {
+      const text = lines.join(fc.sample(fc.constantFrom("\n", "\r\n"), 1)[0]);
+      let layer;
+      try {
+        layer = parseImageSettings(text, "/etc/ocigen/x.image", "layout");
+      } catch (e) {
+        assert.ok(e instanceof OcigenError && e.code === "ECONFIG", String(e));
+        assert.match(e.message, /^\/etc\/ocigen\/x\.image:\d+: [^\n\r]+$/);
+        return;
+      }
+      for (const l of layer.serviceLines?.items ?? []) {
+        assert.match(l, /^[A-Z][A-Za-z0-9]*=[^\x00-\x08\x0a-\x1f\x7f]*$/);
+        assert.ok(!l.endsWith("\\"));
+      }
+      for (const v of layer.volumes?.items ?? []) assert.match(v.path, /^\/[^\x00-\x1f\x7f:]*$/);
+      for (const [k] of layer.environment?.items ?? []) assert.match(k, /^[A-Za-z_][A-Za-z0-9_]*$/);
+      if (layer.exec) assert.doesNotThrow(() => execLine(layer.exec!));
+    }), { seed: SEED, numRuns: 500 });
   });
 
   test("the seeded fixture for the boot suite is deterministic and mixes units and refusals", async () => {

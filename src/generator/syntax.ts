@@ -227,7 +227,14 @@ export function isEnvName(name: string): boolean {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && name.length < 4096;
 }
 
-/** The largest id systemd and the kernel accept (4294967295 is `(uid_t) -1`). */
+/**
+ * The largest id systemd and the kernel accept (4294967295 is `(uid_t) -1`).
+ *
+ * @example
+ * ```ts
+ * checkId(MAX_ID, "User"); // 4294967294
+ * ```
+ */
 export const MAX_ID = 4294967294;
 
 /**
@@ -262,7 +269,15 @@ export function unitIdText(id: number, what = "id"): string {
   return checkId(id, what).toFixed(0);
 }
 
-/** systemd's longest unit file line, in bytes (`LONG_LINE_MAX` in its src/basic/fileio.h). */
+/**
+ * systemd's line limit in unit files, in bytes (`LONG_LINE_MAX` in its
+ * src/basic/fileio.h); a line must be shorter.
+ *
+ * @example
+ * ```ts
+ * new TextEncoder().encode(line).length < LONG_LINE_MAX; // what checkUnitLines requires
+ * ```
+ */
 export const LONG_LINE_MAX = 1024 * 1024;
 
 /**
