@@ -23,6 +23,7 @@ import { checkImagePlatform, hostPlatform, normalizePlatform, parsePlatform, pla
 import { Layout } from "../src/oci/layout.ts";
 import { OcigenError } from "../src/errors.ts";
 import { main } from "../src/cli/main.ts";
+import { defaultConfig } from "../src/install/files.ts";
 
 const README = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..", "README.md");
 const quiet = { error() {}, warn() {}, info() {} };
@@ -88,6 +89,12 @@ describe("config file: inline comments, quoting", () => {
     assert.equal(c.atomicTemplates, false);
     assert.equal(c.defaults.protectSystem, "strict");
     assert.equal(layoutSettings(c, "myorg.com/myapp").enable, true);
+  });
+
+  test("the config install-generator writes parses to the built-in defaults", () => {
+    const c = parseGeneratorConfig(defaultConfig(), "/etc/oci-generator.conf");
+    const d = defaultGeneratorConfig();
+    assert.deepEqual({ ...c, path: undefined }, { ...d, path: undefined });
   });
 
   test("malformed lines name file and line; control characters and continuations are refused", () => {
