@@ -528,6 +528,19 @@ describe("generator limits", () => {
       const v = await discoverLayouts(join(tmp, "via-link"));
       assert.deepEqual(v.layouts.map((l) => l.name), ["alias/app"]);
       assert.equal(v.errors.length, 3);
+      // extract --name follows the same rule
+      const e = generatorEnv("ocigen-disc-extract-");
+      try {
+        makeLayout(join(outside, "evil2"), [{ tags: ["latest"], layers: [], config: { config: { Cmd: ["/bin/true"] } } as never }]);
+        fs.symlinkSync(join(outside, "evil2"), join(e.layouts, "evil2"));
+        await assert.rejects(
+          extract({ config: e.cfg, name: "evil2", tag: "latest" }),
+          (err) => code(err) === "EESCAPE" && String(err).includes(`a symbolic link to ${join(outside, "evil2")}, outside imagelayoutdir`),
+        );
+        assert.equal(fs.existsSync(e.extracts) && fs.readdirSync(e.extracts).length > 0, false, "nothing extracted");
+      } finally {
+        rmTemp(e.tmp);
+      }
       // the layouts of a resolved tag are still readable through the link that named them
       assert.equal((await (await Layout.open(d.layouts[0].dir)).listTags()).length, 1);
     } finally {
