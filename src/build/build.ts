@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -118,7 +119,6 @@ function scriptName(kind: string, i: number, n: number): string {
 
 /** Runs a host hook (`pre`/`post`) with `/bin/sh -c`, ROOTFS and OCIGEN_TARGET in its environment; `what` names it. */
 async function runHook(script: string, rootfs: string, target: string, what: string, cwd: string): Promise<void> {
-  const { spawn } = await import("node:child_process");
   await new Promise<void>((resolve, reject) => {
     const child = spawn("/bin/sh", ["-c", script], {
       cwd,
