@@ -6,6 +6,7 @@
 import process from "node:process";
 import { type Command, Option } from "commander";
 import { start as startProgress } from "../../progress.ts";
+import { buildJson } from "../json.ts";
 // The builder (and its YAML parser) is imported by the action: only `build` needs it.
 
 /**
@@ -27,7 +28,8 @@ export function register(program: Command, _raw: Command): void {
     .option("--layout <layout>", "path of the layout to build into (created when missing)", "oci")
     .addOption(new Option("--compress <kind>", "layer compression").choices(["gzip", "zstd", "none", "auto"]).default("gzip"))
     .option("--force", "build targets whose inputs are unchanged too")
-    .action(async (spec: string, o: { layout: string; compress: string; force?: boolean }) => {
+    .option("--json", "print what was built as JSON")
+    .action(async (spec: string, o: { layout: string; compress: string; force?: boolean; json?: boolean }) => {
       const [{ buildFile }, { parseCompression }] = await Promise.all([
         import("../../build/build.ts"),
         import("../../compress/encode.ts"),
@@ -44,6 +46,10 @@ export function register(program: Command, _raw: Command): void {
         });
       } finally {
         p.done();
+      }
+      if (o.json) {
+        process.stdout.write(JSON.stringify(buildJson(o.layout, built)) + "\n");
+        return;
       }
       for (const b of built) {
         process.stdout.write(
