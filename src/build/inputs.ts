@@ -28,7 +28,14 @@ import path from "node:path";
 import { createDigester } from "../digest/index.ts";
 import type { BuildTarget } from "./spec.ts";
 
-/** Manifest annotation holding a build target's inputs digest. */
+/**
+ * Manifest annotation holding a build target's inputs digest.
+ *
+ * @example
+ * ```ts
+ * (await layout.resolve("app")).manifest.annotations?.[INPUTS_ANNOTATION]; // "sha256:…"
+ * ```
+ */
 export const INPUTS_ANNOTATION = "org.ocigen.build.inputs";
 
 const CHUNK = 1 << 20;

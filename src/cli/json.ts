@@ -29,7 +29,14 @@ import type { BulkResult } from "../bulk/extract-all.ts";
 import type { GcResult } from "../oci/gc.ts";
 import type { ResolvedImage } from "../oci/layout.ts";
 
-/** `ls --json`: the tags of a layout. */
+/**
+ * `ls --json`: the tags of a layout.
+ *
+ * @example
+ * ```ts
+ * const doc: LsJson = { layout: "oci", images: [{ image: "oci:latest", tag: "latest", manifest: "sha256:ab…", layers: 1, bytes: 285 }] };
+ * ```
+ */
 export interface LsJson {
   layout: string;
   images: Array<{ image: string; tag: string; manifest?: string; layers?: number; bytes?: number; error?: string }>;
@@ -57,7 +64,14 @@ export function lsJson(layout: string, tags: Array<{ tag: string; image?: Resolv
   };
 }
 
-/** `build --json`: one entry per target, in build order. */
+/**
+ * `build --json`: one entry per target, in build order.
+ *
+ * @example
+ * ```ts
+ * const doc: BuildJson = { layout: "oci", images: [{ image: "oci:app", tag: "app", status: "unchanged", tags: [], manifest: "sha256:ab…", inputs: "sha256:cd…" }] };
+ * ```
+ */
 export interface BuildJson {
   layout: string;
   images: Array<{ image: string; tag: string; status: "built" | "unchanged"; tags: string[]; dated?: string; manifest: string; inputs: string; layer?: string }>;
@@ -81,7 +95,14 @@ export function buildJson(layout: string, built: BuiltTarget[]): BuildJson {
   };
 }
 
-/** `gc --json`. */
+/**
+ * `gc --json`.
+ *
+ * @example
+ * ```ts
+ * const doc: GcJson = { layout: "oci", kept: 3, removed: ["sha256:00…"], paths: [] };
+ * ```
+ */
 export interface GcJson {
   layout: string;
   kept: number;
@@ -101,7 +122,14 @@ export function gcJson(layout: string, r: GcResult): GcJson {
   return { layout, kept: r.kept.length, removed: r.removed, paths: r.tempRemoved };
 }
 
-/** `gc-extracts --json`. */
+/**
+ * `gc-extracts --json`.
+ *
+ * @example
+ * ```ts
+ * const doc: GcExtractsJson = { dryRun: true, paths: ["/var/lib/oci/extracts/.store/sha256/ab…"], errors: [] };
+ * ```
+ */
 export interface GcExtractsJson {
   dryRun: boolean;
   paths: string[];
@@ -120,7 +148,14 @@ export function gcExtractsJson(dryRun: boolean, r: { removed: string[]; errors: 
   return { dryRun, paths: r.removed, errors: r.errors };
 }
 
-/** `extract --all --json`. */
+/**
+ * `extract --all --json`.
+ *
+ * @example
+ * ```ts
+ * const doc: ExtractAllJson = { images: [], shared: [], failed: [], seconds: 0.1, jobs: 2, mode: "inline", reuse: true, errors: [] };
+ * ```
+ */
 export interface ExtractAllJson {
   images: ExtractAllImageJson[];
   shared: ExtractAllImageJson[];
@@ -132,7 +167,14 @@ export interface ExtractAllJson {
   errors: string[];
 }
 
-/** One image of {@linkcode ExtractAllJson}. */
+/**
+ * One image of {@linkcode ExtractAllJson}.
+ *
+ * @example
+ * ```ts
+ * const i: ExtractAllImageJson = { image: "app:latest", layers: 1, applied: 1, bytes: 285, unpackedBytes: 1024, seconds: 0.02, status: "extracted" };
+ * ```
+ */
 export interface ExtractAllImageJson {
   image: string;
   manifest?: string;
