@@ -127,7 +127,7 @@ class Line {
   }
 
   draw(t: number): void {
-    const width = Math.max(20, (this.stream.columns || Number(process.env.COLUMNS) || 80) - 1);
+    const width = Math.max(10, (this.stream.columns || Number(process.env.COLUMNS) || 80) - 1);
     // Fit the terminal by giving up detail, least useful first (see FIT), before cutting the end.
     let text = "";
     for (let fit = 0; fit <= MAX_FIT; fit++) {
