@@ -13,7 +13,7 @@ import { Layout } from "../src/oci/layout.ts";
 import { type GeneratorEnv, generatorEnv } from "../fixtures/generator.ts";
 import { extract, gcExtracts } from "../src/generator/extract.ts";
 import { generate } from "../src/generator/generate.ts";
-import { storeRootfs } from "../src/generator/paths.ts";
+import { storeRootfs } from "../src/store/paths.ts";
 import type { Descriptor } from "../src/oci/types.ts";
 import { main } from "../src/cli/main.ts";
 

@@ -13,7 +13,7 @@ import { makeLayout, mkTemp, rmTemp, tarFiles, toLegacyRefs, breakLayout, treeHa
 import { canParseWithSystemd, envSubstituted, have, systemdParseMany, verifyUnits } from "../fixtures/generator.ts";
 import { generate, type GenerateResult } from "../src/generator/generate.ts";
 import { loadGeneratorConfig } from "../src/generator/config.ts";
-import { storeRootfs } from "../src/generator/paths.ts";
+import { storeRootfs } from "../src/store/paths.ts";
 import { Layout } from "../src/oci/layout.ts";
 import type { ImageRuntimeConfig } from "../src/oci/types.ts";
 import type { Reporter } from "../src/generator/report.ts";

@@ -15,8 +15,10 @@
  * enable = no              # write multi-user.target.wants/ links for every unit
  * enablelabel = org.ocigen.enable   # image label that may enable/disable (true/false); empty: ignore labels
  * wantedby = multi-user.target      # the target the .wants/ links go into
- * protectsystem = strict   # ProtectSystem= (yes, no, full, strict)
- * protecthome = read-only  # ProtectHome= (yes, no, read-only, tmpfs)
+ * protectsystem = no       # ProtectSystem= inside the image's root (yes, no, full, strict; strict = read-only root)
+ * protecthome = no         # ProtectHome= inside the image's root (yes, no, read-only, tmpfs)
+ * rundir = /run/ocigen     # where each service's root (an overlay with a writable layer) is mounted
+ * volumesdir = /var/lib/ocigen/volumes  # where each service's persistent volumes live
  * ocigen = /usr/local/bin/ocigen    # program the units run for `extract` (default: this ocigen)
  * userdbdir = /run/userdb  # where extract adds user/group records for image ids the host lacks; empty: never
  * atomictemplates = yes    # render an image's Atomic /exports/service.template (trusts the image fully)
@@ -106,6 +108,10 @@ export interface GeneratorConfig {
   ocigen?: string;
   /** nss-systemd drop-in directory for image ids unknown to the host ("" disables). */
   userdbDir: string;
+  /** Parent of the services' roots (default /run/ocigen, see src/generator/state.ts). */
+  runDir?: string;
+  /** Parent of the services' persistent volumes (default /var/lib/ocigen/volumes). */
+  volumesDir?: string;
   /** Render Atomic `/exports/service.template` files (default true). */
   atomicTemplates: boolean;
   /** Defaults for every layout. */
@@ -138,8 +144,8 @@ export function defaultGeneratorConfig(): GeneratorConfig {
     atomicTemplates: true,
     defaults: {
       runtime: "systemd",
-      protectSystem: "strict",
-      protectHome: "read-only",
+      protectSystem: "no",
+      protectHome: "no",
       includeTags: [],
       excludeTags: [DATED_TAG_GLOB],
       volumes: [],
@@ -260,6 +266,12 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
           break;
         case "ocigen":
           cfg.ocigen = absPath();
+          break;
+        case "rundir":
+          cfg.runDir = absPath();
+          break;
+        case "volumesdir":
+          cfg.volumesDir = absPath();
           break;
         case "atomictemplates":
           cfg.atomicTemplates = bool();

@@ -71,8 +71,13 @@ extractsdir = /var/lib/oci/extracts
 # Image label that may enable (true) or disable (false) one image's service.
 #enablelabel = org.ocigen.enable
 #wantedby = multi-user.target
-#protectsystem = strict
-#protecthome = read-only
+# Each service's root is writable (its own layer, dropped at stop);
+# protectsystem = strict makes it read-only (like ReadOnly=yes).
+#protectsystem = no
+#protecthome = no
+# Where each service's root is mounted, and where its volumes persist.
+#rundir = /run/ocigen
+#volumesdir = /var/lib/ocigen/volumes
 # The program units run for \`ocigen extract\` (default: this ocigen).
 #ocigen = /usr/local/bin/ocigen
 
