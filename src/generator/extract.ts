@@ -66,7 +66,7 @@ import { type ResolvedUser, resolveUserInRoot } from "../rootfs/users.ts";
 import { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, serviceRoot, serviceRunDir, volumeDir } from "./state.ts";
 import { ensureHostIds, removeHostAccounts } from "./hostusers.ts";
 import { ensureVolume } from "./volumes.ts";
-import { isMountPoint, mountServiceRoot, releaseServiceRoot } from "./serviceroot.ts";
+import { isMountPoint, mountedLowerDirs, mountServiceRoot, releaseServiceRoot } from "./serviceroot.ts";
 import { parseVolumeSpec, type PlannedVolume } from "./unit.ts";
 
 /** How extract talks to the service manager (replaceable in tests). */
@@ -459,6 +459,10 @@ export interface GcOptions {
   config: GeneratorConfig;
   /** Report what would be removed, remove nothing. */
   dryRun?: boolean;
+  /** Leave host accounts alone (library callers that manage them). */
+  noHostAccounts?: boolean;
+  /** Host accounts live under this root instead of `/` (tests). */
+  hostRoot?: string;
 }
 
 /** What {@linkcode gcExtracts} did. */
@@ -484,6 +488,9 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
   const live = new Set<string>(); // unit bases of current tags
   const referenced = new Set<string>(); // manifest digests to keep
   const brokenLayouts = new Set<string>();
+  const keepUids = new Set<number>();
+  const keepGids = new Set<number>();
+  const runDir = cfg.runDir ?? DEFAULT_RUN_DIR;
   const { removeTree } = await import("../layer/unpack.ts");
   const disc = await discoverLayouts(cfg.imageLayoutDir);
   errors.push(...disc.errors);
@@ -543,9 +550,15 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
       // no readable current.json: attributed to a layout by its name (never to fewer layouts than it may belong to)
       keep = disc.errors.length > 0 || brokenPrefixes.some((p) => p === null || d.name.startsWith(p));
     }
+    // a running service (its root is mounted) keeps its directory even when its tag is gone
+    if (!keep && isMountPoint(serviceRoot(runDir, d.name))) keep = true;
     const t = readlinkOrNull(join(udir, "rootfs"));
     if (keep) {
       if (meta && typeof meta.manifest === "string") referenced.add(meta.manifest);
+      if (meta && Number.isSafeInteger(meta.uid) && Number.isSafeInteger(meta.gid)) {
+        keepUids.add(meta.uid!);
+        keepGids.add(meta.gid!);
+      }
       if (t) {
         const abs = join(udir, t);
         if (abs.startsWith(storePrefix)) {
@@ -562,6 +575,22 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
       } catch (e) {
         errors.push(wrapIo(e, "remove", udir).message);
       }
+    }
+  }
+  // The store entries under mounted service roots stay, whatever the tags say.
+  for (const lower of mountedLowerDirs()) {
+    if (lower.startsWith(storePrefix)) {
+      const rel = lower.slice(storePrefix.length).split("/");
+      if (rel.length === 3 && rel[2] === "rootfs") referenced.add(`${rel[0]}:${rel[1]}`);
+    }
+  }
+  // Host accounts registered for ids no kept unit runs as.
+  if (!opts.noHostAccounts) {
+    try {
+      const gone = removeHostAccounts(keepUids, keepGids, opts.dryRun, opts.hostRoot);
+      for (const n of gone) removed.push(`account ${n}`);
+    } catch (e) {
+      errors.push((e as Error).message);
     }
   }
   // Store entries.

@@ -39,6 +39,33 @@ export function isMountPoint(path: string): boolean {
   return text.split("\n").some((l) => unescape(l.split(" ")[4] ?? "") === path);
 }
 
+/**
+ * The lower directories of every overlay mounted in this mount namespace
+ * (the store rootfs that running services use).
+ *
+ * @example
+ * ```ts
+ * mountedLowerDirs(); // ["/var/lib/oci/extracts/.store/sha256/ab…/rootfs"]
+ * ```
+ */
+export function mountedLowerDirs(): string[] {
+  let text = "";
+  try {
+    text = fs.readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const l of text.split("\n")) {
+    const sep = l.indexOf(" - ");
+    if (sep < 0) continue;
+    const [fstype, , opts] = l.slice(sep + 3).split(" ");
+    if (fstype !== "overlay") continue;
+    for (const o of (opts ?? "").split(",")) if (o.startsWith("lowerdir=")) out.push(...o.slice(9).split(":"));
+  }
+  return out;
+}
+
 /** Creates `dir` (and parents) and makes it 0700 root-only if this call created it or it is ours (mode differs). */
 function mkdirPrivate(dir: string): void {
   try {

@@ -480,6 +480,8 @@ export function renderUnit(input: UnitInput): string {
     const id = containerId(base);
     add("ExecStart", execLine([settings.runtime, "run", "--bundle", bundle, id]));
     add("ExecStopPost", execLine([settings.runtime, "delete", "--force", id], "-"));
+    // the runtime exits 128+signal when the container's process dies of the stop signal
+    add("SuccessExitStatus", "143");
   }
   if (typeof rc.StopSignal === "string" && rc.StopSignal !== "") add("KillSignal", normalizeSignal(rc.StopSignal));
   if (!runc) {
