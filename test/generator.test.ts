@@ -141,7 +141,7 @@ describe("config", () => {
     assert.equal(parseGeneratorConfig("userdbdir =\n", "c").userdbDir, "");
     const pick = (l: ReturnType<typeof layoutSettings>) => ({ runtime: l.runtime, protectSystem: l.protectSystem, protectHome: l.protectHome, enable: l.enable });
     assert.deepEqual(pick(layoutSettings(c, "a/b")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "tmpfs", enable: false });
-    assert.deepEqual(pick(layoutSettings(c, "x")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "read-only", enable: undefined });
+    assert.deepEqual(pick(layoutSettings(c, "x")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "no", enable: undefined });
   });
   test("bad values name the file and line", () => {
     assert.throws(() => parseGeneratorConfig("[system]\nimagelayoutdir = rel\n", "/etc/x.conf"), /Bad config \/etc\/x.conf:2: imagelayoutdir must be an absolute path/);

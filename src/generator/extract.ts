@@ -357,7 +357,8 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
           `${check!.expect!.uid}:${check!.expect!.gid} (rootfs not yet extracted or tag moved); run \`systemctl daemon-reload\` and start it again`,
       );
     }
-    if (opts.bundle) await writeBundle(udir, img, store, store, ids, opts, result);
+    // without --service the bundle runs the shared store itself: read-only
+    if (opts.bundle) await writeBundle(udir, img, store, store, ids, { ...opts, readOnly: true }, result);
     return result;
   }
 
