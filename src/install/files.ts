@@ -34,6 +34,10 @@ export const INSTALL_PATHS = {
   slice: "usr/local/lib/systemd/system/oci.slice",
   /** The generator's config: written only when absent, never removed once changed. */
   config: "etc/oci-generator.conf",
+  /** The bundled program the wrapper script runs (Node or Deno installs, not the single binary). */
+  bundle: "usr/local/lib/ocigen/ocigen.mjs",
+  /** Where a runtime that lived only in the checkout (node_modules/deno) is copied. */
+  libDir: "usr/local/lib/ocigen",
   /** What install did, for uninstall (see src/install/manifest.ts). */
   manifest: "usr/local/lib/ocigen/install-manifest.json",
 } as const;
