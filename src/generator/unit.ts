@@ -53,7 +53,7 @@ import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
 import type { LayoutSettings, VolumeSetting } from "./config.ts";
 import { unitDir } from "../store/paths.ts";
 import { extractUnitName } from "./naming.ts";
-import { normalizeSignal } from "./signal.ts";
+import { normalizeSignal, signalNumber } from "./signal.ts";
 import { checkExecutable, checkLineValue, execLine, execWord, isEnvName, listWord } from "./syntax.ts";
 import { findInImagePath } from "../rootfs/read.ts";
 import { isNumericUser, MAX_ID, type ResolvedUser, resolveUserInRoot } from "../rootfs/users.ts";
@@ -479,11 +479,18 @@ export function renderUnit(input: UnitInput): string {
     const bundle = unitDir(extractsDir, base);
     const id = containerId(base);
     add("ExecStart", execLine([settings.runtime, "run", "--bundle", bundle, id]));
+    // The container's first process is PID 1 of its namespace: the kernel drops every signal it has no
+    // handler for (a shell ignores SIGTERM), so stop as `docker stop` does: the stop signal through the
+    // runtime, up to 10 s, then SIGKILL. The runtime then exits 128+signal: a clean stop.
+    const sig: string = typeof rc.StopSignal === "string" && rc.StopSignal !== "" ? normalizeSignal(rc.StopSignal) : "SIGTERM";
+    const q = (w: string) => `'${w}'`; // runtime paths and ids are checked: no quote inside
+    if (/'/.test(settings.runtime + id)) throw new OcigenError("EGENERATE", `runtime ${JSON.stringify(settings.runtime)} holds a quote`);
+    add("ExecStop", execLine(["/bin/sh", "-c",
+      `${q(settings.runtime)} kill ${q(id)} ${sig.slice(3)} 2>/dev/null; i=0; while [ $i -lt 10 ] && ${q(settings.runtime)} state ${q(id)} >/dev/null 2>&1; do sleep 1; i=$((i+1)); done; ${q(settings.runtime)} kill ${q(id)} KILL 2>/dev/null; true`]));
     add("ExecStopPost", execLine([settings.runtime, "delete", "--force", id], "-"));
-    // the runtime exits 128+signal when the container's process dies of the stop signal
-    add("SuccessExitStatus", "143");
+    add("SuccessExitStatus", [...new Set([137, 143, 128 + signalNumber(sig)])].join(" "));
   }
-  if (typeof rc.StopSignal === "string" && rc.StopSignal !== "") add("KillSignal", normalizeSignal(rc.StopSignal));
+  if (!runc && typeof rc.StopSignal === "string" && rc.StopSignal !== "") add("KillSignal", normalizeSignal(rc.StopSignal));
   if (!runc) {
     add("RootDirectory", checkLineValue(serviceRoot(input.runDir ?? DEFAULT_RUN_DIR, base), "RootDirectory="));
     add("MountAPIVFS", "yes");
