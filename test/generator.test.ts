@@ -137,8 +137,7 @@ describe("config", () => {
     assert.equal(c.extractsDir, "/var/lib/oci/extracts");
     assert.equal(c.enable, true);
     assert.equal(c.atomicTemplates, true);
-    assert.equal(parseGeneratorConfig("atomictemplates = no\nuserdbdir =\n", "c").atomicTemplates, false);
-    assert.equal(parseGeneratorConfig("userdbdir =\n", "c").userdbDir, "");
+    assert.equal(parseGeneratorConfig("atomictemplates = no\n", "c").atomicTemplates, false);
     const pick = (l: ReturnType<typeof layoutSettings>) => ({ runtime: l.runtime, protectSystem: l.protectSystem, protectHome: l.protectHome, enable: l.enable });
     assert.deepEqual(pick(layoutSettings(c, "a/b")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "tmpfs", enable: false });
     assert.deepEqual(pick(layoutSettings(c, "x")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "no", enable: undefined });

@@ -20,7 +20,6 @@
  * rundir = /run/ocigen     # where each service's root (an overlay with a writable layer) is mounted
  * volumesdir = /var/lib/ocigen/volumes  # where each service's persistent volumes live
  * ocigen = /usr/local/bin/ocigen    # program the units run for `extract` (default: this ocigen)
- * userdbdir = /run/userdb  # where extract adds user/group records for image ids the host lacks; empty: never
  * atomictemplates = yes    # render an image's Atomic /exports/service.template (trusts the image fully)
  *
  * [layout myorg.com/myapp]  # per-layout overrides of enable, runtime, protectsystem, protecthome
@@ -106,8 +105,6 @@ export interface GeneratorConfig {
   wantedBy: string;
   /** Absolute argv prefix that runs ocigen, or undefined for "this program". */
   ocigen?: string;
-  /** nss-systemd drop-in directory for image ids unknown to the host ("" disables). */
-  userdbDir: string;
   /** Parent of the services' roots (default /run/ocigen, see src/generator/state.ts). */
   runDir?: string;
   /** Parent of the services' persistent volumes (default /var/lib/ocigen/volumes). */
@@ -140,7 +137,6 @@ export function defaultGeneratorConfig(): GeneratorConfig {
     enable: false,
     enableLabel: "org.ocigen.enable",
     wantedBy: "multi-user.target",
-    userdbDir: "/run/userdb",
     atomicTemplates: true,
     defaults: {
       runtime: "systemd",
@@ -276,8 +272,8 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
         case "atomictemplates":
           cfg.atomicTemplates = bool();
           break;
-        case "userdbdir":
-          cfg.userdbDir = value === "" ? "" : absPath();
+        case "userdbdir": // earlier versions wrote nss-systemd records; host accounts are now registered with systemd-sysusers
+          log.warn(`${at}: userdbdir is no longer used (ids the host lacks get accounts from systemd-sysusers); ignored`);
           break;
         default: {
           const d: Partial<LayoutSettings> = {};
