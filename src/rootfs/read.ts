@@ -13,7 +13,7 @@
  */
 import * as fs from "node:fs";
 import { type ErrorCode, OcigenError, wrapIo } from "../errors.ts";
-import { cleanEntryPath, ResolveError, RootResolver } from "./resolve.ts";
+import { ResolveError, RootResolver } from "./resolve.ts";
 
 /**
  * Resolves `path` (absolute inside the image) to a host path below `root`,
@@ -28,7 +28,7 @@ import { cleanEntryPath, ResolveError, RootResolver } from "./resolve.ts";
  */
 export function resolveInRoot(root: string, path: string, code: ErrorCode = "EGENERATE"): string | null {
   try {
-    return new RootResolver(root).resolveFollow(cleanEntryPath(path))?.abs ?? null;
+    return new RootResolver(root).resolveFollow(path.split("/"))?.abs ?? null;
   } catch (e) {
     if (e instanceof ResolveError) {
       if (/ is not a directory$/.test(e.message)) return null;
