@@ -44,6 +44,7 @@ export { checkLineValue, escapeSpecifiers, execLine, execWord, listWord } from "
 export { type ImageInfo, imageCommand, renderUnit, type UnitInput } from "./generator/unit.ts";
 export { generate, type GeneratedUnit, type GenerateOptions, type GenerateResult, ocigenCommand } from "./generator/generate.ts";
 export { extract, type ExtractOptions, type ExtractResult, gcExtracts, type GcOptions as GcExtractsOptions, type GcResult as GcExtractsResult } from "./generator/extract.ts";
+export { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, safeName, serviceRoot, serviceRunDir, volumeDir, volumeName } from "./generator/state.ts";
 export { type AtomicExports, readAtomicExports, renderAtomicTemplate } from "./generator/atomic.ts";
 export { storeRootfs, unitRootfs } from "./store/paths.ts";
 // Unpack engine: byte pipeline, tar, decompression, layer application (issue 3)

@@ -22,6 +22,7 @@ import { discoverLayouts } from "./discover.ts";
 import { extractUnitName, unitBaseName } from "./naming.ts";
 import { storeRootfs, unitDir } from "../store/paths.ts";
 import { createReporter, type Reporter } from "./report.ts";
+import { DEFAULT_VOLUMES_DIR } from "./state.ts";
 import { containerId, extractArgv, type ImageInfo, releaseArgv, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
 import { addMissingDirectives, atomicVariables, readAtomicExports, renderAtomicTemplate } from "./atomic.ts";
 import { checkLineValue, listWord } from "./syntax.ts";
@@ -225,7 +226,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
           stop = releaseArgv(ocigen, name, tag, configPath);
         }
         const companion = extractUnitName(base);
-        const extractText = renderExtractUnit({ name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir }, extract!, stop);
+        const extractText = renderExtractUnit({ name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, volumesDir: cfg.volumesDir ?? DEFAULT_VOLUMES_DIR }, extract!, stop);
         const g: GeneratedUnit = {
           name, tag, unit, path: join(opts.outDir, unit), text, atomic,
           extractUnit: { unit: companion, path: join(opts.outDir, companion), text: extractText },

@@ -553,16 +553,19 @@ export function unitExtractArgv(input: UnitInput): string[] {
  * ```
  */
 export function renderExtractUnit(
-  u: { name: string; tag: string; base: string; layoutDir: string; extractsDir: string },
+  u: { name: string; tag: string; base: string; layoutDir: string; extractsDir: string; volumesDir?: string },
   argv: readonly string[],
   stop?: readonly string[],
 ): string {
   const companion = extractUnitName(u.base);
+  const mounts = [u.layoutDir, u.extractsDir];
+  // it seeds the service's volumes: their directory must be mounted too
+  if (u.volumesDir && argv.includes("--volume")) mounts.push(u.volumesDir);
   return unitHeader(u.layoutDir, u.tag, companion) + [
     "[Unit]",
     `Description=${checkLineValue(`Root filesystem of OCI image ${u.name}:${u.tag} for ${u.base}.service`, "Description=")}`,
     `SourcePath=${checkLineValue(u.layoutDir, "SourcePath=")}`,
-    `RequiresMountsFor=${[u.layoutDir, u.extractsDir].map((p) => listWord(p, "RequiresMountsFor=")).join(" ")}`,
+    `RequiresMountsFor=${mounts.map((p) => listWord(p, "RequiresMountsFor=")).join(" ")}`,
     `PartOf=${u.base}.service`,
     "StopWhenUnneeded=yes",
     "",
