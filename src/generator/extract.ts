@@ -59,8 +59,11 @@ import { checkLayerCount } from "../oci/validate.ts";
 import type { UnpackOptions } from "../layer/unpack.ts";
 import { convertConfig } from "../layer/convert.ts";
 import type { GeneratorConfig } from "./config.ts";
-import { discoverLayouts } from "./discover.ts";
+import { checkInsideLayoutDir, discoverLayouts } from "./discover.ts";
 import { layoutNameComponents, unitBaseName } from "./naming.ts";
+import { imagePlatform } from "./settings.ts";
+import { checkImagePlatform } from "../oci/platform.ts";
+import type { Platform } from "../oci/types.ts";
 import { ensureStore, STORE_MODE, storeDigests, storeDir, storeRootfs, unitDir, unitRootfs } from "../store/paths.ts";
 import { type ResolvedUser, resolveUserInRoot } from "../rootfs/users.ts";
 import { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, serviceRoot, serviceRunDir, volumeDir } from "./state.ts";
@@ -133,6 +136,8 @@ export interface ExtractOptions {
   systemd?: SystemdControl;
   /** Do not mount (library callers and tests without overlayfs): prepare everything else. */
   noMount?: boolean;
+  /** The platform picked from a multi-platform tag (default: the image's settings, else the host's). */
+  platform?: Platform;
 }
 
 /** What {@linkcode extract} did. */
@@ -201,6 +206,7 @@ function lockTimeout(ms?: number): number {
  */
 export async function openNamedLayout(cfg: GeneratorConfig, name: string): Promise<Layout> {
   layoutNameComponents(name);
+  checkInsideLayoutDir(cfg.imageLayoutDir, join(cfg.imageLayoutDir, name));
   return await Layout.open(join(cfg.imageLayoutDir, name));
 }
 
@@ -239,10 +245,10 @@ function imageUser(root: string, spec: string, where: string): ResolvedUser {
 }
 
 /** The tag's image, or the pinned manifest `digest` of the layout. */
-async function pinnedImage(layout: Layout, tag: string, digest: string | undefined, where: string): Promise<ResolvedImage> {
+async function pinnedImage(layout: Layout, tag: string, platform: Platform, digest: string | undefined, where: string): Promise<ResolvedImage> {
   let now: ResolvedImage | null = null;
   try {
-    now = await layout.resolve(tag);
+    now = await layout.resolve(tag, platform);
   } catch (e) {
     if (!digest) throw e;
   }
@@ -279,7 +285,9 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
     return { rootfs: link, store: "", manifest: "", extracted: false, changed: false, accounts: [], volumes: {}, reloaded: false };
   }
   const layout = await openNamedLayout(cfg, name);
-  const img = await pinnedImage(layout, tag, opts.manifest, where);
+  const platform = opts.platform ?? imagePlatform(cfg, name, tag);
+  const img = await pinnedImage(layout, tag, platform, opts.manifest, where);
+  checkImagePlatform(img.config, platform, where);
   const manifest = img.manifestDescriptor.digest;
   const store = storeRootfs(cfg.extractsDir, manifest);
   const udir = unitDir(cfg.extractsDir, base);
@@ -509,7 +517,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
     for (const tag of tags) {
       try {
         live.add(unitBaseName(name, tag));
-        referenced.add((await layout.resolve(tag)).manifestDescriptor.digest);
+        referenced.add((await layout.resolve(tag, imagePlatform(cfg, name, tag))).manifestDescriptor.digest);
       } catch (e) {
         brokenLayouts.add(name);
         errors.push(`layout ${name} tag ${tag}: ${(e as Error).message} (the layout's extracts are kept)`);

@@ -54,7 +54,7 @@ import type { LayoutSettings, VolumeSetting } from "./config.ts";
 import { unitDir } from "../store/paths.ts";
 import { extractUnitName } from "./naming.ts";
 import { normalizeSignal, signalNumber } from "./signal.ts";
-import { checkExecutable, checkLineValue, execLine, execWord, isEnvName, listWord } from "./syntax.ts";
+import { checkExecutable, checkId, checkLineValue, execLine, execWord, isEnvName, listWord } from "./syntax.ts";
 import { findInImagePath } from "../rootfs/read.ts";
 import { isNumericUser, MAX_ID, type ResolvedUser, resolveUserInRoot } from "../rootfs/users.ts";
 import { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, serviceRoot, volumeDir } from "./state.ts";
@@ -213,6 +213,8 @@ export function unitUser(spec: string | undefined, extractedRootfs: string | nul
     ids = { uid: NOBODY, gid: NOBODY };
     resolved = false;
   }
+  checkId(ids.uid, `image user ${JSON.stringify(spec)}: uid`);
+  checkId(ids.gid, `image user ${JSON.stringify(spec)}: gid`);
   return { ids, check: `${spec}=${ids.uid}:${ids.gid}`, resolved };
 }
 

@@ -14,6 +14,7 @@ import { invokedAsGenerator } from "../../install/self.ts";
 import { log } from "../../log.ts";
 import { gcExtractsJson } from "../json.ts";
 import { addExtractAllOptions, extractAllCommand } from "../../bulk/cli.ts";
+import { platformOption } from "../platform.ts";
 // The generator (generate.ts) and the extractor (extract.ts) are imported by
 // the actions that use them: `generate` runs at every boot and `extract`
 // before every unit start; neither should load what the other needs.
@@ -36,6 +37,7 @@ interface ExtractFlags {
   release?: boolean;
   bundle?: boolean;
   all?: boolean;
+  platform?: string;
 }
 
 /**
@@ -64,7 +66,8 @@ export function register(program: Command, _raw: Command): void {
       try {
         config = loadGeneratorConfig(o.config);
       } catch (e) {
-        reporter.error((e as Error).message);
+        // stderr gets it once, from the caller; the kernel log too when run by systemd
+        if (reporter.kmsg) reporter.error((e as Error).message);
         throw e;
       }
       const { generate } = await import("../../generator/generate.ts");
@@ -88,7 +91,8 @@ export function register(program: Command, _raw: Command): void {
     .option("--read-only", "with --service: the service's root is read-only")
     .option("--reload", "with --service: run systemctl daemon-reload after extracting")
     .option("--release", "unmount the service's root and drop its writable layer (the companion unit's ExecStop=)")
-    .option("--bundle", "also write the runc/crun bundle config.json"))
+    .option("--bundle", "also write the runc/crun bundle config.json")
+    .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform image (default: the image's settings, else this host's)"))
     .action(async (o: ExtractFlags) => {
       if (o.all) return await extractAllCommand(o);
       if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
@@ -97,6 +101,7 @@ export function register(program: Command, _raw: Command): void {
         config: loadGeneratorConfig(o.config), name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle),
         manifest: o.manifest, service: Boolean(o.service), volumes: o.volume, tmpfs: o.tmpfs, env: o.env, exec: o.exec,
         readOnly: Boolean(o.readOnly), reload: Boolean(o.reload), release: Boolean(o.release),
+        platform: o.platform === undefined ? undefined : platformOption(o.platform),
       });
       if (o.release) log.info(`${o.name}:${o.ref}: root released`);
       else log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}${r.root ? `, root ${r.root}` : ""}`);
