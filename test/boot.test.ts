@@ -192,11 +192,10 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
 
     kase(B, "plain command (one-shot)", async () => {
       const unit = "bb.ref.oneshot.service";
-      g.run(`systemctl start ${unit}`, { timeoutMs: 180_000 });
-      const r = await g.waitExited(unit);
-      assert.equal(r.status, 0, `exit status ${r.status}, want 0\n${g.diagnose(unit)}`);
-      assert.equal(r.result, "success", `Result=${r.result}, want success\n${g.diagnose(unit)}`);
-      assert.match(g.journal(unit), /oneshot-ok version=v1/);
+      const r = g.runToEnd(unit);
+      assert.equal(r.exitStatus, 0, `exit status ${r.exitStatus}, want 0 (systemctl: ${r.stderr.trim()})\n${g.diagnose(unit)}`);
+      assert.equal(r.waitStatus, 0, `systemctl start --wait ${unit}: ${r.stderr.trim()}`);
+      assert.match(r.journal, /oneshot-ok version=v1/, r.journal);
     });
 
     kase(B, "named User app, first start (nss present)", async () => {
