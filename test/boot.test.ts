@@ -171,7 +171,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       // runc mode for the `rc` layout, the documented per-layout section
       g.ok(`printf '\\n[layout rc]\\nruntime = runc\\n' >> /etc/oci-generator.conf`);
       // per-image settings for the `st` layout (SPEC 4.4): an extra volume, one tag excluded
-      g.ok(`mkdir -p /etc/ocigen && printf '[Image]\\nExcludeTag=skip\\nVolume=/extra\\n' > /etc/ocigen/st.conf`);
+      g.ok(`mkdir -p /etc/ocigen /srv/st-host && printf '[Image]\\nExcludeTag=skip\\nVolume=/extra\\nVolume=/srv/st-host:/hostdir\\n' > /etc/ocigen/st.image`);
       g.ok("systemctl daemon-reload", { timeoutMs: 120_000 });
     });
     after(async () => {
@@ -288,6 +288,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       assert.match(a.journal, /extra-write-ok/, a.journal);
       const b = await startLong(g, unit, /extra-write-/, "restart");
       assert.match(b.journal, /extra-had=kept/, `the settings Volume=/extra is not persistent:\n${b.journal}`);
+      assert.equal(g.run("cat /srv/st-host/from-image").stdout.trim(), "hostdir-ok", "Volume=/srv/st-host:/hostdir: the image's write is not in the host directory");
     });
 
     kase(B, "random configs: every unit loaded or refused clearly", async () => {
