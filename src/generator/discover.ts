@@ -5,8 +5,16 @@
  * path relative to `imagelayoutdir`. The walk does not descend into a
  * layout's `blobs/` or `refs/`, skips entries whose name starts with `.`
  * (temporary and lock files, hidden directories), follows symbolic links to
- * directories (each real directory is visited once, so link loops end) and
- * reports unreadable directories without stopping.
+ * directories only while they stay inside `imagelayoutdir` (each real
+ * directory is visited once, so link loops end) and reports unreadable
+ * directories without stopping.
+ *
+ * Symbolic links never lead discovery out of `imagelayoutdir`: a link whose
+ * target (resolved fully) is not `imagelayoutdir` itself or below it is
+ * reported as an error naming the link and skipped, so a layout is only ever
+ * read from where the administrator put layouts. `imagelayoutdir` itself
+ * may be a symlink (its real path is the boundary). To serve a layout kept
+ * elsewhere, bind-mount it below `imagelayoutdir` or move it there.
  *
  * @module
  */
@@ -41,6 +49,13 @@ export async function discoverLayouts(root: string): Promise<Discovery> {
   const layouts: FoundLayout[] = [];
   const errors: string[] = [];
   const seen = new Set<string>();
+  let realRoot: string;
+  try {
+    realRoot = fs.realpathSync.native(root);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { layouts, errors };
+    return { layouts, errors: [wrapIo(e, "resolve", root).message] };
+  }
   // Synchronous and in sorted order: deterministic (the first path to reach a
   // real directory names it) and faster than many small async calls.
   const walk = (rel: string): void => {
@@ -48,6 +63,10 @@ export async function discoverLayouts(root: string): Promise<Discovery> {
     try {
       // .native: one realpath(3) call, not an lstat per path component from JS.
       const real = fs.realpathSync.native(dir);
+      if (real !== realRoot && !real.startsWith(realRoot === "/" ? "/" : realRoot + "/")) {
+        errors.push(`${dir}: a symbolic link to ${real}, outside imagelayoutdir ${root}; skipped`);
+        return;
+      }
       if (seen.has(real)) return;
       seen.add(real);
     } catch (e) {
