@@ -435,7 +435,7 @@ async function randomConfigs(g: Guest, fixture: string): Promise<void> {
   const gen = g.run("ocigen generate --dry-run /tmp/ocigen-random-out", { timeoutMs: 180_000 });
   const unexplained = refused.filter((i) => !gen.stderr.includes(i.name));
   const warnings = g.run("journalctl -b --no-pager -q -o cat | grep -c '^/run/systemd/generator/test\\.ocigen\\.random'").stdout.trim();
-  console.log(`# random configs (seed ${RANDOM_SEED}): ${imgs.length} layouts, ${loaded} units loaded, ${refused.length} refused, ` +
+  console.log(`# random configs (seed ${RANDOM_SEED}): ${imgs.length} layouts, ${loaded} generated unit files loaded, ${refused.length} layouts refused, ` +
     `${warnings} systemd parse warnings on their units`);
   assert.deepEqual(bad, [], "units systemd did not load");
   assert.deepEqual(unexplained.map((i) => i.name), [], `layouts with no unit and no error naming them; generate said:\n${gen.stderr.slice(0, 2000)}`);
