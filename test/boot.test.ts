@@ -188,6 +188,8 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       const { journal } = await startLong(g, "bb.ref.plain.service", /plain-ok uid=0/);
       assert.match(journal, /plain-ok uid=0/);
       assertIds(g, "bb.ref.plain.service", 0, 0);
+      // the unit a user gets, for the record
+      console.log(g.run("systemctl cat bb.ref.plain.service").stdout.replace(/^/gm, "# unit: "));
     });
 
     kase(B, "plain command (one-shot)", async () => {
