@@ -378,10 +378,26 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
     let g: Guest;
     const B = "tour";
     before(async () => {
+      // Node >= 20 and npm as a user gets them from NodeSource (Debian 12's own nodejs is 18): the host's, bound in;
+      // `sudo` as on a user's machine (we are root already); the repo writable through an overlay (the tour may build)
+      const npm = ["/usr/lib/node_modules/npm", "/usr/local/lib/node_modules/npm"].find((p) => fs.existsSync(p));
       g = await bootGuest({
         name: "tour",
         tree,
-        binds: [{ src: repo, overlay: true }, { src: process.execPath, dst: "/usr/local/bin/node" }],
+        binds: [
+          { src: repo, overlay: true },
+          { src: process.execPath, dst: "/usr/local/bin/node" },
+          ...(npm ? [{ src: npm, dst: "/usr/local/lib/node_modules/npm" }] : []),
+        ],
+        prepare: (root) => {
+          const bin = join(root, "usr/local/bin");
+          fs.mkdirSync(bin, { recursive: true });
+          if (npm) {
+            fs.symlinkSync("../lib/node_modules/npm/bin/npm-cli.js", join(bin, "npm"));
+            fs.symlinkSync("../lib/node_modules/npm/bin/npx-cli.js", join(bin, "npx"));
+          }
+          if (!fs.existsSync(join(root, "usr/bin/sudo"))) fs.writeFileSync(join(bin, "sudo"), '#!/bin/sh\n# root already: run the command\nexec "$@"\n', { mode: 0o755 });
+        },
       });
     });
     after(async () => {
