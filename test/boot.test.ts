@@ -338,6 +338,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
     });
 
     kase(B, "named User app, first start (no nss)", async () => {
+      nssAbsent(g);
       await startLong(g, "bb.ref.named.service", /named-ok uid=1001 gid=1001/);
       assertIds(g, "bb.ref.named.service", 1001, 1001);
     });
@@ -404,7 +405,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       await g?.shutdown();
     });
 
-    kase(B, "README `## Offline generator tour` runs as written", () => {
+    kase(B, "README Offline generator tour, verbatim", () => {
       const readme = fs.readFileSync(join(repo, "README.md"), "utf8");
       const at = readme.search(/^## Offline generator tour\s*$/m);
       assert.ok(at >= 0, "README.md has no `## Offline generator tour` section");
