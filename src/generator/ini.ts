@@ -28,7 +28,14 @@ export type IniLine =
   | { kind: "section"; line: number; name: string; arg: string | null; raw: string }
   | { kind: "entry"; line: number; key: string; value: string; raw: string };
 
-/** A problem at one line; the caller turns it into its own error with the file name. */
+/**
+ * A problem at one line; the caller turns it into its own error with the file name.
+ *
+ * @example
+ * ```ts
+ * try { parseIni("oops\n"); } catch (e) { if (e instanceof IniSyntaxError) console.log(`f:${e.line}: ${e.message}`); }
+ * ```
+ */
 export class IniSyntaxError extends Error {
   constructor(readonly line: number, message: string) {
     super(message);

@@ -59,7 +59,14 @@ import { IniSyntaxError, parseIni } from "./ini.ts";
 import { checkExecutable, checkId, isEnvName } from "./syntax.ts";
 import { globToRegExp } from "./tags.ts";
 
-/** The file name suffix of settings files. */
+/**
+ * The file name suffix of settings files.
+ *
+ * @example
+ * ```ts
+ * `myapp${SETTINGS_SUFFIX}`; // "myapp.image"
+ * ```
+ */
 export const SETTINGS_SUFFIX = ".image";
 
 /** Largest settings file read. */

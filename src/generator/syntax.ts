@@ -130,14 +130,47 @@ export function checkExecutable(exe: string): void {
   if (exe === "") throw new OcigenError("EGENERATE", "the executable is empty");
   if (exe.includes("$")) throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} contains '$'`);
   if (/[\x00-\x1f\x7f]/.test(exe)) throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} contains a control character`);
+  // systemd refuses an executable path that is not string_is_safe(): no quote or backslash either
+  if (/["'\\]/.test(exe)) throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} contains a quote or a backslash`);
   if (exe.startsWith("/")) {
     if (exe.endsWith("/") || /(^|\/)\.\.?(\/|$)/.test(exe) || exe.includes("//")) {
       throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} is not a normalized absolute path`);
     }
+    checkPathLength(exe, "executable");
     return;
   }
-  if (exe.includes("/") || /^[-@:+!]/.test(exe) || exe === "." || exe === "..") {
+  checkPathLength(exe, "executable");
+  // a lone ";" is systemd's command separator, even quoted
+  if (exe.includes("/") || /^[-@:+!]/.test(exe) || exe === "." || exe === ".." || exe === ";") {
     throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} is neither an absolute path nor a plain file name`);
+  }
+}
+
+/** Longest path systemd accepts (`PATH_MAX` - 1 bytes) and longest component (`NAME_MAX`). */
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
+
+/**
+ * Throws EGENERATE when path (or file name) `p` is longer than systemd
+ * accepts (path_is_valid(): under `PATH_MAX` bytes, components of at most
+ * `NAME_MAX` bytes); systemd would refuse the whole unit.
+ *
+ * @example
+ * ```ts
+ * checkPathLength("/usr/bin/env", "executable"); // ok
+ * checkPathLength("x".repeat(256), "executable"); // throws
+ * ```
+ */
+export function checkPathLength(p: string, what: string): void {
+  const enc = new TextEncoder();
+  const short = () => JSON.stringify(p.length > 80 ? p.slice(0, 60) + "..." : p);
+  if (enc.encode(p).length >= PATH_MAX) {
+    throw new OcigenError("EGENERATE", `${what} ${short()} is longer than systemd accepts (${PATH_MAX - 1} bytes)`);
+  }
+  for (const c of p.split("/")) {
+    if (enc.encode(c).length > NAME_MAX) {
+      throw new OcigenError("EGENERATE", `${what} ${short()} has a name longer than systemd accepts (${NAME_MAX} bytes)`);
+    }
   }
 }
 
@@ -194,7 +227,14 @@ export function isEnvName(name: string): boolean {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && name.length < 4096;
 }
 
-/** The largest id systemd and the kernel accept (4294967295 is `(uid_t) -1`). */
+/**
+ * The largest id systemd and the kernel accept (4294967295 is `(uid_t) -1`).
+ *
+ * @example
+ * ```ts
+ * checkId(MAX_ID, "User"); // 4294967294
+ * ```
+ */
 export const MAX_ID = 4294967294;
 
 /**
@@ -229,7 +269,15 @@ export function unitIdText(id: number, what = "id"): string {
   return checkId(id, what).toFixed(0);
 }
 
-/** systemd's longest unit file line, in bytes (`LONG_LINE_MAX` in its src/basic/fileio.h). */
+/**
+ * systemd's line limit in unit files, in bytes (`LONG_LINE_MAX` in its
+ * src/basic/fileio.h); a line must be shorter.
+ *
+ * @example
+ * ```ts
+ * new TextEncoder().encode(line).length < LONG_LINE_MAX; // what checkUnitLines requires
+ * ```
+ */
 export const LONG_LINE_MAX = 1024 * 1024;
 
 /**
