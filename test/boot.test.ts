@@ -221,6 +221,11 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       assert.match(second.journal, /write-ok/);
       const store = g.run(`find /var/lib/oci/extracts -name rootwrite-marker 2>/dev/null`).stdout.trim();
       assert.equal(store, "", `the service wrote into the shared extracts store: ${store}`);
+      // nothing in any extracted rootfs changed while the service restarted (no mount points made there by systemd)
+      g.ok("touch /run/ocigen-boot-stamp && sleep 1.1");
+      await startLong(g, unit, /write-(ok|failed)/, "restart");
+      const changed = g.run("find /var/lib/oci/extracts -path '*/rootfs/*' -newer /run/ocigen-boot-stamp 2>/dev/null | head -n 20").stdout.trim();
+      assert.equal(changed, "", `a service start changed the shared extracts store:\n${changed}`);
     });
 
     kase(B, "Volumes /data seeded, kept over restart and image update", async () => {
@@ -236,6 +241,11 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       assert.match(c.journal, /version=v2/, `the update did not run the new content:\n${c.journal}`);
       assert.match(c.journal, /seed=seed-v1/, `the volume was re-seeded by the update:\n${c.journal}`);
       assert.match(c.journal, /runs=3\b/, `volume content lost on image update:\n${c.journal}`);
+    });
+
+    kase(B, "dated build tag is not a unit", () => {
+      assert.equal(g.show("bb.ref.plain.service", ["LoadState"]).LoadState, "loaded");
+      assert.equal(g.show("bb.ref.plain-2026-12-06_1.service", ["LoadState"]).LoadState, "not-found", "a dated tag became a unit");
     });
 
     kase(B, "WorkingDir + Env seen by the process", async () => {
