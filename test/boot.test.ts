@@ -399,6 +399,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
           { src: repo, overlay: true },
           { src: process.execPath, dst: "/usr/local/bin/node" },
           ...(npm ? [{ src: npm, dst: "/usr/local/lib/node_modules/npm" }] : []),
+          { src: dirname(singleBinary()), dst: "/opt/ocigen-dist" },
         ],
         prepare: (root) => {
           const bin = join(root, "usr/local/bin");
@@ -421,9 +422,19 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       assert.ok(at >= 0, "README.md has no `## Offline generator tour` section");
       const block = readme.slice(at).match(/```sh\n([\s\S]*?)```/)?.[1];
       assert.ok(block, "no ```sh block in the tour");
+      // the state the tour starts from ("in this checkout after npm ci && npm run build:binary"):
+      // node_modules from the host's npm ci, dist/ocigen the binary build:binary makes (built on the host)
+      if (/build:binary/.test(readme.slice(at, at + 2000))) g.ok(`cp /opt/ocigen-dist/ocigen dist/ocigen`, { cwd: repo });
       g.ok(`cat > /root/tour.sh`, { input: block });
       const r = g.run("sh -ex /root/tour.sh", { cwd: repo, timeoutMs: 600_000 });
       assert.equal(r.status, 0, `the tour failed (exit ${r.status}):\n${r.stdout}\n${r.stderr.split("\n").slice(-30).join("\n")}`);
+      // what the README says it prints ("It prints `...` and `...`")
+      const after = readme.slice(at).split("```sh\n")[1].split("```")[1] ?? "";
+      const says = after.match(/It prints ([\s\S]*?)\.\s/)?.[1] ?? "";
+      const expected = [...says.matchAll(/`([^`]+)`/g)].map((m) => m[1].replace(/\s+/g, " "));
+      const out = r.stdout.replace(/[ \t]*\n[ \t]*/g, "\n");
+      for (const e of expected) assert.ok(out.split("\n").some((l) => l.includes(e)), `the tour did not print "${e}":\n${r.stdout}`);
+      console.log(`# tour: exit 0, printed ${expected.length} promised line(s)`);
     });
   });
 });
