@@ -106,8 +106,14 @@ function nssAbsent(g: Guest): void {
   assert.notEqual(g.run("getent passwd 1001").status, 0, "the host must not know uid 1001 before the test");
 }
 
-/** Builds (or reuses a fresh) single binary on the host. */
+let builtBinary = "";
+/** Builds (or reuses a fresh) single binary on the host, once per run. */
 function singleBinary(): string {
+  if (!builtBinary) builtBinary = buildSingleBinary();
+  return builtBinary;
+}
+
+function buildSingleBinary(): string {
   const dist = join(repo, "dist/ocigen");
   const newest = (d: string): number => fs.readdirSync(d).reduce((t, n) => {
     const p = join(d, n);
