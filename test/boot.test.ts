@@ -395,12 +395,13 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
     let g: Guest;
     const B = "tour";
     before(async () => {
-      // Node >= 20 and npm as a user gets them from NodeSource (Debian 12's own nodejs is 18): the host's, bound in;
+      // Node >= 20 and npm (for the tour's `npm ...` steps run from node_modules) as a user gets them from NodeSource (Debian 12's own nodejs is 18): the host's, bound in;
       // `sudo` as on a user's machine (we are root already); the repo writable through an overlay (the tour may build)
       const npm = ["/usr/lib/node_modules/npm", "/usr/local/lib/node_modules/npm"].find((p) => fs.existsSync(p));
       g = await bootGuest({
         name: "tour",
         tree,
+        privateNetwork: true, // the tour says it works offline: no network here but loopback
         binds: [
           { src: repo, overlay: true },
           { src: process.execPath, dst: "/usr/local/bin/node" },
