@@ -429,6 +429,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       assert.ok(at >= 0, "README.md has no `## Offline generator tour` section");
       const block = readme.slice(at).match(/```sh\n([\s\S]*?)```/)?.[1];
       assert.ok(block, "no ```sh block in the tour");
+      assert.equal(g.ok("ls /sys/class/net").trim(), "lo", "the tour guest must have no network");
       // the state the tour starts from ("in this checkout after npm ci && npm run build:binary"):
       // node_modules from the host's npm ci, dist/ocigen the binary build:binary makes (built on the host)
       if (/build:binary/.test(readme.slice(at, at + 2000))) g.ok(`cp /opt/ocigen-dist/ocigen dist/ocigen`, { cwd: repo });
