@@ -23,6 +23,7 @@ import { checkImagePlatform, hostPlatform, normalizePlatform, parsePlatform, pla
 import { Layout } from "../src/oci/layout.ts";
 import { OcigenError } from "../src/errors.ts";
 import { main } from "../src/cli/main.ts";
+import { defaultConfig } from "../src/install/files.ts";
 
 const README = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..", "README.md");
 const quiet = { error() {}, warn() {}, info() {} };
@@ -88,6 +89,12 @@ describe("config file: inline comments, quoting", () => {
     assert.equal(c.atomicTemplates, false);
     assert.equal(c.defaults.protectSystem, "strict");
     assert.equal(layoutSettings(c, "myorg.com/myapp").enable, true);
+  });
+
+  test("the config install-generator writes parses to the built-in defaults", () => {
+    const c = parseGeneratorConfig(defaultConfig(), "/etc/oci-generator.conf");
+    const d = defaultGeneratorConfig();
+    assert.deepEqual({ ...c, path: undefined }, { ...d, path: undefined });
   });
 
   test("malformed lines name file and line; control characters and continuations are refused", () => {
@@ -521,6 +528,19 @@ describe("generator limits", () => {
       const v = await discoverLayouts(join(tmp, "via-link"));
       assert.deepEqual(v.layouts.map((l) => l.name), ["alias/app"]);
       assert.equal(v.errors.length, 3);
+      // extract --name follows the same rule
+      const e = generatorEnv("ocigen-disc-extract-");
+      try {
+        makeLayout(join(outside, "evil2"), [{ tags: ["latest"], layers: [], config: { config: { Cmd: ["/bin/true"] } } as never }]);
+        fs.symlinkSync(join(outside, "evil2"), join(e.layouts, "evil2"));
+        await assert.rejects(
+          extract({ config: e.cfg, name: "evil2", tag: "latest" }),
+          (err) => code(err) === "EESCAPE" && String(err).includes(`a symbolic link to ${join(outside, "evil2")}, outside imagelayoutdir`),
+        );
+        assert.equal(fs.existsSync(e.extracts) && fs.readdirSync(e.extracts).length > 0, false, "nothing extracted");
+      } finally {
+        rmTemp(e.tmp);
+      }
       // the layouts of a resolved tag are still readable through the link that named them
       assert.equal((await (await Layout.open(d.layouts[0].dir)).listTags()).length, 1);
     } finally {

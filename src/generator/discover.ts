@@ -20,7 +20,7 @@
  */
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { wrapIo } from "../errors.ts";
+import { OcigenError, wrapIo } from "../errors.ts";
 
 /** One layout found below the layout directory. */
 export interface FoundLayout {
@@ -34,6 +34,37 @@ export interface FoundLayout {
 export interface Discovery {
   layouts: FoundLayout[];
   errors: string[];
+}
+
+/** True if real path `real` is `realRoot` or below it. */
+function within(realRoot: string, real: string): boolean {
+  return real === realRoot || real.startsWith(realRoot === "/" ? "/" : realRoot + "/");
+}
+
+/**
+ * Throws EESCAPE unless `dir`, with every symbolic link resolved, is `root`
+ * or below it (the rule discovery follows; `extract --name` applies it too).
+ * A `dir` that does not exist passes: opening it reports that.
+ *
+ * @example
+ * ```ts
+ * checkInsideLayoutDir("/var/lib/oci/layouts", "/var/lib/oci/layouts/busybox"); // ok
+ * ```
+ */
+export function checkInsideLayoutDir(root: string, dir: string): void {
+  let realRoot: string;
+  let real: string;
+  try {
+    realRoot = fs.realpathSync.native(root);
+    real = fs.realpathSync.native(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return; // nothing there: the caller's open says so
+    throw wrapIo(e, "resolve", dir);
+  }
+  if (!within(realRoot, real)) {
+    throw new OcigenError("EESCAPE", `${dir}: a symbolic link to ${real}, outside imagelayoutdir ${root}`);
+  }
 }
 
 /**
@@ -63,7 +94,7 @@ export async function discoverLayouts(root: string): Promise<Discovery> {
     try {
       // .native: one realpath(3) call, not an lstat per path component from JS.
       const real = fs.realpathSync.native(dir);
-      if (real !== realRoot && !real.startsWith(realRoot === "/" ? "/" : realRoot + "/")) {
+      if (!within(realRoot, real)) {
         errors.push(`${dir}: a symbolic link to ${real}, outside imagelayoutdir ${root}; skipped`);
         return;
       }

@@ -46,7 +46,7 @@ import { checkLayerCount } from "../oci/validate.ts";
 import type { UnpackOptions } from "../layer/unpack.ts";
 import { convertConfig } from "../layer/convert.ts";
 import type { GeneratorConfig } from "./config.ts";
-import { discoverLayouts } from "./discover.ts";
+import { checkInsideLayoutDir, discoverLayouts } from "./discover.ts";
 import { layoutNameComponents, unitBaseName } from "./naming.ts";
 import { imagePlatform } from "./settings.ts";
 import { checkImagePlatform } from "../oci/platform.ts";
@@ -135,6 +135,7 @@ function lockTimeout(ms?: number): number {
  */
 export async function openNamedLayout(cfg: GeneratorConfig, name: string): Promise<Layout> {
   layoutNameComponents(name);
+  checkInsideLayoutDir(cfg.imageLayoutDir, join(cfg.imageLayoutDir, name));
   return await Layout.open(join(cfg.imageLayoutDir, name));
 }
 
