@@ -30,7 +30,7 @@ const STAGE = "/root/ocigen-boot-stage";
 
 const why = isDeno ? "runs once, under Node (npm test runs it there)" : bootUnavailable();
 const skip = why && !(process.env.CI && !isDeno) ? `boot suite skipped: ${why}` : false;
-if (skip) console.log(`# ${skip}`);
+if (skip) console.log(skip);
 
 interface CaseResult {
   boot: string;
@@ -133,7 +133,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
 
   before(() => {
     if (why) throw new Error(`CI=true but the boot suite cannot run: ${why}`);
-    const made = ensureTree((s) => console.log(`# ${s}`));
+    const made = ensureTree((s) => console.log(s));
     tree = made.tree;
     treeSeconds = made.seconds;
     const [nss, runc] = ensureDebs(tree, ["libnss-systemd", "runc"]);
@@ -195,7 +195,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       assert.match(journal, /plain-ok uid=0/);
       assertIds(g, "bb.ref.plain.service", 0, 0);
       // the unit a user gets, for the record
-      console.log(g.run("systemctl cat bb.ref.plain.service").stdout.replace(/^/gm, "# unit: "));
+      console.log(g.run("systemctl cat bb.ref.plain.service").stdout.replace(/^/gm, "unit| "));
     });
 
     kase(B, "plain command (one-shot)", async () => {
@@ -442,7 +442,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       const expected = [...says.matchAll(/`([^`]+)`/g)].map((m) => m[1].replace(/\s+/g, " "));
       const out = r.stdout.replace(/[ \t]*\n[ \t]*/g, "\n");
       for (const e of expected) assert.ok(out.split("\n").some((l) => l.includes(e)), `the tour did not print "${e}":\n${r.stdout}`);
-      console.log(`# tour: exit 0, printed ${expected.length} promised line(s)`);
+      console.log(`tour: exit 0, printed ${expected.length} promised line(s)`);
     });
   });
 });
@@ -483,7 +483,7 @@ async function randomConfigs(g: Guest, fixture: string): Promise<void> {
   const gen = g.run("ocigen generate --dry-run /tmp/ocigen-random-out", { timeoutMs: 180_000 });
   const unexplained = refused.filter((i) => !gen.stderr.includes(i.name));
   const warnings = g.run("journalctl -b --no-pager -q -o cat | grep -c '^/run/systemd/generator/test\\.ocigen\\.random'").stdout.trim();
-  console.log(`# random configs (seed ${RANDOM_SEED}): ${imgs.length} layouts, ${loaded} generated unit files loaded, ${refused.length} layouts refused, ` +
+  console.log(`random configs (seed ${RANDOM_SEED}): ${imgs.length} layouts, ${loaded} generated unit files loaded, ${refused.length} layouts refused, ` +
     `${warnings} systemd parse warnings on their units`);
   assert.deepEqual(bad, [], "units systemd did not load");
   assert.deepEqual(unexplained.map((i) => i.name), [], `layouts with no unit and no error naming them; generate said:\n${gen.stderr.slice(0, 2000)}`);
