@@ -66,7 +66,7 @@ describe("sandbox defaults", () => {
     assert.deepEqual(values(u, "Type"), ["exec"]);
     assert.deepEqual(values(u, "AmbientCapabilities"), []);
     assert.deepEqual(values(u, "PrivateNetwork"), []);
-    assert.ok(values(u, "BindReadOnlyPaths").includes("/etc/hosts -/etc/hostname"));
+    assert.ok(values(u, "BindReadOnlyPaths").includes("-/etc/hosts -/etc/hostname"));
     assert.doesNotMatch(u, /network-online/, "no ports, no wait for the network");
     // [Unit] keys stay in [Unit]
     const unitSection = u.slice(u.indexOf("[Unit]"), u.indexOf("[Service]"));
@@ -110,7 +110,7 @@ describe("sandbox settings", () => {
     const a = m.get("app.ref.latest.service")!;
     const caps = values(a, "CapabilityBoundingSet")[0].split(" ");
     assert.ok(caps.includes("CAP_NET_ADMIN") && caps.includes("CAP_NET_BIND_SERVICE") && !caps.includes("CAP_NET_RAW"));
-    assert.deepEqual(values(a, "AmbientCapabilities"), ["CAP_NET_ADMIN"], "a non-root user gets the added capabilities");
+    assert.deepEqual(values(a, "AmbientCapabilities"), ["CAP_NET_ADMIN CAP_NET_BIND_SERVICE"], "a non-root user gets the added capabilities");
     assert.deepEqual(values(a, "SystemCallFilter"), ["@system-service chroot @mount", "~@keyring kcmp name_to_handle_at userfaultfd ptrace"]);
     assert.deepEqual(values(a, "PrivateNetwork"), ["yes"]);
     assert.deepEqual(values(a, "MemoryMax"), ["512M"]);
@@ -124,11 +124,11 @@ describe("sandbox settings", () => {
     const f = m.get("free.ref.latest.service")!;
     assert.deepEqual(values(f, "NoNewPrivileges"), ["no"]);
     // systemd would imply no_new_privs for a non-root service with any of these: they go
-    for (const k of ["SystemCallFilter", "LockPersonality", "RestrictSUIDSGID", "ProtectClock", "PrivateDevices", "RestrictNamespaces"]) {
+    for (const k of ["SystemCallFilter", "LockPersonality", "RestrictSUIDSGID", "ProtectClock", "PrivateDevices", "RestrictNamespaces", "ProtectKernelTunables", "ProtectHostname"]) {
       assert.deepEqual(values(f, k), [], k);
     }
     assert.equal(values(f, "CapabilityBoundingSet").length, 1, "the bounding set stays");
-    assert.deepEqual(values(f, "ProtectKernelTunables"), ["yes"]);
+    assert.deepEqual(values(f, "ProtectControlGroups"), ["yes"]);
   });
 
   test("bad values name the file and line", () => {

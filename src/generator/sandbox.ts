@@ -18,8 +18,9 @@
  *   seccomp-based option (system-call filter, LockPersonality=, Protect
  *   Clock/KernelModules/KernelLogs=, RestrictNamespaces/Realtime/SUIDSGID=,
  *   RestrictAddressFamilies=, PrivateDevices=), so for a non-root image user
- *   `NoNewPrivileges=no` also leaves those out (the capability bounding set,
- *   the read-only kernel tunables and cgroups stay).
+ *   `NoNewPrivileges=no` also leaves those out (ProtectKernelTunables= and
+ *   ProtectHostname= too: systemd 252 counts them; the capability bounding
+ *   set, the read-only cgroups and ProtectProc= stay).
  * - `SystemCallFilter=` in the spirit of Docker's default seccomp profile:
  *   systemd's `@system-service` allow list, plus `chroot` (Docker grants
  *   CAP_SYS_CHROOT), minus what Docker's profile denies and that list allows
@@ -362,20 +363,21 @@ export function sandboxLines(input: SandboxInput): SandboxPlan {
   const capabilities = capabilitySet(s);
   if (input.systemd) {
     // the host's view of names, beside resolv.conf (bound by the unit renderer)
-    add("BindReadOnlyPaths", "/etc/hosts -/etc/hostname");
+    add("BindReadOnlyPaths", "-/etc/hosts -/etc/hostname"); // "-": a host without them (minimal images) still starts
     if (notify) add("BindPaths", "/run/systemd/notify");
     add("CapabilityBoundingSet", capabilities.join(" "));
-    const added = (s.addCapabilities ?? []).includes("ALL") ? capabilities : capabilities.filter((c) => !DOCKER_CAPABILITIES.includes(c));
+    const asked = s.addCapabilities ?? [];
+    const added = asked.includes("ALL") ? capabilities : capabilities.filter((c) => asked.includes(c));
     if (input.uid !== 0 && added.length > 0) add("AmbientCapabilities", added.join(" "));
     const nnp = s.noNewPrivileges ?? true;
     add("NoNewPrivileges", nnp ? "yes" : "no");
     add("PrivateMounts", "yes");
-    add("ProtectKernelTunables", "yes");
     add("ProtectControlGroups", "yes");
-    add("ProtectHostname", "yes");
     add("ProtectProc", "invisible");
     // systemd turns these into no_new_privs for a non-root service: leave them out when setuid must work
     if (nnp || input.uid === 0) {
+      add("ProtectKernelTunables", "yes");
+      add("ProtectHostname", "yes");
       add("PrivateDevices", "yes");
       add("ProtectKernelModules", "yes");
       add("ProtectKernelLogs", "yes");

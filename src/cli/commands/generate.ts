@@ -119,7 +119,11 @@ export function register(program: Command, _raw: Command): void {
       const cfg = loadGeneratorConfig(o.config);
       // running services whose tag or layout is gone are stopped first (their roots released), then collected
       const orphans = systemdBooted() ? stopOrphans(cfg, { dryRun: Boolean(o.dryRun) }) : { stopped: [], errors: [] };
-      for (const u of orphans.stopped) log.info(`${o.dryRun ? "would stop" : "stopped"} ${u} (its tag or layout is gone)`);
+      for (const u of orphans.stopped) {
+        const line = `${o.dryRun ? "would stop" : "stopped"} ${u} (its tag or layout is gone)`;
+        if (o.json) log.warn(line);
+        else process.stdout.write(line + "\n");
+      }
       const r = await gcExtracts({ config: cfg, dryRun: Boolean(o.dryRun) });
       r.errors.unshift(...orphans.errors);
       if (o.json) process.stdout.write(JSON.stringify(gcExtractsJson(Boolean(o.dryRun), r)) + "\n");
