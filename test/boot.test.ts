@@ -62,7 +62,7 @@ function kase(boot: string, name: string, fn: () => Promise<void> | void): void 
 
 /** One line for the table: the assertion, plus the exit status and the journal's own error line when there are. */
 function failureReason(msg: string): string {
-  const first = msg.split("\n")[0].replace(/^(Job for \S+ failed|A dependency job).*$/, "$1").slice(0, 110);
+  const first = msg.split("\n")[0].replace(/(Job for \S+ failed|A dependency job for \S+ failed).*$/, "$1").slice(0, 110);
   const status = msg.match(/status=\d+\/[A-Z_]+/)?.[0];
   const line = msg.match(/(Failed at step [^\n]*|Failed to [^\n]*|level=error msg="[^"]*"|ocigen: [^\n]*)/)?.[0];
   return [first, status, line?.slice(0, 140)].filter(Boolean).join(" | ");
