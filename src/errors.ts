@@ -34,7 +34,8 @@ export type ErrorCode =
   | "EIO" // filesystem failure (wraps the errno error)
   | "EINSTALL" // install-generator / uninstall-generator refused or failed
   | "ECONFIG" // bad generator config or per-image settings file
-  | "EPLATFORM"; // the image is for another platform
+  | "EPLATFORM" // the image is for another platform
+  | "EVOLUME"; // a volume command refused (unknown unit, service still running)
 
 /**
  * The base class of every error ocigen raises deliberately.
