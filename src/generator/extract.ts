@@ -470,6 +470,8 @@ export interface GcOptions {
 export interface GcResult {
   /** Removed (or, dry-run, removable) paths. */
   removed: string[];
+  /** Host accounts removed (or, dry-run, removable): `ocigen-u<uid>`, `ocigen-g<gid>`. */
+  accounts: string[];
   /** Problems met (gc kept what they might concern). */
   errors: string[];
 }
@@ -489,6 +491,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
   const live = new Set<string>(); // unit bases of current tags
   const referenced = new Set<string>(); // manifest digests to keep
   const brokenLayouts = new Set<string>();
+  const accounts: string[] = [];
   const keepUids = new Set<number>();
   const keepGids = new Set<number>();
   const runDir = cfg.runDir ?? DEFAULT_RUN_DIR;
@@ -520,7 +523,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
   try {
     entries = fs.readdirSync(cfg.extractsDir, { withFileTypes: true });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { removed, errors };
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { removed, accounts, errors };
     throw wrapIo(e, "read directory", cfg.extractsDir);
   }
   const storePrefix = join(cfg.extractsDir, ".store") + "/";
@@ -588,8 +591,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
   // Host accounts registered for ids no kept unit runs as.
   if (!opts.noHostAccounts) {
     try {
-      const gone = removeHostAccounts(keepUids, keepGids, opts.dryRun, opts.hostRoot);
-      for (const n of gone) removed.push(`account ${n}`);
+      accounts.push(...removeHostAccounts(keepUids, keepGids, opts.dryRun, opts.hostRoot));
     } catch (e) {
       errors.push((e as Error).message);
     }
@@ -616,5 +618,5 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
       lock.release();
     }
   }
-  return { removed, errors };
+  return { removed, accounts, errors };
 }

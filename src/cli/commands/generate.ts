@@ -112,7 +112,10 @@ export function register(program: Command, _raw: Command): void {
       const { gcExtracts } = await import("../../generator/extract.ts");
       const r = await gcExtracts({ config: loadGeneratorConfig(o.config), dryRun: Boolean(o.dryRun) });
       if (o.json) process.stdout.write(JSON.stringify(gcExtractsJson(Boolean(o.dryRun), r)) + "\n");
-      else for (const p of r.removed) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} ${p}\n`);
+      else {
+        for (const p of r.removed) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} ${p}\n`);
+        for (const a of r.accounts) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} host account ${a}\n`);
+      }
       for (const e of r.errors) log.error(e);
       if (r.errors.length > 0) process.exitCode = 1;
     });
