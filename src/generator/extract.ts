@@ -460,8 +460,12 @@ export interface GcOptions {
   config: GeneratorConfig;
   /** Report what would be removed, remove nothing. */
   dryRun?: boolean;
-  /** Leave host accounts alone (library callers that manage them). */
-  noHostAccounts?: boolean;
+  /**
+   * Also remove the host accounts (`ocigen-u<uid>`, `ocigen-g<gid>`) no kept
+   * unit runs as: the host's (what `ocigen gc-extracts` does), or those under
+   * `hostRoot`. Off by default: one store's gc knows only its own units.
+   */
+  hostAccounts?: boolean;
   /** Host accounts live under this root instead of `/` (tests). */
   hostRoot?: string;
 }
@@ -589,7 +593,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
     }
   }
   // Host accounts registered for ids no kept unit runs as.
-  if (!opts.noHostAccounts) {
+  if (opts.hostAccounts) {
     try {
       accounts.push(...removeHostAccounts(keepUids, keepGids, opts.dryRun, opts.hostRoot));
     } catch (e) {

@@ -110,7 +110,7 @@ export function register(program: Command, _raw: Command): void {
     .option("--json", "print what was (or would be) removed as JSON")
     .action(async (o: { config?: string; dryRun?: boolean; json?: boolean }) => {
       const { gcExtracts } = await import("../../generator/extract.ts");
-      const r = await gcExtracts({ config: loadGeneratorConfig(o.config), dryRun: Boolean(o.dryRun) });
+      const r = await gcExtracts({ config: loadGeneratorConfig(o.config), dryRun: Boolean(o.dryRun), hostAccounts: true });
       if (o.json) process.stdout.write(JSON.stringify(gcExtractsJson(Boolean(o.dryRun), r)) + "\n");
       else {
         for (const p of r.removed) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} ${p}\n`);
