@@ -35,7 +35,8 @@ export type ErrorCode =
   | "EINSTALL" // install-generator / uninstall-generator refused or failed
   | "ECONFIG" // bad generator config or per-image settings file
   | "EPLATFORM" // the image is for another platform
-  | "EVOLUME"; // a volume command refused (unknown unit, service still running)
+  | "EVOLUME" // a volume command refused (unknown unit, service still running)
+  | "EUPDATE"; // auto-update refused (unknown unit, no pin) or could not run
 
 /**
  * The base class of every error ocigen raises deliberately.
