@@ -258,6 +258,7 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
       }
     }
 
+    if (ready.length === 0 && result.unpinned.length === 0) return result;
     // 3. reload, restart the running ones
     const state = showUnits(runner, ready.map((j) => j.u.unit));
     systemctl(runner, ["daemon-reload"]);
