@@ -47,6 +47,26 @@ const SUID_PROBE = `#include <stdio.h>
 int main(void) { printf("suid-probe euid=%d uid=%d\\n", (int)geteuid(), (int)getuid()); return 0; }
 `;
 
+/** A static program that tells systemd it is ready (sd_notify's READY=1 by hand), then waits. */
+const NOTIFY_PROBE = `#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(void) {
+  const char *p = getenv("NOTIFY_SOCKET");
+  if (!p) { puts("notify-no-socket"); return 1; }
+  struct sockaddr_un a = { .sun_family = AF_UNIX };
+  strncpy(a.sun_path, p, sizeof a.sun_path - 1);
+  if (a.sun_path[0] == '@') a.sun_path[0] = 0;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&a, sizeof a) < 0) { perror("notify-sendto"); return 1; }
+  puts("notify-sent"); fflush(stdout);
+  for (;;) pause();
+}
+`;
+
 /** What the probe image's root process tries; each line names the attempt and its outcome. */
 const PROBE = [
   `grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status`,
@@ -58,20 +78,23 @@ const PROBE = [
 
 const BIND80 = `nc -l -p 80 -e true 2>&1 & p=$!; sleep 1; if kill -0 $p 2>/dev/null; then echo "bind80-ok uid=$(id -u)"; else echo "bind80-failed uid=$(id -u)"; fi; exec sleep 100000`;
 
-const TAGS: Record<string, { cmd: string[]; user?: string; volumes?: string[] }> = {
-  probe: { cmd: ["/bin/sh", "-c", PROBE] },
+const TAGS: Record<string, { cmd: string[]; user?: string; volumes?: string[]; labels?: string[] }> = {
+  // the probe's output also goes to a file in a host directory (journald may drop lines of a process this short)
+  probe: { cmd: ["/bin/sh", "-c", `{ ${PROBE}; } >/out/probe.log 2>&1; cat /out/probe.log`] },
   bind80: { cmd: ["/bin/sh", "-c", BIND80], user: "1001:1001" },
   nobind80: { cmd: ["/bin/sh", "-c", BIND80], user: "1001:1001" },
   suid: { cmd: ["/bin/suid-probe"], user: "1001:1001" },
   suidfree: { cmd: ["/bin/suid-probe"], user: "1001:1001" },
   fail: { cmd: ["/bin/sh", "-c", "echo fail-run; exit 1"] },
+  notify: { cmd: ["/bin/notify-probe"], labels: ["org.ocigen.notify=true"] },
 };
 
-function configTag(dir: string, from: string, tag: string, spec: { cmd: string[]; user?: string; volumes?: string[] }): void {
+function configTag(dir: string, from: string, tag: string, spec: { cmd: string[]; user?: string; volumes?: string[]; labels?: string[] }): void {
   const args = ["umoci", "config", "--image", `${dir}:${from}`, "--tag", tag, "--clear=config.entrypoint", "--clear=config.cmd"];
   for (const c of spec.cmd) args.push(`--config.cmd=${c}`);
   if (spec.user) args.push(`--config.user=${spec.user}`);
   for (const v of spec.volumes ?? []) args.push(`--config.volume=${v}`);
+  for (const l of spec.labels ?? []) args.push(`--config.label=${l}`);
   hostOk(args);
 }
 
@@ -82,6 +105,9 @@ function buildImages(dir: string): { layouts: string; lcIndexWithoutGone: string
   const probe = join(dir, "suid-probe");
   fs.writeFileSync(`${probe}.c`, SUID_PROBE);
   hostOk(["cc", "-static", "-O2", "-s", "-o", probe, `${probe}.c`]);
+  const notify = join(dir, "notify-probe");
+  fs.writeFileSync(`${notify}.c`, NOTIFY_PROBE);
+  hostOk(["cc", "-static", "-O2", "-s", "-o", notify, `${notify}.c`]);
   for (const name of ["cf", "lc"]) {
     const l = join(layouts, name);
     hostOk(["umoci", "init", "--layout", l]);
@@ -94,6 +120,8 @@ function buildImages(dir: string): { layouts: string; lcIndexWithoutGone: string
       fs.copyFileSync(probe, join(root, "bin/suid-probe"));
       fs.chownSync(join(root, "bin/suid-probe"), 0, 0);
       fs.chmodSync(join(root, "bin/suid-probe"), 0o4755);
+      fs.copyFileSync(notify, join(root, "bin/notify-probe"));
+      fs.chmodSync(join(root, "bin/notify-probe"), 0o755);
       fs.writeFileSync(join(root, "mod.ko"), "not really a module, the kernel never reads it\n");
       fs.mkdirSync(join(root, "mnt"), { recursive: true });
     }
@@ -137,6 +165,8 @@ describe("boot: confinement, restarts and lifecycle of generated services", { sk
     g.ok("mkdir -p /etc/ocigen");
     g.ok(`printf '[Image]\\nAddCapability=CAP_NET_BIND_SERVICE\\n' > '/etc/ocigen/cf:bind80.image'`);
     g.ok(`printf '[Image]\\nNoNewPrivileges=no\\n' > '/etc/ocigen/cf:suidfree.image'`);
+    g.ok(`mkdir -p /root/probe-out && printf '[Image]\\nVolume=/root/probe-out:/out\\n' > '/etc/ocigen/cf:probe.image'`);
+    g.ok(`printf '[Image]\\nMemory=64M\\nCPUQuota=50%%\\nTasksMax=32\\n' > '/etc/ocigen/cf:nobind80.image'`);
     g.ok("systemctl daemon-reload", { timeoutMs: 120_000 });
     times.push(`boot+install ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   });
@@ -161,7 +191,7 @@ describe("boot: confinement, restarts and lifecycle of generated services", { sk
   test("a root process cannot load a module, set the clock or mount: EPERM", () => {
     const s = Date.now();
     const r = g.runToEnd("cf.ref.probe.service");
-    const out = g.journal("cf.ref.probe.service", { invocation: r.invocation });
+    const out = g.ok("cat /root/probe-out/probe.log");
     console.log(out.replace(/^/gm, "probe| "));
     assert.equal(r.exitStatus, 0, `probe exit ${r.exitStatus}\n${g.diagnose("cf.ref.probe.service")}`);
     assert.match(out, /probe-done/);
@@ -190,6 +220,15 @@ describe("boot: confinement, restarts and lifecycle of generated services", { sk
     const no = await g.waitJournal("cf.ref.nobind80.service", /bind80-(ok|failed)/);
     assert.match(no, /bind80-failed uid=1001/, no);
     assert.match(no, /Permission denied/);
+    // resource limits from the settings file, as systemd applies them
+    const lim = g.show("cf.ref.nobind80.service", ["MemoryMax", "CPUQuotaPerSecUSec", "TasksMax"]);
+    assert.deepEqual(lim, { MemoryMax: String(64 << 20), CPUQuotaPerSecUSec: "500ms", TasksMax: "32" });
+    const cgroup = `/sys/fs/cgroup${g.show("cf.ref.nobind80.service", ["ControlGroup"]).ControlGroup}`;
+    // the kernel's side, where this container's cgroup tree has the controllers (nspawn may not delegate them)
+    const controllers = g.run(`cat ${q(cgroup)}/cgroup.controllers`).stdout.split(/\s+/);
+    if (controllers.includes("memory")) assert.equal(g.ok(`cat ${q(cgroup)}/memory.max`).trim(), String(64 << 20));
+    if (controllers.includes("pids")) assert.equal(g.ok(`cat ${q(cgroup)}/pids.max`).trim(), "32");
+    console.log(`resource limits: ${JSON.stringify(lim)}; cgroup ${cgroup} controllers: ${controllers.join(" ") || "(none visible)"}`);
     const amb = g.show("cf.ref.bind80.service", ["AmbientCapabilities"]).AmbientCapabilities;
     assert.match(amb, /cap_net_bind_service/);
     g.ok("systemctl stop cf.ref.bind80.service cf.ref.nobind80.service");
@@ -203,6 +242,20 @@ describe("boot: confinement, restarts and lifecycle of generated services", { sk
     const allowed = g.journal("cf.ref.suidfree.service", { invocation: b.invocation });
     assert.match(allowed, /suid-probe euid=0 uid=1001/, `${allowed}\n${g.diagnose("cf.ref.suidfree.service")}`);
     assert.equal(g.show("cf.ref.suidfree.service", ["NoNewPrivileges"]).NoNewPrivileges, "no");
+  });
+
+  test("an image labelled org.ocigen.notify=true runs as Type=notify and is started once it says READY=1", async () => {
+    const unit = "cf.ref.notify.service";
+    assert.equal(g.show(unit, ["Type"]).Type, "notify");
+    const s = Date.now();
+    const r = g.run(`systemctl start ${q(unit)}`, { timeoutMs: 150_000 });
+    assert.equal(r.status, 0, `${r.stderr}\n${g.diagnose(unit)}`);
+    const st = g.show(unit, ["ActiveState", "SubState", "StatusErrno"]);
+    assert.equal(st.ActiveState, "active", g.diagnose(unit));
+    await g.waitJournal(unit, /notify-sent/);
+    assert.ok(Date.now() - s < 30_000, "the start waited for the timeout, not for READY=1");
+    assert.match(g.run("journalctl -t cf:notify --no-pager -q -o cat").stdout, /notify-sent/, "journalctl -t LAYOUT:TAG finds the image's output");
+    g.ok(`systemctl stop ${q(unit)}`);
   });
 
   test("a command that exits 1 is restarted, then stops at the start limit", async () => {
