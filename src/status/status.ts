@@ -21,7 +21,14 @@ import { planUnits, runningManifest } from "../update/update.ts";
 import { DEFAULT_STATE_DIR, readRecord, type UpdateEvent } from "../update/state.ts";
 import { processRunner, type Runner, showUnits, systemdRunning } from "../update/systemd.ts";
 
-/** One unit's status. */
+/**
+ * One unit's status.
+ *
+ * @example
+ * ```ts
+ * const u: UnitStatus = (await gatherStatus({ config })).units[0];
+ * ```
+ */
 export interface UnitStatus {
   unit: string;
   /** Layout name (relative to imagelayoutdir). */
@@ -52,7 +59,14 @@ export interface UnitStatus {
   update?: UpdateEvent;
 }
 
-/** What {@linkcode gatherStatus} found. */
+/**
+ * What {@linkcode gatherStatus} found.
+ *
+ * @example
+ * ```ts
+ * const r: StatusReport = await gatherStatus({ config });
+ * ```
+ */
 export interface StatusReport {
   units: UnitStatus[];
   /** Extracted trees no unit uses (`gc-extracts` removes them). */
@@ -64,7 +78,14 @@ export interface StatusReport {
   errors: string[];
 }
 
-/** Options of {@linkcode gatherStatus}. */
+/**
+ * Options of {@linkcode gatherStatus}.
+ *
+ * @example
+ * ```ts
+ * const o: StatusOptions = { config, systemd: false };
+ * ```
+ */
 export interface StatusOptions {
   config: GeneratorConfig;
   /** Runs systemctl (tests: a fake). */

@@ -62,7 +62,14 @@ export function healthRunArgv(unitText: string, cmd: readonly string[], timeoutS
   return argv;
 }
 
-/** A verdict on a restarted service. */
+/**
+ * A verdict on a restarted service.
+ *
+ * @example
+ * ```ts
+ * const v: Verdict = { ok: false, reason: "failed (exit-code, exit status 1)", seconds: 0.5 };
+ * ```
+ */
 export interface Verdict {
   ok: boolean;
   /** Why not (one line), or what made it good. */
@@ -70,7 +77,14 @@ export interface Verdict {
   seconds: number;
 }
 
-/** Options of {@linkcode watchService}. */
+/**
+ * Options of {@linkcode watchService}.
+ *
+ * @example
+ * ```ts
+ * const o: WatchOptions = { runner: processRunner, unit, before, timeoutSeconds: 10, sleep, now: Date.now };
+ * ```
+ */
 export interface WatchOptions {
   runner: Runner;
   unit: string;

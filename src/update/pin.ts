@@ -14,7 +14,14 @@ import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import { MediaType } from "../oci/types.ts";
 import { DEFAULT_STATE_DIR, type Pin, pinFor } from "./state.ts";
 
-/** The image a unit is generated for, and the pin that chose it (if any). */
+/**
+ * The image a unit is generated for, and the pin that chose it (if any).
+ *
+ * @example
+ * ```ts
+ * const c: PinnedChoice = await applyPin(stateDir, base, layout, img, log.warn);
+ * ```
+ */
 export interface PinnedChoice {
   image: ResolvedImage;
   pin: Pin | null;

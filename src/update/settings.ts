@@ -18,10 +18,24 @@
 import { shellSplit } from "../build/shellsplit.ts";
 import { checkExecutable } from "../generator/syntax.ts";
 
-/** Seconds a restarted service is watched when the settings say nothing. */
+/**
+ * Seconds a restarted service is watched when the settings say nothing.
+ *
+ * @example
+ * ```ts
+ * const t = settings.update?.healthTimeout ?? DEFAULT_HEALTH_TIMEOUT; // 10
+ * ```
+ */
 export const DEFAULT_HEALTH_TIMEOUT = 10;
 
-/** The auto-update settings of one image. */
+/**
+ * The auto-update settings of one image.
+ *
+ * @example
+ * ```ts
+ * const s: UpdateSettings = { healthCmd: ["/bin/check"], healthTimeout: 30 };
+ * ```
+ */
 export interface UpdateSettings {
   /** `AutoUpdate=`; undefined: yes. */
   autoUpdate?: boolean;

@@ -33,13 +33,34 @@ import { tempPath } from "../fs/atomic.ts";
 import { parseDigest } from "../oci/digest.ts";
 import { safeName } from "../generator/state.ts";
 
-/** Default state directory. */
+/**
+ * Default state directory.
+ *
+ * @example
+ * ```ts
+ * pinPath(cfg.stateDir ?? DEFAULT_STATE_DIR, "app.ref.v1");
+ * ```
+ */
 export const DEFAULT_STATE_DIR = "/var/lib/ocigen/state";
 
-/** Events kept per unit. */
+/**
+ * Events kept per unit.
+ *
+ * @example
+ * ```ts
+ * readRecord(dir, "app.ref.v1").history.length <= HISTORY_LIMIT; // true
+ * ```
+ */
 export const HISTORY_LIMIT = 20;
 
-/** A pin (see the module docs). */
+/**
+ * A pin (see the module docs).
+ *
+ * @example
+ * ```ts
+ * const pin: Pin = { unit: "app.ref.v1.service", manifest: "sha256:…", from: "sha256:…", at: "2026-12-06T22:00:00.000Z", reason: "exited 1" };
+ * ```
+ */
 export interface Pin {
   /** The unit, `NAME.ref.TAG.service`. */
   unit: string;
@@ -53,7 +74,14 @@ export interface Pin {
   reason: string;
 }
 
-/** One event of an update record. */
+/**
+ * One event of an update record.
+ *
+ * @example
+ * ```ts
+ * const e: UpdateEvent = { at: new Date().toISOString(), action: "updated", from: "sha256:…", to: "sha256:…" };
+ * ```
+ */
 export interface UpdateEvent {
   at: string;
   action: "updated" | "rolled-back" | "unpinned" | "failed";
@@ -64,7 +92,14 @@ export interface UpdateEvent {
   reason?: string;
 }
 
-/** A unit's update record. */
+/**
+ * A unit's update record.
+ *
+ * @example
+ * ```ts
+ * const r: UpdateRecord = readRecord("/var/lib/ocigen/state", "app.ref.v1");
+ * ```
+ */
 export interface UpdateRecord {
   unit: string;
   /** The manifest the last update run left it on. */

@@ -10,14 +10,28 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { OcigenError } from "../errors.ts";
 
-/** What a command run gave. */
+/**
+ * What a command run gave.
+ *
+ * @example
+ * ```ts
+ * const r: RunResult = processRunner.run(["systemctl", "--version"]);
+ * ```
+ */
 export interface RunResult {
   status: number | null;
   stdout: string;
   stderr: string;
 }
 
-/** Runs a command (argv form) to its end. */
+/**
+ * Runs a command (argv form) to its end.
+ *
+ * @example
+ * ```ts
+ * const fake: Runner = { run: () => ({ status: 0, stdout: "ActiveState=active\n", stderr: "" }) };
+ * ```
+ */
 export interface Runner {
   run(argv: readonly string[], opts?: { timeoutMs?: number }): RunResult;
 }
@@ -49,10 +63,24 @@ export function systemdRunning(): boolean {
   return fs.existsSync("/run/systemd/system");
 }
 
-/** The properties status and update read of each unit. */
+/**
+ * The properties status and update read of each unit.
+ *
+ * @example
+ * ```ts
+ * showUnits(processRunner, ["app.ref.v1.service"], SHOW_PROPERTIES);
+ * ```
+ */
 export const SHOW_PROPERTIES = ["Id", "LoadState", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainStatus", "ExecMainCode", "InvocationID", "MainPID"] as const;
 
-/** One unit's `systemctl show` properties. */
+/**
+ * One unit's `systemctl show` properties.
+ *
+ * @example
+ * ```ts
+ * const p: UnitProps = { ActiveState: "active", NRestarts: "0" };
+ * ```
+ */
 export type UnitProps = Record<string, string>;
 
 /**

@@ -40,7 +40,14 @@ import { DEFAULT_HEALTH_TIMEOUT } from "./settings.ts";
 import { DEFAULT_STATE_DIR, listPins, type Pin, readPin, recordEvent, removePin, unitBase, writePin } from "./state.ts";
 import { processRunner, type Runner, showUnits, systemctl, systemdRunning, type UnitProps } from "./systemd.ts";
 
-/** What happened to one unit. */
+/**
+ * What happened to one unit.
+ *
+ * @example
+ * ```ts
+ * const u: UnitUpdate = { unit: "app.ref.v1.service", layout: "app", tag: "v1", to: "sha256:…", status: "updated" };
+ * ```
+ */
 export interface UnitUpdate {
   unit: string;
   /** Layout name (relative to imagelayoutdir). */
@@ -60,7 +67,14 @@ export interface UnitUpdate {
   seconds?: number;
 }
 
-/** What {@linkcode update} did. */
+/**
+ * What {@linkcode update} did.
+ *
+ * @example
+ * ```ts
+ * const r: UpdateResult = await update({ config });
+ * ```
+ */
 export interface UpdateResult {
   units: UnitUpdate[];
   /** Pins removed (stale, or by `unpin`). */
@@ -70,7 +84,14 @@ export interface UpdateResult {
   errors: string[];
 }
 
-/** Options of {@linkcode update}. */
+/**
+ * Options of {@linkcode update}.
+ *
+ * @example
+ * ```ts
+ * const o: UpdateOptions = { config, units: ["app.ref.v1.service"], timeoutSeconds: 30 };
+ * ```
+ */
 export interface UpdateOptions {
   config: GeneratorConfig;
   /** Only these units (names or bases); default every unit. */
