@@ -104,8 +104,8 @@ describe("ocigen status", () => {
 
       const table = statusTable(r);
       assert.match(table, /^UNIT +STATE +MANIFEST +ROOTFS +PORTS +UPDATE$/m);
-      assert.match(table, new RegExp(`^web\\.ref\\.v1\\.service +active/running +${A.digest.slice(7, 19)} +extracted +- +pinned to ${A.digest.slice(7, 19)}: rolled back from ${C.digest.slice(7, 19)} at 2026-12-06T22:41:07Z: exited`, "m"));
-      assert.match(table, /^web\.ref\.v2\.service +failed\/failed \(5 restarts\) +\S+ +extracted +80\/tcp,443\/tcp +updated from /m);
+      assert.match(table, new RegExp(`^web\\.ref\\.v1\\.service +active/running +${A.digest.slice(7, 19)} +verified +- +pinned to ${A.digest.slice(7, 19)}: rolled back from ${C.digest.slice(7, 19)} at 2026-12-06T22:41:07Z: exited`, "m"));
+      assert.match(table, /^web\.ref\.v2\.service +failed\/failed \(5 restarts\) +\S+ +verified +80\/tcp,443\/tcp +updated from /m);
       assert.match(table, /extracted trees no unit uses \(ocigen gc-extracts removes them\):\nMANIFEST +MB +PATH\ndddddddddddd +0\.1 +\//);
       assert.match(table, /volumes whose unit is gone .*\nUNIT +PATH\nweb\.ref\.v0\.service +\//);
 

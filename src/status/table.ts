@@ -56,7 +56,7 @@ export function statusTable(r: StatusReport): string {
     const rows = [["UNIT", "STATE", "MANIFEST", "ROOTFS", "PORTS", "UPDATE"]];
     for (const u of r.units) {
       const state = u.state + (u.subState && u.state !== "unknown" ? `/${u.subState}` : "") + (u.restarts ? ` (${u.restarts} restarts)` : "");
-      rows.push([u.unit, state, short(u.manifest), u.extracted ? "extracted" : "missing", u.ports.join(",") || "-", updateWord(u)]);
+      rows.push([u.unit, state, short(u.manifest), u.extracted ? "verified" : "missing", u.ports.join(",") || "-", updateWord(u)]);
     }
     out += pad(rows);
   }
