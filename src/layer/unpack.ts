@@ -44,7 +44,8 @@
  *   remove the tree, and owners are recorded in `ocigen.owners.json`;
  * - config.json: absent fields give no annotation (umoci writes Go zero
  *   values: `""`, `0001-01-01T00:00:00Z`); hostname `ocigen-default`;
- * - the bundle manifest is `ocigen.mtree.jsonl` (umoci: `sha256_<digest>.mtree`);
+ * - beside umoci's `sha256_<digest>.mtree` the bundle also has ocigen's
+ *   faster `ocigen.mtree.jsonl` (see `UnpackOptions.bundleManifests`);
  * - the tree is built beside the target and renamed into place after all
  *   verification, and flushed (`sync -f`) first (umoci unpacks in place).
  *
@@ -68,6 +69,7 @@ import type { ByteSink } from "../stream/sink.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
 import { RootResolver } from "./resolve.ts";
 import { convertConfig } from "./convert.ts";
+import { writeUmociMtree } from "../bundle/mtree.ts";
 import { writeBundleManifest } from "../bundle/manifest.ts";
 import { formatIdMap } from "./idmap.ts";
 import { fsyncDir } from "../fs/atomic.ts";
@@ -92,6 +94,13 @@ export interface UnpackOptions extends ApplyOptions {
    * whose files are not on disk (default true).
    */
   durable?: boolean;
+  /**
+   * Which change manifests `unpackBundle` writes: umoci's
+   * `sha256_<hex>.mtree` (read by `umoci repack` and `gomtree`), ocigen's
+   * `ocigen.mtree.jsonl` (lets `ocigen repack` skip unchanged files without
+   * reading them), or both (default).
+   */
+  bundleManifests?: "both" | "umoci" | "ocigen";
 }
 
 /** Flushes the filesystem holding `dir` (syncfs through coreutils `sync -f`; plain `sync` as a fallback). */
@@ -544,8 +553,10 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
         for (const [k, v] of [...state.owners.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) o[k] = [v.uid, v.gid];
         writeFileAtomic(path.join(tmp, OWNERS_FILE), JSON.stringify(o) + "\n");
       }
+      const which = opts.bundleManifests ?? "both";
+      if (which !== "ocigen") writeUmociMtree(tmp, rootfs, image.manifestDescriptor.digest, path.join(bundle, "rootfs"));
       // no xattr set by the engine: the manifest needs no getfattr pass over the tree
-      await writeBundleManifest(tmp, rootfs, { noXattrs: !state.anyXattrs });
+      if (which !== "umoci") await writeBundleManifest(tmp, rootfs, { noXattrs: !state.anyXattrs, forManifest: image.manifestDescriptor.digest });
       return state;
     },
     (tmp) => {

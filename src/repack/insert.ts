@@ -54,7 +54,8 @@ function whiteoutName(target: string, opaque = false): string {
 
 /**
  * Builds the layer items that place host path `src` at image path `target`
- * (root-relative), optionally making `target` opaque.
+ * (root-relative), optionally making `target` opaque (a directory gets an
+ * opaque marker; anything else replaces what was there without one).
  *
  * @example
  * ```ts
@@ -70,7 +71,9 @@ export function insertItems(src: string, target: string, opaque: boolean): Layer
   }
   const items: LayerItem[] = [];
   if (!st.isDirectory()) {
-    if (opaque) throw new OcigenError("EUSAGE", `Cannot insert ${src} with --opaque: not a directory`);
+    // --opaque of a non-directory needs no marker: the entry replaces
+    // whatever lower layers have at `target` (and below it) anyway, as umoci
+    // accepts it.
     if (target === ".") throw new OcigenError("EUSAGE", `Cannot insert ${src} at /: not a directory`);
     const entry = entryFromStat(target, st, src);
     const x = readPathsXattrs(path.dirname(src), [path.basename(src)]).get(path.basename(src));

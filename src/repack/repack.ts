@@ -16,7 +16,7 @@ import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
 import { type Change, diffTree, statCandidates } from "../bundle/diff.ts";
 import { hasBundleManifest, readBundleManifest, writeBundleManifest } from "../bundle/manifest.ts";
-import { readUmociMtree } from "../bundle/mtree.ts";
+import { readUmociMtree, umociMtreeName, writeUmociMtree } from "../bundle/mtree.ts";
 import { type BundleEntry, comparePaths, loadXattrs, scanTree } from "../bundle/scan.ts";
 import { xattrsSupported } from "../bundle/xattr.ts";
 import { type Compression, resolveCompression } from "../compress/encode.ts";
@@ -182,8 +182,13 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
   const source = bundleSource(meta);
   const manifest = await layout.readJSON<ImageManifest>(source);
   const config = await layout.readJSON<ImageConfig>(manifest.config);
-  // ocigen's manifest, else umoci's mtree (a bundle made by `umoci unpack`)
-  const bm = hasBundleManifest(bundle) ? readBundleManifest(bundle) : (readUmociMtree(bundle, source.digest) ?? readBundleManifest(bundle));
+  // ocigen's manifest when it describes this image, else umoci's mtree (a
+  // bundle made by `umoci unpack`, or refreshed by `umoci repack`)
+  const hadOcigen = hasBundleManifest(bundle);
+  const own = hadOcigen ? readBundleManifest(bundle) : undefined;
+  const umoci = own?.header.manifest === undefined || own.header.manifest === source.digest ? undefined : readUmociMtree(bundle, source.digest);
+  const hadUmoci = fs.existsSync(path.join(bundle, umociMtreeName(source.digest)));
+  const bm = umoci ?? own ?? readUmociMtree(bundle, source.digest) ?? readBundleManifest(bundle);
   const rootfs = path.resolve(bundle, bm.header.rootfs);
   const masks = [...(opts.maskPaths ?? [])];
   if (opts.maskVolumes !== false) masks.push(...Object.keys(config.config?.Volumes ?? {}));
@@ -222,10 +227,13 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
   });
   if (opts.refreshBundle) {
     writeBundleMeta(bundle, { ...meta, from_descriptor_path: { descriptor_walk: [r.manifestDescriptor] } });
-    await writeBundleManifest(bundle, rootfs);
-    // umoci's mtree (if the bundle came from umoci unpack) describes the old image: drop it
-    const [alg, hex] = source.digest.split(":");
-    fs.rmSync(path.join(bundle, `${alg}_${hex}.mtree`), { force: true });
+    // the manifests the bundle had, now describing the new image
+    const digest = r.manifestDescriptor.digest;
+    if (hadUmoci || !hadOcigen) {
+      writeUmociMtree(bundle, rootfs, digest);
+      if (digest !== source.digest) fs.rmSync(path.join(bundle, umociMtreeName(source.digest)), { force: true });
+    }
+    if (hadOcigen) await writeBundleManifest(bundle, rootfs, { forManifest: digest });
   }
   return { manifestDescriptor: r.manifestDescriptor, layer: layer?.descriptor, diffId: layer?.diffId, changes: changes.length };
 }

@@ -7,8 +7,8 @@
 import fs from "node:fs";
 import type { Command } from "commander";
 import { OcigenError, shortDigest, wrapIo } from "../../errors.ts";
-import { Layout, parseImageRef } from "../../oci/layout.ts";
-import { validateTag } from "../../oci/refname.ts";
+import { Layout } from "../../oci/layout.ts";
+import { imageArg } from "../args.ts";
 import { checkLayerCount } from "../../oci/validate.ts";
 import { log } from "../../log.ts";
 import { type Progress, start as startProgress } from "../../progress.ts";
@@ -23,10 +23,8 @@ type Opts = Record<string, unknown>;
 const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
 async function openImage(o: Opts) {
-  const img = o.image as string | undefined;
-  if (!img) throw new OcigenError("EUSAGE", "--image LAYOUT[:TAG] is required");
-  const { dir, tag } = parseImageRef(img);
-  validateTag(tag);
+  const img = o.image as string;
+  const { dir, tag } = imageArg(o);
   const layout = await Layout.open(dir);
   return { layout, image: await layout.resolve(tag), name: img };
 }
@@ -126,6 +124,7 @@ export function register(program: Command, raw: Command): void {
         rootless: Boolean(o.rootless),
         uidMappings: ((o.uidMap as string[] | undefined) ?? []).map(parseIdMap),
         gidMappings: ((o.gidMap as string[] | undefined) ?? []).map(parseIdMap),
+        unresolvedUserAsRoot: { warn: log.warn },
       });
       try {
         fs.writeFileSync(out, JSON.stringify(spec, null, "\t") + "\n", { mode: 0o644 });
