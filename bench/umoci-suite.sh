@@ -19,6 +19,9 @@
 #   cmd/ directories (see the README of bench/).
 # The suite is copied to a scratch directory and its helpers are pointed at
 # these tools and at the program under test; the copy is removed afterwards.
+# (The whole script is one function, read before it runs: editing the file
+# during a run cannot change what the run does.)
+main() {
 set -euo pipefail
 
 SUITE="${1:-${UMOCI_SUITE:-/tmp/umoci-suite}}"
@@ -99,6 +102,8 @@ make_image() {
 		ln -s busybox "$root/bin/$applet"
 		ln -s ../../bin/busybox "$root/usr/bin/$applet"
 	done
+	# openSUSE's image runs /bin/bash (a test replaces /bin/sh)
+	[ -e "$root/bin/bash" ] || ln -s busybox "$root/bin/bash"
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 	printf 'root:*:19000:0:99999:7:::\n' >"$root/etc/shadow"
@@ -113,7 +118,7 @@ make_image() {
 	layer="$(sha256sum "$WORK/layer.tar.gz" | cut -d' ' -f1)"
 	lsize="$(stat -c %s "$WORK/layer.tar.gz")"
 	mv "$WORK/layer.tar.gz" "$img/blobs/sha256/$layer"
-	printf '{"created":"2020-09-13T12:26:40Z","architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"2020-09-13T12:26:40Z","created_by":"umoci-suite.sh busybox stand-in"}]}' "$diffid" >"$WORK/config.json"
+	printf '{"created":"2020-09-13T12:26:40Z","architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/bash"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"2020-09-13T12:26:40Z","created_by":"umoci-suite.sh busybox stand-in"}]}' "$diffid" >"$WORK/config.json"
 	config="$(sha256sum "$WORK/config.json" | cut -d' ' -f1)"
 	csize="$(stat -c %s "$WORK/config.json")"
 	mv "$WORK/config.json" "$img/blobs/sha256/$config"
@@ -154,6 +159,9 @@ for arg in "$@"; do
 done
 [ ${#files[@]} -gt 0 ] || files=(*.bats)
 set +e
+echo "# umoci-suite: bats in $WORK for $TARGET" >&2
 bats --tap "${filter[@]}" "${files[@]}"
 rc=$?
 exit $rc
+}
+main "$@"

@@ -91,7 +91,7 @@ export function insertItems(src: string, target: string, opaque: boolean): Layer
     }
     const name = join(target, e.path);
     const item: LayerItem = { kind: "entry", name, abs: e.path === "." ? src : `${src}/${e.path}`, entry: e };
-    if (e.type === "file" && e.nlink > 1) {
+    if (e.type !== "dir" && e.nlink > 1) {
       const f = first.get(e.ino);
       if (f) item.hardlinkTo = f;
       else first.set(e.ino, name);
