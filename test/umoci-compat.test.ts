@@ -427,3 +427,28 @@ test("umoci-compat: user.rootlesscontainers encodes owners as umoci does and rou
     }
   });
 });
+
+test("umoci-compat: insert --uid-map/--gid-map/--rootless map the inserted files' owners as umoci does", async (t) => {
+  if (!isRoot) return t.skip("needs root to own a file as another user");
+  await withTmp(async (dir) => {
+    const l = await imageWith(dir, [{ name: "f", data: "x" }]);
+    const src = path.join(dir, "src");
+    fs.writeFileSync(src, "s");
+    fs.chownSync(src, 1000, 1001);
+    let r = await ocigen("insert", "--image", `${l}:latest`, "--uid-map", "0:1000:10", "--gid-map", "5:1001", src, "/mapped");
+    assert.equal(r.code, 0, r.stderr);
+    fs.chownSync(src, 0, 0);
+    setXattr(src, "user.rootlesscontainers", encodeRootlessOwner(33, 0)!);
+    r = await ocigen("insert", "--image", `${l}:latest`, "--rootless", src, "/recorded");
+    assert.equal(r.code, 0, r.stderr);
+    const root = path.join(dir, "root");
+    assert.equal((await ocigen("raw", "unpack", "--image", `${l}:latest`, root)).code, 0);
+    const own = (n: string) => {
+      const s = fs.statSync(path.join(root, n));
+      return `${s.uid}:${s.gid}`;
+    };
+    assert.equal(own("mapped"), "0:5");
+    assert.equal(own("recorded"), "33:0");
+    assert.equal(readPathsXattrs(root, ["recorded"]).get("recorded")?.["user.rootlesscontainers"], undefined);
+  });
+});

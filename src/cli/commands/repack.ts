@@ -12,6 +12,9 @@ import type { HistoryOptions } from "../../repack/commit.ts";
 // the actions (first thing, so errors come in the same order): registering
 // the verbs stays cheap.
 import { checkDate } from "../../oci/image.ts";
+import { parseIdMap } from "../../layer/idmap.ts";
+
+const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
 function addHistoryOptions(cmd: Command): Command {
   return cmd
@@ -80,6 +83,9 @@ export function register(program: Command, raw: Command): void {
     .option("--tag <new-tag>", "new tag name (default: overwrite the --image tag)")
     .option("--opaque", "make TARGET opaque (hide what lower layers have below it)")
     .option("--whiteout", "add a whiteout for TARGET instead of content")
+    .option("--uid-map <container:host[:size]>", "uid mapping: inserted files owned by host id HOST get image id CONTAINER (repeatable)", collect)
+    .option("--gid-map <container:host[:size]>", "gid mapping, as --uid-map (repeatable)", collect)
+    .option("--rootless", "rootless insert: the calling user is the image's root; user.rootlesscontainers xattrs give owners")
     .argument("[src]", "host file or directory")
     .argument("[target]", "path inside the image");
   addCompressOption(addHistoryOptions(insert));
@@ -90,7 +96,15 @@ export function register(program: Command, raw: Command): void {
     ]);
     const { dir, tag } = imageOf(o as { image?: string });
     const layout = await Layout.open(dir);
-    const base = { tag, newTag: tagArg(o), history: historyFrom(o), compression: parseCompression(o.compress as string) };
+    const base = {
+      tag,
+      newTag: tagArg(o),
+      history: historyFrom(o),
+      compression: parseCompression(o.compress as string),
+      uidMap: ((o.uidMap as string[] | undefined) ?? []).map(parseIdMap),
+      gidMap: ((o.gidMap as string[] | undefined) ?? []).map(parseIdMap),
+      rootless: Boolean(o.rootless),
+    };
     if (o.whiteout) {
       if (a === undefined || b !== undefined) throw new OcigenError("EUSAGE", "insert --whiteout takes exactly one argument: TARGET");
       if (a === "") throw new OcigenError("EUSAGE", "insert --whiteout: TARGET must not be empty");
