@@ -5,7 +5,7 @@
  * @module
  */
 import fs from "node:fs";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { OcigenError, shortDigest, wrapIo } from "../../errors.ts";
 import { Layout } from "../../oci/layout.ts";
 import { imageArg } from "../args.ts";
@@ -80,7 +80,13 @@ export function register(program: Command, raw: Command): void {
       .command("unpack")
       .description("unpack an image into a runtime bundle (rootfs, config.json, umoci.json, manifest)")
       .requiredOption("--image <layout[:tag]>", "image to unpack")
-      .argument("<bundle>", "bundle directory to create (must not exist, or be empty)"),
+      .argument("<bundle>", "bundle directory to create (must not exist, or be empty)")
+      .addOption(
+        new Option(
+          "--bundle-manifest <which>",
+          "change manifests to write: umoci's sha256_<digest>.mtree (read by umoci repack, gomtree), ocigen's ocigen.mtree.jsonl (lets ocigen repack skip unchanged files unread), or both",
+        ).choices(["both", "umoci", "ocigen"]).default("both"),
+      ),
   ).action(async (bundle: string, o: Opts) => {
     const [{ layout, image, name }, { unpackBundle }, { runningAsRoot }] = await Promise.all([
       openImage(o),
@@ -88,7 +94,11 @@ export function register(program: Command, raw: Command): void {
       import("../../layer/apply.ts"),
     ]);
     checkLayerCount(image, name);
-    await withLine(image.manifest.layers, (p) => unpackBundle(layout, image, bundle, unpackOptions(o, p, runningAsRoot)));
+    await withLine(image.manifest.layers, (p) =>
+      unpackBundle(layout, image, bundle, {
+        ...unpackOptions(o, p, runningAsRoot),
+        bundleManifests: o.bundleManifest as "both" | "umoci" | "ocigen",
+      }));
   });
 
   addUnpackFlags(
@@ -104,7 +114,7 @@ export function register(program: Command, raw: Command): void {
       import("../../layer/apply.ts"),
     ]);
     checkLayerCount(image, name);
-    await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, unpackOptions(o, p, runningAsRoot)));
+    await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, { ...unpackOptions(o, p, runningAsRoot), rootlessOwnerXattrs: true }));
   });
 
   raw
