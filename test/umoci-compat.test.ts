@@ -32,14 +32,17 @@ async function ocigen(...args: string[]): Promise<Run> {
   const se = process.stderr.write;
   let stdout = "";
   let stderr = "";
-  const cap = (f: (s: string) => void) =>
+  // ocigen writes strings; binary chunks are the test runner's own reports
+  // (node --test's child protocol), which must reach it
+  const cap = (f: (s: string) => void, orig: typeof process.stdout.write) =>
     ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      f(typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk));
+      if (typeof chunk !== "string") return (orig as (...a: unknown[]) => boolean)(chunk, ...rest);
+      f(chunk);
       (rest.find((r) => typeof r === "function") as (() => void) | undefined)?.();
       return true;
     }) as typeof process.stdout.write;
-  process.stdout.write = cap((s) => (stdout += s));
-  process.stderr.write = cap((s) => (stderr += s));
+  process.stdout.write = cap((s) => (stdout += s), so.bind(process.stdout));
+  process.stderr.write = cap((s) => (stderr += s), se.bind(process.stderr));
   // the test runner's own exit code (set when a test failed) is not ours
   const runnerExitCode = process.exitCode;
   process.exitCode = undefined;
