@@ -3,6 +3,11 @@
 # against umoci itself for the reference count, without any network.
 #
 #   bench/umoci-suite.sh [SUITE_DIR] [ocigen|umoci] [bats file or filter...]
+#   bench/umoci-suite.sh --build-tools GO_MTREE_GIT RUNTIME_TOOLS_GIT
+#
+# The second form builds gomtree and oci-runtime-tool into $TOOLS_DIR
+# offline (see build_tools below) from git directories of
+# github.com/vbatts/go-mtree and github.com/opencontainers/runtime-tools.
 #
 # SUITE_DIR is a checkout of umoci v0.4.7 (the repository at tag v0.4.7, or
 # Debian's umoci source package); nothing of it is kept in this repository.
@@ -21,8 +26,43 @@
 # these tools and at the program under test; the copy is removed afterwards.
 # (The whole script is one function, read before it runs: editing the file
 # during a run cannot change what the run does.)
+build_tools() {
+	# gomtree: Debian's go-mtree library source (golang-github-vbatts-go-mtree-dev,
+	# 0.4.4) plus the upstream cmd/gomtree of the same version, GOPATH mode.
+	# oci-runtime-tool: runtime-tools v0.9.0 with its vendored dependencies.
+	# Its validate package is edited in the build copy so that it runs
+	# offline and judges umoci 0.4.7's output as the suite expects: the
+	# config schema comes from Debian's runtime-spec source
+	# (golang-github-opencontainers-specs-dev, a dependency of
+	# golang-github-opencontainers-runtime-tools-dev) instead of an https URL,
+	# any 1.0.x ociVersion is accepted, and the "org.opencontainers.* keys are
+	# reserved" annotation check is off (umoci's own config.json carries
+	# org.opencontainers.image.* annotations).
+	local mtree_git="$1" rt_git="$2" go="${TOOLS_DIR:-/tmp/gopath/bin}"
+	local tmp
+	tmp="$(mktemp -d /tmp/umoci-suite-tools.XXXXXX)"
+	mkdir -p "$go" "$tmp/m/src/github.com/vbatts" "$tmp/r/src/github.com/opencontainers/runtime-tools"
+	cp -r /usr/share/gocode/src/github.com/vbatts/go-mtree "$tmp/m/src/github.com/vbatts/"
+	git --git-dir="$mtree_git" archive v0.4.4 cmd/gomtree | tar -x -C "$tmp/m/src/github.com/vbatts/go-mtree/"
+	(cd "$tmp/m" && GO111MODULE=off GOPATH="$tmp/m:/usr/share/gocode" GOFLAGS= GOPROXY=off \
+		go build -o "$go/gomtree" github.com/vbatts/go-mtree/cmd/gomtree)
+	git --git-dir="$rt_git" archive v0.9.0 | tar -x -C "$tmp/r/src/github.com/opencontainers/runtime-tools" --exclude='rootfs-*.tar.gz'
+	local v="$tmp/r/src/github.com/opencontainers/runtime-tools/validate/validate.go"
+	sed -i -e 's|return fmt.Sprintf(configSchemaTemplate, version), nil|return "file:///usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema/config-schema.json", nil|' \
+		-e 's|if version != rspec.Version {|if !strings.HasPrefix(version, "1.0.") {|' \
+		-e 's|if strings.HasPrefix(key, "org.opencontainers") {|if false {|' "$v"
+	(cd "$tmp/r/src/github.com/opencontainers/runtime-tools" && GO111MODULE=off GOPATH="$tmp/r" GOFLAGS= GOPROXY=off \
+		go build -o "$go/oci-runtime-tool" ./cmd/oci-runtime-tool)
+	rm -rf "$tmp"
+	echo "umoci-suite: built $go/gomtree and $go/oci-runtime-tool" >&2
+}
+
 main() {
 set -euo pipefail
+if [ "${1:-}" = --build-tools ]; then
+	build_tools "$2" "$3"
+	exit 0
+fi
 
 SUITE="${1:-${UMOCI_SUITE:-/tmp/umoci-suite}}"
 TARGET="${2:-ocigen}"
