@@ -15,6 +15,8 @@ import { type Progress, start as startProgress } from "../../progress.ts";
 import { type IdMapping, parseIdMap } from "../../layer/idmap.ts";
 import type { UnpackOptions } from "../../layer/unpack.ts";
 import type { Descriptor } from "../../oci/types.ts";
+import { checkImagePlatform } from "../../oci/platform.ts";
+import { platformOption } from "../platform.ts";
 // The unpack engine (layer/unpack.ts, layer/apply.ts) and the config
 // converter are imported by the actions: registering the verbs stays cheap.
 
@@ -22,11 +24,18 @@ type Opts = Record<string, unknown>;
 
 const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
-async function openImage(o: Opts) {
+/**
+ * Opens `--image` and resolves it for `--platform` (default: the host's);
+ * `forPlatform`: refuse an image made for another platform.
+ */
+async function openImage(o: Opts, forPlatform = false) {
   const img = o.image as string;
   const { dir, tag } = imageArg(o);
+  const platform = platformOption(o.platform as string | undefined);
   const layout = await Layout.open(dir);
-  return { layout, image: await layout.resolve(tag), name: img };
+  const image = await layout.resolve(tag, platform);
+  if (forPlatform) checkImagePlatform(image.config, platform, img);
+  return { layout, image, name: img };
 }
 
 function unpackOptions(o: Opts, p: Progress, runningAsRoot: () => boolean): UnpackOptions {
@@ -62,7 +71,8 @@ function addUnpackFlags(c: Command): Command {
     .option("--rootless", "rootless unpack: do not apply owners, devices become placeholders (automatic when not root)")
     .option("--uid-map <container:host[:size]>", "uid mapping to use (size defaults to 1; repeatable)", collect)
     .option("--gid-map <container:host[:size]>", "gid mapping to use (size defaults to 1; repeatable)", collect)
-    .option("--keep-dirlinks", "keep existing symlinks to directories when a layer has a directory of that name");
+    .option("--keep-dirlinks", "keep existing symlinks to directories when a layer has a directory of that name")
+    .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform image, e.g. linux/arm64/v8 (default: this host's); an image for another platform is refused");
 }
 
 /**
@@ -89,7 +99,7 @@ export function register(program: Command, raw: Command): void {
       ),
   ).action(async (bundle: string, o: Opts) => {
     const [{ layout, image, name }, { unpackBundle }, { runningAsRoot }] = await Promise.all([
-      openImage(o),
+      openImage(o, true),
       import("../../layer/unpack.ts"),
       import("../../layer/apply.ts"),
     ]);
@@ -109,7 +119,7 @@ export function register(program: Command, raw: Command): void {
       .argument("<rootfs>", "directory to create (must not exist)"),
   ).action(async (rootfs: string, o: Opts) => {
     const [{ layout, image, name }, { unpackRootfs }, { runningAsRoot }] = await Promise.all([
-      openImage(o),
+      openImage(o, true),
       import("../../layer/unpack.ts"),
       import("../../layer/apply.ts"),
     ]);
