@@ -150,7 +150,10 @@ describe("boot: ocigen update rolls out moved tags and rolls back failing ones",
     assert.equal(pending.pending, true, "status shows the update pending");
     assert.equal(pending.nextManifest, digest("au", "B"));
     const before = g.show("au.ref.app.service", ["InvocationID"]).InvocationID;
+    const other = g.show("hc.ref.app.service", ["InvocationID"]).InvocationID;
+    moveTag("hc", "B"); // moved too, but not named on the command line: left alone
     const r = update("--timeout 5 au.ref.app.service");
+    moveTag("hc", "A");
     assert.equal(r.status, 0);
     assert.deepEqual(r.doc.units.map((u) => [u.unit, u.status, u.from, u.to]), [["au.ref.app.service", "updated", digest("au", "A"), digest("au", "B")]]);
     const inv = g.show("au.ref.app.service", ["InvocationID", "ActiveState"]);
@@ -159,7 +162,7 @@ describe("boot: ocigen update rolls out moved tags and rolls back failing ones",
     const j = await g.waitJournal("au.ref.app.service", /content=B/, { invocation: inv.InvocationID });
     assert.doesNotMatch(j, /content=A/);
     // the other unit was not touched
-    assert.equal(g.show("hc.ref.app.service", ["NRestarts", "ActiveState"]).ActiveState, "active");
+    assert.deepEqual(g.show("hc.ref.app.service", ["InvocationID", "ActiveState"]), { InvocationID: other, ActiveState: "active" });
     const st = unitOf(status(), "au.ref.app.service");
     assert.equal(st.manifest, digest("au", "B"));
     assert.equal(st.update?.action, "updated");

@@ -118,6 +118,13 @@ describe("ocigen status", () => {
       assert.equal(p.units[0].state, "unknown");
       assert.match(statusTable(p), /pending: tag names /);
       assert.match(statusTable(p), /systemd is not running here: unit states are unknown/);
+      // a pin file the generator cannot read is reported, not silently ignored
+      fs.mkdirSync(join(e.cfg.stateDir!, "pins"));
+      fs.writeFileSync(join(e.cfg.stateDir!, "pins", "web.ref.v1.json"), "{broken");
+      const b = await gatherStatus({ config: e.cfg, systemd: false });
+      assert.equal(b.errors.length, 1);
+      assert.match(b.errors[0], /pins\/web\.ref\.v1\.json: not JSON/);
+      assert.equal(b.units[0].pin, undefined);
     } finally {
       rmTemp(e.tmp);
     }

@@ -11,6 +11,7 @@
  * | `image` | `LAYOUT:TAG`, several tags of one manifest joined by `,` |
  * | `tag` / `tags` | tag name(s) |
  * | `manifest` | digest of the image manifest (`sha256:<hex>`) the tag resolves to on this host |
+ * | `tagManifest`, `from`, `to` | manifests too: what a tag names now (`status`), before and after an update (`update`) |
  * | `layers` | number of layers |
  * | `bytes` | a size in bytes (of layer blobs: compressed) |
  * | `unpackedBytes` | uncompressed layer bytes written |

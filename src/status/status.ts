@@ -18,7 +18,7 @@ import type { GeneratorConfig } from "../generator/config.ts";
 import { listVolumes } from "../generator/orphans.ts";
 import { storeRootfs } from "../store/paths.ts";
 import { planUnits, runningManifest } from "../update/update.ts";
-import { DEFAULT_STATE_DIR, readRecord, type UpdateEvent } from "../update/state.ts";
+import { DEFAULT_STATE_DIR, listPins, readRecord, type UpdateEvent } from "../update/state.ts";
 import { processRunner, type Runner, showUnits, systemdRunning } from "../update/systemd.ts";
 
 /**
@@ -142,6 +142,8 @@ export async function gatherStatus(opts: StatusOptions): Promise<StatusReport> {
   const runner = opts.runner ?? processRunner;
   const plan = await planUnits(cfg);
   const errors = [...plan.errors];
+  // a pin file that cannot be read is ignored by the generator: say so here
+  errors.push(...listPins(stateDir).errors);
   let states = new Map<string, Record<string, string>>();
   if (booted) {
     try {
