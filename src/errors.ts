@@ -32,7 +32,8 @@ export type ErrorCode =
   | "EBUILD" // build spec / build step failure
   | "EREPACK" // repack failure
   | "EIO" // filesystem failure (wraps the errno error)
-  | "EINSTALL"; // install-generator / uninstall-generator refused or failed
+  | "EINSTALL" // install-generator / uninstall-generator refused or failed
+  | "EBADFILE"; // a file of a layout is not a regular file inside it (FIFO, device, symlink out of the layout)
 
 /**
  * The base class of every error ocigen raises deliberately.

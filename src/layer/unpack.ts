@@ -146,7 +146,13 @@ function startLayerJob(layout: Layout, desc: Descriptor, diffId: string): FileGu
   } catch {
     return null;
   }
-  return startFileGunzip(layout.blobPath(desc.digest), {
+  let file: string;
+  try {
+    file = layout.checkedBlobPath(desc); // regular, inside the layout, right size; else the in-thread path reports it
+  } catch {
+    return null;
+  }
+  return startFileGunzip(file, {
     name: `layer ${shortDigest(desc.digest)}`,
     size: desc.size,
     minSize: LAYER_WORKER_MIN_BYTES,

@@ -13,7 +13,9 @@
  * LAYOUT/.ocigen-tmp.<pid>.<r> temporary files being written (removed by `gc` when stale)
  * ```
  *
- * Every blob read is verified against its descriptor's digest and size;
+ * Every file of the layout is opened through src/oci/layout-file.ts (regular
+ * files only, no symlink out of the layout, bounded sizes). Every blob read is
+ * verified against its descriptor's digest and size;
  * writes go to a temporary file that is fsynced and renamed into place;
  * `index.json` is replaced atomically. Writers serialise on the lock file, so
  * concurrent `ocigen tag` processes never lose a tag.
@@ -22,7 +24,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import * as fs from "node:fs";
-import { open, readFile, stat } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { createDigester, type DigestAlgorithm, isSupportedAlgorithm } from "../digest/index.ts";
@@ -30,6 +32,7 @@ import { fsyncDir, tempPath, writeFileAtomic } from "../fs/atomic.ts";
 import { acquireLock } from "../fs/lock.ts";
 import { canonicalJSON } from "./canonical.ts";
 import { embeddedData, parseDigest, validateDescriptor } from "./digest.ts";
+import { LayoutRoot, MAX_INDEX_FILE, MAX_SMALL_FILE, openLayoutFile, readAtMost, readFd, readLayoutFile, tooLarge } from "./layout-file.ts";
 import { formatPlatform, hostPlatform, platformMatches } from "./platform.ts";
 import { validateTag } from "./refname.ts";
 import {
@@ -68,8 +71,8 @@ export interface BlobSink {
 
 /** Name of the writer lock file in the layout root. */
 export const LOCK_FILE = ".ocigen.lock";
-/** Largest JSON blob ocigen parses (manifests, configs, indexes). */
-export const MAX_JSON_BLOB = 64 * 1024 * 1024;
+/** Largest JSON blob ocigen parses (manifests, configs, indexes; also the cap for `index.json`). */
+export const MAX_JSON_BLOB = MAX_INDEX_FILE;
 const CHUNK = 1 << 20;
 /**
  * Blobs up to this size are read with one synchronous call: for the small
@@ -150,6 +153,8 @@ export function parseImageRef(ref: string): { dir: string; tag: string } {
 export class Layout {
   /** The layout directory, as given (trailing slashes removed). */
   readonly dir: string;
+  /** How this layout's files are opened (see src/oci/layout-file.ts). */
+  #root: LayoutRoot;
   #queue: Promise<void> = Promise.resolve();
   /** Blob files created under the current lock, removed again if the locked operation fails. */
   #created: string[] | null = null;
@@ -159,6 +164,17 @@ export class Layout {
 
   private constructor(dir: string) {
     this.dir = dir.length > 1 ? dir.replace(/\/+$/, "") : dir;
+    this.#root = new LayoutRoot(this.dir);
+  }
+
+  /** Reads a small file of the layout (bounded, regular, inside) as UTF-8 text. */
+  #readText(rel: string, max: number): string {
+    const bytes = readLayoutFile(this.#root, rel, join(this.dir, rel), max);
+    try {
+      return UTF8.decode(bytes);
+    } catch {
+      throw new OcigenError("EJSON", `${join(this.dir, rel)}: not UTF-8 text`);
+    }
   }
 
   /**
@@ -177,9 +193,12 @@ export class Layout {
       // Synchronous: two tiny reads, much faster than thread-pool round trips.
       const st = fs.statSync(l.dir);
       if (!st.isDirectory()) throw new OcigenError("ENOLAYOUT", `${l.dir}: not an OCI image layout (not a directory)`);
-      text = fs.readFileSync(hdr, "utf8");
+      text = l.#readText("oci-layout", MAX_SMALL_FILE);
     } catch (e) {
-      if (e instanceof OcigenError) throw e;
+      if (e instanceof OcigenError) {
+        if (e.code === "EJSON") throw new OcigenError("ENOLAYOUT", e.message);
+        throw e;
+      }
       const code = (e as NodeJS.ErrnoException).code;
       if (code === "ENOENT" || code === "ENOTDIR") {
         throw new OcigenError("ENOLAYOUT", `${l.dir}: not an OCI image layout (no oci-layout file)`);
@@ -291,6 +310,7 @@ export class Layout {
   snapshot(): Layout {
     const l = new Layout(this.dir);
     l.#memo = new Map();
+    l.#root = this.#root;
     return l;
   }
 
@@ -298,8 +318,9 @@ export class Layout {
     let text: string;
     try {
       // Synchronous: index.json is small; see SYNC_READ_MAX.
-      text = fs.readFileSync(this.indexPath, "utf8");
+      text = this.#readText("index.json", MAX_INDEX_FILE);
     } catch (e) {
+      if (e instanceof OcigenError) throw e;
       if ((e as NodeJS.ErrnoException).code === "ENOENT") {
         throw new OcigenError("ENOLAYOUT", `${this.indexPath}: missing (not an OCI image layout)`);
       }
@@ -338,7 +359,13 @@ export class Layout {
         if (d.isDirectory()) await walk(name);
         else if (d.isFile()) {
           const p = join(root, name);
-          const v = parseJSON(fs.readFileSync(p, "utf8"), p);
+          let text: string;
+          try {
+            text = this.#readText(`refs/${name}`, MAX_SMALL_FILE);
+          } catch (e) {
+            throw wrapIo(e, "read", p);
+          }
+          const v = parseJSON(text, p);
           validateDescriptor(v, p);
           out.set(name, v);
         }
@@ -497,6 +524,45 @@ export class Layout {
     return `${this.dir}: ${kindOf(desc.mediaType ?? "")} ${shortDigest(desc.digest)}`;
   }
 
+  /**
+   * Opens a blob's file (regular, inside the layout, see
+   * src/oci/layout-file.ts) and checks its size against the descriptor from
+   * the descriptor's `fstat`, before anything is read. The caller closes `fd`.
+   */
+  #openBlobFile(desc: Descriptor, path: string): number {
+    const rel = path.slice(this.dir.length + 1);
+    let f;
+    try {
+      f = openLayoutFile(this.#root, rel, `${this.blobName(desc)} (${path})`);
+    } catch (e) {
+      if (e instanceof OcigenError) throw e;
+      throw this.#missing(desc, e, path);
+    }
+    if (f.size !== desc.size) {
+      fs.closeSync(f.fd);
+      throw this.#sizeError(desc, f.size);
+    }
+    return f.fd;
+  }
+
+  /**
+   * Checks that a blob's file may be read (as {@linkcode Layout.pipeBlob}
+   * would: regular, inside the layout, the descriptor's size) and returns
+   * its path, for readers that open it themselves (the inflate worker, which
+   * opens it again with `O_NOFOLLOW | O_NONBLOCK` and checks it is a regular
+   * file).
+   *
+   * @example
+   * ```ts
+   * const file = layout.checkedBlobPath(layerDesc);
+   * ```
+   */
+  checkedBlobPath(desc: Descriptor): string {
+    const { path } = this.#check(desc);
+    fs.closeSync(this.#openBlobFile(desc, path));
+    return path;
+  }
+
   #check(desc: Descriptor): { alg: DigestAlgorithm; path: string } {
     validateDescriptor(desc, `${this.dir}: descriptor ${shortDigest(String(desc?.digest))}`);
     const alg = desc.digest.slice(0, desc.digest.indexOf(":"));
@@ -543,22 +609,26 @@ export class Layout {
     const memo = this.#memo?.get(key);
     if (memo) return memo.slice();
     let bytes: Uint8Array;
+    const fd = this.#openBlobFile(desc, path);
     try {
       if (desc.size <= SYNC_READ_MAX) {
         // Small blobs (manifests, configs): synchronous, see SYNC_READ_MAX.
-        const st = fs.statSync(path);
-        if (!st.isFile()) throw new OcigenError("ENOBLOB", `${this.blobName(desc)}: not a regular file (${path})`);
-        if (st.size !== desc.size) throw this.#sizeError(desc, st.size);
-        bytes = new Uint8Array(fs.readFileSync(path));
+        bytes = readAtMost(fd, desc.size + 1);
       } else {
-        const st = await stat(path);
-        if (!st.isFile()) throw new OcigenError("ENOBLOB", `${this.blobName(desc)}: not a regular file (${path})`);
-        if (st.size !== desc.size) throw this.#sizeError(desc, st.size);
-        bytes = new Uint8Array(await readFile(path));
+        // one byte past the expected size: a file that grew is caught, never read whole
+        const buf = new Uint8Array(desc.size + 1);
+        let n = 0;
+        while (n < buf.length) {
+          const k = await readFd(fd, buf, n, buf.length - n);
+          if (k === 0) break;
+          n += k;
+        }
+        bytes = buf.subarray(0, n);
       }
     } catch (e) {
-      if (e instanceof OcigenError) throw e;
-      throw this.#missing(desc, e, path);
+      throw wrapIo(e, "read", path);
+    } finally {
+      fs.closeSync(fd);
     }
     if (bytes.length !== desc.size) throw this.#sizeError(desc, bytes.length);
     const h = createDigester(alg);
@@ -579,7 +649,7 @@ export class Layout {
    */
   async readJSON<T>(desc: Descriptor): Promise<T> {
     if (desc.size > MAX_JSON_BLOB) {
-      throw new OcigenError("EJSON", `${this.blobName(desc)}: JSON blob too large (${desc.size} bytes)`);
+      throw tooLarge(this.blobName(desc), desc.size, MAX_JSON_BLOB);
     }
     const bytes = await this.readBlob(desc);
     let text: string;
@@ -654,30 +724,31 @@ export class Layout {
       sink.end();
       return;
     }
-    let fh;
-    try {
-      fh = await open(path, "r");
-    } catch (e) {
-      throw this.#missing(desc, e, path);
-    }
+    const fd = this.#openBlobFile(desc, path);
+    // Reads never go past one byte beyond the descriptor's size (see src/oci/layout-file.ts).
+    const limit = desc.size + 1;
+    let pending: Promise<number> | undefined;
     try {
       const bufs = [new Uint8Array(chunkSize), new Uint8Array(chunkSize)];
       let total = 0;
       let cur = 0;
-      let pending = fh.read(bufs[cur], 0, chunkSize, null);
+      const next = (buf: Uint8Array) => readFd(fd, buf, 0, Math.min(chunkSize, Math.max(limit - total, 1)));
+      pending = next(bufs[cur]);
       for (;;) {
         let n: number;
         try {
-          n = (await pending).bytesRead;
+          n = await pending;
         } catch (e) {
           throw wrapIo(e, "read", path);
+        } finally {
+          pending = undefined;
         }
         if (n === 0) break;
         total += n;
-        if (total > desc.size) throw this.#sizeError(desc, total + (await fileRest(fh)));
+        if (total > desc.size) throw this.#sizeError(desc, total);
         const chunk = bufs[cur].subarray(0, n);
         cur ^= 1;
-        pending = fh.read(bufs[cur], 0, chunkSize, null);
+        pending = next(bufs[cur]);
         h.update(chunk);
         sink.write(chunk);
       }
@@ -685,7 +756,9 @@ export class Layout {
       const got = h.digest();
       if (got !== desc.digest) throw this.#digestError(desc, got);
     } finally {
-      await fh.close().catch(() => {});
+      // a read still in flight (the sink threw) must finish before its descriptor is closed
+      if (pending) await pending.catch(() => 0);
+      fs.closeSync(fd);
     }
     sink.end();
   }
@@ -724,25 +797,22 @@ export class Layout {
       });
     }
     const h = createDigester(alg);
-    let fh: Awaited<ReturnType<typeof open>> | undefined;
+    let fd: number | undefined;
     let total = 0;
     const closeFh = async () => {
-      const f = fh;
-      fh = undefined;
-      if (f) await f.close().catch(() => {});
+      const f = fd;
+      fd = undefined;
+      if (f !== undefined) fs.closeSync(f);
     };
     return new ReadableStream<Uint8Array>({
+      // async: an error is the stream's, not the constructor's
       start: async () => {
-        try {
-          fh = await open(path, "r");
-        } catch (e) {
-          throw this.#missing(desc, e, path);
-        }
+        fd = await Promise.resolve().then(() => this.#openBlobFile(desc, path));
       },
       pull: async (c) => {
         try {
           const buf = new Uint8Array(Math.min(CHUNK, Math.max(desc.size - total, 0) + 1));
-          const { bytesRead } = await fh!.read(buf, 0, buf.length, null);
+          const bytesRead = await readFd(fd!, buf, 0, buf.length);
           if (bytesRead === 0) {
             if (total !== desc.size) throw this.#sizeError(desc, total);
             const got = h.digest();
@@ -752,7 +822,7 @@ export class Layout {
             return;
           }
           total += bytesRead;
-          if (total > desc.size) throw this.#sizeError(desc, total + (await fileRest(fh!)));
+          if (total > desc.size) throw this.#sizeError(desc, total);
           const chunk = buf.subarray(0, bytesRead);
           h.update(chunk);
           c.enqueue(chunk);
@@ -957,16 +1027,6 @@ export class Layout {
         }
       }
     });
-  }
-}
-
-async function fileRest(fh: Awaited<ReturnType<typeof open>>): Promise<number> {
-  let n = 0;
-  const b = new Uint8Array(CHUNK);
-  for (;;) {
-    const { bytesRead } = await fh.read(b, 0, b.length, null);
-    if (bytesRead === 0) return n;
-    n += bytesRead;
   }
 }
 
