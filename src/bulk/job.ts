@@ -37,6 +37,7 @@ import { applyLayers, removeTree, type UnpackOptions } from "../layer/unpack.ts"
 import { runningAsRoot } from "../layer/apply.ts";
 import { CHAIN_FILE, chainIds, readChainRecord, readChainRecordFile, treeFingerprint, writeChainRecord, writeChainRecordFile } from "./chain.ts";
 import { cloneTree } from "./copy.ts";
+import { verifyReusedLayers } from "./verified.ts";
 
 /** A tree to start from: the bottom `depth` layers of the job's image, verified. */
 export interface JobSource {
@@ -181,6 +182,8 @@ async function buildFromSource(
   if (layers.length !== depth || diffIds.length !== depth) {
     throw new OcigenError("EUNPACK", `Cannot unpack image ${shortDigest(img.manifestDescriptor.digest)}: ${img.manifest.layers.length} layers but ${img.config.rootfs?.diff_ids?.length ?? 0} diff_ids in the config`);
   }
+  // What a reused tree stands for is verified like a full unpack would (see ./verified.ts).
+  if (source && source.depth > 0 && source.depth <= depth) await verifyReusedLayers(layout, layers.slice(0, source.depth));
   cleanStaleTemps(target);
   const tmp = tempBeside(target);
   const mk = () => {
