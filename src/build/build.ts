@@ -19,6 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { OcigenError } from "../errors.ts";
+import { registerTempTree } from "../fs/temp-tree.ts";
 import { log } from "../log.ts";
 import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
 import { MediaType, REF_NAME } from "../oci/types.ts";
@@ -172,7 +173,9 @@ async function dropUnreferenced(layout: Layout, written: Descriptor[]): Promise<
 async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, written: Descriptor[]): Promise<BuiltTarget> {
   const baseDir = opts.baseDir ?? process.cwd();
   log.info(`build ${t.name}: base ${t.base}`);
+  // mkdtemp: 0700 before anything goes in; removed on SIGINT/SIGTERM/SIGHUP too
   const work = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), `ocigen-build-${t.name}-`));
+  const releaseWork = registerTempTree(work);
   const rootfs = path.join(work, "rootfs");
   try {
     fs.mkdirSync(rootfs, { mode: 0o755 });
@@ -249,6 +252,7 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
     });
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
+    releaseWork();
   }
 }
 

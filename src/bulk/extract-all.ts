@@ -28,7 +28,7 @@ import * as fs from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { shortDigest } from "../errors.ts";
+import { shortDigest, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
 import { Layout } from "../oci/layout.ts";
 import { pidAlive } from "../fs/atomic.ts";
@@ -37,6 +37,7 @@ import { discoverLayouts } from "../generator/discover.ts";
 import { storeDir, storeRootfs } from "../generator/paths.ts";
 import { runningAsRoot } from "../layer/apply.ts";
 import { removeTree, type UnpackOptions } from "../layer/unpack.ts";
+import { makeTempTree } from "../fs/temp-tree.ts";
 import { progress as progressApi } from "../progress.ts";
 import { CHAIN_FILE, chainIds, commonPrefix, scanChainRecords } from "./chain.ts";
 import { haveGnuCp, haveXattrTools } from "./copy.ts";
@@ -406,6 +407,15 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
       await new Promise((r) => setTimeout(r, 5));
     }
   };
+  // scratch trees of shared layers: closed to other users, removed on SIGINT/SIGTERM/SIGHUP too
+  let releaseBulk = () => {};
+  if (chainJobs.length > 0) {
+    try {
+      releaseBulk = makeTempTree(bulkDir).release;
+    } catch (e) {
+      throw wrapIo(e, "mkdir", bulkDir);
+    }
+  }
   try {
     await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, order.length)) }, slot));
   } finally {
@@ -413,6 +423,7 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
     if (procRunner) await (await procRunner).close();
     try {
       removeTree(bulkDir);
+      releaseBulk();
     } catch (e) {
       log.warn(`could not remove ${bulkDir}: ${(e as Error).message}`);
     }

@@ -38,6 +38,7 @@ import { runningAsRoot } from "../layer/apply.ts";
 import { CHAIN_FILE, chainIds, readChainRecord, readChainRecordFile, treeFingerprint, writeChainRecord, writeChainRecordFile } from "./chain.ts";
 import { cloneTree } from "./copy.ts";
 import { verifyReusedLayers } from "./verified.ts";
+import { makeTempTree } from "../fs/temp-tree.ts";
 
 /** A tree to start from: the bottom `depth` layers of the job's image, verified. */
 export interface JobSource {
@@ -185,7 +186,15 @@ async function buildFromSource(
   // What a reused tree stands for is verified like a full unpack would (see ./verified.ts).
   if (source && source.depth > 0 && source.depth <= depth) await verifyReusedLayers(layout, layers.slice(0, source.depth));
   cleanStaleTemps(target);
-  const tmp = tempBeside(target);
+  // Built in OUTER/rootfs: OUTER is 0700 from its creation and removed on SIGINT/SIGTERM/SIGHUP (src/fs/temp-tree.ts).
+  const outer = tempBeside(target);
+  let tree: ReturnType<typeof makeTempTree>;
+  try {
+    tree = makeTempTree(outer);
+  } catch (e) {
+    throw wrapIo(e, "mkdir", outer);
+  }
+  const tmp = join(outer, "rootfs");
   const mk = () => {
     try {
       fs.mkdirSync(tmp, 0o755);
@@ -194,8 +203,8 @@ async function buildFromSource(
       throw wrapIo(e, "mkdir", tmp);
     }
   };
-  mk();
   try {
+    mk();
     let from = 0;
     if (source && source.depth > 0 && source.depth <= depth) {
       const chain = chainIds(diffIds)[source.depth - 1];
@@ -239,10 +248,15 @@ async function buildFromSource(
     } catch (e) {
       throw wrapIo(e, "rename into place", target);
     }
+    try {
+      fs.rmdirSync(outer);
+    } catch { /* a stale-temp sweep removes it */ }
+    tree.release();
     return depth - from;
   } catch (e) {
     try {
-      removeTree(tmp);
+      removeTree(outer);
+      tree.release();
     } catch { /* ignore */ }
     throw e;
   }
@@ -375,7 +389,7 @@ export async function runChainJob(job: ChainJob, ctx: JobContext, hooks: JobHook
     const got = chainIds(img.config.rootfs?.diff_ids ?? [])[job.depth - 1];
     if (got !== job.chain) throw new OcigenError("EUNPACK", `${job.name}:${job.tag} moved: its bottom ${job.depth} layers are no longer chain ${shortDigest(job.chain)}`);
     res.bytes = img.manifest.layers.slice(0, job.depth).reduce((a, l) => a + (Number(l.size) || 0), 0);
-    fs.mkdirSync(dirname(job.dir), { recursive: true });
+    fs.mkdirSync(dirname(job.dir), { recursive: true, mode: 0o700 });
     res.applied = await buildFromSource(layout, img, job.source, job.depth, job.dir, ctx, {
       bytes: (n) => {
         res.unpacked += n;

@@ -30,6 +30,7 @@ import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { createDigester, type DigestAlgorithm, isSupportedAlgorithm } from "../digest/index.ts";
 import { fsyncDir, tempPath, writeFileAtomic } from "../fs/atomic.ts";
 import { acquireLock } from "../fs/lock.ts";
+import { registerTempTree } from "../fs/temp-tree.ts";
 import { canonicalJSON } from "./canonical.ts";
 import { embeddedData, parseDigest, validateDescriptor } from "./digest.ts";
 import { LayoutRoot, MAX_INDEX_FILE, MAX_SMALL_FILE, openLayoutFile, readAtMost, readFd, readLayoutFile, tooLarge } from "./layout-file.ts";
@@ -863,6 +864,8 @@ export class Layout {
     } catch (e) {
       throw writeError(this.dir, e, tmp);
     }
+    // a blob being written (a repacked layer can be large) goes if the run is interrupted
+    const release = registerTempTree(tmp);
     let digest: string;
     try {
       const chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = data instanceof Uint8Array ? [data] : data;
@@ -885,12 +888,14 @@ export class Layout {
       const final = join(dir, digest.slice(alg.length + 1));
       if (this.#created && !fs.existsSync(final)) this.#created.push(final);
       fs.renameSync(tmp, final);
+      release();
       fsyncDir(dir);
     } catch (e) {
       if (fh) await fh.close().catch(() => {});
       try {
         fs.unlinkSync(tmp);
       } catch { /* gone */ }
+      release();
       throw writeError(this.dir, e, tmp);
     }
     return { mediaType, digest, size };
