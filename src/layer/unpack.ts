@@ -60,7 +60,7 @@ import process from "node:process";
 import { randomBytes } from "node:crypto";
 import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
-import { makeTempTree } from "../fs/temp-tree.ts";
+import { isDeadRunTree, makeTempTree } from "../fs/temp-tree.ts";
 import { createDigester, isSupportedAlgorithm } from "../digest/index.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import type { Descriptor } from "../oci/types.ts";
@@ -376,10 +376,13 @@ function tempName(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
 }
 
-/** Removes temporary trees of earlier unpacks into `target` whose process is gone. */
+/**
+ * Removes the temporary trees that runs killed without a chance to clean up
+ * (SIGKILL, a crash) left in `target`'s directory: any `.<name>.tmp-<pid>-<hex>`
+ * whose process is gone, whatever target it was for.
+ */
 function cleanStaleTemps(target: string): void {
   const dir = path.dirname(target);
-  const prefix = `.${path.basename(target)}.tmp-`;
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -387,17 +390,7 @@ function cleanStaleTemps(target: string): void {
     return;
   }
   for (const n of names) {
-    if (!n.startsWith(prefix)) continue;
-    const m = /^([0-9]+)-[0-9a-f]{8}$/.exec(n.slice(prefix.length));
-    if (!m) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-      continue; // still running
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ESRCH") continue;
-    }
+    if (!n.startsWith(".") || !isDeadRunTree(n)) continue;
     try {
       removeTree(path.join(dir, n));
       log.debug(`removed stale ${n}`);
