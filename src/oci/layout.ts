@@ -531,6 +531,10 @@ export class Layout {
    * the descriptor's `fstat`, before anything is read. The caller closes `fd`.
    */
   #openBlobFile(desc: Descriptor, path: string): number {
+    return this.#openBlob(desc, path).fd;
+  }
+
+  #openBlob(desc: Descriptor, path: string): { fd: number; path: string } {
     const rel = path.slice(this.dir.length + 1);
     let f;
     try {
@@ -543,15 +547,15 @@ export class Layout {
       fs.closeSync(f.fd);
       throw this.#sizeError(desc, f.size);
     }
-    return f.fd;
+    return f;
   }
 
   /**
    * Checks that a blob's file may be read (as {@linkcode Layout.pipeBlob}
    * would: regular, inside the layout, the descriptor's size) and returns
-   * its path, for readers that open it themselves (the inflate worker, which
-   * opens it again with `O_NOFOLLOW | O_NONBLOCK` and checks it is a regular
-   * file).
+   * its path (a symlink inside the layout resolved), for readers that open
+   * it themselves (the inflate worker, which opens it again with
+   * `O_NOFOLLOW | O_NONBLOCK` and checks it is a regular file).
    *
    * @example
    * ```ts
@@ -559,9 +563,9 @@ export class Layout {
    * ```
    */
   checkedBlobPath(desc: Descriptor): string {
-    const { path } = this.#check(desc);
-    fs.closeSync(this.#openBlobFile(desc, path));
-    return path;
+    const f = this.#openBlob(desc, this.#check(desc).path);
+    fs.closeSync(f.fd);
+    return f.path;
   }
 
   #check(desc: Descriptor): { alg: DigestAlgorithm; path: string } {
