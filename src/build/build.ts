@@ -18,8 +18,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
+import { randomBytes } from "node:crypto";
 import { OcigenError } from "../errors.ts";
-import { registerTempTree } from "../fs/temp-tree.ts";
+import { isDeadRunTree, makeTempTree, removeTempTree } from "../fs/temp-tree.ts";
 import { log } from "../log.ts";
 import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
 import { MediaType, REF_NAME } from "../oci/types.ts";
@@ -170,12 +171,28 @@ async function dropUnreferenced(layout: Layout, written: Descriptor[]): Promise<
   });
 }
 
+/** Removes build scratch trees (`ocigen-build-*.tmp-<pid>-<hex>`) of builds whose process is gone. */
+function sweepDeadScratch(dir: string): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (n.startsWith("ocigen-build-") && isDeadRunTree(n)) removeTempTree(path.join(dir, n));
+  }
+}
+
 async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, written: Descriptor[]): Promise<BuiltTarget> {
   const baseDir = opts.baseDir ?? process.cwd();
   log.info(`build ${t.name}: base ${t.base}`);
-  // mkdtemp: 0700 before anything goes in; removed on SIGINT/SIGTERM/SIGHUP too
-  const work = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), `ocigen-build-${t.name}-`));
-  const releaseWork = registerTempTree(work);
+  // 0700 before anything goes in; removed on SIGINT/SIGTERM/SIGHUP too, and by a later
+  // build when a SIGKILL left it (its name carries the pid)
+  const tmpDir = opts.tmpDir ?? os.tmpdir();
+  sweepDeadScratch(tmpDir);
+  const work = path.join(tmpDir, `ocigen-build-${t.name.replace(/[^A-Za-z0-9._-]/g, "_")}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const releaseWork = makeTempTree(work).release;
   const rootfs = path.join(work, "rootfs");
   try {
     fs.mkdirSync(rootfs, { mode: 0o755 });
