@@ -163,7 +163,7 @@ export function openLayoutFile(root: LayoutRoot, rel: string, what: string, max 
       throw e; // dangling: missing
     }
     if (!root.contains(real)) {
-      throw new OcigenError("EBADFILE", `${what}: ${abs} is a symlink out of the layout (to ${real}): refusing to read it`);
+      throw new OcigenError("EBADFILE", `${what}: a symlink out of the layout (to ${real}): refusing to read it`);
     }
     path = real;
     lst = fs.lstatSync(real);
