@@ -108,3 +108,17 @@ test("Layout blob readers: any blob round-trips through readBlob, pipeBlob and o
     { numRuns: 150 },
   );
 }));
+
+test("a layout named by a relative path (./l, ../x/l) or with a trailing slash reads its blobs", withLayoutDir(async (dir) => {
+  fs.writeFileSync(path.join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  fs.writeFileSync(path.join(dir, "index.json"), '{"schemaVersion":2,"manifests":[]}');
+  const bytes = new TextEncoder().encode("blob");
+  const digest = "sha256:" + createHash("sha256").update(bytes).digest("hex");
+  fs.writeFileSync(path.join(dir, "blobs", "sha256", digest.slice(7)), bytes);
+  const rel = path.relative(process.cwd(), dir);
+  for (const name of [rel, `./${rel}`, `${rel}/`, dir + "/", dir]) {
+    const layout = await Layout.open(name);
+    assert.deepEqual(await layout.readBlob({ mediaType: "application/octet-stream", digest, size: 4 }), bytes, name);
+    assert.deepEqual((await layout.readIndex()).manifests, [], name);
+  }
+}));

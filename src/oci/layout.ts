@@ -535,7 +535,8 @@ export class Layout {
   }
 
   #openBlob(desc: Descriptor, path: string): { fd: number; path: string } {
-    const rel = path.slice(this.dir.length + 1);
+    const { algorithm, encoded } = parseDigest(desc.digest, `${this.dir}: blob`);
+    const rel = `blobs/${algorithm}/${encoded}`;
     let f;
     try {
       f = openLayoutFile(this.#root, rel, `${this.blobName(desc)} (${path})`);
