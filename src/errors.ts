@@ -33,6 +33,8 @@ export type ErrorCode =
   | "EREPACK" // repack failure
   | "EIO" // filesystem failure (wraps the errno error)
   | "EINSTALL" // install-generator / uninstall-generator refused or failed
+  | "ECONFIG" // bad generator config or per-image settings file
+  | "EPLATFORM" // the image is for another platform
   | "EBADFILE"; // a file of a layout is not a regular file inside it (FIFO, device, symlink out of the layout)
 
 /**
