@@ -18,6 +18,8 @@ import type { BulkMode } from "./extract-all.ts";
 /** Options `extract --all` understands. */
 export interface ExtractAllFlags {
   config?: string;
+  /** Largest zstd window a layer may use, bytes (parsed from --zstd-window-max). */
+  zstdWindowMax?: number;
   jobs?: string;
   json?: boolean;
   reuse?: boolean;
@@ -66,7 +68,7 @@ export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   }
   const mode = o.bulkMode as BulkMode | undefined;
   if (mode !== undefined && mode !== "process" && mode !== "inline") throw new OcigenError("EUSAGE", `--bulk-mode must be process or inline`);
-  const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config });
+  const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config, unpack: { zstdWindowMax: o.zstdWindowMax } });
   for (const e of r.errors) log.error(e);
   process.stdout.write((o.json ? JSON.stringify(r, null, 2) : formatBulk(r)) + "\n");
   if (r.failed.length > 0) {

@@ -13,6 +13,7 @@ import { createReporter, runBySystemd } from "../../generator/report.ts";
 import { invokedAsGenerator } from "../../install/self.ts";
 import { log } from "../../log.ts";
 import { addExtractAllOptions, extractAllCommand } from "../../bulk/cli.ts";
+import { zstdWindowMaxOption } from "../zstd-window.ts";
 // The generator (generate.ts) and the extractor (extract.ts) are imported by
 // the actions that use them: `generate` runs at every boot and `extract`
 // before every unit start; neither should load what the other needs.
@@ -58,13 +59,16 @@ export function register(program: Command, _raw: Command): void {
     .option("--ref <tag>", "tag of the image in that layout")
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .option("--user <spec=uid:gid>", "fail unless the image user SPEC resolves to UID:GID in the extracted rootfs")
-    .option("--bundle", "also write the runc/crun bundle config.json"))
-    .action(async (o: { name: string; ref: string; config?: string; user?: string; bundle?: boolean; all?: boolean }) => {
-      if (o.all) return await extractAllCommand(o);
+    .option("--bundle", "also write the runc/crun bundle config.json")
+    .option("--zstd-window-max <MiB>", "largest zstd window a layer may use, in MiB (default 128, at most 2048)"))
+    .action(async (o: { name: string; ref: string; config?: string; user?: string; bundle?: boolean; all?: boolean; zstdWindowMax?: string }) => {
+      const zstdWindowMax = zstdWindowMaxOption(o.zstdWindowMax);
+      if (o.all) return await extractAllCommand({ ...o, zstdWindowMax });
       if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
       const { extract } = await import("../../generator/extract.ts");
       const r = await extract({
         config: loadGeneratorConfig(o.config), name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle), ensureIds: true,
+        unpack: { zstdWindowMax },
       });
       log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}`);
     });
