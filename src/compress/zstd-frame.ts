@@ -156,23 +156,30 @@ export class ZstdFrameScanner {
     return this.mode === "magic" && this.headLen === 0 && this.skip === 0;
   }
 
-  /** Feeds the next bytes of the stream. Throws RangeError for a bad magic number. */
-  push(b: Uint8Array): void {
+  /**
+   * Feeds the next bytes of the stream; returns the offsets in `b` where a
+   * frame ended. Throws RangeError for a bad magic number.
+   */
+  push(b: Uint8Array): number[] {
+    const ends: number[] = [];
     let i = 0;
     while (i < b.length) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, b.length - i);
         this.skip -= n;
         i += n;
+        if (this.skip === 0 && this.mode === "magic") ends.push(i);
         continue;
       }
       const n = Math.min(this.need - this.headLen, b.length - i);
       this.head.set(b.subarray(i, i + n), this.headLen);
       this.headLen += n;
       i += n;
-      if (this.headLen < this.need) return;
+      if (this.headLen < this.need) return ends;
       this.step();
+      if (this.skip === 0 && this.mode === "magic" && this.headLen === 0) ends.push(i);
     }
+    return ends;
   }
 
   private step(): void {

@@ -3,9 +3,10 @@
  * `ZstdDecompress`, Node >= 22.15 / 23.8 and Deno), as a synchronous
  * {@linkcode ByteSink} stage.
  *
- * The zlib engine is driven synchronously (its `_processChunk` without a
- * callback, the same routine `zlib.zstdDecompressSync` uses), so it fits the
- * push pipeline. Before the engine sees a frame, a {@linkcode ZstdFrameScanner}
+ * The zlib engine is driven synchronously through its handle's `writeSync`
+ * (the routine `zlib.zstdDecompressSync` loops over, here without closing the
+ * engine after one buffer), so it fits the push pipeline; output goes through
+ * one reused 128 KiB buffer. Before the engine sees a frame, a {@linkcode ZstdFrameScanner}
  * reads the frame's header and enforces the window limit with the same
  * message as the WebAssembly decoder; the engine itself is allowed windows up to
  * 2 GiB. The scanner also tells a stream truncated between blocks from a
@@ -19,10 +20,17 @@ import { OcigenError } from "../errors.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { describeWindowTooLarge, ZSTD_WINDOW_DEFAULT, ZstdFrameScanner } from "./zstd-frame.ts";
 
+interface SyncHandle {
+  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
+}
 interface SyncEngine {
-  _processChunk(chunk: Uint8Array, flushFlag: number): Uint8Array | null;
+  _handle: SyncHandle | null;
+  _writeState: Uint32Array;
+  on(ev: "error", fn: (e: Error) => void): void;
   close(): void;
 }
+
+const OUT_CHUNK = 128 * 1024;
 
 const z = zlib as unknown as Record<string, unknown> & { constants: Record<string, number> };
 
@@ -43,7 +51,7 @@ export function nativeZstdAvailable(): boolean {
     try {
       if (typeof z.createZstdDecompress === "function") {
         const e = (z.createZstdDecompress as () => SyncEngine)();
-        available = typeof e._processChunk === "function";
+        available = typeof e._handle?.writeSync === "function" && e._writeState instanceof Uint32Array;
         e.close();
       }
     } catch {
@@ -88,6 +96,10 @@ export class NativeZstdDecoder implements ByteSink {
   private seen = 0;
   private readonly cont: number;
   private readonly fin: number;
+  private readonly out = new Uint8Array(OUT_CHUNK);
+  private engineError: Error | undefined;
+  private readonly params: Record<number, number>;
+  private started = false; // the current engine has been given bytes
 
   constructor(private readonly sink: ByteSink, opts: NativeZstdOptions = {}) {
     this.name = opts.name ?? "zstd stream";
@@ -101,42 +113,79 @@ export class NativeZstdDecoder implements ByteSink {
     this.fin = c.ZSTD_e_end ?? 2;
     const params: Record<number, number> = {};
     if (c.ZSTD_d_windowLogMax !== undefined) params[c.ZSTD_d_windowLogMax] = 31;
-    this.engine = (z.createZstdDecompress as (o: unknown) => SyncEngine)({ params });
+    this.params = params;
+    this.engine = this.newEngine();
+  }
+
+  // one engine per frame: some runtimes' engines do not go on past a frame's end
+  private newEngine(): SyncEngine {
+    const e = (z.createZstdDecompress as (o: unknown) => SyncEngine)({ params: this.params });
+    e.on("error", (err) => {
+      this.engineError = err;
+    });
+    return e;
   }
 
   write(chunk: Uint8Array): void {
     if (!chunk.length) return;
     const e = this.live();
     this.seen += chunk.length;
+    let ends: number[];
     try {
-      this.scanner.push(chunk);
+      ends = this.scanner.push(chunk);
     } catch (err) {
       if (err instanceof OcigenError) throw err;
       this.fail(this.scanner.frames === 0 ? `not a zstd stream (${(err as Error).message})` : `trailing garbage after the last frame (${(err as Error).message})`);
     }
-    this.run(e, chunk, this.cont);
+    let from = 0;
+    let eng = e;
+    for (const at of ends) {
+      if (at > from) this.run(eng, chunk.subarray(from, at), this.cont);
+      this.run(eng, new Uint8Array(0), this.fin);
+      eng.close();
+      eng = this.engine = this.newEngine();
+      this.started = false;
+      from = at;
+    }
+    if (from < chunk.length) {
+      this.started = true;
+      this.run(eng, chunk.subarray(from), this.cont);
+    }
   }
 
   end(): void {
     const e = this.live();
     if (this.seen === 0) this.fail("empty stream (no compressed data)");
     if (!this.scanner.atBoundary) this.fail(`truncated stream (unexpected end of input) after compressed byte ${this.seen}`);
-    this.run(e, new Uint8Array(0), this.fin);
+    if (this.started) this.run(e, new Uint8Array(0), this.fin);
     this.engine = null;
     e.close();
     this.sink.end();
   }
 
   private run(e: SyncEngine, chunk: Uint8Array, flag: number): void {
-    let out: Uint8Array | null;
-    try {
-      // copy: the engine may keep a reference to its input after returning
-      out = e._processChunk(chunk.slice(), flag);
-    } catch (err) {
-      const msg = String((err as Error)?.message ?? err).replace(/\s+/g, " ");
-      this.fail(`corrupt zstd data (${msg})`);
+    const h = e._handle;
+    if (!h) this.fail("the native zstd engine was closed");
+    const st = e._writeState;
+    let inOff = 0;
+    let inLen = chunk.length;
+    for (;;) {
+      try {
+        h.writeSync(flag, chunk, inOff, inLen, this.out, 0, OUT_CHUNK);
+      } catch (err) {
+        this.engineError ??= err as Error;
+      }
+      if (this.engineError) {
+        this.fail(`corrupt zstd data (${String(this.engineError.message ?? this.engineError).replace(/\s+/g, " ")})`);
+      }
+      const outLeft = st[0];
+      const inLeft = st[1];
+      const have = OUT_CHUNK - outLeft;
+      if (have > 0) this.sink.write(this.out.subarray(0, have));
+      inOff += inLen - inLeft;
+      inLen = inLeft;
+      if (outLeft !== 0) break; // output space left: the engine took all it could
     }
-    if (out && out.length) this.sink.write(out);
   }
 
   private live(): SyncEngine {
