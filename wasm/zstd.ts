@@ -958,19 +958,29 @@ function decodeBlock(src: usize, size: u32, dst: usize): usize {
   if (p == 0) return bad(err == E_NOTABLE ? E_NOTABLE : E_FSE);
   p = seqTable(K_ML, (modes >> 2) & 3, p, end);
   if (p == 0) return bad(err == E_NOTABLE ? E_NOTABLE : E_FSE);
-  // ---- sequences bitstream
+  // ---- sequences bitstream: a 64-bit container read from its top
+  // (`used` bits consumed), reloaded from memory between fields; the stream is
+  // consumed exactly when ptr == bs and used == 64.
   const bs = p;
-  let pos = backStart(bs, <u32>(end - p));
-  if (pos < 0) return bad(E_SEQ);
+  const pos0 = backStart(bs, <u32>(end - p));
+  if (pos0 < 0) return bad(E_SEQ);
+  let ptr: usize = bs;
+  let used: u32 = 64 - <u32>pos0;
+  if (pos0 >= 64) {
+    const byteOff = <u32>(pos0 - 64 + 7) >> 3;
+    ptr = bs + byteOff;
+    used = (byteOff << 3) + 64 - <u32>pos0;
+  }
+  let cont = load<u64>(ptr);
   const lT = llT;
   const oT = ofT;
   const mT = mlT;
-  pos -= <i32>llLog;
-  let llS = peekBack(bs, pos, llLog);
-  pos -= <i32>ofLog;
-  let ofS = peekBack(bs, pos, ofLog);
-  pos -= <i32>mlLog;
-  let mlS = peekBack(bs, pos, mlLog);
+  let llS = <u32>(((cont << <u64>used) >> 1) >> <u64>(63 - llLog));
+  used += llLog;
+  let ofS = <u32>(((cont << <u64>used) >> 1) >> <u64>(63 - ofLog));
+  used += ofLog;
+  let mlS = <u32>(((cont << <u64>used) >> 1) >> <u64>(63 - mlLog));
+  used += mlLog;
   let r1 = rep1;
   let r2 = rep2;
   let r3 = rep3;
@@ -978,18 +988,36 @@ function decodeBlock(src: usize, size: u32, dst: usize): usize {
   const wrapped = prevEnd != 0;
   const win = WIN;
   for (let i = nbSeq; i > 0; i--) {
+    if (<usize>(ptr - bs) >= <usize>(used >> 3)) {
+      ptr -= used >> 3;
+      used &= 7;
+    } else {
+      used -= <u32>(ptr - bs) << 3;
+      ptr = bs;
+    }
+    cont = load<u64>(ptr);
     const oE = oT + (<usize>ofS << 3);
     const mE = mT + (<usize>mlS << 3);
     const lE = lT + (<usize>llS << 3);
     let n = <u32>load<u8>(oE + 3);
-    pos -= <i32>n;
-    const ofv = load<u32>(oE + 4) + peekBack(bs, pos, n);
+    const ofv = load<u32>(oE + 4) + <u32>(((cont << <u64>used) >> 1) >> <u64>(63 - n));
+    used += n;
+    if (used > 32) {
+      if (<usize>(ptr - bs) >= <usize>(used >> 3)) {
+        ptr -= used >> 3;
+        used &= 7;
+      } else {
+        used -= <u32>(ptr - bs) << 3;
+        ptr = bs;
+      }
+      cont = load<u64>(ptr);
+    }
     n = <u32>load<u8>(mE + 3);
-    pos -= <i32>n;
-    const ml = load<u32>(mE + 4) + peekBack(bs, pos, n);
+    const ml = load<u32>(mE + 4) + <u32>(((cont << <u64>used) >> 1) >> <u64>(63 - n));
+    used += n;
     n = <u32>load<u8>(lE + 3);
-    pos -= <i32>n;
-    const ll = load<u32>(lE + 4) + peekBack(bs, pos, n);
+    const ll = load<u32>(lE + 4) + <u32>(((cont << <u64>used) >> 1) >> <u64>(63 - n));
+    used += n;
     let off: u32;
     if (ofv > 3) {
       off = ofv - 3;
@@ -1008,15 +1036,23 @@ function decodeBlock(src: usize, size: u32, dst: usize): usize {
       }
     }
     if (i > 1) {
+      if (<usize>(ptr - bs) >= <usize>(used >> 3)) {
+        ptr -= used >> 3;
+        used &= 7;
+      } else {
+        used -= <u32>(ptr - bs) << 3;
+        ptr = bs;
+      }
+      cont = load<u64>(ptr);
       n = <u32>load<u8>(lE + 2);
-      pos -= <i32>n;
-      llS = <u32>load<u16>(lE) + peekBack(bs, pos, n);
+      llS = <u32>load<u16>(lE) + <u32>(((cont << <u64>used) >> 1) >> <u64>(63 - n));
+      used += n;
       n = <u32>load<u8>(mE + 2);
-      pos -= <i32>n;
-      mlS = <u32>load<u16>(mE) + peekBack(bs, pos, n);
+      mlS = <u32>load<u16>(mE) + <u32>(((cont << <u64>used) >> 1) >> <u64>(63 - n));
+      used += n;
       n = <u32>load<u8>(oE + 2);
-      pos -= <i32>n;
-      ofS = <u32>load<u16>(oE) + peekBack(bs, pos, n);
+      ofS = <u32>load<u16>(oE) + <u32>(((cont << <u64>used) >> 1) >> <u64>(63 - n));
+      used += n;
     }
     // ---- execute: literals then match
     if (lit + ll > litEnd || <u64>o + <u64>ll + <u64>ml > <u64>oLimit) return bad(E_OVERFLOW);
@@ -1050,7 +1086,7 @@ function decodeBlock(src: usize, size: u32, dst: usize): usize {
     matchCopy(o, off, ml);
     o += ml;
   }
-  if (pos != 0) return bad(E_SEQ);
+  if (ptr != bs || used != 64) return bad(E_SEQ);
   rep1 = r1;
   rep2 = r2;
   rep3 = r3;
@@ -1072,13 +1108,15 @@ function decodeBlock(src: usize, size: u32, dst: usize): usize {
     } else {
       for (let k: u32 = 0; k < ml; k += 16) v128.store(o + k, v128.load(s + k));
     }
+  } else if (off >= 8) {
+    for (let k: u32 = 0; k < ml; k += 8) store<u64>(o + k, load<u64>(s + k));
   } else if (off == 1) {
     memory.fill(o, load<u8>(s), ml < 16 ? 16 : ml);
   } else {
-    for (let k: usize = 0; k < 16; k++) store<u8>(o + k, load<u8>(s + k));
-    if (ml > 16) {
-      const off2 = <usize>(off * ((16 + off - 1) / off));
-      for (let k: usize = 16; k < <usize>ml; k += 16) v128.store(o + k, v128.load(o + k - off2));
+    for (let k: usize = 0; k < 8; k++) store<u8>(o + k, load<u8>(s + k));
+    if (ml > 8) {
+      const off2 = <usize>(off * ((8 + off - 1) / off));
+      for (let k: usize = 8; k < <usize>ml; k += 8) store<u64>(o + k, load<u64>(o + k - off2));
     }
   }
 }
