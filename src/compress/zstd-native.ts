@@ -25,12 +25,24 @@ interface SyncHandle {
 }
 interface SyncEngine {
   _handle: SyncHandle | null;
+  destroyed?: boolean;
   _writeState: Uint32Array;
   on(ev: "error", fn: (e: Error) => void): void;
   close(): void;
 }
 
 const OUT_CHUNK = 128 * 1024;
+
+/** The error a destroyed zlib stream keeps under its `kError` symbol, if any. */
+function storedError(e: SyncEngine): Error | undefined {
+  for (const sym of Object.getOwnPropertySymbols(e)) {
+    if (sym.description === "kError") {
+      const v = (e as unknown as Record<symbol, unknown>)[sym];
+      if (v instanceof Error) return v;
+    }
+  }
+  return undefined;
+}
 
 const z = zlib as unknown as Record<string, unknown> & { constants: Record<string, number> };
 
@@ -175,6 +187,9 @@ export class NativeZstdDecoder implements ByteSink {
       } catch (err) {
         this.engineError ??= err as Error;
       }
+      // Node reports engine errors by destroying the stream (the error is kept
+      // under a symbol and emitted later); Deno throws or emits at once
+      if (!this.engineError && (e.destroyed || !e._handle)) this.engineError = storedError(e) ?? new Error("decoder failed");
       if (this.engineError) {
         this.fail(`corrupt zstd data (${String(this.engineError.message ?? this.engineError).replace(/\s+/g, " ")})`);
       }
