@@ -987,15 +987,10 @@ function decodeBlock(src: usize, size: u32, dst: usize): usize {
   let o = dst;
   const wrapped = prevEnd != 0;
   const win = WIN;
+  // Bit budget: at the top of each sequence used <= 7 + 26 (state bits), so
+  // the offset's extra bits (<= 31) fit; reload before the lengths (<= 32
+  // bits) when past 32, and before the state updates.
   for (let i = nbSeq; i > 0; i--) {
-    if (<usize>(ptr - bs) >= <usize>(used >> 3)) {
-      ptr -= used >> 3;
-      used &= 7;
-    } else {
-      used -= <u32>(ptr - bs) << 3;
-      ptr = bs;
-    }
-    cont = load<u64>(ptr);
     const oE = oT + (<usize>ofS << 3);
     const mE = mT + (<usize>mlS << 3);
     const lE = lT + (<usize>llS << 3);
