@@ -19,6 +19,7 @@ import { wasmXxh64 } from "../src/compress/zstd-wasm.ts";
 import { nativeZstdAvailable } from "../src/compress/zstd-native.ts";
 import { parseZstdFrameHeader } from "../src/compress/zstd-frame.ts";
 import { zstdWindowMaxOption } from "../src/cli/zstd-window.ts";
+import { parseGeneratorConfig } from "../src/generator/config.ts";
 import { tarBytes, type TarWriterEntry } from "../src/tar/writer.ts";
 import { have, makeImage, sha256, tmpdir } from "./layer-fixtures.ts";
 
@@ -453,6 +454,45 @@ describe("zstd layers through the CLI", () => {
       const bad = runCli(["raw", "unpack", "--zstd-window-max", "4096", "--image", `${layout31}:latest`, rootfs], hwm);
       assert.notEqual(bad.code, 0);
       assert.match(bad.stderr, /--zstd-window-max must be a whole number of MiB from 1 to 2048/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("zstd window limit for extract", () => {
+  test("zstdwindowmax in the generator config: parsed, validated, and honoured by extract (the flag wins)", { skip: needZstd, timeout: 300_000 }, () => {
+    assert.equal(parseGeneratorConfig("zstdwindowmax = 1024\n", "c").zstdWindowMax, 1024 * MiB);
+    assert.equal(parseGeneratorConfig("", "c").zstdWindowMax, undefined);
+    for (const bad of ["0", "4096", "12x"]) {
+      assert.throws(() => parseGeneratorConfig(`zstdwindowmax = ${bad}\n`, "c"), /zstdwindowmax must be a whole number of MiB from 1 to 2048/);
+    }
+    ensureBuilt();
+    const dir = tmpdir("ocigen-zstd-");
+    try {
+      const content = text(300_000, 41);
+      const tar = tarBytes([{ name: "etc/", type: "dir", mode: 0o755 }, { name: "etc/data", data: content }]);
+      // a 1 GiB window declared, data small
+      const z = zstd(tar, ["--long=30", "-3"]);
+      makeImage(path.join(dir, "layouts", "app"), [{ tar, compression: "none", mediaType: ZSTD_LAYER, mutateBlob: () => z, digestAfter: true }]);
+      const conf = (extra: string) => {
+        const f = path.join(dir, "gen.conf");
+        fs.writeFileSync(f, `imagelayoutdir = ${path.join(dir, "layouts")}\nextractsdir = ${path.join(dir, "extracts")}\nuserdbdir =\n${extra}`);
+        return f;
+      };
+      const hwm = path.join(dir, "hwm.mjs");
+      fs.writeFileSync(hwm, HWM_PRELOAD);
+      const refused = runCli(["extract", "--name", "app", "--ref", "latest", "--config", conf("")], hwm);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /zstd window too large \(1024 MiB > limit 128 MiB\)/);
+      const viaFlag = runCli(["extract", "--name", "app", "--ref", "latest", "--config", conf("zstdwindowmax = 2048\n"), "--zstd-window-max", "512"], hwm);
+      assert.notEqual(viaFlag.code, 0, "the flag overrides the config");
+      assert.match(viaFlag.stderr, /1024 MiB > limit 512 MiB/);
+      const ok = runCli(["extract", "--name", "app", "--ref", "latest", "--config", conf("zstdwindowmax = 1024\n")], hwm);
+      assert.equal(ok.code, 0, ok.stderr);
+      const rootfs = fs.readdirSync(path.join(dir, "extracts"), { recursive: true }).map(String).find((p) => p.endsWith(path.join("etc", "data")));
+      assert.ok(rootfs, "extracted");
+      assert.deepEqual(new Uint8Array(fs.readFileSync(path.join(dir, "extracts", rootfs))), content);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

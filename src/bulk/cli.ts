@@ -68,7 +68,7 @@ export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   }
   const mode = o.bulkMode as BulkMode | undefined;
   if (mode !== undefined && mode !== "process" && mode !== "inline") throw new OcigenError("EUSAGE", `--bulk-mode must be process or inline`);
-  const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config, unpack: { zstdWindowMax: o.zstdWindowMax } });
+  const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config, unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax } });
   for (const e of r.errors) log.error(e);
   process.stdout.write((o.json ? JSON.stringify(r, null, 2) : formatBulk(r)) + "\n");
   if (r.failed.length > 0) {

@@ -20,6 +20,7 @@
  * ocigen = /usr/local/bin/ocigen    # program the units run for `extract` (default: this ocigen)
  * userdbdir = /run/userdb  # where extract adds user/group records for image ids the host lacks; empty: never
  * atomictemplates = yes    # render an image's Atomic /exports/service.template (trusts the image fully)
+ * zstdwindowmax = 128      # largest zstd window (MiB, 1..2048) extract lets a layer use; --zstd-window-max overrides
  *
  * [layout myorg.com/myapp]  # per-layout overrides of enable, runtime, protectsystem, protecthome
  * enable = yes
@@ -108,6 +109,8 @@ export interface GeneratorConfig {
   userdbDir: string;
   /** Render Atomic `/exports/service.template` files (default true). */
   atomicTemplates: boolean;
+  /** Largest zstd window extract lets a layer use, bytes (`zstdwindowmax`, MiB in the file); undefined: the decoder's default. */
+  zstdWindowMax?: number;
   /** Defaults for every layout. */
   defaults: LayoutSettings;
   /** Per-layout overrides, by layout name. */
@@ -267,6 +270,12 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
         case "userdbdir":
           cfg.userdbDir = value === "" ? "" : absPath();
           break;
+        case "zstdwindowmax": {
+          const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
+          if (!(n >= 1 && n <= 2048)) bad(`zstdwindowmax must be a whole number of MiB from 1 to 2048`);
+          cfg.zstdWindowMax = n * 1024 * 1024;
+          break;
+        }
         default: {
           const d: Partial<LayoutSettings> = {};
           if (perLayout(d)) {

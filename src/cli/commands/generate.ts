@@ -65,10 +65,11 @@ export function register(program: Command, _raw: Command): void {
       const zstdWindowMax = zstdWindowMaxOption(o.zstdWindowMax);
       if (o.all) return await extractAllCommand({ ...o, zstdWindowMax });
       if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
+      const config = loadGeneratorConfig(o.config);
       const { extract } = await import("../../generator/extract.ts");
       const r = await extract({
-        config: loadGeneratorConfig(o.config), name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle), ensureIds: true,
-        unpack: { zstdWindowMax },
+        config, name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle), ensureIds: true,
+        unpack: { zstdWindowMax: zstdWindowMax ?? config.zstdWindowMax },
       });
       log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}`);
     });
