@@ -196,10 +196,13 @@ export class NativeZstdDecoder implements ByteSink {
       const outLeft = st[0];
       const inLeft = st[1];
       const have = OUT_CHUNK - outLeft;
+      const took = inLen - inLeft;
       if (have > 0) this.sink.write(this.out.subarray(0, have));
-      inOff += inLen - inLeft;
+      inOff += took;
       inLen = inLeft;
-      if (outLeft !== 0) break; // output space left: the engine took all it could
+      if (outLeft !== 0 && inLeft === 0) break; // all input taken, output not full: done
+      // input left over with output room and no progress would lose data silently
+      if (have === 0 && took === 0) this.fail("the runtime's zstd decoder stopped taking input inside a frame");
     }
   }
 
