@@ -32,7 +32,9 @@ export type ErrorCode =
   | "EBUILD" // build spec / build step failure
   | "EREPACK" // repack failure
   | "EIO" // filesystem failure (wraps the errno error)
-  | "EINSTALL"; // install-generator / uninstall-generator refused or failed
+  | "EINSTALL" // install-generator / uninstall-generator refused or failed
+  | "ECONFIG" // bad generator config or per-image settings file
+  | "EPLATFORM"; // the image is for another platform
 
 /**
  * The base class of every error ocigen raises deliberately.

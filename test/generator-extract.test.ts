@@ -199,7 +199,7 @@ describe("ocigen extract", () => {
         ])],
         config: { config: { Cmd: ["/usr/bin/etcd"] } } as never,
       }]);
-      const opts = { config: e.cfg, outDir: join(e.tmp, "out"), dryRun: true, reporter: { error() {}, warn() {}, info() {} } };
+      const opts = { config: { ...e.cfg, atomicTemplates: true }, outDir: join(e.tmp, "out"), dryRun: true, reporter: { error() {}, warn() {}, info() {} } };
       let first = "";
       await generate({ ...opts, print: (s) => (first += s) });
       assert.match(first, /RootDirectory=/, "before extraction: the normal unit");
@@ -213,10 +213,12 @@ describe("ocigen extract", () => {
       assert.match(second, /\nRequires=ocigen-extract@etcd\.ref\.latest\.service\n/);
       assert.match(second, /\nExecStart=\/bin\/true extract --config \S+ --name etcd --ref latest --bundle\n/);
       assert.match(second, /\nExecStart=\S*runc run --bundle \S+\/extracts\/etcd\.ref\.latest etcd\.ref\.latest\n/);
-      // atomictemplates = no: the normal unit again
+      // atomictemplates = no (the default): the normal unit again, the image's template is not trusted
+      assert.equal(e.cfg.atomicTemplates, false, "off by default");
       let third = "";
-      await generate({ ...opts, config: { ...e.cfg, atomicTemplates: false }, print: (s) => (third += s) });
+      await generate({ ...opts, config: e.cfg, print: (s) => (third += s) });
       assert.match(third, /RootDirectory=/);
+      assert.doesNotMatch(third, /runc run|\/srv\/state/);
     } finally {
       rmTemp(e.tmp);
     }

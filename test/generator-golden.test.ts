@@ -35,6 +35,8 @@ interface CaseInput {
   sectionless?: boolean;
   layouts: Record<string, { images: CaseImage[]; legacyRefs?: boolean; break?: Breakage; raw?: Record<string, string> }>;
   extracted?: { layout: string; tag: string; files: { name: string; data: string }[] }[];
+  /** Per-image settings files, by path relative to the settings directory (`@ROOT@/settings`). */
+  settings?: Record<string, string>;
   exit?: number;
   errors?: string[];
   parse?: boolean;
@@ -80,9 +82,17 @@ export async function runCase(input: CaseInput, dryRun = true): Promise<CaseRun>
       fs.writeFileSync(join(rootfs, f.name), f.data);
     }
   }
+  const settingsDir = join(root, "settings");
+  for (const [f, t] of Object.entries(input.settings ?? {})) {
+    fs.mkdirSync(join(settingsDir, f, ".."), { recursive: true });
+    fs.writeFileSync(join(settingsDir, f), t);
+  }
   const conf = join(root, "oci-generator.conf");
   const head = input.sectionless ? "" : "[system]\n";
-  fs.writeFileSync(conf, `${head}imagelayoutdir = ${layouts}\nextractsdir = ${join(root, "extracts")}\nocigen = ${OCIGEN}\n${input.config ?? ""}`);
+  fs.writeFileSync(
+    conf,
+    `${head}imagelayoutdir = ${layouts}\nextractsdir = ${join(root, "extracts")}\nsettingsdir = ${settingsDir}\nocigen = ${OCIGEN}\n${input.config ?? ""}`,
+  );
   const messages: string[] = [];
   const reporter: Reporter = { error: (m) => messages.push(m), warn: (m) => messages.push(m), info: () => {} };
   let output = "";

@@ -15,7 +15,7 @@ import { execLine, execWord, listWord, checkLineValue } from "../src/generator/s
 import { loadGeneratorConfig, parseGeneratorConfig, layoutSettings } from "../src/generator/config.ts";
 import { discoverLayouts } from "../src/generator/discover.ts";
 import { findInImagePath, resolveInRoot, resolveUser, parsePasswd, parseGroup, readFileInRoot } from "../src/generator/rootfs.ts";
-import { createReporter, runBySystemd } from "../src/generator/report.ts";
+import { createReporter, kmsgRecord, runBySystemd } from "../src/generator/report.ts";
 import { normalizeSignal } from "../src/generator/signal.ts";
 import { renderAtomicTemplate } from "../src/generator/atomic.ts";
 import { main } from "../src/cli/main.ts";
@@ -135,8 +135,8 @@ describe("config", () => {
     assert.equal(c.imageLayoutDir, "/l");
     assert.equal(c.extractsDir, "/var/lib/oci/extracts");
     assert.equal(c.enable, true);
-    assert.equal(c.atomicTemplates, true);
-    assert.equal(parseGeneratorConfig("atomictemplates = no\nuserdbdir =\n", "c").atomicTemplates, false);
+    assert.equal(c.atomicTemplates, false, "Atomic templates are off unless the administrator turns them on");
+    assert.equal(parseGeneratorConfig("atomictemplates = yes\nuserdbdir =\n", "c").atomicTemplates, true);
     assert.equal(parseGeneratorConfig("userdbdir =\n", "c").userdbDir, "");
     const pick = (l: ReturnType<typeof layoutSettings>) => ({ runtime: l.runtime, protectSystem: l.protectSystem, protectHome: l.protectHome, enable: l.enable });
     assert.deepEqual(pick(layoutSettings(c, "a/b")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "tmpfs", enable: false });
@@ -268,14 +268,48 @@ describe("reporting", () => {
     assert.equal(runBySystemd({}, true), true);
     assert.equal(runBySystemd({ SYSTEMD_LOG_TARGET: "console" }, true), false);
     assert.equal(runBySystemd({ OCIGEN_KMSG: "0", SYSTEMD_SCOPE: "system" }), false);
+    assert.equal(kmsgRecord(3, "layout x: broken\nsecond line", 42), "<3>ocigen-generator[42]: layout x: broken second line\n");
+    assert.equal(kmsgRecord(4, "careful", 7), "<4>ocigen-generator[7]: careful\n");
+  });
+  test("kmsg: only an existing character device is written; nothing is ever created; else stderr", async () => {
     const tmp = mkTemp("ocigen-kmsg-");
     try {
-      const f = join(tmp, "kmsg");
-      fs.writeFileSync(f, "");
-      const r = createReporter(true, f);
-      r.error("layout x: broken\nsecond line");
-      r.warn("careful");
-      assert.match(fs.readFileSync(f, "utf8"), /^<3>ocigen-generator\[\d+\]: layout x: broken second line\n<4>ocigen-generator\[\d+\]: careful\n$/);
+      // a character device (/dev/null) is used; nothing reaches stderr
+      const dev = await captureStderr(async () => {
+        const r = createReporter(true, "/dev/null");
+        r.error("to the device");
+        return r.kmsg;
+      });
+      assert.equal(dev.value, true);
+      assert.equal(dev.stderr, "");
+      // missing: not created, stderr used
+      const missing = join(tmp, "kmsg");
+      const m = await captureStderr(async () => {
+        const r = createReporter(true, missing);
+        r.error("layout x: broken");
+        return r.kmsg;
+      });
+      assert.equal(m.value, false);
+      assert.equal(fs.existsSync(missing), false, "the reporter must not create a file");
+      assert.match(m.stderr, /^ocigen: layout x: broken\n$/);
+      // a regular file, a FIFO and a symlink to a device are left alone
+      const reg = join(tmp, "regular");
+      fs.writeFileSync(reg, "");
+      const link = join(tmp, "link");
+      fs.symlinkSync("/dev/null", link);
+      const fifo = join(tmp, "fifo");
+      const { spawnSync } = await import("node:child_process");
+      const haveFifo = spawnSync("mkfifo", [fifo]).status === 0;
+      for (const p of [reg, link, ...(haveFifo ? [fifo] : [])]) {
+        const o = await captureStderr(async () => {
+          const r = createReporter(true, p);
+          r.warn("careful");
+          return r.kmsg;
+        });
+        assert.equal(o.value, false, p);
+        assert.match(o.stderr, /^ocigen: warn: careful\n$/, p);
+      }
+      assert.equal(fs.readFileSync(reg, "utf8"), "", "a regular file is never written");
     } finally {
       rmTemp(tmp);
     }

@@ -1,17 +1,21 @@
 /**
  * The generator's configuration, `/etc/oci-generator.conf` (SPEC 4.1).
  *
- * Format: systemd INI style. `#` and `;` start comment lines; `[section]`
- * headers; `key = value` (spaces around `=` ignored, keys case-insensitive).
- * Keys before any section header belong to `[system]` (the old generator's
- * section-less form, seed 000). Unknown keys are warned about and ignored;
- * invalid values are errors naming the file and line.
+ * Format: systemd INI style, read by ./ini.ts: `#` and `;` start comment
+ * lines, and also inline comments when they follow a blank (a value that
+ * must hold ` #` is double-quoted); `[section]` headers; `key = value`
+ * (spaces around `=` ignored, keys case-insensitive). Keys before any
+ * section header belong to `[system]` (the old generator's section-less
+ * form, seed 000). Unknown keys are warned about and ignored; invalid values
+ * are errors naming the file and line.
  *
  * ```
  * [system]
  * imagelayoutdir = /var/lib/oci/layouts   # where layouts are found
  * extractsdir = /var/lib/oci/extracts     # where rootfs are extracted
+ * settingsdir = /etc/ocigen               # per-image settings files (./settings.ts); empty: none
  * runtime = systemd        # systemd (RootDirectory=), runc, crun, or an absolute path to a runc-compatible runtime
+ * platform = linux/arm64/v8  # the platform picked from multi-platform images (default: the host's)
  * enable = no              # write multi-user.target.wants/ links for every unit
  * enablelabel = org.ocigen.enable   # image label that may enable/disable (true/false); empty: ignore labels
  * wantedby = multi-user.target      # the target the .wants/ links go into
@@ -19,10 +23,10 @@
  * protecthome = read-only  # ProtectHome= (yes, no, read-only, tmpfs)
  * ocigen = /usr/local/bin/ocigen    # program the units run for `extract` (default: this ocigen)
  * userdbdir = /run/userdb  # where extract adds user/group records for image ids the host lacks; empty: never
- * atomictemplates = yes    # render an image's Atomic /exports/service.template (trusts the image fully)
+ * atomictemplates = no     # yes: render an image's Atomic /exports/service.template (trusts the image fully)
  * zstdwindowmax = 128      # largest zstd window (MiB, 1..2048) extract lets a layer use; --zstd-window-max overrides
  *
- * [layout myorg.com/myapp]  # per-layout overrides of enable, runtime, protectsystem, protecthome
+ * [layout myorg.com/myapp]  # per-layout overrides of enable, runtime, platform, protectsystem, protecthome
  * enable = yes
  * ```
  *
@@ -36,9 +40,14 @@ import process from "node:process";
 import { isAbsolute, resolve } from "node:path";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
+import { formatPlatform, parsePlatform } from "../oci/platform.ts";
+import { IniSyntaxError, type IniLine, parseIni, unquote } from "./ini.ts";
 
 /** The default config file path. */
 export const DEFAULT_CONFIG_PATH = "/etc/oci-generator.conf";
+
+/** The default directory of the per-image settings files. */
+export const DEFAULT_SETTINGS_DIR = "/etc/ocigen";
 
 /**
  * An extra volume of the per-image settings (`Volume=HOST:PATH[:ro]`, or
@@ -107,8 +116,10 @@ export interface GeneratorConfig {
   ocigen?: string;
   /** nss-systemd drop-in directory for image ids unknown to the host ("" disables). */
   userdbDir: string;
-  /** Render Atomic `/exports/service.template` files (default true). */
+  /** Render Atomic `/exports/service.template` files (default false: a template can run host commands). */
   atomicTemplates: boolean;
+  /** Directory of the per-image settings files (default `/etc/ocigen`; "" for none). */
+  settingsDir: string;
   /** Largest zstd window extract lets a layer use, bytes (`zstdwindowmax`, MiB in the file); undefined: the decoder's default. */
   zstdWindowMax?: number;
   /** Defaults for every layout. */
@@ -138,7 +149,8 @@ export function defaultGeneratorConfig(): GeneratorConfig {
     enableLabel: "org.ocigen.enable",
     wantedBy: "multi-user.target",
     userdbDir: "/run/userdb",
-    atomicTemplates: true,
+    atomicTemplates: false,
+    settingsDir: DEFAULT_SETTINGS_DIR,
     defaults: {
       runtime: "systemd",
       protectSystem: "strict",
@@ -188,28 +200,28 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
   cfg.path = where;
   let section = "system";
   let layoutName: string | null = null;
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    const at = `${where}:${i + 1}`;
+  let entries: IniLine[];
+  try {
+    entries = parseIni(text);
+  } catch (e) {
+    if (e instanceof IniSyntaxError) throw new OcigenError("ECONFIG", `Bad config ${where}:${e.line}: ${e.message}`);
+    throw e;
+  }
+  for (const ent of entries) {
+    const at = `${where}:${ent.line}`;
     const bad = (msg: string): never => {
-      throw new OcigenError("EUSAGE", `Bad config ${at}: ${msg}`);
+      throw new OcigenError("ECONFIG", `Bad config ${at}: ${msg}`);
     };
-    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
-    if (line.startsWith("[")) {
-      const m = /^\[\s*([A-Za-z]+)(?:\s+(?:"([^"]*)"|(\S.*?)))?\s*\]$/.exec(line);
-      if (!m) bad(`malformed section header ${JSON.stringify(line)}`);
-      section = m![1].toLowerCase();
-      layoutName = m![2] ?? m![3] ?? null;
+    if (ent.kind === "section") {
+      section = ent.name.toLowerCase();
+      layoutName = ent.arg;
       if (section === "layout" && !layoutName) bad("[layout NAME] needs a layout name");
-      if (section !== "layout" && layoutName !== null) bad(`unexpected name in [${m![1]}]`);
-      if (section !== "system" && section !== "layout") log.warn(`${at}: unknown section [${m![1]}] ignored`);
+      if (section !== "layout" && layoutName !== null) bad(`unexpected name in [${ent.name}]`);
+      if (section !== "system" && section !== "layout") log.warn(`${at}: unknown section [${ent.name}] ignored`);
       continue;
     }
-    const eq = line.indexOf("=");
-    if (eq <= 0) bad(`expected key = value, got ${JSON.stringify(line)}`);
-    const key = line.slice(0, eq).trim().toLowerCase();
-    const value = line.slice(eq + 1).trim();
+    const key = ent.key.toLowerCase();
+    const value = unquote(ent.value);
     const bool = (): boolean => {
       const b = BOOL[value.toLowerCase()];
       if (b === undefined) bad(`${key} must be a boolean (yes/no), not ${JSON.stringify(value)}`);
@@ -239,6 +251,13 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
         case "enable":
           target.enable = bool();
           return true;
+        case "platform":
+          try {
+            target.platform = formatPlatform(parsePlatform(value));
+          } catch (e) {
+            bad((e as Error).message);
+          }
+          return true;
       }
       return false;
     };
@@ -250,6 +269,9 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
         case "extractsdir":
         case "extractdir": // the old generator's early spelling
           cfg.extractsDir = absPath();
+          break;
+        case "settingsdir":
+          cfg.settingsDir = value === "" ? "" : absPath();
           break;
         case "enable":
           cfg.enable = bool();

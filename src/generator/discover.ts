@@ -5,14 +5,22 @@
  * path relative to `imagelayoutdir`. The walk does not descend into a
  * layout's `blobs/` or `refs/`, skips entries whose name starts with `.`
  * (temporary and lock files, hidden directories), follows symbolic links to
- * directories (each real directory is visited once, so link loops end) and
- * reports unreadable directories without stopping.
+ * directories only while they stay inside `imagelayoutdir` (each real
+ * directory is visited once, so link loops end) and reports unreadable
+ * directories without stopping.
+ *
+ * Symbolic links never lead discovery out of `imagelayoutdir`: a link whose
+ * target (resolved fully) is not `imagelayoutdir` itself or below it is
+ * reported as an error naming the link and skipped, so a layout is only ever
+ * read from where the administrator put layouts. `imagelayoutdir` itself
+ * may be a symlink (its real path is the boundary). To serve a layout kept
+ * elsewhere, bind-mount it below `imagelayoutdir` or move it there.
  *
  * @module
  */
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { wrapIo } from "../errors.ts";
+import { OcigenError, wrapIo } from "../errors.ts";
 
 /** One layout found below the layout directory. */
 export interface FoundLayout {
@@ -28,6 +36,37 @@ export interface Discovery {
   errors: string[];
 }
 
+/** True if real path `real` is `realRoot` or below it. */
+function within(realRoot: string, real: string): boolean {
+  return real === realRoot || real.startsWith(realRoot === "/" ? "/" : realRoot + "/");
+}
+
+/**
+ * Throws EESCAPE unless `dir`, with every symbolic link resolved, is `root`
+ * or below it (the rule discovery follows; `extract --name` applies it too).
+ * A `dir` that does not exist passes: opening it reports that.
+ *
+ * @example
+ * ```ts
+ * checkInsideLayoutDir("/var/lib/oci/layouts", "/var/lib/oci/layouts/busybox"); // ok
+ * ```
+ */
+export function checkInsideLayoutDir(root: string, dir: string): void {
+  let realRoot: string;
+  let real: string;
+  try {
+    realRoot = fs.realpathSync.native(root);
+    real = fs.realpathSync.native(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return; // nothing there: the caller's open says so
+    throw wrapIo(e, "resolve", dir);
+  }
+  if (!within(realRoot, real)) {
+    throw new OcigenError("EESCAPE", `${dir}: a symbolic link to ${real}, outside imagelayoutdir ${root}`);
+  }
+}
+
 /**
  * Walks `root` for layouts. A missing `root` gives no layouts and no error.
  *
@@ -41,6 +80,13 @@ export async function discoverLayouts(root: string): Promise<Discovery> {
   const layouts: FoundLayout[] = [];
   const errors: string[] = [];
   const seen = new Set<string>();
+  let realRoot: string;
+  try {
+    realRoot = fs.realpathSync.native(root);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { layouts, errors };
+    return { layouts, errors: [wrapIo(e, "resolve", root).message] };
+  }
   // Synchronous and in sorted order: deterministic (the first path to reach a
   // real directory names it) and faster than many small async calls.
   const walk = (rel: string): void => {
@@ -48,6 +94,10 @@ export async function discoverLayouts(root: string): Promise<Discovery> {
     try {
       // .native: one realpath(3) call, not an lstat per path component from JS.
       const real = fs.realpathSync.native(dir);
+      if (!within(realRoot, real)) {
+        errors.push(`${dir}: a symbolic link to ${real}, outside imagelayoutdir ${root}; skipped`);
+        return;
+      }
       if (seen.has(real)) return;
       seen.add(real);
     } catch (e) {

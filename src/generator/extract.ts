@@ -46,8 +46,11 @@ import { checkLayerCount } from "../oci/validate.ts";
 import type { UnpackOptions } from "../layer/unpack.ts";
 import { convertConfig } from "../layer/convert.ts";
 import type { GeneratorConfig } from "./config.ts";
-import { discoverLayouts } from "./discover.ts";
+import { checkInsideLayoutDir, discoverLayouts } from "./discover.ts";
 import { layoutNameComponents, unitBaseName } from "./naming.ts";
+import { imagePlatform } from "./settings.ts";
+import { checkImagePlatform } from "../oci/platform.ts";
+import type { Platform } from "../oci/types.ts";
 import { storeDigests, storeDir, storeRootfs, unitDir, unitRootfs } from "./paths.ts";
 import { resolveUserInRoot } from "./rootfs.ts";
 
@@ -64,6 +67,8 @@ export interface ExtractOptions {
   lockTimeoutMs?: number;
   /** Passed to the unpack engine. */
   unpack?: UnpackOptions;
+  /** The platform picked from a multi-platform tag (default: the image's settings, else the host's). */
+  platform?: Platform;
   /** The host's /etc (default "/etc"), read for existing uids/gids. */
   hostEtc?: string;
   /**
@@ -130,6 +135,7 @@ function lockTimeout(ms?: number): number {
  */
 export async function openNamedLayout(cfg: GeneratorConfig, name: string): Promise<Layout> {
   layoutNameComponents(name);
+  checkInsideLayoutDir(cfg.imageLayoutDir, join(cfg.imageLayoutDir, name));
   return await Layout.open(join(cfg.imageLayoutDir, name));
 }
 
@@ -229,7 +235,9 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const base = unitBaseName(name, tag);
   const where = `${name}:${tag}`;
   const layout = await openNamedLayout(cfg, name);
-  const img = await layout.resolve(tag);
+  const platform = opts.platform ?? imagePlatform(cfg, name, tag);
+  const img = await layout.resolve(tag, platform);
+  checkImagePlatform(img.config, platform, where);
   const manifest = img.manifestDescriptor.digest;
   const store = storeRootfs(cfg.extractsDir, manifest);
   const udir = unitDir(cfg.extractsDir, base);
@@ -362,7 +370,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
     for (const tag of tags) {
       try {
         live.add(unitBaseName(name, tag));
-        referenced.add((await layout.resolve(tag)).manifestDescriptor.digest);
+        referenced.add((await layout.resolve(tag, imagePlatform(cfg, name, tag))).manifestDescriptor.digest);
       } catch (e) {
         brokenLayouts.add(name);
         errors.push(`layout ${name} tag ${tag}: ${(e as Error).message} (the layout's extracts are kept)`);

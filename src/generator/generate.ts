@@ -17,14 +17,17 @@ import process from "node:process";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { tempPath } from "../fs/atomic.ts";
 import { Layout } from "../oci/layout.ts";
-import { type GeneratorConfig, layoutSettings, normalizeRuntime } from "./config.ts";
+import { type GeneratorConfig, type LayoutSettings, normalizeRuntime } from "./config.ts";
+import { settingsForLayout, settingsForTag } from "./settings.ts";
+import { selectTags } from "./tags.ts";
+import { checkImagePlatform, hostPlatform, parsePlatform } from "../oci/platform.ts";
 import { discoverLayouts } from "./discover.ts";
 import { extractUnitName, unitBaseName } from "./naming.ts";
 import { storeRootfs, unitDir } from "./paths.ts";
 import { createReporter, type Reporter } from "./report.ts";
 import { containerId, extractArgv, type ImageInfo, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
 import { addMissingDirectives, atomicVariables, readAtomicExports, renderAtomicTemplate } from "./atomic.ts";
-import { checkLineValue, listWord } from "./syntax.ts";
+import { checkLineValue, checkUnitLines, listWord } from "./syntax.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../install/self.ts";
 
@@ -70,8 +73,8 @@ export interface GenerateResult {
 const TRUE = new Set(["true", "yes", "1", "on"]);
 const FALSE = new Set(["false", "no", "0", "off"]);
 
-function enabled(cfg: GeneratorConfig, name: string, img: ImageInfo, where: string, rep: Reporter): boolean {
-  const per = cfg.layouts.get(name)?.enable;
+function enabled(cfg: GeneratorConfig, settings: LayoutSettings, img: ImageInfo, where: string, rep: Reporter): boolean {
+  const per = settings.enable;
   if (per !== undefined) return per;
   if (cfg.enableLabel) {
     const v = img.config.config?.Labels?.[cfg.enableLabel];
@@ -148,6 +151,9 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   };
   const disc = await discoverLayouts(cfg.imageLayoutDir);
   for (const e of disc.errors) fail(e);
+  if (disc.layouts.length === 0 && disc.errors.length === 0) {
+    (rep.notice ?? rep.info)(`no layouts under ${cfg.imageLayoutDir} (a layout is a directory holding an oci-layout file); no units`);
+  }
   const candidates: GeneratedUnit[] = [];
   const failedUnits = new Set<string>();
 
@@ -164,7 +170,16 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       return;
     }
     if (tags.length === 0) log.info(`layout ${name}: no tags, no units`);
-    const settings = layoutSettings(cfg, name);
+    let settings: LayoutSettings;
+    try {
+      settings = settingsForLayout(cfg, name);
+      const sel = selectTags(tags, settings);
+      for (const s of sel.skipped) log.info(`layout ${name} tag ${s.tag}: ${s.why}; no unit`);
+      tags = sel.selected;
+    } catch (e) {
+      fail(`layout ${name}: ${(e as Error).message}`);
+      return;
+    }
     // Tags whose config has no command (base images) yield no unit; only a
     // layout where no tag has one is reported as broken.
     const noCommand: string[] = [];
@@ -174,7 +189,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       let base = "";
       try {
         base = unitBaseName(name, tag);
-        const img = await layout.resolve(tag);
+        const tagSettings = settingsForTag(cfg, name, tag, settings);
+        const platform = tagSettings.platform ? parsePlatform(tagSettings.platform) : hostPlatform();
+        const img = await layout.resolve(tag, platform);
+        checkImagePlatform(img.config, platform, ""); // the message gets `where` below
         const rc = img.config.config;
         if ((rc?.Entrypoint ?? []).length === 0 && (rc?.Cmd ?? []).length === 0) {
           log.info(`${where}: no Entrypoint or Cmd, no unit`);
@@ -196,7 +214,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
             continue;
           }
           if (ex) {
-            const runtime = settings.runtime === "systemd" ? normalizeRuntime("runc") : settings.runtime;
+            const runtime = tagSettings.runtime === "systemd" ? normalizeRuntime("runc") : tagSettings.runtime;
             extract = extractArgv(ocigen, name, tag, configPath, undefined, true);
             const vars = atomicVariables({
               base, name, tag, bundleDir: unitDir(cfg.extractsDir, base), runtime, containerId: containerId(base),
@@ -215,7 +233,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         }
         if (text === null) {
           const input: UnitInput = {
-            name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, image: img, settings, ocigen, configPath, extractedRootfs,
+            name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, image: img, settings: tagSettings, ocigen, configPath, extractedRootfs,
             warn: (m) => rep.warn(`${where}: ${m}`),
           };
           text = renderUnit(input);
@@ -223,11 +241,13 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         }
         const companion = extractUnitName(base);
         const extractText = renderExtractUnit({ name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir }, extract!);
+        checkUnitLines(text, unit);
+        checkUnitLines(extractText, companion);
         const g: GeneratedUnit = {
           name, tag, unit, path: join(opts.outDir, unit), text, atomic,
           extractUnit: { unit: companion, path: join(opts.outDir, companion), text: extractText },
         };
-        if (enabled(cfg, name, img, where, rep)) g.wantsLink = join(opts.outDir, `${cfg.wantedBy}.wants`, unit);
+        if (enabled(cfg, tagSettings, img, where, rep)) g.wantsLink = join(opts.outDir, `${cfg.wantedBy}.wants`, unit);
         candidates.push(g);
       } catch (e) {
         if (base) failedUnits.add(base + ".service");

@@ -6,20 +6,65 @@
  * systemd is taken to be the caller when `$SYSTEMD_SCOPE` (set for
  * generators since systemd 251), `$SYSTEMD_LOG_TARGET` (other than
  * `console`) or `$INVOCATION_ID` is set, or when the program was invoked as
- * `ocigen-generator`; `$OCIGEN_KMSG=0|1` forces the choice. If `/dev/kmsg`
- * cannot be opened, stderr is used.
+ * `ocigen-generator`; `$OCIGEN_KMSG=0|1` forces the choice.
+ *
+ * `/dev/kmsg` is only ever written when it is an existing character device:
+ * it is opened write-only, without `O_CREAT`, non-blocking and without
+ * following a symlink (the real `/dev/kmsg` is a device node), then checked
+ * with `fstat`; anything else (missing, a regular file, a FIFO, a symlink)
+ * is left alone and stderr is used. The reporter never creates a file.
  *
  * @module
  */
 import * as fs from "node:fs";
 import process from "node:process";
-import { log } from "../log.ts";
+import { isQuiet, log, oneLine } from "../log.ts";
 
 /** Receives the generator's messages. */
 export interface Reporter {
   error(msg: string): void;
   warn(msg: string): void;
   info(msg: string): void;
+  /** Worth one line even at the default log level (e.g. "no layouts"). */
+  notice?(msg: string): void;
+  /** True when messages go to the kernel log, not stderr. */
+  readonly kmsg?: boolean;
+}
+
+/**
+ * One kernel log record: `<PRIO>ocigen-generator[PID]: MESSAGE`, on one line.
+ *
+ * @example
+ * ```ts
+ * kmsgRecord(3, "layout x: broken\nmore", 42); // "<3>ocigen-generator[42]: layout x: broken more\n"
+ * ```
+ */
+export function kmsgRecord(prio: number, msg: string, pid = process.pid): string {
+  return `<${prio}>ocigen-generator[${pid}]: ${msg.replace(/[\r\n]+/g, " ")}\n`;
+}
+
+/**
+ * Opens `path` for writing only if it is an existing character device;
+ * undefined otherwise (nothing is created).
+ *
+ * @example
+ * ```ts
+ * openCharDevice("/dev/kmsg"); // a descriptor, or undefined in a container without it
+ * ```
+ */
+export function openCharDevice(path: string): number | undefined {
+  const c = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(path, c.O_WRONLY | (c.O_NOCTTY ?? 0) | (c.O_NONBLOCK ?? 0) | (c.O_NOFOLLOW ?? 0));
+  } catch {
+    return undefined;
+  }
+  try {
+    if (fs.fstatSync(fd).isCharacterDevice()) return fd;
+  } catch { /* not usable */ }
+  fs.closeSync(fd);
+  return undefined;
 }
 
 /**
@@ -49,18 +94,11 @@ export function runBySystemd(env: Record<string, string | undefined> = process.e
  * ```
  */
 export function createReporter(kmsg: boolean, path = "/dev/kmsg"): Reporter {
-  let fd: number | undefined;
-  if (kmsg) {
-    try {
-      fd = fs.openSync(path, "a");
-    } catch {
-      fd = undefined;
-    }
-  }
+  const fd = kmsg ? openCharDevice(path) : undefined;
   const write = (prio: number, msg: string, fallback: (m: string) => void) => {
     if (fd !== undefined) {
       try {
-        fs.writeSync(fd, `<${prio}>ocigen-generator[${process.pid}]: ${msg.replace(/[\r\n]+/g, " ")}\n`);
+        fs.writeSync(fd, kmsgRecord(prio, msg));
         return;
       } catch {
         /* fall back to stderr */
@@ -72,5 +110,9 @@ export function createReporter(kmsg: boolean, path = "/dev/kmsg"): Reporter {
     error: (m) => write(3, m, log.error),
     warn: (m) => write(4, m, log.warn),
     info: (m) => log.info(m),
+    notice: (m) => write(5, m, (x) => {
+      if (!isQuiet()) process.stderr.write(`ocigen: ${oneLine(x)}\n`);
+    }),
+    kmsg: fd !== undefined,
   };
 }

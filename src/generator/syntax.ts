@@ -16,7 +16,11 @@
  *   double quotes with `\`, `"` and control characters C-escaped, which
  *   systemd undoes (EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE) before running;
  * - a lone `;` separates commands: always quoted;
- * - NUL and unpaired UTF-16 surrogates cannot be represented: refused.
+ * - NUL and unpaired UTF-16 surrogates cannot be represented: refused;
+ * - systemd refuses a unit line longer than `LONG_LINE_MAX` (1 MiB, its
+ *   src/basic/fileio.h): {@linkcode checkUnitLines} fails such a unit;
+ * - user and group ids: integers 0..4294967294 only ({@linkcode checkId}),
+ *   never a float such as `1e+21` (4294967295 is `(uid_t) -1`, "no id").
  *
  * @module
  */
@@ -126,14 +130,47 @@ export function checkExecutable(exe: string): void {
   if (exe === "") throw new OcigenError("EGENERATE", "the executable is empty");
   if (exe.includes("$")) throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} contains '$'`);
   if (/[\x00-\x1f\x7f]/.test(exe)) throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} contains a control character`);
+  // systemd refuses an executable path that is not string_is_safe(): no quote or backslash either
+  if (/["'\\]/.test(exe)) throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} contains a quote or a backslash`);
   if (exe.startsWith("/")) {
     if (exe.endsWith("/") || /(^|\/)\.\.?(\/|$)/.test(exe) || exe.includes("//")) {
       throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} is not a normalized absolute path`);
     }
+    checkPathLength(exe, "executable");
     return;
   }
-  if (exe.includes("/") || /^[-@:+!]/.test(exe) || exe === "." || exe === "..") {
+  checkPathLength(exe, "executable");
+  // a lone ";" is systemd's command separator, even quoted
+  if (exe.includes("/") || /^[-@:+!]/.test(exe) || exe === "." || exe === ".." || exe === ";") {
     throw new OcigenError("EGENERATE", `executable ${JSON.stringify(exe)} is neither an absolute path nor a plain file name`);
+  }
+}
+
+/** Longest path systemd accepts (`PATH_MAX` - 1 bytes) and longest component (`NAME_MAX`). */
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
+
+/**
+ * Throws EGENERATE when path (or file name) `p` is longer than systemd
+ * accepts (path_is_valid(): under `PATH_MAX` bytes, components of at most
+ * `NAME_MAX` bytes); systemd would refuse the whole unit.
+ *
+ * @example
+ * ```ts
+ * checkPathLength("/usr/bin/env", "executable"); // ok
+ * checkPathLength("x".repeat(256), "executable"); // throws
+ * ```
+ */
+export function checkPathLength(p: string, what: string): void {
+  const enc = new TextEncoder();
+  const short = () => JSON.stringify(p.length > 80 ? p.slice(0, 60) + "..." : p);
+  if (enc.encode(p).length >= PATH_MAX) {
+    throw new OcigenError("EGENERATE", `${what} ${short()} is longer than systemd accepts (${PATH_MAX - 1} bytes)`);
+  }
+  for (const c of p.split("/")) {
+    if (enc.encode(c).length > NAME_MAX) {
+      throw new OcigenError("EGENERATE", `${what} ${short()} has a name longer than systemd accepts (${NAME_MAX} bytes)`);
+    }
   }
 }
 
@@ -188,4 +225,87 @@ export function checkLineValue(s: string, what: string): string {
  */
 export function isEnvName(name: string): boolean {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && name.length < 4096;
+}
+
+/**
+ * The largest id systemd and the kernel accept (4294967295 is `(uid_t) -1`).
+ *
+ * @example
+ * ```ts
+ * checkId(MAX_ID, "User"); // 4294967294
+ * ```
+ */
+export const MAX_ID = 4294967294;
+
+/**
+ * Checks a user or group id (number, or decimal string) and returns it as a
+ * number: an integer in 0..{@linkcode MAX_ID}, else EGENERATE naming `what`.
+ *
+ * @example
+ * ```ts
+ * checkId("1000", "User");   // 1000
+ * checkId(1e20, "User");     // throws: not an id
+ * unitIdText(checkId(0, "Group")); // "0"
+ * ```
+ */
+export function checkId(id: number | string, what: string): number {
+  const n = typeof id === "number" ? id : /^[0-9]{1,10}$/.test(id) ? Number(id) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_ID) {
+    throw new OcigenError("EGENERATE", `${what} ${JSON.stringify(String(id))} is not an id in 0..${MAX_ID}`);
+  }
+  return n;
+}
+
+/**
+ * The decimal text of a checked id, for `User=`/`Group=` (never exponent
+ * notation).
+ *
+ * @example
+ * ```ts
+ * unitIdText(4294967294); // "4294967294"
+ * ```
+ */
+export function unitIdText(id: number, what = "id"): string {
+  return checkId(id, what).toFixed(0);
+}
+
+/**
+ * systemd's line limit in unit files, in bytes (`LONG_LINE_MAX` in its
+ * src/basic/fileio.h); a line must be shorter.
+ *
+ * @example
+ * ```ts
+ * new TextEncoder().encode(line).length < LONG_LINE_MAX; // what checkUnitLines requires
+ * ```
+ */
+export const LONG_LINE_MAX = 1024 * 1024;
+
+/**
+ * Throws EGENERATE when a line of unit `text` is too long for systemd
+ * (`LONG_LINE_MAX` bytes, newline excluded, minus one for its terminator),
+ * naming the unit, the line number and its key.
+ *
+ * @example
+ * ```ts
+ * checkUnitLines("[Service]\nExecStart=/bin/true\n", "x.service"); // ok
+ * ```
+ */
+export function checkUnitLines(text: string, what: string): void {
+  const enc = new TextEncoder();
+  let start = 0;
+  let n = 0;
+  while (start <= text.length) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    n++;
+    // a quick bound first: UTF-8 takes at most 3 bytes per UTF-16 unit
+    if ((end - start) * 3 >= LONG_LINE_MAX && enc.encode(text.slice(start, end)).length >= LONG_LINE_MAX) {
+      const key = /^[A-Za-z0-9]*/.exec(text.slice(start, Math.min(end, start + 64)))![0];
+      throw new OcigenError(
+        "EGENERATE",
+        `${what}: line ${n} (${key}=) would be ${enc.encode(text.slice(start, end)).length} bytes; systemd reads at most ${LONG_LINE_MAX - 1}`,
+      );
+    }
+    start = end + 1;
+  }
 }

@@ -43,7 +43,7 @@ import type { LayoutSettings } from "./config.ts";
 import { unitRootfs, unitDir } from "./paths.ts";
 import { extractUnitName } from "./naming.ts";
 import { normalizeSignal } from "./signal.ts";
-import { checkExecutable, checkLineValue, execLine, execWord, isEnvName, listWord } from "./syntax.ts";
+import { checkExecutable, checkId, checkLineValue, execLine, execWord, isEnvName, listWord } from "./syntax.ts";
 import { findInImagePath, isNumericUser, type ResolvedUser, resolveUserInRoot } from "./rootfs.ts";
 import { VERSION } from "../version.ts";
 
@@ -183,6 +183,8 @@ export function unitUser(spec: string | undefined, extractedRootfs: string | nul
     ids = { uid: NOBODY, gid: NOBODY };
     resolved = false;
   }
+  checkId(ids.uid, `image user ${JSON.stringify(spec)}: uid`);
+  checkId(ids.gid, `image user ${JSON.stringify(spec)}: gid`);
   return { ids, check: `${spec}=${ids.uid}:${ids.gid}`, resolved };
 }
 

@@ -75,8 +75,16 @@ extractsdir = /var/lib/oci/extracts
 #protecthome = read-only
 # The program units run for \`ocigen extract\` (default: this ocigen).
 #ocigen = /usr/local/bin/ocigen
+# Per-image settings files, LAYOUT.image and LAYOUT:TAG.image (tags, volumes,
+# environment, [Service] lines...; see the README). Empty: none.
+#settingsdir = /etc/ocigen
+# The platform picked from multi-platform images (default: this host's).
+#platform = linux/arm64/v8
+# Render an image's Atomic /exports/service.template instead of the normal
+# unit. The template can run host commands: only for images you trust.
+#atomictemplates = no
 
-# Per-layout overrides of enable, runtime, protectsystem, protecthome:
+# Per-layout overrides of enable, runtime, platform, protectsystem, protecthome:
 #[layout myorg.com/myapp]
 #enable = yes
 `;

@@ -2,9 +2,21 @@
  * The host platform in OCI terms, and platform matching for multi-platform
  * tags.
  *
+ * Names are Go's (`GOOS`/`GOARCH`), as the image-spec says: `linux/amd64`,
+ * `linux/arm64/v8`, `linux/arm/v7`. Matching normalises the usual aliases
+ * (`x86_64` is `amd64`, `aarch64` is `arm64`) and the default variants
+ * (`arm64` is `arm64/v8`, `amd64` is `amd64/v1`, a bare `arm` is `arm/v7`);
+ * a platform that names no variant matches every variant of its
+ * architecture.
+ *
+ * The host platform is what this process runs on; a different one is chosen
+ * by the caller (`--platform`, the generator's `platform =`, or a per-image
+ * `Platform=`), never from the environment.
+ *
  * @module
  */
 import process from "node:process";
+import { OcigenError } from "../errors.ts";
 import type { Platform } from "./types.ts";
 
 const ARCH: Record<string, string> = {
@@ -34,8 +46,8 @@ export function ociArch(nodeArch: string): string {
 }
 
 /**
- * The platform of this host (`linux`/`amd64` on a usual x86-64 Linux).
- * `OCIGEN_PLATFORM=os/arch[/variant]` overrides it (tests, cross use).
+ * The platform of this host (`linux`/`amd64` on a usual x86-64 Linux; on
+ * 32-bit ARM the variant Node was built for, e.g. `v7`).
  *
  * @example
  * ```ts
@@ -43,12 +55,90 @@ export function ociArch(nodeArch: string): string {
  * ```
  */
 export function hostPlatform(): Platform {
-  const env = process.env.OCIGEN_PLATFORM;
-  if (env) {
-    const [os, architecture, variant] = env.split("/");
-    if (os && architecture) return variant ? { os, architecture, variant } : { os, architecture };
+  const p: Platform = { os: OS[process.platform] ?? process.platform, architecture: ociArch(process.arch) };
+  if (p.architecture === "arm") {
+    const v = (process.config?.variables as Record<string, unknown> | undefined)?.arm_version;
+    if (typeof v === "string" && /^[5-8]$/.test(v)) p.variant = `v${v}`;
   }
-  return { os: OS[process.platform] ?? process.platform, architecture: ociArch(process.arch) };
+  return p;
+}
+
+const ARCH_ALIAS: Record<string, [string, string?]> = {
+  x86_64: ["amd64"],
+  "x86-64": ["amd64"],
+  aarch64: ["arm64"],
+  armhf: ["arm", "v7"],
+  armel: ["arm", "v6"],
+  i386: ["386"],
+  i686: ["386"],
+};
+const DEFAULT_VARIANT: Record<string, string> = { arm64: "v8", amd64: "v1", arm: "v7" };
+
+/**
+ * Normalises a platform: architecture aliases, variants as `vN`, and the
+ * default variant dropped (so `arm64/v8` and `arm64` compare equal).
+ *
+ * @example
+ * ```ts
+ * normalizePlatform({ os: "linux", architecture: "aarch64", variant: "8" }); // { os: "linux", architecture: "arm64" }
+ * ```
+ */
+export function normalizePlatform(p: Platform): Platform {
+  const os = p.os.toLowerCase();
+  let architecture = p.architecture.toLowerCase();
+  let variant = p.variant?.toLowerCase() || undefined;
+  const alias = ARCH_ALIAS[architecture];
+  if (alias) {
+    architecture = alias[0];
+    variant ??= alias[1];
+  }
+  if (variant && /^[0-9]+$/.test(variant)) variant = "v" + variant;
+  if (variant && DEFAULT_VARIANT[architecture] === variant) variant = undefined;
+  return variant ? { os, architecture, variant } : { os, architecture };
+}
+
+/**
+ * Parses `os/arch[/variant]` (Go's names, e.g. `linux/arm64/v8`). Throws
+ * ECONFIG naming the value when it is malformed.
+ *
+ * @example
+ * ```ts
+ * parsePlatform("linux/arm/v7"); // { os: "linux", architecture: "arm", variant: "v7" }
+ * ```
+ */
+export function parsePlatform(s: string): Platform {
+  const parts = s.split("/");
+  if (parts.length < 2 || parts.length > 3 || parts.some((x) => !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(x))) {
+    throw new OcigenError("ECONFIG", `platform must be os/arch[/variant] (e.g. linux/arm64/v8), not ${JSON.stringify(s)}`);
+  }
+  const [os, architecture, variant] = parts;
+  return variant ? { os, architecture, variant } : { os, architecture };
+}
+
+/**
+ * Refuses an image whose config names another platform than `want` (EPLATFORM,
+ * naming `what` — the image; "" when the caller's message already does — and
+ * both platforms). A config without os/architecture is accepted.
+ *
+ * @example
+ * ```ts
+ * checkImagePlatform(img.config, hostPlatform(), "layout busybox tag latest");
+ * ```
+ */
+export function checkImagePlatform(
+  config: { os?: string; architecture?: string; variant?: string },
+  want: Platform,
+  what: string,
+): void {
+  if (typeof config.os !== "string" || typeof config.architecture !== "string" || !config.os || !config.architecture) return;
+  const got: Platform = { os: config.os, architecture: config.architecture };
+  if (typeof config.variant === "string" && config.variant) got.variant = config.variant;
+  if (!platformMatches(got, want)) {
+    throw new OcigenError(
+      "EPLATFORM",
+      `${what ? what + ": " : ""}the image is for ${formatPlatform(got)}, not ${formatPlatform(want)} (choose the platform with --platform or platform =)`,
+    );
+  }
 }
 
 /**
@@ -61,8 +151,10 @@ export function hostPlatform(): Platform {
  * ```
  */
 export function platformMatches(p: Platform, host: Platform): boolean {
-  if (p.os !== host.os || p.architecture !== host.architecture) return false;
-  if (p.variant && host.variant && p.variant !== host.variant) return false;
+  const a = normalizePlatform(p);
+  const b = normalizePlatform(host);
+  if (a.os !== b.os || a.architecture !== b.architecture) return false;
+  if (p.variant && host.variant && a.variant !== b.variant) return false;
   return true;
 }
 

@@ -15,6 +15,7 @@ import { log } from "../../log.ts";
 import { gcExtractsJson } from "../json.ts";
 import { addExtractAllOptions, extractAllCommand } from "../../bulk/cli.ts";
 import { zstdWindowMaxOption } from "../zstd-window.ts";
+import { platformOption } from "../platform.ts";
 // The generator (generate.ts) and the extractor (extract.ts) are imported by
 // the actions that use them: `generate` runs at every boot and `extract`
 // before every unit start; neither should load what the other needs.
@@ -45,7 +46,8 @@ export function register(program: Command, _raw: Command): void {
       try {
         config = loadGeneratorConfig(o.config);
       } catch (e) {
-        reporter.error((e as Error).message);
+        // stderr gets it once, from the caller; the kernel log too when run by systemd
+        if (reporter.kmsg) reporter.error((e as Error).message);
         throw e;
       }
       const { generate } = await import("../../generator/generate.ts");
@@ -61,8 +63,9 @@ export function register(program: Command, _raw: Command): void {
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .option("--user <spec=uid:gid>", "fail unless the image user SPEC resolves to UID:GID in the extracted rootfs")
     .option("--bundle", "also write the runc/crun bundle config.json")
-    .option("--zstd-window-max <MiB>", "largest zstd window a layer may use, in MiB (default 128, at most 2048)"))
-    .action(async (o: { name: string; ref: string; config?: string; user?: string; bundle?: boolean; all?: boolean; zstdWindowMax?: string }) => {
+    .option("--zstd-window-max <MiB>", "largest zstd window a layer may use, in MiB (default 128, at most 2048)")
+    .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform image (default: the image's settings, else this host's)"))
+    .action(async (o: { name: string; ref: string; config?: string; user?: string; bundle?: boolean; all?: boolean; platform?: string; zstdWindowMax?: string }) => {
       const zstdWindowMax = zstdWindowMaxOption(o.zstdWindowMax);
       if (o.all) return await extractAllCommand({ ...o, zstdWindowMax });
       if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
@@ -70,6 +73,7 @@ export function register(program: Command, _raw: Command): void {
       const { extract } = await import("../../generator/extract.ts");
       const r = await extract({
         config, name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle), ensureIds: true,
+        platform: o.platform === undefined ? undefined : platformOption(o.platform),
         unpack: { zstdWindowMax: zstdWindowMax ?? config.zstdWindowMax },
       });
       log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}`);

@@ -5,10 +5,10 @@
  * @module
  */
 import fs from "node:fs";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { OcigenError, shortDigest, wrapIo } from "../../errors.ts";
-import { Layout, parseImageRef } from "../../oci/layout.ts";
-import { validateTag } from "../../oci/refname.ts";
+import { Layout } from "../../oci/layout.ts";
+import { imageArg } from "../args.ts";
 import { checkLayerCount } from "../../oci/validate.ts";
 import { log } from "../../log.ts";
 import { type Progress, start as startProgress } from "../../progress.ts";
@@ -16,6 +16,8 @@ import { type IdMapping, parseIdMap } from "../../layer/idmap.ts";
 import type { UnpackOptions } from "../../layer/unpack.ts";
 import type { Descriptor } from "../../oci/types.ts";
 import { zstdWindowMaxOption } from "../zstd-window.ts";
+import { checkImagePlatform } from "../../oci/platform.ts";
+import { platformOption } from "../platform.ts";
 // The unpack engine (layer/unpack.ts, layer/apply.ts) and the config
 // converter are imported by the actions: registering the verbs stays cheap.
 
@@ -23,13 +25,18 @@ type Opts = Record<string, unknown>;
 
 const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
-async function openImage(o: Opts) {
-  const img = o.image as string | undefined;
-  if (!img) throw new OcigenError("EUSAGE", "--image LAYOUT[:TAG] is required");
-  const { dir, tag } = parseImageRef(img);
-  validateTag(tag);
+/**
+ * Opens `--image` and resolves it for `--platform` (default: the host's);
+ * `forPlatform`: refuse an image made for another platform.
+ */
+async function openImage(o: Opts, forPlatform = false) {
+  const img = o.image as string;
+  const { dir, tag } = imageArg(o);
+  const platform = platformOption(o.platform as string | undefined);
   const layout = await Layout.open(dir);
-  return { layout, image: await layout.resolve(tag), name: img };
+  const image = await layout.resolve(tag, platform);
+  if (forPlatform) checkImagePlatform(image.config, platform, img);
+  return { layout, image, name: img };
 }
 
 function unpackOptions(o: Opts, p: Progress, runningAsRoot: () => boolean): UnpackOptions {
@@ -67,7 +74,8 @@ function addUnpackFlags(c: Command): Command {
     .option("--uid-map <container:host[:size]>", "uid mapping to use (size defaults to 1; repeatable)", collect)
     .option("--gid-map <container:host[:size]>", "gid mapping to use (size defaults to 1; repeatable)", collect)
     .option("--keep-dirlinks", "keep existing symlinks to directories when a layer has a directory of that name")
-    .option("--zstd-window-max <MiB>", "largest zstd window a layer may use, in MiB (default 128, at most 2048)");
+    .option("--zstd-window-max <MiB>", "largest zstd window a layer may use, in MiB (default 128, at most 2048)")
+    .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform image, e.g. linux/arm64/v8 (default: this host's); an image for another platform is refused");
 }
 
 /**
@@ -85,15 +93,25 @@ export function register(program: Command, raw: Command): void {
       .command("unpack")
       .description("unpack an image into a runtime bundle (rootfs, config.json, umoci.json, manifest)")
       .requiredOption("--image <layout[:tag]>", "image to unpack")
-      .argument("<bundle>", "bundle directory to create (must not exist, or be empty)"),
+      .argument("<bundle>", "bundle directory to create (must not exist, or be empty)")
+      .addOption(
+        new Option(
+          "--bundle-manifest <which>",
+          "change manifests to write: umoci's sha256_<digest>.mtree (read by umoci repack, gomtree), ocigen's ocigen.mtree.jsonl (lets ocigen repack skip unchanged files unread), or both",
+        ).choices(["both", "umoci", "ocigen"]).default("both"),
+      ),
   ).action(async (bundle: string, o: Opts) => {
     const [{ layout, image, name }, { unpackBundle }, { runningAsRoot }] = await Promise.all([
-      openImage(o),
+      openImage(o, true),
       import("../../layer/unpack.ts"),
       import("../../layer/apply.ts"),
     ]);
     checkLayerCount(image, name);
-    await withLine(image.manifest.layers, (p) => unpackBundle(layout, image, bundle, unpackOptions(o, p, runningAsRoot)));
+    await withLine(image.manifest.layers, (p) =>
+      unpackBundle(layout, image, bundle, {
+        ...unpackOptions(o, p, runningAsRoot),
+        bundleManifests: o.bundleManifest as "both" | "umoci" | "ocigen",
+      }));
   });
 
   addUnpackFlags(
@@ -104,12 +122,12 @@ export function register(program: Command, raw: Command): void {
       .argument("<rootfs>", "directory to create (must not exist)"),
   ).action(async (rootfs: string, o: Opts) => {
     const [{ layout, image, name }, { unpackRootfs }, { runningAsRoot }] = await Promise.all([
-      openImage(o),
+      openImage(o, true),
       import("../../layer/unpack.ts"),
       import("../../layer/apply.ts"),
     ]);
     checkLayerCount(image, name);
-    await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, unpackOptions(o, p, runningAsRoot)));
+    await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, { ...unpackOptions(o, p, runningAsRoot), rootlessOwnerXattrs: true }));
   });
 
   raw
@@ -129,6 +147,7 @@ export function register(program: Command, raw: Command): void {
         rootless: Boolean(o.rootless),
         uidMappings: ((o.uidMap as string[] | undefined) ?? []).map(parseIdMap),
         gidMappings: ((o.gidMap as string[] | undefined) ?? []).map(parseIdMap),
+        unresolvedUserAsRoot: { warn: log.warn },
       });
       try {
         fs.writeFileSync(out, JSON.stringify(spec, null, "\t") + "\n", { mode: 0o644 });
