@@ -15,7 +15,7 @@ import { describeTree } from "./layer-fixtures.ts";
 import { type GeneratorEnv, generatorEnv } from "../fixtures/generator.ts";
 import { extract } from "../src/generator/extract.ts";
 import { generate } from "../src/generator/generate.ts";
-import { storeRootfs } from "../src/generator/paths.ts";
+import { storeRootfs } from "../src/store/paths.ts";
 import { Layout } from "../src/oci/layout.ts";
 import { unpackRootfs } from "../src/layer/unpack.ts";
 import { extractAll } from "../src/bulk/extract-all.ts";

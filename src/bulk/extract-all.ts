@@ -34,7 +34,7 @@ import { Layout } from "../oci/layout.ts";
 import { pidAlive } from "../fs/atomic.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
 import { discoverLayouts } from "../generator/discover.ts";
-import { storeDir, storeRootfs } from "../generator/paths.ts";
+import { ensureStore, storeDir, storeRootfs } from "../store/paths.ts";
 import { runningAsRoot } from "../layer/apply.ts";
 import { removeTree, type UnpackOptions } from "../layer/unpack.ts";
 import { progress as progressApi } from "../progress.ts";
@@ -313,7 +313,7 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
   const mode: BulkMode = opts.mode ?? (jobs > 1 ? "process" : "inline");
   const reuse = opts.reuse ?? true;
   const rootless = opts.unpack?.rootless ?? !runningAsRoot();
-  fs.mkdirSync(join(cfg.extractsDir, ".store"), { recursive: true });
+  ensureStore(cfg.extractsDir);
   cleanStaleBulkDirs(cfg.extractsDir);
 
   const { planned, failures, errors } = await plan(cfg);

@@ -31,7 +31,7 @@ import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
 import { layoutSettings } from "../generator/config.ts";
 import { extract, openNamedLayout } from "../generator/extract.ts";
-import { storeDir, storeRootfs } from "../generator/paths.ts";
+import { storeDir, storeRootfs } from "../store/paths.ts";
 import { unitUser } from "../generator/unit.ts";
 import { applyLayers, removeTree, type UnpackOptions } from "../layer/unpack.ts";
 import { runningAsRoot } from "../layer/apply.ts";

@@ -66,7 +66,7 @@ import { validateDescriptor } from "../oci/digest.ts";
 import { TarParser } from "../tar/parser.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
-import { RootResolver } from "./resolve.ts";
+import { RootResolver } from "../rootfs/resolve.ts";
 import { convertConfig } from "./convert.ts";
 import { writeBundleManifest } from "../bundle/manifest.ts";
 import { formatIdMap } from "./idmap.ts";
