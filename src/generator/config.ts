@@ -19,10 +19,11 @@
  * enable = no              # write multi-user.target.wants/ links for every unit
  * enablelabel = org.ocigen.enable   # image label that may enable/disable (true/false); empty: ignore labels
  * wantedby = multi-user.target      # the target the .wants/ links go into
- * protectsystem = strict   # ProtectSystem= (yes, no, full, strict)
- * protecthome = read-only  # ProtectHome= (yes, no, read-only, tmpfs)
+ * protectsystem = no       # ProtectSystem= inside the image's root (yes, no, full, strict; strict = read-only root)
+ * protecthome = no         # ProtectHome= inside the image's root (yes, no, read-only, tmpfs)
+ * rundir = /run/ocigen     # where each service's root (an overlay with a writable layer) is mounted
+ * volumesdir = /var/lib/ocigen/volumes  # where each service's persistent volumes live
  * ocigen = /usr/local/bin/ocigen    # program the units run for `extract` (default: this ocigen)
- * userdbdir = /run/userdb  # where extract adds user/group records for image ids the host lacks; empty: never
  * atomictemplates = no     # yes: render an image's Atomic /exports/service.template (trusts the image fully)
  * zstdwindowmax = 128      # largest zstd window (MiB, 1..2048) extract lets a layer use; --zstd-window-max overrides
  *
@@ -114,8 +115,10 @@ export interface GeneratorConfig {
   wantedBy: string;
   /** Absolute argv prefix that runs ocigen, or undefined for "this program". */
   ocigen?: string;
-  /** nss-systemd drop-in directory for image ids unknown to the host ("" disables). */
-  userdbDir: string;
+  /** Parent of the services' roots (default /run/ocigen, see src/generator/state.ts). */
+  runDir?: string;
+  /** Parent of the services' persistent volumes (default /var/lib/ocigen/volumes). */
+  volumesDir?: string;
   /** Render Atomic `/exports/service.template` files (default false: a template can run host commands). */
   atomicTemplates: boolean;
   /** Directory of the per-image settings files (default `/etc/ocigen`; "" for none). */
@@ -148,13 +151,12 @@ export function defaultGeneratorConfig(): GeneratorConfig {
     enable: false,
     enableLabel: "org.ocigen.enable",
     wantedBy: "multi-user.target",
-    userdbDir: "/run/userdb",
     atomicTemplates: false,
     settingsDir: DEFAULT_SETTINGS_DIR,
     defaults: {
       runtime: "systemd",
-      protectSystem: "strict",
-      protectHome: "read-only",
+      protectSystem: "no",
+      protectHome: "no",
       includeTags: [],
       excludeTags: [DATED_TAG_GLOB],
       volumes: [],
@@ -286,11 +288,17 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
         case "ocigen":
           cfg.ocigen = absPath();
           break;
+        case "rundir":
+          cfg.runDir = absPath();
+          break;
+        case "volumesdir":
+          cfg.volumesDir = absPath();
+          break;
         case "atomictemplates":
           cfg.atomicTemplates = bool();
           break;
-        case "userdbdir":
-          cfg.userdbDir = value === "" ? "" : absPath();
+        case "userdbdir": // earlier versions wrote nss-systemd records; host accounts are now registered with systemd-sysusers
+          log.warn(`${at}: userdbdir is no longer used (ids the host lacks get accounts from systemd-sysusers); ignored`);
           break;
         case "zstdwindowmax": {
           const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;

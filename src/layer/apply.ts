@@ -35,7 +35,7 @@ import { log } from "../log.ts";
 import type { TarHandler } from "../tar/parser.ts";
 import type { TarEntryHeader } from "../tar/header.ts";
 import { type IdMapping, toHost } from "./idmap.ts";
-import { ResolveError, RootResolver, cleanEntryPath } from "./resolve.ts";
+import { ResolveError, RootResolver, cleanEntryPath } from "../rootfs/resolve.ts";
 import { type XattrSet, haveSetfattr, listXattrs, mknod, removeXattr, setXattrs } from "./special.ts";
 
 /**
