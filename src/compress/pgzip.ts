@@ -132,11 +132,46 @@ function gzipTrailer(crc: number, size: number): Uint8Array {
   return t;
 }
 
+/**
+ * True when a block looks incompressible (already compressed or random
+ * data): eight 4 KiB samples spread over it all have an order-0 entropy
+ * above 7.9 bits per byte. Such a block is stored (level 0) instead of
+ * searched for matches that are not there; zlib would store it anyway, and
+ * the search costs about as much as compressing text. Self-contained: its
+ * source is also the worker's.
+ *
+ * @example
+ * ```ts
+ * looksIncompressible(crypto.getRandomValues(new Uint8Array(1 << 20))); // true
+ * ```
+ */
+export function looksIncompressible(b: Uint8Array): boolean {
+  const S = 4096;
+  const N = 8;
+  if (b.length < S * N) return false;
+  const hist = new Uint32Array(256);
+  const step = Math.floor((b.length - S) / (N - 1));
+  for (let k = 0; k < N; k++) {
+    hist.fill(0);
+    const at = k * step;
+    for (let i = at; i < at + S; i++) hist[b[i]]++;
+    let e = 0;
+    for (let i = 0; i < 256; i++) {
+      if (hist[i] !== 0) {
+        const p = hist[i] / S;
+        e -= p * Math.log2(p);
+      }
+    }
+    if (e < 7.9) return false;
+  }
+  return true;
+}
+
 /** Deflates one block: `buf` holds `dict` dictionary bytes, then the block's input. */
 function deflateBlock(buf: Uint8Array, dict: number, final: boolean, level: number): { out: Uint8Array; crc: number; len: number } {
   const input = buf.subarray(dict);
   const out = zlib.deflateRawSync(input, {
-    level,
+    level: looksIncompressible(input) ? 0 : level,
     memLevel: MEM_LEVEL,
     ...(dict > 0 ? { dictionary: buf.subarray(0, dict) } : {}),
     finishFlush: final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
@@ -163,12 +198,13 @@ else {
     return c;
   };
 }
+const looksIncompressible = ${looksIncompressible.toString()};
 parentPort.on("message", (m) => {
   try {
     const buf = new Uint8Array(m.buf, 0, m.end);
     const input = buf.subarray(m.dict);
     const o = zlib.deflateRawSync(input, {
-      level: m.level,
+      level: looksIncompressible(input) ? 0 : m.level,
       memLevel: ${MEM_LEVEL},
       ...(m.dict > 0 ? { dictionary: buf.subarray(0, m.dict) } : {}),
       finishFlush: m.final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,

@@ -170,6 +170,16 @@ function putNumber(buf: Uint8Array, off: number, width: number, n: number): void
 }
 
 function putString(buf: Uint8Array, off: number, width: number, s: string): void {
+  // ASCII that fits (nearly every name): no encoder call
+  if (s.length <= width) {
+    let i = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) break;
+      buf[off + i] = c;
+    }
+    if (i === s.length) return;
+  }
   const b = utf8(s);
   buf.set(b.subarray(0, width), off);
 }
