@@ -292,11 +292,16 @@ class Pool {
     if (m.buf && this.spare.length < 4) this.spare.push(m.buf);
     const next = this.queue.shift();
     if (next) this.post(w, next);
-    else this.idle.push(w);
+    else {
+      w.unref();
+      this.idle.push(w);
+    }
     this.wake();
   }
 
   private post(w: Worker, t: Task): void {
+    // a busy worker keeps the process alive (its result is awaited); an idle one does not
+    w.ref();
     w.postMessage({ ...t, level: this.level }, [t.buf]);
   }
 
