@@ -18,7 +18,8 @@ import { commitLayer } from "../src/repack/commit.ts";
 import { insertPath } from "../src/repack/insert.ts";
 import { repackBundle } from "../src/repack/repack.ts";
 import { writeBundleManifest } from "../src/bundle/manifest.ts";
-import { needTool, run, snapshot, snapshotDiff, tmpdir } from "./repack-util.ts";
+import { have, needTool, run, snapshot, snapshotDiff, tmpdir } from "./repack-util.ts";
+import { setXattr } from "../src/bundle/xattr.ts";
 
 const B = 64 * 1024; // the smallest block size: many blocks from small inputs
 
@@ -199,6 +200,8 @@ describe("layers written with parallel gzip", () => {
       fs.writeFileSync(path.join(d, `f${i}`), segment(i % 3, 1000 + i * 37_000, i));
     }
     fs.symlinkSync("d1/f1", path.join(root, "link"));
+    // xattrs travel too (insert reads them with a getfattr run beside its own walk)
+    if (have("setfattr")) setXattr(path.join(root, "d2/f2"), "user.ocigen", new TextEncoder().encode("kept"));
   }
 
   test("insert (gzip, several blocks) is read back by umoci", { skip }, async () => {
@@ -214,7 +217,9 @@ describe("layers written with parallel gzip", () => {
       if (!needTool("gzip")) run("gzip", ["-t", blob]);
       const bundle = path.join(dir, "bundle");
       run("umoci", ["unpack", "--image", `${layout.dir}:t`, bundle]);
-      assert.deepEqual(snapshotDiff(snapshot(src), snapshot(path.join(bundle, "rootfs/opt"))), []);
+      const before = snapshot(src);
+      if (have("setfattr")) assert.match(before.get("d2/f2")!, /user\.ocigen/);
+      assert.deepEqual(snapshotDiff(before, snapshot(path.join(bundle, "rootfs/opt"))), []);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { Buffer } from "node:buffer";
 import { log } from "../log.ts";
 
@@ -64,6 +64,33 @@ export function readTreeXattrs(root: string): Map<string, Xattrs> {
   if (r.error) return cannotRun(r.error, out);
   parseDump((r.stdout as Buffer).toString("latin1"), out);
   return out;
+}
+
+/**
+ * {@linkcode readTreeXattrs} without blocking: `getfattr` starts at once and
+ * runs while the caller goes on (e.g. walks the same tree with lstat on the
+ * other core); the promise settles when it has exited.
+ *
+ * @example
+ * ```ts
+ * const pending = readTreeXattrsAsync("/src");
+ * const entries = scanTree("/src", { xattrs: false });
+ * const x = await pending;
+ * ```
+ */
+export function readTreeXattrsAsync(root: string): Promise<Map<string, Xattrs>> {
+  if (!xattrsSupported()) return Promise.resolve(readTreeXattrs(root));
+  return new Promise((resolve) => {
+    const out = new Map<string, Xattrs>();
+    const parts: Buffer[] = [];
+    const child = spawn("getfattr", ["-R", "-P", "-h", "-d", "-m", "-", "-e", "base64", "."], { cwd: root, stdio: ["ignore", "pipe", "ignore"] });
+    child.stdout!.on("data", (d: Buffer) => parts.push(d));
+    child.on("error", (e) => resolve(cannotRun(e, out)));
+    child.on("close", () => {
+      parseDump(Buffer.concat(parts).toString("latin1"), out);
+      resolve(out);
+    });
+  });
 }
 
 function cannotRun(err: Error, out: Map<string, Xattrs>): Map<string, Xattrs> {
