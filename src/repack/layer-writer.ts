@@ -3,8 +3,11 @@
  * rootfs) -> tar (via {@linkcode TarWriter}) -> compression -> a layout blob,
  * with the `diff_id` (sha256 of the tar) computed while writing.
  *
- * Memory is bounded: files are read in 1 MiB chunks and compressed output
- * flows to the blob writer with backpressure. Output is reproducible: items
+ * Memory is bounded: file data is read straight into 1 MiB staging chunks
+ * (no intermediate buffer, one sha256 update per chunk) and compressed
+ * output flows to the blob writer with backpressure; gzip runs on worker
+ * threads (`src/compress/pgzip.ts`, behind `encodeStream`). An uncompressed
+ * layer is hashed once: its diff_id is its blob digest. Output is reproducible: items
  * come sorted, numbers are fixed-width, uname/gname are empty, mtimes are
  * whole seconds clamped to `SOURCE_DATE_EPOCH` when set, and the gzip header
  * has mtime 0.
