@@ -12,6 +12,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { Buffer } from "node:buffer";
 import { log } from "../log.ts";
+import { have } from "../util/which.ts";
 
 /** Attribute name -> raw value. */
 export type Xattrs = Record<string, Uint8Array>;
@@ -28,10 +29,9 @@ let haveGetfattr: boolean | undefined;
  * ```
  */
 export function xattrsSupported(): boolean {
-  if (haveGetfattr === undefined) {
-    const r = spawnSync("getfattr", ["--version"], { stdio: "ignore" });
-    haveGetfattr = !r.error && r.status === 0;
-  }
+  // a PATH lookup, not a `getfattr --version` run: one process fewer per command
+  // (a getfattr that is there but cannot run is reported when it is run)
+  haveGetfattr ??= have("getfattr");
   return haveGetfattr;
 }
 
