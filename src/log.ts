@@ -25,9 +25,25 @@ export function setLogLevel(level: LogLevel, isQuiet = false): void {
   quiet = isQuiet;
 }
 
-/** True when progress output may be shown (stderr is a TTY and not quiet). */
+let escapesOk = true;
+
+/**
+ * Tells whether the terminal understands the escape sequences the progress
+ * line redraws itself with; the CLI passes `false` for `TERM=dumb` (Emacs
+ * shells, some CI logs), and then no progress is drawn at all.
+ *
+ * @example
+ * ```ts
+ * setTerminalCapable(process.env.TERM !== "dumb");
+ * ```
+ */
+export function setTerminalCapable(ok: boolean): void {
+  escapesOk = ok;
+}
+
+/** True when progress output may be shown (stderr is a TTY that is not `TERM=dumb`, and not quiet). */
 export function progressEnabled(): boolean {
-  return !quiet && Boolean(process.stderr.isTTY);
+  return !quiet && escapesOk && Boolean(process.stderr.isTTY);
 }
 
 /** True when `--quiet` was given. */

@@ -17,26 +17,40 @@
 import process from "node:process";
 import { invocationArgv, pinSelf } from "./install/self.ts";
 import { VERSION } from "./version.ts";
+import { denoPermissionLine } from "./cli/hints.ts";
 
-pinSelf();
+/** Prints an error that escaped the CLI as one line (a Deno permission: which one and its flag). */
+function fatal(e: unknown): void {
+  process.stderr.write(`ocigen: ${denoPermissionLine(e) ?? (e as Error)?.message ?? String(e)}\n`);
+  process.exitCode = 1;
+}
+
 // `ocigen ls | head`: a reader that went away is not an error.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   if (e.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
   throw e;
 });
-const argv = invocationArgv();
-const run = argv.length === 3 && (argv[2] === "--version" || argv[2] === "-v")
-  ? Promise.resolve().then(() => {
-    process.stdout.write(`${VERSION}\n`); // what commander's .version() prints
-    return 0;
-  })
-  : import("./cli/program.ts").then((m) => m.runLazy(argv));
+
+let run: Promise<number>;
+try {
+  run = start();
+} catch (e) {
+  run = Promise.reject(e);
+}
 run.then(
   (code) => {
     process.exitCode = code;
   },
-  (e: unknown) => {
-    process.stderr.write(`ocigen: ${(e as Error)?.message ?? String(e)}\n`);
-    process.exitCode = 1;
-  },
+  fatal,
 );
+
+function start(): Promise<number> {
+  pinSelf();
+  const argv = invocationArgv();
+  return argv.length === 3 && (argv[2] === "--version" || argv[2] === "-v")
+    ? Promise.resolve().then(() => {
+      process.stdout.write(`${VERSION}\n`); // what commander's .version() prints
+      return 0;
+    })
+    : import("./cli/program.ts").then((m) => m.runLazy(argv));
+}

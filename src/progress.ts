@@ -127,8 +127,13 @@ class Line {
   }
 
   draw(t: number): void {
-    const width = Math.max(20, (this.stream.columns || Number(process.env.COLUMNS) || 80) - 1);
-    let text = this.stack.map((r) => r.segment(t)).join(" › ");
+    const width = Math.max(10, (this.stream.columns || Number(process.env.COLUMNS) || 80) - 1);
+    // Fit the terminal by giving up detail, least useful first (see FIT), before cutting the end.
+    let text = "";
+    for (let fit = 0; fit <= MAX_FIT; fit++) {
+      text = this.stack.map((r) => r.segment(t, fit)).join(" › ");
+      if (text.length <= width) break;
+    }
     if (text.length > width) text = text.slice(0, width - 1) + "…";
     this.stream.write(`\r${text}\x1b[K`);
     this.drawn = true;
@@ -143,6 +148,17 @@ class Line {
     this.lastDraw = -Infinity;
   }
 }
+
+/**
+ * What a line too wide for the terminal gives up, in this order (each level
+ * keeps giving up what the lower ones did): the digest's algorithm and all
+ * but 8 hex digits, the free-text note, the rate, the entry count, the layer
+ * digest, the total (the percentage stays), the ETA, the `layer i/n` column,
+ * then double spaces. Bytes and percentage stay to the end; only then is the
+ * end cut.
+ */
+const FIT = { shortDigest: 1, note: 2, rate: 3, entries: 4, digest: 5, total: 6, eta: 7, layer: 8, tight: 9 } as const;
+const MAX_FIT = 9;
 
 const lines = new Map<ProgressStream, Line>();
 let exitHooked = false;
@@ -209,31 +225,32 @@ class Reporter implements Progress {
     }
   }
 
-  /** This reporter's part of the line. */
-  segment(t: number): string {
+  /** This reporter's part of the line, with the detail `fit` allows (see FIT). */
+  segment(t: number, fit = 0): string {
     const s = this.s;
     const parts = [s.task];
     if (s.items !== undefined) parts.push(`${s.itemsDone}/${s.items}`);
-    if (s.layerIndex !== undefined || s.layer !== undefined) {
+    if ((s.layerIndex !== undefined || s.layer !== undefined) && fit < FIT.layer) {
       let l = "layer";
       if (s.layerIndex !== undefined) l += ` ${s.layerIndex + 1}${s.layers !== undefined ? `/${s.layers}` : ""}`;
-      if (s.layer) l += ` ${shortLabel(s.layer)}`;
-      parts.push(l);
+      if (s.layer && fit < FIT.digest) l += ` ${fit < FIT.shortDigest ? shortLabel(s.layer) : shorterLabel(s.layer)}`;
+      if (l !== "layer") parts.push(l);
     }
     if (s.bytes > 0 || s.total) {
-      parts.push(s.total ? `${formatBytes(s.bytes)}/${formatBytes(s.total)} ${Math.min(100, Math.floor((100 * s.bytes) / s.total))}%` : formatBytes(s.bytes));
+      const pct = s.total ? ` ${Math.min(100, Math.floor((100 * s.bytes) / s.total))}%` : "";
+      parts.push(s.total && fit < FIT.total ? `${formatBytes(s.bytes)}/${formatBytes(s.total)}${pct}` : `${formatBytes(s.bytes)}${pct}`);
     }
-    if (s.entries > 0) parts.push(`${s.entries} ${s.entries === 1 ? "entry" : "entries"}`);
+    if (s.entries > 0 && fit < FIT.entries) parts.push(`${s.entries} ${s.entries === 1 ? "entry" : "entries"}`);
     const secs = (t - s.startedAt) / 1000;
     if (secs > 0.2 && s.bytes > 0) {
       const rate = s.bytes / secs;
-      parts.push(`${formatBytes(rate)}/s`);
-      if (s.total && s.total > s.bytes) parts.push(`ETA ${formatDuration((s.total - s.bytes) / rate)}`);
-    } else if (secs > 0.2 && s.items && s.itemsDone > 0 && s.items > s.itemsDone) {
+      if (fit < FIT.rate) parts.push(`${formatBytes(rate)}/s`);
+      if (s.total && s.total > s.bytes && fit < FIT.eta) parts.push(`ETA ${formatDuration((s.total - s.bytes) / rate)}`);
+    } else if (secs > 0.2 && s.items && s.itemsDone > 0 && s.items > s.itemsDone && fit < FIT.eta) {
       parts.push(`ETA ${formatDuration(((s.items - s.itemsDone) * secs) / s.itemsDone)}`);
     }
-    if (s.note) parts.push(s.note);
-    return parts.join("  ");
+    if (s.note && fit < FIT.note) parts.push(s.note);
+    return parts.join(fit >= FIT.tight ? " " : "  ");
   }
 }
 
@@ -379,6 +396,12 @@ export function formatDuration(secs: number): string {
 function shortLabel(l: string): string {
   const m = /^([a-z0-9]+):([0-9a-f]{12})[0-9a-f]+$/.exec(l);
   return m ? `${m[1]}:${m[2]}` : l;
+}
+
+/** Narrow terminals: a digest as its first 8 hex digits, other labels cut to 16 characters. */
+function shorterLabel(l: string): string {
+  const m = /^[a-z0-9]+:([0-9a-f]{8})[0-9a-f]*$/.exec(l);
+  return m ? m[1] : l.length > 16 ? l.slice(0, 15) + "…" : l;
 }
 
 /**

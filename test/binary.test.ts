@@ -159,6 +159,34 @@ describe("single binary (dist/ocigen)", () => {
     fs.rmSync(bundle, { recursive: true, force: true });
   });
 
+  test("build with pre and post hooks (host scripts) and copy", () => {
+    const dir = path.join(work, "build-hooks");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "app.conf"), "answer = 42\n");
+    fs.writeFileSync(path.join(dir, "spec.yaml"), [
+      "app:",
+      "  base: empty",
+      "  pre: mkdir -p \"$ROOTFS/etc\" && echo from-pre > \"$ROOTFS/etc/pre\"",
+      "  copy: app.conf /etc/app.conf",
+      "  entrypoint: /bin/app",
+      "  post: echo \"$OCIGEN_TARGET\" > post-ran",
+      "",
+    ].join("\n"));
+    const layout = path.join(dir, "oci");
+    const r = run(["build", "spec.yaml", "--layout", layout], { cwd: dir });
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /ERR_VM_DYNAMIC_IMPORT|import\(/);
+    assert.equal(fs.readFileSync(path.join(dir, "post-ran"), "utf8"), "app\n", "the post hook ran in the spec's directory");
+    const ls = run(["ls", "--layout", layout]);
+    assert.equal(ls.status, 0, ls.stderr);
+    assert.match(ls.stdout, /^app$/m);
+    const bundle = path.join(dir, "bundle");
+    const u = run(["unpack", "--image", `${layout}:app`, bundle]);
+    assert.equal(u.status, 0, u.stderr);
+    assert.equal(fs.readFileSync(path.join(bundle, "rootfs/etc/pre"), "utf8"), "from-pre\n");
+    assert.equal(fs.readFileSync(path.join(bundle, "rootfs/etc/app.conf"), "utf8"), "answer = 42\n");
+  });
+
   test("install-generator from the binary installs the binary itself", () => {
     const prefix = path.join(work, "prefix");
     const r = run(["install-generator", "--prefix", prefix]);

@@ -97,7 +97,7 @@ describe("build spec", () => {
 });
 
 describe("ocigen build", () => {
-  test("cirros-like: base tarball expanded, then a run writing a file; dated tags", { skip: isolationSkip() }, async () => {
+  test("cirros-like: base tarball expanded, then a run writing a file; dated tags only for changed results", { skip: isolationSkip() }, async () => {
     const dir = tmpdir("ocigen-build-");
     try {
       const rootSrc = path.join(dir, "cirros-root");
@@ -135,13 +135,102 @@ describe("ocigen build", () => {
       const top = hello.manifest.layers[1];
       const list = run("tar", ["-tzf", layout.blobPath(top.digest)]).split("\n").filter(Boolean).sort();
       assert.deepEqual(list, ["./", "hw"]);
-      // building again the same day: _2, and "hello" moves to the new build
+      // building again, nothing changed: nothing is built, no tag added
+      const index = fs.readFileSync(path.join(layoutDir, "index.json"), "utf8");
       const again = await buildFile(spec, { layout: layoutDir, now });
-      assert.deepEqual(again.map((b) => b.tags[1]), ["cirros-2024-03-05_2", "hello-2024-03-05_2"]);
+      assert.deepEqual(again.map((b) => [b.name, b.status, b.tags]), [["cirros", "unchanged", []], ["hello", "unchanged", []]]);
+      assert.equal(again[1].manifestDescriptor.digest, hello.manifestDescriptor.digest);
+      assert.equal(fs.readFileSync(path.join(layoutDir, "index.json"), "utf8"), index, "index.json untouched");
+      // the run script changed: hello is rebuilt on the same cirros (not rebuilt), dated _2; "hello" moves
+      fs.writeFileSync(spec, fs.readFileSync(spec, "utf8").replace("Hello, world", "Hello, again"));
+      const changed = await buildFile(spec, { layout: layoutDir, now });
+      assert.deepEqual(changed.map((b) => [b.name, b.status, b.tags]), [["cirros", "unchanged", []], ["hello", "built", ["hello", "hello-2024-03-05_2"]]]);
       const tags = await layout.listTags();
-      for (const t of ["cirros", "cirros-2024-03-05_1", "cirros-2024-03-05_2", "hello", "hello-2024-03-05_1", "hello-2024-03-05_2"]) {
-        assert.ok(tags.includes(t), t);
-      }
+      assert.deepEqual(tags.sort(), ["cirros", "cirros-2024-03-05_1", "hello", "hello-2024-03-05_1", "hello-2024-03-05_2"]);
+      const out2 = path.join(dir, "out2");
+      await unpackTag(layoutDir, "hello", out2);
+      assert.equal(fs.readFileSync(path.join(out2, "hw"), "utf8"), "Hello, again\n");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the shipped example (fixtures/example/example.yaml) builds as shipped, and a second run changes nothing", async () => {
+    const dir = tmpdir("ocigen-build-example-");
+    try {
+      const spec = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), "..", "fixtures", "example", "example.yaml");
+      const layoutDir = path.join(dir, "oci");
+      const now = new Date("2024-03-05T10:00:00Z");
+      const built = await buildFile(spec, { layout: layoutDir, now });
+      assert.deepEqual(built.map((b) => [b.name, b.status, b.tags]), [
+        ["base", "built", ["base", "base-2024-03-05_1"]],
+        ["hello", "built", ["hello", "hello-2024-03-05_1"]],
+      ]);
+      const layout = await Layout.open(layoutDir);
+      const hello = await layout.resolve("hello");
+      assert.deepEqual(hello.config.config?.Entrypoint, ["/bin/sh", "/usr/bin/hello"]);
+      assert.deepEqual(hello.config.config?.Cmd, ["world"]);
+      assert.match(String(hello.manifest.annotations?.["org.ocigen.build.inputs"]), /^sha256:[0-9a-f]{64}$/);
+      const out = path.join(dir, "out");
+      await unpackTag(layoutDir, "hello", out);
+      assert.match(fs.readFileSync(path.join(out, "etc/passwd"), "utf8"), /^hello:x:1000:1000:/m);
+      assert.ok(fs.statSync(path.join(out, "srv")).isDirectory(), "the pre hook made /srv");
+      assert.ok(fs.existsSync(path.join(out, "usr/bin/hello")));
+      const index = fs.readFileSync(path.join(layoutDir, "index.json"), "utf8");
+      const blobs = fs.readdirSync(path.join(layoutDir, "blobs/sha256")).sort();
+      const again = await buildFile(spec, { layout: layoutDir, now: new Date("2024-03-06T10:00:00Z") });
+      assert.deepEqual(again.map((b) => b.status), ["unchanged", "unchanged"]);
+      assert.equal(fs.readFileSync(path.join(layoutDir, "index.json"), "utf8"), index);
+      assert.deepEqual(fs.readdirSync(path.join(layoutDir, "blobs/sha256")).sort(), blobs, "no blob written");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("unchanged targets are skipped (hooks not run); a changed copied file rebuilds its target and what is built on it", async () => {
+    const dir = tmpdir("ocigen-build-inputs-");
+    try {
+      fs.mkdirSync(path.join(dir, "tree"));
+      fs.writeFileSync(path.join(dir, "tree", "a"), "a1\n");
+      fs.writeFileSync(path.join(dir, "conf"), "c1\n");
+      const spec = path.join(dir, "s.yaml");
+      fs.writeFileSync(spec, [
+        "base:",
+        "  base: empty",
+        "  pre: echo base >> ran.log",
+        "  copy: tree /tree",
+        "app:",
+        "  base: base",
+        "  pre: echo app >> ran.log",
+        "  copy: conf /etc/conf",
+        "",
+      ].join("\n"));
+      const layoutDir = path.join(dir, "oci");
+      const now = new Date("2024-03-05T10:00:00Z");
+      const ran = () => fs.readFileSync(path.join(dir, "ran.log"), "utf8").trim().split("\n");
+      await buildFile(spec, { layout: layoutDir, now });
+      assert.deepEqual(ran(), ["base", "app"]);
+      const layout = await Layout.open(layoutDir);
+      const app1 = (await layout.resolve("app")).manifestDescriptor.digest;
+      // nothing changed
+      const r2 = await buildFile(spec, { layout: layoutDir, now });
+      assert.deepEqual(r2.map((b) => b.status), ["unchanged", "unchanged"]);
+      assert.deepEqual(ran(), ["base", "app"], "no hook ran");
+      // app's own file changed: base untouched, app rebuilt and dated
+      fs.writeFileSync(path.join(dir, "conf"), "c2\n");
+      const r3 = await buildFile(spec, { layout: layoutDir, now });
+      assert.deepEqual(r3.map((b) => [b.status, b.dated]), [["unchanged", undefined], ["built", "app-2024-03-05_2"]]);
+      assert.deepEqual(ran(), ["base", "app", "app"]);
+      // a file inside base's copied tree changed: base rebuilt, so app too (its base moved)
+      fs.writeFileSync(path.join(dir, "tree", "a"), "a2\n");
+      const r4 = await buildFile(spec, { layout: layoutDir, now });
+      assert.deepEqual(r4.map((b) => [b.status, b.dated]), [["built", "base-2024-03-05_2"], ["built", "app-2024-03-05_3"]]);
+      // --force: built although unchanged
+      const r5 = await buildFile(spec, { layout: layoutDir, now, force: true });
+      assert.deepEqual(r5.map((b) => b.status), ["built", "built"]);
+      assert.notEqual((await layout.resolve("app")).manifestDescriptor.digest, app1);
+      const tags = (await layout.listTags()).sort();
+      assert.deepEqual(tags.filter((t) => t.startsWith("app")), ["app", "app-2024-03-05_1", "app-2024-03-05_2", "app-2024-03-05_3", "app-2024-03-05_4"]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -103,15 +103,66 @@ describe("progress reporter", () => {
     assert.equal(f.writes.at(-1), "\r\x1b[K");
   });
 
-  test("the line never exceeds the terminal width", () => {
+  test("the line never exceeds the terminal width; detail goes before the numbers", () => {
     const f = fakeTty(40);
     const p = start("unpack", { enabled: true, stream: f.stream, now: f.now, total: 1e12, layers: 99 });
     f.tick(200);
     p.update({ layerIndex: 97, layer: "a-very-long-layer-name-".repeat(5), bytes: 123456789, entries: 999999, note: "x".repeat(50) });
     const s = screen(f.writes);
     assert.ok(s.length <= 39, `${s.length}: ${s}`);
-    assert.ok(s.endsWith("…"));
+    assert.match(s, /118 MiB\/931 GiB 0%/, "the byte count stays on screen");
     p.done();
+    // nested reporters that cannot fit even without detail: the end is cut
+    const g = fakeTty(20);
+    const outer = start("a-long-task-name", { enabled: true, stream: g.stream, now: g.now, items: 9 });
+    const inner = start("another-long-task-name", { enabled: true, stream: g.stream, now: g.now });
+    g.tick(200);
+    inner.add(10);
+    const t = screen(g.writes);
+    assert.ok(t.length <= 20 && t.endsWith("…"), t);
+    inner.done();
+    outer.done();
+  });
+
+  test("a narrow terminal: the digest is shortened, then dropped; bytes and percent stay", () => {
+    const digest = "sha256:" + "ab".repeat(32);
+    const at = (columns: number) => {
+      const f = fakeTty(columns);
+      const p = start("unpack", { enabled: true, stream: f.stream, now: f.now, total: 4 << 20, layers: 2 });
+      f.tick(300);
+      p.update({ layerIndex: 0, layer: digest, bytes: 2 << 20, entries: 25 });
+      p.done();
+      return screen(f.writes.slice(0, -1));
+    };
+    const wide = at(120);
+    assert.match(wide, /layer 1\/2 sha256:abababababab  2\.0 MiB\/4\.0 MiB 50%  25 entries/);
+    for (const columns of [70, 60, 50, 40, 30, 24]) {
+      const s = at(columns);
+      assert.ok(s.length <= columns - 1, `${columns}: ${s}`);
+      assert.match(s, /2\.0 MiB(\/4\.0 MiB)? 50%/, `${columns} columns: numbers on screen: ${s}`);
+      assert.ok(!s.includes("…"), `${columns} columns: nothing cut: ${s}`);
+      if (s.includes("abab")) assert.match(s, /layer 1\/2 (sha256:abababababab|abababab) /);
+    }
+    assert.match(at(60), /layer 1\/2 abababab  2\.0 MiB\/4\.0 MiB 50%/, "8 hex digits of the digest at 60 columns");
+  });
+
+  test("single small layers report their file bytes while they are written, not only at the end", async () => {
+    const { applyLayers } = await import("../src/layer/unpack.ts");
+    const { Layout } = await import("../src/oci/layout.ts");
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-progress-bytes-"));
+    try {
+      const files = Array.from({ length: 24 }, (_, i) => ({ name: `d/f${i}`, data: new Uint8Array(128 << 10).fill(i) }));
+      const fx = makeLayout(path.join(work, "img"), [{ tags: ["latest"], layers: [tarFiles([{ name: "d/", dir: true }, ...files])] }]);
+      const layout = await Layout.open(fx.dir);
+      const img = await layout.resolve("latest");
+      fs.mkdirSync(path.join(work, "root"));
+      const calls: number[] = [];
+      await applyLayers(layout, img.manifest.layers, img.config.rootfs.diff_ids, path.join(work, "root"), { onBytes: (n) => calls.push(n) });
+      assert.equal(calls.reduce((a, b) => a + b, 0), 24 * (128 << 10), "every file byte counted once");
+      assert.ok(calls.length >= 8, `reported in steps (${calls.length} calls for a 3 MiB layer)`);
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
   });
 
   test("disabled: a no-op reporter that writes nothing", async () => {
@@ -180,6 +231,44 @@ describe("progress through the CLI", () => {
     });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.equal(r.stdout.replaceAll("\r", ""), "demo done\n");
+  });
+
+  test("TERM=dumb on a terminal: no escape sequences, no progress", (t) => {
+    if (!have("script")) {
+      if (process.env.CI) assert.fail("script (util-linux) not installed");
+      t.skip("script (util-linux) not installed");
+      return;
+    }
+    const r = spawnSync("script", ["-qec", q([...cli, "__progress-demo", "--ms", "600"]), "/dev/null"], {
+      cwd: root, encoding: "utf8", env: { ...process.env, TERM: "dumb", OCIGEN_PROGRESS_INTERVAL_MS: "0" }, timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.ok(!r.stdout.includes("\x1b"), JSON.stringify(r.stdout.slice(0, 200)));
+    assert.equal(r.stdout.replaceAll("\r", ""), "demo done\n");
+  });
+
+  test("extract --all on a terminal: bytes move while a single-layer image is applied in this thread", (t) => {
+    if (!have("script")) {
+      if (process.env.CI) assert.fail("script (util-linux) not installed");
+      t.skip("script (util-linux) not installed");
+      return;
+    }
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-progress-all-"));
+    try {
+      const files = Array.from({ length: 24 }, (_, i) => ({ name: `d/f${i}`, data: new Uint8Array(128 << 10).fill(i) }));
+      makeLayout(path.join(work, "layouts", "one"), [{ tags: ["latest"], layers: [tarFiles([{ name: "d/", dir: true }, ...files])] }]);
+      fs.writeFileSync(path.join(work, "conf"), `[system]\nimagelayoutdir = ${work}/layouts\nextractsdir = ${work}/extracts\n`);
+      const r = spawnSync("script", ["-qec", q([...cli, "extract", "--all", "--config", path.join(work, "conf")]), "/dev/null"], {
+        cwd: root, encoding: "utf8", env: { ...process.env, OCIGEN_PROGRESS_INTERVAL_MS: "0", OCIGEN_INFLATE: "wasm", COLUMNS: "200" }, timeout: 120_000,
+      });
+      assert.equal(r.status, 0, r.stdout);
+      const lines = r.stdout.split("\r").filter((l) => l.startsWith("extract --all  0/1"));
+      assert.ok(lines.length > 0, r.stdout.slice(0, 500));
+      // 3 MiB of files: some line shows part of them (not 0 B, not all 3.0 MiB) before the image is done
+      assert.ok(lines.some((l) => /0\/1  ([1-9][0-9.]* KiB|[12]\.\d MiB)\//.test(l)), `bytes while applying:\n${lines.join("\n")}`);
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
   });
 
   test("never in pipes", () => {

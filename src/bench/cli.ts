@@ -9,6 +9,7 @@ import process from "node:process";
 import type { Command } from "commander";
 import { OcigenError } from "../errors.ts";
 import { isQuiet } from "../log.ts";
+import { benchJson } from "../cli/json.ts";
 
 /** Flags of `bench --image`. */
 export interface ImageBenchFlags {
@@ -56,5 +57,5 @@ export async function imageBenchCommand(o: ImageBenchFlags): Promise<void> {
     runs,
     log: isQuiet() ? undefined : (m) => process.stderr.write(`ocigen bench: ${m}\n`),
   });
-  process.stdout.write((o.json ? JSON.stringify(r, null, 2) : formatImageBench(r)) + "\n");
+  process.stdout.write((o.json ? JSON.stringify(benchJson(r)) : formatImageBench(r)) + "\n");
 }

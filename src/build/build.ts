@@ -1,7 +1,17 @@
 /**
  * `ocigen build SPEC.yaml`: builds every target of a genoci spec
- * ({@linkcode parseBuildSpec}) as one new layer on its base, tagged `TAG` and
- * `TAG-YYYY-MM-DD_N`.
+ * ({@linkcode parseBuildSpec}) as one new layer on its base, tagged `TAG`,
+ * and `TAG-YYYY-MM-DD_N` when the result differs from what `TAG` named
+ * before.
+ *
+ * Unchanged targets are not rebuilt: the digest of a target's inputs (base
+ * manifest, spec, the host files it copies, installs and expands; see
+ * `./inputs.ts`) is recorded on the manifest it commits, and a target whose
+ * `TAG` names a manifest with the same inputs digest is skipped (status
+ * `unchanged`: nothing unpacked, run or written, no tag added). Targets are
+ * visited in dependency order, so an unchanged base keeps its manifest and
+ * what is built on it is unchanged too, unless its own inputs changed.
+ * `force` builds every target anyway.
  *
  * Per target: the base image is unpacked into a temporary rootfs, the tree
  * is scanned (the snapshot), the steps run in their fixed order, the rootfs is
@@ -14,6 +24,7 @@
  *
  * @module
  */
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -34,6 +45,7 @@ import { commitLayer } from "../repack/commit.ts";
 import { changesToItems } from "../repack/repack.ts";
 import { type BuildSpec, type BuildTarget, readBuildSpec } from "./spec.ts";
 import { resolveBuildOrder } from "./order.ts";
+import { buildInputsDigest, INPUTS_ANNOTATION } from "./inputs.ts";
 import { copyIntoRoot } from "./copy.ts";
 import { expandTarball, installPackage } from "./extract.ts";
 import { runInRootfs } from "./sandbox.ts";
@@ -55,14 +67,26 @@ export interface BuildOptions {
   tmpDir?: string;
   /** Called before each target is built (`index` 0-based, in build order), and with `index === total` at the end. */
   onTarget?: (name: string, index: number, total: number) => void;
+  /** Build targets whose inputs are unchanged too (default: skip them). */
+  force?: boolean;
 }
 
-/** One built target. */
+/** One target of a build run. */
 export interface BuiltTarget {
   name: string;
+  /**
+   * `built`: a new manifest was committed and TAG moved to it; `unchanged`:
+   * TAG already names a manifest built from the same inputs (nothing done).
+   */
+  status: "built" | "unchanged";
+  /** Tags naming the result that this run set: `[TAG, TAG-YYYY-MM-DD_N]`, `[TAG]` when the result is what TAG named before, `[]` when unchanged. */
   tags: string[];
+  /** The dated tag added, when one was. */
+  dated?: string;
   manifestDescriptor: Descriptor;
-  /** The new layer, or undefined when the steps changed nothing. */
+  /** The inputs digest recorded on the manifest. */
+  inputs: string;
+  /** The new layer, or undefined when the steps changed nothing (or the target was unchanged). */
   layer?: Descriptor;
 }
 
@@ -118,7 +142,6 @@ function scriptName(kind: string, i: number, n: number): string {
 
 /** Runs a host hook (`pre`/`post`) with `/bin/sh -c`, ROOTFS and OCIGEN_TARGET in its environment; `what` names it. */
 async function runHook(script: string, rootfs: string, target: string, what: string, cwd: string): Promise<void> {
-  const { spawn } = await import("node:child_process");
   await new Promise<void>((resolve, reject) => {
     const child = spawn("/bin/sh", ["-c", script], {
       cwd,
@@ -169,8 +192,32 @@ async function dropUnreferenced(layout: Layout, written: Descriptor[]): Promise<
   });
 }
 
+/** The inputs digest of `t` now, and the manifest `t.name` names when it was built from exactly these. */
+async function unchangedTarget(layout: Layout, t: BuildTarget, opts: BuildOptions): Promise<{ inputs: string; current?: Descriptor }> {
+  const baseDir = opts.baseDir ?? process.cwd();
+  let base: string;
+  if (t.base === "empty") {
+    const p = hostPlatform();
+    base = `empty ${p.os}/${p.architecture}`;
+  } else base = (await layout.resolve(t.base)).manifestDescriptor.digest;
+  const inputs = buildInputsDigest(t, base, baseDir, String(opts.compression ?? "gzip"));
+  if (opts.force || !(await layout.listTags()).includes(t.name)) return { inputs };
+  try {
+    const cur = await layout.resolve(t.name);
+    if (cur.manifest.annotations?.[INPUTS_ANNOTATION] === inputs) return { inputs, current: cur.manifestDescriptor };
+  } catch (e) {
+    log.debug(`build ${t.name}: the current tag does not resolve (${(e as Error).message}); building`);
+  }
+  return { inputs };
+}
+
 async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, written: Descriptor[]): Promise<BuiltTarget> {
   const baseDir = opts.baseDir ?? process.cwd();
+  const { inputs, current } = await unchangedTarget(layout, t, opts);
+  if (current) {
+    log.info(`build ${t.name}: unchanged (inputs ${inputs})`);
+    return { name: t.name, status: "unchanged", tags: [], manifestDescriptor: current, inputs };
+  }
   log.info(`build ${t.name}: base ${t.base}`);
   const work = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), `ocigen-build-${t.name}-`));
   const rootfs = path.join(work, "rootfs");
@@ -228,24 +275,31 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
             cfg.config.Labels = { ...cfg.config.Labels, ...t.labels };
             man.annotations = { ...man.annotations, ...t.labels };
           }
+          man.annotations = { ...man.annotations, [INPUTS_ANNOTATION]: inputs };
         },
       );
       written.push(...r.written);
       const day = dayStamp(opts.now ?? new Date());
-      let dated = "";
+      let dated: string | undefined;
       await layout.updateIndex((idx) => {
+        const md = r.manifestDescriptor;
         const tags = idx.manifests.map((d) => d.annotations?.[REF_NAME]).filter((x): x is string => Boolean(x));
-        dated = nextDatedTag(t.name, day, tags);
+        // a dated tag only for a result that differs from what TAG named before
+        const before = idx.manifests.find((d) => d.annotations?.[REF_NAME] === t.name);
+        dated = before?.digest === md.digest ? undefined : nextDatedTag(t.name, day, tags);
         const keep = idx.manifests.filter((d) => {
           const n = d.annotations?.[REF_NAME];
-          return n !== t.name && n !== dated;
+          return n !== t.name && (dated === undefined || n !== dated);
         });
-        const md = r.manifestDescriptor;
-        keep.push({ ...md, annotations: { [REF_NAME]: dated } }, { ...md, annotations: { [REF_NAME]: t.name } });
+        if (dated !== undefined) keep.push({ ...md, annotations: { [REF_NAME]: dated } });
+        keep.push({ ...md, annotations: { [REF_NAME]: t.name } });
         return { ...idx, manifests: keep };
       });
       written.length = 0; // committed: nothing to clean up
-      return { name: t.name, tags: [t.name, dated], manifestDescriptor: r.manifestDescriptor, layer: layer?.descriptor };
+      return {
+        name: t.name, status: "built", tags: dated ? [t.name, dated] : [t.name], ...(dated ? { dated } : {}),
+        manifestDescriptor: r.manifestDescriptor, inputs, layer: layer?.descriptor,
+      };
     });
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
@@ -259,7 +313,7 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
  * @example
  * ```ts
  * const built = await runBuild(readBuildSpec("cirros.yaml"), { layout: "oci", baseDir: "." });
- * built.map((b) => b.tags); // [["cirros", "cirros-2024-03-05_1"], ...]
+ * built.map((b) => b.tags); // [["cirros", "cirros-2024-03-05_1"], ...]; [] for a target whose inputs are unchanged
  * ```
  */
 export async function runBuild(spec: BuildSpec, opts: BuildOptions): Promise<BuiltTarget[]> {

@@ -12,6 +12,7 @@ import { OcigenError } from "../errors.ts";
 import { log } from "../log.ts";
 import { loadGeneratorConfig } from "../generator/config.ts";
 import type { BulkMode } from "./extract-all.ts";
+import { extractAllJson } from "../cli/json.ts";
 // extract-all.ts and workers.ts (and through them the unpack engine) are
 // loaded only when `--all` runs: registering the options must stay cheap.
 
@@ -68,7 +69,7 @@ export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   if (mode !== undefined && mode !== "process" && mode !== "inline") throw new OcigenError("EUSAGE", `--bulk-mode must be process or inline`);
   const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config });
   for (const e of r.errors) log.error(e);
-  process.stdout.write((o.json ? JSON.stringify(r, null, 2) : formatBulk(r)) + "\n");
+  process.stdout.write((o.json ? JSON.stringify(extractAllJson(r)) : formatBulk(r)) + "\n");
   if (r.failed.length > 0) {
     process.exitCode = 1;
     throw new OcigenError("EUNPACK", `extract --all: ${r.failed.length} of ${r.images.length} images failed: ${r.failed.join(", ")}`);

@@ -16,8 +16,9 @@
 import process from "node:process";
 import { Command, CommanderError, Option } from "commander";
 import { OcigenError } from "../errors.ts";
-import { type LogLevel, log, setLogLevel } from "../log.ts";
+import { type LogLevel, log, setLogLevel, setTerminalCapable } from "../log.ts";
 import { VERSION } from "../version.ts";
+import { denoPermissionLine, permissionHint } from "./hints.ts";
 
 /** A verb group module (`src/cli/commands/<group>.ts`). */
 export interface CommandGroup {
@@ -45,6 +46,8 @@ export function baseProgram(): { program: Command; raw: Command } {
   program.hook("preAction", (_this, action) => {
     const o = action.optsWithGlobals() as { log?: LogLevel; verbose?: boolean; quiet?: boolean };
     setLogLevel(o.verbose && o.log === "warn" ? "info" : (o.log ?? "warn"), Boolean(o.quiet));
+    // a terminal that cannot move the cursor gets no progress line (nothing to erase, no escapes)
+    setTerminalCapable(process.env.TERM !== "dumb");
   });
   const raw = program.command("raw").description("advanced internal image tooling");
   return { program, raw };
@@ -69,15 +72,30 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
       return e.exitCode === 0 ? 0 : 1;
     }
+    const denied = denoPermissionLine(e);
+    if (denied !== undefined) {
+      log.error(denied);
+      return 1;
+    }
+    const hint = permissionHint(e, myUid());
     if (e instanceof OcigenError) {
-      log.error(e.message);
+      log.error(hint ? `${e.message}; ${hint}` : e.message);
       if (e.cause) log.debug(String((e.cause as Error)?.stack ?? e.cause));
       return 1;
     }
     const err = e as NodeJS.ErrnoException;
-    log.error(err?.message ?? String(e));
+    const m = err?.message ?? String(e);
+    log.error(hint ? `${m}; ${hint}` : m);
     log.debug(String(err?.stack ?? ""));
     return 1;
+  }
+}
+
+function myUid(): number | undefined {
+  try {
+    return typeof process.getuid === "function" ? process.getuid() : undefined;
+  } catch {
+    return undefined; // Deno without --allow-sys
   }
 }
 

@@ -55,7 +55,7 @@ export interface ApplyOptions {
   gidMap?: IdMapping[];
   /** Keep existing symlinks to directories when a layer has a directory of the same name (umoci `--keep-dirlinks`). */
   keepDirlinks?: boolean;
-  /** Called with the number of uncompressed file bytes written (in steps of about 10 MiB; progress). */
+  /** Called with the number of uncompressed file bytes written (in steps of about 256 KiB, and at the end of each layer; progress). */
   onBytes?: (n: number) => void;
   /** Called per compressed chunk read (`bytes`) and per entry applied (`entries`), for progress lines. */
   onProgress?: (bytes: number, entries: number) => void;
@@ -120,7 +120,8 @@ interface DirFixup {
   mtime: number;
 }
 
-const TEN_MIB = 10 << 20;
+/** File bytes reported to `onBytes` at a time (progress of a single small layer too). */
+const BYTES_STEP = 256 << 10;
 const XATTR_QUEUE_MAX = 32 << 20;
 const CREATE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
@@ -533,7 +534,7 @@ export class LayerApplier implements TarHandler {
   private progress(n: number): void {
     if (!this.state.opts.onBytes) return;
     this.pendingBytes += n;
-    if (this.pendingBytes >= TEN_MIB) {
+    if (this.pendingBytes >= BYTES_STEP) {
       this.state.opts.onBytes(this.pendingBytes);
       this.pendingBytes = 0;
     }

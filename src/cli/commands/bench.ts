@@ -11,6 +11,7 @@ import process from "node:process";
 import type { Command } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { isQuiet } from "../../log.ts";
+import { benchJson } from "../json.ts";
 import { formatBench, runBench } from "../../../bench/run.ts";
 import { addImageBenchOptions, imageBenchCommand } from "../../bench/cli.ts";
 
@@ -42,6 +43,6 @@ export function register(program: Command, _raw: Command): void {
         dir: o.dir,
         log: isQuiet() ? undefined : (m) => process.stderr.write(`ocigen bench: ${m}\n`),
       });
-      process.stdout.write((o.json ? JSON.stringify(res, null, 2) : formatBench(res)) + "\n");
+      process.stdout.write((o.json ? JSON.stringify(benchJson(res)) : formatBench(res)) + "\n");
     });
 }

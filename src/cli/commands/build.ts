@@ -6,6 +6,7 @@
 import process from "node:process";
 import { type Command, Option } from "commander";
 import { start as startProgress } from "../../progress.ts";
+import { buildJson } from "../json.ts";
 // The builder (and its YAML parser) is imported by the action: only `build` needs it.
 
 /**
@@ -19,11 +20,16 @@ import { start as startProgress } from "../../progress.ts";
 export function register(program: Command, _raw: Command): void {
   program
     .command("build")
-    .description("build images from a genoci YAML spec: one new layer and two tags (TAG, TAG-YYYY-MM-DD_N) per target")
+    .description(
+      "build images from a genoci YAML spec: per target one new layer, tagged TAG and, when the result differs " +
+        "from what TAG named, TAG-YYYY-MM-DD_N; targets whose inputs did not change are skipped",
+    )
     .argument("<spec>", "YAML build spec")
     .option("--layout <layout>", "path of the layout to build into (created when missing)", "oci")
     .addOption(new Option("--compress <kind>", "layer compression").choices(["gzip", "zstd", "none", "auto"]).default("gzip"))
-    .action(async (spec: string, o: { layout: string; compress: string }) => {
+    .option("--force", "build targets whose inputs are unchanged too")
+    .option("--json", "print what was built as JSON")
+    .action(async (spec: string, o: { layout: string; compress: string; force?: boolean; json?: boolean }) => {
       const [{ buildFile }, { parseCompression }] = await Promise.all([
         import("../../build/build.ts"),
         import("../../compress/encode.ts"),
@@ -36,10 +42,19 @@ export function register(program: Command, _raw: Command): void {
           layout: o.layout,
           compression: parseCompression(o.compress),
           onTarget: (name, i, total) => p.update({ itemsDone: i, items: total, note: name }),
+          force: Boolean(o.force),
         });
       } finally {
         p.done();
       }
-      for (const b of built) process.stdout.write(`${b.tags.join(" ")} ${b.manifestDescriptor.digest}\n`);
+      if (o.json) {
+        process.stdout.write(JSON.stringify(buildJson(o.layout, built)) + "\n");
+        return;
+      }
+      for (const b of built) {
+        process.stdout.write(
+          b.status === "unchanged" ? `${b.name} ${b.manifestDescriptor.digest} unchanged\n` : `${b.tags.join(" ")} ${b.manifestDescriptor.digest}\n`,
+        );
+      }
     });
 }

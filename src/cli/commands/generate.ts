@@ -12,6 +12,7 @@ import { loadGeneratorConfig } from "../../generator/config.ts";
 import { createReporter, runBySystemd } from "../../generator/report.ts";
 import { invokedAsGenerator } from "../../install/self.ts";
 import { log } from "../../log.ts";
+import { gcExtractsJson } from "../json.ts";
 import { addExtractAllOptions, extractAllCommand } from "../../bulk/cli.ts";
 // The generator (generate.ts) and the extractor (extract.ts) are imported by
 // the actions that use them: `generate` runs at every boot and `extract`
@@ -74,10 +75,12 @@ export function register(program: Command, _raw: Command): void {
     .description("remove extracted rootfs that no tag and no unit references any more")
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .option("--dry-run", "only print what would be removed")
-    .action(async (o: { config?: string; dryRun?: boolean }) => {
+    .option("--json", "print what was (or would be) removed as JSON")
+    .action(async (o: { config?: string; dryRun?: boolean; json?: boolean }) => {
       const { gcExtracts } = await import("../../generator/extract.ts");
       const r = await gcExtracts({ config: loadGeneratorConfig(o.config), dryRun: Boolean(o.dryRun) });
-      for (const p of r.removed) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} ${p}\n`);
+      if (o.json) process.stdout.write(JSON.stringify(gcExtractsJson(Boolean(o.dryRun), r)) + "\n");
+      else for (const p of r.removed) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} ${p}\n`);
       for (const e of r.errors) log.error(e);
       if (r.errors.length > 0) process.exitCode = 1;
     });

@@ -14,6 +14,7 @@ import { gcLayout } from "../../oci/gc.ts";
 import { start as startProgress } from "../../progress.ts";
 import { validateTag } from "../../oci/refname.ts";
 import { log } from "../../log.ts";
+import { gcJson, lsJson } from "../json.ts";
 
 type Opts = Record<string, unknown>;
 
@@ -61,9 +62,23 @@ export function register(program: Command, _raw: Command): void {
     .alias("list")
     .description("list the tags of a layout, one per line")
     .requiredOption("--layout <layout>", "path of the layout")
+    .option("--json", "print the tags with the manifest each resolves to as JSON")
     .action(async (o: Opts) => {
-      const tags = await (await Layout.open(layoutOf(o))).listTags();
-      out(tags.map((t) => t + "\n").join(""));
+      const layout = await Layout.open(layoutOf(o));
+      const tags = await layout.listTags();
+      if (!o.json) {
+        out(tags.map((t) => t + "\n").join(""));
+        return;
+      }
+      const rows = [];
+      for (const tag of tags) {
+        try {
+          rows.push({ tag, image: await layout.resolve(tag) });
+        } catch (e) {
+          rows.push({ tag, error: (e as Error).message });
+        }
+      }
+      out(JSON.stringify(lsJson(layoutOf(o), rows)) + "\n");
     });
 
   program
@@ -103,6 +118,7 @@ export function register(program: Command, _raw: Command): void {
     .command("gc")
     .description("delete unreferenced blobs, verifying the ones kept")
     .requiredOption("--layout <layout>", "path of the layout")
+    .option("--json", "print what was kept and removed as JSON")
     .action(async (o: Opts) => {
       // progress (TTY only): bytes and blobs verified
       const p = startProgress("gc: verifying");
@@ -117,6 +133,7 @@ export function register(program: Command, _raw: Command): void {
         p.done();
       }
       log.info(`gc: kept ${r.kept.length} blobs, removed ${r.removed.length} blobs and ${r.tempRemoved.length} temporary files`);
+      if (o.json) out(JSON.stringify(gcJson(layoutOf(o), r)) + "\n");
     });
 
   const config = program
