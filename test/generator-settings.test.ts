@@ -87,7 +87,7 @@ describe("config file: inline comments, quoting", () => {
     assert.equal(c.extractsDir, d.extractsDir);
     assert.equal(c.settingsDir, "/etc/ocigen");
     assert.equal(c.atomicTemplates, false);
-    assert.equal(c.defaults.protectSystem, "strict");
+    assert.equal(c.defaults.protectSystem, "no");
     assert.equal(layoutSettings(c, "myorg.com/myapp").enable, true);
   });
 

@@ -3,7 +3,10 @@
  * extracted into extractsdir exactly as the generated units' `extract` does
  * (it is called for every tag), so a later service start is a no-op.
  *
- * 1. Plan: discover the layouts, resolve every tag, group tags by manifest
+ * 1. Plan: discover the layouts, resolve every tag the generator makes a
+ *    unit of (the per-image settings' tag selection, so `build`'s dated tags
+ *    are skipped by default; each tag on its settings' `Platform=`, else the
+ *    host's), group tags by manifest
  *    digest (one job per manifest, across layouts: the store is content
  *    addressed, so a manifest is extracted once however many tags name it).
  * 2. Reuse (option, see {@linkcode BulkOptions.reuse}): for each manifest
@@ -34,7 +37,10 @@ import { Layout } from "../oci/layout.ts";
 import { pidAlive } from "../fs/atomic.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
 import { discoverLayouts } from "../generator/discover.ts";
-import { storeDir, storeRootfs } from "../generator/paths.ts";
+import { imagePlatform, settingsForLayout } from "../generator/settings.ts";
+import { selectTags } from "../generator/tags.ts";
+import { checkImagePlatform } from "../oci/platform.ts";
+import { ensureStore, storeDir, storeRootfs } from "../store/paths.ts";
 import { runningAsRoot } from "../layer/apply.ts";
 import { removeTree, type UnpackOptions } from "../layer/unpack.ts";
 import { makeTempTree } from "../fs/temp-tree.ts";
@@ -183,14 +189,17 @@ async function plan(cfg: GeneratorConfig): Promise<{ planned: Planned[]; failure
     let tags: string[];
     try {
       layout = await Layout.open(dir);
-      tags = await layout.listTags();
+      // the tags the generator makes units of (settings files, dated tags excluded), on the settings' platform
+      tags = selectTags(await layout.listTags(), settingsForLayout(cfg, name)).selected;
     } catch (e) {
       fail(name, (e as Error).message);
       continue;
     }
     for (const tag of tags) {
       try {
-        const img = await layout.resolve(tag);
+        const platform = imagePlatform(cfg, name, tag);
+        const img = await layout.resolve(tag, platform);
+        checkImagePlatform(img.config, platform, `${name}:${tag}`);
         const digest = img.manifestDescriptor.digest;
         let p = byManifest.get(digest);
         if (!p) {
@@ -314,7 +323,7 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
   const mode: BulkMode = opts.mode ?? (jobs > 1 ? "process" : "inline");
   const reuse = opts.reuse ?? true;
   const rootless = opts.unpack?.rootless ?? !runningAsRoot();
-  fs.mkdirSync(join(cfg.extractsDir, ".store"), { recursive: true });
+  ensureStore(cfg.extractsDir);
   cleanStaleBulkDirs(cfg.extractsDir);
 
   const { planned, failures, errors } = await plan(cfg);

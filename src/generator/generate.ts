@@ -23,9 +23,10 @@ import { selectTags } from "./tags.ts";
 import { checkImagePlatform, hostPlatform, parsePlatform } from "../oci/platform.ts";
 import { discoverLayouts } from "./discover.ts";
 import { extractUnitName, unitBaseName } from "./naming.ts";
-import { storeRootfs, unitDir } from "./paths.ts";
+import { storeRootfs, unitDir } from "../store/paths.ts";
 import { createReporter, type Reporter } from "./report.ts";
-import { containerId, extractArgv, type ImageInfo, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
+import { DEFAULT_VOLUMES_DIR } from "./state.ts";
+import { containerId, extractArgv, type ImageInfo, releaseArgv, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
 import { addMissingDirectives, atomicVariables, readAtomicExports, renderAtomicTemplate } from "./atomic.ts";
 import { checkLineValue, checkUnitLines, listWord } from "./syntax.ts";
 import { log } from "../log.ts";
@@ -207,6 +208,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         let text: string | null = null;
         let atomic = false;
         let extract: string[] | null = null;
+        let stop: string[] | undefined;
         if (extractedRootfs && cfg.atomicTemplates) {
           const ex = readAtomicExports(extractedRootfs);
           if (ex?.noContainerService) {
@@ -233,14 +235,16 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         }
         if (text === null) {
           const input: UnitInput = {
-            name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, image: img, settings: tagSettings, ocigen, configPath, extractedRootfs,
+            name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, runDir: cfg.runDir, volumesDir: cfg.volumesDir,
+            image: img, settings: tagSettings, ocigen, configPath, extractedRootfs,
             warn: (m) => rep.warn(`${where}: ${m}`),
           };
           text = renderUnit(input);
           extract = unitExtractArgv(input);
+          stop = releaseArgv(ocigen, name, tag, configPath);
         }
         const companion = extractUnitName(base);
-        const extractText = renderExtractUnit({ name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir }, extract!);
+        const extractText = renderExtractUnit({ name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, volumesDir: cfg.volumesDir ?? DEFAULT_VOLUMES_DIR }, extract!, stop);
         checkUnitLines(text, unit);
         checkUnitLines(extractText, companion);
         const g: GeneratedUnit = {

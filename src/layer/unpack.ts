@@ -73,7 +73,7 @@ import { validateDescriptor } from "../oci/digest.ts";
 import { TarParser } from "../tar/parser.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
-import { RootResolver } from "./resolve.ts";
+import { RootResolver } from "../rootfs/resolve.ts";
 import { convertConfig } from "./convert.ts";
 import { writeUmociMtree } from "../bundle/mtree.ts";
 import { encodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
@@ -276,7 +276,7 @@ export async function applyLayer(layout: Layout, desc: Descriptor, diffId: strin
       parser.end();
     },
   };
-  const decoder = createDecoderFor(compression, tee, what);
+  const decoder = createDecoderFor(compression, tee, what, undefined, { zstdWindowMax: state.opts.zstdWindowMax });
   const onProgress = state.opts.onProgress;
   const input: ByteSink = onProgress
     ? {

@@ -82,6 +82,8 @@ const CHUNK = 1 << 20;
  * close). Larger blobs are read asynchronously.
  */
 const SYNC_READ_MAX = 4 * 1024 * 1024;
+/** writeBlob starts a background data sync after this many bytes written since the last one. */
+const SYNC_EVERY = 32 * 1024 * 1024;
 /** Strict UTF-8 decoding of JSON blobs (stateless between calls: no `stream`; made once, not per blob). */
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 /** The layouts whose lock the current async context holds (for re-entrancy). */
@@ -850,7 +852,11 @@ export class Layout {
    * fsync, rename into `blobs/<alg>/<hex>`, fsync the directory. Returns its
    * descriptor. Writers that tag what they write should hold
    * {@linkcode Layout.withLock} from the first blob to the tag, so that a
-   * concurrent `gc` cannot collect the new blobs.
+   * concurrent `gc` cannot collect the new blobs. Large blobs are flushed to
+   * disk in the background while they are written (a data sync every 32 MiB),
+   * so the final fsync waits only for the tail. `opts.digest`: the caller
+   * already hashes exactly these bytes with `alg` (an uncompressed layer is
+   * its own diff_id) and gives the digest once the data has ended.
    *
    * @example
    * ```ts
@@ -861,9 +867,10 @@ export class Layout {
     data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     mediaType: string,
     alg: DigestAlgorithm = "sha256",
+    opts: { digest?: () => string } = {},
   ): Promise<Descriptor> {
     const tmp = tempPath(this.dir);
-    const h = createDigester(alg);
+    const h = opts.digest ? null : createDigester(alg);
     let size = 0;
     let fh;
     try {
@@ -874,18 +881,31 @@ export class Layout {
     // a blob being written (a repacked layer can be large) goes if the run is interrupted
     const release = registerTempTree(tmp);
     let digest: string;
+    let syncing: Promise<void> | null = null;
     try {
       const chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = data instanceof Uint8Array ? [data] : data;
+      let unsynced = 0;
       for await (const c of chunks) {
-        h.update(c);
+        h?.update(c);
         size += c.length;
         let off = 0;
         while (off < c.length) off += (await fh.write(c, off, c.length - off)).bytesWritten;
+        unsynced += c.length;
+        if (unsynced >= SYNC_EVERY && !syncing) {
+          // start writing back what is there while the producer goes on
+          unsynced = 0;
+          const s: Promise<void> = fh.datasync().finally(() => {
+            if (syncing === s) syncing = null;
+          });
+          s.catch(() => {}); // awaited below; never an unhandled rejection
+          syncing = s;
+        }
       }
+      if (syncing) await syncing;
       await fh.sync();
       await fh.close();
       fh = undefined;
-      digest = h.digest();
+      digest = h ? h.digest() : opts.digest!();
       const dir = join(this.dir, "blobs", alg);
       // never into a symlinked blobs/ or blobs/<alg>: a hostile layout could point it at a host directory
       for (const d of [join(this.dir, "blobs"), dir]) {
@@ -898,6 +918,7 @@ export class Layout {
       release();
       fsyncDir(dir);
     } catch (e) {
+      if (syncing) await (syncing as Promise<void>).catch(() => {});
       if (fh) await fh.close().catch(() => {});
       try {
         fs.unlinkSync(tmp);
