@@ -36,7 +36,8 @@ export type ErrorCode =
   | "ECONFIG" // bad generator config or per-image settings file
   | "EPLATFORM" // the image is for another platform
   | "EVOLUME" // a volume command refused (unknown unit, service still running)
-  | "EUPDATE"; // auto-update refused (unknown unit, no pin) or could not run
+  | "EUPDATE" // auto-update refused (unknown unit, no pin) or could not run
+  | "EBADFILE"; // a file of a layout is not a regular file inside it (FIFO, device, symlink out of the layout)
 
 /**
  * The base class of every error ocigen raises deliberately.

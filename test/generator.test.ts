@@ -138,6 +138,11 @@ describe("config", () => {
     assert.equal(c.enable, true);
     assert.equal(c.atomicTemplates, false, "Atomic templates are off unless the administrator turns them on");
     assert.equal(parseGeneratorConfig("atomictemplates = yes\n", "c").atomicTemplates, true);
+    // userdbdir is a key of earlier versions: accepted (with a warning) and ignored
+    const old = parseGeneratorConfig("userdbdir =\nrundir = /run/x/\nvolumesdir = /srv/vol\n", "c");
+    assert.equal(old.runDir, "/run/x");
+    assert.equal(old.volumesDir, "/srv/vol");
+    assert.ok(!("userdbDir" in old));
     const pick = (l: ReturnType<typeof layoutSettings>) => ({ runtime: l.runtime, protectSystem: l.protectSystem, protectHome: l.protectHome, enable: l.enable });
     assert.deepEqual(pick(layoutSettings(c, "a/b")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "tmpfs", enable: false });
     assert.deepEqual(pick(layoutSettings(c, "x")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "no", enable: undefined });

@@ -128,6 +128,8 @@ export interface ExtractOptions {
   lockTimeoutMs?: number;
   /** Passed to the unpack engine. */
   unpack?: UnpackOptions;
+  /** The platform picked from a multi-platform tag (default: the image's settings, else the host's). */
+  platform?: Platform;
   /** Register host accounts under this root instead of the host's NSS (tests). */
   hostRoot?: string;
   /** Skip host accounts entirely (library callers that manage them). */
@@ -136,8 +138,6 @@ export interface ExtractOptions {
   systemd?: SystemdControl;
   /** Do not mount (library callers and tests without overlayfs): prepare everything else. */
   noMount?: boolean;
-  /** The platform picked from a multi-platform tag (default: the image's settings, else the host's). */
-  platform?: Platform;
 }
 
 /** What {@linkcode extract} did. */
@@ -245,7 +245,7 @@ function imageUser(root: string, spec: string, where: string): ResolvedUser {
 }
 
 /** The tag's image, or the pinned manifest `digest` of the layout. */
-async function pinnedImage(layout: Layout, tag: string, platform: Platform, digest: string | undefined, where: string): Promise<ResolvedImage> {
+async function pinnedImage(layout: Layout, tag: string, digest: string | undefined, where: string, platform: Platform): Promise<ResolvedImage> {
   let now: ResolvedImage | null = null;
   try {
     now = await layout.resolve(tag, platform);
@@ -286,7 +286,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   }
   const layout = await openNamedLayout(cfg, name);
   const platform = opts.platform ?? imagePlatform(cfg, name, tag);
-  const img = await pinnedImage(layout, tag, platform, opts.manifest, where);
+  const img = await pinnedImage(layout, tag, opts.manifest, where, platform);
   checkImagePlatform(img.config, platform, where);
   const manifest = img.manifestDescriptor.digest;
   const store = storeRootfs(cfg.extractsDir, manifest);

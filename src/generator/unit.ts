@@ -54,7 +54,7 @@ import type { LayoutSettings, VolumeSetting } from "./config.ts";
 import { unitDir } from "../store/paths.ts";
 import { extractUnitName } from "./naming.ts";
 import { normalizeSignal, signalNumber } from "./signal.ts";
-import { checkExecutable, checkId, checkLineValue, execLine, execWord, isEnvName, listWord } from "./syntax.ts";
+import { checkExecutable, checkId, checkLineValue, execLine, execWord, isEnvName, listWord, unitIdText } from "./syntax.ts";
 import { findInImagePath } from "../rootfs/read.ts";
 import { isNumericUser, MAX_ID, type ResolvedUser, resolveUserInRoot } from "../rootfs/users.ts";
 import { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, serviceRoot, volumeDir } from "./state.ts";
@@ -183,7 +183,8 @@ const SYSTEMD_INVALID_ID = 65535;
  * Chooses `User=`/`Group=` for image user `spec` (see the module docs).
  * Returns null for an empty spec (root). A spec the image cannot resolve (or
  * with ids systemd refuses) gets the fail-safe 65534:65534 here; the
- * companion unit fails the start with the reason.
+ * companion unit fails the start with the reason. A numeric id outside
+ * 0..4294967294 fails the image here (EGENERATE).
  *
  * @example
  * ```ts
@@ -193,6 +194,10 @@ const SYSTEMD_INVALID_ID = 65535;
 export function unitUser(spec: string | undefined, extractedRootfs: string | null | undefined): UnitUser | null {
   if (spec === undefined || spec === "") return null;
   if (/[\x00-\x20\x7f=]/.test(spec)) throw new OcigenError("EGENERATE", `Bad image user ${JSON.stringify(spec)}`);
+  // a numeric id out of range is wrong whatever the image holds: that image fails here, naming it
+  const [u0, g0] = spec.split(":");
+  if (/^[0-9]+$/.test(u0)) checkId(u0, `image user ${JSON.stringify(spec)}: uid`);
+  if (g0 !== undefined && /^[0-9]+$/.test(g0)) checkId(g0, `image user ${JSON.stringify(spec)}: gid`);
   let ids: ResolvedUser = { uid: NOBODY, gid: NOBODY };
   let resolved = false;
   try {
@@ -475,8 +480,8 @@ export function renderUnit(input: UnitInput): string {
     const wd = imageWorkingDir(rc);
     if (wd) add("WorkingDirectory", checkLineValue(wd, "WorkingDirectory="));
     if (plan.user) {
-      add("User", String(plan.user.ids.uid));
-      add("Group", String(plan.user.ids.gid));
+      add("User", unitIdText(plan.user.ids.uid, "User="));
+      add("Group", unitIdText(plan.user.ids.gid, "Group="));
     }
     add("ExecStart", execLine(plan.argv));
   } else {
