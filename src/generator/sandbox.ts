@@ -383,7 +383,8 @@ export function sandboxLines(input: SandboxInput): SandboxPlan {
   const s = input.settings ?? {};
   const labels = input.config.config?.Labels ?? {};
   const label = typeof labels[NOTIFY_LABEL] === "string" ? labels[NOTIFY_LABEL].toLowerCase() : undefined;
-  const notify = s.notify ?? (label !== undefined && BOOL[label] === true);
+  // under runc/crun the runtime would have to pass the socket on: notify only under systemd's own sandbox
+  const notify = input.systemd && (s.notify ?? (label !== undefined && BOOL[label] === true));
   const ports = exposedPorts(input.config);
   const unit: string[] = [];
   const service: string[] = [];
