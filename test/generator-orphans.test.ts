@@ -48,7 +48,7 @@ describe("orphaned services and volumes", () => {
         fs.mkdirSync(join(vols, b, "data"), { recursive: true });
         fs.writeFileSync(join(vols, b, "data", "f"), "precious");
       }
-      const gc = await gcExtracts({ config: e.cfg, noHostAccounts: true });
+      const gc = await gcExtracts({ config: e.cfg });
       assert.ok(!gc.removed.some((p) => p.startsWith(vols)), "gc removes no volume");
       assert.equal(fs.readFileSync(join(vols, "app.ref.gone/data/f"), "utf8"), "precious");
       assert.deepEqual(await orphanVolumes(e.cfg), [join(vols, "app.ref.gone")]);

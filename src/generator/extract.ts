@@ -468,8 +468,12 @@ export interface GcOptions {
   config: GeneratorConfig;
   /** Report what would be removed, remove nothing. */
   dryRun?: boolean;
-  /** Leave host accounts alone (library callers that manage them). */
-  noHostAccounts?: boolean;
+  /**
+   * Also remove the host accounts (`ocigen-u<uid>`, `ocigen-g<gid>`) no kept
+   * unit runs as: the host's (what `ocigen gc-extracts` does), or those under
+   * `hostRoot`. Off by default: one store's gc knows only its own units.
+   */
+  hostAccounts?: boolean;
   /** Host accounts live under this root instead of `/` (tests). */
   hostRoot?: string;
 }
@@ -478,6 +482,8 @@ export interface GcOptions {
 export interface GcResult {
   /** Removed (or, dry-run, removable) paths. */
   removed: string[];
+  /** Host accounts removed (or, dry-run, removable): `ocigen-u<uid>`, `ocigen-g<gid>`. */
+  accounts: string[];
   /** Problems met (gc kept what they might concern). */
   errors: string[];
 }
@@ -497,6 +503,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
   const live = new Set<string>(); // unit bases of current tags
   const referenced = new Set<string>(); // manifest digests to keep
   const brokenLayouts = new Set<string>();
+  const accounts: string[] = [];
   const keepUids = new Set<number>();
   const keepGids = new Set<number>();
   const runDir = cfg.runDir ?? DEFAULT_RUN_DIR;
@@ -528,7 +535,7 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
   try {
     entries = fs.readdirSync(cfg.extractsDir, { withFileTypes: true });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { removed, errors };
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { removed, accounts, errors };
     throw wrapIo(e, "read directory", cfg.extractsDir);
   }
   const storePrefix = join(cfg.extractsDir, ".store") + "/";
@@ -594,10 +601,9 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
     }
   }
   // Host accounts registered for ids no kept unit runs as.
-  if (!opts.noHostAccounts) {
+  if (opts.hostAccounts) {
     try {
-      const gone = removeHostAccounts(keepUids, keepGids, opts.dryRun, opts.hostRoot);
-      for (const n of gone) removed.push(`account ${n}`);
+      accounts.push(...removeHostAccounts(keepUids, keepGids, opts.dryRun, opts.hostRoot));
     } catch (e) {
       errors.push((e as Error).message);
     }
@@ -624,5 +630,5 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
       lock.release();
     }
   }
-  return { removed, errors };
+  return { removed, accounts, errors };
 }

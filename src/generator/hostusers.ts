@@ -26,9 +26,24 @@ import { join } from "node:path";
 import { OcigenError } from "../errors.ts";
 import { parseGroup, parsePasswd } from "../rootfs/users.ts";
 
-/** Name of the account ocigen registers for uid `id`. */
+/**
+ * Name of the account ocigen registers for uid `id`.
+ *
+ * @example
+ * ```ts
+ * userName(1000); // "ocigen-u1000"
+ * ```
+ */
 export const userName = (id: number): string => `ocigen-u${id}`;
-/** Name of the group ocigen registers for gid `id`. */
+
+/**
+ * Name of the group ocigen registers for gid `id`.
+ *
+ * @example
+ * ```ts
+ * groupName(1000); // "ocigen-g1000"
+ * ```
+ */
 export const groupName = (id: number): string => `ocigen-g${id}`;
 
 /**

@@ -21,7 +21,14 @@ import { basename, dirname, join } from "node:path";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { resolveInRoot } from "../rootfs/read.ts";
 
-/** What {@linkcode ensureVolume} did. */
+/**
+ * What {@linkcode ensureVolume} did.
+ *
+ * @example
+ * ```ts
+ * const a: VolumeAction = "seeded";
+ * ```
+ */
 export type VolumeAction = "kept" | "seeded" | "created";
 
 function mkdirPrivate(dir: string): void {

@@ -47,10 +47,24 @@ export interface ResolvedUser {
   home?: string;
 }
 
-/** The largest valid uid/gid (`(uid_t)-1` is not an id). */
+/**
+ * The largest valid uid/gid (`(uid_t)-1` is not an id).
+ *
+ * @example
+ * ```ts
+ * if (uid > MAX_ID) throw new Error("out of range");
+ * ```
+ */
 export const MAX_ID = 0xfffffffe;
 
-/** Largest passwd/group file read from an image. */
+/**
+ * Largest passwd/group file read from an image.
+ *
+ * @example
+ * ```ts
+ * readFileInRoot(rootfs, "/etc/passwd", MAX_DB_BYTES);
+ * ```
+ */
 export const MAX_DB_BYTES = 16 << 20;
 
 const ID = /^[0-9]+$/;

@@ -124,10 +124,13 @@ export function register(program: Command, _raw: Command): void {
         if (o.json) log.warn(line);
         else process.stdout.write(line + "\n");
       }
-      const r = await gcExtracts({ config: cfg, dryRun: Boolean(o.dryRun) });
+      const r = await gcExtracts({ config: cfg, dryRun: Boolean(o.dryRun), hostAccounts: true });
       r.errors.unshift(...orphans.errors);
       if (o.json) process.stdout.write(JSON.stringify(gcExtractsJson(Boolean(o.dryRun), r)) + "\n");
-      else for (const p of r.removed) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} ${p}\n`);
+      else {
+        for (const p of r.removed) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} ${p}\n`);
+        for (const a of r.accounts) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} host account ${a}\n`);
+      }
       for (const v of await orphanVolumes(cfg)) log.warn(`volume ${v} belongs to no current tag; kept (ocigen volume rm UNIT deletes it)`);
       for (const e of r.errors) log.error(e);
       if (r.errors.length > 0) process.exitCode = 1;
