@@ -51,10 +51,10 @@ describe("bundle manifest fast path", () => {
       assert.ok(m.entries.every((e) => !e.xattrs));
       assert.deepEqual(m.entries.map((e) => e.path).slice(0, 4), [".", "a", "a/b", "a-c"]);
       // the same rootfs, scanned fully (recursive getfattr), without the hint
-      await writeBundleManifest(bundle, rootfs);
+      await writeBundleManifest(bundle, rootfs, { forManifest: readBundleManifest(bundle).header.manifest });
       assert.equal(fs.readFileSync(path.join(bundle, BUNDLE_MANIFEST_NAME), "utf8"), text);
       // and with the hint given explicitly
-      await writeBundleManifest(bundle, rootfs, { noXattrs: true });
+      await writeBundleManifest(bundle, rootfs, { noXattrs: true, forManifest: readBundleManifest(bundle).header.manifest });
       assert.equal(fs.readFileSync(path.join(bundle, BUNDLE_MANIFEST_NAME), "utf8"), text);
       assert.equal(fs.readdirSync(bundle).filter((n) => n.includes(".tmp-")).length, 0);
     } finally {
@@ -80,7 +80,7 @@ describe("bundle manifest fast path", () => {
       assert.deepEqual(by.get("d")!.xattrs, { "user.d": Buffer.from("dir").toString("base64") });
       assert.deepEqual(by.get("d/x")!.xattrs, { "user.a": "MQ==", "user.bin": "AP8K" });
       assert.equal(by.get("y")!.xattrs, undefined);
-      await writeBundleManifest(bundle, rootfs);
+      await writeBundleManifest(bundle, rootfs, { forManifest: readBundleManifest(bundle).header.manifest });
       assert.equal(fs.readFileSync(path.join(bundle, BUNDLE_MANIFEST_NAME), "utf8"), text);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -93,9 +93,9 @@ describe("bundle manifest fast path", () => {
       const { setXattr } = await import("../src/bundle/xattr.ts");
       setXattr(rootfs, "user.root", new Uint8Array([1]));
       setXattr(path.join(rootfs, "etc/group"), "user.g", new Uint8Array([2]));
-      await writeBundleManifest(bundle, rootfs, { noXattrs: true });
+      await writeBundleManifest(bundle, rootfs, { noXattrs: true, forManifest: readBundleManifest(bundle).header.manifest });
       const hinted = fs.readFileSync(path.join(bundle, BUNDLE_MANIFEST_NAME), "utf8");
-      await writeBundleManifest(bundle, rootfs);
+      await writeBundleManifest(bundle, rootfs, { forManifest: readBundleManifest(bundle).header.manifest });
       assert.equal(fs.readFileSync(path.join(bundle, BUNDLE_MANIFEST_NAME), "utf8"), hinted);
       const by = new Map(readBundleManifest(bundle).entries.map((e) => [e.path, e]));
       assert.deepEqual(by.get("etc/group")!.xattrs, { "user.g": "Ag==" });

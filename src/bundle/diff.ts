@@ -173,7 +173,7 @@ export function diffTree(old: BundleEntry[], now: BundleEntry[], opts: DiffOptio
   // hard-link groups: emit every member of a group one of whose members is emitted
   const groups = new Map<bigint, BundleEntry[]>();
   for (const e of nowMap.values()) {
-    if (e.type === "file" && e.nlink > 1) {
+    if (e.type !== "dir" && e.nlink > 1) {
       const g = groups.get(e.ino);
       if (g) g.push(e);
       else groups.set(e.ino, [e]);

@@ -4,11 +4,13 @@
  *
  * ## On-disk format — `BUNDLE/ocigen.mtree.jsonl`
  *
- * (umoci keeps its own `sha256_<hex>.mtree` beside; the names never clash.)
+ * `ocigen unpack` writes it beside umoci's `sha256_<hex>.mtree` (see
+ * `./mtree.ts`), which umoci and gomtree read; this one is ocigen's fast
+ * path (no file is read again to prove it unchanged).
  * UTF-8 JSON Lines. Line 1 is a header:
  *
  * ```json
- * {"format":"ocigen-bundle-manifest","version":1,"rootfs":"rootfs","xattrs":true,"digests":false}
+ * {"format":"ocigen-bundle-manifest","version":1,"rootfs":"rootfs","xattrs":true,"digests":false,"manifest":"sha256:…"}
  * ```
  *
  * `xattrs` says whether extended attributes were recorded (getfattr was
@@ -66,6 +68,13 @@ export interface BundleManifestHeader {
   rootfs: string;
   xattrs: boolean;
   digests: boolean;
+  /**
+   * Digest of the image manifest the tree was unpacked from (or last
+   * repacked into). A bundle whose `umoci.json` names another manifest was
+   * changed by another tool (`umoci repack --refresh-bundle`): this file is
+   * stale and `repack` uses umoci's mtree instead.
+   */
+  manifest?: string;
 }
 
 /** A parsed bundle manifest. */
@@ -184,6 +193,8 @@ export interface WriteManifestOptions {
    * the hint. Ignored with `entries`.
    */
   noXattrs?: boolean;
+  /** Digest of the image manifest the tree belongs to (recorded in the header). */
+  forManifest?: string;
 }
 
 /**
@@ -208,6 +219,7 @@ export async function writeBundleManifest(bundleDir: string, rootfs: string, opt
     xattrs: false,
     digests: Boolean(opts.digests),
   };
+  if (opts.forManifest) header.manifest = opts.forManifest;
   const target = path.join(bundleDir, BUNDLE_MANIFEST_NAME);
   const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
   let fd: number | undefined;

@@ -1,7 +1,9 @@
 /**
- * Reading umoci's bundle manifest (`BUNDLE/sha256_<manifest hex>.mtree`,
- * go-mtree "spec" format) as ocigen bundle entries, so that `ocigen repack`
- * also works on bundles made by `umoci unpack`.
+ * umoci's bundle manifest (`BUNDLE/sha256_<manifest hex>.mtree`, go-mtree
+ * "spec" format): written by `ocigen unpack` exactly as umoci and go-mtree
+ * write it (so that `umoci repack` and `gomtree -f` read a bundle ocigen
+ * unpacked), and read as ocigen bundle entries (so that `ocigen repack`
+ * works on bundles made by `umoci unpack`).
  *
  * The format, as umoci writes it: `#` comments; `/set k=v ...` sets defaults
  * for later entries (`/unset k` drops them); an entry line is
@@ -9,6 +11,17 @@
  * `type=dir` entry enters that directory and `..` leaves it. Keywords used:
  * size, type, uid, gid, mode (octal), link, nlink, tar_time (`sec.nsec`),
  * sha256digest, `xattr.NAME` (base64).
+ *
+ * Writing follows go-mtree's walk with umoci's keywords (size, type, uid,
+ * gid, mode, link, nlink, tar_time, sha256digest, xattr): in each directory
+ * the non-directories come first, then the directories, each group sorted
+ * bytewise; a directory is preceded by a blank line and a `# path` comment
+ * and closed by `..`; `/set type=file nlink=1 mode=0664 uid=U gid=G` (the
+ * owner of the first directory, renewed when a directory has another owner)
+ * holds defaults that entries then leave out; `mode` is `%#o` of the
+ * permission bits with setuid/setgid/sticky; `size` is the stat size (the
+ * target length of a symlink); `tar_time` is the mtime in whole seconds;
+ * xattrs are recorded for regular files and directories only, base64.
  *
  * umoci records no inode or ctime, so the cheap stat test cannot prove a file
  * unchanged: entries carry their sha256 instead and files whose size and mtime
@@ -19,9 +32,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Buffer } from "node:buffer";
+import os from "node:os";
+import process from "node:process";
 import { OcigenError, wrapIo } from "../errors.ts";
-import type { BundleManifest } from "./manifest.ts";
+import { type BundleManifest, fileDigest } from "./manifest.ts";
 import type { BundleEntry, EntryType } from "./scan.ts";
+import { readTreeXattrs, type Xattrs } from "./xattr.ts";
 
 const TYPES: Record<string, EntryType> = {
   file: "file",
@@ -172,4 +188,148 @@ export function readUmociMtree(bundleDir: string, manifestDigest: string): Bundl
     header: { format: "ocigen-bundle-manifest", version: 1, rootfs: "rootfs", xattrs: true, digests: true },
     entries: parseMtree(text, file),
   };
+}
+
+/**
+ * The mtree file name umoci gives the manifest of a bundle unpacked from
+ * image manifest `manifestDigest`.
+ *
+ * @example
+ * ```ts
+ * umociMtreeName("sha256:ab12…"); // "sha256_ab12….mtree"
+ * ```
+ */
+export function umociMtreeName(manifestDigest: string): string {
+  const [alg, hex] = manifestDigest.split(":");
+  return `${alg}_${hex}.mtree`;
+}
+
+/**
+ * Encodes a name as go-mtree does (vis(3) with white space, glob characters
+ * and non-printable bytes as `\ooo`, the backslash doubled).
+ *
+ * @example
+ * ```ts
+ * vis("sub dir"); // "sub\\040dir"
+ * ```
+ */
+export function vis(name: string): string {
+  let out = "";
+  for (const b of Buffer.from(name, "utf8")) {
+    if (b === 0x5c) out += "\\\\";
+    else if (b > 0x20 && b < 0x7f && b !== 0x2a && b !== 0x3f && b !== 0x5b && b !== 0x23) out += String.fromCharCode(b);
+    else out += "\\" + b.toString(8).padStart(3, "0");
+  }
+  return out;
+}
+
+const MTREE_KEYWORDS = "size,type,uid,gid,mode,link,nlink,tar_time,sha256digest,xattr";
+
+function mtreeType(st: fs.BigIntStats): string {
+  if (st.isDirectory()) return "dir";
+  if (st.isFile()) return "file";
+  if (st.isSocket()) return "socket";
+  if (st.isSymbolicLink()) return "link";
+  if (st.isFIFO()) return "fifo";
+  if (st.isCharacterDevice()) return "char";
+  if (st.isBlockDevice()) return "block";
+  return "file";
+}
+
+function mtreeMode(st: fs.BigIntStats): string {
+  const m = Number(st.mode & 0o7777n);
+  return m === 0 ? "0" : "0" + m.toString(8);
+}
+
+/**
+ * Writes umoci's `BUNDLE/sha256_<hex>.mtree` for `rootfs` (see the module
+ * doc for the format), atomically. Reads every regular file (sha256).
+ * `treeName` is what the `# tree:` comment shows.
+ *
+ * @example
+ * ```ts
+ * writeUmociMtree("/tmp/bundle", "/tmp/bundle/rootfs", "sha256:ab…");
+ * ```
+ */
+export function writeUmociMtree(bundleDir: string, rootfs: string, manifestDigest: string, treeName = rootfs): string {
+  const target = path.join(bundleDir, umociMtreeName(manifestDigest));
+  const xattrs = readTreeXattrs(rootfs);
+  let user = "root";
+  try {
+    user = os.userInfo().username;
+  } catch { /* no passwd entry */ }
+  const lines: string[] = [
+    `#${"user: ".padStart(16)}${user}`,
+    `#${"machine: ".padStart(16)}${os.hostname()}`,
+    `#${"tree: ".padStart(16)}${treeName}`,
+    `#${"date: ".padStart(16)}${new Date().toString().slice(0, 24)}`,
+    `#${"keywords: ".padStart(16)}${MTREE_KEYWORDS}`,
+  ];
+  let set: string[] | null = null;
+  const lstat = (abs: string) => {
+    try {
+      return fs.lstatSync(abs, { bigint: true });
+    } catch (err) {
+      throw wrapIo(err, "lstat", abs);
+    }
+  };
+  const keywords = (rel: string, abs: string, st: fs.BigIntStats): string[] => {
+    const type = mtreeType(st);
+    const kv = [`size=${st.size}`, `type=${type}`, `uid=${st.uid}`, `gid=${st.gid}`, `mode=${mtreeMode(st)}`];
+    if (type === "link") {
+      try {
+        kv.push(`link=${vis(fs.readlinkSync(abs))}`);
+      } catch (err) {
+        throw wrapIo(err, "readlink", abs);
+      }
+    }
+    kv.push(`nlink=${st.nlink}`, `tar_time=${st.mtimeNs / 1_000_000_000n}.000000000`);
+    if (type === "file") kv.push(`sha256digest=${fileDigest(abs).slice(7)}`);
+    if (type === "file" || type === "dir") {
+      const x: Xattrs | undefined = xattrs.get(rel);
+      for (const [k, v] of Object.entries(x ?? {})) kv.push(`xattr.${vis(k)}=${Buffer.from(v).toString("base64")}`);
+    }
+    return kv;
+  };
+  const local = (kv: string[]) => kv.filter((k) => !set!.includes(k)).join(" ");
+  const walkDir = (rel: string, abs: string, st: fs.BigIntStats) => {
+    lines.push("", `# ${rel}`);
+    const own = [`uid=${st.uid}`, `gid=${st.gid}`];
+    if (set === null || own.some((k) => !set!.includes(k))) {
+      set = ["type=file", "nlink=1", "mode=0664", ...own];
+      lines.push(`/set ${set.join(" ")}`);
+    }
+    lines.push(`${rel === "." ? "." : vis(path.posix.basename(rel))} ${local(keywords(rel, abs, st))}`);
+    let names: string[];
+    try {
+      names = fs.readdirSync(abs);
+    } catch (err) {
+      throw wrapIo(err, "read directory", abs);
+    }
+    const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+    const files: Array<[string, fs.BigIntStats]> = [];
+    const dirs: Array<[string, fs.BigIntStats]> = [];
+    for (const n of names) {
+      const cst = lstat(path.join(abs, n));
+      (cst.isDirectory() ? dirs : files).push([n, cst]);
+    }
+    files.sort((a, b) => byBytes(a[0], b[0]));
+    dirs.sort((a, b) => byBytes(a[0], b[0]));
+    for (const [n, cst] of files) {
+      const crel = rel === "." ? n : `${rel}/${n}`;
+      lines.push(`    ${vis(n)} ${local(keywords(crel, path.join(abs, n), cst))}`);
+    }
+    for (const [n, cst] of dirs) walkDir(rel === "." ? n : `${rel}/${n}`, path.join(abs, n), cst);
+    lines.push("..");
+  };
+  walkDir(".", rootfs, lstat(rootfs));
+  const tmp = `${target}.tmp-${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, lines.join("\n") + "\n", { mode: 0o644 });
+    fs.renameSync(tmp, target);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw wrapIo(err, "write", target);
+  }
+  return target;
 }

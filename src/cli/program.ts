@@ -38,19 +38,77 @@ export function baseProgram(): { program: Command; raw: Command } {
   const program = new Command("ocigen")
     .description("OCI image layouts to systemd services; unpack, repack and build OCI images")
     .version(VERSION, "-v, --version")
-    .addOption(new Option("--log <level>", "log level").choices(["debug", "info", "warn", "error"]).default("warn"))
+    .addOption(new Option("--log <level>", "log level").choices(LOG_LEVELS).default("warn"))
     .option("--verbose", "alias for --log=info")
     .option("-q, --quiet", "no progress or warnings, errors only")
+    .enablePositionalOptions()
     .showHelpAfterError(false)
     .exitOverride();
   program.hook("preAction", (_this, action) => {
-    const o = action.optsWithGlobals() as { log?: LogLevel; verbose?: boolean; quiet?: boolean };
-    setLogLevel(o.verbose && o.log === "warn" ? "info" : (o.log ?? "warn"), Boolean(o.quiet));
+    let level: string | undefined;
+    let levelGiven = false;
+    let verbose = false;
+    let quiet = false;
+    // innermost command first: a --log after the verb wins over one before it
+    for (let c: Command | null = action; c; c = c.parent) {
+      const o = c.opts() as { log?: string; verbose?: boolean; quiet?: boolean };
+      if (o.log !== undefined && c.getOptionValueSource("log") === "cli") {
+        levelGiven = true;
+        level ??= o.log;
+      }
+      verbose ||= Boolean(o.verbose);
+      quiet ||= Boolean(o.quiet);
+    }
+    if (verbose && levelGiven) throw new OcigenError("EUSAGE", "--log=* and --verbose are mutually exclusive");
+    setLogLevel(logLevelOf(level ?? (verbose ? "info" : "warn")), quiet);
     // a terminal that cannot move the cursor gets no progress line (nothing to erase, no escapes)
     setTerminalCapable(process.env.TERM !== "dumb");
   });
   const raw = program.command("raw").description("advanced internal image tooling");
   return { program, raw };
+}
+
+/** The values `--log` takes: umoci's level names (`warning` is `warn`; `fatal` shows only the failure line, as `error`). */
+export const LOG_LEVELS = ["debug", "info", "warn", "warning", "error", "fatal"];
+
+/**
+ * The logger level of a `--log` value.
+ *
+ * @example
+ * ```ts
+ * logLevelOf("fatal"); // "error"
+ * ```
+ */
+export function logLevelOf(name: string): LogLevel {
+  if (name === "warning") return "warn";
+  if (name === "fatal") return "error";
+  return name as LogLevel;
+}
+
+/**
+ * Gives every verb the global options too (hidden from its help), so that
+ * they may also follow the verb. Global options are positional (as umoci's
+ * are): before the verb they belong to the program, after it to the verb,
+ * so a verb's option value that starts with `-` (`--config.cmd -v`) is never
+ * taken for a global flag.
+ *
+ * @example
+ * ```ts
+ * addGlobalOptionsToVerbs(makeProgram());
+ * ```
+ */
+export function addGlobalOptionsToVerbs(program: Command): void {
+  const walk = (cmd: Command) => {
+    for (const c of cmd.commands) {
+      const has = (flag: string) => c.options.some((o) => o.long === flag);
+      if (!has("--log")) c.addOption(new Option("--log <level>", "log level").choices(LOG_LEVELS).hideHelp());
+      if (!has("--verbose")) c.addOption(new Option("--verbose", "alias for --log=info").hideHelp());
+      if (!has("--quiet")) c.addOption(new Option("-q, --quiet", "no progress or warnings, errors only").hideHelp());
+      if (c.commands.length > 0) c.enablePositionalOptions();
+      walk(c);
+    }
+  };
+  walk(program);
 }
 
 /**
@@ -64,6 +122,7 @@ export function baseProgram(): { program: Command; raw: Command } {
  */
 export async function runProgram(program: Command, argv: string[]): Promise<number> {
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  addGlobalOptionsToVerbs(program);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === "number" ? process.exitCode : 0;

@@ -35,7 +35,7 @@ import { log } from "../log.ts";
 import type { TarHandler } from "../tar/parser.ts";
 import type { TarEntryHeader } from "../tar/header.ts";
 import { type IdMapping, toHost } from "./idmap.ts";
-import { RootResolver, cleanEntryPath } from "./resolve.ts";
+import { ResolveError, RootResolver, cleanEntryPath } from "./resolve.ts";
 import { type XattrSet, haveSetfattr, listXattrs, mknod, removeXattr, setXattrs } from "./special.ts";
 
 /**
@@ -280,7 +280,13 @@ export class LayerApplier implements TarHandler {
           return;
         }
         if (st?.isSymbolicLink() && opts.keepDirlinks) {
-          const target = this.r.resolveFollow(comps);
+          let target: ReturnType<RootResolver["resolveFollow"]> | undefined;
+          try {
+            target = this.r.resolveFollow(comps);
+          } catch (e) {
+            // a symlink loop resolves to no directory: the link is replaced (as umoci)
+            if (!(e instanceof ResolveError)) throw e;
+          }
           if (target) {
             let tst: fs.Stats | undefined;
             try {
@@ -493,6 +499,11 @@ export class LayerApplier implements TarHandler {
     for (const name of names) {
       if (name === "security.selinux") continue;
       if (this.state.rootless && !name.startsWith("user.")) continue;
+      // rootless: this xattr holds owners the unpack itself records (a layer's own is ignored, as umoci)
+      if (this.state.rootless && name === "user.rootlesscontainers") {
+        log.warn(`${rel || "."}: ignoring the user.rootlesscontainers xattr stored in the layer`);
+        continue;
+      }
       if (symlink && name.startsWith("user.")) continue; // Linux allows no user.* xattrs on symlinks
       if (name.includes("\0") || name === "") this.fail("ETAR", rel, "bad xattr name");
       const v = h.xattrs[name];
@@ -500,6 +511,9 @@ export class LayerApplier implements TarHandler {
       let list = this.xattrs.get(key);
       if (!list) this.xattrs.set(key, (list = []));
       const value = typeof v === "string" ? new TextEncoder().encode(v) : v;
+      // a PAX record with an empty value sets nothing (POSIX: it unsets the
+      // keyword; Go's archive/tar, so umoci, skips it): never an empty xattr
+      if (value.length === 0) continue;
       // the kernel's XATTR_SIZE_MAX: a larger value could never be set
       if (value.length > 65536) this.fail("EUNPACK", key, `xattr ${JSON.stringify(name)} is larger than 64 KiB`);
       list.push({ rel: key, name, value, ino });

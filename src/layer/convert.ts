@@ -2,13 +2,16 @@
  * Conversion of an OCI image config to an OCI runtime-spec `config.json`
  * (image-spec conversion.md), on umoci's default template:
  *
- * - `process.args` = `Entrypoint` + `Cmd`; `process.env` = `Env` (plus
+ * - `process.args` = `Entrypoint` + `Cmd` (`["sh"]` when both are empty,
+ *   umoci's template); `process.env` = `Env` (plus
  *   `TERM=xterm` as umoci's terminal default and `HOME` from the user's passwd
  *   entry when found and not set); `process.cwd` = `WorkingDir` (default `/`);
  * - `process.user`: `User` (`user`, `uid`, `user:group`, `uid:gid`, ...)
  *   resolved in the rootfs's own `/etc/passwd` and `/etc/group`, read through
  *   the chroot-style resolver (so symlinks in the rootfs cannot make us read
- *   host files); supplementary groups from `/etc/group` membership;
+ *   host files); supplementary groups from `/etc/group` membership; a name
+ *   that cannot be resolved is an error, or (without a rootfs, when the
+ *   caller asks for umoci's `raw runtime-config` behaviour) a warning and 0:0;
  * - `Volumes` become tmpfs mounts (as umoci);
  * - annotations: `Labels`, then `org.opencontainers.image.{os,architecture,
  *   author,created,exposedPorts,stopSignal}`.
@@ -85,6 +88,12 @@ export interface ConvertOptions {
   rootless?: boolean;
   uidMappings?: Array<{ containerID: number; hostID: number; size: number }>;
   gidMappings?: Array<{ containerID: number; hostID: number; size: number }>;
+  /**
+   * Without `rootfs`, a `User` naming a user or group cannot be resolved:
+   * by default that is an error; with this set it is `warn`ed and the
+   * process runs as 0:0, as `umoci raw runtime-config` does.
+   */
+  unresolvedUserAsRoot?: { warn: (message: string) => void };
 }
 
 const CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
@@ -237,7 +246,14 @@ export function resolveUser(rootfs: string | undefined, user: string | undefined
  */
 export function convertConfig(image: ImageConfig, opts: ConvertOptions = {}): RuntimeSpec {
   const c = image.config ?? {};
-  const user = resolveUser(opts.rootfs, c.User);
+  let user: ResolvedUser;
+  try {
+    user = resolveUser(opts.rootfs, c.User);
+  } catch (e) {
+    if (opts.rootfs !== undefined || !opts.unresolvedUserAsRoot) throw e;
+    opts.unresolvedUserAsRoot.warn(`${(e as Error).message} without a rootfs: the process runs as 0:0`);
+    user = { uid: 0, gid: 0 };
+  }
   const env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"];
   const setEnv = (kv: string) => {
     const k = kv.includes("=") ? kv.slice(0, kv.indexOf("=")) : kv;
@@ -247,7 +263,9 @@ export function convertConfig(image: ImageConfig, opts: ConvertOptions = {}): Ru
   };
   for (const e of c.Env ?? []) setEnv(e);
   if (user.home && !env.some((e) => e.startsWith("HOME="))) env.push(`HOME=${user.home}`);
+  // umoci's template runs `sh` when the image names no command
   const args = [...(c.Entrypoint ?? []), ...(c.Cmd ?? [])];
+  if (args.length === 0) args.push("sh");
   const mounts: RuntimeMount[] = [
     { destination: "/proc", type: "proc", source: "proc" },
     { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },

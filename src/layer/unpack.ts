@@ -26,9 +26,10 @@
  * {@linkcode convertConfig}), `umoci.json` (umoci's format, version "2":
  * `{"umoci_version":"2","from_descriptor_path":{"descriptor_walk":[manifest]},
  * "map_options":{"uid_mappings":…,"gid_mappings":…,"rootless":…},"whiteout_mode":0}`),
- * the bundle manifest written by `writeBundleManifest`, and in rootless mode
- * `ocigen.owners.json` (`{"path":[uid,gid],…}`: owners from the layers that
- * could not be applied).
+ * the bundle manifests, and in rootless mode the owners from the layers that
+ * could not be applied as `user.rootlesscontainers` xattrs (as umoci), or,
+ * for symlinks (which cannot carry `user.*` xattrs) and on filesystems
+ * without user xattrs, in `ocigen.owners.json` (`{"path":[uid,gid],…}`).
  *
  * Deliberate differences from umoci 0.4.7 (everything else is checked equal by
  * test/unpack-umoci.test.ts):
@@ -41,10 +42,11 @@
  * - a hard link to itself is a no-op (umoci fails: link: no such file);
  * - zstd layers are supported (umoci 0.4.7 refuses the media type);
  * - rootless: directories keep u+rwx so their owner can read, repack and
- *   remove the tree, and owners are recorded in `ocigen.owners.json`;
+ *   remove the tree, and symlink owners are kept in `ocigen.owners.json`;
  * - config.json: absent fields give no annotation (umoci writes Go zero
  *   values: `""`, `0001-01-01T00:00:00Z`); hostname `ocigen-default`;
- * - the bundle manifest is `ocigen.mtree.jsonl` (umoci: `sha256_<digest>.mtree`);
+ * - beside umoci's `sha256_<digest>.mtree` the bundle also has ocigen's
+ *   faster `ocigen.mtree.jsonl` (see `UnpackOptions.bundleManifests`);
  * - the tree is built beside the target and renamed into place after all
  *   verification, and flushed (`sync -f`) first (umoci unpacks in place).
  *
@@ -68,6 +70,9 @@ import type { ByteSink } from "../stream/sink.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
 import { RootResolver } from "./resolve.ts";
 import { convertConfig } from "./convert.ts";
+import { writeUmociMtree } from "../bundle/mtree.ts";
+import { encodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
+import { haveSetfattr, setXattrs, type XattrSet } from "./special.ts";
 import { writeBundleManifest } from "../bundle/manifest.ts";
 import { formatIdMap } from "./idmap.ts";
 import { fsyncDir } from "../fs/atomic.ts";
@@ -92,6 +97,46 @@ export interface UnpackOptions extends ApplyOptions {
    * whose files are not on disk (default true).
    */
   durable?: boolean;
+  /**
+   * Which change manifests `unpackBundle` writes: umoci's
+   * `sha256_<hex>.mtree` (read by `umoci repack` and `gomtree`), ocigen's
+   * `ocigen.mtree.jsonl` (lets `ocigen repack` skip unchanged files without
+   * reading them), or both (default).
+   */
+  bundleManifests?: "both" | "umoci" | "ocigen";
+  /**
+   * `unpackRootfs` in rootless mode: record the owners that could not be
+   * applied in `user.rootlesscontainers` xattrs, as `unpackBundle` always
+   * does (`umoci raw unpack --rootless`). Default false.
+   */
+  rootlessOwnerXattrs?: boolean;
+}
+
+/**
+ * Rootless: writes each owner that could not be applied as a
+ * `user.rootlesscontainers` xattr (see `../bundle/rootlesscontainers.ts`).
+ * Returns the owners that could not be recorded that way: those of
+ * symlinks (Linux allows no `user.*` xattr on them), or all of them when
+ * `setfattr` is missing or the filesystem refuses user xattrs.
+ */
+function recordRootlessOwners(rootfs: string, owners: ReadonlyMap<string, { uid: number; gid: number }>): Map<string, { uid: number; gid: number }> {
+  const left = new Map<string, { uid: number; gid: number }>();
+  const sets: XattrSet[] = [];
+  for (const [rel, o] of owners) {
+    const value = encodeRootlessOwner(o.uid, o.gid);
+    if (!value) continue;
+    const st = fs.lstatSync(rel === "" || rel === "." ? rootfs : path.join(rootfs, rel), { throwIfNoEntry: false });
+    if (!st) continue;
+    if (st.isSymbolicLink()) left.set(rel, o);
+    else sets.push({ rel: rel === "" ? "." : rel, name: ROOTLESS_XATTR, value });
+  }
+  if (sets.length === 0) return left;
+  const errors = haveSetfattr() ? setXattrs(rootfs, sets) : ["setfattr (package attr) not installed"];
+  if (errors.length > 0) {
+    log.warn(`cannot record rootless owners as ${ROOTLESS_XATTR} xattrs (${errors[0]}): recording them in ${OWNERS_FILE}`);
+    return new Map(owners);
+  }
+  return left;
 }
 
 /** Flushes the filesystem holding `dir` (syncfs through coreutils `sync -f`; plain `sync` as a fallback). */
@@ -459,7 +504,11 @@ export async function unpackRootfs(layout: Layout, image: ResolvedImage, target:
     abs,
     0o755,
     opts.durable ?? true,
-    (tmp) => applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], tmp, opts),
+    async (tmp) => {
+      const state = await applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], tmp, opts);
+      if (state.rootless && opts.rootlessOwnerXattrs) recordRootlessOwners(tmp, state.owners);
+      return state;
+    },
     (tmp) => {
       try {
         if (exists(abs)) {
@@ -539,13 +588,16 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
       });
       writeFileAtomic(path.join(tmp, "config.json"), JSON.stringify(spec, null, "\t") + "\n");
       writeFileAtomic(path.join(tmp, "umoci.json"), JSON.stringify(bundleMeta(image, opts, state.rootless)) + "\n");
-      if (state.rootless && state.owners.size) {
+      const left = state.rootless ? recordRootlessOwners(rootfs, state.owners) : new Map();
+      if (left.size) {
         const o: Record<string, [number, number]> = {};
-        for (const [k, v] of [...state.owners.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) o[k] = [v.uid, v.gid];
+        for (const [k, v] of [...left.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) o[k] = [v.uid, v.gid];
         writeFileAtomic(path.join(tmp, OWNERS_FILE), JSON.stringify(o) + "\n");
       }
+      const which = opts.bundleManifests ?? "both";
+      if (which !== "ocigen") writeUmociMtree(tmp, rootfs, image.manifestDescriptor.digest, path.join(bundle, "rootfs"));
       // no xattr set by the engine: the manifest needs no getfattr pass over the tree
-      await writeBundleManifest(tmp, rootfs, { noXattrs: !state.anyXattrs });
+      if (which !== "umoci") await writeBundleManifest(tmp, rootfs, { noXattrs: !state.anyXattrs && !(state.rootless && state.owners.size > 0), forManifest: image.manifestDescriptor.digest });
       return state;
     },
     (tmp) => {

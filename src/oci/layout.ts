@@ -118,7 +118,8 @@ function kindOf(mt: string): string {
 
 /**
  * Splits umoci's `LAYOUT[:TAG]` image reference (TAG defaults to `latest`);
- * the first `:` separates, as in umoci.
+ * the first `:` separates, as in umoci, and an empty TAG (`LAYOUT:`) is
+ * refused as umoci refuses it.
  *
  * @example
  * ```ts
@@ -132,7 +133,8 @@ export function parseImageRef(ref: string): { dir: string; tag: string } {
   const dir = ref.slice(0, i);
   const tag = ref.slice(i + 1);
   if (dir === "") throw new OcigenError("EUSAGE", `Invalid image reference ${JSON.stringify(ref)}: empty layout path`);
-  return { dir, tag: tag === "" ? "latest" : tag };
+  if (tag === "") throw new OcigenError("EUSAGE", `Invalid image reference ${JSON.stringify(ref)}: empty tag (leave out the ':' for latest)`);
+  return { dir, tag };
 }
 
 /**

@@ -13,7 +13,13 @@ import path from "node:path";
 import { comparePaths, encodeXattrs, entryFromStat, scanTree } from "../bundle/scan.ts";
 import { readPathsXattrs } from "../bundle/xattr.ts";
 import { type Compression, resolveCompression } from "../compress/encode.ts";
-import { type LayerItem, type WrittenLayer, writeLayer, writeLayerFromTar } from "./layer-writer.ts";
+import { type LayerItem, type LayerWriteOptions, type WrittenLayer, writeLayer, writeLayerFromTar } from "./layer-writer.ts";
+import process from "node:process";
+import { Buffer } from "node:buffer";
+import type { IdMapping } from "../layer/idmap.ts";
+import type { BundleEntry } from "../bundle/scan.ts";
+import { decodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
+import { reverseIdMap } from "./bundle-meta.ts";
 import { commitLayer, type HistoryOptions } from "./commit.ts";
 import { normalizeImagePath } from "./repack.ts";
 
@@ -27,6 +33,42 @@ export interface AddLayerOptions {
   /** Layer compression; `auto`: that of the image's last layer. Default gzip. */
   compression?: Compression | "auto";
   sourceDateEpoch?: number;
+  /** insert: host uid/gid -> image uid/gid of the inserted files (umoci's `--uid-map`/`--gid-map`, read host to container). */
+  uidMap?: IdMapping[];
+  gidMap?: IdMapping[];
+  /**
+   * insert: rootless (umoci's `--rootless`): without maps the calling user
+   * is the image's root, and a `user.rootlesscontainers` xattr on an
+   * inserted file gives its owner (and is not carried into the layer).
+   */
+  rootless?: boolean;
+}
+
+/** The owner functions of an insert (see {@linkcode AddLayerOptions}). */
+function insertOwners(opts: AddLayerOptions, items: LayerItem[]): Pick<LayerWriteOptions, "mapUid" | "mapGid" | "mapOwner"> {
+  const self = (id: number | undefined) => (id === undefined ? [] : [{ containerID: 0, hostID: id, size: 1 }]);
+  const uidMap = opts.uidMap?.length ? opts.uidMap : opts.rootless ? self(process.geteuid?.()) : [];
+  const gidMap = opts.gidMap?.length ? opts.gidMap : opts.rootless ? self(process.getegid?.()) : [];
+  const mapUid = reverseIdMap(uidMap);
+  const mapGid = reverseIdMap(gidMap);
+  const recorded = new Map<string, { uid?: number; gid?: number }>();
+  if (opts.rootless) {
+    for (const it of items) {
+      if (it.kind !== "entry" || !it.entry.xattrs || !(ROOTLESS_XATTR in it.entry.xattrs)) continue;
+      const { [ROOTLESS_XATTR]: v, ...rest } = it.entry.xattrs;
+      try {
+        recorded.set(it.name, decodeRootlessOwner(Buffer.from(v, "base64")));
+      } catch (e) {
+        throw new OcigenError("EUSAGE", `Cannot insert ${it.abs}: bad ${ROOTLESS_XATTR} xattr: ${(e as Error).message}`);
+      }
+      it.entry.xattrs = Object.keys(rest).length ? rest : undefined;
+    }
+  }
+  const mapOwner = recorded.size === 0 ? undefined : (name: string, e: BundleEntry) => {
+    const r = recorded.get(name);
+    return r ? { uid: r.uid ?? mapUid(e.uid), gid: r.gid ?? mapGid(e.gid) } : undefined;
+  };
+  return { mapUid, mapGid, mapOwner };
 }
 
 async function compressionFor(layout: Layout, opts: AddLayerOptions): Promise<Compression> {
@@ -54,7 +96,8 @@ function whiteoutName(target: string, opaque = false): string {
 
 /**
  * Builds the layer items that place host path `src` at image path `target`
- * (root-relative), optionally making `target` opaque.
+ * (root-relative), optionally making `target` opaque (a directory gets an
+ * opaque marker; anything else replaces what was there without one).
  *
  * @example
  * ```ts
@@ -70,7 +113,9 @@ export function insertItems(src: string, target: string, opaque: boolean): Layer
   }
   const items: LayerItem[] = [];
   if (!st.isDirectory()) {
-    if (opaque) throw new OcigenError("EUSAGE", `Cannot insert ${src} with --opaque: not a directory`);
+    // --opaque of a non-directory needs no marker: the entry replaces
+    // whatever lower layers have at `target` (and below it) anyway, as umoci
+    // accepts it.
     if (target === ".") throw new OcigenError("EUSAGE", `Cannot insert ${src} at /: not a directory`);
     const entry = entryFromStat(target, st, src);
     const x = readPathsXattrs(path.dirname(src), [path.basename(src)]).get(path.basename(src));
@@ -88,7 +133,7 @@ export function insertItems(src: string, target: string, opaque: boolean): Layer
     }
     const name = join(target, e.path);
     const item: LayerItem = { kind: "entry", name, abs: e.path === "." ? src : `${src}/${e.path}`, entry: e };
-    if (e.type === "file" && e.nlink > 1) {
+    if (e.type !== "dir" && e.nlink > 1) {
       const f = first.get(e.ino);
       if (f) item.hardlinkTo = f;
       else first.set(e.ino, name);
@@ -121,7 +166,7 @@ export async function insertPath(
   }
   const items = insertItems(src, t, Boolean(opts.opaque));
   return await layout.withLock(async () => {
-    const layer = await writeLayer(layout, items, await compressionFor(layout, opts), { sourceDateEpoch: opts.sourceDateEpoch });
+    const layer = await writeLayer(layout, items, await compressionFor(layout, opts), { sourceDateEpoch: opts.sourceDateEpoch, ...insertOwners(opts, items) });
     return await commit(layout, opts, layer, { created_by: `ocigen insert ${"/" + (t === "." ? "" : t)}`, ...opts.history });
   });
 }

@@ -13,6 +13,7 @@
  */
 import fs from "node:fs";
 import { Buffer } from "node:buffer";
+import { log } from "../log.ts";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { createDigester, type Digester } from "../digest/index.ts";
 import type { ByteSink } from "../stream/sink.ts";
@@ -22,6 +23,18 @@ import { type Compression, encodeStream, layerMediaType } from "../compress/enco
 import type { Descriptor } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
 import { progress } from "../progress.ts";
+
+
+/** overlayfs' private xattrs: never carried into a layer. */
+const OVERLAY_XATTRS = new Set([
+  "trusted.overlay.opaque",
+  "trusted.overlay.redirect",
+  "trusted.overlay.origin",
+  "trusted.overlay.impure",
+  "trusted.overlay.nlink",
+  "trusted.overlay.upper",
+  "trusted.overlay.metacopy",
+]);
 
 /** One entry of a layer to write. */
 export type LayerItem =
@@ -174,8 +187,15 @@ export async function* tarStream(
         };
         if (e.xattrs) {
           const x: Record<string, Uint8Array> = {};
-          for (const k of Object.keys(e.xattrs)) x[k] = b64(e.xattrs[k]);
-          base.xattrs = x;
+          for (const k of Object.keys(e.xattrs)) {
+            // overlayfs bookkeeping describes the upper directory, not the image (umoci drops it too)
+            if (OVERLAY_XATTRS.has(k)) continue;
+            const v = b64(e.xattrs[k]);
+            // an empty PAX value means "unset": the xattr cannot be carried (umoci drops it too)
+            if (v.length === 0) log.warn(`${it.name}: ignoring empty-valued xattr ${JSON.stringify(k)}: a PAX record cannot carry an empty value`);
+            else x[k] = v;
+          }
+          if (Object.keys(x).length > 0) base.xattrs = x;
         }
         if (it.hardlinkTo !== undefined) {
           w.add({ ...base, type: "link", linkname: it.hardlinkTo, size: 0 });

@@ -11,12 +11,15 @@
 import fs from "node:fs";
 import path from "node:path";
 import process from "node:process";
+import { Buffer } from "node:buffer";
+import { OcigenError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
 import { type Change, diffTree, statCandidates } from "../bundle/diff.ts";
 import { hasBundleManifest, readBundleManifest, writeBundleManifest } from "../bundle/manifest.ts";
-import { readUmociMtree } from "../bundle/mtree.ts";
+import { readUmociMtree, umociMtreeName, writeUmociMtree } from "../bundle/mtree.ts";
+import { decodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
 import { type BundleEntry, comparePaths, loadXattrs, scanTree } from "../bundle/scan.ts";
 import { xattrsSupported } from "../bundle/xattr.ts";
 import { type Compression, resolveCompression } from "../compress/encode.ts";
@@ -93,7 +96,7 @@ export function changesToItems(changes: Change[], rootfs: string, now: Map<strin
     }
     const e = c.entry;
     const item: LayerItem = { kind: "entry", name: c.path, abs: c.path === "." ? rootfs : path.join(rootfs, c.path), entry: e };
-    if (e.type === "file" && e.nlink > 1) {
+    if (e.type !== "dir" && e.nlink > 1) {
       const first = firstOfInode.get(e.ino);
       if (first !== undefined) item.hardlinkTo = first;
       else firstOfInode.set(e.ino, c.path);
@@ -142,6 +145,49 @@ export function recordedOwners(
   };
 }
 
+/**
+ * Takes the `user.rootlesscontainers` xattr off the entries to emit: in a
+ * rootless bundle it holds the in-image owner (returned by path, noop ids
+ * undefined), in any other bundle it is suspicious but kept, as umoci does.
+ *
+ * @example
+ * ```ts
+ * const owners = takeRootlessXattrs(changes, true, "/b"); // Map { "etc/x" => { uid: 5, gid: undefined } }
+ * ```
+ */
+export function takeRootlessXattrs(changes: Change[], rootless: boolean, bundle: string): Map<string, { uid?: number; gid?: number }> {
+  const out = new Map<string, { uid?: number; gid?: number }>();
+  for (const c of changes) {
+    if (c.kind === "delete" || !c.entry.xattrs || !(ROOTLESS_XATTR in c.entry.xattrs)) continue;
+    if (!rootless) {
+      log.warn(`bundle ${bundle}: ${c.path}: ${ROOTLESS_XATTR} xattr in a bundle that is not rootless: kept as is`);
+      continue;
+    }
+    const { [ROOTLESS_XATTR]: v, ...rest } = c.entry.xattrs;
+    try {
+      out.set(c.path, decodeRootlessOwner(Buffer.from(v, "base64")));
+    } catch (e) {
+      throw new OcigenError("EREPACK", `Cannot repack ${bundle}: ${c.path}: bad ${ROOTLESS_XATTR} xattr: ${(e as Error).message}`);
+    }
+    c.entry.xattrs = Object.keys(rest).length ? rest : undefined;
+  }
+  return out;
+}
+
+/** The owner function of a rootless repack with the xattr-recorded owners on top (noop ids keep the base owner). */
+function withRootlessXattrs(
+  base: ((name: string, e: BundleEntry) => { uid: number; gid: number } | undefined) | undefined,
+  xattrOwners: Map<string, { uid?: number; gid?: number }>,
+): ((name: string, e: BundleEntry) => { uid: number; gid: number } | undefined) | undefined {
+  if (xattrOwners.size === 0) return base;
+  return (name, e) => {
+    const x = xattrOwners.get(name);
+    const b = base?.(name, e);
+    if (!x) return b;
+    return { uid: x.uid ?? b?.uid ?? e.uid, gid: x.gid ?? b?.gid ?? e.gid };
+  };
+}
+
 /** Options of {@linkcode repackBundle}. */
 export interface RepackOptions {
   /** Tag to write. */
@@ -182,8 +228,13 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
   const source = bundleSource(meta);
   const manifest = await layout.readJSON<ImageManifest>(source);
   const config = await layout.readJSON<ImageConfig>(manifest.config);
-  // ocigen's manifest, else umoci's mtree (a bundle made by `umoci unpack`)
-  const bm = hasBundleManifest(bundle) ? readBundleManifest(bundle) : (readUmociMtree(bundle, source.digest) ?? readBundleManifest(bundle));
+  // ocigen's manifest when it describes this image, else umoci's mtree (a
+  // bundle made by `umoci unpack`, or refreshed by `umoci repack`)
+  const hadOcigen = hasBundleManifest(bundle);
+  const own = hadOcigen ? readBundleManifest(bundle) : undefined;
+  const umoci = own?.header.manifest === undefined || own.header.manifest === source.digest ? undefined : readUmociMtree(bundle, source.digest);
+  const hadUmoci = fs.existsSync(path.join(bundle, umociMtreeName(source.digest)));
+  const bm = umoci ?? own ?? readUmociMtree(bundle, source.digest) ?? readBundleManifest(bundle);
   const rootfs = path.resolve(bundle, bm.header.rootfs);
   const masks = [...(opts.maskPaths ?? [])];
   if (opts.maskVolumes !== false) masks.push(...Object.keys(config.config?.Volumes ?? {}));
@@ -201,6 +252,8 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
   // emitted entries the witness cleared (members of a changed hard-link group) need their xattrs too
   loadXattrs(rootfs, changes.flatMap((c) => (c.kind !== "delete" && !loaded.has(c.entry) ? [c.entry] : [])));
   log.info(`repack ${bundle}: ${changes.length} change(s)`);
+  const rootless = Boolean(meta.map_options?.rootless);
+  const rootlessXattrOwners = takeRootlessXattrs(changes, rootless, bundle);
   const history: HistoryOptions = { created_by: "ocigen repack", ...opts.history };
   // hold the layout lock from the first blob to the tag (no gc in between)
   const { r, layer } = await layout.withLock(async () => {
@@ -212,7 +265,7 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
         task: "repack",
         mapUid: reverseIdMap(meta.map_options?.uid_mappings),
         mapGid: reverseIdMap(meta.map_options?.gid_mappings),
-        mapOwner: recordedOwners(bundle, bm.entries, Boolean(meta.map_options?.rootless)),
+        mapOwner: withRootlessXattrs(recordedOwners(bundle, bm.entries, rootless), rootlessXattrOwners),
       };
       layer = await writeLayer(layout, items, resolveCompression(opts.compression, manifest.layers), wopts);
     }
@@ -222,10 +275,13 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
   });
   if (opts.refreshBundle) {
     writeBundleMeta(bundle, { ...meta, from_descriptor_path: { descriptor_walk: [r.manifestDescriptor] } });
-    await writeBundleManifest(bundle, rootfs);
-    // umoci's mtree (if the bundle came from umoci unpack) describes the old image: drop it
-    const [alg, hex] = source.digest.split(":");
-    fs.rmSync(path.join(bundle, `${alg}_${hex}.mtree`), { force: true });
+    // the manifests the bundle had, now describing the new image
+    const digest = r.manifestDescriptor.digest;
+    if (hadUmoci || !hadOcigen) {
+      writeUmociMtree(bundle, rootfs, digest);
+      if (digest !== source.digest) fs.rmSync(path.join(bundle, umociMtreeName(source.digest)), { force: true });
+    }
+    if (hadOcigen) await writeBundleManifest(bundle, rootfs, { forManifest: digest });
   }
   return { manifestDescriptor: r.manifestDescriptor, layer: layer?.descriptor, diffId: layer?.diffId, changes: changes.length };
 }

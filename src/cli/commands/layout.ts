@@ -7,32 +7,22 @@
 import process from "node:process";
 import type { Command } from "commander";
 import { OcigenError } from "../../errors.ts";
-import { Layout, parseImageRef } from "../../oci/layout.ts";
+import { Layout } from "../../oci/layout.ts";
 import { CLEAR_KEYS, type ConfigChanges, configImage, copyTag, type HistoryOptions, newImage } from "../../oci/image.ts";
 import { formatStatTable, imageStat } from "../../oci/stat.ts";
 import { gcLayout } from "../../oci/gc.ts";
 import { start as startProgress } from "../../progress.ts";
 import { validateTag } from "../../oci/refname.ts";
 import { log } from "../../log.ts";
+import { historyArgs, imageArg, layoutArg } from "../args.ts";
 import { gcJson, lsJson } from "../json.ts";
 
 type Opts = Record<string, unknown>;
 
 const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
-function imageOf(o: Opts): { dir: string; tag: string } {
-  const img = o.image as string | undefined;
-  if (!img) throw new OcigenError("EUSAGE", "--image LAYOUT[:TAG] is required");
-  const r = parseImageRef(img);
-  validateTag(r.tag);
-  return r;
-}
-
-function layoutOf(o: Opts): string {
-  const l = o.layout as string | undefined;
-  if (!l) throw new OcigenError("EUSAGE", "--layout LAYOUT is required");
-  return l;
-}
+const imageOf = imageArg;
+const layoutOf = layoutArg;
 
 function out(s: string): void {
   process.stdout.write(s);
@@ -163,6 +153,7 @@ export function register(program: Command, _raw: Command): void {
     .option("--history.created_by <text>", "created_by of the history entry");
   config.action(async (o: Opts) => {
     const { dir, tag } = imageOf(o);
+    historyArgs(o);
     const s = (k: string) => o[k] as string | undefined;
     const a = (k: string) => o[k] as string[] | undefined;
     const newTag = s("tag");
@@ -189,14 +180,8 @@ export function register(program: Command, _raw: Command): void {
       manifestAnnotations: a("manifest.annotation"),
       clear: a("clear"),
     };
-    let history: HistoryOptions | false = false;
-    if (o.history !== false) {
-      history = {};
-      for (const k of ["author", "comment", "created", "created_by"] as const) {
-        const v = s(`history.${k}`);
-        if (v !== undefined) history[k] = v;
-      }
-    }
+    const h = historyArgs(o);
+    const history: HistoryOptions | false = h.none ? false : { ...h.values };
     await configImage(await Layout.open(dir), tag, changes, { newTag, history });
   });
 }

@@ -5,12 +5,16 @@
  */
 import { type Command, Option } from "commander";
 import { OcigenError } from "../../errors.ts";
-import { Layout, parseImageRef } from "../../oci/layout.ts";
+import { Layout } from "../../oci/layout.ts";
+import { historyArgs, imageArg, tagArg } from "../args.ts";
 import type { HistoryOptions } from "../../repack/commit.ts";
 // The layer writer, the compressors and the repack machinery are imported by
 // the actions (first thing, so errors come in the same order): registering
 // the verbs stays cheap.
 import { checkDate } from "../../oci/image.ts";
+import { parseIdMap } from "../../layer/idmap.ts";
+
+const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
 function addHistoryOptions(cmd: Command): Command {
   return cmd
@@ -26,20 +30,15 @@ function addCompressOption(cmd: Command): Command {
 }
 
 function historyFrom(o: Record<string, unknown>): HistoryOptions {
-  // commander keeps the dots of "--history.created_by" in the option key
-  const h: HistoryOptions = {};
-  for (const k of ["created_by", "comment", "author", "created"] as const) {
-    const v = o[`history.${k}`];
-    if (typeof v === "string") h[k] = v;
-  }
+  const { none, values } = historyArgs(o);
+  const h: HistoryOptions = { ...values };
   if (h.created !== undefined) checkDate(h.created, "--history.created");
-  if (o.history === false) h.none = true;
+  if (none) h.none = true;
   return h;
 }
 
 function imageOf(o: { image?: string }): { dir: string; tag: string } {
-  if (!o.image) throw new OcigenError("EUSAGE", "--image LAYOUT[:TAG] is required");
-  return parseImageRef(o.image);
+  return imageArg(o);
 }
 
 /**
@@ -84,6 +83,9 @@ export function register(program: Command, raw: Command): void {
     .option("--tag <new-tag>", "new tag name (default: overwrite the --image tag)")
     .option("--opaque", "make TARGET opaque (hide what lower layers have below it)")
     .option("--whiteout", "add a whiteout for TARGET instead of content")
+    .option("--uid-map <container:host[:size]>", "uid mapping: inserted files owned by host id HOST get image id CONTAINER (repeatable)", collect)
+    .option("--gid-map <container:host[:size]>", "gid mapping, as --uid-map (repeatable)", collect)
+    .option("--rootless", "rootless insert: the calling user is the image's root; user.rootlesscontainers xattrs give owners")
     .argument("[src]", "host file or directory")
     .argument("[target]", "path inside the image");
   addCompressOption(addHistoryOptions(insert));
@@ -94,14 +96,24 @@ export function register(program: Command, raw: Command): void {
     ]);
     const { dir, tag } = imageOf(o as { image?: string });
     const layout = await Layout.open(dir);
-    const base = { tag, newTag: o.tag as string | undefined, history: historyFrom(o), compression: parseCompression(o.compress as string) };
+    const base = {
+      tag,
+      newTag: tagArg(o),
+      history: historyFrom(o),
+      compression: parseCompression(o.compress as string),
+      uidMap: ((o.uidMap as string[] | undefined) ?? []).map(parseIdMap),
+      gidMap: ((o.gidMap as string[] | undefined) ?? []).map(parseIdMap),
+      rootless: Boolean(o.rootless),
+    };
     if (o.whiteout) {
       if (a === undefined || b !== undefined) throw new OcigenError("EUSAGE", "insert --whiteout takes exactly one argument: TARGET");
+      if (a === "") throw new OcigenError("EUSAGE", "insert --whiteout: TARGET must not be empty");
       if (o.opaque) throw new OcigenError("EUSAGE", "insert: --whiteout and --opaque exclude each other");
       await insertWhiteout(layout, a, base);
       return;
     }
     if (a === undefined || b === undefined) throw new OcigenError("EUSAGE", "insert takes two arguments: SRC TARGET");
+    if (a === "" || b === "") throw new OcigenError("EUSAGE", `insert: ${a === "" ? "SRC" : "TARGET"} must not be empty`);
     await insertPath(layout, a, b, { ...base, opaque: Boolean(o.opaque) });
   });
 
@@ -121,7 +133,7 @@ export function register(program: Command, raw: Command): void {
     const layout = await Layout.open(dir);
     await addTarLayer(layout, file, {
       tag,
-      newTag: o.tag as string | undefined,
+      newTag: tagArg(o),
       history: historyFrom(o),
       compression: parseCompression(o.compress as string),
     });

@@ -5,10 +5,10 @@
  * @module
  */
 import fs from "node:fs";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { OcigenError, shortDigest, wrapIo } from "../../errors.ts";
-import { Layout, parseImageRef } from "../../oci/layout.ts";
-import { validateTag } from "../../oci/refname.ts";
+import { Layout } from "../../oci/layout.ts";
+import { imageArg } from "../args.ts";
 import { checkLayerCount } from "../../oci/validate.ts";
 import { log } from "../../log.ts";
 import { type Progress, start as startProgress } from "../../progress.ts";
@@ -29,10 +29,8 @@ const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
  * `forPlatform`: refuse an image made for another platform.
  */
 async function openImage(o: Opts, forPlatform = false) {
-  const img = o.image as string | undefined;
-  if (!img) throw new OcigenError("EUSAGE", "--image LAYOUT[:TAG] is required");
-  const { dir, tag } = parseImageRef(img);
-  validateTag(tag);
+  const img = o.image as string;
+  const { dir, tag } = imageArg(o);
   const platform = platformOption(o.platform as string | undefined);
   const layout = await Layout.open(dir);
   const image = await layout.resolve(tag, platform);
@@ -92,7 +90,13 @@ export function register(program: Command, raw: Command): void {
       .command("unpack")
       .description("unpack an image into a runtime bundle (rootfs, config.json, umoci.json, manifest)")
       .requiredOption("--image <layout[:tag]>", "image to unpack")
-      .argument("<bundle>", "bundle directory to create (must not exist, or be empty)"),
+      .argument("<bundle>", "bundle directory to create (must not exist, or be empty)")
+      .addOption(
+        new Option(
+          "--bundle-manifest <which>",
+          "change manifests to write: umoci's sha256_<digest>.mtree (read by umoci repack, gomtree), ocigen's ocigen.mtree.jsonl (lets ocigen repack skip unchanged files unread), or both",
+        ).choices(["both", "umoci", "ocigen"]).default("both"),
+      ),
   ).action(async (bundle: string, o: Opts) => {
     const [{ layout, image, name }, { unpackBundle }, { runningAsRoot }] = await Promise.all([
       openImage(o, true),
@@ -100,7 +104,11 @@ export function register(program: Command, raw: Command): void {
       import("../../layer/apply.ts"),
     ]);
     checkLayerCount(image, name);
-    await withLine(image.manifest.layers, (p) => unpackBundle(layout, image, bundle, unpackOptions(o, p, runningAsRoot)));
+    await withLine(image.manifest.layers, (p) =>
+      unpackBundle(layout, image, bundle, {
+        ...unpackOptions(o, p, runningAsRoot),
+        bundleManifests: o.bundleManifest as "both" | "umoci" | "ocigen",
+      }));
   });
 
   addUnpackFlags(
@@ -116,7 +124,7 @@ export function register(program: Command, raw: Command): void {
       import("../../layer/apply.ts"),
     ]);
     checkLayerCount(image, name);
-    await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, unpackOptions(o, p, runningAsRoot)));
+    await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, { ...unpackOptions(o, p, runningAsRoot), rootlessOwnerXattrs: true }));
   });
 
   raw
@@ -136,6 +144,7 @@ export function register(program: Command, raw: Command): void {
         rootless: Boolean(o.rootless),
         uidMappings: ((o.uidMap as string[] | undefined) ?? []).map(parseIdMap),
         gidMappings: ((o.gidMap as string[] | undefined) ?? []).map(parseIdMap),
+        unresolvedUserAsRoot: { warn: log.warn },
       });
       try {
         fs.writeFileSync(out, JSON.stringify(spec, null, "\t") + "\n", { mode: 0o644 });
