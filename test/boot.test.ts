@@ -106,6 +106,19 @@ function nssAbsent(g: Guest): void {
   assert.notEqual(g.run("getent passwd 1001").status, 0, "the host must not know uid 1001 before the test");
 }
 
+/** Modification times and sizes of the cached tree's top and of files a boot would change if it wrote through. */
+function treeFingerprint(tree: string): string {
+  return ["", "etc", "etc/passwd", "etc/nsswitch.conf", "var/lib/dpkg/status", "usr/local/bin", "var/lib", "root", "var/log/journal"]
+    .map((p) => {
+      try {
+        const st = fs.statSync(join(tree, p));
+        return `${p}:${st.mtimeMs}:${st.size}`;
+      } catch {
+        return `${p}:absent`;
+      }
+    }).join(" ");
+}
+
 let builtBinary = "";
 /** Builds (or reuses a fresh) single binary on the host, once per run. */
 function singleBinary(): string {
@@ -129,6 +142,7 @@ function buildSingleBinary(): string {
 
 describe("boot suite: generated services on a booted systemd 252", { skip, timeout: 1_800_000 }, () => {
   let tree = "";
+  let treeBefore = "";
   let debs: { nss: string; runc: string };
 
   before(() => {
@@ -136,6 +150,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
     const made = ensureTree((s) => console.log(s));
     tree = made.tree;
     treeSeconds = made.seconds;
+    treeBefore = treeFingerprint(tree);
     const [nss, runc] = ensureDebs(tree, ["libnss-systemd", "runc"]);
     debs = { nss, runc };
     work = fs.mkdtempSync("/var/tmp/ocigen-boot-suite-");
@@ -443,6 +458,12 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
       const out = r.stdout.replace(/[ \t]*\n[ \t]*/g, "\n");
       for (const e of expected) assert.ok(out.split("\n").some((l) => l.includes(e)), `the tour did not print "${e}":\n${r.stdout}`);
       console.log(`tour: exit 0, printed ${expected.length} promised line(s)`);
+    });
+  });
+
+  describe("harness", () => {
+    kase("harness", "cached tree untouched by the boots", () => {
+      assert.equal(treeFingerprint(tree), treeBefore, `${tree} changed during the suite (boots must only write their overlays)`);
     });
   });
 });
