@@ -25,6 +25,7 @@
  * volumesdir = /var/lib/ocigen/volumes  # where each service's persistent volumes live
  * ocigen = /usr/local/bin/ocigen    # program the units run for `extract` (default: this ocigen)
  * atomictemplates = no     # yes: render an image's Atomic /exports/service.template (trusts the image fully)
+ * zstdwindowmax = 128      # largest zstd window (MiB, 1..2048) extract lets a layer use; --zstd-window-max overrides
  *
  * [layout myorg.com/myapp]  # per-layout overrides of enable, runtime, platform, protectsystem, protecthome
  * enable = yes
@@ -125,6 +126,8 @@ export interface GeneratorConfig {
   atomicTemplates: boolean;
   /** Directory of the per-image settings files (default `/etc/ocigen`; "" for none). */
   settingsDir: string;
+  /** Largest zstd window extract lets a layer use, bytes (`zstdwindowmax`, MiB in the file); undefined: the decoder's default. */
+  zstdWindowMax?: number;
   /** Defaults for every layout. */
   defaults: LayoutSettings;
   /** Per-layout overrides, by layout name. */
@@ -300,6 +303,12 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
         case "userdbdir": // earlier versions wrote nss-systemd records; host accounts are now registered with systemd-sysusers
           log.warn(`${at}: userdbdir is no longer used (ids the host lacks get accounts from systemd-sysusers); ignored`);
           break;
+        case "zstdwindowmax": {
+          const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
+          if (!(n >= 1 && n <= 2048)) bad(`zstdwindowmax must be a whole number of MiB from 1 to 2048`);
+          cfg.zstdWindowMax = n * 1024 * 1024;
+          break;
+        }
         default: {
           const d: Partial<LayoutSettings> = {};
           if (perLayout(d)) {

@@ -59,6 +59,11 @@ export interface ApplyOptions {
   onBytes?: (n: number) => void;
   /** Called per compressed chunk read (`bytes`) and per entry applied (`entries`), for progress lines. */
   onProgress?: (bytes: number, entries: number) => void;
+  /**
+   * Largest zstd window a layer may declare, in bytes (default 128 MiB, at
+   * most 2 GiB); a layer past it fails with "zstd window too large".
+   */
+  zstdWindowMax?: number;
 }
 
 /**

@@ -265,7 +265,7 @@ export async function applyLayer(layout: Layout, desc: Descriptor, diffId: strin
       parser.end();
     },
   };
-  const decoder = createDecoderFor(compression, tee, what);
+  const decoder = createDecoderFor(compression, tee, what, undefined, { zstdWindowMax: state.opts.zstdWindowMax });
   const onProgress = state.opts.onProgress;
   const input: ByteSink = onProgress
     ? {

@@ -14,6 +14,7 @@ import { invokedAsGenerator } from "../../install/self.ts";
 import { log } from "../../log.ts";
 import { gcExtractsJson } from "../json.ts";
 import { addExtractAllOptions, extractAllCommand } from "../../bulk/cli.ts";
+import { zstdWindowMaxOption } from "../zstd-window.ts";
 import { platformOption } from "../platform.ts";
 // The generator (generate.ts) and the extractor (extract.ts) are imported by
 // the actions that use them: `generate` runs at every boot and `extract`
@@ -38,6 +39,7 @@ interface ExtractFlags {
   bundle?: boolean;
   all?: boolean;
   platform?: string;
+  zstdWindowMax?: string;
 }
 
 /**
@@ -92,16 +94,20 @@ export function register(program: Command, _raw: Command): void {
     .option("--reload", "with --service: run systemctl daemon-reload after extracting")
     .option("--release", "unmount the service's root and drop its writable layer (the companion unit's ExecStop=)")
     .option("--bundle", "also write the runc/crun bundle config.json")
+    .option("--zstd-window-max <MiB>", "largest zstd window a layer may use, in MiB (default 128, at most 2048)")
     .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform image (default: the image's settings, else this host's)"))
     .action(async (o: ExtractFlags) => {
-      if (o.all) return await extractAllCommand(o);
+      const zstdWindowMax = zstdWindowMaxOption(o.zstdWindowMax);
+      if (o.all) return await extractAllCommand({ ...o, zstdWindowMax });
       if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
+      const config = loadGeneratorConfig(o.config);
       const { extract } = await import("../../generator/extract.ts");
       const r = await extract({
-        config: loadGeneratorConfig(o.config), name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle),
+        config, name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle),
         manifest: o.manifest, service: Boolean(o.service), volumes: o.volume, tmpfs: o.tmpfs, env: o.env, exec: o.exec,
         readOnly: Boolean(o.readOnly), reload: Boolean(o.reload), release: Boolean(o.release),
         platform: o.platform === undefined ? undefined : platformOption(o.platform),
+        unpack: { zstdWindowMax: zstdWindowMax ?? config.zstdWindowMax },
       });
       if (o.release) log.info(`${o.name}:${o.ref}: root released`);
       else log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}${r.root ? `, root ${r.root}` : ""}`);
