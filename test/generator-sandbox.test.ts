@@ -157,6 +157,7 @@ describe("sandbox settings", () => {
     const r = sandboxLines({ config: { config: {} } as never, settings: { memory: "1G" }, uid: 0, systemd: false, identifier: "x:y" });
     assert.ok(!r.service.some((l) => /^(CapabilityBoundingSet|SystemCallFilter|NoNewPrivileges)=/.test(l)));
     assert.ok(r.service.includes("MemoryMax=1G") && r.service.includes("Restart=on-failure"));
+    assert.equal(sandboxLines({ config: { config: {} } as never, settings: { notify: true }, uid: 0, systemd: false, identifier: "x:y" }).type, "exec", "no notify under runc");
   });
 });
 

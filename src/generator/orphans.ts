@@ -33,14 +33,28 @@ import { unitBaseName } from "./naming.ts";
 import { releaseServiceRoot } from "./serviceroot.ts";
 import { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, safeName, serviceRunDir } from "./state.ts";
 
-/** A loaded unit as `systemctl list-units` shows it. */
+/**
+ * A loaded unit as `systemctl list-units` shows it.
+ *
+ * @example
+ * ```ts
+ * const u: LoadedUnit = { unit: "busybox.ref.old.service", load: "not-found", active: "active" };
+ * ```
+ */
 export interface LoadedUnit {
   unit: string;
   load: string;
   active: string;
 }
 
-/** How orphans are found and stopped (replaceable in tests). */
+/**
+ * How orphans are found and stopped (replaceable in tests).
+ *
+ * @example
+ * ```ts
+ * const m: ServiceManager = { list: () => [], stop: () => {} };
+ * ```
+ */
 export interface ServiceManager {
   /** Loaded `*.ref.*.service` and `ocigen-extract@*.service` units. */
   list(): LoadedUnit[];
@@ -111,7 +125,14 @@ export function findOrphans(units: LoadedUnit[]): string[] {
   return units.filter((u) => u.load === "not-found" && u.active !== "inactive").map((u) => u.unit).sort();
 }
 
-/** What {@linkcode stopOrphans} did. */
+/**
+ * What {@linkcode stopOrphans} did.
+ *
+ * @example
+ * ```ts
+ * const r: OrphanResult = { stopped: ["busybox.ref.old.service"], errors: [] };
+ * ```
+ */
 export interface OrphanResult {
   /** Units stopped (or, dry-run, that would be). */
   stopped: string[];

@@ -82,15 +82,43 @@ const ALL_CAPABILITIES = new Set([
   "CAP_WAKE_ALARM",
 ]);
 
-/** The default system-call filter: an allow list, then what it denies again. */
+/**
+ * The default system-call filter: an allow list, then what it denies again.
+ *
+ * @example
+ * ```ts
+ * `SystemCallFilter=${DEFAULT_SYSCALL_ALLOW.join(" ")}`; // "SystemCallFilter=@system-service chroot"
+ * ```
+ */
 export const DEFAULT_SYSCALL_ALLOW = ["@system-service", "chroot"];
-/** Calls `@system-service` allows that Docker's default seccomp profile denies. */
+/**
+ * Calls `@system-service` allows that Docker's default seccomp profile denies.
+ *
+ * @example
+ * ```ts
+ * DEFAULT_SYSCALL_DENY.includes("@keyring"); // true
+ * ```
+ */
 export const DEFAULT_SYSCALL_DENY = ["@keyring", "kcmp", "name_to_handle_at", "userfaultfd"];
 
-/** The image label that says the image speaks sd_notify. */
+/**
+ * The image label that says the image speaks sd_notify.
+ *
+ * @example
+ * ```ts
+ * config.config?.Labels?.[NOTIFY_LABEL] === "true"; // Type=notify
+ * ```
+ */
 export const NOTIFY_LABEL = "org.ocigen.notify";
 
-/** What the per-image settings say about confinement, network, restarts and resources (only what they set). */
+/**
+ * What the per-image settings say about confinement, network, restarts and resources (only what they set).
+ *
+ * @example
+ * ```ts
+ * const s: SandboxSettings = { addCapabilities: ["CAP_NET_BIND_SERVICE"], memory: "512M" };
+ * ```
+ */
 export interface SandboxSettings {
   /** `AddCapability=`: capabilities added to Docker's set (`ALL` for every one). */
   addCapabilities?: string[];
@@ -257,7 +285,14 @@ export function mergeSandbox(base: SandboxSettings | undefined, upper: SandboxSe
   };
 }
 
-/** Input of {@linkcode sandboxLines}. */
+/**
+ * Input of {@linkcode sandboxLines}.
+ *
+ * @example
+ * ```ts
+ * const i: SandboxInput = { config, uid: 0, systemd: true, identifier: "busybox:latest" };
+ * ```
+ */
 export interface SandboxInput {
   /** The image config. */
   config: ImageConfig;
@@ -271,7 +306,15 @@ export interface SandboxInput {
   identifier: string;
 }
 
-/** What {@linkcode sandboxLines} returns. */
+/**
+ * What {@linkcode sandboxLines} returns.
+ *
+ * @example
+ * ```ts
+ * const p: SandboxPlan = sandboxLines(input);
+ * p.exposedPorts; // ["80/tcp"]
+ * ```
+ */
 export interface SandboxPlan {
   /** `Type=` of the service (`exec` or `notify`). */
   type: "exec" | "notify";
@@ -340,7 +383,8 @@ export function sandboxLines(input: SandboxInput): SandboxPlan {
   const s = input.settings ?? {};
   const labels = input.config.config?.Labels ?? {};
   const label = typeof labels[NOTIFY_LABEL] === "string" ? labels[NOTIFY_LABEL].toLowerCase() : undefined;
-  const notify = s.notify ?? (label !== undefined && BOOL[label] === true);
+  // under runc/crun the runtime would have to pass the socket on: notify only under systemd's own sandbox
+  const notify = input.systemd && (s.notify ?? (label !== undefined && BOOL[label] === true));
   const ports = exposedPorts(input.config);
   const unit: string[] = [];
   const service: string[] = [];
