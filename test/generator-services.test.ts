@@ -64,7 +64,7 @@ describe("unit rendering of a service", () => {
     assert.deepEqual(lines(text, "Environment"), ["A=1", "A=2", '"B=x y"'], "settings after the image's: they win");
     assert.deepEqual([lines(text, "User"), lines(text, "Group")], [["1000"], ["1000"]]);
     assert.deepEqual(lines(text, "ProtectSystem"), ["strict"]);
-    assert.deepEqual(lines(text, "BindReadOnlyPaths"), ["/etc/resolv.conf", "/v/app.ref.v1/data:/data", "/srv/www:/www"]);
+    assert.deepEqual(lines(text, "BindReadOnlyPaths"), ["/etc/resolv.conf", "/v/app.ref.v1/data:/data", "/srv/www:/www", "-/etc/hosts -/etc/hostname"]);
     assert.deepEqual(lines(text, "BindPaths"), ["/v/app.ref.v1/cache:/cache"]);
     assert.deepEqual(lines(text, "TemporaryFileSystem"), ["/run:mode=0755", "/scratch:size=64m"]);
     assert.ok(text.endsWith("MemoryMax=1G\nRestart=on-failure\n"));

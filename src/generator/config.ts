@@ -36,6 +36,7 @@
  *
  * @module
  */
+import type { SandboxSettings } from "./sandbox.ts";
 import * as fs from "node:fs";
 import process from "node:process";
 import { isAbsolute, resolve } from "node:path";
@@ -95,6 +96,8 @@ export interface LayoutSettings {
   serviceLines: string[];
   /** `Platform=os/arch[/variant]` to pick from a multi-platform index (default: the host's). */
   platform?: string;
+  /** Confinement, network, restart and resource settings (./sandbox.ts); undefined: the defaults. */
+  sandbox?: SandboxSettings;
 }
 
 /** The glob that matches the dated tags `ocigen build` adds (`TAG-YYYY-MM-DD_N`). */

@@ -22,6 +22,7 @@ import { settingsForLayout, settingsForTag } from "./settings.ts";
 import { selectTags } from "./tags.ts";
 import { checkImagePlatform, hostPlatform, parsePlatform } from "../oci/platform.ts";
 import { discoverLayouts } from "./discover.ts";
+import { exposedPorts } from "./sandbox.ts";
 import { extractUnitName, unitBaseName } from "./naming.ts";
 import { storeRootfs, unitDir } from "../store/paths.ts";
 import { createReporter, type Reporter } from "./report.ts";
@@ -62,6 +63,8 @@ export interface GeneratedUnit {
   extractUnit: { unit: string; path: string; text: string };
   /** True when rendered from an Atomic `service.template`. */
   atomic: boolean;
+  /** The image's exposed ports (`80/tcp`...), for status listings; the service uses the host's network unless `Network=none`. */
+  ports: string[];
 }
 
 /** The outcome of a run. */
@@ -248,7 +251,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         checkUnitLines(text, unit);
         checkUnitLines(extractText, companion);
         const g: GeneratedUnit = {
-          name, tag, unit, path: join(opts.outDir, unit), text, atomic,
+          name, tag, unit, path: join(opts.outDir, unit), text, atomic, ports: exposedPorts(img.config),
           extractUnit: { unit: companion, path: join(opts.outDir, companion), text: extractText },
         };
         if (enabled(cfg, tagSettings, img, where, rep)) g.wantsLink = join(opts.outDir, `${cfg.wantedBy}.wants`, unit);

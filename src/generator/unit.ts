@@ -58,6 +58,7 @@ import { checkExecutable, checkId, checkLineValue, execLine, execWord, isEnvName
 import { findInImagePath } from "../rootfs/read.ts";
 import { isNumericUser, MAX_ID, type ResolvedUser, resolveUserInRoot } from "../rootfs/users.ts";
 import { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, serviceRoot, volumeDir } from "./state.ts";
+import { sandboxLines } from "./sandbox.ts";
 import { VERSION } from "../version.ts";
 
 /** What the generator knows about one resolved tag (structurally `ResolvedImage` of src/oci/layout.ts). */
@@ -465,9 +466,10 @@ export function renderUnit(input: UnitInput): string {
   add("RequiresMountsFor", mounts.map((p) => listWord(p, "RequiresMountsFor=")).join(" "));
   add("BindsTo", companion);
   add("After", companion);
-  lines.push("");
+  const sandbox = sandboxLines({ config: image.config, settings: settings.sandbox, uid: plan.user?.ids.uid ?? 0, systemd: !runc, identifier: `${name}:${tag}` });
+  lines.push(...sandbox.unit, "");
   lines.push("[Service]");
-  add("Type", "exec");
+  add("Type", sandbox.type);
   add("Slice", "oci.slice");
   if (!runc) {
     for (const e of imageEnvironment(rc.Env, input.warn)) add("Environment", e);
@@ -519,6 +521,7 @@ export function renderUnit(input: UnitInput): string {
   } else {
     add("Delegate", "yes");
   }
+  lines.push(...sandbox.service);
   for (const l of settings.serviceLines) {
     if (!/^[A-Za-z][A-Za-z0-9]*=/.test(l)) throw new OcigenError("EGENERATE", `[Service] line ${JSON.stringify(l)} is not KEY=VALUE`);
     lines.push(checkLineValue(l, "[Service] line").replaceAll("%%", "%"));

@@ -23,7 +23,6 @@ import { platformOption } from "../platform.ts";
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 interface ExtractFlags {
-  zstdWindowMax?: string;
   name: string;
   ref: string;
   config?: string;
@@ -38,8 +37,9 @@ interface ExtractFlags {
   reload?: boolean;
   release?: boolean;
   bundle?: boolean;
-  platform?: string;
   all?: boolean;
+  platform?: string;
+  zstdWindowMax?: string;
 }
 
 /**
@@ -121,13 +121,43 @@ export function register(program: Command, _raw: Command): void {
     .option("--json", "print what was (or would be) removed as JSON")
     .action(async (o: { config?: string; dryRun?: boolean; json?: boolean }) => {
       const { gcExtracts } = await import("../../generator/extract.ts");
-      const r = await gcExtracts({ config: loadGeneratorConfig(o.config), dryRun: Boolean(o.dryRun), hostAccounts: true });
+      const { orphanVolumes, stopOrphans, systemdBooted } = await import("../../generator/orphans.ts");
+      const cfg = loadGeneratorConfig(o.config);
+      // running services whose tag or layout is gone are stopped first (their roots released), then collected
+      const orphans = systemdBooted() ? stopOrphans(cfg, { dryRun: Boolean(o.dryRun) }) : { stopped: [], errors: [] };
+      for (const u of orphans.stopped) {
+        const line = `${o.dryRun ? "would stop" : "stopped"} ${u} (its tag or layout is gone)`;
+        if (o.json) log.warn(line);
+        else process.stdout.write(line + "\n");
+      }
+      const r = await gcExtracts({ config: cfg, dryRun: Boolean(o.dryRun), hostAccounts: true });
+      r.errors.unshift(...orphans.errors);
       if (o.json) process.stdout.write(JSON.stringify(gcExtractsJson(Boolean(o.dryRun), r)) + "\n");
       else {
         for (const p of r.removed) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} ${p}\n`);
         for (const a of r.accounts) process.stdout.write(`${o.dryRun ? "would remove" : "removed"} host account ${a}\n`);
       }
+      for (const v of await orphanVolumes(cfg)) log.warn(`volume ${v} belongs to no current tag; kept (ocigen volume rm UNIT deletes it)`);
       for (const e of r.errors) log.error(e);
       if (r.errors.length > 0) process.exitCode = 1;
+    });
+
+  const volume = program.command("volume").description("list or delete the persistent volumes of generated services (gc never deletes them)");
+  volume
+    .command("ls")
+    .description("list each service's volume directory; those whose tag is gone are marked orphaned")
+    .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
+    .action(async (o: { config?: string }) => {
+      const { listVolumes } = await import("../../generator/orphans.ts");
+      for (const v of await listVolumes(loadGeneratorConfig(o.config))) process.stdout.write(`${v.dir}${v.orphaned ? " (orphaned)" : ""}\n`);
+    });
+  volume
+    .command("rm")
+    .description("delete the volumes of a unit (refused while it runs)")
+    .argument("<unit>", "the unit (NAME.ref.TAG.service) whose volumes to delete")
+    .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
+    .action(async (unit: string, o: { config?: string }) => {
+      const { removeVolumes } = await import("../../generator/orphans.ts");
+      process.stdout.write(`removed ${removeVolumes(loadGeneratorConfig(o.config), unit)}\n`);
     });
 }
