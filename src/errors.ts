@@ -35,9 +35,9 @@ export type ErrorCode =
   | "EINSTALL" // install-generator / uninstall-generator refused or failed
   | "ECONFIG" // bad generator config or per-image settings file
   | "EPLATFORM" // the image is for another platform
+  | "EBADFILE" // a file of a layout is not a regular file inside it (FIFO, device, symlink out of the layout)
   | "EVOLUME" // a volume command refused (unknown unit, service still running)
-  | "EUPDATE" // auto-update refused (unknown unit, no pin) or could not run
-  | "EBADFILE"; // a file of a layout is not a regular file inside it (FIFO, device, symlink out of the layout)
+  | "EUPDATE"; // auto-update refused (unknown unit, no pin) or could not run
 
 /**
  * The base class of every error ocigen raises deliberately.

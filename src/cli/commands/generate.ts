@@ -23,7 +23,6 @@ import { platformOption } from "../platform.ts";
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 interface ExtractFlags {
-  zstdWindowMax?: string;
   name: string;
   ref: string;
   config?: string;
@@ -38,8 +37,9 @@ interface ExtractFlags {
   reload?: boolean;
   release?: boolean;
   bundle?: boolean;
-  platform?: string;
   all?: boolean;
+  platform?: string;
+  zstdWindowMax?: string;
 }
 
 /**
