@@ -1,4 +1,4 @@
-// QA: SPEC section 2 "Library" — everything a library user does, through src/mod.ts only:
+// Library API: SPEC section 2 "Library" — everything a library user does, through src/mod.ts only:
 // walk a directory of layouts, open a layout and resolve a tag, verify and read blobs,
 // apply layers to a directory, unpack a bundle, render a unit.
 import { test } from "node:test";
@@ -27,7 +27,7 @@ import {
 } from "../src/mod.ts";
 
 function tmp(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-qa-lib-"));
+  return fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-library-api-"));
 }
 
 async function readAll(s: ReadableStream<Uint8Array>): Promise<number> {

@@ -1,4 +1,4 @@
-// QA regression (SPEC 5: "A failed target leaves the layout exactly as it was"): a build whose
+// Build failures (SPEC 5: "A failed target leaves the layout exactly as it was"): a build whose
 // first target fails used to leave a new, empty OCI layout behind where there was none (or
 // in a directory that was empty). Targets built before a failure stay.
 import { test } from "node:test";
@@ -9,7 +9,7 @@ import path from "node:path";
 import { buildFile, Layout, OcigenError } from "../src/mod.ts";
 
 async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-qa-build-"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-build-failures-"));
   try {
     await fn(dir);
   } finally {
@@ -19,7 +19,7 @@ async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
 
 const failing = 'a:\n  base: empty\n  copy: "missing.txt /x"\n';
 
-test("qa-build: a failed first target leaves no layout where there was none", async () => {
+test("a failed first target leaves no layout where there was none", async () => {
   await withTmp(async (dir) => {
     fs.writeFileSync(path.join(dir, "spec.yaml"), failing);
     const l = path.join(dir, "new-layout");
@@ -34,7 +34,7 @@ test("qa-build: a failed first target leaves no layout where there was none", as
   });
 });
 
-test("qa-build: targets built before a failure are kept; an existing layout is left as it was", async () => {
+test("targets built before a failure are kept; an existing layout is left as it was", async () => {
   await withTmp(async (dir) => {
     fs.writeFileSync(path.join(dir, "hello.txt"), "hi\n");
     fs.writeFileSync(path.join(dir, "spec.yaml"), 'ok:\n  base: empty\n  copy: "hello.txt /h"\nbad:\n  base: ok\n  copy: "missing.txt /x"\n');
@@ -51,7 +51,7 @@ test("qa-build: targets built before a failure are kept; an existing layout is l
   });
 });
 
-test("qa-build: target names must be OCI ref.names (the tags other verbs, skopeo and umoci can address)", async () => {
+test("target names must be OCI ref.names (the tags other verbs, skopeo and umoci can address)", async () => {
   const { parseBuildSpec } = await import("../src/mod.ts");
   for (const bad of ["_a", "a__b", "A-", "a..b", "-a"]) {
     assert.throws(() => parseBuildSpec(`${bad}:\n  base: empty\n`, "s.yaml"), (e: unknown) =>

@@ -1,4 +1,4 @@
-// QA regression: the runtime config of a rootless unpack (`unpack --rootless`, automatic
+// Rootless runtime config: the runtime config of a rootless unpack (`unpack --rootless`, automatic
 // when not root) must be runnable by a rootless runtime, as umoci's is. Before the fix it had
 // a user namespace with NO uid/gid mappings (runc: "user namespaces enabled, but no uid
 // mappings found") and a network namespace an unprivileged user cannot set up.
@@ -14,7 +14,7 @@ import { have } from "../src/util/which.ts";
 
 const config: ImageConfig = { architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, config: { Cmd: ["/bin/sh"] } };
 
-test("qa-rootless: default mappings are the calling user, no network namespace, host resolv.conf", () => {
+test("default mappings are the calling user, no network namespace, host resolv.conf", () => {
   const spec = convertConfig(config, { rootless: true });
   const linux = spec.linux as { namespaces: Array<{ type: string }>; uidMappings: unknown; gidMappings: unknown; resources?: unknown };
   assert.deepEqual(linux.uidMappings, [{ containerID: 0, hostID: process.geteuid?.() ?? 0, size: 1 }]);
@@ -36,14 +36,14 @@ test("qa-rootless: default mappings are the calling user, no network namespace, 
   assert.ok(!rootful.mounts.some((m) => m.destination === "/etc/resolv.conf"));
 });
 
-test("qa-rootless: namespaces, mappings and mounts as `umoci raw runtime-config --rootless`", async (t) => {
+test("namespaces, mappings and mounts as `umoci raw runtime-config --rootless`", async (t) => {
   if (!have("umoci")) {
     if (process.env.CI) assert.fail("umoci not installed");
     t.skip("umoci not installed");
     return;
   }
   const { Layout, newImage, configImage } = await import("../src/mod.ts");
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-qa-rootless-"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-rootless-config-"));
   try {
     const layout = await Layout.init(path.join(dir, "l"));
     await newImage(layout, "t");

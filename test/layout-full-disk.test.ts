@@ -1,4 +1,4 @@
-// QA: a full disk (SPEC 3 "Atomicity", SPEC 2 errors) for the write side of a layout.
+// A full disk (SPEC 3 "Atomicity", SPEC 2 errors) for the write side of a layout.
 // - raw add-layer / insert / config into a layout on a full filesystem fail with one
 //   message, and leave the layout consistent: index.json parses, every blob it
 //   references exists, no temporary or lock files remain;
@@ -47,10 +47,10 @@ function isENOSPC(e: unknown): boolean {
   return e instanceof OcigenError && /ENOSPC|no space/.test(e.message) && !e.message.includes("\n");
 }
 
-test("qa-fulldisk: layout writes on a full disk fail cleanly and leave the layout consistent", {
+test("layout writes on a full disk fail cleanly and leave the layout consistent", {
   skip: ROOT ? false : "needs root to mount a small tmpfs",
 }, async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-qa-full-"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-full-disk-"));
   const mnt = path.join(dir, "small");
   fs.mkdirSync(mnt);
   const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt], { encoding: "utf8" });

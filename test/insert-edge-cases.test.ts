@@ -1,4 +1,4 @@
-// QA regression: `insert SRC TARGET` with a TARGET component named `.wh.*` wrote a layer
+// Insert edge cases: `insert SRC TARGET` with a TARGET component named `.wh.*` wrote a layer
 // entry that unpack reads back as a whiteout: `insert f /.wh.etc` deleted /etc from the image,
 // `insert f /d/.wh..wh..opq` emptied /d. Such targets are refused, as repack and insert
 // already refused `.wh.` names inside SRC; the layout is left unchanged.
@@ -9,8 +9,8 @@ import os from "node:os";
 import path from "node:path";
 import { addTarLayer, insertPath, insertWhiteout, Layout, newImage, OcigenError, tarBytes } from "../src/mod.ts";
 
-test("qa-insert: TARGET components named .wh.* are refused, the layout is unchanged", async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-qa-insert-"));
+test("TARGET components named .wh.* are refused, the layout is unchanged", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-insert-edge-"));
   try {
     const layout = await Layout.init(path.join(dir, "l"));
     await newImage(layout, "t");

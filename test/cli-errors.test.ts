@@ -1,4 +1,4 @@
-// QA regressions for the command line (SPEC section 2 and 4):
+// Command-line errors and flags (SPEC section 2 and 4):
 // - global options (--log, --verbose, -q) are accepted after the verb, also for `raw` verbs;
 // - an error naming a hostile entry stays ONE line on stderr (control characters escaped);
 // - `generate --config RELATIVE` writes an absolute config path into the units (they run
@@ -46,7 +46,7 @@ async function ocigen(...args: string[]): Promise<Run> {
 }
 
 async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-qa-cli-"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-cli-errors-"));
   try {
     await fn(dir);
   } finally {
@@ -64,7 +64,7 @@ async function imageWith(dir: string, entries: Parameters<typeof tarBytes>[0]): 
   return l;
 }
 
-test("qa-cli: --log/--verbose/-q are accepted after the verb, also for raw verbs", async () => {
+test("--log/--verbose/-q are accepted after the verb, also for raw verbs", async () => {
   await withTmp(async (dir) => {
     const l = await imageWith(dir, [{ name: "f", data: "x" }]);
     let r = await ocigen("raw", "unpack", "--log", "debug", "--image", `${l}:t`, path.join(dir, "r1"));
@@ -84,7 +84,7 @@ test("qa-cli: --log/--verbose/-q are accepted after the verb, also for raw verbs
   });
 });
 
-test("qa-cli: an error naming a hostile entry is one line, control characters escaped", async () => {
+test("an error naming a hostile entry is one line, control characters escaped", async () => {
   assert.equal(oneLine("a\nb\rc\x1b[2Kd\te\u009b"), "a\\nb\\rc\\x1b[2Kd\te\\x9b");
   await withTmp(async (dir) => {
     const evil = "x\nocigen: all good\x1b[2K";
@@ -100,7 +100,7 @@ test("qa-cli: an error naming a hostile entry is one line, control characters es
   });
 });
 
-test("qa-cli: generate --config RELATIVE puts the absolute config path into the extract units", async () => {
+test("generate --config RELATIVE puts the absolute config path into the extract units", async () => {
   await withTmp(async (dir) => {
     const layouts = path.join(dir, "layouts");
     const layout = await Layout.init(path.join(layouts, "busybox"));
@@ -123,7 +123,7 @@ test("qa-cli: generate --config RELATIVE puts the absolute config path into the 
   });
 });
 
-test("qa-cli: a missing descriptor field or schemaVersion is reported as missing, never as `undefined`", async () => {
+test("a missing descriptor field or schemaVersion is reported as missing, never as `undefined`", async () => {
   const { validateDescriptor, validateIndex, validateManifest } = await import("../src/mod.ts");
   const msg = (f: () => void) => {
     try {
@@ -145,7 +145,7 @@ test("qa-cli: a missing descriptor field or schemaVersion is reported as missing
   for (const [f, want] of cases) assert.equal(msg(f), want);
 });
 
-test("qa-cli: stat shows image history text without terminal escape sequences or line breaks", async () => {
+test("stat shows image history text without terminal escape sequences or line breaks", async () => {
   const { formatStatTable } = await import("../src/mod.ts");
   const out = formatStatTable({
     manifest: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: "sha256:" + "a".repeat(64), size: 1 },

@@ -1,4 +1,4 @@
-// Polish regressions (QA): one-line messages that read well and name what the
+// User-facing messages: one-line messages that read well and name what the
 // user knows (field paths, images, DEST in the rootfs, lock holders), id-map
 // syntax as umoci's, no empty store entries after a failed extract, gc-extracts
 // collecting around a broken layout, and --help texts in one style.
@@ -59,7 +59,7 @@ function withTmp<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T>
   return fn(dir).finally(() => rmTemp(dir));
 }
 
-describe("polish: validation messages name the document, then the field path", () => {
+describe("validation messages name the document, then the field path", () => {
   test("fieldOf joins a document name with ': ' and a field path with '.'/[i]", () => {
     assert.equal(fieldOf("/l/index.json", "manifests"), "/l/index.json: manifests");
     assert.equal(fieldOf("/l/index.json: manifests", 0), "/l/index.json: manifests[0]");
@@ -96,7 +96,7 @@ describe("polish: validation messages name the document, then the field path", (
   });
 
   test("through a layout: a config with a bad Cmd names the config blob, then config.Cmd", async () => {
-    await withTmp("ocigen-polish-", async (dir) => {
+    await withTmp("ocigen-messages-", async (dir) => {
       makeLayout(dir, [{ tags: ["t"], layers: [], config: { config: { Cmd: "x" } } as never }]);
       const l = await Layout.open(dir);
       const m = await l.resolve("t").then(() => "", (e: Error) => e.message);
@@ -106,7 +106,7 @@ describe("polish: validation messages name the document, then the field path", (
   });
 });
 
-describe("polish: unpack names the image when layers and diff_ids disagree", () => {
+describe("unpack names the image when layers and diff_ids disagree", () => {
   test("checkLayerCount names LAYOUT:TAG and the manifest", () => {
     const image = { manifest: { schemaVersion: 2 as const, config: CFG, layers: [CFG] }, config: { architecture: "amd64", os: "linux", rootfs: { type: "layers" as const, diff_ids: [] } }, manifestDescriptor: CFG };
     assert.equal(
@@ -116,7 +116,7 @@ describe("polish: unpack names the image when layers and diff_ids disagree", () 
   });
 
   test("CLI unpack and raw unpack: one line naming the image, exit 1, nothing created", async () => {
-    await withTmp("ocigen-polish-", async (dir) => {
+    await withTmp("ocigen-messages-", async (dir) => {
       const l = join(dir, "l");
       makeLayout(l, [{ tags: ["t"], layers: [tarFiles([{ name: "a", data: "x" }])], config: { rootfs: { type: "layers", diff_ids: [] } } as never }]);
       for (const verb of [["unpack"], ["raw", "unpack"]]) {
@@ -129,9 +129,9 @@ describe("polish: unpack names the image when layers and diff_ids disagree", () 
   });
 });
 
-describe("polish: build messages name what the user wrote, once", () => {
+describe("build messages name what the user wrote, once", () => {
   test("copyTree errors name SRC and DEST as given, not working paths", () => {
-    const dir = mkTemp("ocigen-polish-");
+    const dir = mkTemp("ocigen-messages-");
     try {
       fs.writeFileSync(join(dir, "a.txt"), "x");
       const m = msg(() => copyTree(join(dir, "a.txt"), join(dir, "rootfs/missing/a.txt"), { src: "a.txt", dest: "/missing/a.txt" }));
@@ -142,7 +142,7 @@ describe("polish: build messages name what the user wrote, once", () => {
   });
 
   test("copy into a non-directory, hooks and run scripts: `Cannot build target T: ...` with no working path and no second T", async () => {
-    await withTmp("ocigen-polish-", async (dir) => {
+    await withTmp("ocigen-messages-", async (dir) => {
       fs.writeFileSync(join(dir, "a.txt"), "x");
       const cases: Array<[string, RegExp]> = [
         ["t1:\n  base: empty\n  copy:\n    - a.txt /etc\n    - a.txt /etc/x\n", /^Cannot build target t1: Cannot resolve \/etc\/x in the rootfs: \/etc is not a directory$/],
@@ -168,7 +168,7 @@ describe("polish: build messages name what the user wrote, once", () => {
 
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
   test("copy on a full disk names SRC and DEST in the rootfs", { skip: isRoot ? false : "needs root to mount a small tmpfs" }, async (t) => {
-    await withTmp("ocigen-polish-", async (dir) => {
+    await withTmp("ocigen-messages-", async (dir) => {
       const mnt = join(dir, "small");
       fs.mkdirSync(mnt);
       const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt], { encoding: "utf8" });
@@ -192,7 +192,7 @@ describe("polish: build messages name what the user wrote, once", () => {
   });
 });
 
-describe("polish: id maps as umoci (container:host[:size], size 1 by default)", () => {
+describe("id maps as umoci (container:host[:size], size 1 by default)", () => {
   test("parseIdMap", () => {
     assert.deepEqual(parseIdMap("0:1000"), { containerID: 0, hostID: 1000, size: 1 });
     assert.deepEqual(parseIdMap("0:100000:65536"), { containerID: 0, hostID: 100000, size: 65536 });
@@ -203,7 +203,7 @@ describe("polish: id maps as umoci (container:host[:size], size 1 by default)", 
   });
 
   test("raw runtime-config --uid-map 0:1000 maps one id; a bad map is one line and exit 1", async () => {
-    await withTmp("ocigen-polish-", async (dir) => {
+    await withTmp("ocigen-messages-", async (dir) => {
       const l = join(dir, "l");
       makeLayout(l, [{ tags: ["t"], layers: [] }]);
       const out = join(dir, "config.json");
@@ -220,7 +220,7 @@ describe("polish: id maps as umoci (container:host[:size], size 1 by default)", 
   });
 });
 
-describe("polish: extract and gc-extracts", () => {
+describe("extract and gc-extracts", () => {
   function env(dir: string) {
     const layouts = join(dir, "layouts");
     const extracts = join(dir, "extracts");
@@ -231,7 +231,7 @@ describe("polish: extract and gc-extracts", () => {
   const img = (m: string) => ({ layers: [tarFiles([{ name: "marker", data: m }])], config: { config: { Cmd: ["/bin/true"] } } as never });
 
   test("a failed first extract leaves no empty store entry and no unit directory", async () => {
-    await withTmp("ocigen-polish-", async (dir) => {
+    await withTmp("ocigen-messages-", async (dir) => {
       const e = env(dir);
       const fx = makeLayout(join(e.layouts, "app"), [{ tags: ["t"], ...img("x") }]);
       // a corrupt layer: the unpack engine fails after the store entry was made
@@ -254,7 +254,7 @@ describe("polish: extract and gc-extracts", () => {
   });
 
   test("gc-extracts with a broken layout: keeps that layout's extracts, collects the rest, reports it", async () => {
-    await withTmp("ocigen-polish-", async (dir) => {
+    await withTmp("ocigen-messages-", async (dir) => {
       const e = env(dir);
       makeLayout(join(e.layouts, "a"), [{ tags: ["t"], ...img("a1") }]);
       makeLayout(join(e.layouts, "b"), [{ tags: ["t", "old"], ...img("b1") }]);
@@ -294,9 +294,9 @@ describe("polish: extract and gc-extracts", () => {
   });
 });
 
-describe("polish: lock holder", () => {
+describe("lock holder", () => {
   test("an empty lock file (full disk) is held by an unknown holder, not `process 0 on ?`", async () => {
-    await withTmp("ocigen-polish-", async (dir) => {
+    await withTmp("ocigen-messages-", async (dir) => {
       const p = join(dir, "x.lock");
       fs.writeFileSync(p, "");
       const m = await acquireLock(p, "layout /l", 150).then((h) => (h.release(), ""), (e: Error) => e.message);
@@ -306,7 +306,7 @@ describe("polish: lock holder", () => {
   });
 });
 
-describe("polish: --help texts", () => {
+describe("--help texts", () => {
   test("every verb's description and option texts: lowercase start, no trailing period, id maps as container:host[:size]", () => {
     const bad: string[] = [];
     const visit = (cmd: Command, path: string) => {

@@ -1,4 +1,4 @@
-// QA regression: a layer that adds, replaces, hard-links or whites out entries inside a
+// Directory mtimes on unpack: a layer that adds, replaces, hard-links or whites out entries inside a
 // directory it does not itself carry must not change that directory's mtime (it keeps
 // the one of the lower layer that declared it), as umoci does. Before the fix, such
 // directories got the time of the unpack.
@@ -56,8 +56,8 @@ function mtimes(root: string): Record<string, number> {
   return out;
 }
 
-test("qa: undeclared parent directories keep the mtime of the layer that declared them", async (t) => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-qa-mtime-"));
+test("undeclared parent directories keep the mtime of the layer that declared them", async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-dir-mtimes-"));
   try {
     const layout = await makeImage(root);
     const img = await layout.resolve("t");

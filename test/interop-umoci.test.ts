@@ -1,4 +1,4 @@
-// QA regression: Go tools write an empty index as `"manifests":null` (`umoci init`, and
+// Interoperability with umoci and Go tools: Go tools write an empty index as `"manifests":null` (`umoci init`, and
 // `umoci rm` of the last tag). ocigen refused such a layout ("index.json.manifests: must
 // be an array") for every verb, so an operator could not even `ocigen new` into it.
 import { test } from "node:test";
@@ -12,7 +12,7 @@ import { gcLayout, Layout, newImage } from "../src/mod.ts";
 import { have } from "../src/util/which.ts";
 
 async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-qa-interop-"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-interop-umoci-"));
   try {
     await fn(dir);
   } finally {
@@ -20,7 +20,7 @@ async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-test("qa-interop: an index with \"manifests\": null is an empty layout", async () => {
+test("an index with \"manifests\": null is an empty layout", async () => {
   await withTmp(async (dir) => {
     const l = path.join(dir, "l");
     fs.mkdirSync(path.join(l, "blobs", "sha256"), { recursive: true });
@@ -35,7 +35,7 @@ test("qa-interop: an index with \"manifests\": null is an empty layout", async (
   });
 });
 
-test("qa-interop: layouts left by `umoci init` and `umoci rm` are read", async (t) => {
+test("layouts left by `umoci init` and `umoci rm` are read", async (t) => {
   if (!have("umoci")) {
     if (process.env.CI) assert.fail("umoci not installed");
     t.skip("umoci not installed");
@@ -72,7 +72,7 @@ function tree(root: string): Map<string, string> {
   return out;
 }
 
-test("qa-interop: `umoci raw unpack` of a multi-layer `ocigen build` image equals `ocigen raw unpack`", async (t) => {
+test("`umoci raw unpack` of a multi-layer `ocigen build` image equals `ocigen raw unpack`", async (t) => {
   if (!have("umoci")) {
     if (process.env.CI) assert.fail("umoci not installed");
     t.skip("umoci not installed");
@@ -117,7 +117,7 @@ test("qa-interop: `umoci raw unpack` of a multi-layer `ocigen build` image equal
   });
 });
 
-test("qa-interop: a Docker-built config (`\"Labels\": null`, `\"Volumes\": null`, ...) is read and edited", async () => {
+test("a Docker-built config (`\"Labels\": null`, `\"Volumes\": null`, ...) is read and edited", async () => {
   const { addTarLayer, configImage, imageStat, MediaType, tarBytes, unpackBundle } = await import("../src/mod.ts");
   await withTmp(async (dir) => {
     const layout = await Layout.init(path.join(dir, "l"));
