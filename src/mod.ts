@@ -6,7 +6,7 @@
  */
 export * from "./errors.ts";
 export { VERSION } from "./version.ts";
-// OCI core (issue 2)
+// OCI core: digests, layouts, manifests, configs, image edits, gc, locking
 export * from "./digest/index.ts";
 export * from "./oci/types.ts";
 export * from "./oci/digest.ts";
@@ -20,12 +20,12 @@ export { formatStatTable, humanSize, imageStat, type ImageStat, type StatHistory
 export { gcLayout, type GcResult, reachableBlobs } from "./oci/gc.ts";
 export { fsyncDir, writeFileAtomic } from "./fs/atomic.ts";
 export { acquireLock, type LockHandle } from "./fs/lock.ts";
-// Ship: progress reporting, generator install (issue 7)
+// Progress reporting and generator installation
 export { clearLine as clearProgressLine, type LayerProgress, layerProgress, type Progress, type ProgressOptions, type ProgressUpdate, start as startProgress, withProgress } from "./progress.ts";
 export { installGenerator, type InstallOptions, type InstallResult, uninstallGenerator } from "./install/install.ts";
 export { INSTALL_PATHS } from "./install/files.ts";
 export { selfCommand } from "./install/self.ts";
-// Bundle manifest, repack, insert, build (issue 6)
+// Bundle manifest, repack, insert, recipe builds
 export { BUNDLE_MANIFEST_NAME, type BundleManifest, type BundleManifestHeader, readBundleManifest, writeBundleManifest } from "./bundle/manifest.ts";
 export { type BundleEntry, comparePaths, type EntryType, scanTree } from "./bundle/scan.ts";
 export { type Change, diffTree } from "./bundle/diff.ts";
@@ -36,7 +36,7 @@ export { repackBundle, type RepackOptions, type RepackResult } from "./repack/re
 export { addTarLayer, type AddLayerOptions, insertPath, insertWhiteout } from "./repack/insert.ts";
 export { type BuildOptions, buildFile, type BuiltTarget, runBuild } from "./build/build.ts";
 export { type BuildSpec, type BuildTarget, parseBuildSpec, readBuildSpec } from "./build/spec.ts";
-// systemd generator (issue 5)
+// systemd generator: configuration, discovery, unit rendering, extracts
 export { defaultGeneratorConfig, type GeneratorConfig, type LayoutSettings, layoutSettings, loadGeneratorConfig, parseGeneratorConfig } from "./generator/config.ts";
 export { type Discovery, discoverLayouts, type FoundLayout } from "./generator/discover.ts";
 export { escapeNamePart, UNIT_NAME_MAX, unitBaseName, unitName } from "./generator/naming.ts";
@@ -52,7 +52,7 @@ export { gatherStatus, type StatusOptions, type StatusReport, type UnitStatus } 
 export { planUnits, update, type UnitUpdate, type UpdateOptions, type UpdateResult } from "./update/update.ts";
 export { DEFAULT_STATE_DIR, listPins, type Pin, readPin, readRecord, removePin, type UpdateEvent, type UpdateRecord, writePin } from "./update/state.ts";
 export { processRunner, type Runner, type RunResult as CommandResult } from "./update/systemd.ts";
-// Unpack engine: byte pipeline, tar, decompression, layer application (issue 3)
+// Unpack engine: byte pipeline, tar, decompression, layer application
 export { type ByteSink, CollectSink, concatBytes, pumpStream, pushAll, TeeSink } from "./stream/sink.ts";
 export { encodeHeader, padding, padLength, type SparseRegion, type TarEntryHeader, type TarEntryType } from "./tar/header.ts";
 export { encodePax, parsePax } from "./tar/pax.ts";
@@ -66,10 +66,10 @@ export { cleanEntryPath, RootResolver } from "./rootfs/resolve.ts";
 export { type IdMapping, parseIdMap, toHost } from "./layer/idmap.ts";
 export { applyLayer, applyLayers, unpackBundle, type UnpackOptions, unpackRootfs } from "./layer/unpack.ts";
 export { convertConfig, type ConvertOptions, resolveUser, type RuntimeSpec } from "./layer/convert.ts";
-// WASM kernels (issue 4)
+// WebAssembly inflate kernels and the worker pool
 export { describeInflateError, WasmGunzip, wasmCrc32, wasmGunzipSync, type WasmInflateOptions } from "./compress/inflate-wasm.ts";
 export { closeIdleWorkers, createGunzip, createHashingGunzip, type HashingDecoder, WORKER_MIN_BYTES, WorkerGunzip } from "./compress/inflate-worker.ts";
-// Bulk extraction and image benchmarks (issue 8)
+// Bulk extraction and image benchmarks
 export { type BulkImage, type BulkMode, type BulkOptions, type BulkResult, defaultJobs, extractAll, formatBulk } from "./bulk/extract-all.ts";
 export { type ChainRecord, chainIds, readChainRecord, scanChainRecords, treeFingerprint, type TreeFingerprint } from "./bulk/chain.ts";
 export { copyTree, type CopyStats } from "./bulk/copy.ts";

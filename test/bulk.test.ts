@@ -45,7 +45,7 @@ const APP2 = tarFiles([{ name: "srv/", dir: true }, { name: "srv/index.html", da
 const EXTRA = tarFiles([{ name: "extra", data: "more\n" }]);
 const cmd: Pick<FixtureImage, "config"> = { config: { config: { Cmd: ["/bin/sh"] } } as FixtureImage["config"] };
 
-/** The tree of the issue: base, app (2 tags, one manifest, extends base), app2 (extends base), app-plus (extends app), broken. */
+/** The test tree: base, app (2 tags, one manifest, extends base), app2 (extends base), app-plus (extends app), broken. */
 function makeTree(e: Env): { corrupt: string } {
   makeLayout(join(e.layouts, "base"), [{ tags: ["latest"], layers: [BASE], ...cmd }]);
   makeLayout(join(e.layouts, "myorg.com/app"), [
