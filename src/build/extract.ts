@@ -19,7 +19,7 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { spawn, spawnSync } from "node:child_process";
 import { OcigenError, wrapIo } from "../errors.ts";
-import { pipeThroughTransform } from "../compress/encode.ts";
+import { pipeThroughTransform } from "../stream/transform.ts";
 import { copyTree } from "./copy.ts";
 import { mkdirInRoot } from "./rootpath.ts";
 import { applyTarStreamTo } from "./apply.ts";

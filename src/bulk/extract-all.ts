@@ -47,7 +47,7 @@ import { makeTempTree } from "../fs/temp-tree.ts";
 import { progress as progressApi } from "../progress.ts";
 import { CHAIN_FILE, chainIds, commonPrefix, scanChainRecords } from "./chain.ts";
 import { haveGnuCp, haveXattrTools } from "./copy.ts";
-import { type ChainJob, type ImageJob, type Job, type JobHooks, type JobResult, type JobSource, runJob, storeSource } from "./job.ts";
+import { type ChainJob, type ImageJob, type Job, type JobHooks, type JobResult, type JobRunner, type JobSource, runJob, storeSource } from "./job.ts";
 
 /** How jobs run. */
 export type BulkMode = "process" | "inline";
@@ -127,12 +127,6 @@ interface Planned {
 }
 
 const MB = 1e6;
-
-/** A job runner: in this process or a worker process. */
-export interface JobRunner {
-  run(job: Job, hooks: JobHooks): Promise<JobResult>;
-  close(): Promise<void>;
-}
 
 function inlineRunner(opts: BulkOptions): JobRunner {
   return {

@@ -448,3 +448,9 @@ export function storeSource(cfg: GeneratorConfig, manifest: string, rootless: bo
     label: `extract ${shortDigest(manifest)}`,
   };
 }
+
+/** A job runner: in this process or a worker process. */
+export interface JobRunner {
+  run(job: Job, hooks: JobHooks): Promise<JobResult>;
+  close(): Promise<void>;
+}

@@ -24,8 +24,17 @@ import { basename, dirname, join } from "node:path";
 import { isDeno, isSea, selfCommand } from "../install/self.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
 import type { UnpackOptions } from "../layer/unpack.ts";
-import { type Job, type JobHooks, type JobResult, runJob } from "./job.ts";
-import type { BulkOptions, JobRunner } from "./extract-all.ts";
+import { type Job, type JobHooks, type JobResult, type JobRunner, runJob } from "./job.ts";
+
+/** What the worker processes need of the bulk options. */
+export interface WorkerOptions {
+  /** Generator configuration (the store and its permissions). */
+  config: GeneratorConfig;
+  /** Config file the worker processes load (`--config`). */
+  configPath?: string;
+  /** Passed to the unpack engine. */
+  unpack?: UnpackOptions;
+}
 
 /**
  * The command that starts this ocigen again, or null when it cannot be known
@@ -75,7 +84,7 @@ function failed(job: Job, error: string): JobResult {
  * await runner.close();
  * ```
  */
-export async function processRunner(n: number, opts: BulkOptions): Promise<JobRunner> {
+export async function processRunner(n: number, opts: WorkerOptions): Promise<JobRunner> {
   const cmd = workerCommand();
   if (!cmd) {
     return { run: (job, hooks) => runJob(job, { config: opts.config, unpack: opts.unpack }, hooks), close: async () => {} };

@@ -7,8 +7,9 @@
  * starts. {@linkcode runLazy} therefore loads only the verb group a command
  * line names (`ocigen generate ...` never loads the unpack engine, the build
  * tool's YAML parser or the benchmarks); anything it does not recognise
- * (`--help`, `help`, `raw ...`, an unknown verb) gets the whole program of
- * {@linkcode makeProgram} from `./main.ts`, so output is the same either way.
+ * (`--help`, `help`, `raw ...`, an unknown verb) gets the whole program
+ * (every verb group, as `makeProgram` in `./main.ts`
+ * builds it), so output is the same either way.
  * The verb groups keep their heavy imports inside their actions.
  *
  * @module
@@ -226,8 +227,19 @@ export async function programFor(argv: readonly string[]): Promise<Command> {
     mod.register(program, raw);
     if (program.commands.some((c) => c.name() === verb || c.aliases().includes(verb))) return program;
   }
-  const { makeProgram } = await import("./main.ts");
-  return makeProgram();
+  return await fullProgram();
+}
+
+/**
+ * The whole program: every verb group, in the order of {@linkcode GROUPS}
+ * (the same program `makeProgram` in `./main.ts` builds with static
+ * imports; this module does not import it, so the two do not depend on
+ * each other).
+ */
+async function fullProgram(): Promise<Command> {
+  const { program, raw } = baseProgram();
+  for (const load of Object.values(GROUPS)) (await load()).register(program, raw);
+  return program;
 }
 
 /**

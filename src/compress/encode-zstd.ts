@@ -43,7 +43,7 @@ function zstdCliAvailable(): boolean {
 export async function* zstdCompressStream(source: AsyncIterable<Uint8Array>, level = 3): AsyncGenerator<Uint8Array> {
   const z = zlib as unknown as Record<string, (o?: unknown) => NodeJS.ReadWriteStream & { destroy(e?: Error): void }>;
   if (!zstdCliAvailable() && typeof z.createZstdCompress === "function") {
-    const { pipeThroughTransform } = await import("./encode.ts");
+    const { pipeThroughTransform } = await import("../stream/transform.ts");
     yield* pipeThroughTransform(source, z.createZstdCompress());
     return;
   }

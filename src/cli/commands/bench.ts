@@ -13,7 +13,7 @@ import { OcigenError } from "../../errors.ts";
 import { isQuiet } from "../../log.ts";
 import { benchJson } from "../json.ts";
 import { formatBench, runBench } from "../../../bench/run.ts";
-import { addImageBenchOptions, imageBenchCommand } from "../../bench/cli.ts";
+import { addImageBenchOptions, imageBenchCommand } from "./bench-images.ts";
 
 /** Registers `bench`. */
 export function register(program: Command, _raw: Command): void {

@@ -13,7 +13,7 @@ import { createReporter, runBySystemd } from "../../generator/report.ts";
 import { invokedAsGenerator } from "../../install/self.ts";
 import { log } from "../../log.ts";
 import { gcExtractsJson } from "../json.ts";
-import { addExtractAllOptions, extractAllCommand } from "../../bulk/cli.ts";
+import { addExtractAllOptions, extractAllCommand } from "./extract-all.ts";
 import { zstdWindowMaxOption } from "../zstd-window.ts";
 import { platformOption } from "../platform.ts";
 // The generator (generate.ts) and the extractor (extract.ts) are imported by

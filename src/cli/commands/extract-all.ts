@@ -8,12 +8,12 @@
  */
 import process from "node:process";
 import { type Command, Option } from "commander";
-import { OcigenError } from "../errors.ts";
-import { log } from "../log.ts";
-import { loadGeneratorConfig } from "../generator/config.ts";
-import type { BulkMode } from "./extract-all.ts";
-import { extractAllJson } from "../cli/json.ts";
-// extract-all.ts and workers.ts (and through them the unpack engine) are
+import { OcigenError } from "../../errors.ts";
+import { log } from "../../log.ts";
+import { loadGeneratorConfig } from "../../generator/config.ts";
+import type { BulkMode } from "../../bulk/extract-all.ts";
+import { extractAllJson } from "../json.ts";
+// bulk/extract-all.ts and bulk/workers.ts (and through them the unpack engine) are
 // loaded only when `--all` runs: registering the options must stay cheap.
 
 /** Options `extract --all` understands. */
@@ -58,10 +58,10 @@ export function addExtractAllOptions(cmd: Command): Command {
 export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   const config = loadGeneratorConfig(o.config);
   if (o.bulkWorker) {
-    await (await import("./workers.ts")).workerMain(config);
+    await (await import("../../bulk/workers.ts")).workerMain(config);
     return;
   }
-  const { extractAll, formatBulk } = await import("./extract-all.ts");
+  const { extractAll, formatBulk } = await import("../../bulk/extract-all.ts");
   let jobs: number | undefined;
   if (o.jobs !== undefined) {
     jobs = Number(o.jobs);

@@ -7,9 +7,9 @@
  */
 import process from "node:process";
 import type { Command } from "commander";
-import { OcigenError } from "../errors.ts";
-import { isQuiet } from "../log.ts";
-import { benchJson } from "../cli/json.ts";
+import { OcigenError } from "../../errors.ts";
+import { isQuiet } from "../../log.ts";
+import { benchJson } from "../json.ts";
 
 /** Flags of `bench --image`. */
 export interface ImageBenchFlags {
@@ -49,7 +49,7 @@ export async function imageBenchCommand(o: ImageBenchFlags): Promise<void> {
     runs = Number(o.runs);
     if (!Number.isInteger(runs) || runs < 1) throw new OcigenError("EUSAGE", `--runs must be a positive integer, got ${o.runs}`);
   }
-  const { benchImages, formatImageBench } = await import("./image.ts"); // the unpack engine: only when used
+  const { benchImages, formatImageBench } = await import("../../bench/image.ts"); // the unpack engine: only when used
   const r = await benchImages({
     images: o.image,
     layoutDir: o.layoutDir,

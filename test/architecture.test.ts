@@ -1,0 +1,125 @@
+// Architecture rules of src/, checked on the source text:
+// - no import cycles: the relative imports of every src/**/*.ts (static
+//   `import ... from`, `export ... from`, side-effect `import "..."`, type-only
+//   imports, and dynamic `import("...")`) form a graph without cycles; a
+//   failure names the files of one cycle in order. Dynamic and type-only
+//   imports count: a cycle through them still means two files that cannot be
+//   read or changed one without the other;
+// - commander (the command-line parser) is imported only under src/cli/:
+//   engines get their settings as arguments, never parse a command line.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+const SRC = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), "..", "src");
+
+function sourceFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...sourceFiles(p));
+    else if (e.name.endsWith(".ts")) out.push(p);
+  }
+  return out.sort();
+}
+
+/** Comments removed, so an import written in a JSDoc example does not count. */
+function stripComments(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+}
+
+/** Module specifiers a file imports: static, re-exports, side-effect and dynamic. */
+function importSpecifiers(text: string): string[] {
+  const code = stripComments(text);
+  const out: string[] = [];
+  const patterns = [
+    /\b(?:import|export)\s+(?:type\s+)?[^"'`;]*?\bfrom\s*["']([^"']+)["']/g,
+    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+    /^\s*import\s*["']([^"']+)["']/gm,
+  ];
+  for (const re of patterns) for (const m of code.matchAll(re)) out.push(m[1]);
+  return out;
+}
+
+/** The relative-import graph of src/: file -> files it imports (paths relative to src/). */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of sourceFiles(SRC)) {
+    const deps = importSpecifiers(fs.readFileSync(file, "utf8"))
+      .filter((s) => s.startsWith("./") || s.startsWith("../"))
+      .map((s) => path.relative(SRC, path.resolve(path.dirname(file), s)));
+    graph.set(path.relative(SRC, file), [...new Set(deps)].sort());
+  }
+  return graph;
+}
+
+/** One cycle of the graph as [a, b, ..., a], or undefined. */
+function findCycle(graph: Map<string, string[]>): string[] | undefined {
+  const state = new Map<string, "open" | "done">();
+  const stack: string[] = [];
+  const visit = (n: string): string[] | undefined => {
+    state.set(n, "open");
+    stack.push(n);
+    for (const d of graph.get(n) ?? []) {
+      if (state.get(d) === "open") return [...stack.slice(stack.indexOf(d)), d];
+      if (state.get(d) === undefined && graph.has(d)) {
+        const c = visit(d);
+        if (c) return c;
+      }
+    }
+    stack.pop();
+    state.set(n, "done");
+    return undefined;
+  };
+  for (const n of graph.keys()) {
+    if (state.get(n) === undefined) {
+      const c = visit(n);
+      if (c) return c;
+    }
+  }
+  return undefined;
+}
+
+test("the import parser sees static, re-export, type-only, side-effect and dynamic imports, not comments", () => {
+  const text = [
+    `import { a } from "./a.ts";`,
+    `import type { B } from "../b.ts";`,
+    `export { c } from "./c.ts";`,
+    `export * from "./d.ts";`,
+    `import "./e.ts";`,
+    `const f = await import("./f.ts");`,
+    `import {`,
+    `  g,`,
+    `} from "./g.ts";`,
+    `// import { x } from "./commented.ts";`,
+    `/** @example import { y } from "./example.ts"; */`,
+  ].join("\n");
+  assert.deepEqual(importSpecifiers(text).sort(), ["../b.ts", "./a.ts", "./c.ts", "./d.ts", "./e.ts", "./f.ts", "./g.ts"]);
+});
+
+test("the cycle finder reports a cycle through three files and none in a tree", () => {
+  const cyclic = new Map([["a.ts", ["b.ts"]], ["b.ts", ["c.ts"]], ["c.ts", ["a.ts"]], ["d.ts", ["a.ts"]]]);
+  assert.deepEqual(findCycle(cyclic), ["a.ts", "b.ts", "c.ts", "a.ts"]);
+  const tree = new Map([["a.ts", ["b.ts", "c.ts"]], ["b.ts", ["c.ts"]], ["c.ts", []]]);
+  assert.equal(findCycle(tree), undefined);
+});
+
+test("src/ has no import cycles", () => {
+  const graph = importGraph();
+  assert.ok(graph.size > 50, `expected the source tree under ${SRC}, found ${graph.size} files`);
+  const edges = [...graph.values()].reduce((n, d) => n + d.length, 0);
+  assert.ok(edges > 100, `expected the import graph to have edges, found ${edges}`);
+  const cycle = findCycle(graph);
+  assert.equal(cycle, undefined, `import cycle: ${cycle?.join(" -> ")}`);
+});
+
+test("commander is imported only under src/cli/", () => {
+  const users: string[] = [];
+  for (const file of sourceFiles(SRC)) {
+    if (importSpecifiers(fs.readFileSync(file, "utf8")).includes("commander")) users.push(path.relative(SRC, file));
+  }
+  assert.ok(users.some((f) => f.startsWith(`cli${path.sep}`)), "expected src/cli/ to import commander");
+  const outside = users.filter((f) => !f.startsWith(`cli${path.sep}`));
+  assert.deepEqual(outside, [], `commander imported outside src/cli/: ${outside.map((f) => `src/${f}`).join(", ")}`);
+});
