@@ -455,3 +455,46 @@ export async function generateBenchImage(opts: BenchImageOptions): Promise<Bench
   fs.writeFileSync(stamp, JSON.stringify({ key, image }, null, 1));
   return image;
 }
+
+/**
+ * Writes a deterministic rootfs-like tree of about `scaleMB` MB into `dir`
+ * (created): the content of the image's base, libs, data and app layers
+ * (many small text files, symlinks, machine-code-like binaries, random and
+ * zero-filled blobs, a node_modules-like tree), as files on disk, for the
+ * benchmarks that commit a tree (`insert`, `repack`). Returns the file count
+ * and byte total.
+ *
+ * @example
+ * ```ts
+ * const t = generateBenchTree("/tmp/tree", 170);
+ * console.log(t.files, t.bytes);
+ * ```
+ */
+export function generateBenchTree(dir: string, scaleMB: number, seed = 1): { files: number; bytes: number } {
+  const r = rng(seed);
+  const c = new Content(r);
+  let files = 0;
+  let bytes = 0;
+  const madeDirs = new Set<string>();
+  const mkdir = (d: string) => {
+    if (madeDirs.has(d)) return;
+    fs.mkdirSync(d, { recursive: true });
+    madeDirs.add(d);
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  for (const plan of plans(scaleMB / 0.85, c, r).slice(0, 4)) {
+    plan.build((e) => {
+      const p = path.join(dir, e.name);
+      if (e.type === "dir") return mkdir(p);
+      mkdir(path.dirname(p));
+      if (e.type === "symlink") fs.symlinkSync(e.linkname ?? "", p);
+      else {
+        const data = typeof e.data === "string" ? Buffer.from(e.data) : (e.data ?? new Uint8Array(0));
+        fs.writeFileSync(p, data, { mode: e.mode ?? 0o644 });
+        files++;
+        bytes += data.length;
+      }
+    });
+  }
+  return { files, bytes };
+}

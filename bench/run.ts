@@ -5,6 +5,7 @@
  *    DecompressionStream, fflate, the previous JS decoder, and the native
  *    `gzip -dc`, `pigz -dc`, `libdeflate-gunzip` when installed;
  *  - sha256: node:crypto vs hash-wasm vs ocigen's digester vs `sha256sum`;
+ *  - zstd decode: ocigen's WASM decoder vs `zstd -dc` and fzstd (`zstd.ts`);
  *  - whole unpack to tmpfs: `ocigen unpack` vs `umoci unpack` vs `tar -xzf`
  *    per layer vs `pigz -dc | tar -x` (and `tar -xf` of the plain tars, the
  *    file-creation floor).
@@ -30,6 +31,7 @@ import { createDigester } from "../src/digest/index.ts";
 import { isDeno, isSea, selfCommand } from "../src/install/self.ts";
 import { type BenchImage, generateBenchImage } from "./image.ts";
 import { have } from "../src/util/which.ts";
+import { zstdSuite, type ZstdBenchRow } from "./zstd.ts";
 
 /**
  * Options of {@linkcode runBench}.
@@ -105,6 +107,8 @@ export interface BenchResult {
   host: { cpus: number; model: string };
   image: { layers: number; sizeMB: number; compressedMB: number; entries: number; layout: string };
   inflate: BenchRow[];
+  /** zstd decode on small/mid/large inputs (see zstd.ts). */
+  zstd: ZstdBenchRow[];
   sha256: BenchRow[];
   unpack: BenchRow[];
   /** Single huge layer: unpack time and peak RSS (when `hugeMB` was given). */
@@ -459,6 +463,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
   const sha256 = await shaSuite(img, runs, log);
   log("inflate:");
   const inflate = await inflateSuite(img, runs, log);
+  log("zstd:");
+  const zstd = zstdSuite(img, runs, log);
   let unpack: BenchRow[] = [];
   if (!opts.noUnpack) {
     log(`unpack to ${target}:`);
@@ -485,6 +491,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
   const w = find(inflate, "ocigen WASM");
   ratioGoal("WASM inflate >= 1.0x node:zlib stream", w, find(inflate, "node:zlib createGunzip"), 1.0, "zlib stream");
   ratioGoal("WASM inflate >= 0.8x libdeflate-gunzip", w, find(inflate, "libdeflate"), 0.8, "libdeflate-gunzip");
+  const zl = (name: string) => zstd.find((r) => r.input === "large" && r.name.startsWith(name) && r.mbps) as BenchRow | undefined;
+  ratioGoal("zstd decode (WASM) >= 0.5x zstd -dc (large input)", zl("ocigen WASM"), zl("zstd -dc"), 0.5, "zstd");
   const ou = find(unpack, "ocigen unpack");
   ratioGoal("ocigen unpack >= 3x faster than umoci unpack", ou, find(unpack, "umoci"), 3, "umoci or ocigen unpack");
   ratioGoal("ocigen unpack >= 1.5x faster than tar -xzf", ou, find(unpack, "tar -xzf"), 1.5, "tar or ocigen unpack");
@@ -505,7 +513,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
       layers: img.layers.length, sizeMB: img.size / MB, compressedMB: img.compressedSize / MB,
       entries: img.layers.reduce((a, l) => a + l.entries, 0), layout: img.layout,
     },
-    inflate, sha256, unpack, huge, goals,
+    inflate, zstd, sha256, unpack, huge, goals,
   };
 }
 
@@ -541,6 +549,7 @@ export function formatBench(r: BenchResult): string {
     }
   };
   table("gzip inflate (MB/s of tar output)", "MB/s", r.inflate, true);
+  table("zstd decode (MB/s of output; small/mid/large input)", "MB/s", r.zstd.map((z) => ({ ...z, name: `${z.input}: ${z.name}` })), true);
   table("sha256 of the layer tars", "MB/s", r.sha256, true);
   table("whole unpack to tmpfs (MB/s of tar)", "MB/s", r.unpack, true);
   if (r.huge) {

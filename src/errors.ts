@@ -34,7 +34,9 @@ export type ErrorCode =
   | "EIO" // filesystem failure (wraps the errno error)
   | "EINSTALL" // install-generator / uninstall-generator refused or failed
   | "ECONFIG" // bad generator config or per-image settings file
-  | "EPLATFORM"; // the image is for another platform
+  | "EPLATFORM" // the image is for another platform
+  | "EBADFILE" // a file of a layout is not a regular file inside it (FIFO, device, symlink out of the layout)
+  | "EVOLUME"; // a volume command refused (unknown unit, service still running)
 
 /**
  * The base class of every error ocigen raises deliberately.

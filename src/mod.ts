@@ -44,8 +44,9 @@ export { checkLineValue, escapeSpecifiers, execLine, execWord, listWord } from "
 export { type ImageInfo, imageCommand, renderUnit, type UnitInput } from "./generator/unit.ts";
 export { generate, type GeneratedUnit, type GenerateOptions, type GenerateResult, ocigenCommand } from "./generator/generate.ts";
 export { extract, type ExtractOptions, type ExtractResult, gcExtracts, type GcOptions as GcExtractsOptions, type GcResult as GcExtractsResult } from "./generator/extract.ts";
+export { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, safeName, serviceRoot, serviceRunDir, volumeDir, volumeName } from "./generator/state.ts";
 export { type AtomicExports, readAtomicExports, renderAtomicTemplate } from "./generator/atomic.ts";
-export { storeRootfs, unitRootfs } from "./generator/paths.ts";
+export { storeRootfs, unitRootfs } from "./store/paths.ts";
 // Unpack engine: byte pipeline, tar, decompression, layer application (issue 3)
 export { type ByteSink, CollectSink, concatBytes, pumpStream, pushAll, TeeSink } from "./stream/sink.ts";
 export { encodeHeader, padding, padLength, type SparseRegion, type TarEntryHeader, type TarEntryType } from "./tar/header.ts";
@@ -53,9 +54,10 @@ export { encodePax, parsePax } from "./tar/pax.ts";
 export { type TarHandler, TarParser, type TarParserOptions } from "./tar/parser.ts";
 export { tarBytes, TarWriter, type TarWriterEntry, type TarWriterOptions } from "./tar/writer.ts";
 export { LayerDecompressStream, type TarEvent, TarStream, UntarStream } from "./tar/web.ts";
-export { type Compression as DecoderCompression, crc32, createDecoder, createDecoderFor, GzipDecoder, layerCompression, ZstdDecoder } from "./compress/index.ts";
+export { type Compression as DecoderCompression, crc32, createDecoder, createDecoderFor, type DecoderOptions, GzipDecoder, layerCompression, ZstdDecoder } from "./compress/index.ts";
+export { ZSTD_WINDOW_DEFAULT, ZSTD_WINDOW_LIMIT_MAX, type ZstdDecoderOptions, type ZstdEngine } from "./compress/zstd.ts";
 export { type ApplyOptions, ApplyState, LayerApplier } from "./layer/apply.ts";
-export { cleanEntryPath, RootResolver } from "./layer/resolve.ts";
+export { cleanEntryPath, RootResolver } from "./rootfs/resolve.ts";
 export { type IdMapping, parseIdMap, toHost } from "./layer/idmap.ts";
 export { applyLayer, applyLayers, unpackBundle, type UnpackOptions, unpackRootfs } from "./layer/unpack.ts";
 export { convertConfig, type ConvertOptions, resolveUser, type RuntimeSpec } from "./layer/convert.ts";

@@ -10,13 +10,14 @@ import { join } from "node:path";
 import process from "node:process";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { type FixtureImage, makeLayout, mkTemp, rmTemp, tarFiles, treeHash } from "../fixtures/layout.ts";
+import { type FixtureImage, makeLayout, makeMultiPlatformLayout, mkTemp, rmTemp, tarFiles, treeHash } from "../fixtures/layout.ts";
 import { describeTree } from "./layer-fixtures.ts";
 import { type GeneratorEnv, generatorEnv } from "../fixtures/generator.ts";
 import { extract } from "../src/generator/extract.ts";
 import { generate } from "../src/generator/generate.ts";
-import { storeRootfs } from "../src/generator/paths.ts";
+import { storeRootfs } from "../src/store/paths.ts";
 import { Layout } from "../src/oci/layout.ts";
+import { hostPlatform } from "../src/oci/platform.ts";
 import { unpackRootfs } from "../src/layer/unpack.ts";
 import { extractAll } from "../src/bulk/extract-all.ts";
 import { chainIds, commonPrefix, readChainRecord } from "../src/bulk/chain.ts";
@@ -120,6 +121,30 @@ describe("extract --all", () => {
       }
     });
   }
+
+  test("extracts what the generator makes units of: tag selection of the settings files, Platform= of each image", async () => {
+    const e = setup();
+    try {
+      const other = hostPlatform().architecture === "amd64" ? "arm64" : "amd64";
+      const img = (tags: string[], data: string): FixtureImage => ({ tags, layers: [tarFiles([{ name: "which", data }])], config: { config: { Cmd: ["/bin/sh"] } } as never });
+      makeLayout(join(e.layouts, "sel"), [img(["v1"], "v1\n"), img(["v1-2024-01-02_1"], "dated\n"), img(["beta"], "beta\n")]);
+      makeMultiPlatformLayout(join(e.layouts, "multi"), "latest", [hostPlatform(), { os: "linux", architecture: other }]);
+      fs.mkdirSync(e.settings);
+      fs.writeFileSync(join(e.settings, "sel.image"), "[Image]\nExcludeTag=beta\n");
+      fs.writeFileSync(join(e.settings, "multi.image"), `[Image]\nPlatform=linux/${other}\n`);
+      const r = await extractAll({ config: e.cfg, jobs: 1, mode: "inline", configPath: e.conf, progress: false });
+      assert.deepEqual(r.failed, []);
+      assert.deepEqual(r.images.map((i) => i.image).sort(), ["multi:latest", "sel:v1"], "neither the dated tag nor the excluded one");
+      assert.equal(storeEntries(e.extracts).length, 2);
+      assert.equal(fs.readFileSync(join(e.extracts, "sel.ref.v1/rootfs/which"), "utf8"), "v1\n");
+      assert.ok(fs.existsSync(join(e.extracts, "multi.ref.latest/rootfs", `arch-${other}`)), "the settings' platform, not the host's");
+      // the units' own extract then finds it current
+      const x = await extract({ config: e.cfg, name: "multi", tag: "latest" });
+      assert.equal(x.extracted, false);
+    } finally {
+      rmTemp(e.tmp);
+    }
+  });
 
   test("trees started from a shared base equal full unpacks; --no-reuse extracts every layer", async () => {
     const e = setup();

@@ -10,10 +10,10 @@ import process from "node:process";
 import { spawn } from "node:child_process";
 import { makeLayout, mkTemp, putImage, rmTemp, tarFiles, treeHash } from "../fixtures/layout.ts";
 import { Layout } from "../src/oci/layout.ts";
-import { type GeneratorEnv, generatorEnv } from "../fixtures/generator.ts";
+import { type GeneratorEnv, generatorEnv, have } from "../fixtures/generator.ts";
 import { extract, gcExtracts } from "../src/generator/extract.ts";
 import { generate } from "../src/generator/generate.ts";
-import { storeRootfs } from "../src/generator/paths.ts";
+import { storeRootfs } from "../src/store/paths.ts";
 import type { Descriptor } from "../src/oci/types.ts";
 import { main } from "../src/cli/main.ts";
 
@@ -139,7 +139,7 @@ describe("ocigen extract", () => {
     }
   });
 
-  test("--user: ids checked against the image's passwd; --bundle writes a runtime config", async () => {
+  test("--user: ids checked against the image's passwd, host accounts, reload; --bundle writes a runtime config", async (t) => {
     const e = setup();
     try {
       const dir = join(e.layouts, "web");
@@ -154,29 +154,55 @@ describe("ocigen extract", () => {
       assert.deepEqual(g.errors, []);
       assert.match(out, /\nUser=101\nGroup=101\n/);
       assert.match(out, /--user nginx=101:101\n/);
-      // The host (a fake /etc here) lacks uid/gid 101: nss-systemd drop-in records make them resolvable.
-      const etc = join(e.tmp, "etc");
-      fs.mkdirSync(etc);
-      fs.writeFileSync(join(etc, "passwd"), "root:x:0:0::/root:/bin/sh\n");
-      fs.writeFileSync(join(etc, "group"), "root:x:0:\n");
-      const ok = await extract({ config: e.cfg, name: "web", tag: "latest", user: "nginx=101:101", hostEtc: etc, ensureIds: true });
-      assert.equal(ok.extracted, false);
-      const udb = join(e.tmp, "userdb");
-      assert.deepEqual(fs.readdirSync(udb).sort(), ["101.group", "101.user", "ocigen-g101.group", "ocigen-u101.user"]);
-      assert.equal(fs.readlinkSync(join(udb, "101.user")), "ocigen-u101.user");
-      assert.deepEqual(JSON.parse(fs.readFileSync(join(udb, "ocigen-u101.user"), "utf8")).uid, 101);
-      assert.equal(fs.statSync(join(udb, "ocigen-u101.user")).mode & 0o777, 0o644);
-      // Present on the host: nothing written.
-      fs.rmSync(udb, { recursive: true });
-      fs.writeFileSync(join(etc, "passwd"), "nginx:x:101:101::/:/bin/false\n");
-      fs.writeFileSync(join(etc, "group"), "nginx:x:101:\n");
-      const again0 = await extract({ config: e.cfg, name: "web", tag: "latest", user: "nginx=101:101", hostEtc: etc, ensureIds: true });
-      assert.deepEqual(again0.userdb, []);
-      assert.equal(fs.existsSync(udb), false);
+      // The host (a fake root here) lacks uid/gid 101: accounts are registered with systemd-sysusers --root.
+      const host = join(e.tmp, "host");
+      fs.mkdirSync(join(host, "etc"), { recursive: true });
+      fs.writeFileSync(join(host, "etc/passwd"), "root:x:0:0::/root:/bin/sh\n");
+      fs.writeFileSync(join(host, "etc/group"), "root:x:0:\n");
+      const calls: string[] = [];
+      const systemd = { reload: () => void calls.push("reload"), ids: (u: string) => (calls.push(u), { user: "101", group: "101" }) };
+      if (!have("systemd-sysusers")) {
+        if (process.env.CI) assert.fail("systemd-sysusers not installed");
+        t.diagnostic("systemd-sysusers not installed: host accounts not checked");
+      } else {
+        const ok = await extract({ config: e.cfg, name: "web", tag: "latest", user: "nginx=101:101", service: true, hostRoot: host, systemd, noMount: true });
+        assert.equal(ok.extracted, false);
+        assert.deepEqual(ok.accounts, ["ocigen-g101", "ocigen-u101"]);
+        assert.match(fs.readFileSync(join(host, "etc/passwd"), "utf8"), /^ocigen-u101:x:101:101:/m);
+        assert.match(fs.readFileSync(join(host, "etc/group"), "utf8"), /^ocigen-g101:x:101:/m);
+        assert.deepEqual(calls, [], "ids as generated: no reload");
+        // Present on the host now: nothing registered again.
+        const again0 = await extract({ config: e.cfg, name: "web", tag: "latest", user: "nginx=101:101", service: true, hostRoot: host, systemd, noMount: true });
+        assert.deepEqual(again0.accounts, []);
+        // Generated before the rootfs existed (fail-safe ids): systemd is reloaded and asked for the ids.
+        const re = await extract({ config: e.cfg, name: "web", tag: "latest", user: "nginx=65534:65534", service: true, hostRoot: host, systemd, noMount: true });
+        assert.equal(re.reloaded, true);
+        assert.deepEqual(calls, ["reload", "web.ref.latest.service"]);
+        const stale = { reload() {}, ids: () => ({ user: "65534", group: "65534" }) };
+        await assert.rejects(
+          extract({ config: e.cfg, name: "web", tag: "latest", user: "nginx=65534:65534", service: true, hostRoot: host, systemd: stale, noMount: true }),
+          /image web:latest: user "nginx" is 101:101, but after daemon-reload systemd has 65534:65534/,
+        );
+        // gc: the account stays while a unit runs as it, and goes with the last one.
+        const kept = await gcExtracts({ config: e.cfg, hostAccounts: true, hostRoot: host });
+        assert.deepEqual(kept.accounts, []);
+        const layout = await Layout.open(dir);
+        const desc = (await layout.resolve("latest")).manifestDescriptor;
+        await layout.removeTag("latest");
+        const gone = await gcExtracts({ config: e.cfg, hostAccounts: true, hostRoot: host });
+        assert.deepEqual(gone.accounts, ["ocigen-u101", "ocigen-g101"]);
+        assert.doesNotMatch(fs.readFileSync(join(host, "etc/passwd"), "utf8"), /ocigen-u101/);
+        await retag(dir, "latest", desc);
+      }
+      await assert.rejects(
+        extract({ config: e.cfg, name: "web", tag: "latest", user: "ghost=65534:65534", service: true, noHostAccounts: true, systemd, noMount: true }),
+        /image web:latest: user "ghost": .*no such user in the image's \/etc\/passwd/,
+      );
       const b = await extract({ config: e.cfg, name: "web", tag: "latest", bundle: true });
       assert.equal(b.changed, true);
       const spec = JSON.parse(fs.readFileSync(join(e.extracts, "web.ref.latest/config.json"), "utf8"));
       assert.deepEqual(spec.root, { path: b.store, readonly: true });
+      assert.equal(spec.process.terminal, false, "a service has no terminal");
       assert.deepEqual(spec.process.args, ["/bin/true"]);
       assert.deepEqual([spec.process.user.uid, spec.process.user.gid], [101, 101]);
       const again = await extract({ config: e.cfg, name: "web", tag: "latest", bundle: true });

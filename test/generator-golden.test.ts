@@ -13,7 +13,7 @@ import { makeLayout, mkTemp, rmTemp, tarFiles, toLegacyRefs, breakLayout, treeHa
 import { canParseWithSystemd, envSubstituted, have, systemdParseMany, verifyUnits } from "../fixtures/generator.ts";
 import { generate, type GenerateResult } from "../src/generator/generate.ts";
 import { loadGeneratorConfig } from "../src/generator/config.ts";
-import { storeRootfs } from "../src/generator/paths.ts";
+import { storeRootfs } from "../src/store/paths.ts";
 import { Layout } from "../src/oci/layout.ts";
 import type { ImageRuntimeConfig } from "../src/oci/types.ts";
 import type { Reporter } from "../src/generator/report.ts";
@@ -91,7 +91,8 @@ export async function runCase(input: CaseInput, dryRun = true): Promise<CaseRun>
   const head = input.sectionless ? "" : "[system]\n";
   fs.writeFileSync(
     conf,
-    `${head}imagelayoutdir = ${layouts}\nextractsdir = ${join(root, "extracts")}\nsettingsdir = ${settingsDir}\nocigen = ${OCIGEN}\n${input.config ?? ""}`,
+    `${head}imagelayoutdir = ${layouts}\nextractsdir = ${join(root, "extracts")}\nsettingsdir = ${settingsDir}\n` +
+      `rundir = ${join(root, "run")}\nvolumesdir = ${join(root, "volumes")}\nocigen = ${OCIGEN}\n${input.config ?? ""}`,
   );
   const messages: string[] = [];
   const reporter: Reporter = { error: (m) => messages.push(m), warn: (m) => messages.push(m), info: () => {} };
@@ -185,7 +186,7 @@ describe("generator golden cases", () => {
               assert.equal(execs?.length, 1, `${u.unit}: one ExecStart`);
               assert.deepEqual(execs![0].map(envSubstituted), want, `${u.unit}: systemd's argv`);
               assert.equal(p.exec.get("ExecStartPre"), undefined, `${u.unit}: no ExecStartPre (it would get the image's environment)`);
-              assert.deepEqual(p.props.get("Requires")?.filter((r) => r.startsWith("ocigen-extract@")).map((r) => r.replace(/ \(.*\)$/, "")), [u.extractUnit.unit]);
+              assert.deepEqual(p.props.get("BindsTo")?.filter((r) => r.startsWith("ocigen-extract@")).map((r) => r.replace(/ \(.*\)$/, "")), [u.extractUnit.unit]);
               const x = parsed.get(u.extractUnit.unit)!;
               assert.equal(x.exec.get("ExecStart")?.length, 1);
               assert.deepEqual(x.exec.get("ExecStart")![0].slice(1, 6), ["extract", "--config", join(run.root, "oci-generator.conf"), "--name", u.name]);

@@ -14,7 +14,8 @@ import { escapeNamePart, unitName } from "../src/generator/naming.ts";
 import { execLine, execWord, listWord, checkLineValue } from "../src/generator/syntax.ts";
 import { loadGeneratorConfig, parseGeneratorConfig, layoutSettings } from "../src/generator/config.ts";
 import { discoverLayouts } from "../src/generator/discover.ts";
-import { findInImagePath, resolveInRoot, resolveUser, parsePasswd, parseGroup, readFileInRoot } from "../src/generator/rootfs.ts";
+import { findInImagePath, readFileInRoot, resolveInRoot } from "../src/rootfs/read.ts";
+import { parseGroup, parsePasswd, resolveUser } from "../src/rootfs/users.ts";
 import { createReporter, kmsgRecord, runBySystemd } from "../src/generator/report.ts";
 import { normalizeSignal } from "../src/generator/signal.ts";
 import { renderAtomicTemplate } from "../src/generator/atomic.ts";
@@ -136,11 +137,15 @@ describe("config", () => {
     assert.equal(c.extractsDir, "/var/lib/oci/extracts");
     assert.equal(c.enable, true);
     assert.equal(c.atomicTemplates, false, "Atomic templates are off unless the administrator turns them on");
-    assert.equal(parseGeneratorConfig("atomictemplates = yes\nuserdbdir =\n", "c").atomicTemplates, true);
-    assert.equal(parseGeneratorConfig("userdbdir =\n", "c").userdbDir, "");
+    assert.equal(parseGeneratorConfig("atomictemplates = yes\n", "c").atomicTemplates, true);
+    // userdbdir is a key of earlier versions: accepted (with a warning) and ignored
+    const old = parseGeneratorConfig("userdbdir =\nrundir = /run/x/\nvolumesdir = /srv/vol\n", "c");
+    assert.equal(old.runDir, "/run/x");
+    assert.equal(old.volumesDir, "/srv/vol");
+    assert.ok(!("userdbDir" in old));
     const pick = (l: ReturnType<typeof layoutSettings>) => ({ runtime: l.runtime, protectSystem: l.protectSystem, protectHome: l.protectHome, enable: l.enable });
     assert.deepEqual(pick(layoutSettings(c, "a/b")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "tmpfs", enable: false });
-    assert.deepEqual(pick(layoutSettings(c, "x")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "read-only", enable: undefined });
+    assert.deepEqual(pick(layoutSettings(c, "x")), { runtime: "/opt/crun", protectSystem: "full", protectHome: "no", enable: undefined });
   });
   test("bad values name the file and line", () => {
     assert.throws(() => parseGeneratorConfig("[system]\nimagelayoutdir = rel\n", "/etc/x.conf"), /Bad config \/etc\/x.conf:2: imagelayoutdir must be an absolute path/);
@@ -193,13 +198,14 @@ describe("image users", () => {
   const passwd = parsePasswd("root:x:0:0:root:/root:/bin/sh\nnginx:x:101:102::/:/bin/false\nbroken line\n");
   const group = parseGroup("root:x:0:\nweb:x:33:nginx\n");
   test("resolution as runc does it", () => {
-    assert.deepEqual(resolveUser("nginx", passwd, group), { uid: 101, gid: 102 });
-    assert.deepEqual(resolveUser("nginx:web", passwd, group), { uid: 101, gid: 33 });
-    assert.deepEqual(resolveUser("101", passwd, group), { uid: 101, gid: 102 });
+    // nginx is a member of web: a supplementary group unless a group is given
+    assert.deepEqual(resolveUser("nginx", passwd, group), { uid: 101, gid: 102, additionalGids: [33], home: "/" });
+    assert.deepEqual(resolveUser("nginx:web", passwd, group), { uid: 101, gid: 33, home: "/" });
+    assert.deepEqual(resolveUser("101", passwd, group), { uid: 101, gid: 102, additionalGids: [33], home: "/" });
     assert.deepEqual(resolveUser("500", passwd, group), { uid: 500, gid: 0 });
     assert.deepEqual(resolveUser("500:7", null, null), { uid: 500, gid: 7 });
-    assert.throws(() => resolveUser("nobody", passwd, group), /not in the image's \/etc\/passwd/);
-    assert.throws(() => resolveUser("nginx:nogroup", passwd, group), /not in the image's \/etc\/group/);
+    assert.throws(() => resolveUser("nobody", passwd, group), /no such user in the image's \/etc\/passwd/);
+    assert.throws(() => resolveUser("nginx:nogroup", passwd, group), /no such group in the image's \/etc\/group/);
   });
   test("files are read inside the rootfs: symlinks cannot escape", () => {
     const tmp = mkTemp("ocigen-root-");

@@ -271,7 +271,7 @@ describe("install-generator", () => {
     }
   });
 
-  test("CLI from the bundle: default program is a wrapper running node on dist/ocigen.mjs", (t) => {
+  test("CLI from the bundle: default program is a wrapper running node on an installed copy of dist/ocigen.mjs", (t) => {
     const bundle = path.join(root, "dist/ocigen.mjs");
     if (!fs.existsSync(bundle)) {
       if (process.env.CI) assert.fail("dist/ocigen.mjs missing (npm ci runs the build)");
@@ -290,9 +290,13 @@ describe("install-generator", () => {
       assert.match(r.stdout, /installed .*usr\/local\/bin\/ocigen \(wrapper for /);
       const wrapper = fs.readFileSync(path.join(work, INSTALL_PATHS.binary), "utf8");
       assert.ok(wrapper.startsWith("#!/bin/sh\n"));
-      assert.ok(wrapper.includes(bundle));
-      // the wrapper runs ocigen, with no PATH (generators run with a minimal environment)
-      const v = spawnSync(path.join(work, INSTALL_PATHS.binary), ["--version"], { encoding: "utf8", env: {} });
+      // nothing from the checkout: the wrapper runs the installed copy of the bundle
+      assert.ok(wrapper.includes(`'/${INSTALL_PATHS.bundle}'`), wrapper);
+      assert.ok(!wrapper.includes(root), "the wrapper names no path of the checkout");
+      const copy = path.join(work, INSTALL_PATHS.bundle);
+      assert.deepEqual(fs.readFileSync(copy), fs.readFileSync(bundle));
+      // the copy runs ocigen, with no PATH (generators run with a minimal environment)
+      const v = spawnSync(nodeBin, [copy, "--version"], { encoding: "utf8", env: {} });
       assert.equal(v.stdout.trim(), VERSION, v.stderr);
       // a second run is a no-op; uninstall empties the prefix
       assert.equal(cli("install-generator", "--prefix", work).stdout.split("\n").filter((l) => l.startsWith("installed")).length, 0);

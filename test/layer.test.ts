@@ -10,7 +10,7 @@ import { OcigenError } from "../src/errors.ts";
 import { ApplyState, LayerApplier, type ApplyOptions } from "../src/layer/apply.ts";
 import { TarParser } from "../src/tar/parser.ts";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
-import { cleanEntryPath } from "../src/layer/resolve.ts";
+import { cleanEntryPath } from "../src/rootfs/resolve.ts";
 import { describeTree, have, plantCanary, tmpdir, applyTo } from "./layer-fixtures.ts";
 
 const ROOT = typeof process.getuid === "function" && process.getuid() === 0;

@@ -70,7 +70,7 @@ describe("not root", () => {
       const lines = r.stderr.trimEnd().split("\n");
       assert.equal(lines.length, 1, r.stderr);
       assert.match(lines[0], /EACCES/);
-      assert.match(lines[0], /not root \(uid 65534\): \S*\/usr\/local\/bin needs root or write access; run with sudo/);
+      assert.match(lines[0], /not root \(uid 65534\): \S*\/usr\/local\/(bin|lib)\S* needs root or write access; run with sudo/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -14,7 +14,7 @@ import { ApplyState, LayerApplier, type ApplyOptions } from "../src/layer/apply.
 import { TarParser } from "../src/tar/parser.ts";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
 import { readRootfsFile, resolveUser } from "../src/layer/convert.ts";
-import { resolveUserInRoot } from "../src/generator/rootfs.ts";
+import { resolveUserInRoot } from "../src/rootfs/users.ts";
 import { have, plantCanary, tmpdir, applyTo } from "./layer-fixtures.ts";
 
 const ROOT = typeof process.getuid === "function" && process.getuid() === 0;
@@ -412,7 +412,7 @@ describe("reading the image's /etc/passwd (config.json, generator)", () => {
       { name: "x/", type: "dir" },
     ]]);
     assert.throws(() => resolveUser(r2, "evil"), /no such user/);
-    assert.throws(() => resolveUserInRoot(r2, "evil"), /not in the image's \/etc\/passwd/);
+    assert.throws(() => resolveUserInRoot(r2, "evil"), /no such user in the image's \/etc\/passwd/);
     if (ROOT) {
       const r3 = path.join(e.dir, "r3");
       ok(r3, [[{ name: "etc/passwd", type: "char", devmajor: 1, devminor: 5 }]], { rootless: false }); // /dev/zero

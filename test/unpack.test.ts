@@ -190,9 +190,9 @@ describe("bundles", () => {
       fs.unlinkSync(path.join(root, "etc/passwd"));
       fs.writeFileSync(path.join(root, "real/pw"), "alice:x:7:8::/home/a:/bin/sh\n");
       fs.symlinkSync("/real/pw", path.join(root, "etc/passwd"));
-      assert.deepEqual(resolveUser(root, "alice"), { uid: 7, gid: 8, additionalGids: undefined, home: "/home/a" });
-      assert.deepEqual(resolveUser(root, "7:9"), { uid: 7, gid: 9, additionalGids: undefined, home: "/home/a" });
-      assert.deepEqual(resolveUser(root, "123"), { uid: 123, gid: 0, additionalGids: undefined, home: undefined });
+      assert.deepEqual(resolveUser(root, "alice"), { uid: 7, gid: 8, home: "/home/a" });
+      assert.deepEqual(resolveUser(root, "7:9"), { uid: 7, gid: 9, home: "/home/a" });
+      assert.deepEqual(resolveUser(root, "123"), { uid: 123, gid: 0 });
       assert.throws(() => resolveUser(root, "alice:nogroup"), /no such group/);
       fs.symlinkSync("loop", path.join(root, "etc/group"));
       fs.symlinkSync("group", path.join(root, "etc/loop"));

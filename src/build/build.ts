@@ -29,7 +29,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
+import { randomBytes } from "node:crypto";
 import { OcigenError } from "../errors.ts";
+import { isDeadRunTree, makeTempTree, removeTempTree } from "../fs/temp-tree.ts";
 import { log } from "../log.ts";
 import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
 import { MediaType, REF_NAME } from "../oci/types.ts";
@@ -192,6 +194,19 @@ async function dropUnreferenced(layout: Layout, written: Descriptor[]): Promise<
   });
 }
 
+/** Removes build scratch trees (`ocigen-build-*.tmp-<pid>-<hex>`) of builds whose process is gone. */
+function sweepDeadScratch(dir: string): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (n.startsWith("ocigen-build-") && isDeadRunTree(n)) removeTempTree(path.join(dir, n));
+  }
+}
+
 /** The inputs digest of `t` now, and the manifest `t.name` names when it was built from exactly these. */
 async function unchangedTarget(layout: Layout, t: BuildTarget, opts: BuildOptions): Promise<{ inputs: string; current?: Descriptor }> {
   const baseDir = opts.baseDir ?? process.cwd();
@@ -219,7 +234,12 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
     return { name: t.name, status: "unchanged", tags: [], manifestDescriptor: current, inputs };
   }
   log.info(`build ${t.name}: base ${t.base}`);
-  const work = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), `ocigen-build-${t.name}-`));
+  // 0700 before anything goes in; removed on SIGINT/SIGTERM/SIGHUP too, and by a later
+  // build when a SIGKILL left it (its name carries the pid)
+  const tmpDir = opts.tmpDir ?? os.tmpdir();
+  sweepDeadScratch(tmpDir);
+  const work = path.join(tmpDir, `ocigen-build-${t.name.replace(/[^A-Za-z0-9._-]/g, "_")}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const releaseWork = makeTempTree(work).release;
   const rootfs = path.join(work, "rootfs");
   try {
     fs.mkdirSync(rootfs, { mode: 0o755 });
@@ -303,6 +323,7 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
     });
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
+    releaseWork();
   }
 }
 

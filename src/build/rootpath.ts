@@ -1,12 +1,14 @@
 /**
- * Resolving a path inside a root directory as `chroot` would: `..` stops at
- * the root, absolute symlinks restart from the root, relative ones from their
- * directory. The result never names anything outside the root.
+ * Paths inside a recipe build's rootfs: resolved as `chroot` would by
+ * src/rootfs/resolve.ts (`..` stops at the root, absolute symlinks restart
+ * from the root, relative ones from their directory; the result never names
+ * anything outside the root), and directories created along such paths.
  *
  * @module
  */
 import fs from "node:fs";
 import { OcigenError } from "../errors.ts";
+import { ResolveError, RootResolver } from "../rootfs/resolve.ts";
 
 /**
  * Why an fs call failed, for messages that name the path themselves:
@@ -39,47 +41,15 @@ export function errnoReason(e: unknown): string {
  * ```
  */
 export function resolveInRoot(root: string, p: string, followLast = true): string {
-  const queue = p.split("/").filter((c) => c !== "" && c !== ".");
-  const resolved: string[] = [];
-  let hops = 0;
-  while (queue.length > 0) {
-    const c = queue.shift()!;
-    if (c === "..") {
-      resolved.pop();
-      continue;
+  try {
+    return new RootResolver(root).resolveKeepMissing(p.split("/"), followLast).abs;
+  } catch (e) {
+    if (e instanceof ResolveError) {
+      const why = / is not a directory$/.test(e.message) ? `/${e.message}` : "too many levels of symbolic links";
+      throw new OcigenError("EBUILD", `Cannot resolve ${p} in the rootfs: ${why}`);
     }
-    const isLast = queue.length === 0;
-    // every component is looked at, also after a missing one: "missing/../link/x" must follow link inside the root
-    if (isLast && !followLast) {
-      resolved.push(c);
-      continue;
-    }
-    const abs = root + "/" + [...resolved, c].join("/");
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(abs);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") {
-        resolved.push(c);
-        continue;
-      }
-      if (code === "ENOTDIR") throw new OcigenError("EBUILD", `Cannot resolve ${p} in the rootfs: /${resolved.join("/")} is not a directory`);
-      throw new OcigenError("EIO", `Cannot resolve ${p} in the rootfs: /${[...resolved, c].join("/")}: ${errnoReason(e)}`, { cause: e });
-    }
-    if (st.isSymbolicLink()) {
-      if (++hops > 40) throw new OcigenError("EBUILD", `Cannot resolve ${p} in the rootfs: too many levels of symbolic links`);
-      const target = fs.readlinkSync(abs);
-      if (target.startsWith("/")) resolved.length = 0;
-      queue.unshift(...target.split("/").filter((x) => x !== "" && x !== "."));
-      continue;
-    }
-    if (!isLast && !st.isDirectory()) {
-      throw new OcigenError("EBUILD", `Cannot resolve ${p} in the rootfs: /${[...resolved, c].join("/")} is not a directory`);
-    }
-    resolved.push(c);
+    throw e;
   }
-  return resolved.length === 0 ? root : root + "/" + resolved.join("/");
 }
 
 /**

@@ -31,7 +31,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { writeFileAtomic } from "../fs/atomic.ts";
 import { parseDigest } from "../oci/digest.ts";
-import { storeDigests, storeDir, storeRootfs } from "../generator/paths.ts";
+import { storeDigests, storeDir, storeRootfs } from "../store/paths.ts";
 
 /** File name of the chain record inside a store entry. */
 export const CHAIN_FILE = "ocigen-chain.json";

@@ -19,6 +19,8 @@ import { extractAllJson } from "../cli/json.ts";
 /** Options `extract --all` understands. */
 export interface ExtractAllFlags {
   config?: string;
+  /** Largest zstd window a layer may use, bytes (parsed from --zstd-window-max). */
+  zstdWindowMax?: number;
   jobs?: string;
   json?: boolean;
   reuse?: boolean;
@@ -67,7 +69,7 @@ export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   }
   const mode = o.bulkMode as BulkMode | undefined;
   if (mode !== undefined && mode !== "process" && mode !== "inline") throw new OcigenError("EUSAGE", `--bulk-mode must be process or inline`);
-  const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config });
+  const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config, unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax } });
   for (const e of r.errors) log.error(e);
   process.stdout.write((o.json ? JSON.stringify(extractAllJson(r)) : formatBulk(r)) + "\n");
   if (r.failed.length > 0) {

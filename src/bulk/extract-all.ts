@@ -3,7 +3,10 @@
  * extracted into extractsdir exactly as the generated units' `extract` does
  * (it is called for every tag), so a later service start is a no-op.
  *
- * 1. Plan: discover the layouts, resolve every tag, group tags by manifest
+ * 1. Plan: discover the layouts, resolve every tag the generator makes a
+ *    unit of (the per-image settings' tag selection, so `build`'s dated tags
+ *    are skipped by default; each tag on its settings' `Platform=`, else the
+ *    host's), group tags by manifest
  *    digest (one job per manifest, across layouts: the store is content
  *    addressed, so a manifest is extracted once however many tags name it).
  * 2. Reuse (option, see {@linkcode BulkOptions.reuse}): for each manifest
@@ -28,15 +31,19 @@ import * as fs from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { shortDigest } from "../errors.ts";
+import { shortDigest, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
 import { Layout } from "../oci/layout.ts";
 import { pidAlive } from "../fs/atomic.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
 import { discoverLayouts } from "../generator/discover.ts";
-import { storeDir, storeRootfs } from "../generator/paths.ts";
+import { imagePlatform, settingsForLayout } from "../generator/settings.ts";
+import { selectTags } from "../generator/tags.ts";
+import { checkImagePlatform } from "../oci/platform.ts";
+import { ensureStore, storeDir, storeRootfs } from "../store/paths.ts";
 import { runningAsRoot } from "../layer/apply.ts";
 import { removeTree, type UnpackOptions } from "../layer/unpack.ts";
+import { makeTempTree } from "../fs/temp-tree.ts";
 import { progress as progressApi } from "../progress.ts";
 import { CHAIN_FILE, chainIds, commonPrefix, scanChainRecords } from "./chain.ts";
 import { haveGnuCp, haveXattrTools } from "./copy.ts";
@@ -182,14 +189,17 @@ async function plan(cfg: GeneratorConfig): Promise<{ planned: Planned[]; failure
     let tags: string[];
     try {
       layout = await Layout.open(dir);
-      tags = await layout.listTags();
+      // the tags the generator makes units of (settings files, dated tags excluded), on the settings' platform
+      tags = selectTags(await layout.listTags(), settingsForLayout(cfg, name)).selected;
     } catch (e) {
       fail(name, (e as Error).message);
       continue;
     }
     for (const tag of tags) {
       try {
-        const img = await layout.resolve(tag);
+        const platform = imagePlatform(cfg, name, tag);
+        const img = await layout.resolve(tag, platform);
+        checkImagePlatform(img.config, platform, `${name}:${tag}`);
         const digest = img.manifestDescriptor.digest;
         let p = byManifest.get(digest);
         if (!p) {
@@ -313,7 +323,7 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
   const mode: BulkMode = opts.mode ?? (jobs > 1 ? "process" : "inline");
   const reuse = opts.reuse ?? true;
   const rootless = opts.unpack?.rootless ?? !runningAsRoot();
-  fs.mkdirSync(join(cfg.extractsDir, ".store"), { recursive: true });
+  ensureStore(cfg.extractsDir);
   cleanStaleBulkDirs(cfg.extractsDir);
 
   const { planned, failures, errors } = await plan(cfg);
@@ -406,6 +416,15 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
       await new Promise((r) => setTimeout(r, 5));
     }
   };
+  // scratch trees of shared layers: closed to other users, removed on SIGINT/SIGTERM/SIGHUP too
+  let releaseBulk = () => {};
+  if (chainJobs.length > 0) {
+    try {
+      releaseBulk = makeTempTree(bulkDir).release;
+    } catch (e) {
+      throw wrapIo(e, "mkdir", bulkDir);
+    }
+  }
   try {
     await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, order.length)) }, slot));
   } finally {
@@ -413,6 +432,7 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
     if (procRunner) await (await procRunner).close();
     try {
       removeTree(bulkDir);
+      releaseBulk();
     } catch (e) {
       log.warn(`could not remove ${bulkDir}: ${(e as Error).message}`);
     }

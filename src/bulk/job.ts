@@ -29,14 +29,16 @@ import { pidAlive } from "../fs/atomic.ts";
 import { log } from "../log.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
-import { layoutSettings } from "../generator/config.ts";
+import { imagePlatform, settingsForTag } from "../generator/settings.ts";
 import { extract, openNamedLayout } from "../generator/extract.ts";
-import { storeDir, storeRootfs } from "../generator/paths.ts";
+import { storeDir, storeRootfs } from "../store/paths.ts";
 import { unitUser } from "../generator/unit.ts";
 import { applyLayers, removeTree, type UnpackOptions } from "../layer/unpack.ts";
 import { runningAsRoot } from "../layer/apply.ts";
 import { CHAIN_FILE, chainIds, readChainRecord, readChainRecordFile, treeFingerprint, writeChainRecord, writeChainRecordFile } from "./chain.ts";
 import { cloneTree } from "./copy.ts";
+import { verifyReusedLayers } from "./verified.ts";
+import { makeTempTree } from "../fs/temp-tree.ts";
 
 /** A tree to start from: the bottom `depth` layers of the job's image, verified. */
 export interface JobSource {
@@ -181,8 +183,18 @@ async function buildFromSource(
   if (layers.length !== depth || diffIds.length !== depth) {
     throw new OcigenError("EUNPACK", `Cannot unpack image ${shortDigest(img.manifestDescriptor.digest)}: ${img.manifest.layers.length} layers but ${img.config.rootfs?.diff_ids?.length ?? 0} diff_ids in the config`);
   }
+  // What a reused tree stands for is verified like a full unpack would (see ./verified.ts).
+  if (source && source.depth > 0 && source.depth <= depth) await verifyReusedLayers(layout, layers.slice(0, source.depth));
   cleanStaleTemps(target);
-  const tmp = tempBeside(target);
+  // Built in OUTER/rootfs: OUTER is 0700 from its creation and removed on SIGINT/SIGTERM/SIGHUP (src/fs/temp-tree.ts).
+  const outer = tempBeside(target);
+  let tree: ReturnType<typeof makeTempTree>;
+  try {
+    tree = makeTempTree(outer);
+  } catch (e) {
+    throw wrapIo(e, "mkdir", outer);
+  }
+  const tmp = join(outer, "rootfs");
   const mk = () => {
     try {
       fs.mkdirSync(tmp, 0o755);
@@ -191,8 +203,8 @@ async function buildFromSource(
       throw wrapIo(e, "mkdir", tmp);
     }
   };
-  mk();
   try {
+    mk();
     let from = 0;
     if (source && source.depth > 0 && source.depth <= depth) {
       const chain = chainIds(diffIds)[source.depth - 1];
@@ -236,18 +248,23 @@ async function buildFromSource(
     } catch (e) {
       throw wrapIo(e, "rename into place", target);
     }
+    try {
+      fs.rmdirSync(outer);
+    } catch { /* a stale-temp sweep removes it */ }
+    tree.release();
     return depth - from;
   } catch (e) {
     try {
-      removeTree(tmp);
+      removeTree(outer);
+      tree.release();
     } catch { /* ignore */ }
     throw e;
   }
 }
 
 /** The `--user` check a generated unit passes, computed from the extracted rootfs (undefined: none). */
-function userCheck(img: ResolvedImage, rootfs: string): string | undefined {
-  const spec = img.config.config?.User;
+function userCheck(img: ResolvedImage, rootfs: string, settingsUser?: string): string | undefined {
+  const spec = settingsUser ?? img.config.config?.User;
   try {
     return unitUser(typeof spec === "string" ? spec : undefined, rootfs)?.check;
   } catch {
@@ -282,7 +299,7 @@ export async function runImageJob(job: ImageJob, ctx: JobContext, hooks: JobHook
   try {
     const primary = job.refs[0];
     const layout = await openNamedLayout(cfg, primary.name);
-    const img = await layout.resolve(primary.tags[0]);
+    const img = await layout.resolve(primary.tags[0], imagePlatform(cfg, primary.name, primary.tags[0]));
     const manifest = img.manifestDescriptor.digest;
     res.manifest = manifest;
     res.layers = img.manifest.layers.length;
@@ -326,10 +343,12 @@ export async function runImageJob(job: ImageJob, ctx: JobContext, hooks: JobHook
     // Link every tag (the first call also extracts when the store is missing).
     for (const ref of job.refs) {
       const rlayout = ref === primary ? layout : await openNamedLayout(cfg, ref.name);
-      const bundle = layoutSettings(cfg, ref.name).runtime !== "systemd";
       for (const tag of ref.tags) {
+        const settings = settingsForTag(cfg, ref.name, tag);
+        const bundle = settings.runtime !== "systemd";
         const r = await extract({ config: cfg, name: ref.name, tag, bundle, unpack });
-        const timg = r.manifest === manifest ? img : await rlayout.resolve(tag); // the tag may have moved meanwhile
+        // the tag may have moved meanwhile
+        const timg = r.manifest === manifest ? img : await rlayout.resolve(tag, imagePlatform(cfg, ref.name, tag));
         if (r.extracted) {
           res.status = "extracted";
           res.applied = timg.manifest.layers.length;
@@ -342,7 +361,7 @@ export async function runImageJob(job: ImageJob, ctx: JobContext, hooks: JobHook
           }
         }
         // The user check (and userdb records) of a unit generated after this extraction.
-        const check = userCheck(timg, r.store);
+        const check = userCheck(timg, r.store, settings.user);
         if (check) await extract({ config: cfg, name: ref.name, tag, bundle, user: check, unpack });
       }
     }
@@ -367,12 +386,12 @@ export async function runChainJob(job: ChainJob, ctx: JobContext, hooks: JobHook
   const res: JobResult = { id: job.id, status: "extracted", layers: job.depth, applied: 0, bytes: 0, unpacked: 0, seconds: 0, warnings: [] };
   try {
     const layout = await openNamedLayout(ctx.config, job.name);
-    const img = await layout.resolve(job.tag);
+    const img = await layout.resolve(job.tag, imagePlatform(ctx.config, job.name, job.tag));
     res.manifest = img.manifestDescriptor.digest;
     const got = chainIds(img.config.rootfs?.diff_ids ?? [])[job.depth - 1];
     if (got !== job.chain) throw new OcigenError("EUNPACK", `${job.name}:${job.tag} moved: its bottom ${job.depth} layers are no longer chain ${shortDigest(job.chain)}`);
     res.bytes = img.manifest.layers.slice(0, job.depth).reduce((a, l) => a + (Number(l.size) || 0), 0);
-    fs.mkdirSync(dirname(job.dir), { recursive: true });
+    fs.mkdirSync(dirname(job.dir), { recursive: true, mode: 0o700 });
     res.applied = await buildFromSource(layout, img, job.source, job.depth, job.dir, ctx, {
       bytes: (n) => {
         res.unpacked += n;

@@ -18,6 +18,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
+import { onExit } from "signal-exit";
 import { fileURLToPath } from "node:url";
 import { basename, dirname, join } from "node:path";
 import { isDeno, isSea, selfCommand } from "../install/self.ts";
@@ -83,6 +84,10 @@ export async function processRunner(n: number, opts: BulkOptions): Promise<JobRu
   if (opts.configPath) args.push("--config", opts.configPath);
   const workers: Worker[] = [];
   const waiting: Array<() => void> = [];
+  // Interrupted (SIGINT/SIGTERM/SIGHUP): the workers are told too, so that they remove their temporary trees.
+  const unhook = onExit(() => {
+    for (const w of workers) if (!w.dead) w.child.kill("SIGTERM");
+  });
 
   const start = (): Worker => {
     const child = spawn(cmd[0], args, {
@@ -147,6 +152,7 @@ export async function processRunner(n: number, opts: BulkOptions): Promise<JobRu
       }
     },
     async close() {
+      unhook();
       await Promise.all(workers.filter((w) => !w.dead).map((w) => new Promise<void>((r) => {
         w.child.once("exit", () => r());
         w.child.stdin!.end();

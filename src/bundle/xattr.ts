@@ -9,9 +9,10 @@
  *
  * @module
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { Buffer } from "node:buffer";
 import { log } from "../log.ts";
+import { have } from "../util/which.ts";
 
 /** Attribute name -> raw value. */
 export type Xattrs = Record<string, Uint8Array>;
@@ -28,10 +29,9 @@ let haveGetfattr: boolean | undefined;
  * ```
  */
 export function xattrsSupported(): boolean {
-  if (haveGetfattr === undefined) {
-    const r = spawnSync("getfattr", ["--version"], { stdio: "ignore" });
-    haveGetfattr = !r.error && r.status === 0;
-  }
+  // a PATH lookup, not a `getfattr --version` run: one process fewer per command
+  // (a getfattr that is there but cannot run is reported when it is run)
+  haveGetfattr ??= have("getfattr");
   return haveGetfattr;
 }
 
@@ -64,6 +64,33 @@ export function readTreeXattrs(root: string): Map<string, Xattrs> {
   if (r.error) return cannotRun(r.error, out);
   parseDump((r.stdout as Buffer).toString("latin1"), out);
   return out;
+}
+
+/**
+ * {@linkcode readTreeXattrs} without blocking: `getfattr` starts at once and
+ * runs while the caller goes on (e.g. walks the same tree with lstat on the
+ * other core); the promise settles when it has exited.
+ *
+ * @example
+ * ```ts
+ * const pending = readTreeXattrsAsync("/src");
+ * const entries = scanTree("/src", { xattrs: false });
+ * const x = await pending;
+ * ```
+ */
+export function readTreeXattrsAsync(root: string): Promise<Map<string, Xattrs>> {
+  if (!xattrsSupported()) return Promise.resolve(readTreeXattrs(root));
+  return new Promise((resolve) => {
+    const out = new Map<string, Xattrs>();
+    const parts: Buffer[] = [];
+    const child = spawn("getfattr", ["-R", "-P", "-h", "-d", "-m", "-", "-e", "base64", "."], { cwd: root, stdio: ["ignore", "pipe", "ignore"] });
+    child.stdout!.on("data", (d: Buffer) => parts.push(d));
+    child.on("error", (e) => resolve(cannotRun(e, out)));
+    child.on("close", () => {
+      parseDump(Buffer.concat(parts).toString("latin1"), out);
+      resolve(out);
+    });
+  });
 }
 
 function cannotRun(err: Error, out: Map<string, Xattrs>): Map<string, Xattrs> {

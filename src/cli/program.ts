@@ -176,7 +176,7 @@ const VERB_GROUP: Record<string, string> = {
   init: "layout", new: "layout", ls: "layout", list: "layout", stat: "layout", tag: "layout", rm: "layout",
   remove: "layout", gc: "layout", config: "layout",
   unpack: "unpack",
-  generate: "generate", extract: "generate", "gc-extracts": "generate",
+  generate: "generate", extract: "generate", "gc-extracts": "generate", volume: "generate",
   repack: "repack", insert: "repack", "add-layer": "repack",
   build: "build",
   bench: "bench",

@@ -15,6 +15,19 @@ export { GzipDecoder, crc32 } from "./gzip.ts";
 export { ZstdDecoder } from "./zstd.ts";
 
 /**
+ * Options of {@linkcode createDecoderFor}.
+ *
+ * @example
+ * ```ts
+ * const o: DecoderOptions = { zstdWindowMax: 1024 * 1024 * 1024 };
+ * ```
+ */
+export interface DecoderOptions {
+  /** Largest window a zstd frame may declare, bytes (default 128 MiB, at most 2 GiB). */
+  zstdWindowMax?: number;
+}
+
+/**
  * A compression of layer data.
  *
  * @example
@@ -55,7 +68,8 @@ export function layerCompression(mediaType: string): Compression | undefined {
  * sink; decompressed bytes are pushed into `sink`. `end()` checks the stream
  * was complete (`EDECOMPRESS`) and ends `sink`. `sizeHint` (the compressed
  * size, e.g. the layer descriptor's size) lets large gzip streams inflate in a
- * worker thread.
+ * worker thread. `opts.zstdWindowMax` bounds the window (memory) a zstd
+ * stream may ask for.
  *
  * @example
  * ```ts
@@ -65,13 +79,13 @@ export function layerCompression(mediaType: string): Compression | undefined {
  * d.end();
  * ```
  */
-export function createDecoderFor(compression: Compression, sink: ByteSink, what?: string, sizeHint?: number): ByteSink {
+export function createDecoderFor(compression: Compression, sink: ByteSink, what?: string, sizeHint?: number, opts: DecoderOptions = {}): ByteSink {
   switch (compression) {
     case "gzip":
       // WebAssembly kernel (wasm/inflate.ts); in a worker thread for large layers (sizeHint = compressed size)
       return createGunzip(sink, what, sizeHint);
     case "zstd":
-      return new ZstdDecoder(sink, what);
+      return new ZstdDecoder(sink, { name: what, windowMax: opts.zstdWindowMax });
     case "none":
       return sink;
   }

@@ -68,7 +68,7 @@ const ERR_READ = -101;
 const ERR_TOO_LONG = -102;
 const ERR_TOO_SHORT = -103;
 const DRAIN_CHUNK = 512 * 1024; // FileGunzip hands the ring over in views of at most this size
-const ERRNO_LIST = ["ENOENT", "EACCES", "EISDIR", "EIO", "EMFILE", "ENFILE", "ENOTDIR", "ELOOP"];
+const ERRNO_LIST = ["ENOENT", "EACCES", "EISDIR", "EIO", "EMFILE", "ENFILE", "ENOTDIR", "ELOOP", "EINVAL"];
 
 const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
@@ -147,7 +147,9 @@ function fileJob() {
   const want = f64[0];
   const file = new TextDecoder().decode(pathBytes.slice(0, Atomics.load(ctl, ${PATH_LEN})));
   let fd;
-  try { fd = fs.openSync(file, "r"); } catch (e) { failIo(${ERR_OPEN}, e); return; }
+  // never a FIFO, device or symlink (the caller checked the path; this holds if it was swapped since)
+  try { fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | (fs.constants.O_NONBLOCK || 0)); } catch (e) { failIo(${ERR_OPEN}, e); return; }
+  try { if (!fs.fstatSync(fd).isFile()) { fs.closeSync(fd); failIo(${ERR_OPEN}, { code: "EINVAL" }); return; } } catch (e) { fs.closeSync(fd); failIo(${ERR_OPEN}, e); return; }
   try {
     let inLen = 0, total = 0, eof = false;
     consumed = 0;

@@ -44,7 +44,7 @@
 import { createHash } from "node:crypto";
 import { OcigenError } from "../errors.ts";
 import { escapeSpecifiers, execLine, execWord, listWord } from "./syntax.ts";
-import { readFileInRoot } from "./rootfs.ts";
+import { readFileInRoot } from "../rootfs/read.ts";
 
 /** Maximum size of `/exports/service.template`. */
 export const MAX_TEMPLATE = 256 * 1024;

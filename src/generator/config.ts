@@ -19,11 +19,13 @@
  * enable = no              # write multi-user.target.wants/ links for every unit
  * enablelabel = org.ocigen.enable   # image label that may enable/disable (true/false); empty: ignore labels
  * wantedby = multi-user.target      # the target the .wants/ links go into
- * protectsystem = strict   # ProtectSystem= (yes, no, full, strict)
- * protecthome = read-only  # ProtectHome= (yes, no, read-only, tmpfs)
+ * protectsystem = no       # ProtectSystem= inside the image's root (yes, no, full, strict; strict = read-only root)
+ * protecthome = no         # ProtectHome= inside the image's root (yes, no, read-only, tmpfs)
+ * rundir = /run/ocigen     # where each service's root (an overlay with a writable layer) is mounted
+ * volumesdir = /var/lib/ocigen/volumes  # where each service's persistent volumes live
  * ocigen = /usr/local/bin/ocigen    # program the units run for `extract` (default: this ocigen)
- * userdbdir = /run/userdb  # where extract adds user/group records for image ids the host lacks; empty: never
  * atomictemplates = no     # yes: render an image's Atomic /exports/service.template (trusts the image fully)
+ * zstdwindowmax = 128      # largest zstd window (MiB, 1..2048) extract lets a layer use; --zstd-window-max overrides
  *
  * [layout myorg.com/myapp]  # per-layout overrides of enable, runtime, platform, protectsystem, protecthome
  * enable = yes
@@ -34,6 +36,7 @@
  *
  * @module
  */
+import type { SandboxSettings } from "./sandbox.ts";
 import * as fs from "node:fs";
 import process from "node:process";
 import { isAbsolute, resolve } from "node:path";
@@ -93,6 +96,8 @@ export interface LayoutSettings {
   serviceLines: string[];
   /** `Platform=os/arch[/variant]` to pick from a multi-platform index (default: the host's). */
   platform?: string;
+  /** Confinement, network, restart and resource settings (./sandbox.ts); undefined: the defaults. */
+  sandbox?: SandboxSettings;
 }
 
 /** The glob that matches the dated tags `ocigen build` adds (`TAG-YYYY-MM-DD_N`). */
@@ -113,12 +118,16 @@ export interface GeneratorConfig {
   wantedBy: string;
   /** Absolute argv prefix that runs ocigen, or undefined for "this program". */
   ocigen?: string;
-  /** nss-systemd drop-in directory for image ids unknown to the host ("" disables). */
-  userdbDir: string;
+  /** Parent of the services' roots (default /run/ocigen, see src/generator/state.ts). */
+  runDir?: string;
+  /** Parent of the services' persistent volumes (default /var/lib/ocigen/volumes). */
+  volumesDir?: string;
   /** Render Atomic `/exports/service.template` files (default false: a template can run host commands). */
   atomicTemplates: boolean;
   /** Directory of the per-image settings files (default `/etc/ocigen`; "" for none). */
   settingsDir: string;
+  /** Largest zstd window extract lets a layer use, bytes (`zstdwindowmax`, MiB in the file); undefined: the decoder's default. */
+  zstdWindowMax?: number;
   /** Defaults for every layout. */
   defaults: LayoutSettings;
   /** Per-layout overrides, by layout name. */
@@ -145,13 +154,12 @@ export function defaultGeneratorConfig(): GeneratorConfig {
     enable: false,
     enableLabel: "org.ocigen.enable",
     wantedBy: "multi-user.target",
-    userdbDir: "/run/userdb",
     atomicTemplates: false,
     settingsDir: DEFAULT_SETTINGS_DIR,
     defaults: {
       runtime: "systemd",
-      protectSystem: "strict",
-      protectHome: "read-only",
+      protectSystem: "no",
+      protectHome: "no",
       includeTags: [],
       excludeTags: [DATED_TAG_GLOB],
       volumes: [],
@@ -283,12 +291,24 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
         case "ocigen":
           cfg.ocigen = absPath();
           break;
+        case "rundir":
+          cfg.runDir = absPath();
+          break;
+        case "volumesdir":
+          cfg.volumesDir = absPath();
+          break;
         case "atomictemplates":
           cfg.atomicTemplates = bool();
           break;
-        case "userdbdir":
-          cfg.userdbDir = value === "" ? "" : absPath();
+        case "userdbdir": // earlier versions wrote nss-systemd records; host accounts are now registered with systemd-sysusers
+          log.warn(`${at}: userdbdir is no longer used (ids the host lacks get accounts from systemd-sysusers); ignored`);
           break;
+        case "zstdwindowmax": {
+          const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
+          if (!(n >= 1 && n <= 2048)) bad(`zstdwindowmax must be a whole number of MiB from 1 to 2048`);
+          cfg.zstdWindowMax = n * 1024 * 1024;
+          break;
+        }
         default: {
           const d: Partial<LayoutSettings> = {};
           if (perLayout(d)) {

@@ -22,10 +22,12 @@ import { settingsForLayout, settingsForTag } from "./settings.ts";
 import { selectTags } from "./tags.ts";
 import { checkImagePlatform, hostPlatform, parsePlatform } from "../oci/platform.ts";
 import { discoverLayouts } from "./discover.ts";
+import { exposedPorts } from "./sandbox.ts";
 import { extractUnitName, unitBaseName } from "./naming.ts";
-import { storeRootfs, unitDir } from "./paths.ts";
+import { storeRootfs, unitDir } from "../store/paths.ts";
 import { createReporter, type Reporter } from "./report.ts";
-import { containerId, extractArgv, type ImageInfo, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
+import { DEFAULT_VOLUMES_DIR } from "./state.ts";
+import { containerId, extractArgv, type ImageInfo, releaseArgv, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
 import { addMissingDirectives, atomicVariables, readAtomicExports, renderAtomicTemplate } from "./atomic.ts";
 import { checkLineValue, checkUnitLines, listWord } from "./syntax.ts";
 import { log } from "../log.ts";
@@ -61,6 +63,8 @@ export interface GeneratedUnit {
   extractUnit: { unit: string; path: string; text: string };
   /** True when rendered from an Atomic `service.template`. */
   atomic: boolean;
+  /** The image's exposed ports (`80/tcp`...), for status listings; the service uses the host's network unless `Network=none`. */
+  ports: string[];
 }
 
 /** The outcome of a run. */
@@ -207,6 +211,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         let text: string | null = null;
         let atomic = false;
         let extract: string[] | null = null;
+        let stop: string[] | undefined;
         if (extractedRootfs && cfg.atomicTemplates) {
           const ex = readAtomicExports(extractedRootfs);
           if (ex?.noContainerService) {
@@ -233,18 +238,20 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         }
         if (text === null) {
           const input: UnitInput = {
-            name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, image: img, settings: tagSettings, ocigen, configPath, extractedRootfs,
+            name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, runDir: cfg.runDir, volumesDir: cfg.volumesDir,
+            image: img, settings: tagSettings, ocigen, configPath, extractedRootfs,
             warn: (m) => rep.warn(`${where}: ${m}`),
           };
           text = renderUnit(input);
           extract = unitExtractArgv(input);
+          stop = releaseArgv(ocigen, name, tag, configPath);
         }
         const companion = extractUnitName(base);
-        const extractText = renderExtractUnit({ name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir }, extract!);
+        const extractText = renderExtractUnit({ name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, volumesDir: cfg.volumesDir ?? DEFAULT_VOLUMES_DIR }, extract!, stop);
         checkUnitLines(text, unit);
         checkUnitLines(extractText, companion);
         const g: GeneratedUnit = {
-          name, tag, unit, path: join(opts.outDir, unit), text, atomic,
+          name, tag, unit, path: join(opts.outDir, unit), text, atomic, ports: exposedPorts(img.config),
           extractUnit: { unit: companion, path: join(opts.outDir, companion), text: extractText },
         };
         if (enabled(cfg, tagSettings, img, where, rep)) g.wantsLink = join(opts.outDir, `${cfg.wantedBy}.wants`, unit);

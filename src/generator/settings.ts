@@ -28,7 +28,13 @@
  * - `Exec=COMMAND ARGS...` replaces the image's Entrypoint+Cmd (split into
  *   words like a shell, no expansion);
  * - `ReadOnly=yes|no`, `Enable=yes|no`, `Runtime=systemd|runc|crun|/PATH`,
- *   `Platform=os/arch[/variant]`.
+ *   `Platform=os/arch[/variant]`;
+ * - confinement, network, restarts and resources (./sandbox.ts):
+ *   `AddCapability=`, `DropCapability=`, `NoNewPrivileges=`,
+ *   `SeccompProfile=default|unconfined`, `SystemCallFilter=`,
+ *   `Network=host|none`, `NetworkOnline=`, `Memory=`, `CPUQuota=`,
+ *   `TasksMax=`, `Restart=`, `RestartSec=`, `StartLimitBurst=`,
+ *   `StartLimitIntervalSec=`, `TimeoutStopSec=`, `Notify=`.
  * Section `[Service]`: every `Key=Value` line is appended to the generated
  * unit's `[Service]` section as written (the key must be a unit-file key,
  * `[A-Z][A-Za-z0-9]*`; control characters and a trailing backslash are
@@ -58,6 +64,7 @@ import { type GeneratorConfig, type LayoutSettings, layoutSettings, normalizeRun
 import { IniSyntaxError, parseIni } from "./ini.ts";
 import { checkExecutable, checkId, isEnvName } from "./syntax.ts";
 import { globToRegExp } from "./tags.ts";
+import { mergeSandbox, parseSandboxKey, SANDBOX_KEYS, type SandboxSettings } from "./sandbox.ts";
 
 /**
  * The file name suffix of settings files.
@@ -95,6 +102,8 @@ export interface SettingsLayer {
   enable?: boolean;
   runtime?: string;
   platform?: string;
+  /** Confinement, network, restart and resource keys (./sandbox.ts). */
+  sandbox?: SandboxSettings;
 }
 
 const IMAGE_KEYS = [
@@ -232,10 +241,15 @@ export function parseImageSettings(text: string, path: string, level: "layout" |
         list("serviceLines", `${l.key}=${l.value}`, (v) => [v]);
         continue;
       }
+      if (SANDBOX_KEYS.includes(l.key)) {
+        out.sandbox = parseSandboxKey(out.sandbox ?? {}, l.key, l.value);
+        continue;
+      }
       const key = l.key as typeof IMAGE_KEYS[number];
       if (!IMAGE_KEYS.includes(key)) {
-        const near = IMAGE_KEYS.find((k) => k.toLowerCase() === l.key.toLowerCase());
-        throw new Error(`unknown key ${l.key}=${near ? ` (did you mean ${near}=?)` : ""} in [Image] (known: ${IMAGE_KEYS.join(", ")})`);
+        const known = [...IMAGE_KEYS, ...SANDBOX_KEYS];
+        const near = known.find((k) => k.toLowerCase() === l.key.toLowerCase());
+        throw new Error(`unknown key ${l.key}=${near ? ` (did you mean ${near}=?)` : ""} in [Image] (known: ${known.join(", ")})`);
       }
       if (level === "tag" && TAG_ONLY_IN_LAYOUT.has(key)) throw new Error(`${key}= belongs in the layout's file, not a tag's`);
       const v = l.value;
@@ -378,6 +392,7 @@ export function applySettings(base: LayoutSettings, layer: SettingsLayer | null)
   if (layer.enable !== undefined) s.enable = layer.enable;
   if (layer.runtime !== undefined) s.runtime = layer.runtime;
   if (layer.platform !== undefined) s.platform = layer.platform;
+  if (layer.sandbox !== undefined) s.sandbox = mergeSandbox(base.sandbox, layer.sandbox);
   return s;
 }
 

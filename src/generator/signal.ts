@@ -45,3 +45,21 @@ export function normalizeSignal(sig: string): string {
   }
   throw bad();
 }
+
+/**
+ * The number of a signal in the form {@linkcode normalizeSignal} returns.
+ *
+ * @example
+ * ```ts
+ * signalNumber("SIGQUIT");     // 3
+ * signalNumber("SIGRTMIN+3");  // 37
+ * ```
+ */
+export function signalNumber(normalized: string): number {
+  const name = normalized.slice(3);
+  const i = NAMES.indexOf(name);
+  if (i > 0) return i;
+  const rt = /^RTMIN(?:\+(\d+))?$/.exec(name);
+  if (rt) return RTMIN + Number(rt[1] ?? 0);
+  throw new OcigenError("EGENERATE", `Bad signal ${JSON.stringify(normalized)}`);
+}

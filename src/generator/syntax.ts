@@ -25,6 +25,7 @@
  * @module
  */
 import { OcigenError } from "../errors.ts";
+import { MAX_ID } from "../rootfs/users.ts";
 
 /** Characters that never need quoting in an `Exec*=` word (after `%`/`$` doubling). */
 const SAFE_WORD = /^[A-Za-z0-9_+=:,./@%$^-]+$/;
@@ -227,19 +228,11 @@ export function isEnvName(name: string): boolean {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && name.length < 4096;
 }
 
-/**
- * The largest id systemd and the kernel accept (4294967295 is `(uid_t) -1`).
- *
- * @example
- * ```ts
- * checkId(MAX_ID, "User"); // 4294967294
- * ```
- */
-export const MAX_ID = 4294967294;
 
 /**
  * Checks a user or group id (number, or decimal string) and returns it as a
- * number: an integer in 0..{@linkcode MAX_ID}, else EGENERATE naming `what`.
+ * number: an integer in 0..MAX_ID (4294967294, from src/rootfs/users.ts; 4294967295 is
+ * `(uid_t) -1`), else EGENERATE naming `what`.
  *
  * @example
  * ```ts

@@ -34,6 +34,10 @@ export const INSTALL_PATHS = {
   slice: "usr/local/lib/systemd/system/oci.slice",
   /** The generator's config: written only when absent, never removed once changed. */
   config: "etc/oci-generator.conf",
+  /** The bundled program the wrapper script runs (Node or Deno installs, not the single binary). */
+  bundle: "usr/local/lib/ocigen/ocigen.mjs",
+  /** Where a runtime that lived only in the checkout (node_modules/deno) is copied. */
+  libDir: "usr/local/lib/ocigen",
   /** What install did, for uninstall (see src/install/manifest.ts). */
   manifest: "usr/local/lib/ocigen/install-manifest.json",
 } as const;
@@ -71,8 +75,13 @@ extractsdir = /var/lib/oci/extracts
 # Image label that may enable (true) or disable (false) one image's service.
 #enablelabel = org.ocigen.enable
 #wantedby = multi-user.target
-#protectsystem = strict
-#protecthome = read-only
+# Each service's root is writable (its own layer, dropped at stop);
+# protectsystem = strict makes it read-only (like ReadOnly=yes).
+#protectsystem = no
+#protecthome = no
+# Where each service's root is mounted, and where its volumes persist.
+#rundir = /run/ocigen
+#volumesdir = /var/lib/ocigen/volumes
 # The program units run for \`ocigen extract\` (default: this ocigen).
 #ocigen = /usr/local/bin/ocigen
 # Per-image settings files, LAYOUT.image and LAYOUT:TAG.image (tags, volumes,

@@ -20,10 +20,10 @@
  */
 import {
   chmodSync, closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync,
-  readSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync,
+  readSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from "node:fs";
 import { createHash } from "node:crypto";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { VERSION } from "../version.ts";
@@ -80,8 +80,9 @@ export function installGenerator(opts: InstallOptions = {}): InstallResult {
   const plans: Planned[] = [];
   const conflicts: string[] = [];
 
-  // Regular files: the program and the slice.
+  // Regular files: the program (and what a wrapper runs) and the slice.
   const files: { rel: string; content: Content; mode: number; what: string }[] = [
+    ...program.extra,
     { rel: INSTALL_PATHS.binary, content: program.content, mode: 0o755, what: program.what },
     { rel: INSTALL_PATHS.slice, content: { kind: "bytes", data: utf8(sliceUnit()) }, mode: 0o644, what: "slice unit" },
   ];
@@ -252,8 +253,8 @@ export function uninstallGenerator(opts: { prefix?: string } = {}): InstallResul
   return { prefix, actions, kept };
 }
 
-/** What to install as the program, and how to describe it. */
-function programContent(opts: InstallOptions): { content: Content; what: string } {
+/** What to install as the program, how to describe it, and the files it needs. */
+function programContent(opts: InstallOptions): { content: Content; what: string; extra: { rel: string; content: Content; mode: number; what: string }[] } {
   if (opts.bin) {
     const from = resolve(opts.bin);
     let st;
@@ -263,36 +264,46 @@ function programContent(opts: InstallOptions): { content: Content; what: string 
       throw wrapIo(e, "read --bin", from);
     }
     if (!st.isFile()) throw new OcigenError("EINSTALL", `${from}: --bin is not a regular file`);
-    return { content: { kind: "copy", from }, what: `program from ${from}` };
+    return { content: { kind: "copy", from }, what: `program from ${from}`, extra: [] };
   }
-  if (isSea()) return { content: { kind: "copy", from: process.execPath }, what: "single binary" };
-  const runtime = opts.runtime ?? defaultRuntime();
-  const self = "/" + INSTALL_PATHS.binary;
-  return { content: { kind: "bytes", data: utf8(wrapperScript(runtime, self)) }, what: `wrapper for ${runtime.join(" ")}` };
+  if (isSea()) return { content: { kind: "copy", from: process.execPath }, what: "single binary", extra: [] };
+  if (opts.runtime) {
+    return { content: { kind: "bytes", data: utf8(wrapperScript(opts.runtime, "/" + INSTALL_PATHS.binary)) }, what: `wrapper for ${opts.runtime.join(" ")}`, extra: [] };
+  }
+  const plan = wrapperPlan();
+  const extra: { rel: string; content: Content; mode: number; what: string }[] = [{ rel: INSTALL_PATHS.bundle, content: { kind: "copy", from: plan.bundle } as Content, mode: 0o644, what: `bundle from ${plan.bundle}` }];
+  let exe = plan.exe;
+  if (plan.copyExe) {
+    const rel = `${INSTALL_PATHS.libDir}/${basename(plan.exe)}`;
+    extra.push({ rel, content: { kind: "copy", from: plan.exe }, mode: 0o755, what: `runtime from ${plan.exe}` });
+    exe = "/" + rel;
+  }
+  const runtime = [exe, ...plan.args, "/" + INSTALL_PATHS.bundle];
+  return { content: { kind: "bytes", data: utf8(wrapperScript(runtime, "/" + INSTALL_PATHS.binary)) }, what: `wrapper for ${runtime.join(" ")}`, extra };
 }
 
 /**
- * The argv prefix the wrapper script runs when no binary is installed: under
- * Deno, `deno run` with ocigen's permissions on this main module; under Node,
- * node on the bundled `dist/ocigen.mjs` of this checkout.
+ * What the wrapper script runs when no binary is installed: this runtime
+ * (Node, or `deno run` with ocigen's permissions) on a copy of the bundled
+ * `dist/ocigen.mjs` installed beside it, so the installed generator needs
+ * nothing from the checkout. A runtime that lives inside the checkout
+ * (`node_modules/deno`) is copied too (`copyExe`).
  *
  * @example
  * ```ts
- * defaultRuntime(); // ["/usr/bin/node", "/src/ocigen/dist/ocigen.mjs"]
+ * wrapperPlan(); // { exe: "/usr/bin/node", args: [], bundle: "/src/ocigen/dist/ocigen.mjs", copyExe: false }
  * ```
  */
-export function defaultRuntime(): string[] {
+export function wrapperPlan(): { exe: string; args: string[]; bundle: string; copyExe: boolean } {
   const script = process.argv[1] ? resolve(process.argv[1]) : "";
-  if (isDeno()) return [process.execPath, "run", ...DENO_PERMISSIONS, script];
-  if (/\.(mjs|cjs|js)$/.test(script) && existsSync(script)) return [process.execPath, script];
-  // Running from the sources (tsx): use the checkout's bundle.
+  const args = isDeno() ? ["run", ...DENO_PERMISSIONS] : [];
+  let checkout: string | null = null;
   for (let d = dirname(script); ; d = dirname(d)) {
     const pkg = join(d, "package.json");
     if (existsSync(pkg)) {
       try {
         if ((JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "ocigen") {
-          const bundle = join(d, "dist", "ocigen.mjs");
-          if (existsSync(bundle)) return [process.execPath, bundle];
+          checkout = d;
           break;
         }
       } catch {
@@ -301,7 +312,27 @@ export function defaultRuntime(): string[] {
     }
     if (dirname(d) === d) break;
   }
-  throw new OcigenError("EINSTALL", "No bundled dist/ocigen.mjs to install: run `npm run build` (or `npm run build:binary` and pass --bin dist/ocigen)");
+  let bundle = /\.(mjs|cjs|js)$/.test(script) && existsSync(script) ? script : checkout ? join(checkout, "dist", "ocigen.mjs") : "";
+  if (!bundle || !existsSync(bundle)) {
+    throw new OcigenError("EINSTALL", "No bundled dist/ocigen.mjs to install: run `npm run build` (or `npm run build:binary` and pass --bin dist/ocigen)");
+  }
+  bundle = realpathSync(bundle);
+  const exe = realpathSync(process.execPath);
+  const copyExe = checkout !== null && exe.startsWith(realpathSync(checkout) + "/");
+  return { exe, args, bundle, copyExe };
+}
+
+/**
+ * The argv prefix the installed wrapper runs (see {@linkcode wrapperPlan}).
+ *
+ * @example
+ * ```ts
+ * defaultRuntime(); // ["/usr/bin/node", "/usr/local/lib/ocigen/ocigen.mjs"]
+ * ```
+ */
+export function defaultRuntime(): string[] {
+  const p = wrapperPlan();
+  return [p.copyExe ? `/${INSTALL_PATHS.libDir}/${basename(p.exe)}` : p.exe, ...p.args, "/" + INSTALL_PATHS.bundle];
 }
 
 function utf8(s: string): Uint8Array {

@@ -35,7 +35,7 @@ import { log } from "../log.ts";
 import type { TarHandler } from "../tar/parser.ts";
 import type { TarEntryHeader } from "../tar/header.ts";
 import { type IdMapping, toHost } from "./idmap.ts";
-import { ResolveError, RootResolver, cleanEntryPath } from "./resolve.ts";
+import { ResolveError, RootResolver, cleanEntryPath } from "../rootfs/resolve.ts";
 import { type XattrSet, haveSetfattr, listXattrs, mknod, removeXattr, setXattrs } from "./special.ts";
 
 /**
@@ -59,6 +59,11 @@ export interface ApplyOptions {
   onBytes?: (n: number) => void;
   /** Called per compressed chunk read (`bytes`) and per entry applied (`entries`), for progress lines. */
   onProgress?: (bytes: number, entries: number) => void;
+  /**
+   * Largest zstd window a layer may declare, in bytes (default 128 MiB, at
+   * most 2 GiB); a layer past it fails with "zstd window too large".
+   */
+  zstdWindowMax?: number;
 }
 
 /**

@@ -18,11 +18,10 @@
  *
  * @module
  */
-import fs from "node:fs";
 import process from "node:process";
-import { OcigenError } from "../errors.ts";
 import type { ImageConfig } from "../oci/types.ts";
-import { RootResolver, cleanEntryPath } from "./resolve.ts";
+import { readFileInRoot } from "../rootfs/read.ts";
+import { MAX_DB_BYTES, parseGroup, parsePasswd, type ResolvedUser, resolveUser as resolveImageUser } from "../rootfs/users.ts";
 
 /**
  * A runtime-spec mount.
@@ -97,7 +96,6 @@ export interface ConvertOptions {
 }
 
 const CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
-const MAX_DB = 16 << 20;
 
 /**
  * Reads a small file of the rootfs, resolving symlinks inside the root; null if absent/not a file.
@@ -108,89 +106,20 @@ const MAX_DB = 16 << 20;
  * ```
  */
 export function readRootfsFile(rootfs: string, path: string): string | null {
-  const r = new RootResolver(rootfs);
-  let res;
   try {
-    res = r.resolveFollow(cleanEntryPath(path));
+    const b = readFileInRoot(rootfs, path, MAX_DB_BYTES, "EUNPACK");
+    return b ? new TextDecoder().decode(b) : null;
   } catch {
-    return null; // loops or non-directories: treat as absent
-  }
-  if (!res) return null;
-  try {
-    const fd = fs.openSync(res.abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-    try {
-      const st = fs.fstatSync(fd);
-      if (!st.isFile() || st.size > MAX_DB) return null;
-      const buf = new Uint8Array(st.size);
-      let o = 0;
-      while (o < buf.length) {
-        const n = fs.readSync(fd, buf, o, buf.length - o, null);
-        if (n === 0) break;
-        o += n;
-      }
-      return new TextDecoder().decode(buf.subarray(0, o));
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return null;
+    return null; // loops, non-regular or oversized files: treat as absent
   }
 }
 
-interface PasswdEntry {
-  name: string;
-  uid: number;
-  gid: number;
-  home: string;
-}
-interface GroupEntry {
-  name: string;
-  gid: number;
-  members: string[];
-}
-
-function parsePasswd(text: string | null): PasswdEntry[] {
-  if (!text) return [];
-  const out: PasswdEntry[] = [];
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const f = line.split(":");
-    if (f.length < 4 || !/^[0-9]+$/.test(f[2]) || !/^[0-9]+$/.test(f[3])) continue;
-    out.push({ name: f[0], uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? "" });
-  }
-  return out;
-}
-
-function parseGroup(text: string | null): GroupEntry[] {
-  if (!text) return [];
-  const out: GroupEntry[] = [];
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const f = line.split(":");
-    if (f.length < 3 || !/^[0-9]+$/.test(f[2])) continue;
-    out.push({ name: f[0], gid: Number(f[2]), members: (f[3] ?? "").split(",").filter(Boolean) });
-  }
-  return out;
-}
-
-/**
- * The resolved user of a container process.
- *
- * @example
- * ```ts
- * const u: ResolvedUser = resolveUser("/b/rootfs", "www-data");
- * ```
- */
-export interface ResolvedUser {
-  uid: number;
-  gid: number;
-  additionalGids?: number[];
-  home?: string;
-}
+/** The resolved user of a container process (see src/rootfs/users.ts). */
+export type { ResolvedUser };
 
 /**
  * Resolves an image config `User` in the rootfs's /etc/passwd and /etc/group
- * (read safely inside the root).
+ * (read safely inside the root; without a rootfs, numeric ids only).
  *
  * @example
  * ```ts
@@ -198,41 +127,9 @@ export interface ResolvedUser {
  * ```
  */
 export function resolveUser(rootfs: string | undefined, user: string | undefined): ResolvedUser {
-  const spec = (user ?? "").trim();
   const passwd = rootfs ? parsePasswd(readRootfsFile(rootfs, "/etc/passwd")) : [];
   const groups = rootfs ? parseGroup(readRootfsFile(rootfs, "/etc/group")) : [];
-  if (spec === "") {
-    const root = passwd.find((p) => p.uid === 0);
-    return { uid: 0, gid: 0, home: root?.home || undefined };
-  }
-  const [u, g] = spec.includes(":") ? [spec.slice(0, spec.indexOf(":")), spec.slice(spec.indexOf(":") + 1)] : [spec, undefined];
-  let entry: PasswdEntry | undefined;
-  let uid: number;
-  if (/^[0-9]+$/.test(u)) {
-    uid = Number(u);
-    entry = passwd.find((p) => p.uid === uid);
-  } else {
-    entry = passwd.find((p) => p.name === u);
-    if (!entry) throw new OcigenError("EUNPACK", `Cannot resolve user ${JSON.stringify(u)}: no such user in the image's /etc/passwd`);
-    uid = entry.uid;
-  }
-  let gid: number;
-  let additional: number[] | undefined;
-  if (g !== undefined && g !== "") {
-    if (/^[0-9]+$/.test(g)) gid = Number(g);
-    else {
-      const ge = groups.find((x) => x.name === g);
-      if (!ge) throw new OcigenError("EUNPACK", `Cannot resolve group ${JSON.stringify(g)}: no such group in the image's /etc/group`);
-      gid = ge.gid;
-    }
-  } else {
-    gid = entry ? entry.gid : 0;
-    if (entry) {
-      const extra = groups.filter((x) => x.members.includes(entry!.name) && x.gid !== gid).map((x) => x.gid);
-      if (extra.length) additional = [...new Set(extra)];
-    }
-  }
-  return { uid, gid, additionalGids: additional, home: entry?.home || undefined };
+  return resolveImageUser(user ?? "", passwd, groups, "EUNPACK");
 }
 
 /**

@@ -20,7 +20,11 @@
  * it into place only after every layer's digest, size and diff_id verified; on
  * error the temporary directory is removed and the target is untouched. A
  * `kill -9` leaves at most the temporary directory, which the next unpack
- * into the same parent removes (its pid is gone).
+ * into the same parent removes (its pid is gone); SIGINT/SIGTERM/SIGHUP
+ * remove it before the process exits. The temporary directory is 0700 from
+ * its creation: a bundle stays 0700 (as umoci's), a rootfs is built in
+ * `TMP/rootfs` and only that is renamed into place, so no other user can
+ * reach the image's setuid binaries or device nodes while they are written.
  *
  * Bundle files: `rootfs/`, `config.json` (runtime-spec, see
  * {@linkcode convertConfig}), `umoci.json` (umoci's format, version "2":
@@ -58,6 +62,7 @@ import process from "node:process";
 import { randomBytes } from "node:crypto";
 import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
+import { isDeadRunTree, makeTempTree } from "../fs/temp-tree.ts";
 import { createDigester, isSupportedAlgorithm } from "../digest/index.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import type { Descriptor } from "../oci/types.ts";
@@ -68,7 +73,7 @@ import { validateDescriptor } from "../oci/digest.ts";
 import { TarParser } from "../tar/parser.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
-import { RootResolver } from "./resolve.ts";
+import { RootResolver } from "../rootfs/resolve.ts";
 import { convertConfig } from "./convert.ts";
 import { writeUmociMtree } from "../bundle/mtree.ts";
 import { encodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
@@ -191,7 +196,13 @@ function startLayerJob(layout: Layout, desc: Descriptor, diffId: string): FileGu
   } catch {
     return null;
   }
-  return startFileGunzip(layout.blobPath(desc.digest), {
+  let file: string;
+  try {
+    file = layout.checkedBlobPath(desc); // regular, inside the layout, right size; else the in-thread path reports it
+  } catch {
+    return null;
+  }
+  return startFileGunzip(file, {
     name: `layer ${shortDigest(desc.digest)}`,
     size: desc.size,
     minSize: LAYER_WORKER_MIN_BYTES,
@@ -265,7 +276,7 @@ export async function applyLayer(layout: Layout, desc: Descriptor, diffId: strin
       parser.end();
     },
   };
-  const decoder = createDecoderFor(compression, tee, what);
+  const decoder = createDecoderFor(compression, tee, what, undefined, { zstdWindowMax: state.opts.zstdWindowMax });
   const onProgress = state.opts.onProgress;
   const input: ByteSink = onProgress
     ? {
@@ -410,10 +421,13 @@ function tempName(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
 }
 
-/** Removes temporary trees of earlier unpacks into `target` whose process is gone. */
+/**
+ * Removes the temporary trees that runs killed without a chance to clean up
+ * (SIGKILL, a crash) left in `target`'s directory: any `.<name>.tmp-<pid>-<hex>`
+ * whose process is gone, whatever target it was for.
+ */
 function cleanStaleTemps(target: string): void {
   const dir = path.dirname(target);
-  const prefix = `.${path.basename(target)}.tmp-`;
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -421,17 +435,7 @@ function cleanStaleTemps(target: string): void {
     return;
   }
   for (const n of names) {
-    if (!n.startsWith(prefix)) continue;
-    const m = /^([0-9]+)-[0-9a-f]{8}$/.exec(n.slice(prefix.length));
-    if (!m) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-      continue; // still running
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ESRCH") continue;
-    }
+    if (!n.startsWith(".") || !isDeadRunTree(n)) continue;
     try {
       removeTree(path.join(dir, n));
       log.debug(`removed stale ${n}`);
@@ -449,9 +453,16 @@ function exists(p: string): fs.Stats | undefined {
   }
 }
 
+/**
+ * Builds in a temporary directory beside `target`, created 0700 before
+ * anything goes in (see src/fs/temp-tree.ts) and removed on failure or
+ * SIGINT/SIGTERM/SIGHUP. With `inner` the tree is built in `TMP/rootfs`
+ * (0755, like any rootfs) inside the closed TMP and only that directory is
+ * published; otherwise TMP itself (a bundle, which stays 0700) is.
+ */
 async function inTemp<T>(
   target: string,
-  mode: number,
+  inner: boolean,
   durable: boolean,
   build: (tmp: string) => Promise<T>,
   publish: (tmp: string) => void,
@@ -463,21 +474,39 @@ async function inTemp<T>(
   }
   cleanStaleTemps(target);
   const tmp = tempName(target);
+  let tree: ReturnType<typeof makeTempTree>;
+  const dir = inner ? path.join(tmp, "rootfs") : tmp;
   try {
-    fs.mkdirSync(tmp, mode);
-    fs.chmodSync(tmp, mode);
+    tree = makeTempTree(tmp);
   } catch (e) {
     throw wrapIo(e, "mkdir", tmp);
   }
   try {
-    const r = await build(tmp);
-    if (durable) flushTree(tmp);
-    publish(tmp);
+    if (inner) {
+      try {
+        fs.mkdirSync(dir, 0o755);
+        fs.chmodSync(dir, 0o755);
+      } catch (e) {
+        throw wrapIo(e, "mkdir", dir);
+      }
+    }
+    const r = await build(dir);
+    if (durable) flushTree(dir);
+    publish(dir);
+    if (inner) {
+      try {
+        fs.rmdirSync(tmp);
+      } catch (e2) {
+        log.warn(`could not remove ${tmp}: ${(e2 as Error).message}`);
+      }
+    }
+    tree.release();
     if (durable) fsyncDir(path.dirname(target));
     return r;
   } catch (e) {
     try {
       removeTree(tmp);
+      tree.release();
     } catch (e2) {
       log.warn(`could not remove ${tmp}: ${(e2 as Error).message}`);
     }
@@ -502,7 +531,7 @@ export async function unpackRootfs(layout: Layout, image: ResolvedImage, target:
   if (old && !opts.replace) throw new OcigenError("EUNPACK", `Cannot unpack to ${target}: it already exists`);
   return await inTemp(
     abs,
-    0o755,
+    true,
     opts.durable ?? true,
     async (tmp) => {
       const state = await applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], tmp, opts);
@@ -573,7 +602,7 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
   }
   return await inTemp(
     abs,
-    0o700,
+    false,
     opts.durable ?? true,
     async (tmp) => {
       const rootfs = path.join(tmp, "rootfs");

@@ -13,7 +13,9 @@
  * LAYOUT/.ocigen-tmp.<pid>.<r> temporary files being written (removed by `gc` when stale)
  * ```
  *
- * Every blob read is verified against its descriptor's digest and size;
+ * Every file of the layout is opened through src/oci/layout-file.ts (regular
+ * files only, no symlink out of the layout, bounded sizes). Every blob read is
+ * verified against its descriptor's digest and size;
  * writes go to a temporary file that is fsynced and renamed into place;
  * `index.json` is replaced atomically. Writers serialise on the lock file, so
  * concurrent `ocigen tag` processes never lose a tag.
@@ -22,14 +24,16 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import * as fs from "node:fs";
-import { open, readFile, stat } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { createDigester, type DigestAlgorithm, isSupportedAlgorithm } from "../digest/index.ts";
 import { fsyncDir, tempPath, writeFileAtomic } from "../fs/atomic.ts";
 import { acquireLock } from "../fs/lock.ts";
+import { registerTempTree } from "../fs/temp-tree.ts";
 import { canonicalJSON } from "./canonical.ts";
 import { embeddedData, parseDigest, validateDescriptor } from "./digest.ts";
+import { LayoutRoot, MAX_INDEX_FILE, MAX_SMALL_FILE, openLayoutFile, readAtMost, readFd, readLayoutFile, tooLarge } from "./layout-file.ts";
 import { formatPlatform, hostPlatform, platformMatches } from "./platform.ts";
 import { validateTag } from "./refname.ts";
 import {
@@ -68,8 +72,8 @@ export interface BlobSink {
 
 /** Name of the writer lock file in the layout root. */
 export const LOCK_FILE = ".ocigen.lock";
-/** Largest JSON blob ocigen parses (manifests, configs, indexes). */
-export const MAX_JSON_BLOB = 64 * 1024 * 1024;
+/** Largest JSON blob ocigen parses (manifests, configs, indexes; also the cap for `index.json`). */
+export const MAX_JSON_BLOB = MAX_INDEX_FILE;
 const CHUNK = 1 << 20;
 /**
  * Blobs up to this size are read with one synchronous call: for the small
@@ -78,6 +82,8 @@ const CHUNK = 1 << 20;
  * close). Larger blobs are read asynchronously.
  */
 const SYNC_READ_MAX = 4 * 1024 * 1024;
+/** writeBlob starts a background data sync after this many bytes written since the last one. */
+const SYNC_EVERY = 32 * 1024 * 1024;
 /** Strict UTF-8 decoding of JSON blobs (stateless between calls: no `stream`; made once, not per blob). */
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 /** The layouts whose lock the current async context holds (for re-entrancy). */
@@ -152,6 +158,8 @@ export function parseImageRef(ref: string): { dir: string; tag: string } {
 export class Layout {
   /** The layout directory, as given (trailing slashes removed). */
   readonly dir: string;
+  /** How this layout's files are opened (see src/oci/layout-file.ts). */
+  #root: LayoutRoot;
   #queue: Promise<void> = Promise.resolve();
   /** Blob files created under the current lock, removed again if the locked operation fails. */
   #created: string[] | null = null;
@@ -161,6 +169,17 @@ export class Layout {
 
   private constructor(dir: string) {
     this.dir = dir.length > 1 ? dir.replace(/\/+$/, "") : dir;
+    this.#root = new LayoutRoot(this.dir);
+  }
+
+  /** Reads a small file of the layout (bounded, regular, inside) as UTF-8 text. */
+  #readText(rel: string, max: number): string {
+    const bytes = readLayoutFile(this.#root, rel, join(this.dir, rel), max);
+    try {
+      return UTF8.decode(bytes);
+    } catch {
+      throw new OcigenError("EJSON", `${join(this.dir, rel)}: not UTF-8 text`);
+    }
   }
 
   /**
@@ -179,9 +198,12 @@ export class Layout {
       // Synchronous: two tiny reads, much faster than thread-pool round trips.
       const st = fs.statSync(l.dir);
       if (!st.isDirectory()) throw new OcigenError("ENOLAYOUT", `${l.dir}: not an OCI image layout (not a directory)`);
-      text = fs.readFileSync(hdr, "utf8");
+      text = l.#readText("oci-layout", MAX_SMALL_FILE);
     } catch (e) {
-      if (e instanceof OcigenError) throw e;
+      if (e instanceof OcigenError) {
+        if (e.code === "EJSON") throw new OcigenError("ENOLAYOUT", e.message);
+        throw e;
+      }
       const code = (e as NodeJS.ErrnoException).code;
       if (code === "ENOENT" || code === "ENOTDIR") {
         throw new OcigenError("ENOLAYOUT", `${l.dir}: not an OCI image layout (no oci-layout file)`);
@@ -293,6 +315,7 @@ export class Layout {
   snapshot(): Layout {
     const l = new Layout(this.dir);
     l.#memo = new Map();
+    l.#root = this.#root;
     return l;
   }
 
@@ -300,8 +323,9 @@ export class Layout {
     let text: string;
     try {
       // Synchronous: index.json is small; see SYNC_READ_MAX.
-      text = fs.readFileSync(this.indexPath, "utf8");
+      text = this.#readText("index.json", MAX_INDEX_FILE);
     } catch (e) {
+      if (e instanceof OcigenError) throw e;
       if ((e as NodeJS.ErrnoException).code === "ENOENT") {
         throw new OcigenError("ENOLAYOUT", `${this.indexPath}: missing (not an OCI image layout)`);
       }
@@ -340,7 +364,13 @@ export class Layout {
         if (d.isDirectory()) await walk(name);
         else if (d.isFile()) {
           const p = join(root, name);
-          const v = parseJSON(fs.readFileSync(p, "utf8"), p);
+          let text: string;
+          try {
+            text = this.#readText(`refs/${name}`, MAX_SMALL_FILE);
+          } catch (e) {
+            throw wrapIo(e, "read", p);
+          }
+          const v = parseJSON(text, p);
           validateDescriptor(v, p);
           out.set(name, v);
         }
@@ -499,6 +529,50 @@ export class Layout {
     return `${this.dir}: ${kindOf(desc.mediaType ?? "")} ${shortDigest(desc.digest)}`;
   }
 
+  /**
+   * Opens a blob's file (regular, inside the layout, see
+   * src/oci/layout-file.ts) and checks its size against the descriptor from
+   * the descriptor's `fstat`, before anything is read. The caller closes `fd`.
+   */
+  #openBlobFile(desc: Descriptor, path: string): number {
+    return this.#openBlob(desc, path).fd;
+  }
+
+  #openBlob(desc: Descriptor, path: string): { fd: number; path: string } {
+    const { algorithm, encoded } = parseDigest(desc.digest, `${this.dir}: blob`);
+    const rel = `blobs/${algorithm}/${encoded}`;
+    let f;
+    try {
+      f = openLayoutFile(this.#root, rel, `${this.blobName(desc)} (${path})`);
+    } catch (e) {
+      if (e instanceof OcigenError) throw e;
+      throw this.#missing(desc, e, path);
+    }
+    if (f.size !== desc.size) {
+      fs.closeSync(f.fd);
+      throw this.#sizeError(desc, f.size);
+    }
+    return f;
+  }
+
+  /**
+   * Checks that a blob's file may be read (as {@linkcode Layout.pipeBlob}
+   * would: regular, inside the layout, the descriptor's size) and returns
+   * its path (a symlink inside the layout resolved), for readers that open
+   * it themselves (the inflate worker, which opens it again with
+   * `O_NOFOLLOW | O_NONBLOCK` and checks it is a regular file).
+   *
+   * @example
+   * ```ts
+   * const file = layout.checkedBlobPath(layerDesc);
+   * ```
+   */
+  checkedBlobPath(desc: Descriptor): string {
+    const f = this.#openBlob(desc, this.#check(desc).path);
+    fs.closeSync(f.fd);
+    return f.path;
+  }
+
   #check(desc: Descriptor): { alg: DigestAlgorithm; path: string } {
     validateDescriptor(desc, `${this.dir}: descriptor ${shortDigest(String(desc?.digest))}`);
     const alg = desc.digest.slice(0, desc.digest.indexOf(":"));
@@ -545,22 +619,26 @@ export class Layout {
     const memo = this.#memo?.get(key);
     if (memo) return memo.slice();
     let bytes: Uint8Array;
+    const fd = this.#openBlobFile(desc, path);
     try {
       if (desc.size <= SYNC_READ_MAX) {
         // Small blobs (manifests, configs): synchronous, see SYNC_READ_MAX.
-        const st = fs.statSync(path);
-        if (!st.isFile()) throw new OcigenError("ENOBLOB", `${this.blobName(desc)}: not a regular file (${path})`);
-        if (st.size !== desc.size) throw this.#sizeError(desc, st.size);
-        bytes = new Uint8Array(fs.readFileSync(path));
+        bytes = readAtMost(fd, desc.size + 1);
       } else {
-        const st = await stat(path);
-        if (!st.isFile()) throw new OcigenError("ENOBLOB", `${this.blobName(desc)}: not a regular file (${path})`);
-        if (st.size !== desc.size) throw this.#sizeError(desc, st.size);
-        bytes = new Uint8Array(await readFile(path));
+        // one byte past the expected size: a file that grew is caught, never read whole
+        const buf = new Uint8Array(desc.size + 1);
+        let n = 0;
+        while (n < buf.length) {
+          const k = await readFd(fd, buf, n, buf.length - n);
+          if (k === 0) break;
+          n += k;
+        }
+        bytes = buf.subarray(0, n);
       }
     } catch (e) {
-      if (e instanceof OcigenError) throw e;
-      throw this.#missing(desc, e, path);
+      throw wrapIo(e, "read", path);
+    } finally {
+      fs.closeSync(fd);
     }
     if (bytes.length !== desc.size) throw this.#sizeError(desc, bytes.length);
     const h = createDigester(alg);
@@ -581,7 +659,7 @@ export class Layout {
    */
   async readJSON<T>(desc: Descriptor): Promise<T> {
     if (desc.size > MAX_JSON_BLOB) {
-      throw new OcigenError("EJSON", `${this.blobName(desc)}: JSON blob too large (${desc.size} bytes)`);
+      throw tooLarge(this.blobName(desc), desc.size, MAX_JSON_BLOB);
     }
     const bytes = await this.readBlob(desc);
     let text: string;
@@ -656,30 +734,31 @@ export class Layout {
       sink.end();
       return;
     }
-    let fh;
-    try {
-      fh = await open(path, "r");
-    } catch (e) {
-      throw this.#missing(desc, e, path);
-    }
+    const fd = this.#openBlobFile(desc, path);
+    // Reads never go past one byte beyond the descriptor's size (see src/oci/layout-file.ts).
+    const limit = desc.size + 1;
+    let pending: Promise<number> | undefined;
     try {
       const bufs = [new Uint8Array(chunkSize), new Uint8Array(chunkSize)];
       let total = 0;
       let cur = 0;
-      let pending = fh.read(bufs[cur], 0, chunkSize, null);
+      const next = (buf: Uint8Array) => readFd(fd, buf, 0, Math.min(chunkSize, Math.max(limit - total, 1)));
+      pending = next(bufs[cur]);
       for (;;) {
         let n: number;
         try {
-          n = (await pending).bytesRead;
+          n = await pending;
         } catch (e) {
           throw wrapIo(e, "read", path);
+        } finally {
+          pending = undefined;
         }
         if (n === 0) break;
         total += n;
-        if (total > desc.size) throw this.#sizeError(desc, total + (await fileRest(fh)));
+        if (total > desc.size) throw this.#sizeError(desc, total);
         const chunk = bufs[cur].subarray(0, n);
         cur ^= 1;
-        pending = fh.read(bufs[cur], 0, chunkSize, null);
+        pending = next(bufs[cur]);
         h.update(chunk);
         sink.write(chunk);
       }
@@ -687,7 +766,9 @@ export class Layout {
       const got = h.digest();
       if (got !== desc.digest) throw this.#digestError(desc, got);
     } finally {
-      await fh.close().catch(() => {});
+      // a read still in flight (the sink threw) must finish before its descriptor is closed
+      if (pending) await pending.catch(() => 0);
+      fs.closeSync(fd);
     }
     sink.end();
   }
@@ -726,25 +807,22 @@ export class Layout {
       });
     }
     const h = createDigester(alg);
-    let fh: Awaited<ReturnType<typeof open>> | undefined;
+    let fd: number | undefined;
     let total = 0;
     const closeFh = async () => {
-      const f = fh;
-      fh = undefined;
-      if (f) await f.close().catch(() => {});
+      const f = fd;
+      fd = undefined;
+      if (f !== undefined) fs.closeSync(f);
     };
     return new ReadableStream<Uint8Array>({
+      // async: an error is the stream's, not the constructor's
       start: async () => {
-        try {
-          fh = await open(path, "r");
-        } catch (e) {
-          throw this.#missing(desc, e, path);
-        }
+        fd = await Promise.resolve().then(() => this.#openBlobFile(desc, path));
       },
       pull: async (c) => {
         try {
           const buf = new Uint8Array(Math.min(CHUNK, Math.max(desc.size - total, 0) + 1));
-          const { bytesRead } = await fh!.read(buf, 0, buf.length, null);
+          const bytesRead = await readFd(fd!, buf, 0, buf.length);
           if (bytesRead === 0) {
             if (total !== desc.size) throw this.#sizeError(desc, total);
             const got = h.digest();
@@ -754,7 +832,7 @@ export class Layout {
             return;
           }
           total += bytesRead;
-          if (total > desc.size) throw this.#sizeError(desc, total + (await fileRest(fh!)));
+          if (total > desc.size) throw this.#sizeError(desc, total);
           const chunk = buf.subarray(0, bytesRead);
           h.update(chunk);
           c.enqueue(chunk);
@@ -774,7 +852,11 @@ export class Layout {
    * fsync, rename into `blobs/<alg>/<hex>`, fsync the directory. Returns its
    * descriptor. Writers that tag what they write should hold
    * {@linkcode Layout.withLock} from the first blob to the tag, so that a
-   * concurrent `gc` cannot collect the new blobs.
+   * concurrent `gc` cannot collect the new blobs. Large blobs are flushed to
+   * disk in the background while they are written (a data sync every 32 MiB),
+   * so the final fsync waits only for the tail. `opts.digest`: the caller
+   * already hashes exactly these bytes with `alg` (an uncompressed layer is
+   * its own diff_id) and gives the digest once the data has ended.
    *
    * @example
    * ```ts
@@ -785,9 +867,10 @@ export class Layout {
     data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     mediaType: string,
     alg: DigestAlgorithm = "sha256",
+    opts: { digest?: () => string } = {},
   ): Promise<Descriptor> {
     const tmp = tempPath(this.dir);
-    const h = createDigester(alg);
+    const h = opts.digest ? null : createDigester(alg);
     let size = 0;
     let fh;
     try {
@@ -795,19 +878,34 @@ export class Layout {
     } catch (e) {
       throw writeError(this.dir, e, tmp);
     }
+    // a blob being written (a repacked layer can be large) goes if the run is interrupted
+    const release = registerTempTree(tmp);
     let digest: string;
+    let syncing: Promise<void> | null = null;
     try {
       const chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = data instanceof Uint8Array ? [data] : data;
+      let unsynced = 0;
       for await (const c of chunks) {
-        h.update(c);
+        h?.update(c);
         size += c.length;
         let off = 0;
         while (off < c.length) off += (await fh.write(c, off, c.length - off)).bytesWritten;
+        unsynced += c.length;
+        if (unsynced >= SYNC_EVERY && !syncing) {
+          // start writing back what is there while the producer goes on
+          unsynced = 0;
+          const s: Promise<void> = fh.datasync().finally(() => {
+            if (syncing === s) syncing = null;
+          });
+          s.catch(() => {}); // awaited below; never an unhandled rejection
+          syncing = s;
+        }
       }
+      if (syncing) await syncing;
       await fh.sync();
       await fh.close();
       fh = undefined;
-      digest = h.digest();
+      digest = h ? h.digest() : opts.digest!();
       const dir = join(this.dir, "blobs", alg);
       // never into a symlinked blobs/ or blobs/<alg>: a hostile layout could point it at a host directory
       for (const d of [join(this.dir, "blobs"), dir]) {
@@ -817,12 +915,15 @@ export class Layout {
       const final = join(dir, digest.slice(alg.length + 1));
       if (this.#created && !fs.existsSync(final)) this.#created.push(final);
       fs.renameSync(tmp, final);
+      release();
       fsyncDir(dir);
     } catch (e) {
+      if (syncing) await (syncing as Promise<void>).catch(() => {});
       if (fh) await fh.close().catch(() => {});
       try {
         fs.unlinkSync(tmp);
       } catch { /* gone */ }
+      release();
       throw writeError(this.dir, e, tmp);
     }
     return { mediaType, digest, size };
@@ -959,16 +1060,6 @@ export class Layout {
         }
       }
     });
-  }
-}
-
-async function fileRest(fh: Awaited<ReturnType<typeof open>>): Promise<number> {
-  let n = 0;
-  const b = new Uint8Array(CHUNK);
-  for (;;) {
-    const { bytesRead } = await fh.read(b, 0, b.length, null);
-    if (bytesRead === 0) return n;
-    n += bytesRead;
   }
 }
 

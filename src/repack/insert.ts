@@ -11,7 +11,7 @@ import type { Descriptor, ImageConfig } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
 import path from "node:path";
 import { comparePaths, encodeXattrs, entryFromStat, scanTree } from "../bundle/scan.ts";
-import { readPathsXattrs } from "../bundle/xattr.ts";
+import { readPathsXattrs, readTreeXattrsAsync } from "../bundle/xattr.ts";
 import { type Compression, resolveCompression } from "../compress/encode.ts";
 import { type LayerItem, type LayerWriteOptions, type WrittenLayer, writeLayer, writeLayerFromTar } from "./layer-writer.ts";
 import process from "node:process";
@@ -104,7 +104,7 @@ function whiteoutName(target: string, opaque = false): string {
  * insertItems("/etc/hosts", "etc/hosts", false);
  * ```
  */
-export function insertItems(src: string, target: string, opaque: boolean): LayerItem[] {
+export function insertItems(src: string, target: string, opaque: boolean, opts: { xattrs?: boolean } = {}): LayerItem[] {
   let st;
   try {
     st = fs.lstatSync(src, { bigint: true });
@@ -123,7 +123,7 @@ export function insertItems(src: string, target: string, opaque: boolean): Layer
     items.push({ kind: "entry", name: target, abs: src, entry });
     return items;
   }
-  const entries = scanTree(src);
+  const entries = scanTree(src, { xattrs: opts.xattrs });
   const first = new Map<bigint, string>();
   for (const e of entries) {
     if (e.type === "socket") continue;
@@ -164,7 +164,24 @@ export async function insertPath(
   if (t.split("/").some((c) => c.startsWith(".wh."))) {
     throw new OcigenError("EUSAGE", `Cannot insert at ${target}: names starting with .wh. are reserved for whiteouts`);
   }
-  const items = insertItems(src, t, Boolean(opts.opaque));
+  // a directory's xattrs come from one getfattr run, started now so that it
+  // walks the tree on the other core while this thread lstats it
+  let isDir = false;
+  try {
+    isDir = fs.lstatSync(src).isDirectory();
+  } catch { /* insertItems reports it */ }
+  const xattrs = isDir ? readTreeXattrsAsync(src) : undefined;
+  const items = insertItems(src, t, Boolean(opts.opaque), { xattrs: !xattrs });
+  if (xattrs) {
+    const xa = await xattrs;
+    if (xa.size > 0) {
+      for (const it of items) {
+        if (it.kind !== "entry") continue;
+        const x = xa.get(it.entry.path);
+        if (x) it.entry.xattrs = encodeXattrs(x);
+      }
+    }
+  }
   return await layout.withLock(async () => {
     const layer = await writeLayer(layout, items, await compressionFor(layout, opts), { sourceDateEpoch: opts.sourceDateEpoch, ...insertOwners(opts, items) });
     return await commit(layout, opts, layer, { created_by: `ocigen insert ${"/" + (t === "." ? "" : t)}`, ...opts.history });

@@ -3,8 +3,11 @@
  * rootfs) -> tar (via {@linkcode TarWriter}) -> compression -> a layout blob,
  * with the `diff_id` (sha256 of the tar) computed while writing.
  *
- * Memory is bounded: files are read in 1 MiB chunks and compressed output
- * flows to the blob writer with backpressure. Output is reproducible: items
+ * Memory is bounded: file data is read straight into 1 MiB staging chunks
+ * (no intermediate buffer, one sha256 update per chunk) and compressed
+ * output flows to the blob writer with backpressure; gzip runs on worker
+ * threads (`src/compress/pgzip.ts`, behind `encodeStream`). An uncompressed
+ * layer is hashed once: its diff_id is its blob digest. Output is reproducible: items
  * come sorted, numbers are fixed-width, uname/gname are empty, mtimes are
  * whole seconds clamped to `SOURCE_DATE_EPOCH` when set, and the gzip header
  * has mtime 0.
@@ -84,28 +87,43 @@ export function sourceDateEpoch(): number | undefined {
 }
 
 const CHUNK = 1 << 20;
-const SMALL = 64 << 10;
 
-/** Collects tar bytes into ~1 MiB chunks, hashing them (diff_id) on the way. */
+/** A staging chunk: uninitialised memory (every byte is written before it is handed on). */
+function newChunk(): Uint8Array {
+  return Buffer.allocUnsafeSlow(CHUNK);
+}
+
+/**
+ * Collects tar bytes into 1 MiB chunks, hashing each full chunk once (the
+ * diff_id). File data is read straight into the chunk being filled
+ * ({@linkcode StagingSink.space}), so content bytes are never copied before
+ * they reach the compressor or the blob file.
+ */
 class StagingSink implements ByteSink {
-  pending: Uint8Array[] = [];
-  pendingBytes = 0;
+  private ready: Uint8Array[] = [];
+  /** Bytes in finished chunks not yet taken. */
+  readyBytes = 0;
   total = 0;
-  private buf = new Uint8Array(CHUNK);
+  private buf = newChunk();
   private used = 0;
   constructor(private readonly hasher: Digester) {}
+  /** The free part of the current chunk (never empty): read data into it, then `write()` that view. */
+  space(): Uint8Array {
+    if (this.used === CHUNK) this.flush();
+    return this.buf.subarray(this.used);
+  }
   write(chunk: Uint8Array): void {
-    this.hasher.update(chunk);
     this.total += chunk.length;
-    if (chunk.length >= SMALL && (chunk as { fresh?: boolean }).fresh) {
-      this.flush();
-      this.push(chunk);
+    if (chunk.buffer === this.buf.buffer && chunk.byteOffset === this.buf.byteOffset + this.used) {
+      // filled in place through space()
+      this.used += chunk.length;
+      if (this.used === CHUNK) this.flush();
       return;
     }
     let off = 0;
     while (off < chunk.length) {
       const n = Math.min(chunk.length - off, CHUNK - this.used);
-      this.buf.set(chunk.subarray(off, off + n), this.used);
+      this.buf.set(n === chunk.length ? chunk : chunk.subarray(off, off + n), this.used);
       this.used += n;
       off += n;
       if (this.used === CHUNK) this.flush();
@@ -116,18 +134,17 @@ class StagingSink implements ByteSink {
   }
   private flush(): void {
     if (this.used === 0) return;
-    this.push(this.buf.subarray(0, this.used));
-    this.buf = new Uint8Array(CHUNK);
+    const c = this.buf.subarray(0, this.used);
+    this.hasher.update(c);
+    this.ready.push(c);
+    this.readyBytes += c.length;
+    this.buf = newChunk();
     this.used = 0;
   }
-  private push(c: Uint8Array): void {
-    this.pending.push(c);
-    this.pendingBytes += c.length;
-  }
   take(): Uint8Array[] {
-    const p = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
+    const p = this.ready;
+    this.ready = [];
+    this.readyBytes = 0;
     return p;
   }
 }
@@ -224,22 +241,22 @@ export async function* tarStream(
               }
               let pos = 0;
               while (pos < e.size) {
-                const want = Math.min(CHUNK, e.size - pos);
-                const buf = new Uint8Array(want) as Uint8Array & { fresh?: boolean };
+                // straight into the staging chunk: no intermediate buffer, no copy
+                const dst = sink.space();
+                const want = Math.min(dst.length, e.size - pos);
                 let got = 0;
                 while (got < want) {
-                  const n = fs.readSync(fd, buf, got, want - got, pos + got);
+                  const n = fs.readSync(fd, dst, got, want - got, pos + got);
                   if (n <= 0) break;
                   got += n;
                 }
                 if (got < want) {
                   throw new OcigenError("EREPACK", `Cannot repack ${it.name}: file shrank while being read (${pos + got} of ${e.size} bytes)`);
                 }
-                buf.fresh = true;
-                w.write(buf);
+                w.write(dst.subarray(0, want));
                 pos += want;
                 p.add(want);
-                if (sink.pendingBytes >= CHUNK) for (const c of sink.take()) yield c;
+                if (sink.readyBytes >= CHUNK) for (const c of sink.take()) yield c;
               }
             } finally {
               fs.closeSync(fd);
@@ -248,7 +265,7 @@ export async function* tarStream(
           w.entryEnd();
         }
       }
-      if (sink.pendingBytes >= CHUNK) for (const c of sink.take()) yield c;
+      if (sink.readyBytes >= CHUNK) for (const c of sink.take()) yield c;
     }
     w.end();
     for (const c of sink.take()) yield c;
@@ -284,9 +301,12 @@ export async function writeLayer(
 ): Promise<WrittenLayer> {
   const hasher = createDigester();
   const stats = { size: 0 };
+  let diffId: string | undefined;
+  const digestOnce = () => (diffId ??= hasher.digest());
   const compressed = encodeStream(compression, tarStream(items, opts, hasher, stats));
-  const descriptor = await layout.writeBlob(compressed, layerMediaType(compression));
-  return { descriptor, diffId: hasher.digest(), tarSize: stats.size };
+  // an uncompressed layer is its own diff_id: hash it once, not twice
+  const descriptor = await layout.writeBlob(compressed, layerMediaType(compression), "sha256", compression === "none" ? { digest: digestOnce } : {});
+  return { descriptor, diffId: digestOnce(), tarSize: stats.size };
 }
 
 /**
@@ -313,6 +333,8 @@ export async function writeLayerFromTar(
       yield b;
     }
   }
-  const descriptor = await layout.writeBlob(encodeStream(compression, hashed()), layerMediaType(compression));
-  return { descriptor, diffId: hasher.digest(), tarSize: size };
+  let diffId: string | undefined;
+  const digestOnce = () => (diffId ??= hasher.digest());
+  const descriptor = await layout.writeBlob(encodeStream(compression, hashed()), layerMediaType(compression), "sha256", compression === "none" ? { digest: digestOnce } : {});
+  return { descriptor, diffId: digestOnce(), tarSize: size };
 }

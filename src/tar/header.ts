@@ -153,8 +153,12 @@ export function fitsOctal(n: number, width: number): boolean {
 function putNumber(buf: Uint8Array, off: number, width: number, n: number): void {
   n = Math.trunc(n);
   if (fitsOctal(n, width)) {
-    const s = n.toString(8).padStart(width - 1, "0");
-    for (let i = 0; i < width - 1; i++) buf[off + i] = s.charCodeAt(i);
+    // digits from the right, zero-padded (no string round trip)
+    for (let i = width - 2; i >= 0; i--) {
+      const d = n % 8;
+      buf[off + i] = 0x30 + d;
+      n = (n - d) / 8;
+    }
     buf[off + width - 1] = 0;
     return;
   }
@@ -170,6 +174,16 @@ function putNumber(buf: Uint8Array, off: number, width: number, n: number): void
 }
 
 function putString(buf: Uint8Array, off: number, width: number, s: string): void {
+  // ASCII that fits (nearly every name): no encoder call
+  if (s.length <= width) {
+    let i = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) break;
+      buf[off + i] = c;
+    }
+    if (i === s.length) return;
+  }
   const b = utf8(s);
   buf.set(b.subarray(0, width), off);
 }

@@ -94,7 +94,7 @@ function defaultMode(type: TarEntryType): number {
 }
 
 const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
-const byteLen = (s: string) => utf8(s).length;
+const byteLen = (s: string) => (isAscii(s) ? s.length : utf8(s).length);
 
 /** Splits a long ustar name into prefix/name, or returns null if impossible. */
 function splitUstar(name: string): { prefix: string; name: string } | null {

@@ -15,6 +15,7 @@ import { type Progress, start as startProgress } from "../../progress.ts";
 import { type IdMapping, parseIdMap } from "../../layer/idmap.ts";
 import type { UnpackOptions } from "../../layer/unpack.ts";
 import type { Descriptor } from "../../oci/types.ts";
+import { zstdWindowMaxOption } from "../zstd-window.ts";
 import { checkImagePlatform } from "../../oci/platform.ts";
 import { platformOption } from "../platform.ts";
 // The unpack engine (layer/unpack.ts, layer/apply.ts) and the config
@@ -48,6 +49,7 @@ function unpackOptions(o: Opts, p: Progress, runningAsRoot: () => boolean): Unpa
     uidMap,
     gidMap,
     keepDirlinks: Boolean(o.keepDirlinks),
+    zstdWindowMax: zstdWindowMaxOption(o.zstdWindowMax),
     onLayer: (i: number, n: number, d: Descriptor) => {
       p.update({ layer: d.digest, layerIndex: i - 1, layers: n });
       log.info(`unpacking layer ${i}/${n} ${shortDigest(d.digest)}`);
@@ -72,6 +74,7 @@ function addUnpackFlags(c: Command): Command {
     .option("--uid-map <container:host[:size]>", "uid mapping to use (size defaults to 1; repeatable)", collect)
     .option("--gid-map <container:host[:size]>", "gid mapping to use (size defaults to 1; repeatable)", collect)
     .option("--keep-dirlinks", "keep existing symlinks to directories when a layer has a directory of that name")
+    .option("--zstd-window-max <MiB>", "largest zstd window a layer may use, in MiB (default 128, at most 2048)")
     .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform image, e.g. linux/arm64/v8 (default: this host's); an image for another platform is refused");
 }
 

@@ -1,5 +1,6 @@
 /**
- * Where the generator and `ocigen extract` keep things under `extractsdir`.
+ * The extracts store: where the generator, `ocigen extract` and
+ * `extract --all` keep things under `extractsdir`.
  *
  * On-disk format:
  * ```
@@ -11,13 +12,47 @@
  * ```
  * `<unit base>` is the unit name without `.service` (unique per layout and
  * tag, never starting with `.`), so per-unit directories cannot clash with
- * `.store` or with each other.
+ * `.store` or with each other. (`EXTRACTS/<unit base>/rootfs` is a
+ * convenience for people and gc; units never run a symlinked root, see
+ * src/generator/state.ts.)
+ *
+ * Permissions: `.store` (and every per-unit directory) is created 0700,
+ * owned by root, before any content goes in — and an existing one is
+ * closed again — so no other local user can reach an image's setuid-root
+ * binaries, device nodes or private files through it: path lookup stops
+ * at `.store` with EACCES. Services reach their rootfs only through an
+ * overlay mounted by root (src/generator/serviceroot.ts); the store itself
+ * is never written by a service.
  *
  * @module
  */
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { parseDigest } from "../oci/digest.ts";
+import { wrapIo } from "../errors.ts";
+
+/** Mode of `.store` and of every per-unit directory. */
+export const STORE_MODE = 0o700;
+
+/**
+ * Creates `EXTRACTS/.store` (and `EXTRACTS`) if missing and makes `.store`
+ * mode 0700 (see the module docs). Returns its path.
+ *
+ * @example
+ * ```ts
+ * ensureStore("/var/lib/oci/extracts"); // "/var/lib/oci/extracts/.store", mode 0700
+ * ```
+ */
+export function ensureStore(extractsDir: string): string {
+  const root = join(extractsDir, ".store");
+  try {
+    fs.mkdirSync(root, { recursive: true, mode: STORE_MODE });
+    if ((fs.statSync(root).mode & 0o777) !== STORE_MODE) fs.chmodSync(root, STORE_MODE);
+  } catch (e) {
+    throw wrapIo(e, "create the extracts store", root);
+  }
+  return root;
+}
 
 /**
  * The store directory of manifest `digest`.

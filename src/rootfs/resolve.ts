@@ -150,7 +150,17 @@ export class RootResolver {
     return this.walk(components, false, false);
   }
 
-  private walk(components: string[], create: boolean, finalIsDir: boolean): Resolved | null {
+  /**
+   * Resolves a path the way a build step names files: symlinks followed
+   * inside the root (the last component only when `followLast`), and missing
+   * components kept as they are (so the result may not exist; `..` after a
+   * missing one still pops it). Never null.
+   */
+  resolveKeepMissing(components: string[], followLast: boolean): Resolved {
+    return this.walk(components, false, false, true, followLast)!;
+  }
+
+  private walk(components: string[], create: boolean, finalIsDir: boolean, keepMissing = false, followLast = true): Resolved | null {
     const stack = components.slice().reverse();
     const cur: string[] = [];
     let links = 0;
@@ -169,15 +179,20 @@ export class RootResolver {
         continue;
       }
       cur.push(c);
+      if (!followLast && stack.every((x) => x === "" || x === ".")) continue;
       const rel = cur.join("/");
       const abs = this.abs(rel);
       let st: fs.Stats | undefined;
       try {
         st = fs.lstatSync(abs, { throwIfNoEntry: false });
       } catch (e) {
+        if (keepMissing && (e as NodeJS.ErrnoException).code === "ENOTDIR") {
+          throw new ResolveError("EUNPACK", `${cur.slice(0, -1).join("/")} is not a directory`);
+        }
         throw wrapIo(e, "lstat", rel);
       }
       if (!st) {
+        if (keepMissing) continue;
         if (!create) return null;
         try {
           fs.mkdirSync(abs, 0o755);

@@ -1,0 +1,434 @@
+/**
+ * Parallel gzip (the write side), as pigz and Go's pgzip do it: the input is
+ * cut into fixed-size blocks, each block is deflated independently on a
+ * worker thread with the previous 32 KiB of input as its dictionary, and
+ * the results are concatenated in order into ONE gzip member.
+ *
+ * - Every block but the last is raw DEFLATE ended with a sync flush (an empty
+ *   stored block: byte-aligned, not final); the last block (possibly empty)
+ *   ends with a final block. Concatenated, they are one valid DEFLATE
+ *   stream, so any gzip reader (gzip, Go's compress/gzip in umoci and
+ *   skopeo, ocigen's own inflate) reads the result.
+ * - The header is the one ocigen always wrote (mtime 0, no name, OS 3); the
+ *   trailer carries the CRC-32 of the whole input, combined from the
+ *   per-block CRCs ({@linkcode crc32Combine}), and its size mod 2^32.
+ * - Block boundaries depend only on the input length, never on timing or
+ *   the number of workers: the same input gives the same bytes on one
+ *   runtime (node:zlib builds of Node and Deno still differ).
+ * - Streaming and bounded: at most a few blocks per worker are in flight;
+ *   the source is not read further until the oldest block's output is
+ *   taken. Output order is input order. A worker failure, a source error or
+ *   an abandoned iteration terminates the workers; errors propagate.
+ * - An input that fits in one block, or a runtime that cannot start worker
+ *   threads, is compressed in the calling thread (same bytes).
+ *
+ * Workers are `node:worker_threads` started from source (on Node and Deno
+ * alike, as the inflate worker is); each uses node:zlib's `deflateRawSync`
+ * and `zlib.crc32`, or the WASM kernel's CRC-32 where node:zlib has none.
+ *
+ * @module
+ */
+import os from "node:os";
+import zlib from "node:zlib";
+import { Worker } from "node:worker_threads";
+import { OcigenError } from "../errors.ts";
+import { wasmBase64 } from "../wasm/generated/inflate.ts";
+import { decodeBase64 } from "../wasm/instance.ts";
+import { wasmCrc32 } from "./inflate-wasm.ts";
+
+/** DEFLATE window: the dictionary each block gets from the one before. */
+const DICT = 32 * 1024;
+
+/** Default block size (bytes of input per block). */
+export const PGZIP_BLOCK = 1 << 20;
+
+/**
+ * Default level: zlib level 3 gives layers within a few percent of the size
+ * Go's pgzip (umoci) writes at its default level, at about half the CPU time
+ * of zlib's default level 6.
+ */
+export const PGZIP_LEVEL = 3;
+
+/** Options of {@linkcode parallelGzip}. */
+export interface ParallelGzipOptions {
+  /** zlib level 0-9 (default {@linkcode PGZIP_LEVEL}). */
+  level?: number;
+  /** Input bytes per block (default 1 MiB, at least 64 KiB). */
+  blockSize?: number;
+  /** Worker threads (default: the number of CPUs, at most 8); 0 compresses in the calling thread. */
+  workers?: number;
+  /** What is being compressed, for error messages (default "layer"). */
+  what?: string;
+}
+
+const POLY = 0xedb88320;
+
+/** a(x) * b(x) modulo the CRC polynomial (bit-reflected, as CRC-32 stores them). */
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ POLY : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+/** X2N[k] = x^(2^k) modulo the polynomial. */
+const X2N: number[] = (() => {
+  const t = [0x40000000]; // x^1
+  for (let k = 1; k < 32; k++) t.push(multModP(t[k - 1], t[k - 1]));
+  return t;
+})();
+
+/** x^(n * 2^k) modulo the polynomial. */
+function x2nModP(n: number, k: number): number {
+  let p = 0x80000000; // x^0
+  while (n > 0) {
+    if (n % 2 === 1) p = multModP(X2N[k & 31], p);
+    n = Math.floor(n / 2);
+    k++;
+  }
+  return p;
+}
+
+/**
+ * The CRC-32 of `A || B` from `crcA = crc32(A)`, `crcB = crc32(B)` and the
+ * length of `B`, without the bytes: `crcA` is shifted by `lenB` bytes of zeros
+ * (a multiplication by x^(8 lenB) modulo the polynomial) and XORed with `crcB`.
+ *
+ * @example
+ * ```ts
+ * const a = crc32(bytesA, 0), b = crc32(bytesB, 0);
+ * crc32Combine(a, b, bytesB.length) === crc32(concat(bytesA, bytesB), 0); // true
+ * ```
+ */
+export function crc32Combine(crcA: number, crcB: number, lenB: number): number {
+  if (lenB <= 0) return crcA >>> 0;
+  return (multModP(x2nModP(lenB, 3), crcA >>> 0) ^ (crcB >>> 0)) >>> 0;
+}
+
+type Crc = (data: Uint8Array, value: number) => number;
+const nativeCrc = (zlib as unknown as { crc32?: Crc }).crc32;
+const crc32: Crc = typeof nativeCrc === "function" ? (d, v) => nativeCrc(d, v) >>> 0 : (d, v) => wasmCrc32(d, v);
+
+/** zlib's memLevel 9: a bigger hash table, a little faster and smaller than the default 8. */
+const MEM_LEVEL = 9;
+
+function gzipHeader(level: number): Uint8Array {
+  // magic, CM=8, FLG=0, MTIME=0, XFL (2: best, 4: fastest), OS=3 (Unix)
+  return new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level >= 9 ? 2 : level <= 1 ? 4 : 0, 3]);
+}
+
+function gzipTrailer(crc: number, size: number): Uint8Array {
+  const t = new Uint8Array(8);
+  const dv = new DataView(t.buffer);
+  dv.setUint32(0, crc >>> 0, true);
+  dv.setUint32(4, size % 0x100000000, true);
+  return t;
+}
+
+/**
+ * True when a block looks incompressible (already compressed or random
+ * data): eight 4 KiB samples spread over it all have an order-0 entropy
+ * above 7.9 bits per byte. Such a block is stored (level 0) instead of
+ * searched for matches that are not there; zlib would store it anyway, and
+ * the search costs about as much as compressing text. Self-contained: its
+ * source is also the worker's.
+ *
+ * @example
+ * ```ts
+ * looksIncompressible(crypto.getRandomValues(new Uint8Array(1 << 20))); // true
+ * ```
+ */
+export function looksIncompressible(b: Uint8Array): boolean {
+  const S = 4096;
+  const N = 8;
+  if (b.length < S * N) return false;
+  const hist = new Uint32Array(256);
+  const step = Math.floor((b.length - S) / (N - 1));
+  for (let k = 0; k < N; k++) {
+    hist.fill(0);
+    const at = k * step;
+    for (let i = at; i < at + S; i++) hist[b[i]]++;
+    let e = 0;
+    for (let i = 0; i < 256; i++) {
+      if (hist[i] !== 0) {
+        const p = hist[i] / S;
+        e -= p * Math.log2(p);
+      }
+    }
+    if (e < 7.9) return false;
+  }
+  return true;
+}
+
+/** Deflates one block: `buf` holds `dict` dictionary bytes, then the block's input. */
+function deflateBlock(buf: Uint8Array, dict: number, final: boolean, level: number): { out: Uint8Array; crc: number; len: number } {
+  const input = buf.subarray(dict);
+  const out = zlib.deflateRawSync(input, {
+    level: looksIncompressible(input) ? 0 : level,
+    memLevel: MEM_LEVEL,
+    ...(dict > 0 ? { dictionary: buf.subarray(0, dict) } : {}),
+    finishFlush: final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+  });
+  return { out: new Uint8Array(out.buffer, out.byteOffset, out.byteLength), crc: crc32(input, 0), len: input.length };
+}
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const zlib = require("node:zlib");
+let crc32;
+if (typeof zlib.crc32 === "function") crc32 = (d) => zlib.crc32(d, 0) >>> 0;
+else {
+  const ex = new WebAssembly.Instance(new WebAssembly.Module(workerData.wasm), { env: { abort() { throw new Error("kernel abort"); } } }).exports;
+  ex.init(1);
+  const base = ex.inPtr(), cap = ex.inCapacity();
+  crc32 = (d) => {
+    let c = 0;
+    for (let o = 0; o < d.length; o += cap) {
+      const part = d.subarray(o, Math.min(d.length, o + cap));
+      new Uint8Array(ex.memory.buffer).set(part, base);
+      c = ex.crc32(c, base, part.length) >>> 0;
+    }
+    return c;
+  };
+}
+const looksIncompressible = ${looksIncompressible.toString()};
+parentPort.on("message", (m) => {
+  try {
+    const buf = new Uint8Array(m.buf, 0, m.end);
+    const input = buf.subarray(m.dict);
+    const o = zlib.deflateRawSync(input, {
+      level: looksIncompressible(input) ? 0 : m.level,
+      memLevel: ${MEM_LEVEL},
+      ...(m.dict > 0 ? { dictionary: buf.subarray(0, m.dict) } : {}),
+      finishFlush: m.final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+    });
+    const out = o.byteOffset === 0 && o.byteLength === o.buffer.byteLength ? o : new Uint8Array(o);
+    parentPort.postMessage({ seq: m.seq, out, crc: crc32(input), len: input.length, buf: m.buf }, [out.buffer, m.buf]);
+  } catch (e) {
+    parentPort.postMessage({ seq: m.seq, error: String(e && e.message || e) });
+  }
+});
+`;
+
+interface Result {
+  out: Uint8Array;
+  crc: number;
+  len: number;
+}
+
+interface WorkerReply {
+  seq: number;
+  out?: Uint8Array;
+  crc?: number;
+  len?: number;
+  buf?: ArrayBuffer;
+  error?: string;
+}
+
+interface Task {
+  seq: number;
+  /** Dictionary, then input, up to `end`. */
+  buf: ArrayBuffer;
+  end: number;
+  dict: number;
+  final: boolean;
+}
+
+/** The default worker count: the CPUs this process may use, at most 8. */
+function defaultWorkers(): number {
+  const n = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(8, n || 1));
+}
+
+/** A pool of compression workers for one stream. */
+class Pool {
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private readonly queue: Task[] = [];
+  private readonly results = new Map<number, Result>();
+  private waiter: (() => void) | null = null;
+  /** Input buffers handed back by the workers, for reuse. */
+  readonly spare: ArrayBuffer[] = [];
+  failure: Error | null = null;
+
+  constructor(n: number, private readonly level: number, private readonly what: string) {
+    const data = typeof nativeCrc === "function" ? {} : { wasm: decodeBase64(wasmBase64) };
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
+      w.unref();
+      w.on("message", (m: WorkerReply) => this.onReply(w, m));
+      w.on("error", (e: Error) => this.fail(`worker failed: ${e.message}`));
+      w.on("exit", (code: number) => {
+        if (!this.closed) this.fail(`worker exited (${code})`);
+      });
+      this.all.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  private closed = false;
+
+  private fail(why: string): void {
+    if (!this.failure) this.failure = new OcigenError("EREPACK", `Cannot compress ${this.what} (gzip): ${why}`);
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  private onReply(w: Worker, m: WorkerReply): void {
+    if (m.error !== undefined) return this.fail(m.error);
+    this.results.set(m.seq, { out: m.out!, crc: m.crc!, len: m.len! });
+    if (m.buf && this.spare.length < 4) this.spare.push(m.buf);
+    const next = this.queue.shift();
+    if (next) this.post(w, next);
+    else {
+      w.unref();
+      this.idle.push(w);
+    }
+    this.wake();
+  }
+
+  private post(w: Worker, t: Task): void {
+    // a busy worker keeps the process alive (its result is awaited); an idle one does not
+    w.ref();
+    w.postMessage({ ...t, level: this.level }, [t.buf]);
+  }
+
+  submit(t: Task): void {
+    const w = this.idle.pop();
+    if (w) this.post(w, t);
+    else this.queue.push(t);
+  }
+
+  /** The result of block `seq` if it is done (removed from the pool). */
+  take(seq: number): Result | undefined {
+    if (this.failure) throw this.failure;
+    const r = this.results.get(seq);
+    if (r) this.results.delete(seq);
+    return r;
+  }
+
+  /** Waits until block `seq` is done (or a worker failed). */
+  async wait(seq: number): Promise<Result> {
+    for (;;) {
+      const r = this.take(seq);
+      if (r) return r;
+      await new Promise<void>((res) => (this.waiter = res));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.all) void w.terminate();
+  }
+}
+
+/**
+ * Compresses an async byte stream into one gzip member, deflating blocks in
+ * parallel on worker threads (see the module docs).
+ *
+ * @example
+ * ```ts
+ * const gz = parallelGzip(tarChunks(), { level: 3 });
+ * await layout.writeBlob(gz, MediaType.LayerGzip);
+ * ```
+ */
+export async function* parallelGzip(source: AsyncIterable<Uint8Array>, opts: ParallelGzipOptions = {}): AsyncGenerator<Uint8Array> {
+  const level = Math.max(0, Math.min(9, Math.round(opts.level ?? PGZIP_LEVEL)));
+  const block = Math.max(64 * 1024, Math.floor(opts.blockSize ?? PGZIP_BLOCK));
+  const nWorkers = Math.max(0, Math.floor(opts.workers ?? defaultWorkers()));
+  const what = opts.what ?? "layer";
+  const maxInFlight = Math.max(2, nWorkers * 3);
+  let pool: Pool | null = null;
+  let poolFailed = nWorkers === 0;
+  let crc = 0;
+  let size = 0;
+  let nextSeq = 0; // next block to submit
+  let nextOut = 0; // next block to emit
+  // the block being filled: `dict` bytes of dictionary, then up to `block` input bytes
+  let buf = new Uint8Array(DICT + block);
+  let dict = 0;
+  let fill = 0;
+
+  const account = (r: Result): Uint8Array => {
+    crc = crc32Combine(crc, r.crc, r.len);
+    size += r.len;
+    return r.out;
+  };
+  const local = new Map<number, Result>();
+
+  const submit = (final: boolean): void => {
+    const seq = nextSeq++;
+    const cur = buf;
+    const curDict = dict;
+    const used = cur.subarray(0, dict + fill);
+    if (!pool && !poolFailed && !(final && seq === 0)) {
+      try {
+        pool = new Pool(nWorkers, level, what);
+      } catch {
+        poolFailed = true; // no worker threads here: compress in this thread
+      }
+    }
+    if (!final) {
+      // the next block starts with the last 32 KiB of this one's input as its dictionary
+      // (copied before this block's buffer is handed to a worker)
+      const nd = Math.min(DICT, used.length);
+      const spare = (pool as Pool | null)?.spare.pop();
+      const next = spare && spare.byteLength === DICT + block ? new Uint8Array(spare) : new Uint8Array(DICT + block);
+      next.set(used.subarray(used.length - nd), 0);
+      buf = next;
+      dict = nd;
+      fill = 0;
+    }
+    if (pool) (pool as Pool).submit({ seq, buf: cur.buffer as ArrayBuffer, end: used.length, dict: curDict, final });
+    else local.set(seq, deflateBlock(used, curDict, final, level));
+  };
+
+  // takes every finished block in order; with `wait`, blocks until block `upTo - 1` is out
+  async function* drain(upTo: number, wait: boolean): AsyncGenerator<Uint8Array> {
+    while (nextOut < upTo) {
+      const p: Pool | null = pool;
+      let r: Result | undefined = local.get(nextOut);
+      if (r) local.delete(nextOut);
+      else if (p) r = wait ? await p.wait(nextOut) : p.take(nextOut);
+      if (!r) return;
+      nextOut++;
+      const out = account(r);
+      if (out.length) yield out;
+    }
+  }
+
+  try {
+    yield gzipHeader(level);
+    for await (const chunk of source) {
+      let off = 0;
+      while (off < chunk.length) {
+        const n = Math.min(block - fill, chunk.length - off);
+        buf.set(chunk.subarray(off, off + n), dict + fill);
+        fill += n;
+        off += n;
+        if (fill === block) {
+          submit(false);
+          yield* drain(nextSeq, false);
+          if (nextSeq - nextOut >= maxInFlight) yield* drain(nextSeq - maxInFlight + 1, true);
+        }
+      }
+    }
+    submit(true);
+    yield* drain(nextSeq, true);
+    yield gzipTrailer(crc, size);
+  } finally {
+    (pool as Pool | null)?.close();
+  }
+}
