@@ -36,7 +36,8 @@ export type ErrorCode =
   | "ECONFIG" // bad generator config or per-image settings file
   | "EPLATFORM" // the image is for another platform
   | "EBADFILE" // a file of a layout is not a regular file inside it (FIFO, device, symlink out of the layout)
-  | "EVOLUME"; // a volume command refused (unknown unit, service still running)
+  | "EVOLUME" // a volume command refused (unknown unit, service still running)
+  | "EUPDATE"; // auto-update refused (unknown unit, no pin) or could not run
 
 /**
  * The base class of every error ocigen raises deliberately.

@@ -47,6 +47,11 @@ export { extract, type ExtractOptions, type ExtractResult, gcExtracts, type GcOp
 export { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, safeName, serviceRoot, serviceRunDir, volumeDir, volumeName } from "./generator/state.ts";
 export { type AtomicExports, readAtomicExports, renderAtomicTemplate } from "./generator/atomic.ts";
 export { storeRootfs, unitRootfs } from "./store/paths.ts";
+// Status and auto-update with rollback
+export { gatherStatus, type StatusOptions, type StatusReport, type UnitStatus } from "./status/status.ts";
+export { planUnits, update, type UnitUpdate, type UpdateOptions, type UpdateResult } from "./update/update.ts";
+export { DEFAULT_STATE_DIR, listPins, type Pin, readPin, readRecord, removePin, type UpdateEvent, type UpdateRecord, writePin } from "./update/state.ts";
+export { processRunner, type Runner, type RunResult as CommandResult } from "./update/systemd.ts";
 // Unpack engine: byte pipeline, tar, decompression, layer application (issue 3)
 export { type ByteSink, CollectSink, concatBytes, pumpStream, pushAll, TeeSink } from "./stream/sink.ts";
 export { encodeHeader, padding, padLength, type SparseRegion, type TarEntryHeader, type TarEntryType } from "./tar/header.ts";

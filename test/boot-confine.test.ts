@@ -71,7 +71,8 @@ int main(void) {
 const PROBE = [
   `grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status`,
   `insmod /mod.ko 2>&1; echo "insmod-rc=$?"`,
-  `date -s '2001-02-03 04:05:06' 2>&1; echo "date-rc=$?"`,
+  // the time asked for is the current one, so a confinement that fails never moves the host's clock
+  `date -s "@$(date +%s)" 2>&1; echo "date-rc=$?"`,
   `mkdir -p /mnt/x; mount -t tmpfs none /mnt/x 2>&1; echo "mount-rc=$?"`,
   `echo probe-done`,
 ].join("; ");
@@ -200,8 +201,7 @@ describe("boot: confinement, restarts and lifecycle of generated services", { sk
     assert.match(out, /insmod: can't insert '\/mod\.ko': Operation not permitted/);
     assert.match(out, /insmod-rc=1/);
     assert.match(out, /date: can't set date: Operation not permitted/);
-    // busybox date exits 0 even when it could not set the clock: the clock is what tells
-    assert.doesNotMatch(g.ok("date +%Y"), /^2001/, "the service changed the clock");
+    // busybox date exits 0 even when it could not set the clock: its message is what tells
     // busybox mount reports EPERM as "permission denied (are you root?)"
     assert.match(out, /mount: permission denied \(are you root\?\)|mount: .*Operation not permitted/);
     assert.match(out, /mount-rc=(1|255)/);

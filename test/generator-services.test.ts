@@ -78,8 +78,10 @@ describe("unit rendering of a service", () => {
       const t = renderUnit(input({ Cmd: ["/bin/app"], User: bad }));
       assert.deepEqual(lines(t, "User"), ["65534"], `${bad}: never an id systemd rejects`);
     }
-    // a numeric id no system can have fails the image at once, naming it
-    assert.throws(() => renderUnit(input({ Cmd: ["/bin/app"], User: "4294967295" })), /image user "4294967295": uid "4294967295" is not an id in 0\.\.4294967294/);
+    // a numeric id no system can have: the fail-safe ids, and extract fails the start (SPEC 4.4)
+    const outOfRange = input({ Cmd: ["/bin/app"], User: "4294967295" });
+    assert.deepEqual(lines(renderUnit(outOfRange), "User"), ["65534"]);
+    assert.ok(unitExtractArgv(outOfRange).includes("4294967295=65534:65534"));
     const tmp = mkTemp("ocigen-svc-users-");
     try {
       fs.mkdirSync(join(tmp, "etc"));

@@ -336,8 +336,8 @@ describe("tag selection", () => {
       assert.ok(r.units[0].wantsLink, "Enable=yes of the layout file");
       assert.equal(r.units[1].wantsLink, undefined);
       assert.deepEqual([...r.errors].sort(), [
-        `layout app tag v2: ${join(e.settings, "app:v2.image")}:3: unknown key Bogus= in [Image] (known: IncludeTag, ExcludeTag, Volume, Tmpfs, Environment, User, Exec, ReadOnly, Enable, Runtime, Platform, AddCapability, DropCapability, NoNewPrivileges, SeccompProfile, SystemCallFilter, Network, NetworkOnline, Memory, CPUQuota, TasksMax, Restart, RestartSec, StartLimitBurst, StartLimitIntervalSec, TimeoutStopSec, Notify)`,
-        `layout typo: ${join(e.settings, "typo.image")}:2: unknown key Readonly= (did you mean ReadOnly=?) in [Image] (known: IncludeTag, ExcludeTag, Volume, Tmpfs, Environment, User, Exec, ReadOnly, Enable, Runtime, Platform, AddCapability, DropCapability, NoNewPrivileges, SeccompProfile, SystemCallFilter, Network, NetworkOnline, Memory, CPUQuota, TasksMax, Restart, RestartSec, StartLimitBurst, StartLimitIntervalSec, TimeoutStopSec, Notify)`,
+        `layout app tag v2: ${join(e.settings, "app:v2.image")}:3: unknown key Bogus= in [Image] (known: IncludeTag, ExcludeTag, Volume, Tmpfs, Environment, User, Exec, ReadOnly, Enable, Runtime, Platform, AddCapability, DropCapability, NoNewPrivileges, SeccompProfile, SystemCallFilter, Network, NetworkOnline, Memory, CPUQuota, TasksMax, Restart, RestartSec, StartLimitBurst, StartLimitIntervalSec, TimeoutStopSec, Notify, AutoUpdate, HealthCmd, HealthTimeout)`,
+        `layout typo: ${join(e.settings, "typo.image")}:2: unknown key Readonly= (did you mean ReadOnly=?) in [Image] (known: IncludeTag, ExcludeTag, Volume, Tmpfs, Environment, User, Exec, ReadOnly, Enable, Runtime, Platform, AddCapability, DropCapability, NoNewPrivileges, SeccompProfile, SystemCallFilter, Network, NetworkOnline, Memory, CPUQuota, TasksMax, Restart, RestartSec, StartLimitBurst, StartLimitIntervalSec, TimeoutStopSec, Notify, AutoUpdate, HealthCmd, HealthTimeout)`,
       ].sort());
     } finally {
       rmTemp(e.tmp);

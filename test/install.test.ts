@@ -65,6 +65,8 @@ describe("install-generator", () => {
         "usr/local/lib/ocigen/install-manifest.json",
         "usr/local/lib/systemd/system-generators/ocigen-generator",
         "usr/local/lib/systemd/system/oci.slice",
+        "usr/local/lib/systemd/system/ocigen-update.service",
+        "usr/local/lib/systemd/system/ocigen-update.timer",
       ]);
       // program: a copy of --bin, executable
       assert.equal(fs.readFileSync(path.join(prefix, INSTALL_PATHS.binary), "utf8"), fs.readFileSync(bin, "utf8"));
@@ -90,6 +92,8 @@ describe("install-generator", () => {
         "config etc/oci-generator.conf",
         "file usr/local/bin/ocigen",
         "file usr/local/lib/systemd/system/oci.slice",
+        "file usr/local/lib/systemd/system/ocigen-update.service",
+        "file usr/local/lib/systemd/system/ocigen-update.timer",
         "symlink usr/local/lib/systemd/system-generators/ocigen-generator",
       ]);
       assert.ok(m.dirs.includes("usr") && m.dirs.includes("etc") && m.dirs.includes("usr/local/lib/ocigen"));

@@ -58,7 +58,7 @@ describe("--json outputs match the README's schemas", () => {
   });
 
   test("the README has one schema per reporting verb", () => {
-    assert.deepEqual([...schemas.keys()].sort(), ["bench", "build", "extract-all", "gc", "gc-extracts", "ls"]);
+    assert.deepEqual([...schemas.keys()].sort(), ["bench", "build", "extract-all", "gc", "gc-extracts", "ls", "status", "update"]);
   });
 
   test("ls --json", () => {

@@ -206,7 +206,7 @@ test("umoci-compat: runtime config runs sh without Entrypoint/Cmd; a named user 
   const spec = convertConfig({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, config: {} });
   assert.deepEqual(spec.process.args, ["sh"]);
   const named = { architecture: "amd64", os: "linux", rootfs: { type: "layers" as const, diff_ids: [] }, config: { User: "testuser:group" } };
-  assert.throws(() => convertConfig(named), /Cannot resolve user/);
+  assert.throws(() => convertConfig(named), /Cannot resolve (image )?user/);
   const warnings: string[] = [];
   const s = convertConfig(named, { unresolvedUserAsRoot: { warn: (m) => warnings.push(m) } });
   assert.deepEqual([s.process.user.uid, s.process.user.gid], [0, 0]);

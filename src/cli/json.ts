@@ -11,6 +11,7 @@
  * | `image` | `LAYOUT:TAG`, several tags of one manifest joined by `,` |
  * | `tag` / `tags` | tag name(s) |
  * | `manifest` | digest of the image manifest (`sha256:<hex>`) the tag resolves to on this host |
+ * | `tagManifest`, `from`, `to` | manifests too: what a tag names now (`status`), before and after an update (`update`) |
  * | `layers` | number of layers |
  * | `bytes` | a size in bytes (of layer blobs: compressed) |
  * | `unpackedBytes` | uncompressed layer bytes written |
@@ -28,6 +29,8 @@ import type { BuiltTarget } from "../build/build.ts";
 import type { BulkResult } from "../bulk/extract-all.ts";
 import type { GcResult } from "../oci/gc.ts";
 import type { ResolvedImage } from "../oci/layout.ts";
+import type { StatusReport } from "../status/status.ts";
+import type { UpdateResult } from "../update/update.ts";
 
 /**
  * `ls --json`: the tags of a layout.
@@ -230,4 +233,61 @@ export function benchJson(report: unknown): unknown {
     else out[k] = benchJson(v);
   }
   return out;
+}
+
+/**
+ * `status --json`: the generated units, the extracted trees no unit uses and
+ * the volumes whose unit is gone. `manifest` is what a unit's service runs
+ * (it differs from `tagManifest` while pinned or before a pending restart).
+ *
+ * @example
+ * ```ts
+ * const doc: StatusJson = { units: [], unused: [], volumes: [], systemd: false, errors: [] };
+ * ```
+ */
+export type StatusJson = StatusReport;
+
+/**
+ * `status --json` from the gathered report (the report's own shape).
+ *
+ * @example
+ * ```ts
+ * statusJson(await gatherStatus({ config }));
+ * ```
+ */
+export function statusJson(r: StatusReport): StatusJson {
+  return { units: r.units, unused: r.unused, volumes: r.volumes, systemd: r.systemd, errors: r.errors };
+}
+
+/**
+ * `update --json`: one entry per unit that was (or would be) updated, rolled
+ * back, kept pinned, skipped or failed; `from`/`to` are manifests.
+ *
+ * @example
+ * ```ts
+ * const doc: UpdateJson = { dryRun: false, reloaded: true, units: [], unpinned: [], errors: [] };
+ * ```
+ */
+export interface UpdateJson {
+  dryRun: boolean;
+  reloaded: boolean;
+  units: Array<{ unit: string; image: string; layout: string; tag: string; from?: string; to: string; status: string; reason?: string; seconds?: number }>;
+  unpinned: string[];
+  errors: string[];
+}
+
+/**
+ * `update --json` from an update run.
+ *
+ * @example
+ * ```ts
+ * updateJson(false, await update({ config }));
+ * ```
+ */
+export function updateJson(dryRun: boolean, r: UpdateResult): UpdateJson {
+  return {
+    dryRun, reloaded: r.reloaded,
+    units: r.units.map((u) => ({ unit: u.unit, image: `${u.layout}:${u.tag}`, layout: u.layout, tag: u.tag, ...(u.from ? { from: u.from } : {}), to: u.to, status: u.status, ...(u.reason ? { reason: u.reason } : {}), ...(u.seconds !== undefined ? { seconds: u.seconds } : {}) })),
+    unpinned: r.unpinned, errors: r.errors,
+  };
 }

@@ -17,6 +17,7 @@ import * as repackCmds from "./commands/repack.ts";
 import * as buildCmds from "./commands/build.ts";
 import * as benchCmds from "./commands/bench.ts";
 import * as installCmds from "./commands/install.ts";
+import * as statusCmds from "./commands/status.ts";
 
 /**
  * Builds the commander program with every verb registered.
@@ -29,7 +30,7 @@ import * as installCmds from "./commands/install.ts";
  */
 export function makeProgram(): Command {
   const { program, raw } = baseProgram();
-  const groups: CommandGroup[] = [layoutCmds, unpackCmds, generateCmds, repackCmds, buildCmds, benchCmds, installCmds];
+  const groups: CommandGroup[] = [layoutCmds, unpackCmds, generateCmds, repackCmds, buildCmds, benchCmds, installCmds, statusCmds];
   for (const m of groups) {
     m.register(program, raw);
   }

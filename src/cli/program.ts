@@ -166,6 +166,7 @@ const GROUPS: Record<string, () => Promise<CommandGroup>> = {
   build: () => import("./commands/build.ts"),
   bench: () => import("./commands/bench.ts"),
   install: () => import("./commands/install.ts"),
+  status: () => import("./commands/status.ts"),
 };
 
 /**
@@ -180,6 +181,7 @@ const VERB_GROUP: Record<string, string> = {
   repack: "repack", insert: "repack", "add-layer": "repack",
   build: "build",
   bench: "bench",
+  status: "status", update: "status",
   "install-generator": "install", "uninstall-generator": "install", "__progress-demo": "install",
 };
 

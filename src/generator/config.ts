@@ -23,6 +23,7 @@
  * protecthome = no         # ProtectHome= inside the image's root (yes, no, read-only, tmpfs)
  * rundir = /run/ocigen     # where each service's root (an overlay with a writable layer) is mounted
  * volumesdir = /var/lib/ocigen/volumes  # where each service's persistent volumes live
+ * statedir = /var/lib/ocigen/state      # pins and update records of `ocigen update`
  * ocigen = /usr/local/bin/ocigen    # program the units run for `extract` (default: this ocigen)
  * atomictemplates = no     # yes: render an image's Atomic /exports/service.template (trusts the image fully)
  * zstdwindowmax = 128      # largest zstd window (MiB, 1..2048) extract lets a layer use; --zstd-window-max overrides
@@ -37,6 +38,7 @@
  * @module
  */
 import type { SandboxSettings } from "./sandbox.ts";
+import type { UpdateSettings } from "../update/settings.ts";
 import * as fs from "node:fs";
 import process from "node:process";
 import { isAbsolute, resolve } from "node:path";
@@ -98,6 +100,8 @@ export interface LayoutSettings {
   platform?: string;
   /** Confinement, network, restart and resource settings (./sandbox.ts); undefined: the defaults. */
   sandbox?: SandboxSettings;
+  /** Auto-update settings (src/update/settings.ts); undefined: the defaults. */
+  update?: UpdateSettings;
 }
 
 /** The glob that matches the dated tags `ocigen build` adds (`TAG-YYYY-MM-DD_N`). */
@@ -122,6 +126,8 @@ export interface GeneratorConfig {
   runDir?: string;
   /** Parent of the services' persistent volumes (default /var/lib/ocigen/volumes). */
   volumesDir?: string;
+  /** Where `ocigen update` keeps pins and update records (default /var/lib/ocigen/state, src/update/state.ts). */
+  stateDir?: string;
   /** Render Atomic `/exports/service.template` files (default false: a template can run host commands). */
   atomicTemplates: boolean;
   /** Directory of the per-image settings files (default `/etc/ocigen`; "" for none). */
@@ -296,6 +302,9 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
           break;
         case "volumesdir":
           cfg.volumesDir = absPath();
+          break;
+        case "statedir":
+          cfg.stateDir = absPath();
           break;
         case "atomictemplates":
           cfg.atomicTemplates = bool();

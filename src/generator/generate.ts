@@ -32,6 +32,7 @@ import { addMissingDirectives, atomicVariables, readAtomicExports, renderAtomicT
 import { checkLineValue, checkUnitLines, listWord } from "./syntax.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../install/self.ts";
+import { applyPin } from "../update/pin.ts";
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions {
@@ -65,6 +66,12 @@ export interface GeneratedUnit {
   atomic: boolean;
   /** The image's exposed ports (`80/tcp`...), for status listings; the service uses the host's network unless `Network=none`. */
   ports: string[];
+  /** The manifest the unit runs (the tag's, or the pinned one). */
+  manifest: string;
+  /** The manifest the tag names now. */
+  tagManifest: string;
+  /** The pin `ocigen update` set after a failed update, while it holds (src/update/state.ts). */
+  pin?: { manifest: string; from: string; at: string; reason: string };
 }
 
 /** The outcome of a run. */
@@ -195,7 +202,9 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         base = unitBaseName(name, tag);
         const tagSettings = settingsForTag(cfg, name, tag, settings);
         const platform = tagSettings.platform ? parsePlatform(tagSettings.platform) : hostPlatform();
-        const img = await layout.resolve(tag, platform);
+        const tagImg = await layout.resolve(tag, platform);
+        // a rollback's pin (ocigen update) serves the previous manifest while the tag names the failed one
+        const { image: img, pin } = await applyPin(cfg.stateDir, base, layout, tagImg, (m) => rep.warn(`${where}: ${m}`));
         checkImagePlatform(img.config, platform, ""); // the message gets `where` below
         const rc = img.config.config;
         if ((rc?.Entrypoint ?? []).length === 0 && (rc?.Cmd ?? []).length === 0) {
@@ -252,6 +261,8 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         checkUnitLines(extractText, companion);
         const g: GeneratedUnit = {
           name, tag, unit, path: join(opts.outDir, unit), text, atomic, ports: exposedPorts(img.config),
+          manifest: img.manifestDescriptor.digest, tagManifest: tagImg.manifestDescriptor.digest,
+          ...(pin ? { pin: { manifest: pin.manifest, from: pin.from, at: pin.at, reason: pin.reason } } : {}),
           extractUnit: { unit: companion, path: join(opts.outDir, companion), text: extractText },
         };
         if (enabled(cfg, tagSettings, img, where, rep)) g.wantsLink = join(opts.outDir, `${cfg.wantedBy}.wants`, unit);

@@ -34,7 +34,9 @@
  *   `SeccompProfile=default|unconfined`, `SystemCallFilter=`,
  *   `Network=host|none`, `NetworkOnline=`, `Memory=`, `CPUQuota=`,
  *   `TasksMax=`, `Restart=`, `RestartSec=`, `StartLimitBurst=`,
- *   `StartLimitIntervalSec=`, `TimeoutStopSec=`, `Notify=`.
+ *   `StartLimitIntervalSec=`, `TimeoutStopSec=`, `Notify=`;
+ * - auto-update (src/update/settings.ts): `AutoUpdate=`, `HealthCmd=`,
+ *   `HealthTimeout=`.
  * Section `[Service]`: every `Key=Value` line is appended to the generated
  * unit's `[Service]` section as written (the key must be a unit-file key,
  * `[A-Z][A-Za-z0-9]*`; control characters and a trailing backslash are
@@ -65,6 +67,7 @@ import { IniSyntaxError, parseIni } from "./ini.ts";
 import { checkExecutable, checkId, isEnvName } from "./syntax.ts";
 import { globToRegExp } from "./tags.ts";
 import { mergeSandbox, parseSandboxKey, SANDBOX_KEYS, type SandboxSettings } from "./sandbox.ts";
+import { mergeUpdate, parseUpdateKey, UPDATE_KEYS, type UpdateSettings } from "../update/settings.ts";
 
 /**
  * The file name suffix of settings files.
@@ -104,6 +107,8 @@ export interface SettingsLayer {
   platform?: string;
   /** Confinement, network, restart and resource keys (./sandbox.ts). */
   sandbox?: SandboxSettings;
+  /** Auto-update keys (src/update/settings.ts). */
+  update?: UpdateSettings;
 }
 
 const IMAGE_KEYS = [
@@ -245,9 +250,13 @@ export function parseImageSettings(text: string, path: string, level: "layout" |
         out.sandbox = parseSandboxKey(out.sandbox ?? {}, l.key, l.value);
         continue;
       }
+      if (UPDATE_KEYS.includes(l.key)) {
+        out.update = parseUpdateKey(out.update ?? {}, l.key, l.value);
+        continue;
+      }
       const key = l.key as typeof IMAGE_KEYS[number];
       if (!IMAGE_KEYS.includes(key)) {
-        const known = [...IMAGE_KEYS, ...SANDBOX_KEYS];
+        const known = [...IMAGE_KEYS, ...SANDBOX_KEYS, ...UPDATE_KEYS];
         const near = known.find((k) => k.toLowerCase() === l.key.toLowerCase());
         throw new Error(`unknown key ${l.key}=${near ? ` (did you mean ${near}=?)` : ""} in [Image] (known: ${known.join(", ")})`);
       }
@@ -393,6 +402,7 @@ export function applySettings(base: LayoutSettings, layer: SettingsLayer | null)
   if (layer.runtime !== undefined) s.runtime = layer.runtime;
   if (layer.platform !== undefined) s.platform = layer.platform;
   if (layer.sandbox !== undefined) s.sandbox = mergeSandbox(base.sandbox, layer.sandbox);
+  if (layer.update !== undefined) s.update = mergeUpdate(base.update, layer.update);
   return s;
 }
 

@@ -194,10 +194,9 @@ const SYSTEMD_INVALID_ID = 65535;
 export function unitUser(spec: string | undefined, extractedRootfs: string | null | undefined): UnitUser | null {
   if (spec === undefined || spec === "") return null;
   if (/[\x00-\x20\x7f=]/.test(spec)) throw new OcigenError("EGENERATE", `Bad image user ${JSON.stringify(spec)}`);
-  // a numeric id out of range is wrong whatever the image holds: that image fails here, naming it
-  const [u0, g0] = spec.split(":");
-  if (/^[0-9]+$/.test(u0)) checkId(u0, `image user ${JSON.stringify(spec)}: uid`);
-  if (g0 !== undefined && /^[0-9]+$/.test(g0)) checkId(g0, `image user ${JSON.stringify(spec)}: gid`);
+  // A numeric id out of range (or a name that does not resolve) gets the
+  // fail-safe ids below and `extract --user` fails the start naming the user
+  // and the image (SPEC 4.4): the unit itself stays one systemd accepts.
   let ids: ResolvedUser = { uid: NOBODY, gid: NOBODY };
   let resolved = false;
   try {

@@ -32,6 +32,10 @@ export const INSTALL_PATHS = {
   generatorTarget: "../../../bin/ocigen",
   /** The slice every generated service runs in (`Slice=oci.slice`). */
   slice: "usr/local/lib/systemd/system/oci.slice",
+  /** `ocigen update` as a service, started by the timer below (src/update/update.ts). */
+  updateService: "usr/local/lib/systemd/system/ocigen-update.service",
+  /** The timer that runs `ocigen update` (disabled until `systemctl enable --now ocigen-update.timer`). */
+  updateTimer: "usr/local/lib/systemd/system/ocigen-update.timer",
   /** The generator's config: written only when absent, never removed once changed. */
   config: "etc/oci-generator.conf",
   /** The bundled program the wrapper script runs (Node or Deno installs, not the single binary). */
@@ -82,6 +86,8 @@ extractsdir = /var/lib/oci/extracts
 # Where each service's root is mounted, and where its volumes persist.
 #rundir = /run/ocigen
 #volumesdir = /var/lib/ocigen/volumes
+# Where \`ocigen update\` keeps rollback pins and update records.
+#statedir = /var/lib/ocigen/state
 # The program units run for \`ocigen extract\` (default: this ocigen).
 #ocigen = /usr/local/bin/ocigen
 # Per-image settings files, LAYOUT.image and LAYOUT:TAG.image (tags, volumes,
@@ -150,5 +156,59 @@ case "\${0##*/}" in
   ocigen-generator) exec ${cmd} generate "$@" ;;
 esac
 exec ${cmd} "$@"
+`;
+}
+
+/**
+ * `ocigen-update.service`: one `ocigen update` run (roll out moved tags,
+ * roll back what fails). Started by {@linkcode updateTimerUnit}, or by hand.
+ *
+ * @example
+ * ```ts
+ * updateServiceUnit().includes("ExecStart=/usr/local/bin/ocigen update"); // true
+ * ```
+ */
+export function updateServiceUnit(): string {
+  return `# ocigen-update.service: installed by \`ocigen install-generator\` (ocigen ${VERSION}).
+# Rolls out OCI image tags that moved to the services generated from them,
+# and rolls back (pins) any service that fails on its new content.
+
+[Unit]
+Description=Roll out moved OCI image tags to their services (ocigen update)
+Documentation=man:systemd.generator(7)
+Wants=local-fs.target
+After=local-fs.target
+
+[Service]
+Type=oneshot
+ExecStart=/${INSTALL_PATHS.binary} update
+`;
+}
+
+/**
+ * `ocigen-update.timer`: runs `ocigen-update.service` every 15 minutes once
+ * enabled (`systemctl enable --now ocigen-update.timer`); installed disabled,
+ * like Podman's `podman-auto-update.timer`.
+ *
+ * @example
+ * ```ts
+ * updateTimerUnit().includes("OnUnitInactiveSec=15min"); // true
+ * ```
+ */
+export function updateTimerUnit(): string {
+  return `# ocigen-update.timer: installed by \`ocigen install-generator\` (ocigen ${VERSION}).
+# Enable with: systemctl enable --now ocigen-update.timer
+# Change the interval in a drop-in: /etc/systemd/system/ocigen-update.timer.d/*.conf
+
+[Unit]
+Description=Roll out moved OCI image tags every 15 minutes (ocigen update)
+
+[Timer]
+OnBootSec=5min
+OnUnitInactiveSec=15min
+RandomizedDelaySec=60
+
+[Install]
+WantedBy=timers.target
 `;
 }

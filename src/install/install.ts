@@ -8,6 +8,7 @@
  * usr/local/bin/ocigen                                      program (binary or wrapper script)
  * usr/local/lib/systemd/system-generators/ocigen-generator  -> ../../../bin/ocigen
  * usr/local/lib/systemd/system/oci.slice                    the services' slice
+ * usr/local/lib/systemd/system/ocigen-update.{service,timer} `ocigen update`, every 15 min once enabled
  * etc/oci-generator.conf                                    only when absent
  * usr/local/lib/ocigen/install-manifest.json                what was installed
  * ```
@@ -27,7 +28,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import { defaultConfig, INSTALL_PATHS, sliceUnit, wrapperScript } from "./files.ts";
+import { defaultConfig, INSTALL_PATHS, sliceUnit, updateServiceUnit, updateTimerUnit, wrapperScript } from "./files.ts";
 import { type InstallManifest, MANIFEST_FORMAT, type ManifestEntry, manifestText, readManifest } from "./manifest.ts";
 import { DENO_PERMISSIONS, isDeno, isSea } from "./self.ts";
 
@@ -85,6 +86,8 @@ export function installGenerator(opts: InstallOptions = {}): InstallResult {
     ...program.extra,
     { rel: INSTALL_PATHS.binary, content: program.content, mode: 0o755, what: program.what },
     { rel: INSTALL_PATHS.slice, content: { kind: "bytes", data: utf8(sliceUnit()) }, mode: 0o644, what: "slice unit" },
+    { rel: INSTALL_PATHS.updateService, content: { kind: "bytes", data: utf8(updateServiceUnit()) }, mode: 0o644, what: "ocigen update service" },
+    { rel: INSTALL_PATHS.updateTimer, content: { kind: "bytes", data: utf8(updateTimerUnit()) }, mode: 0o644, what: "ocigen update timer (enable: systemctl enable --now ocigen-update.timer)" },
   ];
   for (const f of files) {
     const want = hashContent(f.content);

@@ -31,6 +31,8 @@ Installs under --prefix (default /; like DESTDIR, laid out as on the target):
   ${INSTALL_PATHS.binary.padEnd(44)}the program (see --bin)
   ${INSTALL_PATHS.generator} -> ${INSTALL_PATHS.generatorTarget}
   ${INSTALL_PATHS.slice.padEnd(44)}slice of the generated services
+  ${INSTALL_PATHS.updateService.padEnd(44)}runs \`ocigen update\`
+  ${INSTALL_PATHS.updateTimer.padEnd(44)}every 15 min once enabled (systemctl enable --now ocigen-update.timer)
   ${INSTALL_PATHS.config.padEnd(44)}generator config, only if absent
   ${INSTALL_PATHS.manifest.padEnd(44)}what was installed, for uninstall
 Running it again updates what it installed and changes nothing else; a file in
