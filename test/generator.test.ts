@@ -20,6 +20,7 @@ import { createReporter, kmsgRecord, runBySystemd } from "../src/generator/repor
 import { normalizeSignal } from "../src/generator/signal.ts";
 import { renderAtomicTemplate } from "../src/generator/atomic.ts";
 import { main } from "../src/cli/main.ts";
+import { captureStderr } from "./capture-stderr.ts";
 
 describe("unit names (SPEC 4.2)", () => {
   const table: [string, string, string][] = [
@@ -330,20 +331,6 @@ describe("reporting", () => {
     }
   });
 });
-
-async function captureStderr<T>(fn: () => Promise<T>): Promise<{ value: T; stderr: string }> {
-  const orig = process.stderr.write.bind(process.stderr);
-  let buf = "";
-  (process.stderr as unknown as { write: (s: string | Uint8Array) => boolean }).write = (s) => {
-    buf += typeof s === "string" ? s : new TextDecoder().decode(s);
-    return true;
-  };
-  try {
-    return { value: await fn(), stderr: buf };
-  } finally {
-    (process.stderr as unknown as { write: typeof orig }).write = orig;
-  }
-}
 
 describe("ocigen generate (CLI)", () => {
   test("one corrupt layout among good ones: good units written, exit 1, message names the bad layout", async () => {
