@@ -20,11 +20,10 @@ import path from "node:path";
 import process from "node:process";
 import { spawnSync } from "node:child_process";
 import { Layout } from "../src/oci/layout.ts";
-import { MediaType } from "../src/oci/types.ts";
-import { commitLayer } from "../src/repack/commit.ts";
 import { writeBundleManifest } from "../src/bundle/manifest.ts";
 import { unpackBundle } from "../src/layer/unpack.ts";
 import { have } from "../src/util/which.ts";
+import { commitEmptyImage } from "./empty-image.ts";
 import { generateBenchTree } from "./image.ts";
 import { ocigenCommand } from "./run.ts";
 
@@ -72,16 +71,7 @@ try {
   layoutDir = fs.mkdtempSync(path.join(work, "layout-"));
   fs.rmdirSync(layoutDir);
   const layout = await Layout.init(layoutDir);
-  const empty = await commitLayer(
-    layout,
-    {
-      manifest: { schemaVersion: 2, config: { mediaType: MediaType.Config, digest: "", size: 0 }, layers: [] },
-      config: { architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, config: {} },
-    },
-    undefined,
-    { created_by: "bench" },
-  );
-  await layout.setTag("empty", empty.manifestDescriptor);
+  await commitEmptyImage(layout, "empty");
 
   // ONE bundle for both repacks: the empty image unpacked (by umoci when
   // installed, so it has umoci's mtree too), with ocigen's manifest, then the

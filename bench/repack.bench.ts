@@ -14,13 +14,12 @@ import process from "node:process";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Layout } from "../src/oci/layout.ts";
-import { MediaType } from "../src/oci/types.ts";
-import { commitLayer } from "../src/repack/commit.ts";
 import { insertPath } from "../src/repack/insert.ts";
 import { repackBundle } from "../src/repack/repack.ts";
 import { unpackBundle } from "../src/layer/unpack.ts";
 import { writeBundleManifest } from "../src/bundle/manifest.ts";
 import { have } from "../src/util/which.ts";
+import { commitEmptyImage } from "./empty-image.ts";
 
 const root = path.join(fileURLToPath(new URL(".", import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -101,16 +100,7 @@ try {
   const src = path.join(work, "src");
   const files = genTree(src, MB << 20);
   const layout = await Layout.init(path.join(work, "layout"));
-  const empty = await commitLayer(
-    layout,
-    {
-      manifest: { schemaVersion: 2, config: { mediaType: MediaType.Config, digest: "", size: 0 }, layers: [] },
-      config: { architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, config: {} },
-    },
-    undefined,
-    { created_by: "bench" },
-  );
-  await layout.setTag("empty", empty.manifestDescriptor);
+  await commitEmptyImage(layout, "empty");
   say("writing the base image (uncompressed layer) ...");
   await insertPath(layout, src, "/", { tag: "empty", newTag: "base", compression: "none" });
   fs.rmSync(src, { recursive: true, force: true });

@@ -31,6 +31,7 @@ import { createDigester } from "../src/digest/index.ts";
 import { isDeno, isSea, selfCommand } from "../src/install/self.ts";
 import { type BenchImage, generateBenchImage } from "./image.ts";
 import { have } from "../src/util/which.ts";
+import { readChunks } from "./read-chunks.ts";
 import { zstdSuite, type ZstdBenchRow } from "./zstd.ts";
 
 /**
@@ -154,20 +155,6 @@ function timeShell(cmd: string, env?: Record<string, string>): { seconds: number
     }
   }
   return { seconds, rssMiB: rss };
-}
-
-function readChunks(file: string, chunk: number, fn: (c: Uint8Array) => void): void {
-  const fd = fs.openSync(file, "r");
-  const buf = new Uint8Array(chunk);
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      fn(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -18,6 +18,7 @@ import { ZstdDecoder, type ZstdEngine } from "../src/compress/zstd.ts";
 import { nativeZstdAvailable } from "../src/compress/zstd-native.ts";
 import { have } from "../src/util/which.ts";
 import type { BenchImage } from "./image.ts";
+import { readChunks } from "./read-chunks.ts";
 
 /**
  * One measured (or skipped) zstd case.
@@ -38,20 +39,6 @@ export interface ZstdBenchRow {
 }
 
 const MB = 1e6;
-
-function readChunks(file: string, fn: (c: Uint8Array) => void): void {
-  const fd = fs.openSync(file, "r");
-  const buf = new Uint8Array(1 << 20);
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      fn(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function best(runs: number, fn: () => void): number {
   let b = Infinity;
@@ -114,7 +101,7 @@ export function zstdSuite(img: BenchImage, minRuns: number, log: (m: string) => 
     const ours = (engine: ZstdEngine) => () => {
       let n = 0;
       const d = new ZstdDecoder({ write: (c) => void (n += c.length), end() {} }, { engine });
-      readChunks(file, (c) => d.write(c));
+      readChunks(file, 1 << 20, (c) => d.write(c));
       d.end();
       check(n, `ocigen ${engine}`);
     };
@@ -123,7 +110,7 @@ export function zstdSuite(img: BenchImage, minRuns: number, log: (m: string) => 
     cases.push(["fzstd (previous decoder, input copied)", () => {
       let n = 0;
       const d = new FzstdDecompress((c) => void (n += c.length));
-      readChunks(file, (c) => d.push(c.slice()));
+      readChunks(file, 1 << 20, (c) => d.push(c.slice()));
       d.push(new Uint8Array(0), true);
       check(n, "fzstd");
     }, Math.min(runs, 2)]);

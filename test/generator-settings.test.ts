@@ -23,24 +23,15 @@ import { checkImagePlatform, hostPlatform, normalizePlatform, parsePlatform, pla
 import { Layout } from "../src/oci/layout.ts";
 import { OcigenError } from "../src/errors.ts";
 import { main } from "../src/cli/main.ts";
+import { captureStderr as captureStderrOf } from "./capture-stderr.ts";
 import { defaultConfig } from "../src/install/files.ts";
 
 const README = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..", "README.md");
 const quiet = { error() {}, warn() {}, info() {} };
 
-async function captureStderr<T>(fn: () => Promise<T>): Promise<{ value: T; stderr: string }> {
+function captureStderr<T>(fn: () => Promise<T>): Promise<{ value: T; stderr: string }> {
   process.exitCode = undefined; // node:test sets it when an earlier test failed; the CLI reports it
-  const orig = process.stderr.write.bind(process.stderr);
-  let buf = "";
-  (process.stderr as unknown as { write: (s: string | Uint8Array) => boolean }).write = (s) => {
-    buf += typeof s === "string" ? s : new TextDecoder().decode(s);
-    return true;
-  };
-  try {
-    return { value: await fn(), stderr: buf };
-  } finally {
-    (process.stderr as unknown as { write: typeof orig }).write = orig;
-  }
+  return captureStderrOf(fn);
 }
 
 function code(e: unknown): string | undefined {

@@ -20,6 +20,7 @@ import { createReporter, kmsgRecord, runBySystemd } from "../src/generator/repor
 import { normalizeSignal } from "../src/generator/signal.ts";
 import { renderAtomicTemplate } from "../src/generator/atomic.ts";
 import { main } from "../src/cli/main.ts";
+import { captureStderr } from "./capture-stderr.ts";
 
 describe("unit names (SPEC 4.2)", () => {
   const table: [string, string, string][] = [
@@ -291,12 +292,13 @@ describe("reporting", () => {
       // missing: not created, stderr used
       const missing = join(tmp, "kmsg");
       const m = await captureStderr(async () => {
-        const r = createReporter(true, missing);
+        const r = createReporter(true, missing, join(tmp, "console"));
         r.error("layout x: broken");
         return r.kmsg;
       });
       assert.equal(m.value, false);
       assert.equal(fs.existsSync(missing), false, "the reporter must not create a file");
+      assert.equal(fs.existsSync(join(tmp, "console")), false, "the reporter must not create a console file");
       assert.match(m.stderr, /^ocigen: layout x: broken\n$/);
       // a regular file, a FIFO and a symlink to a device are left alone
       const reg = join(tmp, "regular");
@@ -308,7 +310,7 @@ describe("reporting", () => {
       const haveFifo = spawnSync("mkfifo", [fifo]).status === 0;
       for (const p of [reg, link, ...(haveFifo ? [fifo] : [])]) {
         const o = await captureStderr(async () => {
-          const r = createReporter(true, p);
+          const r = createReporter(true, p, p);
           r.warn("careful");
           return r.kmsg;
         });
@@ -316,25 +318,19 @@ describe("reporting", () => {
         assert.match(o.stderr, /^ocigen: warn: careful\n$/, p);
       }
       assert.equal(fs.readFileSync(reg, "utf8"), "", "a regular file is never written");
+      // no kernel log (a container): the console, as systemd's own generators do; nothing on stderr
+      const con = await captureStderr(async () => {
+        const r = createReporter(true, missing, "/dev/null");
+        r.error("layout y: broken");
+        return r.kmsg;
+      });
+      assert.equal(con.value, false);
+      assert.equal(con.stderr, "", "the console (a character device) takes the message");
     } finally {
       rmTemp(tmp);
     }
   });
 });
-
-async function captureStderr<T>(fn: () => Promise<T>): Promise<{ value: T; stderr: string }> {
-  const orig = process.stderr.write.bind(process.stderr);
-  let buf = "";
-  (process.stderr as unknown as { write: (s: string | Uint8Array) => boolean }).write = (s) => {
-    buf += typeof s === "string" ? s : new TextDecoder().decode(s);
-    return true;
-  };
-  try {
-    return { value: await fn(), stderr: buf };
-  } finally {
-    (process.stderr as unknown as { write: typeof orig }).write = orig;
-  }
-}
 
 describe("ocigen generate (CLI)", () => {
   test("one corrupt layout among good ones: good units written, exit 1, message names the bad layout", async () => {

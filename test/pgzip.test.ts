@@ -20,6 +20,7 @@ import { repackBundle } from "../src/repack/repack.ts";
 import { writeBundleManifest } from "../src/bundle/manifest.ts";
 import { have, needTool, run, snapshot, snapshotDiff, tmpdir } from "./repack-util.ts";
 import { setXattr } from "../src/bundle/xattr.ts";
+import { concatBytes } from "../src/stream/sink.ts";
 
 const B = 64 * 1024; // the smallest block size: many blocks from small inputs
 
@@ -46,17 +47,6 @@ function segment(kind: number, len: number, seed: number): Uint8Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const n = parts.reduce((a, p) => a + p.length, 0);
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 async function* chunked(data: Uint8Array, cuts: number[]): AsyncGenerator<Uint8Array> {
   let o = 0;
   let i = 0;
@@ -70,7 +60,7 @@ async function* chunked(data: Uint8Array, cuts: number[]): AsyncGenerator<Uint8A
 async function gz(source: AsyncIterable<Uint8Array>, workers: number, blockSize = B): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const c of parallelGzip(source, { workers, blockSize })) parts.push(c);
-  return concat(parts);
+  return concatBytes(parts);
 }
 
 const input = fc.record({
@@ -86,8 +76,8 @@ const input = fc.record({
 
 function build(r: { segments: { kind: number; len: number }[]; length: number; seed: number }): Uint8Array {
   const parts = r.segments.map((s, i) => segment(s.kind, s.len, r.seed + i));
-  let data = concat(parts);
-  if (data.length < r.length) data = concat([data, segment(1, r.length - data.length, r.seed)]);
+  let data = concatBytes(parts);
+  if (data.length < r.length) data = concatBytes([data, segment(1, r.length - data.length, r.seed)]);
   return data.subarray(0, r.length);
 }
 
@@ -95,7 +85,7 @@ describe("crc32Combine", () => {
   test("crc32(A || B) from crc32(A), crc32(B) and |B|", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 3000 }), fc.uint8Array({ maxLength: 3000 }), (a, b) => {
-        assert.equal(crc32Combine(crc32(a, 0), crc32(b, 0), b.length), crc32(concat([a, b]), 0));
+        assert.equal(crc32Combine(crc32(a, 0), crc32(b, 0), b.length), crc32(concatBytes([a, b]), 0));
       }),
       { numRuns: 300 },
     );
@@ -132,7 +122,7 @@ describe("parallelGzip", () => {
   test("gzip -t accepts a multi-block stream with stored (incompressible) blocks", { skip: needTool("gzip") }, async () => {
     const dir = tmpdir("ocigen-pgzip-");
     try {
-      const data = concat([segment(1, 3 * B + 5, 1), segment(0, 4 * B, 2), segment(2, B, 3), segment(1, 100, 4)]);
+      const data = concatBytes([segment(1, 3 * B + 5, 1), segment(0, 4 * B, 2), segment(2, B, 3), segment(1, 100, 4)]);
       const f = path.join(dir, "x.gz");
       fs.writeFileSync(f, await gz(chunked(data, [10000]), 2));
       const t = spawnSync("gzip", ["-t", f], { encoding: "utf8" });
@@ -147,7 +137,7 @@ describe("parallelGzip", () => {
   test("random data is recognised as incompressible, text is not", () => {
     assert.equal(looksIncompressible(segment(0, 1 << 20, 9)), true);
     assert.equal(looksIncompressible(segment(1, 1 << 20, 9)), false);
-    assert.equal(looksIncompressible(concat([segment(0, 900_000, 9), segment(2, 148_576, 0)])), false);
+    assert.equal(looksIncompressible(concatBytes([segment(0, 900_000, 9), segment(2, 148_576, 0)])), false);
   });
 
   test("reads at most a few blocks ahead of what was taken", async () => {

@@ -9,7 +9,8 @@ import * as fflate from "fflate";
 import fc from "fast-check";
 import { OcigenError } from "../src/errors.ts";
 import { WasmGunzip, wasmCrc32, wasmGunzipSync } from "../src/compress/inflate-wasm.ts";
-import type { ByteSink } from "../src/stream/sink.ts";
+import { type ByteSink, concatBytes } from "../src/stream/sink.ts";
+import { prng, randomBytes } from "./prng.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -30,15 +31,7 @@ function refCrc(data: Uint8Array, crc = 0): number {
   return ~c >>> 0;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 /** Decompresses with the WASM facade feeding the given chunk sizes (cycled). */
 function inflateChunked(data: Uint8Array, sizes: number[], raw = false): Uint8Array {
@@ -65,24 +58,6 @@ function eqBytes(a: Uint8Array, b: Uint8Array, msg?: string): void {
   }
 }
 
-/** Deterministic pseudo-random bytes (xorshift). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
-function randomBytes(n: number, seed: number): Uint8Array {
-  const r = prng(seed);
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = r() & 0xff;
-  return out;
-}
 /** Compressible data: words from a small vocabulary, runs, and copies of earlier parts. */
 function textLike(n: number, seed: number): Uint8Array {
   const r = prng(seed);

@@ -21,7 +21,9 @@ import { parseZstdFrameHeader } from "../src/compress/zstd-frame.ts";
 import { zstdWindowMaxOption } from "../src/cli/zstd-window.ts";
 import { parseGeneratorConfig } from "../src/generator/config.ts";
 import { tarBytes, type TarWriterEntry } from "../src/tar/writer.ts";
+import { CollectSink, concatBytes } from "../src/stream/sink.ts";
 import { have, makeImage, sha256, tmpdir } from "./layer-fixtures.ts";
+import { prng, randomBytes } from "./prng.ts";
 
 const needZstd = have("zstd") || process.env.CI ? false : "the zstd command is not installed (CI installs it)";
 const engines: ZstdEngine[] = nativeZstdAvailable() ? ["wasm", "native"] : ["wasm"];
@@ -54,15 +56,8 @@ function unzstd(z: Uint8Array): Uint8Array {
 
 /** Decodes `z` pushing it in `step`-byte pieces through ONE reused buffer (as the blob reader does). */
 function decode(z: Uint8Array, opts: { engine?: ZstdEngine; windowMax?: number; step?: number } = {}): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  const d = new ZstdDecoder({
-    write(c) {
-      parts.push(c.slice());
-      total += c.length;
-    },
-    end() {},
-  }, { name: "layer sha256:test", engine: opts.engine ?? "wasm", windowMax: opts.windowMax });
+  const out = new CollectSink();
+  const d = new ZstdDecoder(out, { name: "layer sha256:test", engine: opts.engine ?? "wasm", windowMax: opts.windowMax });
   const step = opts.step ?? 65536;
   const buf = new Uint8Array(step);
   for (let o = 0; o < z.length; o += step) {
@@ -72,13 +67,7 @@ function decode(z: Uint8Array, opts: { engine?: ZstdEngine; windowMax?: number; 
     buf.fill(0xa5); // the reader reuses its buffer: whatever the decoder kept is now garbage
   }
   d.end();
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return out.bytes();
 }
 
 function decodeError(z: Uint8Array, opts: { engine?: ZstdEngine; windowMax?: number; step?: number } = {}): OcigenError {
@@ -92,19 +81,6 @@ function decodeError(z: Uint8Array, opts: { engine?: ZstdEngine; windowMax?: num
     return e;
   }
   assert.fail("decoding succeeded");
-}
-
-/** Deterministic pseudo-random bytes. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
 }
 
 /** Text-like data (Huffman literals, FSE sequences). */
@@ -121,22 +97,9 @@ function text(size: number, seed: number): Uint8Array {
   return new TextEncoder().encode(s.join("")).subarray(0, size);
 }
 
-function random(size: number, seed: number): Uint8Array {
-  const r = prng(seed);
-  const b = new Uint8Array(size);
-  for (let i = 0; i < size; i++) b[i] = r() & 0xff;
-  return b;
-}
+const random = randomBytes;
 
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 function skippable(payload: Uint8Array, n = 0): Uint8Array {
   const h = new Uint8Array(8);

@@ -690,21 +690,7 @@ function hufStream(bs: usize, len: u32, dst: usize, count: u32): bool {
     store<u8>(d++, <u8>e);
     pos -= <i32>(e >> 8);
   }
-  while (d < dend) {
-    let v: u32;
-    if (pos >= <i32>mb) {
-      const p = pos - <i32>mb;
-      v = <u32>((load<u64>(bs + (<usize>p >> 3)) >> (<u64>p & 7)) & mask);
-    } else {
-      if (pos <= 0) return false;
-      v = <u32>((load<u64>(bs) & ((<u64>1 << pos) - 1)) << (mb - pos));
-    }
-    const e = <u32>load<u16>(HUF_TAB + (<usize>v << 1));
-    store<u8>(d++, <u8>e);
-    pos -= <i32>(e >> 8);
-    if (pos < 0) return false;
-  }
-  return pos == 0;
+  return hufTail(bs, pos, d, dend);
 }
 
 /** Decodes four interleaved Huffman streams (jump table at q) into regen bytes at LIT_BUF. */
@@ -778,6 +764,7 @@ function huf4(q: usize, csize: u32, regen: u32): bool {
   return true;
 }
 
+/** Decodes the last symbols of a stream into [d, dend), reading past its start as zeros; true if it ends exactly at bit 0. */
 function hufTail(bs: usize, pos: i32, d: usize, dend: usize): bool {
   const mb = hufBits;
   const mask: u64 = (<u64>1 << mb) - 1;

@@ -31,7 +31,7 @@ import path from "node:path";
 import process from "node:process";
 import { randomBytes } from "node:crypto";
 import { OcigenError } from "../errors.ts";
-import { isDeadRunTree, makeTempTree, removeTempTree } from "../fs/temp-tree.ts";
+import { deadRunEntries, makeTempTree, removeTempTree, runTreePid } from "../fs/temp-tree.ts";
 import { log } from "../log.ts";
 import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
 import { MediaType, REF_NAME } from "../oci/types.ts";
@@ -196,15 +196,7 @@ async function dropUnreferenced(layout: Layout, written: Descriptor[]): Promise<
 
 /** Removes build scratch trees (`ocigen-build-*.tmp-<pid>-<hex>`) of builds whose process is gone. */
 function sweepDeadScratch(dir: string): void {
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    if (n.startsWith("ocigen-build-") && isDeadRunTree(n)) removeTempTree(path.join(dir, n));
-  }
+  for (const p of deadRunEntries(dir, (n) => (n.startsWith("ocigen-build-") ? runTreePid(n) : null))) removeTempTree(p);
 }
 
 /** The inputs digest of `t` now, and the manifest `t.name` names when it was built from exactly these. */

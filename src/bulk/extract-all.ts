@@ -34,7 +34,6 @@ import { randomBytes } from "node:crypto";
 import { shortDigest, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
 import { Layout } from "../oci/layout.ts";
-import { pidAlive } from "../fs/atomic.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
 import { discoverLayouts } from "../generator/discover.ts";
 import { imagePlatform, settingsForLayout } from "../generator/settings.ts";
@@ -43,7 +42,7 @@ import { checkImagePlatform } from "../oci/platform.ts";
 import { ensureStore, storeDir, storeRootfs } from "../store/paths.ts";
 import { runningAsRoot } from "../layer/apply.ts";
 import { removeTree, type UnpackOptions } from "../layer/unpack.ts";
-import { makeTempTree } from "../fs/temp-tree.ts";
+import { deadRunEntries, makeTempTree } from "../fs/temp-tree.ts";
 import { progress as progressApi } from "../progress.ts";
 import { CHAIN_FILE, chainIds, commonPrefix, scanChainRecords } from "./chain.ts";
 import { haveGnuCp, haveXattrTools } from "./copy.ts";
@@ -152,18 +151,14 @@ export function defaultJobs(): number {
 
 function cleanStaleBulkDirs(extractsDir: string): void {
   const root = join(extractsDir, ".store");
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(root);
-  } catch {
-    return;
-  }
-  for (const n of names) {
+  const pidOf = (n: string) => {
     const m = /^\.bulk-(\d+)-[0-9a-f]+$/.exec(n);
-    if (!m || pidAlive(Number(m[1]))) continue;
+    return m ? Number(m[1]) : null;
+  };
+  for (const p of deadRunEntries(root, pidOf)) {
     try {
-      removeTree(join(root, n));
-      log.debug(`removed stale ${join(root, n)}`);
+      removeTree(p);
+      log.debug(`removed stale ${p}`);
     } catch { /* not fatal */ }
   }
 }

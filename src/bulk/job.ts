@@ -25,7 +25,6 @@ import process from "node:process";
 import { randomBytes } from "node:crypto";
 import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { acquireLock } from "../fs/lock.ts";
-import { pidAlive } from "../fs/atomic.ts";
 import { log } from "../log.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
@@ -38,7 +37,7 @@ import { runningAsRoot } from "../layer/apply.ts";
 import { CHAIN_FILE, chainIds, readChainRecord, readChainRecordFile, treeFingerprint, writeChainRecord, writeChainRecordFile } from "./chain.ts";
 import { cloneTree } from "./copy.ts";
 import { verifyReusedLayers } from "./verified.ts";
-import { makeTempTree } from "../fs/temp-tree.ts";
+import { deadRunEntries, makeTempTree } from "../fs/temp-tree.ts";
 
 /** A tree to start from: the bottom `depth` layers of the job's image, verified. */
 export interface JobSource {
@@ -142,17 +141,13 @@ function layerBytes(img: ResolvedImage): number {
 function cleanStaleTemps(target: string): void {
   const dir = dirname(target);
   const prefix = `.${target.slice(dir.length + 1)}.tmp-`;
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) {
+  const pidOf = (n: string) => {
     const m = n.startsWith(prefix) ? /^(\d+)-[0-9a-f]{8}$/.exec(n.slice(prefix.length)) : null;
-    if (!m || pidAlive(Number(m[1]))) continue;
+    return m ? Number(m[1]) : null;
+  };
+  for (const p of deadRunEntries(dir, pidOf)) {
     try {
-      removeTree(join(dir, n));
+      removeTree(p);
     } catch { /* not fatal */ }
   }
 }

@@ -11,31 +11,20 @@
  * @module
  */
 import { OcigenError } from "../errors.ts";
-import type { ByteSink } from "../stream/sink.ts";
+import { type ByteSink, CollectSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/inflate.ts";
-import { instantiateKernel, MemoryView } from "../wasm/instance.ts";
+import { hex32, instantiateKernel, MemoryView } from "../wasm/instance.ts";
+import { fillInput, kernelOutput, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
 
-interface InflateExports {
-  memory: WebAssembly.Memory;
+interface InflateExports extends StreamKernelExports {
   init(mode: number): void;
   reset(): void;
-  inPtr(): number;
-  inCapacity(): number;
-  outPtr(): number;
-  outLength(): number;
-  inputConsumed(): number;
-  shiftInput(inLen: number): number;
-  run(inLen: number, final: number): number;
-  errorDetailA(): number;
-  errorDetailB(): number;
   crc32(c: number, ptr: number, len: number): number;
 }
 
 const ST_NEEDINPUT = 0;
 const ST_OUTFULL = 1;
 const ST_DONE = 2;
-
-const hex = (n: number) => "0x" + (n >>> 0).toString(16).padStart(8, "0");
 
 /**
  * The message for a kernel error code (with its two detail numbers).
@@ -49,7 +38,7 @@ export function describeInflateError(code: number, a: number, b: number): string
   switch (code) {
     case -1: return "bad gzip header: not a gzip stream (wrong magic bytes)";
     case -2: return `bad gzip header: unknown compression method ${a}`;
-    case -3: return `bad gzip header: reserved flag bits set (flags ${hex(a)})`;
+    case -3: return `bad gzip header: reserved flag bits set (flags ${hex32(a)})`;
     case -4: return `bad gzip header: header CRC mismatch (stored ${a}, computed ${b})`;
     case -5: return "bad block type 3 (reserved)";
     case -6: return `bad stored block: length ${a} does not match its complement ${b}`;
@@ -57,7 +46,7 @@ export function describeInflateError(code: number, a: number, b: number): string
     case -8: return "invalid literal/length symbol";
     case -9: return "invalid distance symbol";
     case -10: return `distance too far back (${a} bytes, only ${b} available)`;
-    case -11: return `CRC32 mismatch (stored ${hex(a)}, computed ${hex(b)})`;
+    case -11: return `CRC32 mismatch (stored ${hex32(a)}, computed ${hex32(b)})`;
     case -12: return `ISIZE mismatch (stored ${a >>> 0}, decompressed ${b >>> 0} mod 2^32)`;
     case -13: return "truncated stream (unexpected end of input)";
     case -14: return "trailing garbage after the last gzip member";
@@ -84,9 +73,7 @@ export interface WasmInflateOptions {
 }
 
 /** A pooled kernel instance (instances are reused after a stream ends). */
-interface Kernel {
-  ex: InflateExports;
-  mem: MemoryView;
+interface Kernel extends StreamKernel<InflateExports> {
   mode: number;
 }
 const pool: Kernel[] = [];
@@ -142,8 +129,6 @@ export class WasmGunzip implements ByteSink {
 
   write(chunk: Uint8Array): void {
     const k = this.kernel();
-    const cap = k.ex.inCapacity();
-    const base = k.ex.inPtr();
     this.seen += chunk.length;
     let off = 0;
     while (off < chunk.length) {
@@ -152,8 +137,7 @@ export class WasmGunzip implements ByteSink {
         // gzip: run() will judge what follows (new member, padding, garbage)
         this.done = false;
       }
-      const n = Math.min(chunk.length - off, cap - this.inLen);
-      k.mem.u8.set(chunk.subarray(off, off + n), base + this.inLen);
+      const n = fillInput(k, this.inLen, chunk, off);
       this.inLen += n;
       off += n;
       this.pump(false);
@@ -181,11 +165,8 @@ export class WasmGunzip implements ByteSink {
     const ex = k.ex;
     for (;;) {
       const st = ex.run(this.inLen, final ? 1 : 0);
-      const n = ex.outLength();
-      if (n > 0) {
-        const p = ex.outPtr();
-        this.sink.write(k.mem.u8.subarray(p, p + n));
-      }
+      const out = kernelOutput(k);
+      if (out) this.sink.write(out);
       if (st === ST_OUTFULL) continue;
       if (st === ST_NEEDINPUT) {
         if (final) this.fail(-13);
@@ -228,24 +209,11 @@ export class WasmGunzip implements ByteSink {
  * ```
  */
 export function wasmGunzipSync(data: Uint8Array, opts: WasmInflateOptions = {}): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  const g = new WasmGunzip({
-    write(c) {
-      parts.push(c.slice());
-      total += c.length;
-    },
-    end() {},
-  }, opts);
+  const out = new CollectSink();
+  const g = new WasmGunzip(out, opts);
   g.write(data);
   g.end();
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return out.bytes();
 }
 
 let crcKernel: Kernel | null = null;

@@ -14,24 +14,15 @@
  * @module
  */
 import { OcigenError } from "../errors.ts";
-import type { ByteSink } from "../stream/sink.ts";
+import { type ByteSink, CollectSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/zstd.ts";
-import { instantiateKernel, MemoryView } from "../wasm/instance.ts";
+import { hex32, instantiateKernel, MemoryView } from "../wasm/instance.ts";
+import { fillInput, kernelOutput, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
 import { describeWindowTooLarge, ZSTD_WINDOW_DEFAULT } from "./zstd-frame.ts";
 
-interface ZstdExports {
-  memory: WebAssembly.Memory;
+interface ZstdExports extends StreamKernelExports {
   init(lo: number, hi: number): void;
   reset(lo: number, hi: number): void;
-  inPtr(): number;
-  inCapacity(): number;
-  outPtr(): number;
-  outLength(): number;
-  inputConsumed(): number;
-  shiftInput(inLen: number): number;
-  run(inLen: number, final: number): number;
-  errorDetailA(): number;
-  errorDetailB(): number;
   frameCount(): number;
   memoryBytes(): number;
   xxh64(ptr: number, len: number): bigint;
@@ -43,8 +34,6 @@ const ST_DONE = 2;
 const E_WINDOW = -5;
 const E_TRUNC = -9;
 
-const hex = (n: number) => "0x" + (n >>> 0).toString(16).padStart(8, "0");
-
 /**
  * The message for a kernel error code (with its two detail numbers).
  *
@@ -55,14 +44,14 @@ const hex = (n: number) => "0x" + (n >>> 0).toString(16).padStart(8, "0");
  */
 export function describeZstdError(code: number, a: number, b: number): string {
   switch (code) {
-    case -1: return `not a zstd stream (bad magic number ${hex(a)})`;
-    case -2: return `trailing garbage after the last frame (bad magic number ${hex(a)})`;
+    case -1: return `not a zstd stream (bad magic number ${hex32(a)})`;
+    case -2: return `trailing garbage after the last frame (bad magic number ${hex32(a)})`;
     case -3: return "bad frame header: reserved bit set";
     case -4: return `frame needs dictionary ${a >>> 0}, and dictionaries are not supported`;
     case -5: return describeWindowTooLarge(a, b);
     case -6: return "bad block type 3 (reserved)";
     case -7: return `block size ${a} larger than the frame's maximum ${b}`;
-    case -8: return `content checksum mismatch (stored ${hex(a)}, computed ${hex(b)})`;
+    case -8: return `content checksum mismatch (stored ${hex32(a)}, computed ${hex32(b)})`;
     case -9: return "truncated stream (unexpected end of input)";
     case -10: return "corrupt literals section";
     case -11: return "corrupt Huffman table";
@@ -92,10 +81,7 @@ export interface WasmZstdOptions {
   windowMax?: number;
 }
 
-interface Kernel {
-  ex: ZstdExports;
-  mem: MemoryView;
-}
+type Kernel = StreamKernel<ZstdExports>;
 const pool: Kernel[] = [];
 /** Instances whose memory grew past this are dropped, not pooled. */
 const POOL_MAX_MEMORY = 64 * 1024 * 1024;
@@ -150,13 +136,10 @@ export class WasmZstdDecoder implements ByteSink {
 
   write(chunk: Uint8Array): void {
     const k = this.kernel();
-    const cap = k.ex.inCapacity();
-    const base = k.ex.inPtr();
     this.seen += chunk.length;
     let off = 0;
     while (off < chunk.length) {
-      const n = Math.min(chunk.length - off, cap - this.inLen);
-      k.mem.u8.set(chunk.subarray(off, off + n), base + this.inLen);
+      const n = fillInput(k, this.inLen, chunk, off);
       this.inLen += n;
       off += n;
       this.pump(false);
@@ -186,11 +169,10 @@ export class WasmZstdDecoder implements ByteSink {
     const ex = k.ex;
     for (;;) {
       const st = ex.run(this.inLen, final ? 1 : 0);
-      const n = ex.outLength();
-      if (n > 0) {
-        const p = ex.outPtr();
+      const out = kernelOutput(k);
+      if (out) {
         try {
-          this.sink.write(k.mem.u8.subarray(p, p + n));
+          this.sink.write(out);
         } catch (e) {
           this.k = null;
           throw e;
@@ -228,24 +210,11 @@ export class WasmZstdDecoder implements ByteSink {
  * ```
  */
 export function wasmZstdSync(data: Uint8Array, opts: WasmZstdOptions = {}): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  const z = new WasmZstdDecoder({
-    write(c) {
-      parts.push(c.slice());
-      total += c.length;
-    },
-    end() {},
-  }, opts);
+  const out = new CollectSink();
+  const z = new WasmZstdDecoder(out, opts);
   z.write(data);
   z.end();
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return out.bytes();
 }
 
 /**

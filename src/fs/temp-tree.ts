@@ -24,6 +24,7 @@
  * @module
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { onExit } from "signal-exit";
 import { pidAlive } from "./atomic.ts";
@@ -108,6 +109,46 @@ export function removeTempTree(dir: string): void {
  * ```
  */
 export function isDeadRunTree(name: string): boolean {
+  const pid = runTreePid(name);
+  return pid !== null && !pidAlive(pid);
+}
+
+/**
+ * The paths of the entries of `dir` left by runs whose process is gone:
+ * `pidOf` reads the owning pid from an entry's name (`null` for entries that
+ * are not run trees). An unreadable or missing `dir` has none. Each caller
+ * names its own trees, and removes what this returns its own way.
+ *
+ * @example
+ * ```ts
+ * for (const p of deadRunEntries(dir, (n) => (n.startsWith("ocigen-build-") ? runTreePid(n) : null))) removeTempTree(p);
+ * ```
+ */
+export function deadRunEntries(dir: string, pidOf: (name: string) => number | null): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    const pid = pidOf(n);
+    if (pid !== null && !pidAlive(pid)) out.push(path.join(dir, n));
+  }
+  return out;
+}
+
+/**
+ * The pid in a temporary tree name of ocigen's form `….tmp-<pid>-<hex>`, or
+ * `null` for another name.
+ *
+ * @example
+ * ```ts
+ * runTreePid(".bundle.tmp-123-ab12cd34"); // 123
+ * ```
+ */
+export function runTreePid(name: string): number | null {
   const m = /\.tmp-([0-9]+)-[0-9a-f]{8}$/.exec(name);
-  return m !== null && !pidAlive(Number(m[1]));
+  return m ? Number(m[1]) : null;
 }

@@ -12,7 +12,11 @@
  * it is opened write-only, without `O_CREAT`, non-blocking and without
  * following a symlink (the real `/dev/kmsg` is a device node), then checked
  * with `fstat`; anything else (missing, a regular file, a FIFO, a symlink)
- * is left alone and stderr is used. The reporter never creates a file.
+ * is left alone. Then, as systemd's own generators do when the kernel log
+ * cannot be opened (a container has no `/dev/kmsg`), the console:
+ * `/dev/console`, under the same rules (an existing character device, never
+ * created), one plain `ocigen-generator: MESSAGE` line per message; and
+ * stderr last. The reporter never creates a file.
  *
  * @module
  */
@@ -93,16 +97,22 @@ export function runBySystemd(env: Record<string, string | undefined> = process.e
  * r.error("layout busybox: index.json: bad JSON");
  * ```
  */
-export function createReporter(kmsg: boolean, path = "/dev/kmsg"): Reporter {
+export function createReporter(kmsg: boolean, path = "/dev/kmsg", consolePath = "/dev/console"): Reporter {
   const fd = kmsg ? openCharDevice(path) : undefined;
+  // without a kernel log, systemd's generators write to the console; so does this one
+  const consoleFd = kmsg && fd === undefined ? openCharDevice(consolePath) : undefined;
   const write = (prio: number, msg: string, fallback: (m: string) => void) => {
-    if (fd !== undefined) {
-      try {
+    try {
+      if (fd !== undefined) {
         fs.writeSync(fd, kmsgRecord(prio, msg));
         return;
-      } catch {
-        /* fall back to stderr */
       }
+      if (consoleFd !== undefined) {
+        fs.writeSync(consoleFd, `ocigen-generator: ${msg.replace(/[\r\n]+/g, " ")}\n`);
+        return;
+      }
+    } catch {
+      /* fall back to stderr */
     }
     fallback(msg);
   };

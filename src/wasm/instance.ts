@@ -77,3 +77,16 @@ export class MemoryView {
     return this.view;
   }
 }
+
+/**
+ * A 32-bit number as `0x` and eight hex digits (kernel error details such as
+ * magic numbers and checksums).
+ *
+ * @example
+ * ```ts
+ * hex32(0xfd2fb528); // "0xfd2fb528"
+ * ```
+ */
+export function hex32(n: number): string {
+  return "0x" + (n >>> 0).toString(16).padStart(8, "0");
+}
