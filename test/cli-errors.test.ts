@@ -6,63 +6,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { main } from "../src/cli/main.ts";
-import { oneLine, setLogLevel } from "../src/log.ts";
-import { addTarLayer, configImage, Layout, loadGeneratorConfig, newImage, tarBytes } from "../src/mod.ts";
+import { oneLine } from "../src/log.ts";
+import { configImage, Layout, loadGeneratorConfig, newImage, type tarBytes } from "../src/mod.ts";
+import { imageWith as imageWithTag, ocigen, type Run, withTmp as withTmpIn } from "./cli-in-process.ts";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI in this process, capturing what it writes. */
-async function ocigen(...args: string[]): Promise<Run> {
-  const so = process.stdout.write;
-  const se = process.stderr.write;
-  let stdout = "";
-  let stderr = "";
-  const cap = (f: (s: string) => void) =>
-    ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      f(typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk));
-      (rest.find((r) => typeof r === "function") as (() => void) | undefined)?.();
-      return true;
-    }) as typeof process.stdout.write;
-  process.stdout.write = cap((s) => (stdout += s));
-  process.stderr.write = cap((s) => (stderr += s));
-  let code: number;
-  try {
-    code = await main(["node", "ocigen", ...args]);
-  } finally {
-    process.stdout.write = so;
-    process.stderr.write = se;
-    process.exitCode = undefined;
-    setLogLevel("warn");
-  }
-  return { code, stdout, stderr };
-}
-
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-cli-errors-"));
-  try {
-    await fn(dir);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-async function imageWith(dir: string, entries: Parameters<typeof tarBytes>[0]): Promise<string> {
-  const l = path.join(dir, "layout");
-  const layout = await Layout.init(l);
-  await newImage(layout, "t");
-  const tar = path.join(dir, "layer.tar");
-  fs.writeFileSync(tar, tarBytes(entries));
-  await addTarLayer(layout, tar, { tag: "t", compression: "none" });
-  return l;
-}
+const withTmp = (fn: (dir: string) => Promise<void>) => withTmpIn("cli-errors", fn);
+const imageWith = (dir: string, entries: Parameters<typeof tarBytes>[0]) => imageWithTag(dir, entries, "t");
 
 test("--log/--verbose/-q are accepted after the verb, also for raw verbs", async () => {
   await withTmp(async (dir) => {

@@ -12,71 +12,16 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { main } from "../src/cli/main.ts";
-import { setLogLevel } from "../src/log.ts";
-import { addTarLayer, convertConfig, Layout, newImage, tarBytes } from "../src/mod.ts";
+import { addTarLayer, convertConfig, Layout, tarBytes } from "../src/mod.ts";
+import { imageWith as imageWithTag, ocigen, withTmp as withTmpIn } from "./cli-in-process.ts";
 import { parseMtree, vis } from "../src/bundle/mtree.ts";
 import { decodeRootlessOwner, encodeRootlessOwner } from "../src/bundle/rootlesscontainers.ts";
 import { readPathsXattrs, setXattr, xattrsSupported } from "../src/bundle/xattr.ts";
 import { isRoot, needTool, run } from "./repack-util.ts";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI in this process, capturing what it writes. */
-async function ocigen(...args: string[]): Promise<Run> {
-  const so = process.stdout.write;
-  const se = process.stderr.write;
-  let stdout = "";
-  let stderr = "";
-  // ocigen writes strings; binary chunks are the test runner's own reports
-  // (node --test's child protocol), which must reach it
-  const cap = (f: (s: string) => void, orig: typeof process.stdout.write) =>
-    ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      if (typeof chunk !== "string") return (orig as (...a: unknown[]) => boolean)(chunk, ...rest);
-      f(chunk);
-      (rest.find((r) => typeof r === "function") as (() => void) | undefined)?.();
-      return true;
-    }) as typeof process.stdout.write;
-  process.stdout.write = cap((s) => (stdout += s), so.bind(process.stdout));
-  process.stderr.write = cap((s) => (stderr += s), se.bind(process.stderr));
-  // the test runner's own exit code (set when a test failed) is not ours
-  const runnerExitCode = process.exitCode;
-  process.exitCode = undefined;
-  let code: number;
-  try {
-    code = await main(["node", "ocigen", ...args]);
-  } finally {
-    process.stdout.write = so;
-    process.stderr.write = se;
-    process.exitCode = runnerExitCode;
-    setLogLevel("warn");
-  }
-  return { code, stdout, stderr };
-}
-
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-umoci-compat-"));
-  try {
-    await fn(dir);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
+const withTmp = (fn: (dir: string) => Promise<void>) => withTmpIn("umoci-compat", fn);
 /** A layout with tag `latest` holding one layer of `entries`. */
-async function imageWith(dir: string, entries: Parameters<typeof tarBytes>[0]): Promise<string> {
-  const l = path.join(dir, "layout");
-  const layout = await Layout.init(l);
-  await newImage(layout, "latest");
-  const tar = path.join(dir, "layer.tar");
-  fs.writeFileSync(tar, tarBytes(entries));
-  await addTarLayer(layout, tar, { tag: "latest", compression: "none" });
-  return l;
-}
+const imageWith = (dir: string, entries: Parameters<typeof tarBytes>[0]) => imageWithTag(dir, entries, "latest");
 
 const tags = async (l: string) => (await Layout.open(l)).listTags();
 
