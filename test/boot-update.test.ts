@@ -19,26 +19,21 @@ import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { bootGuest, bootUnavailable, ensureTree, type Guest, hostOk, q } from "../fixtures/boot.ts";
+import { bootGuest, bootSuite, ensureTree, type Guest, hostOk, q } from "../fixtures/boot.ts";
 import { BUSYBOX, baseRootfs, longCmd } from "../fixtures/boot-images.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
-const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 const LAYOUTS = "/var/lib/oci/layouts";
 const REF = "org.opencontainers.image.ref.name";
 
+/** What the images need beyond the boot harness (see `bootSuite`). */
 function unavailable(): string | undefined {
-  if (isDeno) return "runs once, under Node (npm test runs it there)";
-  const why = bootUnavailable();
-  if (why) return why;
   if (!BUSYBOX) return "static busybox is not installed (busybox-static)";
   if (spawnSync("sh", ["-c", "command -v umoci"]).status !== 0) return "umoci is needed to make the test images";
   if (!fs.existsSync(join(repo, "dist/ocigen.mjs"))) return "dist/ocigen.mjs is not built (npm ci)";
   return undefined;
 }
-const why = unavailable();
-const skip = why && !(process.env.CI && !isDeno) ? `auto-update boot suite skipped: ${why}` : false;
-if (skip) console.log(skip);
+const { why, skip } = bootSuite("auto-update boot suite", unavailable);
 
 /** What each image prints, and whether it gets healthy (writes /ready into its root). */
 const SHOW = `echo "content=$(cat /etc/version)"`;

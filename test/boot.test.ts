@@ -20,17 +20,14 @@ import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { bootGuest, bootUnavailable, ensureDebs, ensureTree, type Guest, hostOk, q } from "../fixtures/boot.ts";
+import { bootGuest, bootSuite, ensureDebs, ensureTree, type Guest, hostOk, q } from "../fixtures/boot.ts";
 import { type BootImages, buildImages } from "../fixtures/boot-images.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
-const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 const LAYOUTS = "/var/lib/oci/layouts";
 const STAGE = "/root/ocigen-boot-stage";
 
-const why = isDeno ? "runs once, under Node (npm test runs it there)" : bootUnavailable();
-const skip = why && !(process.env.CI && !isDeno) ? `boot suite skipped: ${why}` : false;
-if (skip) console.log(skip);
+const { why, skip } = bootSuite("boot suite");
 
 interface CaseResult {
   boot: string;
