@@ -11,10 +11,10 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { cliProcSync } from "./oci-helpers.ts";
 import { makeImage, tmpdir } from "./layer-fixtures.ts";
+import { isRoot } from "./repack-util.ts";
 
-const IS_ROOT = typeof process.getuid === "function" && process.getuid() === 0;
 const USER = "ocigen-bundle-t";
-const skip = IS_ROOT && fs.existsSync("/usr/sbin/useradd") && fs.existsSync("/usr/bin/setpriv")
+const skip = isRoot && fs.existsSync("/usr/sbin/useradd") && fs.existsSync("/usr/bin/setpriv")
   ? false
   : process.env.CI
   ? false // in CI this runs as root and must not be skipped

@@ -13,9 +13,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { cliCommand, ROOT } from "./oci-helpers.ts";
 import { makeImage, tmpdir } from "./layer-fixtures.ts";
+import { isRoot } from "./repack-util.ts";
 import type { TarWriterEntry } from "../src/tar/writer.ts";
 
-const IS_ROOT = typeof process.getuid === "function" && process.getuid() === 0;
 /** Every attack must be answered well within this (the hangs it guards against never end). */
 const LIMIT_MS = 20000;
 
@@ -178,7 +178,7 @@ describe("blobs that are not regular files inside the layout", () => {
     for (const args of [["unpack", "--image", img.layout, path.join(dir, "b")], ["gc", "--layout", img.layout]]) {
       refused(await ocigen(args), /layer sha256:.*not a regular file \(a character device\)/);
     }
-  }, { skip: !IS_ROOT && (process.env.CI ? false : "mknod needs root (runs in CI as root)") });
+  }, { skip: !isRoot && (process.env.CI ? false : "mknod needs root (runs in CI as root)") });
 });
 
 describe("index.json, oci-layout, manifests and configs", () => {
