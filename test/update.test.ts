@@ -111,6 +111,18 @@ class FakeSystemd implements Runner {
   }
 }
 
+/** Runs `fn` on {@link setup}'s layout with app.ref.v1.service running on a fake systemd; removes the temporary tree afterwards. */
+async function withRunning(prefix: string, fn: (s: ReturnType<typeof setup> & { sd: FakeSystemd }) => Promise<void>): Promise<void> {
+  const s = setup(prefix);
+  try {
+    const sd = new FakeSystemd(s.e, join(s.e.layouts, "app"));
+    sd.start("app.ref.v1.service");
+    await fn({ ...s, sd });
+  } finally {
+    rmTemp(s.e.tmp);
+  }
+}
+
 function opts(e: GeneratorEnv, sd: FakeSystemd, extra: Partial<UpdateOptions> = {}): UpdateOptions {
   let t = 0;
   const prefetched: string[] = [];
@@ -121,11 +133,8 @@ function opts(e: GeneratorEnv, sd: FakeSystemd, extra: Partial<UpdateOptions> = 
 }
 
 describe("ocigen update: rollout and rollback", () => {
-  test("a moved tag is extracted, reloaded, restarted and recorded; an unmoved one is left alone", async () => {
-    const { e, img, move } = setup("ocigen-update-good-");
-    try {
-      const sd = new FakeSystemd(e, join(e.layouts, "app"));
-      sd.start("app.ref.v1.service");
+  test("a moved tag is extracted, reloaded, restarted and recorded; an unmoved one is left alone", () =>
+    withRunning("ocigen-update-good-", async ({ e, img, move, sd }) => {
       let r = await update(opts(e, sd));
       assert.deepEqual(r.units, [], "nothing moved");
       assert.equal(sd.reloads, 0);
@@ -147,16 +156,10 @@ describe("ocigen update: rollout and rollback", () => {
       assert.equal(rec.manifest, img.B.digest);
       assert.equal(rec.history.at(-1)?.action, "updated");
       assert.deepEqual(listPins(e.cfg.stateDir!).pins, []);
-    } finally {
-      rmTemp(e.tmp);
-    }
-  });
+    }));
 
-  test("an image that exits non-zero is rolled back: pinned to the previous manifest, which the generator serves, and restarted", async () => {
-    const { e, img, move } = setup("ocigen-update-bad-");
-    try {
-      const sd = new FakeSystemd(e, join(e.layouts, "app"));
-      sd.start("app.ref.v1.service");
+  test("an image that exits non-zero is rolled back: pinned to the previous manifest, which the generator serves, and restarted", () =>
+    withRunning("ocigen-update-bad-", async ({ e, img, move, sd }) => {
       sd.outcome.set(img.B.digest, "fail");
       move(img.B);
       const r = await update(opts(e, sd));
@@ -191,16 +194,10 @@ describe("ocigen update: rollout and rollback", () => {
       assert.deepEqual(third.units.map((x) => [x.status, x.from, x.to]), [["updated", img.A.digest, img.C.digest]]);
       assert.equal(readPin(e.cfg.stateDir!, "app.ref.v1"), null);
       assert.equal(sd.current("app.ref.v1"), img.C.digest);
-    } finally {
-      rmTemp(e.tmp);
-    }
-  });
+    }));
 
-  test("a unit that does not start, or fails its health command, is rolled back; --unpin retries", async () => {
-    const { e, img, move } = setup("ocigen-update-health-");
-    try {
-      const sd = new FakeSystemd(e, join(e.layouts, "app"));
-      sd.start("app.ref.v1.service");
+  test("a unit that does not start, or fails its health command, is rolled back; --unpin retries", () =>
+    withRunning("ocigen-update-health-", async ({ e, img, move, sd }) => {
       sd.outcome.set(img.B.digest, "nostart");
       move(img.B);
       let r = await update(opts(e, sd));
@@ -230,16 +227,10 @@ describe("ocigen update: rollout and rollback", () => {
       assert.match(r.units[0].reason!, /health command succeeded/);
       assert.equal(sd.current("app.ref.v1"), img.B.digest);
       await assert.rejects(update(opts(e, sd, { unpin: ["app.ref.v1"] })), (err) => err instanceof OcigenError && err.code === "EUPDATE" && /is not pinned/.test(err.message));
-    } finally {
-      rmTemp(e.tmp);
-    }
-  });
+    }));
 
-  test("stopped units are not restarted; AutoUpdate=no is skipped; --dry-run changes nothing; a failed extraction restarts nothing", async () => {
-    const { e, img, move } = setup("ocigen-update-misc-");
-    try {
-      const sd = new FakeSystemd(e, join(e.layouts, "app"));
-      sd.start("app.ref.v1.service");
+  test("stopped units are not restarted; AutoUpdate=no is skipped; --dry-run changes nothing; a failed extraction restarts nothing", () =>
+    withRunning("ocigen-update-misc-", async ({ e, img, move, sd }) => {
       move(img.B);
       const dry = await update(opts(e, sd, { dryRun: true }));
       assert.deepEqual(dry.units.map((u) => u.status), ["would-update"]);
@@ -262,10 +253,7 @@ describe("ocigen update: rollout and rollback", () => {
       assert.match(r.units[0].reason!, /not running/);
       assert.equal(sd.calls.filter((c) => /restart/.test(c)).length, 0, "a stopped unit is not started");
       assert.equal(sd.reloads, 1);
-    } finally {
-      rmTemp(e.tmp);
-    }
-  });
+    }));
 
   test("the generator serves a pinned manifest only while the tag names the failed one", async () => {
     const { e, img, move } = setup("ocigen-update-pin-");
