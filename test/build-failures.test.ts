@@ -4,18 +4,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { buildFile, Layout, OcigenError } from "../src/mod.ts";
+import { withTemp } from "../fixtures/layout.ts";
 
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-build-failures-"));
-  try {
-    await fn(dir);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>) => withTemp("ocigen-build-failures-", fn);
 
 const failing = 'a:\n  base: empty\n  copy: "missing.txt /x"\n';
 

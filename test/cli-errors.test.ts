@@ -10,9 +10,10 @@ import path from "node:path";
 import process from "node:process";
 import { oneLine } from "../src/log.ts";
 import { configImage, Layout, loadGeneratorConfig, newImage, type tarBytes } from "../src/mod.ts";
-import { imageWith as imageWithTag, ocigen, type Run, withTmp as withTmpIn } from "./cli-in-process.ts";
+import { imageWith as imageWithTag, ocigen, type Run } from "./cli-in-process.ts";
+import { withTemp } from "../fixtures/layout.ts";
 
-const withTmp = (fn: (dir: string) => Promise<void>) => withTmpIn("cli-errors", fn);
+const withTmp = (fn: (dir: string) => Promise<void>) => withTemp("ocigen-cli-errors-", fn);
 const imageWith = (dir: string, entries: Parameters<typeof tarBytes>[0]) => imageWithTag(dir, entries, "t");
 
 test("--log/--verbose/-q are accepted after the verb, also for raw verbs", async () => {

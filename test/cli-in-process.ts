@@ -1,7 +1,6 @@
 // Running the CLI inside the test process, and the small layouts the CLI
 // tests work on (shared by the command-line test files).
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { main } from "../src/cli/main.ts";
@@ -45,16 +44,6 @@ export async function ocigen(...args: string[]): Promise<Run> {
     setLogLevel("warn");
   }
   return { code, stdout, stderr };
-}
-
-/** Runs `fn` in a fresh temporary directory (named after `prefix`), removed afterwards. */
-export async function withTmp(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ocigen-${prefix}-`));
-  try {
-    await fn(dir);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 /** A layout in `dir` whose tag `tag` holds one uncompressed layer of `entries`. */

@@ -10,15 +10,9 @@ import path from "node:path";
 import process from "node:process";
 import { gcLayout, Layout, newImage } from "../src/mod.ts";
 import { have } from "../src/util/which.ts";
+import { withTemp } from "../fixtures/layout.ts";
 
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-interop-umoci-"));
-  try {
-    await fn(dir);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>) => withTemp("ocigen-interop-umoci-", fn);
 
 test("an index with \"manifests\": null is an empty layout", async () => {
   await withTmp(async (dir) => {

@@ -13,13 +13,14 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { addTarLayer, convertConfig, Layout, tarBytes } from "../src/mod.ts";
-import { imageWith as imageWithTag, ocigen, withTmp as withTmpIn } from "./cli-in-process.ts";
+import { imageWith as imageWithTag, ocigen } from "./cli-in-process.ts";
+import { withTemp } from "../fixtures/layout.ts";
 import { parseMtree, vis } from "../src/bundle/mtree.ts";
 import { decodeRootlessOwner, encodeRootlessOwner } from "../src/bundle/rootlesscontainers.ts";
 import { readPathsXattrs, setXattr, xattrsSupported } from "../src/bundle/xattr.ts";
 import { isRoot, needTool, run } from "./repack-util.ts";
 
-const withTmp = (fn: (dir: string) => Promise<void>) => withTmpIn("umoci-compat", fn);
+const withTmp = (fn: (dir: string) => Promise<void>) => withTemp("ocigen-umoci-compat-", fn);
 /** A layout with tag `latest` holding one layer of `entries`. */
 const imageWith = (dir: string, entries: Parameters<typeof tarBytes>[0]) => imageWithTag(dir, entries, "latest");
 

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { spawnSync } from "node:child_process";
-import { makeLayout, mkTemp, putImage, rmTemp, tarFiles } from "../fixtures/layout.ts";
+import { makeLayout, mkTemp, putImage, rmTemp, tarFiles, withTemp } from "../fixtures/layout.ts";
 import { OcigenError } from "../src/errors.ts";
 import { fieldOf, validateDescriptor } from "../src/oci/digest.ts";
 import { checkLayerCount, validateConfig, validateIndex, validateManifest } from "../src/oci/validate.ts";
@@ -54,11 +54,6 @@ async function cli(...args: string[]): Promise<{ code: number; err: string }> {
   return { code, err };
 }
 
-function withTmp<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkTemp(prefix);
-  return fn(dir).finally(() => rmTemp(dir));
-}
-
 describe("validation messages name the document, then the field path", () => {
   test("fieldOf joins a document name with ': ' and a field path with '.'/[i]", () => {
     assert.equal(fieldOf("/l/index.json", "manifests"), "/l/index.json: manifests");
@@ -96,7 +91,7 @@ describe("validation messages name the document, then the field path", () => {
   });
 
   test("through a layout: a config with a bad Cmd names the config blob, then config.Cmd", async () => {
-    await withTmp("ocigen-messages-", async (dir) => {
+    await withTemp("ocigen-messages-", async (dir) => {
       makeLayout(dir, [{ tags: ["t"], layers: [], config: { config: { Cmd: "x" } } as never }]);
       const l = await Layout.open(dir);
       const m = await l.resolve("t").then(() => "", (e: Error) => e.message);
@@ -116,7 +111,7 @@ describe("unpack names the image when layers and diff_ids disagree", () => {
   });
 
   test("CLI unpack and raw unpack: one line naming the image, exit 1, nothing created", async () => {
-    await withTmp("ocigen-messages-", async (dir) => {
+    await withTemp("ocigen-messages-", async (dir) => {
       const l = join(dir, "l");
       makeLayout(l, [{ tags: ["t"], layers: [tarFiles([{ name: "a", data: "x" }])], config: { rootfs: { type: "layers", diff_ids: [] } } as never }]);
       for (const verb of [["unpack"], ["raw", "unpack"]]) {
@@ -142,7 +137,7 @@ describe("build messages name what the user wrote, once", () => {
   });
 
   test("copy into a non-directory, hooks and run scripts: `Cannot build target T: ...` with no working path and no second T", async () => {
-    await withTmp("ocigen-messages-", async (dir) => {
+    await withTemp("ocigen-messages-", async (dir) => {
       fs.writeFileSync(join(dir, "a.txt"), "x");
       const cases: Array<[string, RegExp]> = [
         ["t1:\n  base: empty\n  copy:\n    - a.txt /etc\n    - a.txt /etc/x\n", /^Cannot build target t1: Cannot resolve \/etc\/x in the rootfs: \/etc is not a directory$/],
@@ -168,7 +163,7 @@ describe("build messages name what the user wrote, once", () => {
 
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
   test("copy on a full disk names SRC and DEST in the rootfs", { skip: isRoot ? false : "needs root to mount a small tmpfs" }, async (t) => {
-    await withTmp("ocigen-messages-", async (dir) => {
+    await withTemp("ocigen-messages-", async (dir) => {
       const mnt = join(dir, "small");
       fs.mkdirSync(mnt);
       const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt], { encoding: "utf8" });
@@ -203,7 +198,7 @@ describe("id maps as umoci (container:host[:size], size 1 by default)", () => {
   });
 
   test("raw runtime-config --uid-map 0:1000 maps one id; a bad map is one line and exit 1", async () => {
-    await withTmp("ocigen-messages-", async (dir) => {
+    await withTemp("ocigen-messages-", async (dir) => {
       const l = join(dir, "l");
       makeLayout(l, [{ tags: ["t"], layers: [] }]);
       const out = join(dir, "config.json");
@@ -231,7 +226,7 @@ describe("extract and gc-extracts", () => {
   const img = (m: string) => ({ layers: [tarFiles([{ name: "marker", data: m }])], config: { config: { Cmd: ["/bin/true"] } } as never });
 
   test("a failed first extract leaves no empty store entry and no unit directory", async () => {
-    await withTmp("ocigen-messages-", async (dir) => {
+    await withTemp("ocigen-messages-", async (dir) => {
       const e = env(dir);
       const fx = makeLayout(join(e.layouts, "app"), [{ tags: ["t"], ...img("x") }]);
       // a corrupt layer: the unpack engine fails after the store entry was made
@@ -254,7 +249,7 @@ describe("extract and gc-extracts", () => {
   });
 
   test("gc-extracts with a broken layout: keeps that layout's extracts, collects the rest, reports it", async () => {
-    await withTmp("ocigen-messages-", async (dir) => {
+    await withTemp("ocigen-messages-", async (dir) => {
       const e = env(dir);
       makeLayout(join(e.layouts, "a"), [{ tags: ["t"], ...img("a1") }]);
       makeLayout(join(e.layouts, "b"), [{ tags: ["t", "old"], ...img("b1") }]);
@@ -296,7 +291,7 @@ describe("extract and gc-extracts", () => {
 
 describe("lock holder", () => {
   test("an empty lock file (full disk) is held by an unknown holder, not `process 0 on ?`", async () => {
-    await withTmp("ocigen-messages-", async (dir) => {
+    await withTemp("ocigen-messages-", async (dir) => {
       const p = join(dir, "x.lock");
       fs.writeFileSync(p, "");
       const m = await acquireLock(p, "layout /l", 150).then((h) => (h.release(), ""), (e: Error) => e.message);
