@@ -26,16 +26,11 @@ import { have } from "../src/util/which.ts";
 import { commitEmptyImage } from "./empty-image.ts";
 import { generateBenchTree } from "./image.ts";
 import { ocigenCommand } from "./run.ts";
+import { benchFlags } from "./flags.ts";
 
-const args = process.argv.slice(2);
-const opt = (k: string, d: number) => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : d);
+const { opt, json, keep, say } = benchFlags();
 const MB = opt("--mb", 170);
 const RUNS = opt("--runs", 3);
-const json = args.includes("--json");
-const keep = args.includes("--keep");
-const say = (s: string) => {
-  if (!json) console.error(s);
-};
 
 function timed(cmd: string[], what: string): number {
   const t0 = performance.now();

@@ -20,17 +20,12 @@ import { unpackBundle } from "../src/layer/unpack.ts";
 import { writeBundleManifest } from "../src/bundle/manifest.ts";
 import { have } from "../src/util/which.ts";
 import { commitEmptyImage } from "./empty-image.ts";
+import { benchFlags } from "./flags.ts";
 
 const root = path.join(fileURLToPath(new URL(".", import.meta.url)), "..");
-const args = process.argv.slice(2);
-const opt = (k: string, d: number) => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : d);
+const { opt, json, keep, say } = benchFlags();
 const MB = opt("--mb", 500);
 const RUNS = opt("--runs", 3);
-const json = args.includes("--json");
-const keep = args.includes("--keep");
-const say = (s: string) => {
-  if (!json) console.error(s);
-};
 
 // deterministic PRNG (xorshift32)
 let seed = 0x9e3779b9;
