@@ -325,19 +325,6 @@ export function wrapperPlan(): { exe: string; args: string[]; bundle: string; co
   return { exe, args, bundle, copyExe };
 }
 
-/**
- * The argv prefix the installed wrapper runs (see {@linkcode wrapperPlan}).
- *
- * @example
- * ```ts
- * defaultRuntime(); // ["/usr/bin/node", "/usr/local/lib/ocigen/ocigen.mjs"]
- * ```
- */
-export function defaultRuntime(): string[] {
-  const p = wrapperPlan();
-  return [p.copyExe ? `/${INSTALL_PATHS.libDir}/${basename(p.exe)}` : p.exe, ...p.args, "/" + INSTALL_PATHS.bundle];
-}
-
 function utf8(s: string): Uint8Array {
   return new TextEncoder().encode(s);
 }
