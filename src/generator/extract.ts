@@ -70,7 +70,7 @@ import { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, serviceRoot, serviceRunDir, volum
 import { ensureHostIds, removeHostAccounts } from "./hostusers.ts";
 import { ensureVolume } from "./volumes.ts";
 import { isMountPoint, mountedLowerDirs, mountServiceRoot, releaseServiceRoot } from "./serviceroot.ts";
-import { parseVolumeSpec, type PlannedVolume } from "./unit.ts";
+import { parseVolumeSpec, type PlannedVolume, SYSTEMD_INVALID_ID } from "./unit.ts";
 
 /** How extract talks to the service manager (replaceable in tests). */
 export interface SystemdControl {
@@ -237,7 +237,7 @@ function parseUserCheck(check: string): { spec: string; expect?: { uid: number; 
 function imageUser(root: string, spec: string, where: string): ResolvedUser {
   try {
     const u = resolveUserInRoot(root, spec);
-    if (u.uid === 65535 || u.gid === 65535) throw new OcigenError("EGENERATE", "systemd cannot run a service as id 65535");
+    if (u.uid === SYSTEMD_INVALID_ID || u.gid === SYSTEMD_INVALID_ID) throw new OcigenError("EGENERATE", `systemd cannot run a service as id ${SYSTEMD_INVALID_ID}`);
     return u;
   } catch (e) {
     throw new OcigenError("EGENERATE", `image ${where}: user ${JSON.stringify(spec)}: ${(e as Error).message}`);
