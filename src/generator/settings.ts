@@ -451,6 +451,17 @@ export function settingsForTag(cfg: GeneratorConfig, name: string, tag: string, 
  * ```
  */
 export function imagePlatform(cfg: GeneratorConfig, name: string, tag: string): Platform {
-  const p = settingsForTag(cfg, name, tag).platform;
-  return p ? parsePlatform(p) : hostPlatform();
+  return settingsPlatform(settingsForTag(cfg, name, tag));
+}
+
+/**
+ * The platform resolved settings `s` pick: their `Platform=`, else the host's.
+ *
+ * @example
+ * ```ts
+ * settingsPlatform(settingsForTag(cfg, "busybox", "latest")); // { os: "linux", architecture: "amd64" }
+ * ```
+ */
+export function settingsPlatform(s: LayoutSettings): Platform {
+  return s.platform ? parsePlatform(s.platform) : hostPlatform();
 }
