@@ -58,10 +58,10 @@ import { checkLayerCount } from "../oci/validate.ts";
 // every start of a generated unit and is usually a no-op.
 import type { UnpackOptions } from "../layer/unpack.ts";
 import { convertConfig } from "../layer/convert.ts";
-import type { GeneratorConfig } from "./config.ts";
+import type { GeneratorConfig, LayoutSettings } from "./config.ts";
 import { checkInsideLayoutDir, discoverLayouts } from "./discover.ts";
 import { layoutNameComponents, unitBaseName } from "./naming.ts";
-import { imagePlatform } from "./settings.ts";
+import { imagePlatform, settingsForLayout, settingsForTag, settingsPlatform } from "./settings.ts";
 import { checkImagePlatform } from "../oci/platform.ts";
 import type { Platform } from "../oci/types.ts";
 import { ensureStore, STORE_MODE, storeDigests, storeDir, storeRootfs, unitDir, unitRootfs } from "../store/paths.ts";
@@ -521,10 +521,13 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
       errors.push(`layout ${name}: ${(e as Error).message} (its extracts are kept)`);
       continue;
     }
+    let perLayout: LayoutSettings | undefined; // the layout's settings file, read once for all its tags
     for (const tag of tags) {
       try {
         live.add(unitBaseName(name, tag));
-        referenced.add((await layout.resolve(tag, imagePlatform(cfg, name, tag))).manifestDescriptor.digest);
+        perLayout ??= settingsForLayout(cfg, name);
+        const platform = settingsPlatform(settingsForTag(cfg, name, tag, perLayout));
+        referenced.add((await layout.resolve(tag, platform)).manifestDescriptor.digest);
       } catch (e) {
         brokenLayouts.add(name);
         errors.push(`layout ${name} tag ${tag}: ${(e as Error).message} (the layout's extracts are kept)`);
