@@ -45,7 +45,7 @@ import { isAbsolute, resolve } from "node:path";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
 import { formatPlatform, parsePlatform } from "../oci/platform.ts";
-import { IniSyntaxError, type IniLine, parseIni, unquote } from "./ini.ts";
+import { BOOL, IniSyntaxError, type IniLine, parseIni, unquote } from "./ini.ts";
 
 /** The default config file path. */
 export const DEFAULT_CONFIG_PATH = "/etc/oci-generator.conf";
@@ -140,7 +140,6 @@ export interface GeneratorConfig {
   layouts: Map<string, Partial<LayoutSettings>>;
 }
 
-const BOOL: Record<string, boolean> = { yes: true, true: true, on: true, "1": true, no: false, false: false, off: false, "0": false };
 const PROTECT_SYSTEM = ["yes", "no", "true", "false", "full", "strict"];
 const PROTECT_HOME = ["yes", "no", "true", "false", "read-only", "tmpfs"];
 

@@ -58,10 +58,10 @@ import { checkLayerCount } from "../oci/validate.ts";
 // every start of a generated unit and is usually a no-op.
 import type { UnpackOptions } from "../layer/unpack.ts";
 import { convertConfig } from "../layer/convert.ts";
-import type { GeneratorConfig } from "./config.ts";
+import type { GeneratorConfig, LayoutSettings } from "./config.ts";
 import { checkInsideLayoutDir, discoverLayouts } from "./discover.ts";
 import { layoutNameComponents, unitBaseName } from "./naming.ts";
-import { imagePlatform } from "./settings.ts";
+import { imagePlatform, settingsForLayout, settingsForTag, settingsPlatform } from "./settings.ts";
 import { checkImagePlatform } from "../oci/platform.ts";
 import type { Platform } from "../oci/types.ts";
 import { ensureStore, STORE_MODE, storeDigests, storeDir, storeRootfs, unitDir, unitRootfs } from "../store/paths.ts";
@@ -70,7 +70,7 @@ import { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, serviceRoot, serviceRunDir, volum
 import { ensureHostIds, removeHostAccounts } from "./hostusers.ts";
 import { ensureVolume } from "./volumes.ts";
 import { isMountPoint, mountedLowerDirs, mountServiceRoot, releaseServiceRoot } from "./serviceroot.ts";
-import { parseVolumeSpec, type PlannedVolume } from "./unit.ts";
+import { parseVolumeSpec, type PlannedVolume, SYSTEMD_INVALID_ID } from "./unit.ts";
 
 /** How extract talks to the service manager (replaceable in tests). */
 export interface SystemdControl {
@@ -237,7 +237,7 @@ function parseUserCheck(check: string): { spec: string; expect?: { uid: number; 
 function imageUser(root: string, spec: string, where: string): ResolvedUser {
   try {
     const u = resolveUserInRoot(root, spec);
-    if (u.uid === 65535 || u.gid === 65535) throw new OcigenError("EGENERATE", "systemd cannot run a service as id 65535");
+    if (u.uid === SYSTEMD_INVALID_ID || u.gid === SYSTEMD_INVALID_ID) throw new OcigenError("EGENERATE", `systemd cannot run a service as id ${SYSTEMD_INVALID_ID}`);
     return u;
   } catch (e) {
     throw new OcigenError("EGENERATE", `image ${where}: user ${JSON.stringify(spec)}: ${(e as Error).message}`);
@@ -521,10 +521,13 @@ export async function gcExtracts(opts: GcOptions): Promise<GcResult> {
       errors.push(`layout ${name}: ${(e as Error).message} (its extracts are kept)`);
       continue;
     }
+    let perLayout: LayoutSettings | undefined; // the layout's settings file, read once for all its tags
     for (const tag of tags) {
       try {
         live.add(unitBaseName(name, tag));
-        referenced.add((await layout.resolve(tag, imagePlatform(cfg, name, tag))).manifestDescriptor.digest);
+        perLayout ??= settingsForLayout(cfg, name);
+        const platform = settingsPlatform(settingsForTag(cfg, name, tag, perLayout));
+        referenced.add((await layout.resolve(tag, platform)).manifestDescriptor.digest);
       } catch (e) {
         brokenLayouts.add(name);
         errors.push(`layout ${name} tag ${tag}: ${(e as Error).message} (the layout's extracts are kept)`);

@@ -18,9 +18,9 @@ import { OcigenError, wrapIo } from "../errors.ts";
 import { tempPath } from "../fs/atomic.ts";
 import { Layout } from "../oci/layout.ts";
 import { type GeneratorConfig, type LayoutSettings, normalizeRuntime } from "./config.ts";
-import { settingsForLayout, settingsForTag } from "./settings.ts";
+import { settingsForLayout, settingsForTag, settingsPlatform } from "./settings.ts";
 import { selectTags } from "./tags.ts";
-import { checkImagePlatform, hostPlatform, parsePlatform } from "../oci/platform.ts";
+import { checkImagePlatform } from "../oci/platform.ts";
 import { discoverLayouts } from "./discover.ts";
 import { exposedPorts } from "./sandbox.ts";
 import { extractUnitName, unitBaseName } from "./naming.ts";
@@ -201,7 +201,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       try {
         base = unitBaseName(name, tag);
         const tagSettings = settingsForTag(cfg, name, tag, settings);
-        const platform = tagSettings.platform ? parsePlatform(tagSettings.platform) : hostPlatform();
+        const platform = settingsPlatform(tagSettings);
         const tagImg = await layout.resolve(tag, platform);
         // a rollback's pin (ocigen update) serves the previous manifest while the tag names the failed one
         const { image: img, pin } = await applyPin(cfg.stateDir, base, layout, tagImg, (m) => rep.warn(`${where}: ${m}`));

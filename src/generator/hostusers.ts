@@ -46,6 +46,15 @@ export const userName = (id: number): string => `ocigen-u${id}`;
  */
 export const groupName = (id: number): string => `ocigen-g${id}`;
 
+/** The text of `ROOT/etc/<db>` (empty when unreadable). */
+function hostDb(db: "passwd" | "group", root = "/"): string {
+  try {
+    return fs.readFileSync(join(root, "etc", db), "utf8");
+  } catch {
+    return "";
+  }
+}
+
 /**
  * True if the host resolves `id` in its user (`passwd`) or group database.
  *
@@ -56,10 +65,7 @@ export const groupName = (id: number): string => `ocigen-g${id}`;
  */
 export function hostHasId(db: "passwd" | "group", id: number, root?: string): boolean {
   if (root) {
-    let text = "";
-    try {
-      text = fs.readFileSync(join(root, "etc", db), "utf8");
-    } catch { /* none */ }
+    const text = hostDb(db, root);
     return db === "passwd" ? parsePasswd(text).some((e) => e.uid === id) : parseGroup(text).some((e) => e.gid === id);
   }
   const r = spawnSync("getent", [db, String(id)], { stdio: "ignore" });
@@ -69,10 +75,7 @@ export function hostHasId(db: "passwd" | "group", id: number, root?: string): bo
 
 function lookupName(db: "passwd" | "group", name: string, root?: string): number | null {
   if (root) {
-    let text = "";
-    try {
-      text = fs.readFileSync(join(root, "etc", db), "utf8");
-    } catch { /* none */ }
+    const text = hostDb(db, root);
     const e = db === "passwd" ? parsePasswd(text).find((x) => x.name === name) : parseGroup(text).find((x) => x.name === name);
     return e ? ("uid" in e ? e.uid : e.gid) : null;
   }
@@ -129,16 +132,9 @@ export function ensureHostIds(uid: number, gid: number, root?: string): string[]
  * ```
  */
 export function removeHostAccounts(keepUids: Set<number>, keepGids: Set<number>, dryRun = false, root?: string): string[] {
-  const read = (db: string) => {
-    try {
-      return fs.readFileSync(join(root ?? "/", "etc", db), "utf8");
-    } catch {
-      return "";
-    }
-  };
   const out: string[] = [];
   const rootArgs = root ? ["--root", root] : [];
-  for (const e of parsePasswd(read("passwd"))) {
+  for (const e of parsePasswd(hostDb("passwd", root))) {
     if (e.name !== userName(e.uid) || keepUids.has(e.uid)) continue;
     out.push(e.name);
     if (!dryRun) {
@@ -146,7 +142,7 @@ export function removeHostAccounts(keepUids: Set<number>, keepGids: Set<number>,
       if (r.status !== 0) throw new OcigenError("EIO", `Cannot remove host account ${e.name}: ${(r.stderr || r.error?.message || "").trim()}`);
     }
   }
-  for (const g of parseGroup(read("group"))) {
+  for (const g of parseGroup(hostDb("group", root))) {
     if (g.name !== groupName(g.gid) || keepGids.has(g.gid)) continue;
     out.push(g.name);
     if (!dryRun) {

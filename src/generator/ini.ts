@@ -23,6 +23,9 @@
  * @module
  */
 
+/** The boolean words every INI key accepts (keys are lower-case; callers lower-case the value). */
+export const BOOL: Record<string, boolean> = { yes: true, true: true, on: true, "1": true, no: false, false: false, off: false, "0": false };
+
 /** One meaningful line of an INI file. */
 export type IniLine =
   | { kind: "section"; line: number; name: string; arg: string | null; raw: string }

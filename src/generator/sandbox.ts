@@ -57,6 +57,7 @@
  * @module
  */
 import type { ImageConfig } from "../oci/types.ts";
+import { BOOL } from "./ini.ts";
 
 /**
  * Docker's (Moby's) default capability set, which Podman also starts from.
@@ -167,7 +168,6 @@ export const SANDBOX_KEYS: readonly string[] = [
   "Memory", "CPUQuota", "TasksMax", "Restart", "RestartSec", "StartLimitBurst", "StartLimitIntervalSec", "TimeoutStopSec", "Notify",
 ];
 
-const BOOL: Record<string, boolean> = { yes: true, true: true, on: true, "1": true, no: false, false: false, off: false, "0": false };
 const RESTART = ["no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always"];
 const TIMESPAN = /^(infinity|([0-9]+(\.[0-9]+)? ?(us|usec|ms|msec|s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?)? ?)+)$/;
 const SYSCALL = /^~?@?[a-z0-9_-]+(:[A-Za-z0-9]+)?$/;

@@ -66,8 +66,16 @@ export function mountedLowerDirs(): string[] {
   return out;
 }
 
-/** Creates `dir` (and parents) and makes it 0700 root-only if this call created it or it is ours (mode differs). */
-function mkdirPrivate(dir: string): void {
+/**
+ * Creates `dir` (and parents) and makes it 0700 root-only if this call
+ * created it or it is ours (mode differs).
+ *
+ * @example
+ * ```ts
+ * mkdirPrivate("/run/ocigen/app.ref.latest");
+ * ```
+ */
+export function mkdirPrivate(dir: string): void {
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const st = fs.statSync(dir);

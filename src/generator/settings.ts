@@ -63,7 +63,7 @@ import { shellSplit } from "../build/shellsplit.ts";
 import { formatPlatform, hostPlatform, parsePlatform } from "../oci/platform.ts";
 import type { Platform } from "../oci/types.ts";
 import { type GeneratorConfig, type LayoutSettings, layoutSettings, normalizeRuntime, type VolumeSetting } from "./config.ts";
-import { IniSyntaxError, parseIni } from "./ini.ts";
+import { BOOL, IniSyntaxError, parseIni } from "./ini.ts";
 import { checkExecutable, checkId, isEnvName } from "./syntax.ts";
 import { globToRegExp } from "./tags.ts";
 import { mergeSandbox, parseSandboxKey, SANDBOX_KEYS, type SandboxSettings } from "./sandbox.ts";
@@ -115,7 +115,6 @@ const IMAGE_KEYS = [
   "IncludeTag", "ExcludeTag", "Volume", "Tmpfs", "Environment", "User", "Exec", "ReadOnly", "Enable", "Runtime", "Platform",
 ] as const;
 const TAG_ONLY_IN_LAYOUT = new Set(["IncludeTag", "ExcludeTag"]);
-const BOOL: Record<string, boolean> = { yes: true, true: true, on: true, "1": true, no: false, false: false, off: false, "0": false };
 
 /**
  * The settings file paths of layout `name` (and of its `tag`).
@@ -452,6 +451,17 @@ export function settingsForTag(cfg: GeneratorConfig, name: string, tag: string, 
  * ```
  */
 export function imagePlatform(cfg: GeneratorConfig, name: string, tag: string): Platform {
-  const p = settingsForTag(cfg, name, tag).platform;
-  return p ? parsePlatform(p) : hostPlatform();
+  return settingsPlatform(settingsForTag(cfg, name, tag));
+}
+
+/**
+ * The platform resolved settings `s` pick: their `Platform=`, else the host's.
+ *
+ * @example
+ * ```ts
+ * settingsPlatform(settingsForTag(cfg, "busybox", "latest")); // { os: "linux", architecture: "amd64" }
+ * ```
+ */
+export function settingsPlatform(s: LayoutSettings): Platform {
+  return s.platform ? parsePlatform(s.platform) : hostPlatform();
 }

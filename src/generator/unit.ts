@@ -177,7 +177,7 @@ export interface UnitUser {
 }
 
 /** The uid systemd refuses besides (uid_t)-1 (it is "nobody" of 16-bit ids). */
-const SYSTEMD_INVALID_ID = 65535;
+export const SYSTEMD_INVALID_ID = 65535;
 
 /**
  * Chooses `User=`/`Group=` for image user `spec` (see the module docs).

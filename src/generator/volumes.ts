@@ -20,6 +20,7 @@ import { spawnSync } from "node:child_process";
 import { basename, dirname, join } from "node:path";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { resolveInRoot } from "../rootfs/read.ts";
+import { mkdirPrivate } from "./serviceroot.ts";
 
 /**
  * What {@linkcode ensureVolume} did.
@@ -30,15 +31,6 @@ import { resolveInRoot } from "../rootfs/read.ts";
  * ```
  */
 export type VolumeAction = "kept" | "seeded" | "created";
-
-function mkdirPrivate(dir: string): void {
-  try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    if ((fs.statSync(dir).mode & 0o777) !== 0o700) fs.chmodSync(dir, 0o700);
-  } catch (e) {
-    throw wrapIo(e, "create directory", dir);
-  }
-}
 
 /**
  * Makes sure volume directory `dir` exists for container path `path` of the

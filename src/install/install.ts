@@ -54,6 +54,9 @@ export interface InstallResult {
 
 type Content = { kind: "bytes"; data: Uint8Array } | { kind: "copy"; from: string };
 
+/** A regular file to install: path under the prefix, content, mode, and how to describe it. */
+type RegularFile = { rel: string; content: Content; mode: number; what: string };
+
 interface Planned {
   entry: ManifestEntry;
   /** undefined: already as wanted, nothing to write. */
@@ -82,7 +85,7 @@ export function installGenerator(opts: InstallOptions = {}): InstallResult {
   const conflicts: string[] = [];
 
   // Regular files: the program (and what a wrapper runs) and the slice.
-  const files: { rel: string; content: Content; mode: number; what: string }[] = [
+  const files: RegularFile[] = [
     ...program.extra,
     { rel: INSTALL_PATHS.binary, content: program.content, mode: 0o755, what: program.what },
     { rel: INSTALL_PATHS.slice, content: { kind: "bytes", data: utf8(sliceUnit()) }, mode: 0o644, what: "slice unit" },
@@ -257,7 +260,7 @@ export function uninstallGenerator(opts: { prefix?: string } = {}): InstallResul
 }
 
 /** What to install as the program, how to describe it, and the files it needs. */
-function programContent(opts: InstallOptions): { content: Content; what: string; extra: { rel: string; content: Content; mode: number; what: string }[] } {
+function programContent(opts: InstallOptions): { content: Content; what: string; extra: RegularFile[] } {
   if (opts.bin) {
     const from = resolve(opts.bin);
     let st;
@@ -274,7 +277,7 @@ function programContent(opts: InstallOptions): { content: Content; what: string;
     return { content: { kind: "bytes", data: utf8(wrapperScript(opts.runtime, "/" + INSTALL_PATHS.binary)) }, what: `wrapper for ${opts.runtime.join(" ")}`, extra: [] };
   }
   const plan = wrapperPlan();
-  const extra: { rel: string; content: Content; mode: number; what: string }[] = [{ rel: INSTALL_PATHS.bundle, content: { kind: "copy", from: plan.bundle } as Content, mode: 0o644, what: `bundle from ${plan.bundle}` }];
+  const extra: RegularFile[] = [{ rel: INSTALL_PATHS.bundle, content: { kind: "copy", from: plan.bundle }, mode: 0o644, what: `bundle from ${plan.bundle}` }];
   let exe = plan.exe;
   if (plan.copyExe) {
     const rel = `${INSTALL_PATHS.libDir}/${basename(plan.exe)}`;
@@ -323,19 +326,6 @@ export function wrapperPlan(): { exe: string; args: string[]; bundle: string; co
   const exe = realpathSync(process.execPath);
   const copyExe = checkout !== null && exe.startsWith(realpathSync(checkout) + "/");
   return { exe, args, bundle, copyExe };
-}
-
-/**
- * The argv prefix the installed wrapper runs (see {@linkcode wrapperPlan}).
- *
- * @example
- * ```ts
- * defaultRuntime(); // ["/usr/bin/node", "/usr/local/lib/ocigen/ocigen.mjs"]
- * ```
- */
-export function defaultRuntime(): string[] {
-  const p = wrapperPlan();
-  return [p.copyExe ? `/${INSTALL_PATHS.libDir}/${basename(p.exe)}` : p.exe, ...p.args, "/" + INSTALL_PATHS.bundle];
 }
 
 function utf8(s: string): Uint8Array {
