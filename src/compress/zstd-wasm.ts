@@ -14,7 +14,7 @@
  * @module
  */
 import { OcigenError } from "../errors.ts";
-import { type ByteSink, CollectSink } from "../stream/sink.ts";
+import type { ByteSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/zstd.ts";
 import { hex32, instantiateKernel, MemoryView } from "../wasm/instance.ts";
 import { fillInput, kernelOutput, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
@@ -199,22 +199,6 @@ export class WasmZstdDecoder implements ByteSink {
     const where = code === E_WINDOW ? "" : code === E_TRUNC ? ` after compressed byte ${this.seen}` : ` near compressed byte ${at}`;
     throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: ${msg}${where}`);
   }
-}
-
-/**
- * Decompresses a whole zstd buffer on the WASM kernel.
- *
- * @example
- * ```ts
- * const text = new TextDecoder().decode(wasmZstdSync(bytes));
- * ```
- */
-export function wasmZstdSync(data: Uint8Array, opts: WasmZstdOptions = {}): Uint8Array {
-  const out = new CollectSink();
-  const z = new WasmZstdDecoder(out, opts);
-  z.write(data);
-  z.end();
-  return out.bytes();
 }
 
 /**

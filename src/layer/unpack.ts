@@ -62,7 +62,7 @@ import process from "node:process";
 import { randomBytes } from "node:crypto";
 import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
-import { isDeadRunTree, makeTempTree } from "../fs/temp-tree.ts";
+import { deadRunEntries, makeTempTree, runTreePid } from "../fs/temp-tree.ts";
 import { createDigester, isSupportedAlgorithm } from "../digest/index.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import type { Descriptor } from "../oci/types.ts";
@@ -427,18 +427,10 @@ function tempName(target: string): string {
  * whose process is gone, whatever target it was for.
  */
 function cleanStaleTemps(target: string): void {
-  const dir = path.dirname(target);
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    if (!n.startsWith(".") || !isDeadRunTree(n)) continue;
+  for (const p of deadRunEntries(path.dirname(target), (n) => (n.startsWith(".") ? runTreePid(n) : null))) {
     try {
-      removeTree(path.join(dir, n));
-      log.debug(`removed stale ${n}`);
+      removeTree(p);
+      log.debug(`removed stale ${path.basename(p)}`);
     } catch {
       // not ours to worry about
     }
