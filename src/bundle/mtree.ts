@@ -244,16 +244,22 @@ function mtreeMode(st: fs.BigIntStats): string {
 /**
  * Writes umoci's `BUNDLE/sha256_<hex>.mtree` for `rootfs` (see the module
  * doc for the format), atomically. Reads every regular file (sha256).
- * `treeName` is what the `# tree:` comment shows.
+ * `treeName` is what the `# tree:` comment shows; `xattrs`: the tree's
+ * xattrs when the caller already read them.
  *
  * @example
  * ```ts
  * writeUmociMtree("/tmp/bundle", "/tmp/bundle/rootfs", "sha256:ab…");
  * ```
  */
-export function writeUmociMtree(bundleDir: string, rootfs: string, manifestDigest: string, treeName = rootfs): string {
+export function writeUmociMtree(
+  bundleDir: string,
+  rootfs: string,
+  manifestDigest: string,
+  treeName = rootfs,
+  xattrs: Map<string, Xattrs> = readTreeXattrs(rootfs),
+): string {
   const target = path.join(bundleDir, umociMtreeName(manifestDigest));
-  const xattrs = readTreeXattrs(rootfs);
   let user = "root";
   try {
     user = os.userInfo().username;
