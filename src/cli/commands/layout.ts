@@ -14,12 +14,10 @@ import { gcLayout } from "../../oci/gc.ts";
 import { start as startProgress } from "../../progress.ts";
 import { validateTag } from "../../oci/refname.ts";
 import { log } from "../../log.ts";
-import { historyArgs, imageArg, layoutArg } from "../args.ts";
+import { collect, historyArgs, imageArg, layoutArg } from "../args.ts";
 import { gcJson, lsJson } from "../json.ts";
 
 type Opts = Record<string, unknown>;
-
-const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
 
 function out(s: string): void {
