@@ -231,7 +231,7 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
   const tmpDir = opts.tmpDir ?? os.tmpdir();
   sweepDeadScratch(tmpDir);
   const work = path.join(tmpDir, `ocigen-build-${t.name.replace(/[^A-Za-z0-9._-]/g, "_")}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-  const releaseWork = makeTempTree(work).release;
+  makeTempTree(work);
   const rootfs = path.join(work, "rootfs");
   try {
     fs.mkdirSync(rootfs, { mode: 0o755 });
@@ -314,8 +314,7 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
       };
     });
   } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-    releaseWork();
+    removeTempTree(work);
   }
 }
 

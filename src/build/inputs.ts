@@ -26,6 +26,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { createDigester } from "../digest/index.ts";
+import { canonicalJSON } from "../oci/canonical.ts";
 import type { BuildTarget } from "./spec.ts";
 
 /**
@@ -94,16 +95,6 @@ function treeLines(root: string): string[] {
   return out;
 }
 
-/** JSON with object keys sorted, so equal values give equal text. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
-  if (v && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(v) ?? "null";
-}
-
 /**
  * The inputs digest of target `t` on base `base` (the base's manifest digest,
  * or `empty <os>/<arch>`), host paths relative to `baseDir`.
@@ -125,6 +116,6 @@ export function buildInputsDigest(t: BuildTarget, base: string, baseDir: string,
     expand: t.expand.map((p) => fileDigest(path.resolve(baseDir, p))),
   };
   const h = createDigester("sha256");
-  h.update(new TextEncoder().encode(canonical(doc)));
+  h.update(new TextEncoder().encode(canonicalJSON(doc)));
   return h.digest();
 }

@@ -195,6 +195,11 @@ export interface WriteManifestOptions {
   noXattrs?: boolean;
   /** Digest of the image manifest the tree belongs to (recorded in the header). */
   forManifest?: string;
+  /**
+   * The tree's xattrs, already read by the caller (from {@linkcode treeXattrs});
+   * replaces the `getfattr` pass (and `noXattrs`). Ignored with `entries`.
+   */
+  xattrs?: Map<string, Xattrs>;
 }
 
 /**
@@ -242,7 +247,7 @@ export async function writeBundleManifest(bundleDir: string, rootfs: string, opt
       buf = JSON.stringify(header) + "\n";
       for (const e of entries) put(e);
     } else {
-      const xa = treeXattrs(rootfs, opts.noXattrs === true);
+      const xa = opts.xattrs ?? treeXattrs(rootfs, opts.noXattrs === true);
       // every recorded xattr came from getfattr, so "any recorded" implies "supported"
       header.xattrs = xattrsSupported();
       buf = JSON.stringify(header) + "\n";
@@ -291,7 +296,7 @@ export async function writeBundleManifest(bundleDir: string, rootfs: string, opt
  * one and a full getfattr pass would record nothing. If the root has any,
  * the full pass runs, as without the hint.
  */
-function treeXattrs(rootfs: string, noXattrs: boolean): Map<string, Xattrs> {
+export function treeXattrs(rootfs: string, noXattrs: boolean): Map<string, Xattrs> {
   if (noXattrs) {
     const root = readPathsXattrs(rootfs, ["."]).get(".");
     if (!root || Object.keys(root).length === 0) return new Map();

@@ -36,7 +36,7 @@ import os from "node:os";
 import process from "node:process";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { type BundleManifest, fileDigest } from "./manifest.ts";
-import type { BundleEntry, EntryType } from "./scan.ts";
+import { type BundleEntry, type EntryType, typeOf } from "./scan.ts";
 import { readTreeXattrs, type Xattrs } from "./xattr.ts";
 
 const TYPES: Record<string, EntryType> = {
@@ -225,15 +225,10 @@ export function vis(name: string): string {
 
 const MTREE_KEYWORDS = "size,type,uid,gid,mode,link,nlink,tar_time,sha256digest,xattr";
 
+/** go-mtree's `type=` word of an `lstat` result. */
 function mtreeType(st: fs.BigIntStats): string {
-  if (st.isDirectory()) return "dir";
-  if (st.isFile()) return "file";
-  if (st.isSocket()) return "socket";
-  if (st.isSymbolicLink()) return "link";
-  if (st.isFIFO()) return "fifo";
-  if (st.isCharacterDevice()) return "char";
-  if (st.isBlockDevice()) return "block";
-  return "file";
+  const t = typeOf(st);
+  return t === "symlink" ? "link" : t;
 }
 
 function mtreeMode(st: fs.BigIntStats): string {
@@ -244,16 +239,22 @@ function mtreeMode(st: fs.BigIntStats): string {
 /**
  * Writes umoci's `BUNDLE/sha256_<hex>.mtree` for `rootfs` (see the module
  * doc for the format), atomically. Reads every regular file (sha256).
- * `treeName` is what the `# tree:` comment shows.
+ * `treeName` is what the `# tree:` comment shows; `xattrs`: the tree's
+ * xattrs when the caller already read them.
  *
  * @example
  * ```ts
  * writeUmociMtree("/tmp/bundle", "/tmp/bundle/rootfs", "sha256:ab…");
  * ```
  */
-export function writeUmociMtree(bundleDir: string, rootfs: string, manifestDigest: string, treeName = rootfs): string {
+export function writeUmociMtree(
+  bundleDir: string,
+  rootfs: string,
+  manifestDigest: string,
+  treeName = rootfs,
+  xattrs: Map<string, Xattrs> = readTreeXattrs(rootfs),
+): string {
   const target = path.join(bundleDir, umociMtreeName(manifestDigest));
-  const xattrs = readTreeXattrs(rootfs);
   let user = "root";
   try {
     user = os.userInfo().username;

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 
 /** Name of the attribute. */
 export const ROOTLESS_XATTR = "user.rootlesscontainers";
@@ -97,4 +98,23 @@ export function decodeRootlessOwner(value: Uint8Array): { uid?: number; gid?: nu
   }
   if (i > value.length) throw new Error("truncated field");
   return { uid: uid === NOOP_ID ? undefined : uid, gid: gid === NOOP_ID ? undefined : gid };
+}
+
+/**
+ * Takes the {@linkcode ROOTLESS_XATTR} off an entry's (base64) xattrs and
+ * returns the owner it records; undefined when the entry has none. Throws
+ * (leaving the xattrs as they were) when the value does not decode.
+ *
+ * @example
+ * ```ts
+ * const e = { xattrs: { "user.rootlesscontainers": "CAU=" } };
+ * takeRootlessOwner(e); // { uid: 5 }; e.xattrs is now undefined
+ * ```
+ */
+export function takeRootlessOwner(e: { xattrs?: Record<string, string> }): { uid?: number; gid?: number } | undefined {
+  if (!e.xattrs || !(ROOTLESS_XATTR in e.xattrs)) return undefined;
+  const { [ROOTLESS_XATTR]: v, ...rest } = e.xattrs;
+  const owner = decodeRootlessOwner(Buffer.from(v, "base64"));
+  e.xattrs = Object.keys(rest).length ? rest : undefined;
+  return owner;
 }

@@ -144,7 +144,15 @@ export function splitDev(rdev: bigint): { major: number; minor: number } {
   return { major, minor };
 }
 
-function typeOf(st: fs.BigIntStats): EntryType {
+/**
+ * The entry type of an `lstat` result.
+ *
+ * @example
+ * ```ts
+ * typeOf(fs.lstatSync("/etc", { bigint: true })); // "dir"
+ * ```
+ */
+export function typeOf(st: fs.BigIntStats): EntryType {
   if (st.isFile()) return "file";
   if (st.isDirectory()) return "dir";
   if (st.isSymbolicLink()) return "symlink";

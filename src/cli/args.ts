@@ -18,6 +18,9 @@ import { OcigenError } from "../errors.ts";
 import { parseImageRef } from "../oci/layout.ts";
 import { validateTag } from "../oci/refname.ts";
 
+/** Commander's argument parser of a repeatable option: the values in order. */
+export const collect = (v: string, acc: string[] | undefined): string[] => [...(acc ?? []), v];
+
 /** The `--history.*` option names (after `--history.`). */
 export const HISTORY_KEYS = ["author", "comment", "created", "created_by"] as const;
 

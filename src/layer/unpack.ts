@@ -78,7 +78,7 @@ import { convertConfig } from "./convert.ts";
 import { writeUmociMtree } from "../bundle/mtree.ts";
 import { encodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
 import { haveSetfattr, setXattrs, type XattrSet } from "./special.ts";
-import { writeBundleManifest } from "../bundle/manifest.ts";
+import { treeXattrs, writeBundleManifest } from "../bundle/manifest.ts";
 import { formatIdMap } from "./idmap.ts";
 import { fsyncDir } from "../fs/atomic.ts";
 import { spawnSync } from "node:child_process";
@@ -616,9 +616,10 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
         writeFileAtomic(path.join(tmp, OWNERS_FILE), JSON.stringify(o) + "\n");
       }
       const which = opts.bundleManifests ?? "both";
-      if (which !== "ocigen") writeUmociMtree(tmp, rootfs, image.manifestDescriptor.digest, path.join(bundle, "rootfs"));
-      // no xattr set by the engine: the manifest needs no getfattr pass over the tree
-      if (which !== "umoci") await writeBundleManifest(tmp, rootfs, { noXattrs: !state.anyXattrs && !(state.rootless && state.owners.size > 0), forManifest: image.manifestDescriptor.digest });
+      // one xattr read serves both manifests; no xattr set by the engine: no getfattr pass over the tree
+      const xattrs = treeXattrs(rootfs, !state.anyXattrs && !(state.rootless && state.owners.size > 0));
+      if (which !== "ocigen") writeUmociMtree(tmp, rootfs, image.manifestDescriptor.digest, path.join(bundle, "rootfs"), xattrs);
+      if (which !== "umoci") await writeBundleManifest(tmp, rootfs, { xattrs, forManifest: image.manifestDescriptor.digest });
       return state;
     },
     (tmp) => {

@@ -15,10 +15,9 @@ import { readPathsXattrs, readTreeXattrsAsync } from "../bundle/xattr.ts";
 import { type Compression, resolveCompression } from "../compress/encode.ts";
 import { type LayerItem, type LayerWriteOptions, type WrittenLayer, writeLayer, writeLayerFromTar } from "./layer-writer.ts";
 import process from "node:process";
-import { Buffer } from "node:buffer";
 import type { IdMapping } from "../layer/idmap.ts";
 import type { BundleEntry } from "../bundle/scan.ts";
-import { decodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
+import { ROOTLESS_XATTR, takeRootlessOwner } from "../bundle/rootlesscontainers.ts";
 import { reverseIdMap } from "./bundle-meta.ts";
 import { commitLayer, type HistoryOptions } from "./commit.ts";
 import { normalizeImagePath } from "./repack.ts";
@@ -54,14 +53,13 @@ function insertOwners(opts: AddLayerOptions, items: LayerItem[]): Pick<LayerWrit
   const recorded = new Map<string, { uid?: number; gid?: number }>();
   if (opts.rootless) {
     for (const it of items) {
-      if (it.kind !== "entry" || !it.entry.xattrs || !(ROOTLESS_XATTR in it.entry.xattrs)) continue;
-      const { [ROOTLESS_XATTR]: v, ...rest } = it.entry.xattrs;
+      if (it.kind !== "entry") continue;
       try {
-        recorded.set(it.name, decodeRootlessOwner(Buffer.from(v, "base64")));
+        const owner = takeRootlessOwner(it.entry);
+        if (owner) recorded.set(it.name, owner);
       } catch (e) {
         throw new OcigenError("EUSAGE", `Cannot insert ${it.abs}: bad ${ROOTLESS_XATTR} xattr: ${(e as Error).message}`);
       }
-      it.entry.xattrs = Object.keys(rest).length ? rest : undefined;
     }
   }
   const mapOwner = recorded.size === 0 ? undefined : (name: string, e: BundleEntry) => {

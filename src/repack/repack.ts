@@ -11,7 +11,6 @@
 import fs from "node:fs";
 import path from "node:path";
 import process from "node:process";
-import { Buffer } from "node:buffer";
 import { OcigenError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Descriptor, ImageConfig, ImageManifest } from "../oci/types.ts";
@@ -19,7 +18,7 @@ import type { Layout } from "../oci/layout.ts";
 import { type Change, diffTree, statCandidates } from "../bundle/diff.ts";
 import { hasBundleManifest, readBundleManifest, writeBundleManifest } from "../bundle/manifest.ts";
 import { readUmociMtree, umociMtreeName, writeUmociMtree } from "../bundle/mtree.ts";
-import { decodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
+import { ROOTLESS_XATTR, takeRootlessOwner } from "../bundle/rootlesscontainers.ts";
 import { type BundleEntry, comparePaths, loadXattrs, scanTree } from "../bundle/scan.ts";
 import { xattrsSupported } from "../bundle/xattr.ts";
 import { type Compression, resolveCompression } from "../compress/encode.ts";
@@ -163,13 +162,11 @@ export function takeRootlessXattrs(changes: Change[], rootless: boolean, bundle:
       log.warn(`bundle ${bundle}: ${c.path}: ${ROOTLESS_XATTR} xattr in a bundle that is not rootless: kept as is`);
       continue;
     }
-    const { [ROOTLESS_XATTR]: v, ...rest } = c.entry.xattrs;
     try {
-      out.set(c.path, decodeRootlessOwner(Buffer.from(v, "base64")));
+      out.set(c.path, takeRootlessOwner(c.entry)!);
     } catch (e) {
       throw new OcigenError("EREPACK", `Cannot repack ${bundle}: ${c.path}: bad ${ROOTLESS_XATTR} xattr: ${(e as Error).message}`);
     }
-    c.entry.xattrs = Object.keys(rest).length ? rest : undefined;
   }
   return out;
 }

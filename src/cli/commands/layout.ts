@@ -14,15 +14,11 @@ import { gcLayout } from "../../oci/gc.ts";
 import { start as startProgress } from "../../progress.ts";
 import { validateTag } from "../../oci/refname.ts";
 import { log } from "../../log.ts";
-import { historyArgs, imageArg, layoutArg } from "../args.ts";
+import { collect, historyArgs, imageArg, layoutArg } from "../args.ts";
 import { gcJson, lsJson } from "../json.ts";
 
 type Opts = Record<string, unknown>;
 
-const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
-
-const imageOf = imageArg;
-const layoutOf = layoutArg;
 
 function out(s: string): void {
   process.stdout.write(s);
@@ -35,7 +31,7 @@ export function register(program: Command, _raw: Command): void {
     .description("create a new, empty OCI image layout")
     .requiredOption("--layout <layout>", "path of the layout to create")
     .action(async (o: Opts) => {
-      await Layout.init(layoutOf(o));
+      await Layout.init(layoutArg(o));
     });
 
   program
@@ -43,7 +39,7 @@ export function register(program: Command, _raw: Command): void {
     .description("create a blank tagged image (empty config, no layers)")
     .requiredOption("--image <layout:tag>", "layout and tag of the new image")
     .action(async (o: Opts) => {
-      const { dir, tag } = imageOf(o);
+      const { dir, tag } = imageArg(o);
       await newImage(await Layout.open(dir), tag);
     });
 
@@ -54,7 +50,7 @@ export function register(program: Command, _raw: Command): void {
     .requiredOption("--layout <layout>", "path of the layout")
     .option("--json", "print the tags with the manifest each resolves to as JSON")
     .action(async (o: Opts) => {
-      const layout = await Layout.open(layoutOf(o));
+      const layout = await Layout.open(layoutArg(o));
       const tags = await layout.listTags();
       if (!o.json) {
         out(tags.map((t) => t + "\n").join(""));
@@ -68,7 +64,7 @@ export function register(program: Command, _raw: Command): void {
           rows.push({ tag, error: (e as Error).message });
         }
       }
-      out(JSON.stringify(lsJson(layoutOf(o), rows)) + "\n");
+      out(JSON.stringify(lsJson(layoutArg(o), rows)) + "\n");
     });
 
   program
@@ -77,7 +73,7 @@ export function register(program: Command, _raw: Command): void {
     .requiredOption("--image <layout[:tag]>", "layout and tag of the image")
     .option("--json", "print machine-readable JSON")
     .action(async (o: Opts) => {
-      const { dir, tag } = imageOf(o);
+      const { dir, tag } = imageArg(o);
       const img = await (await Layout.open(dir)).resolve(tag);
       const s = imageStat(img);
       out(o.json ? JSON.stringify(s) + "\n" : formatStatTable(s));
@@ -89,7 +85,7 @@ export function register(program: Command, _raw: Command): void {
     .requiredOption("--image <layout[:tag]>", "layout and existing tag")
     .argument("<new-tag>", "the new tag")
     .action(async (newTag: string, o: Opts) => {
-      const { dir, tag } = imageOf(o);
+      const { dir, tag } = imageArg(o);
       validateTag(newTag);
       await copyTag(await Layout.open(dir), tag, newTag);
     });
@@ -100,7 +96,7 @@ export function register(program: Command, _raw: Command): void {
     .description("remove a tag from a layout")
     .requiredOption("--image <layout[:tag]>", "layout and tag to remove")
     .action(async (o: Opts) => {
-      const { dir, tag } = imageOf(o);
+      const { dir, tag } = imageArg(o);
       await (await Layout.open(dir)).removeTag(tag);
     });
 
@@ -116,14 +112,14 @@ export function register(program: Command, _raw: Command): void {
       let blobs = 0;
       let r;
       try {
-        r = await gcLayout(await Layout.open(layoutOf(o)), {
+        r = await gcLayout(await Layout.open(layoutArg(o)), {
           onVerified: (d) => p.update({ bytes: (bytes += d.size), entries: ++blobs }),
         });
       } finally {
         p.done();
       }
       log.info(`gc: kept ${r.kept.length} blobs, removed ${r.removed.length} blobs and ${r.tempRemoved.length} temporary files`);
-      if (o.json) out(JSON.stringify(gcJson(layoutOf(o), r)) + "\n");
+      if (o.json) out(JSON.stringify(gcJson(layoutArg(o), r)) + "\n");
     });
 
   const config = program
@@ -152,7 +148,7 @@ export function register(program: Command, _raw: Command): void {
     .option("--history.created <date>", "creation date of the history entry (RFC 3339)")
     .option("--history.created_by <text>", "created_by of the history entry");
   config.action(async (o: Opts) => {
-    const { dir, tag } = imageOf(o);
+    const { dir, tag } = imageArg(o);
     historyArgs(o);
     const s = (k: string) => o[k] as string | undefined;
     const a = (k: string) => o[k] as string[] | undefined;

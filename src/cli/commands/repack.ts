@@ -6,15 +6,13 @@
 import { type Command, Option } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { Layout } from "../../oci/layout.ts";
-import { historyArgs, imageArg, tagArg } from "../args.ts";
+import { collect, historyArgs, imageArg, tagArg } from "../args.ts";
 import type { HistoryOptions } from "../../repack/commit.ts";
 // The layer writer, the compressors and the repack machinery are imported by
 // the actions (first thing, so errors come in the same order): registering
 // the verbs stays cheap.
 import { checkDate } from "../../oci/image.ts";
 import { parseIdMap } from "../../layer/idmap.ts";
-
-const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
 function addHistoryOptions(cmd: Command): Command {
   return cmd

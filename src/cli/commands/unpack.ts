@@ -8,7 +8,7 @@ import fs from "node:fs";
 import { type Command, Option } from "commander";
 import { OcigenError, shortDigest, wrapIo } from "../../errors.ts";
 import { Layout } from "../../oci/layout.ts";
-import { imageArg } from "../args.ts";
+import { collect, imageArg } from "../args.ts";
 import { checkLayerCount } from "../../oci/validate.ts";
 import { log } from "../../log.ts";
 import { type Progress, start as startProgress } from "../../progress.ts";
@@ -22,8 +22,6 @@ import { platformOption } from "../platform.ts";
 // converter are imported by the actions: registering the verbs stays cheap.
 
 type Opts = Record<string, unknown>;
-
-const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
 /**
  * Opens `--image` and resolves it for `--platform` (default: the host's);
