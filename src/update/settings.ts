@@ -17,6 +17,7 @@
  */
 import { shellSplit } from "../build/shellsplit.ts";
 import { checkExecutable } from "../generator/syntax.ts";
+import { BOOL } from "../generator/ini.ts";
 
 /**
  * Seconds a restarted service is watched when the settings say nothing.
@@ -55,7 +56,6 @@ export interface UpdateSettings {
  */
 export const UPDATE_KEYS: readonly string[] = ["AutoUpdate", "HealthCmd", "HealthTimeout"];
 
-const BOOL: Record<string, boolean> = { yes: true, true: true, on: true, "1": true, no: false, false: false, off: false, "0": false };
 
 /**
  * `cur` with one key applied; throws a plain Error (the settings parser adds
