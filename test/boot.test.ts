@@ -212,7 +212,7 @@ describe("boot suite: generated services on a booted systemd 252", { skip, timeo
 
     kase(B, "plain command (one-shot)", async () => {
       const unit = "bb.ref.oneshot.service";
-      const r = g.runToEnd(unit);
+      const r = g.runToEnd(unit, 120, /oneshot-ok version=v1/);
       assert.equal(r.exitStatus, 0, `exit status ${r.exitStatus}, want 0 (systemctl: ${r.stderr.trim()})\n${g.diagnose(unit)}`);
       assert.equal(r.waitStatus, 0, `systemctl start --wait ${unit}: ${r.stderr.trim()}`);
       assert.match(r.journal, /oneshot-ok version=v1/, r.journal);
