@@ -43,10 +43,12 @@ export { escapeNamePart, UNIT_NAME_MAX, unitBaseName, unitName } from "./generat
 export { checkLineValue, escapeSpecifiers, execLine, execWord, listWord } from "./generator/syntax.ts";
 export { type ImageInfo, imageCommand, renderUnit, type UnitInput } from "./generator/unit.ts";
 export { generate, type GeneratedUnit, type GenerateOptions, type GenerateResult, ocigenCommand } from "./generator/generate.ts";
-export { extract, type ExtractOptions, type ExtractResult, gcExtracts, type GcOptions as GcExtractsOptions, type GcResult as GcExtractsResult } from "./generator/extract.ts";
+export { extract, type ExtractOptions, type ExtractResult } from "./generator/extract.ts";
+export { gcExtracts, type GcOptions as GcExtractsOptions, type GcResult as GcExtractsResult } from "./generator/gc.ts";
 export { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, safeName, serviceRoot, serviceRunDir, volumeDir, volumeName } from "./generator/state.ts";
 export { type AtomicExports, readAtomicExports, renderAtomicTemplate } from "./generator/atomic.ts";
 export { storeRootfs, unitRootfs } from "./store/paths.ts";
+export { openStore, type Store, type StoreOptions } from "./store/index.ts";
 // Status and auto-update with rollback
 export { gatherStatus, type StatusOptions, type StatusReport, type UnitStatus } from "./status/status.ts";
 export { planUnits, update, type UnitUpdate, type UpdateOptions, type UpdateResult } from "./update/update.ts";
@@ -71,7 +73,7 @@ export { describeInflateError, WasmGunzip, wasmCrc32, wasmGunzipSync, type WasmI
 export { closeIdleWorkers, createGunzip, createHashingGunzip, type HashingDecoder, WORKER_MIN_BYTES, WorkerGunzip } from "./compress/inflate-worker.ts";
 // Bulk extraction and image benchmarks
 export { type BulkImage, type BulkMode, type BulkOptions, type BulkResult, defaultJobs, extractAll, formatBulk } from "./bulk/extract-all.ts";
-export { type ChainRecord, chainIds, readChainRecord, scanChainRecords, treeFingerprint, type TreeFingerprint } from "./bulk/chain.ts";
-export { copyTree, type CopyStats } from "./bulk/copy.ts";
+export { type ChainRecord, chainIds, readChainRecord, scanChainRecords, treeFingerprint, type TreeFingerprint } from "./store/chain.ts";
+export { copyTree, type CopyStats } from "./store/copy.ts";
 export { benchImages, formatImageBench, type ImageBench, type ImageBenchOptions, type ImageBenchResult } from "./bench/image.ts";
 export { have } from "./util/which.ts";

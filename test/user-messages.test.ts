@@ -18,7 +18,8 @@ import { acquireLock } from "../src/fs/lock.ts";
 import { copyTree } from "../src/build/copy.ts";
 import { buildFile } from "../src/build/build.ts";
 import { parseGeneratorConfig } from "../src/generator/config.ts";
-import { extract, gcExtracts } from "../src/generator/extract.ts";
+import { extract } from "../src/generator/extract.ts";
+import { gcExtracts } from "../src/generator/gc.ts";
 import { main, makeProgram } from "../src/cli/main.ts";
 import type { Command } from "commander";
 

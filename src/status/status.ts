@@ -179,7 +179,7 @@ export async function gatherStatus(opts: StatusOptions): Promise<StatusReport> {
   // extracted trees no unit uses: exactly what gc-extracts would remove from the store
   const unused: StatusReport["unused"] = [];
   try {
-    const { gcExtracts } = await import("../generator/extract.ts");
+    const { gcExtracts } = await import("../generator/gc.ts");
     const gc = await gcExtracts({ config: cfg, dryRun: true });
     const prefix = join(cfg.extractsDir, ".store") + "/";
     for (const p of gc.removed) {

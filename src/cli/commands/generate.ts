@@ -16,6 +16,7 @@ import { gcExtractsJson } from "../json.ts";
 import { addExtractAllOptions, extractAllCommand } from "./extract-all.ts";
 import { zstdWindowMaxOption } from "../zstd-window.ts";
 import { platformOption } from "../platform.ts";
+import { storeEnv } from "../store-env.ts";
 // The generator (generate.ts) and the extractor (extract.ts) are imported by
 // the actions that use them: `generate` runs at every boot and `extract`
 // before every unit start; neither should load what the other needs.
@@ -108,6 +109,7 @@ export function register(program: Command, _raw: Command): void {
         readOnly: Boolean(o.readOnly), reload: Boolean(o.reload), release: Boolean(o.release),
         platform: o.platform === undefined ? undefined : platformOption(o.platform),
         unpack: { zstdWindowMax: zstdWindowMax ?? config.zstdWindowMax },
+        lockTimeoutMs: storeEnv().lockTimeoutMs,
       });
       if (o.release) log.info(`${o.name}:${o.ref}: root released`);
       else log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}${r.root ? `, root ${r.root}` : ""}`);
@@ -120,7 +122,7 @@ export function register(program: Command, _raw: Command): void {
     .option("--dry-run", "only print what would be removed")
     .option("--json", "print what was (or would be) removed as JSON")
     .action(async (o: { config?: string; dryRun?: boolean; json?: boolean }) => {
-      const { gcExtracts } = await import("../../generator/extract.ts");
+      const { gcExtracts } = await import("../../generator/gc.ts");
       const { orphanVolumes, stopOrphans, systemdBooted } = await import("../../generator/orphans.ts");
       const cfg = loadGeneratorConfig(o.config);
       // running services whose tag or layout is gone are stopped first (their roots released), then collected
