@@ -1,7 +1,7 @@
 /**
  * `ocigen extract --name N --ref T`: what each generated unit's companion
  * `ocigen-extract@<unit>.service` runs before the service starts (see
- * unit.ts), and `ocigen gc-extracts`.
+ * unit.ts).
  *
  * extract resolves the tag (or, with `--manifest`, takes the manifest the
  * unit was generated for: a tag moved since then is served once it is
@@ -30,13 +30,7 @@
  * `--release` (the companion's ExecStop=) unmounts the root and drops its
  * writable layer.
  *
- * gc-extracts removes per-unit directories whose layout and tag are gone and
- * store entries that no unit and no current tag references; it skips
- * anything a broken layout might still need (the unit directories its
- * `current.json` — or, without one, its name — ties to that layout, and their
- * store entries), anything locked and the roots of running services,
- * collects everything else, removes the host accounts no kept unit needs,
- * and reports the broken layouts as errors. Volumes are never removed.
+ * `ocigen gc-extracts` is in ./gc.ts.
  *
  * @module
  */

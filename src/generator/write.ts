@@ -14,7 +14,7 @@
 import * as fs from "node:fs";
 import { dirname } from "node:path";
 import { wrapIo } from "../errors.ts";
-import { tempPath } from "../fs/atomic.ts";
+import { replaceEntry } from "../fs/atomic.ts";
 import type { GeneratedUnit } from "./plan.ts";
 
 /** What {@linkcode writeUnits} did. */
@@ -25,35 +25,6 @@ export interface WriteResult {
   errors: string[];
   /** True when the output directory could not be created (nothing was written). */
   noOutDir?: boolean;
-}
-
-/** Writes `text` to `path` through a temporary file in `dir` renamed into place. */
-function writeFileInto(dir: string, path: string, text: string): void {
-  const tmp = tempPath(dir);
-  try {
-    fs.writeFileSync(tmp, text, { mode: 0o644 });
-    fs.renameSync(tmp, path);
-  } catch (e) {
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch { /* ignore */ }
-    throw e;
-  }
-}
-
-/** Points the symlink `link` at `target` through a temporary link in `dir` renamed into place. */
-function linkInto(dir: string, link: string, target: string): void {
-  const tmp = tempPath(dir);
-  try {
-    fs.mkdirSync(dirname(link), { recursive: true });
-    fs.symlinkSync(target, tmp);
-    fs.renameSync(tmp, link);
-  } catch (e) {
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch { /* ignore */ }
-    throw e;
-  }
 }
 
 /**
@@ -77,15 +48,17 @@ export function writeUnits(units: readonly GeneratedUnit[], outDir: string): Wri
   for (const u of units) {
     try {
       // The extract unit first: the service requires it.
-      writeFileInto(outDir, u.extractUnit.path, u.extractUnit.text);
-      writeFileInto(outDir, u.path, u.text);
+      for (const [path, text] of [[u.extractUnit.path, u.extractUnit.text], [u.path, u.text]]) {
+        replaceEntry(path, (tmp) => fs.writeFileSync(tmp, text, { mode: 0o644 }), outDir);
+      }
     } catch (e) {
       errors.push(`unit ${u.unit}: ${wrapIo(e, "write", outDir).message}`);
       continue;
     }
     if (u.wantsLink) {
       try {
-        linkInto(outDir, u.wantsLink, `../${u.unit}`);
+        fs.mkdirSync(dirname(u.wantsLink), { recursive: true });
+        replaceEntry(u.wantsLink, (tmp) => fs.symlinkSync(`../${u.unit}`, tmp), outDir);
       } catch (e) {
         errors.push(`unit ${u.unit}: ${wrapIo(e, "link", u.wantsLink).message}`);
       }

@@ -18,9 +18,9 @@
  * @module
  */
 import * as fs from "node:fs";
-import { dirname, relative } from "node:path";
+import { relative } from "node:path";
 import { shortDigest, wrapIo } from "../errors.ts";
-import { tempPath } from "../fs/atomic.ts";
+import { replaceEntry } from "../fs/atomic.ts";
 import { log } from "../log.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import { checkLayerCount } from "../oci/validate.ts";
@@ -88,14 +88,9 @@ function readlinkOrNull(p: string): string | null {
 
 /** Replaces the symlink at `link` by one to `target`, atomically. */
 function relink(link: string, target: string): void {
-  const tmp = tempPath(dirname(link));
   try {
-    fs.symlinkSync(target, tmp);
-    fs.renameSync(tmp, link);
+    replaceEntry(link, (tmp) => fs.symlinkSync(target, tmp));
   } catch (e) {
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch { /* ignore */ }
     throw wrapIo(e, "replace symlink", link);
   }
 }
