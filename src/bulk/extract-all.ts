@@ -27,7 +27,6 @@
  *
  * @module
  */
-import * as fs from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";

@@ -37,7 +37,7 @@
 import * as fs from "node:fs";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { OcigenError, shortDigest } from "../errors.ts";
+import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { writeFileAtomic } from "../fs/atomic.ts";
 import { log } from "../log.ts";
 import { Layout, type ResolvedImage } from "../oci/layout.ts";
@@ -269,7 +269,11 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   } else {
     log.info(`${where}: ${link} is current (${shortDigest(manifest)})`);
   }
-  if ((fs.statSync(udir).mode & 0o777) !== st.mode) fs.chmodSync(udir, st.mode);
+  try {
+    if ((fs.statSync(udir).mode & 0o777) !== st.mode) fs.chmodSync(udir, st.mode);
+  } catch (e) {
+    throw wrapIo(e, "close the unit directory", udir);
+  }
 
   // The user: resolved in the image's own files; its ids checked against the unit's.
   let ids: ResolvedUser = { uid: 0, gid: 0 };
