@@ -12,7 +12,8 @@ import { type TarEntryHeader, decodeHeader, encodeHeader, parseNumeric, setCheck
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
 import { encodePax, parsePax } from "../src/tar/pax.ts";
 import { CollectSink, concatBytes } from "../src/stream/sink.ts";
-import { GzipDecoder, ZstdDecoder, createDecoder } from "../src/compress/index.ts";
+import { GzipDecoder, ZstdDecoder } from "../src/compress/index.ts";
+import { createDecoder } from "../src/layer/decoder.ts";
 import { LayerDecompressStream, TarStream, UntarStream, type TarEvent } from "../src/tar/web.ts";
 import { have, sha256, tmpdir } from "./layer-fixtures.ts";
 
