@@ -42,7 +42,8 @@ export { defaultGeneratorConfig, type GeneratorConfig, type LayoutSettings, layo
 export { type Discovery, discoverLayouts, type FoundLayout } from "./generator/discover.ts";
 export { escapeNamePart, UNIT_NAME_MAX, unitBaseName, unitName } from "./generator/naming.ts";
 export { checkLineValue, escapeSpecifiers, execLine, execWord, listWord } from "./generator/syntax.ts";
-export { type ImageInfo, imageCommand, renderUnit, type UnitInput } from "./generator/unit.ts";
+export { type ImageInfo, renderUnit, type UnitInput } from "./generator/unit.ts";
+export { imageCommand } from "./generator/service.ts";
 export { generate, type GeneratedUnit, type GenerateOptions, type GenerateResult, ocigenCommand } from "./generator/generate.ts";
 export { extract, type ExtractOptions, type ExtractResult, gcExtracts, type GcOptions as GcExtractsOptions, type GcResult as GcExtractsResult } from "./generator/extract.ts";
 export { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, safeName, serviceRoot, serviceRunDir, volumeDir, volumeName } from "./generator/state.ts";
