@@ -47,12 +47,12 @@ export { imageCommand } from "./generator/service.ts";
 export { generate, type GeneratedUnit, type GenerateOptions, type GenerateResult, ocigenCommand } from "./generator/generate.ts";
 export { extract, type ExtractOptions, type ExtractResult, gcExtracts, type GcOptions as GcExtractsOptions, type GcResult as GcExtractsResult } from "./generator/extract.ts";
 export { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, safeName, serviceRoot, serviceRunDir, volumeDir, volumeName } from "./generator/state.ts";
-export { type AtomicExports, readAtomicExports, renderAtomicTemplate } from "./generator/atomic.ts";
+export { type AtomicExports, readAtomicExports, renderAtomicTemplate } from "./generator/atomic-template.ts";
 export { storeRootfs, unitRootfs } from "./store/paths.ts";
 // Status and auto-update with rollback
 export { gatherStatus, type StatusOptions, type StatusReport, type UnitStatus } from "./status/status.ts";
 export { planUnits, update, type UnitUpdate, type UpdateOptions, type UpdateResult } from "./update/update.ts";
-export { DEFAULT_STATE_DIR, listPins, type Pin, readPin, readRecord, removePin, type UpdateEvent, type UpdateRecord, writePin } from "./update/state.ts";
+export { DEFAULT_STATE_DIR, listPins, type Pin, readPin, readRecord, removePin, type UpdateEvent, type UpdateRecord, writePin } from "./generator/update-state.ts";
 export { processRunner, type Runner, type RunResult as CommandResult } from "./update/systemd.ts";
 // Unpack engine: byte pipeline, tar, decompression, layer application
 export { type ByteSink, CollectSink, concatBytes, pumpStream, pushAll, TeeSink } from "./stream/sink.ts";
