@@ -6,7 +6,7 @@
  * must hold ` #` is double-quoted); `[section]` headers; `key = value`
  * (spaces around `=` ignored, keys case-insensitive). Keys before any
  * section header belong to `[system]` (the old generator's section-less
- * form, seed 000). Unknown keys are warned about and ignored; invalid values
+ * form). Unknown keys are warned about and ignored; invalid values
  * are errors naming the file and line.
  *
  * ```
