@@ -47,7 +47,7 @@ export function parseCompression(s: string | undefined): Compression | "auto" {
  * @example
  * ```ts
  * const gz = encodeStream("gzip", tarChunks());
- * await layout.writeBlob(gz, "application/vnd.oci.image.layer.v1.tar+gzip");
+ * await layout.writeBlob(gz, layerMediaType("gzip")); // layerMediaType: src/oci/media-type.ts
  * ```
  */
 export function encodeStream(c: Compression, source: AsyncIterable<Uint8Array>, level?: number): AsyncIterable<Uint8Array> {
