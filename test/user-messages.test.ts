@@ -15,8 +15,8 @@ import { checkLayerCount, validateConfig, validateIndex, validateManifest } from
 import { Layout } from "../src/oci/layout.ts";
 import { parseIdMap } from "../src/layer/idmap.ts";
 import { acquireLock } from "../src/fs/lock.ts";
-import { copyTree } from "../src/build/copy.ts";
-import { buildFile } from "../src/build/build.ts";
+import { copyTree } from "../src/recipe/copy.ts";
+import { buildFile } from "../src/recipe/build.ts";
 import { parseGeneratorConfig } from "../src/generator/config.ts";
 import { extract } from "../src/generator/extract.ts";
 import { gcExtracts } from "../src/generator/gc.ts";

@@ -26,7 +26,7 @@ import type { ResolvedImage } from "../oci/layout.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
 import { imagePlatform, settingsForTag } from "../generator/settings.ts";
 import { extract, openNamedLayout } from "../generator/extract.ts";
-import { unitUser } from "../generator/unit.ts";
+import { unitUser } from "../generator/service.ts";
 import type { UnpackOptions } from "../layer/unpack.ts";
 import { chainIds, writeChainRecordFile } from "../store/chain.ts";
 import type { CopyMode } from "../store/copy.ts";

@@ -20,9 +20,9 @@ import { selectTags } from "./tags.ts";
 import { discoverLayouts } from "./discover.ts";
 import { unitBaseName } from "./naming.ts";
 import { openStore } from "../store/index.ts";
-import { readAtomicExports } from "./atomic.ts";
+import { readAtomicExports } from "./atomic-template.ts";
 import { log } from "../log.ts";
-import { applyPin } from "../update/pin.ts";
+import { applyPin } from "./pin.ts";
 import type { LayoutInput, TagInput } from "./plan.ts";
 
 /** What {@linkcode readInputs} found. */

@@ -32,7 +32,7 @@ import { extractUnitName } from "./naming.ts";
 import { unitDir } from "../store/paths.ts";
 import { DEFAULT_VOLUMES_DIR } from "./state.ts";
 import { containerId, extractArgv, type ImageInfo, releaseArgv, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
-import { addMissingDirectives, type AtomicExports, atomicVariables, renderAtomicTemplate } from "./atomic.ts";
+import { addMissingDirectives, type AtomicExports, atomicVariables, renderAtomicTemplate } from "./atomic-template.ts";
 import { checkLineValue, checkUnitLines, listWord } from "./syntax.ts";
 import { BOOL } from "./ini.ts";
 
@@ -55,7 +55,7 @@ export interface GeneratedUnit {
   manifest: string;
   /** The manifest the tag names now. */
   tagManifest: string;
-  /** The pin `ocigen update` set after a failed update, while it holds (src/update/state.ts). */
+  /** The pin `ocigen update` set after a failed update, while it holds (src/generator/update-state.ts). */
   pin?: { manifest: string; from: string; at: string; reason: string };
 }
 
