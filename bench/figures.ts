@@ -207,7 +207,7 @@ export async function runFigures(opts: FiguresOptions = {}): Promise<FiguresResu
   const want = (id: string) => !opts.only?.length || opts.only.some((p) => id.startsWith(p));
   const sz = (full: number, floor: number) => Math.max(floor, Math.round(full * factor * 10) / 10);
   const sizes = {
-    bigMB: sz(550, 3),
+    bigMB: sz(480, 3),
     smallMB: sz(2, 1),
     mediumMB: sz(50, 2),
     hugeMB: sz(2048, 8),

@@ -40,7 +40,7 @@ export function register(program: Command, _raw: Command): void {
     .description("the speed figures (unpack, small images, RSS, generate, insert/repack, zstd), each against its baseline in the same run")
     .option("--json", "print the results as JSON")
     .option("--quick", "tiny sizes and one run: checks the harness, the figures mean nothing")
-    .option("--factor <f>", "multiply every size by this (default 1: a 550 MB image, a 2 GB layer, a 170 MB tree, 200 layouts)")
+    .option("--factor <f>", "multiply every size by this (default 1: a 530 MB image, a 2 GB layer, a 170 MB tree, 200 layouts)")
     .option("--runs <n>", "runs per case (the best is kept; default 3, --quick 1)")
     .option("--only <ids>", "only the figures whose id starts with one of these (comma-separated: unpack,small,medium,rss,generate,insert,repack,zstd)")
     .option("--dir <dir>", "where to generate (and cache) the bench images (default $TMPDIR)")
