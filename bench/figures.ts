@@ -312,7 +312,7 @@ export async function runFigures(opts: FiguresOptions = {}): Promise<FiguresResu
       // small cases are quick and noisy: more runs
       const m = interleave(cases, Math.max(runs, quick ? 1 : 10));
       const get = (k: string) => (idx[k] === undefined ? undefined : m[idx[k]]);
-      const base = { id: "small.node", figure: "unpack, ~2 MB image, Node, vs node -e 0 + 1.5x umoci", goal: "<= node0 + 1.5 umoci (>= 1x)", min: 1 };
+      const base = { id: "small.node", figure: "unpack, ~2 MB image, Node, vs node -e 0 + 1.5x umoci", goal: "<= that sum (>= 1x)", min: 1 };
       const u = get("umoci"), n0 = get("node0");
       if (!run.node.cmd) skip({ ...base, unit: "x" }, `Node: ${run.node.skipped}`);
       else if (!u) skip({ ...base, unit: "x" }, "umoci not installed");
