@@ -38,7 +38,7 @@ import { discoverLayouts } from "../generator/discover.ts";
 import { imagePlatform, settingsForLayout } from "../generator/settings.ts";
 import { selectTags } from "../generator/tags.ts";
 import { checkImagePlatform } from "../oci/platform.ts";
-import { openStore, type Store } from "../store/index.ts";
+import { type ChainRecord, openStore, type Store } from "../store/index.ts";
 import { removeTree, type UnpackOptions } from "../layer/unpack.ts";
 import { deadRunEntries, makeTempTree } from "../fs/temp-tree.ts";
 import { progress as progressApi } from "../progress.ts";
@@ -236,9 +236,9 @@ async function plan(cfg: GeneratorConfig, store: Store): Promise<{ planned: Plan
  * Chooses a source for every image still to extract (see the module docs);
  * returns the chain jobs to build first.
  */
-function planReuse(planned: Planned[], store: Store, rootless: boolean, bulkDir: string, firstId: number): ChainJob[] {
+function planReuse(planned: Planned[], store: Store, records: readonly ChainRecord[], rootless: boolean, bulkDir: string, firstId: number): ChainJob[] {
   const byChain = new Map<string, string>(); // full chain id -> manifest with a usable record
-  for (const r of store.chainRecords()) {
+  for (const r of records) {
     if (r.rootless === rootless && r.chain_ids.length > 0) byChain.set(r.chain_ids[r.chain_ids.length - 1], r.manifest);
   }
   const todo = planned.filter((p) => !p.stored && p.chain.length > 0).sort((a, b) => a.chain.length - b.chain.length || a.job.id - b.job.id);
@@ -325,7 +325,7 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
   const bulkDir = join(store.ensure(), `.bulk-${process.pid}-${randomBytes(4).toString("hex")}`);
   const canCopy = haveGnuCp() || haveXattrTools();
   if (reuse && !canCopy) log.info("neither GNU cp nor getfattr/setfattr found: every image is unpacked from its layers (trees cannot be copied with their xattrs)");
-  const chainJobs = reuse && canCopy ? planReuse(planned, store, rootless, bulkDir, planned.length) : [];
+  const chainJobs = reuse && canCopy ? planReuse(planned, store, await store.chainRecords(), rootless, bulkDir, planned.length) : [];
   // Order: chain jobs, then images by chain length (sources before their users), current ones first.
   const order: Job[] = [
     ...planned.filter((p) => p.stored).map((p) => p.job),

@@ -96,21 +96,6 @@ function relink(link: string, target: string): void {
 }
 
 /**
- * True when the store holds the rootfs of `manifest` and, with `link`, the
- * unit's link points at it: {@linkcode extractIfMissing} would do nothing.
- *
- * @example
- * ```ts
- * isCurrent("/var/lib/oci/extracts", manifest, "busybox.ref.latest");
- * ```
- */
-export function isCurrent(extractsDir: string, manifest: string, link?: string): boolean {
-  const store = storeRootfs(extractsDir, manifest);
-  if (!lstatOrNull(store)?.isDirectory()) return false;
-  return link === undefined || readlinkOrNull(unitRootfs(extractsDir, link)) === relative(unitDir(extractsDir, link), store);
-}
-
-/**
  * Makes sure the store holds the rootfs of `img` (and, with `link`, that the
  * unit's link points at it); see the module docs.
  *

@@ -12,7 +12,6 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
 import type { LockHandle } from "../fs/lock.ts";
@@ -31,24 +30,6 @@ export interface GcEntriesResult {
   removed: string[];
   /** Removals that failed, each naming the path. */
   errors: string[];
-}
-
-/**
- * The manifest digest whose store rootfs `path` is
- * (`EXTRACTS/.store/<alg>/<hex>/rootfs`, absolute), else null: what a unit's
- * `rootfs` link or a mounted service root's lower directory refers to.
- *
- * @example
- * ```ts
- * storeDigestOf("/x", "/x/.store/sha256/abc…/rootfs"); // "sha256:abc…"
- * storeDigestOf("/x", "/elsewhere"); // null
- * ```
- */
-export function storeDigestOf(extractsDir: string, path: string): string | null {
-  const prefix = join(extractsDir, ".store") + "/";
-  if (!path.startsWith(prefix)) return null;
-  const rel = path.slice(prefix.length).split("/");
-  return rel.length === 3 && rel[2] === "rootfs" ? `${rel[0]}:${rel[1]}` : null;
 }
 
 /**

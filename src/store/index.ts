@@ -13,24 +13,26 @@
  * - gc.ts: removing entries nobody uses.
  *
  * Settings come in as {@linkcode StoreOptions} (built in src/cli from flags,
- * config file and environment); nothing here reads the environment.
+ * config file and environment); nothing here reads the environment. Only
+ * paths.ts is loaded with this module (the generator, at every boot, asks
+ * only where rootfs live); the rest is loaded when first used.
  *
  * @module
  */
 import type { LockHandle } from "../fs/lock.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import type { UnpackOptions } from "../layer/unpack.ts";
-import { type ChainRecord, scanChainRecords } from "./chain.ts";
+import type { ChainRecord } from "./chain.ts";
 import type { CopyMode } from "./copy.ts";
-import { extractIfMissing, type ExtractIfMissingOptions, type ExtractIfMissingResult, isCurrent } from "./extract.ts";
-import { gcEntries, type GcEntriesOptions, type GcEntriesResult, storeDigestOf } from "./gc.ts";
-import { type LockPurpose, lockEntry, STORE_LOCK_TIMEOUT_MS } from "./lock.ts";
-import { ensureStore, STORE_MODE, storeDigests, storeDir, storeRootfs, unitDir, unitRootfs } from "./paths.ts";
+import type { ExtractIfMissingOptions, ExtractIfMissingResult } from "./extract.ts";
+import type { GcEntriesOptions, GcEntriesResult } from "./gc.ts";
+import type { LockPurpose } from "./lock.ts";
+import { ensureStore, isCurrent, STORE_MODE, storeDigestOf, storeDigests, storeDir, storeRootfs, unitDir, unitRootfs } from "./paths.ts";
 import type { ReuseSource } from "./reuse.ts";
 
 /** Settings of a store (see the module docs). */
 export interface StoreOptions {
-  /** How long to wait for an entry's lock, ms (default {@linkcode STORE_LOCK_TIMEOUT_MS}). */
+  /** How long to wait for an entry's lock, ms (default one hour, `STORE_LOCK_TIMEOUT_MS` of ./lock.ts). */
   lockTimeoutMs?: number;
   /** How reused trees are copied (default "auto": GNU cp when present). */
   copyMode?: CopyMode;
@@ -67,7 +69,7 @@ export interface Store {
   /** Extract-if-missing (./extract.ts); the store's settings are the defaults of `opts`. */
   extractIfMissing(layout: Layout, img: ResolvedImage, opts: ExtractIfMissingOptions): Promise<ExtractIfMissingResult>;
   /** The verified chain records of the entries (what reuse may start from). */
-  chainRecords(): ChainRecord[];
+  chainRecords(): Promise<ChainRecord[]>;
   /** The entry of `manifest` as a reuse source, or null (./reuse.ts). */
   reuseSource(manifest: string, rootless: boolean): Promise<ReuseSource | null>;
   /** Removes the entries of manifests not in `inUse` (./gc.ts). */
@@ -86,7 +88,7 @@ export interface Store {
  * ```
  */
 export function openStore(root: string, opts: StoreOptions = {}): Store {
-  const lockTimeoutMs = opts.lockTimeoutMs ?? STORE_LOCK_TIMEOUT_MS;
+  const lockTimeoutMs = opts.lockTimeoutMs; // undefined: ./lock.ts's default
   return {
     root,
     mode: STORE_MODE,
@@ -99,19 +101,19 @@ export function openStore(root: string, opts: StoreOptions = {}): Store {
     isCurrent: (m, link) => isCurrent(root, m, link),
     digests: () => storeDigests(root),
     digestOf: (p) => storeDigestOf(root, p),
-    lock: (m, purpose) => lockEntry(root, m, purpose, purpose === "gc" ? 0 : lockTimeoutMs),
-    extractIfMissing: (layout, img, o) =>
-      extractIfMissing(root, layout, img, {
+    lock: async (m, purpose) => (await import("./lock.ts")).lockEntry(root, m, purpose, purpose === "gc" ? 0 : lockTimeoutMs),
+    extractIfMissing: async (layout, img, o) =>
+      (await import("./extract.ts")).extractIfMissing(root, layout, img, {
         ...o,
         lockTimeoutMs: o.lockTimeoutMs ?? lockTimeoutMs,
         copyMode: o.copyMode ?? opts.copyMode,
         unpack: o.unpack ?? opts.unpack,
       }),
-    chainRecords: () => scanChainRecords(root),
+    chainRecords: async () => (await import("./chain.ts")).scanChainRecords(root),
     reuseSource: async (m, rootless) => (await import("./reuse.ts")).storeSource(root, m, rootless),
-    gc: (inUse, o) => gcEntries(root, inUse, o),
+    gc: async (inUse, o) => (await import("./gc.ts")).gcEntries(root, inUse, o),
   };
 }
 
-export { STORE_LOCK_TIMEOUT_MS, STORE_MODE };
+export { STORE_MODE };
 export type { ChainRecord, CopyMode, ExtractIfMissingOptions, ExtractIfMissingResult, GcEntriesOptions, GcEntriesResult, LockPurpose, ReuseSource };
