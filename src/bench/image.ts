@@ -48,6 +48,8 @@ export interface ImageBenchOptions {
   runs?: number;
   /** Skip umoci and tar. */
   noTools?: boolean;
+  /** Where to look for umoci and tar (the settings' `path`; default the FHS directories). */
+  path?: string;
   /** Progress lines. */
   log?: (m: string) => void;
 }
@@ -173,7 +175,7 @@ async function benchOne(layout: Layout, img: ResolvedImage, label: string, layou
   if (!o.noTools) {
     const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const tool = (name: string, need: string[], cmd: () => string, mk: boolean) => {
-      const missing = need.find((t) => !have(t));
+      const missing = need.find((t) => !have(t, o.path));
       if (missing) {
         tools.push({ name, skipped: `${missing} not installed` });
         return;

@@ -48,7 +48,7 @@ export interface WorkerOptions {
 export function workerCommand(): string[] | null {
   const script = process.argv[1] ?? "";
   if (process.env.OCIGEN_SELF || isSea() || /^ocigen(-generator)?(\.[cm]?js|\.ts)?$/.test(basename(script)) || /src\/main\.ts$/.test(script)) {
-    return selfCommand();
+    return selfCommand(process.env.OCIGEN_SELF);
   }
   // Sources (tests, library use from the sources): run src/main.ts.
   let main: string;

@@ -9,12 +9,16 @@
  *   refuses it, so that `--layout L:T` is never silently a directory named
  *   `L:T`).
  * - `--no-history` excludes every `--history.*` option.
+ * - `--uid-map`/`--gid-map` (repeatable `CONTAINER:HOST[:SIZE]`): declared
+ *   once here for every verb that takes them, parsed into id mappings.
  *
  * These are usage errors (`EUSAGE`), raised before anything is read or written.
  *
  * @module
  */
+import type { Command } from "commander";
 import { OcigenError } from "../errors.ts";
+import { type IdMapping, parseIdMap } from "../layer/idmap.ts";
 import { parseImageRef } from "../oci/layout.ts";
 import { validateTag } from "../oci/refname.ts";
 
@@ -97,4 +101,34 @@ export function tagArg(o: { tag?: unknown }): string | undefined {
   if (o.tag === undefined) return undefined;
   validateTag(String(o.tag));
   return String(o.tag);
+}
+
+/**
+ * Adds the repeatable `--uid-map` and `--gid-map CONTAINER:HOST[:SIZE]`
+ * options to `cmd` (`help`: what a mapping does for this verb; the default
+ * is the unpack verbs' wording).
+ *
+ * @example
+ * ```ts
+ * addIdMapOptions(program.command("unpack")).action((o) => idMapArgs(o));
+ * ```
+ */
+export function addIdMapOptions(
+  cmd: Command,
+  help: { uid: string; gid: string } = { uid: "uid mapping to use (size defaults to 1; repeatable)", gid: "gid mapping to use (size defaults to 1; repeatable)" },
+): Command {
+  return cmd.option("--uid-map <container:host[:size]>", help.uid, collect).option("--gid-map <container:host[:size]>", help.gid, collect);
+}
+
+/**
+ * The mappings given with the options {@linkcode addIdMapOptions} adds (none: empty lists).
+ *
+ * @example
+ * ```ts
+ * idMapArgs({ uidMap: ["0:1000:1"] }); // { uidMap: [{ containerID: 0, hostID: 1000, size: 1 }], gidMap: [] }
+ * ```
+ */
+export function idMapArgs(o: { uidMap?: unknown; gidMap?: unknown }): { uidMap: IdMapping[]; gidMap: IdMapping[] } {
+  const list = (v: unknown) => ((v as string[] | undefined) ?? []).map(parseIdMap);
+  return { uidMap: list(o.uidMap), gidMap: list(o.gidMap) };
 }

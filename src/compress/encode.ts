@@ -9,8 +9,8 @@
  *   gzip header carries mtime 0, no name, OS 3 (Unix), and block boundaries
  *   depend only on the input. Native zlib builds differ (Node's bundled zlib
  *   and Deno's compress the same bytes differently), so for layers that must
- *   be byte-identical on any runtime and machine set `OCIGEN_GZIP=portable`:
- *   fflate's pure-JS deflate (single-threaded, much slower). diff_ids never
+ *   be byte-identical on any runtime and machine pass `gzip: "portable"`
+ *   (the command line does for `OCIGEN_GZIP=portable`): fflate's pure-JS deflate (single-threaded, much slower). diff_ids never
  *   depend on the compressor.
  * - zstd: `node:zlib` zstd when the runtime has it, else the `zstd` command
  *   (`zstd -q -c -3 -T1`, single-threaded so output is deterministic); a clear
@@ -72,6 +72,17 @@ export function layerMediaType(c: Compression): string {
   return c === "gzip" ? MediaType.LayerGzip : c === "zstd" ? MediaType.LayerZstd : MediaType.Layer;
 }
 
+/** The gzip writer: parallel native deflate, or fflate's (the same bytes on every runtime). */
+export type GzipMode = "parallel" | "portable";
+
+/** Options of {@linkcode encodeStream}. */
+export interface EncodeOptions {
+  /** Compression level (default: the compressor's). */
+  level?: number;
+  /** gzip writer (default `parallel`). */
+  gzip?: GzipMode;
+}
+
 /**
  * Compresses an async byte stream.
  *
@@ -81,10 +92,11 @@ export function layerMediaType(c: Compression): string {
  * await layout.writeBlob(gz, layerMediaType("gzip"));
  * ```
  */
-export function encodeStream(c: Compression, source: AsyncIterable<Uint8Array>, level?: number): AsyncIterable<Uint8Array> {
+export function encodeStream(c: Compression, source: AsyncIterable<Uint8Array>, opts: EncodeOptions = {}): AsyncIterable<Uint8Array> {
+  const { level } = opts;
   if (c === "none") return source;
   if (c === "gzip") {
-    if (globalThis.process?.env?.OCIGEN_GZIP === "portable") return portableGzip(source, level ?? 6);
+    if (opts.gzip === "portable") return portableGzip(source, level ?? 6);
     return parallelGzip(source, { level });
   }
   return zstdCompressStream(source, level);

@@ -112,7 +112,7 @@ function enabled(cfg: GeneratorConfig, settings: LayoutSettings, img: ImageInfo,
  */
 export function ocigenCommand(cfg: GeneratorConfig, env: Record<string, string | undefined> = process.env): string[] {
   if (cfg.ocigen) return [cfg.ocigen];
-  return selfCommand(env).map((a) => {
+  return selfCommand(env.OCIGEN_SELF).map((a) => {
     if (!a.startsWith("/") || !/^ocigen-generator/.test(basename(a))) return a;
     try {
       return fs.realpathSync(a);

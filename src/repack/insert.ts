@@ -12,7 +12,7 @@ import type { Layout } from "../oci/layout.ts";
 import path from "node:path";
 import { comparePaths, encodeXattrs, entryFromStat, scanTree } from "../bundle/scan.ts";
 import { readPathsXattrs, readTreeXattrsAsync } from "../bundle/xattr.ts";
-import { type Compression, resolveCompression } from "../compress/encode.ts";
+import { type Compression, type GzipMode, resolveCompression } from "../compress/encode.ts";
 import { type LayerItem, type LayerWriteOptions, type WrittenLayer, writeLayer, writeLayerFromTar } from "./layer-writer.ts";
 import process from "node:process";
 import type { IdMapping } from "../layer/idmap.ts";
@@ -31,7 +31,10 @@ export interface AddLayerOptions {
   history?: HistoryOptions;
   /** Layer compression; `auto`: that of the image's last layer. Default gzip. */
   compression?: Compression | "auto";
+  /** Clamp mtimes and date the history entry (seconds; the command line passes $SOURCE_DATE_EPOCH). */
   sourceDateEpoch?: number;
+  /** gzip writer (default `parallel`). */
+  gzip?: GzipMode;
   /** insert: host uid/gid -> image uid/gid of the inserted files (umoci's `--uid-map`/`--gid-map`, read host to container). */
   uidMap?: IdMapping[];
   gidMap?: IdMapping[];
@@ -76,7 +79,10 @@ async function compressionFor(layout: Layout, opts: AddLayerOptions): Promise<Co
 
 async function commit(layout: Layout, opts: AddLayerOptions, layer: WrittenLayer, history: HistoryOptions): Promise<Descriptor> {
   const img = await layout.resolve(opts.tag);
-  const r = await commitLayer(layout, { manifest: img.manifest, config: img.config as ImageConfig }, layer, history);
+  const r = await commitLayer(layout, { manifest: img.manifest, config: img.config as ImageConfig }, layer, {
+    ...history,
+    sourceDateEpoch: history.sourceDateEpoch ?? opts.sourceDateEpoch,
+  });
   await layout.setTag(opts.newTag ?? opts.tag, r.manifestDescriptor);
   return r.manifestDescriptor;
 }
@@ -181,7 +187,7 @@ export async function insertPath(
     }
   }
   return await layout.withLock(async () => {
-    const layer = await writeLayer(layout, items, await compressionFor(layout, opts), { sourceDateEpoch: opts.sourceDateEpoch, ...insertOwners(opts, items) });
+    const layer = await writeLayer(layout, items, await compressionFor(layout, opts), { sourceDateEpoch: opts.sourceDateEpoch, gzip: opts.gzip, ...insertOwners(opts, items) });
     return await commit(layout, opts, layer, { created_by: `ocigen insert ${"/" + (t === "." ? "" : t)}`, ...opts.history });
   });
 }
@@ -204,6 +210,7 @@ export async function insertWhiteout(layout: Layout, target: string, opts: AddLa
   return await layout.withLock(async () => {
     const layer = await writeLayer(layout, [{ kind: "whiteout", name: whiteoutName(t), mtime }], await compressionFor(layout, opts), {
       sourceDateEpoch: opts.sourceDateEpoch,
+      gzip: opts.gzip,
     });
     return await commit(layout, opts, layer, { created_by: `ocigen insert --whiteout /${t}`, ...opts.history });
   });
@@ -239,7 +246,7 @@ export async function addTarLayer(layout: Layout, tarFile: string, opts: AddLaye
   }
   return await layout.withLock(async () => {
     const tar = fs.createReadStream(tarFile, { highWaterMark: 1 << 20 });
-    const layer = await writeLayerFromTar(layout, tar, await compressionFor(layout, opts));
+    const layer = await writeLayerFromTar(layout, tar, await compressionFor(layout, opts), { gzip: opts.gzip });
     return await commit(layout, opts, layer, { created_by: "ocigen raw add-layer", ...opts.history });
   });
 }

@@ -10,7 +10,8 @@ import process from "node:process";
 import { type Command, Option } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { log } from "../../log.ts";
-import { loadGeneratorConfig } from "../../generator/config.ts";
+import { generatorConfig } from "../generator-config.ts";
+import { settings } from "../context.ts";
 import type { BulkMode } from "../../bulk/extract-all.ts";
 import { extractAllJson } from "../json.ts";
 // bulk/extract-all.ts and bulk/workers.ts (and through them the unpack engine) are
@@ -56,7 +57,7 @@ export function addExtractAllOptions(cmd: Command): Command {
  * ```
  */
 export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
-  const config = loadGeneratorConfig(o.config);
+  const config = generatorConfig(o.config);
   if (o.bulkWorker) {
     await (await import("../../bulk/workers.ts")).workerMain(config);
     return;
@@ -69,7 +70,10 @@ export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   }
   const mode = o.bulkMode as BulkMode | undefined;
   if (mode !== undefined && mode !== "process" && mode !== "inline") throw new OcigenError("EUSAGE", `--bulk-mode must be process or inline`);
-  const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config, unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax } });
+  const r = await extractAll({
+    config, jobs, reuse: o.reuse !== false, mode, configPath: o.config,
+    unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax, lookahead: settings().lookahead },
+  });
   for (const e of r.errors) log.error(e);
   process.stdout.write((o.json ? JSON.stringify(extractAllJson(r)) : formatBulk(r)) + "\n");
   if (r.failed.length > 0) {
