@@ -58,13 +58,12 @@ import process from "node:process";
 import { invokedAsGenerator, pinnedSelf } from "./install/self.ts";
 import { DEFAULT_PATH } from "./util/which.ts";
 import type { GzipMode } from "./compress/encode.ts";
+import type { IsolationChoice } from "./recipe/sandbox.ts";
 
 /** Where gzip layers are inflated: chosen per layer (`auto`), or forced. */
 export type InflateMode = "auto" | "wasm" | "worker" | "js";
 /** How bulk extraction copies shared trees: GNU `cp` when present (`auto`), or the JavaScript copier. */
 export type CopyMode = "auto" | "js";
-/** The isolation of recipe `run` scripts: probed (`auto`) or forced (`none`: refuse to run). */
-export type IsolationChoice = "auto" | "bwrap" | "unshare" | "chroot" | "none";
 
 /** Every setting ocigen takes from its environment (see the module docs). */
 export interface Settings {

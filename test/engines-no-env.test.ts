@@ -39,8 +39,6 @@ const PENDING = [
   "bulk/copy.ts",
   "bulk/workers.ts",
   "compress/inflate-worker.ts",
-  "build/sandbox.ts",
-  "build/build.ts",
 ];
 
 /** Suites that drive the engines in this process (layout, tar, unpack, repack, generator, store, bulk, status, update, recipes). */
@@ -64,7 +62,7 @@ const SUITES = [
   "unpack.test.ts",
   "unpack-pipeline.test.ts",
   "security-unpack.test.ts",
-  "build.test.ts",
+  "recipe-build.test.ts",
 ].map((f) => path.join("test", f));
 
 /** Runs `node --import GUARD <args>` in `cwd` with `env` added. */
