@@ -248,7 +248,7 @@ export async function benchImages(o: ImageBenchOptions): Promise<ImageBenchResul
       for (const tag of await l.listTags()) targets.push({ dir, tag, label: `${name}:${tag}` });
     }
   }
-  if (targets.length === 0) throw new OcigenError("EUSAGE", "bench: no image (give --image LAYOUT:TAG or --layout-dir DIR with tagged layouts)");
+  if (targets.length === 0) throw new OcigenError("ENOTAG", "bench: no image (give --image LAYOUT:TAG or --layout-dir DIR with tagged layouts)");
   const target = resolve(o.targetDir ?? os.tmpdir());
   let work: string;
   try {

@@ -12,7 +12,9 @@
  * - `--uid-map`/`--gid-map` (repeatable `CONTAINER:HOST[:SIZE]`): declared
  *   once here for every verb that takes them, parsed into id mappings.
  *
- * These are usage errors (`EUSAGE`), raised before anything is read or written.
+ * These are usage errors (`EUSAGE`), raised before anything is read or written;
+ * an engine's parser that refuses a flag's value (`EINVALID`) is reported
+ * as one too ({@linkcode asUsage}).
  *
  * @module
  */
@@ -21,6 +23,24 @@ import { OcigenError } from "../errors.ts";
 import { type IdMapping, parseIdMap } from "../layer/idmap.ts";
 import { parseImageRef } from "../oci/layout.ts";
 import { validateTag } from "../oci/refname.ts";
+
+/**
+ * Runs an engine's parser on a flag's value: a value it refuses as
+ * malformed (`EINVALID`) is a usage error here (same message).
+ *
+ * @example
+ * ```ts
+ * asUsage(() => parseIdMap("0:x")); // throws EUSAGE: Cannot parse id map "0:x": ...
+ * ```
+ */
+export function asUsage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof OcigenError && e.code === "EINVALID") throw new OcigenError("EUSAGE", e.message, { cause: e });
+    throw e;
+  }
+}
 
 /** Commander's argument parser of a repeatable option: the values in order. */
 export const collect = (v: string, acc: string[] | undefined): string[] => [...(acc ?? []), v];
@@ -40,7 +60,7 @@ export const HISTORY_KEYS = ["author", "comment", "created", "created_by"] as co
 export function imageArg(o: { image?: unknown }): { dir: string; tag: string } {
   const img = o.image;
   if (typeof img !== "string" || img === "") throw new OcigenError("EUSAGE", "--image LAYOUT[:TAG] is required");
-  const r = parseImageRef(img);
+  const r = asUsage(() => parseImageRef(img));
   validateTag(r.tag);
   return r;
 }
@@ -129,6 +149,6 @@ export function addIdMapOptions(
  * ```
  */
 export function idMapArgs(o: { uidMap?: unknown; gidMap?: unknown }): { uidMap: IdMapping[]; gidMap: IdMapping[] } {
-  const list = (v: unknown) => ((v as string[] | undefined) ?? []).map(parseIdMap);
+  const list = (v: unknown) => asUsage(() => ((v as string[] | undefined) ?? []).map(parseIdMap));
   return { uidMap: list(o.uidMap), gidMap: list(o.gidMap) };
 }

@@ -39,7 +39,7 @@ export type Compression = "gzip" | "zstd" | "none";
 export function parseCompression(s: string | undefined): Compression | "auto" {
   const v = (s ?? "gzip").toLowerCase();
   if (v === "gzip" || v === "zstd" || v === "none" || v === "auto") return v;
-  throw new OcigenError("EUSAGE", `Cannot use compression ${s}: expected gzip, zstd, none or auto`);
+  throw new OcigenError("EINVALID", `Cannot use compression ${s}: expected gzip, zstd, none or auto`);
 }
 
 /**

@@ -138,8 +138,8 @@ export function parseImageRef(ref: string): { dir: string; tag: string } {
   if (i < 0) return { dir: ref, tag: "latest" };
   const dir = ref.slice(0, i);
   const tag = ref.slice(i + 1);
-  if (dir === "") throw new OcigenError("EUSAGE", `Invalid image reference ${JSON.stringify(ref)}: empty layout path`);
-  if (tag === "") throw new OcigenError("EUSAGE", `Invalid image reference ${JSON.stringify(ref)}: empty tag (leave out the ':' for latest)`);
+  if (dir === "") throw new OcigenError("EINVALID", `Invalid image reference ${JSON.stringify(ref)}: empty layout path`);
+  if (tag === "") throw new OcigenError("EINVALID", `Invalid image reference ${JSON.stringify(ref)}: empty tag (leave out the ':' for latest)`);
   return { dir, tag };
 }
 
@@ -237,12 +237,12 @@ export class Layout {
       entries = fs.readdirSync(l.dir);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOTDIR") throw new OcigenError("EUSAGE", `Cannot init layout ${l.dir}: not a directory`);
+      if (code === "ENOTDIR") throw new OcigenError("EEXIST", `Cannot init layout ${l.dir}: not a directory`);
       if (code !== "ENOENT") throw wrapIo(e, "read directory", l.dir);
     }
     if (entries !== null) {
-      if (entries.includes("oci-layout")) throw new OcigenError("EUSAGE", `Cannot init layout ${l.dir}: already an OCI layout`);
-      if (entries.length > 0) throw new OcigenError("EUSAGE", `Cannot init layout ${l.dir}: directory is not empty`);
+      if (entries.includes("oci-layout")) throw new OcigenError("EEXIST", `Cannot init layout ${l.dir}: already an OCI layout`);
+      if (entries.length > 0) throw new OcigenError("EEXIST", `Cannot init layout ${l.dir}: directory is not empty`);
     }
     const parent = l.dir.includes("/") ? l.dir.slice(0, l.dir.lastIndexOf("/")) || "/" : ".";
     const build = entries === null ? tempPath(parent) : l.dir;

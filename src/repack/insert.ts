@@ -61,7 +61,7 @@ function insertOwners(opts: AddLayerOptions, items: LayerItem[]): Pick<LayerWrit
         const owner = takeRootlessOwner(it.entry);
         if (owner) recorded.set(it.name, owner);
       } catch (e) {
-        throw new OcigenError("EUSAGE", `Cannot insert ${it.abs}: bad ${ROOTLESS_XATTR} xattr: ${(e as Error).message}`);
+        throw new OcigenError("EREPACK", `Cannot insert ${it.abs}: bad ${ROOTLESS_XATTR} xattr: ${(e as Error).message}`);
       }
     }
   }
@@ -120,7 +120,7 @@ export function insertItems(src: string, target: string, opaque: boolean, opts: 
     // --opaque of a non-directory needs no marker: the entry replaces
     // whatever lower layers have at `target` (and below it) anyway, as umoci
     // accepts it.
-    if (target === ".") throw new OcigenError("EUSAGE", `Cannot insert ${src} at /: not a directory`);
+    if (target === ".") throw new OcigenError("EREPACK", `Cannot insert ${src} at /: not a directory`);
     const entry = entryFromStat(target, st, src);
     const x = readPathsXattrs(path.dirname(src), [path.basename(src)]).get(path.basename(src));
     if (x) entry.xattrs = encodeXattrs(x);
@@ -133,7 +133,7 @@ export function insertItems(src: string, target: string, opaque: boolean, opts: 
     if (e.type === "socket") continue;
     const base = e.path.slice(e.path.lastIndexOf("/") + 1);
     if (e.path !== "." && base.startsWith(".wh.")) {
-      throw new OcigenError("EUSAGE", `Cannot insert ${src}: entry ${e.path}: names starting with .wh. are reserved for whiteouts`);
+      throw new OcigenError("EREPACK", `Cannot insert ${src}: entry ${e.path}: names starting with .wh. are reserved for whiteouts`);
     }
     const name = join(target, e.path);
     const item: LayerItem = { kind: "entry", name, abs: e.path === "." ? src : `${src}/${e.path}`, entry: e };
@@ -166,7 +166,7 @@ export async function insertPath(
   const t = normalizeImagePath(target);
   // a component named .wh.* would be read back as a whiteout (or opaque marker) on unpack
   if (t.split("/").some((c) => c.startsWith(".wh."))) {
-    throw new OcigenError("EUSAGE", `Cannot insert at ${target}: names starting with .wh. are reserved for whiteouts`);
+    throw new OcigenError("EREPACK", `Cannot insert at ${target}: names starting with .wh. are reserved for whiteouts`);
   }
   // a directory's xattrs come from one getfattr run, started now so that it
   // walks the tree on the other core while this thread lstats it
@@ -202,9 +202,9 @@ export async function insertPath(
  */
 export async function insertWhiteout(layout: Layout, target: string, opts: AddLayerOptions): Promise<Descriptor> {
   const t = normalizeImagePath(target);
-  if (t === ".") throw new OcigenError("EUSAGE", "Cannot whiteout /: use --opaque on a directory instead");
+  if (t === ".") throw new OcigenError("EREPACK", "Cannot whiteout /: use --opaque on a directory instead");
   if (t.split("/").some((c) => c.startsWith(".wh."))) {
-    throw new OcigenError("EUSAGE", `Cannot whiteout ${target}: names starting with .wh. are reserved`);
+    throw new OcigenError("EREPACK", `Cannot whiteout ${target}: names starting with .wh. are reserved`);
   }
   const mtime = opts.sourceDateEpoch ?? 0;
   return await layout.withLock(async () => {
@@ -239,7 +239,7 @@ export async function addTarLayer(layout: Layout, tarFile: string, opts: AddLaye
     throw wrapIo(err, "open", tarFile);
   }
   if ((head[0] === 0x1f && head[1] === 0x8b) || (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)) {
-    throw new OcigenError("EUSAGE", `Cannot add layer ${tarFile}: compressed; give an uncompressed tar`);
+    throw new OcigenError("EREPACK", `Cannot add layer ${tarFile}: compressed; give an uncompressed tar`);
   }
   if (!st.isFile() || st.size % 512 !== 0 || (st.size > 0 && !looksLikeTar(head))) {
     throw new OcigenError("ETAR", `Cannot add layer ${tarFile}: not a tar archive`);

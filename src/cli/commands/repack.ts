@@ -6,7 +6,7 @@
 import { type Command, Option } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { Layout } from "../../oci/layout.ts";
-import { addIdMapOptions, collect, historyArgs, idMapArgs, imageArg, tagArg } from "../args.ts";
+import { addIdMapOptions, asUsage, collect, historyArgs, idMapArgs, imageArg, tagArg } from "../args.ts";
 import { settings } from "../context.ts";
 import type { HistoryOptions } from "../../repack/commit.ts";
 import type { GzipMode } from "../../compress/encode.ts";
@@ -31,7 +31,7 @@ function addCompressOption(cmd: Command): Command {
 function historyFrom(o: Record<string, unknown>): HistoryOptions {
   const { none, values } = historyArgs(o);
   const h: HistoryOptions = { ...values };
-  if (h.created !== undefined) checkDate(h.created, "--history.created");
+  if (h.created !== undefined) asUsage(() => checkDate(h.created!, "--history.created"));
   if (none) h.none = true;
   return h;
 }
