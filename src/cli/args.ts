@@ -21,7 +21,7 @@
 import type { Command } from "commander";
 import { OcigenError } from "../errors.ts";
 import { type IdMapping, parseIdMap } from "../layer/idmap.ts";
-import { parseImageRef } from "../oci/layout.ts";
+import { parseImageRef } from "../oci/refname.ts";
 import { validateTag } from "../oci/refname.ts";
 
 /**
