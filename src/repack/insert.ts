@@ -10,8 +10,8 @@ import { OcigenError, wrapIo } from "../errors.ts";
 import type { Descriptor, ImageConfig } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
 import path from "node:path";
-import { comparePaths, encodeXattrs, entryFromStat, scanTree } from "../bundle/scan.ts";
-import { readPathsXattrs, readTreeXattrsAsync } from "../bundle/xattr.ts";
+import { comparePaths, encodeXattrs, entryFromStat, treeEntries } from "../bundle/scan.ts";
+import { readPathsXattrs, readTreeXattrs, readTreeXattrsAsync, type Xattrs } from "../bundle/xattr.ts";
 import type { Compression } from "../compress/compression.ts";
 import { resolveCompression } from "../oci/media-type.ts";
 import type { GzipMode } from "../compress/encode.ts";
@@ -49,7 +49,7 @@ export interface AddLayerOptions {
 }
 
 /** The owner functions of an insert (see {@linkcode AddLayerOptions}). */
-function insertOwners(opts: AddLayerOptions, items: LayerItem[]): Pick<LayerWriteOptions, "mapUid" | "mapGid" | "mapOwner"> {
+function insertOwners(opts: AddLayerOptions, items: Iterable<LayerItem>): Pick<LayerWriteOptions, "mapUid" | "mapGid" | "mapOwner"> {
   const self = (id: number | undefined) => (id === undefined ? [] : [{ containerID: 0, hostID: id, size: 1 }]);
   const uidMap = opts.uidMap?.length ? opts.uidMap : opts.rootless ? self(process.geteuid?.()) : [];
   const gidMap = opts.gidMap?.length ? opts.gidMap : opts.rootless ? self(process.getegid?.()) : [];
@@ -89,6 +89,16 @@ async function commit(layout: Layout, opts: AddLayerOptions, layer: WrittenLayer
   return r.manifestDescriptor;
 }
 
+function* withXattrs(items: Iterable<LayerItem>, xa: Map<string, Xattrs>): Generator<LayerItem, void, undefined> {
+  for (const it of items) {
+    if (xa.size > 0 && it.kind === "entry") {
+      const x = xa.get(it.entry.path);
+      if (x) it.entry.xattrs = encodeXattrs(x);
+    }
+    yield it;
+  }
+}
+
 function join(target: string, rel: string): string {
   if (rel === ".") return target;
   return target === "." ? rel : `${target}/${rel}`;
@@ -111,13 +121,43 @@ function whiteoutName(target: string, opaque = false): string {
  * ```
  */
 export function insertItems(src: string, target: string, opaque: boolean, opts: { xattrs?: boolean } = {}): LayerItem[] {
+  const items = [...insertItemStream(src, target, opaque)];
+  if (opts.xattrs !== false && fs.lstatSync(src).isDirectory()) {
+    const xa = readTreeXattrs(src);
+    if (xa.size > 0) attachXattrs(items, xa);
+  }
+  return items;
+}
+
+function attachXattrs(items: Iterable<LayerItem>, xa: Map<string, Xattrs>): void {
+  for (const it of items) {
+    if (it.kind !== "entry") continue;
+    const x = xa.get(it.entry.path);
+    if (x) it.entry.xattrs = encodeXattrs(x);
+  }
+}
+
+/**
+ * {@linkcode insertItems} produced lazily, in layer order (sorted as
+ * {@linkcode comparePaths} sorts): a directory tree is walked as the
+ * iteration goes, so the layer writer tars and compresses the first entries
+ * while the rest of the tree is still unread. A directory's entries come
+ * without xattrs (the caller adds them); a single file's are read here.
+ * Errors (a reserved `.wh.` name, an unreadable directory) are thrown when
+ * the iteration reaches them.
+ *
+ * @example
+ * ```ts
+ * for (const it of insertItemStream("/src/tree", "opt/app", false)) console.log(it.name);
+ * ```
+ */
+export function* insertItemStream(src: string, target: string, opaque: boolean): Generator<LayerItem, void, undefined> {
   let st;
   try {
     st = fs.lstatSync(src, { bigint: true });
   } catch (err) {
     throw wrapIo(err, "lstat", src);
   }
-  const items: LayerItem[] = [];
   if (!st.isDirectory()) {
     // --opaque of a non-directory needs no marker: the entry replaces
     // whatever lower layers have at `target` (and below it) anyway, as umoci
@@ -126,12 +166,16 @@ export function insertItems(src: string, target: string, opaque: boolean, opts: 
     const entry = entryFromStat(target, st, src);
     const x = readPathsXattrs(path.dirname(src), [path.basename(src)]).get(path.basename(src));
     if (x) entry.xattrs = encodeXattrs(x);
-    items.push({ kind: "entry", name: target, abs: src, entry });
-    return items;
+    yield { kind: "entry", name: target, abs: src, entry };
+    return;
   }
-  const entries = scanTree(src, { xattrs: opts.xattrs });
+  // the tree walk yields in comparePaths order and `target/` is a common
+  // prefix, so the items are sorted as they come; the opaque marker is merged in
+  let marker: LayerItem | undefined = opaque
+    ? { kind: "whiteout", name: whiteoutName(target, true), mtime: Number(st.mtimeMs / 1000n) }
+    : undefined;
   const first = new Map<bigint, string>();
-  for (const e of entries) {
+  for (const e of treeEntries(src)) {
     if (e.type === "socket") continue;
     const base = e.path.slice(e.path.lastIndexOf("/") + 1);
     if (e.path !== "." && base.startsWith(".wh.")) {
@@ -144,11 +188,13 @@ export function insertItems(src: string, target: string, opaque: boolean, opts: 
       if (f) item.hardlinkTo = f;
       else first.set(e.ino, name);
     }
-    items.push(item);
+    if (marker && comparePaths(marker.name, name) < 0) {
+      yield marker;
+      marker = undefined;
+    }
+    yield item;
   }
-  if (opaque) items.push({ kind: "whiteout", name: whiteoutName(target, true), mtime: Number(st.mtimeMs / 1000n) });
-  items.sort((a, b) => comparePaths(a.name, b.name));
-  return items;
+  if (marker) yield marker;
 }
 
 /**
@@ -175,18 +221,42 @@ export async function insertPath(
   let isDir = false;
   try {
     isDir = fs.lstatSync(src).isDirectory();
-  } catch { /* insertItems reports it */ }
-  const xattrs = isDir ? readTreeXattrsAsync(src) : undefined;
-  const items = insertItems(src, t, Boolean(opts.opaque), { xattrs: !xattrs });
-  if (xattrs) {
-    const xa = await xattrs;
-    if (xa.size > 0) {
-      for (const it of items) {
-        if (it.kind !== "entry") continue;
-        const x = xa.get(it.entry.path);
-        if (x) it.entry.xattrs = encodeXattrs(x);
+  } catch { /* insertItemStream reports it */ }
+  let items: Iterable<LayerItem>;
+  if (!isDir) items = [...insertItemStream(src, t, Boolean(opts.opaque))];
+  else {
+    const xattrs = readTreeXattrsAsync(src);
+    const walk = insertItemStream(src, t, Boolean(opts.opaque));
+    // while getfattr runs, walk ahead (its entries are needed from the first
+    // header on); the rest of the tree is walked as the layer is written, so
+    // reading, taring and compressing overlap the walk
+    const ahead: LayerItem[] = [];
+    let settled = false;
+    xattrs.then(() => void (settled = true), () => void (settled = true));
+    let walked = false;
+    try {
+      while (!settled && !walked) {
+        for (let i = 0; i < 512; i++) {
+          const r = walk.next();
+          if (r.done) {
+            walked = true;
+            break;
+          }
+          ahead.push(r.value);
+        }
+        await new Promise<void>((res) => setImmediate(res));
       }
+    } catch (e) {
+      await xattrs.catch(() => {});
+      throw e;
     }
+    const xa = await xattrs;
+    attachXattrs(ahead, xa);
+    // rootless owners are read off every entry before the layer is written
+    items = opts.rootless ? [...ahead, ...withXattrs(walk, xa)] : (function* () {
+      yield* ahead;
+      yield* withXattrs(walk, xa);
+    })();
   }
   return await layout.withLock(async () => {
     const layer = await writeLayer(layout, items, await compressionFor(layout, opts), { sourceDateEpoch: opts.sourceDateEpoch, gzip: opts.gzip, ...insertOwners(opts, items) });

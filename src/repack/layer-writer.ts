@@ -172,9 +172,14 @@ export async function* tarStream(
   const mapGid = opts.mapGid ?? ((n: number) => n);
   const sink = new StagingSink(hasher);
   const w = new TarWriter(sink);
-  const list = Array.isArray(items) ? items : [...items];
-  let total = 0;
-  for (const it of list) if (it.kind === "entry" && it.entry.type === "file" && it.hardlinkTo === undefined) total += it.entry.size;
+  // a list gives the progress line its total; any other iterable is consumed
+  // as it comes (e.g. a tree walked while it is written)
+  const list = items;
+  let total: number | undefined;
+  if (Array.isArray(list)) {
+    total = 0;
+    for (const it of list as LayerItem[]) if (it.kind === "entry" && it.entry.type === "file" && it.hardlinkTo === undefined) total += it.entry.size;
+  }
   const p = progress.start(opts.task ?? "layer", { total });
   try {
     for (const it of list) {
