@@ -194,7 +194,7 @@ function newest(dir: string): number {
  */
 export function ocigenCommand(): string[] {
   const script = process.argv[1] ?? "";
-  if (isSea() || /ocigen(\.m?js)?$/.test(path.basename(script)) || process.env.OCIGEN_SELF) return selfCommand();
+  if (isSea() || /ocigen(\.m?js)?$/.test(path.basename(script)) || process.env.OCIGEN_SELF) return selfCommand(process.env.OCIGEN_SELF);
   if (isDeno()) return [process.execPath, "run", "-A", path.join(root, "src/main.ts")];
   return nodeBundleCommand(process.execPath);
 }

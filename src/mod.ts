@@ -22,10 +22,12 @@ export { gcLayout, type GcResult, reachableBlobs } from "./oci/gc.ts";
 export { fsyncDir, writeFileAtomic } from "./fs/atomic.ts";
 export { acquireLock, type LockHandle } from "./fs/lock.ts";
 // Progress reporting and generator installation
-export { clearLine as clearProgressLine, type LayerProgress, layerProgress, type Progress, type ProgressOptions, type ProgressUpdate, start as startProgress, withProgress } from "./progress.ts";
+export { clearLine as clearProgressLine, configureProgress, type LayerProgress, layerProgress, type Progress, type ProgressOptions, type ProgressUpdate, start as startProgress, withProgress } from "./progress.ts";
 export { installGenerator, type InstallOptions, type InstallResult, uninstallGenerator } from "./install/install.ts";
 export { INSTALL_PATHS } from "./install/files.ts";
 export { selfCommand } from "./install/self.ts";
+// Settings: what the command line takes from the environment, as engine options
+export { defaultSettings, type Settings, settingsFromEnv } from "./settings.ts";
 // Bundle manifest, repack, insert, recipe builds
 export { BUNDLE_MANIFEST_NAME, type BundleManifest, type BundleManifestHeader, readBundleManifest, writeBundleManifest } from "./bundle/manifest.ts";
 export { type BundleEntry, comparePaths, type EntryType, scanTree } from "./bundle/scan.ts";

@@ -57,7 +57,7 @@ export interface WorkerOptions {
 export function workerCommand(self?: string): string[] | null {
   const script = process.argv[1] ?? "";
   if (self || isSea() || /^ocigen(-generator)?(\.[cm]?js|\.ts)?$/.test(basename(script)) || /src\/main\.ts$/.test(script)) {
-    return selfCommand(self ? { OCIGEN_SELF: self } : {});
+    return selfCommand(self);
   }
   // Sources (tests, library use from the sources): run src/main.ts.
   let main: string;

@@ -31,7 +31,7 @@ export interface GenerateOptions {
   dryRun?: boolean;
   /** Where dry-run output goes (default stdout). */
   print?: (s: string) => void;
-  /** argv prefix running ocigen in the extract units (default: config `ocigen`, else this program). */
+  /** argv prefix running ocigen in the extract units (default: config `ocigen`, else this program as {@linkcode ocigenCommand} finds it without `OCIGEN_SELF`). */
   ocigen?: readonly string[];
   /** Where problems are reported (default stderr / kmsg, see report.ts). */
   reporter?: Reporter;
@@ -48,19 +48,20 @@ export interface GenerateResult {
 
 /**
  * The argv prefix that runs this ocigen in the extract units: the config's
- * `ocigen =`, else {@linkcode selfCommand} (`$OCIGEN_SELF` set by the
- * installed wrapper, the single binary, or runtime + script) with every path
- * made absolute and real — so a run through the `ocigen-generator` link
- * never writes that link (which would run `generate`) into units.
+ * `ocigen =`, else {@linkcode selfCommand} (`env.OCIGEN_SELF` — the `self`
+ * setting, which src/cli passes — the single binary, or runtime + script)
+ * with every path made absolute and real — so a run through the
+ * `ocigen-generator` link never writes that link (which would run
+ * `generate`) into units. The environment is not read here: pass it.
  *
  * @example
  * ```ts
- * ocigenCommand(defaultGeneratorConfig()); // e.g. ["/usr/local/bin/ocigen"]
+ * ocigenCommand(defaultGeneratorConfig(), { OCIGEN_SELF: "/usr/local/bin/ocigen" }); // ["/usr/local/bin/ocigen"]
  * ```
  */
-export function ocigenCommand(cfg: GeneratorConfig, env: Record<string, string | undefined> = process.env): string[] {
+export function ocigenCommand(cfg: GeneratorConfig, env: Record<string, string | undefined> = {}): string[] {
   if (cfg.ocigen) return [cfg.ocigen];
-  return selfCommand(env).map((a) => {
+  return selfCommand(env.OCIGEN_SELF).map((a) => {
     if (!a.startsWith("/") || !/^ocigen-generator/.test(basename(a))) return a;
     try {
       return fs.realpathSync(a);

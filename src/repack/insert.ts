@@ -14,6 +14,7 @@ import { comparePaths, encodeXattrs, entryFromStat, treeEntries } from "../bundl
 import { readPathsXattrs, readTreeXattrs, readTreeXattrsAsync, type Xattrs } from "../bundle/xattr.ts";
 import type { Compression } from "../compress/compression.ts";
 import { resolveCompression } from "../oci/media-type.ts";
+import type { GzipMode } from "../compress/encode.ts";
 import { type LayerItem, type LayerWriteOptions, type WrittenLayer, writeLayer, writeLayerFromTar } from "./layer-writer.ts";
 import process from "node:process";
 import type { IdMapping } from "../layer/idmap.ts";
@@ -32,7 +33,10 @@ export interface AddLayerOptions {
   history?: HistoryOptions;
   /** Layer compression; `auto`: that of the image's last layer. Default gzip. */
   compression?: Compression | "auto";
+  /** Clamp mtimes and date the history entry (seconds; the command line passes $SOURCE_DATE_EPOCH). */
   sourceDateEpoch?: number;
+  /** gzip writer (default `parallel`). */
+  gzip?: GzipMode;
   /** insert: host uid/gid -> image uid/gid of the inserted files (umoci's `--uid-map`/`--gid-map`, read host to container). */
   uidMap?: IdMapping[];
   gidMap?: IdMapping[];
@@ -59,7 +63,7 @@ function insertOwners(opts: AddLayerOptions, items: Iterable<LayerItem>): Pick<L
         const owner = takeRootlessOwner(it.entry);
         if (owner) recorded.set(it.name, owner);
       } catch (e) {
-        throw new OcigenError("EUSAGE", `Cannot insert ${it.abs}: bad ${ROOTLESS_XATTR} xattr: ${(e as Error).message}`);
+        throw new OcigenError("EREPACK", `Cannot insert ${it.abs}: bad ${ROOTLESS_XATTR} xattr: ${(e as Error).message}`);
       }
     }
   }
@@ -77,7 +81,10 @@ async function compressionFor(layout: Layout, opts: AddLayerOptions): Promise<Co
 
 async function commit(layout: Layout, opts: AddLayerOptions, layer: WrittenLayer, history: HistoryOptions): Promise<Descriptor> {
   const img = await layout.resolve(opts.tag);
-  const r = await commitLayer(layout, { manifest: img.manifest, config: img.config as ImageConfig }, layer, history);
+  const r = await commitLayer(layout, { manifest: img.manifest, config: img.config as ImageConfig }, layer, {
+    ...history,
+    sourceDateEpoch: history.sourceDateEpoch ?? opts.sourceDateEpoch,
+  });
   await layout.setTag(opts.newTag ?? opts.tag, r.manifestDescriptor);
   return r.manifestDescriptor;
 }
@@ -155,7 +162,7 @@ export function* insertItemStream(src: string, target: string, opaque: boolean):
     // --opaque of a non-directory needs no marker: the entry replaces
     // whatever lower layers have at `target` (and below it) anyway, as umoci
     // accepts it.
-    if (target === ".") throw new OcigenError("EUSAGE", `Cannot insert ${src} at /: not a directory`);
+    if (target === ".") throw new OcigenError("EREPACK", `Cannot insert ${src} at /: not a directory`);
     const entry = entryFromStat(target, st, src);
     const x = readPathsXattrs(path.dirname(src), [path.basename(src)]).get(path.basename(src));
     if (x) entry.xattrs = encodeXattrs(x);
@@ -172,7 +179,7 @@ export function* insertItemStream(src: string, target: string, opaque: boolean):
     if (e.type === "socket") continue;
     const base = e.path.slice(e.path.lastIndexOf("/") + 1);
     if (e.path !== "." && base.startsWith(".wh.")) {
-      throw new OcigenError("EUSAGE", `Cannot insert ${src}: entry ${e.path}: names starting with .wh. are reserved for whiteouts`);
+      throw new OcigenError("EREPACK", `Cannot insert ${src}: entry ${e.path}: names starting with .wh. are reserved for whiteouts`);
     }
     const name = join(target, e.path);
     const item: LayerItem = { kind: "entry", name, abs: e.path === "." ? src : `${src}/${e.path}`, entry: e };
@@ -207,7 +214,7 @@ export async function insertPath(
   const t = normalizeImagePath(target);
   // a component named .wh.* would be read back as a whiteout (or opaque marker) on unpack
   if (t.split("/").some((c) => c.startsWith(".wh."))) {
-    throw new OcigenError("EUSAGE", `Cannot insert at ${target}: names starting with .wh. are reserved for whiteouts`);
+    throw new OcigenError("EREPACK", `Cannot insert at ${target}: names starting with .wh. are reserved for whiteouts`);
   }
   // a directory's xattrs come from one getfattr run, started now so that it
   // walks the tree on the other core while this thread lstats it
@@ -252,7 +259,7 @@ export async function insertPath(
     })();
   }
   return await layout.withLock(async () => {
-    const layer = await writeLayer(layout, items, await compressionFor(layout, opts), { sourceDateEpoch: opts.sourceDateEpoch, ...insertOwners(opts, items) });
+    const layer = await writeLayer(layout, items, await compressionFor(layout, opts), { sourceDateEpoch: opts.sourceDateEpoch, gzip: opts.gzip, ...insertOwners(opts, items) });
     return await commit(layout, opts, layer, { created_by: `ocigen insert ${"/" + (t === "." ? "" : t)}`, ...opts.history });
   });
 }
@@ -267,14 +274,15 @@ export async function insertPath(
  */
 export async function insertWhiteout(layout: Layout, target: string, opts: AddLayerOptions): Promise<Descriptor> {
   const t = normalizeImagePath(target);
-  if (t === ".") throw new OcigenError("EUSAGE", "Cannot whiteout /: use --opaque on a directory instead");
+  if (t === ".") throw new OcigenError("EREPACK", "Cannot whiteout /: use --opaque on a directory instead");
   if (t.split("/").some((c) => c.startsWith(".wh."))) {
-    throw new OcigenError("EUSAGE", `Cannot whiteout ${target}: names starting with .wh. are reserved`);
+    throw new OcigenError("EREPACK", `Cannot whiteout ${target}: names starting with .wh. are reserved`);
   }
   const mtime = opts.sourceDateEpoch ?? 0;
   return await layout.withLock(async () => {
     const layer = await writeLayer(layout, [{ kind: "whiteout", name: whiteoutName(t), mtime }], await compressionFor(layout, opts), {
       sourceDateEpoch: opts.sourceDateEpoch,
+      gzip: opts.gzip,
     });
     return await commit(layout, opts, layer, { created_by: `ocigen insert --whiteout /${t}`, ...opts.history });
   });
@@ -303,14 +311,14 @@ export async function addTarLayer(layout: Layout, tarFile: string, opts: AddLaye
     throw wrapIo(err, "open", tarFile);
   }
   if ((head[0] === 0x1f && head[1] === 0x8b) || (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)) {
-    throw new OcigenError("EUSAGE", `Cannot add layer ${tarFile}: compressed; give an uncompressed tar`);
+    throw new OcigenError("EREPACK", `Cannot add layer ${tarFile}: compressed; give an uncompressed tar`);
   }
   if (!st.isFile() || st.size % 512 !== 0 || (st.size > 0 && !looksLikeTar(head))) {
     throw new OcigenError("ETAR", `Cannot add layer ${tarFile}: not a tar archive`);
   }
   return await layout.withLock(async () => {
     const tar = fs.createReadStream(tarFile, { highWaterMark: 1 << 20 });
-    const layer = await writeLayerFromTar(layout, tar, await compressionFor(layout, opts));
+    const layer = await writeLayerFromTar(layout, tar, await compressionFor(layout, opts), { gzip: opts.gzip });
     return await commit(layout, opts, layer, { created_by: "ocigen raw add-layer", ...opts.history });
   });
 }

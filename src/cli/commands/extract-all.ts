@@ -10,10 +10,10 @@ import process from "node:process";
 import { type Command, Option } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { log } from "../../log.ts";
-import { loadGeneratorConfig } from "../../generator/config.ts";
+import { generatorConfig } from "../generator-config.ts";
+import { settings } from "../context.ts";
 import type { BulkMode } from "../../bulk/extract-all.ts";
 import { extractAllJson } from "../json.ts";
-import { storeEnv } from "../store-env.ts";
 // bulk/extract-all.ts and bulk/workers.ts (and through them the unpack engine) are
 // loaded only when `--all` runs: registering the options must stay cheap.
 
@@ -63,8 +63,8 @@ export function addExtractAllOptions(cmd: Command): Command {
  * ```
  */
 export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
-  const config = loadGeneratorConfig(o.config);
-  const env = storeEnv();
+  const config = generatorConfig(o.config);
+  const s = settings();
   if (o.bulkWorker) {
     // a worker gets its settings from its parent's command line (bulk/workers.ts)
     const { parseWorkerUnpack, workerMain } = await import("../../bulk/workers.ts");
@@ -72,8 +72,8 @@ export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
     await workerMain({
       config,
       unpack: parseWorkerUnpack(o.bulkUnpack),
-      lockTimeoutMs: o.bulkLockTimeout !== undefined && Number.isFinite(ms) && ms >= 0 ? ms : env.lockTimeoutMs,
-      copyMode: o.bulkCopy === "js" || o.bulkCopy === "auto" ? o.bulkCopy : env.copyMode,
+      lockTimeoutMs: o.bulkLockTimeout !== undefined && Number.isFinite(ms) && ms >= 0 ? ms : s.lockTimeoutMs,
+      copyMode: o.bulkCopy === "js" || o.bulkCopy === "auto" ? o.bulkCopy : s.copy,
     });
     return;
   }
@@ -86,8 +86,9 @@ export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   const mode = o.bulkMode as BulkMode | undefined;
   if (mode !== undefined && mode !== "process" && mode !== "inline") throw new OcigenError("EUSAGE", `--bulk-mode must be process or inline`);
   const r = await extractAll({
-    config, jobs, reuse: o.reuse !== false, mode, configPath: o.config, unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax },
-    lockTimeoutMs: env.lockTimeoutMs, copyMode: env.copyMode, self: env.self,
+    config, jobs, reuse: o.reuse !== false, mode, configPath: o.config,
+    unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax, lookahead: s.lookahead },
+    lockTimeoutMs: s.lockTimeoutMs, copyMode: s.copy, self: s.self,
   });
   for (const e of r.errors) log.error(e);
   process.stdout.write((o.json ? JSON.stringify(extractAllJson(r)) : formatBulk(r)) + "\n");
