@@ -24,7 +24,7 @@
  * | `OCIGEN_INFLATE=wasm\|worker\|js` | `inflate` | `auto` |
  * | `OCIGEN_LOOKAHEAD=0` | `lookahead` | true |
  * | `OCIGEN_COPY=js` | `copy` | `auto` |
- * | `OCIGEN_LOCK_TIMEOUT` (seconds) | `lockTimeoutMs` | 3 600 000 (one hour) |
+ * | `OCIGEN_LOCK_TIMEOUT` (seconds) | `lockTimeoutMs`, `layoutLockTimeoutMs` | 3 600 000 (store), 60 000 (layout) |
  * | `OCIGEN_ISOLATION=bwrap\|unshare\|chroot\|none` | `isolation` | `auto` |
  * | `SOURCE_DATE_EPOCH` | `sourceDateEpoch` | none |
  * | `OCIGEN_KMSG=0\|1`, `SYSTEMD_SCOPE`, `SYSTEMD_LOG_TARGET`, `INVOCATION_ID` | `kmsg` | see below |
@@ -86,6 +86,8 @@ export interface Settings {
   readonly copy: CopyMode;
   /** How long to wait for a lock held by a live process, in ms. */
   readonly lockTimeoutMs: number;
+  /** The layout lock's wait limit in ms: `OCIGEN_LOCK_TIMEOUT` when set, else undefined (60 s). */
+  readonly layoutLockTimeoutMs: number | undefined;
   /** Isolation of recipe `run` scripts. */
   readonly isolation: IsolationChoice;
   /** Clamp of written mtimes and default dates, in seconds (`$SOURCE_DATE_EPOCH`). */
@@ -162,6 +164,7 @@ export function settingsFromEnv(env: Env, how?: Invocation): Settings {
     lookahead: (env.OCIGEN_LOOKAHEAD ?? "1") !== "0",
     copy: env.OCIGEN_COPY === "js" ? "js" : "auto",
     lockTimeoutMs: lockS !== undefined ? lockS * 1000 : DEFAULT_LOCK_TIMEOUT_MS,
+    layoutLockTimeoutMs: lockS !== undefined ? lockS * 1000 : undefined,
     isolation: oneOf(env.OCIGEN_ISOLATION, ["bwrap", "unshare", "chroot", "none"] as const, "auto"),
     sourceDateEpoch: sde !== undefined && /^\d+$/.test(sde) ? Number(sde) : undefined,
     kmsg: kmsgOf(env, asGenerator),

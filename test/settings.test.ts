@@ -92,3 +92,27 @@ describe("settings from the environment", () => {
     assert.equal(s.childEnv.NEW, undefined);
   });
 });
+
+describe("OCIGEN_LOCK_TIMEOUT reaches the layout lock", () => {
+  test("a layout held by a live process: the CLI gives up after the configured wait, naming the lock", async () => {
+    const { ocigen, ocigenWith } = await import("./cli-in-process.ts");
+    const { withTemp } = await import("../fixtures/layout.ts");
+    const { hostName } = await import("../src/fs/atomic.ts");
+    const { LOCK_FILE } = await import("../src/oci/layout-lock.ts");
+    const fs = await import("node:fs");
+    const { join } = await import("node:path");
+    const process = (await import("node:process")).default;
+    await withTemp("ocigen-settings-lock-", async (dir) => {
+      const layout = join(dir, "l");
+      assert.equal((await ocigen("init", "--layout", layout)).code, 0);
+      // this test's own process holds the lock: alive, so it is never broken as stale
+      fs.writeFileSync(join(layout, LOCK_FILE), `${process.pid} ${hostName()}\n`);
+      const t0 = Date.now();
+      const r = await ocigenWith(settingsFromEnv({ OCIGEN_LOCK_TIMEOUT: "1" }), "new", "--image", `${layout}:x`);
+      const took = Date.now() - t0;
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /lock/i);
+      assert.ok(took >= 900 && took < 20_000, `waited ${took} ms for a 1 s lock timeout`);
+    });
+  });
+});

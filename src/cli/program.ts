@@ -18,6 +18,7 @@ import process from "node:process";
 import { Command, CommanderError, Option } from "commander";
 import { OcigenError } from "../errors.ts";
 import { type LogLevel, log, setLogLevel, setTerminalCapable } from "../log.ts";
+import { configureLockTimeout } from "../fs/lock.ts";
 import { configureProgress } from "../progress.ts";
 import type { Settings } from "../settings.ts";
 import { processSettings } from "../settings.ts";
@@ -70,6 +71,7 @@ export function baseProgram(): { program: Command; raw: Command } {
     const s = settings();
     setTerminalCapable(s.terminalCapable);
     configureProgress({ intervalMs: s.progressIntervalMs, columns: s.columns });
+    configureLockTimeout(s.layoutLockTimeoutMs);
   });
   const raw = program.command("raw").description("advanced internal image tooling");
   return { program, raw };

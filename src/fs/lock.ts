@@ -26,6 +26,22 @@ export interface LockHandle {
 /** How long {@linkcode acquireLock} waits when the caller names no limit: 60 s. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
 
+let configuredDefault = DEFAULT_LOCK_TIMEOUT_MS;
+
+/**
+ * Sets the wait limit {@linkcode acquireLock} uses when its caller names
+ * none (the layout lock): the command line passes the configured lock
+ * timeout here once (`undefined` restores 60 s).
+ *
+ * @example
+ * ```ts
+ * configureLockTimeout(5_000);
+ * ```
+ */
+export function configureLockTimeout(ms: number | undefined): void {
+  configuredDefault = ms ?? DEFAULT_LOCK_TIMEOUT_MS;
+}
+
 /**
  * A handle whose first `release()` runs `stop` and then removes `path` while
  * `ours()` says the file there is still this holder's (later calls do nothing).
@@ -109,7 +125,7 @@ function holdEmptyLock(path: string): LockHandle {
 
 /**
  * Takes the lock file `path`, waiting while another live process holds it
- * for at most `timeoutMs` (default {@linkcode DEFAULT_LOCK_TIMEOUT_MS}; 0:
+ * for at most `timeoutMs` (default {@linkcode DEFAULT_LOCK_TIMEOUT_MS}, or what {@linkcode configureLockTimeout} set; 0:
  * one try). Throws ELOCK on timeout, EIO (naming the path) on a file-system
  * failure such as a read-only layout.
  *
@@ -119,7 +135,7 @@ function holdEmptyLock(path: string): LockHandle {
  * try { /* write *\/ } finally { lock.release(); }
  * ```
  */
-export async function acquireLock(path: string, what: string, timeoutMs: number = DEFAULT_LOCK_TIMEOUT_MS): Promise<LockHandle> {
+export async function acquireLock(path: string, what: string, timeoutMs: number = configuredDefault): Promise<LockHandle> {
   const limit = timeoutMs;
   const start = Date.now();
   const me = `${process.pid} ${hostName()}\n`;
