@@ -278,6 +278,74 @@ describe("tar kernel (WebAssembly) against the reference parser", () => {
     compare(tar, [], false);
   });
 
+  test("old GNU sparse headers and extension blocks; negative ids; device numbers", () => {
+    const oct = (n: number, w: number) => te.encode(n.toString(8).padStart(w - 1, "0") + "\0");
+    const gnuSparse = (pairs: Array<[number, number]>, real: number, stored: number, extBlocks: Array<Array<[number, number]>>, raw?: (b: Uint8Array) => void) => {
+      const extra = new Uint8Array(155);
+      pairs.slice(0, 4).forEach(([o, z], k) => {
+        extra.set(oct(o, 12), 41 + k * 24);
+        extra.set(oct(z, 12), 41 + k * 24 + 12);
+      });
+      extra[137] = extBlocks.length ? 1 : 0;
+      extra.set(oct(real, 12), 138);
+      const hdr = encodeHeader({ name: "gs", mode: 0o644, uid: 0, gid: 0, size: stored, mtime: 0, typeflag: "S", linkname: "", uname: "u", gname: "g", devmajor: 0, devminor: 0, format: "gnu", gnuExtra: extra });
+      if (raw) {
+        raw(hdr);
+        setChecksum(hdr);
+      }
+      const exts = extBlocks.map((ps, bi) => {
+        const b = new Uint8Array(512);
+        ps.forEach(([o, z], k) => {
+          b.set(oct(o, 12), k * 24);
+          b.set(oct(z, 12), k * 24 + 12);
+        });
+        b[504] = bi < extBlocks.length - 1 ? 1 : 0;
+        return b;
+      });
+      return concatBytes([hdr, ...exts, padded(new Uint8Array(stored).fill(5)), new Uint8Array(1024)]);
+    };
+    const many = Array.from({ length: 21 }, (_, k): [number, number] => [k * 10, 2]);
+    const cases = [
+      gnuSparse([[0, 5], [100, 5]], 200, 10, []),
+      gnuSparse([[0, 5], [100, 5]], 200, 9, []), // sum mismatch
+      gnuSparse([[100, 5], [0, 5]], 200, 10, []), // out of order
+      gnuSparse([[0, 5], [100, 5]], 50, 10, []), // beyond the size
+      gnuSparse([[0, 1], [2, 1], [4, 1], [6, 1]], 1000, 4 + 42 + 2, [many.map(([o, z]) => [o + 10, z] as [number, number]), [[900, 2]]]),
+      gnuSparse([[0, 1]], 1000, 1, [many]), // ext block overlaps
+      gnuSparse([[0, 1]], 10, 1, [[]]),
+      gnuSparse([[0, 1]], 10, 1, [], (b) => b.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe], 386)), // base-256 -2
+      gnuSparse([[0, 1]], 10, 1, [], (b) => b.set(te.encode("12x"), 483)),
+      gnuSparse([[0, 1]], 10, 1, [], (b) => b.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe], 108)), // negative uid
+    ];
+    const big = Array.from({ length: 21 }, (_, k): [number, number] => [k, 0]);
+    cases.push(gnuSparse([[0, 0]], 10, 0, Array.from({ length: 6300 }, () => big))); // more than 2^17 regions
+    const dev = (major: ArrayLike<number>, flag: string) => {
+      const b = block({ name: "dev", typeflag: flag, devmajor: 8, devminor: 1 });
+      b.set(major, 329);
+      setChecksum(b);
+      return concatBytes([b, new Uint8Array(1024)]);
+    };
+    cases.push(dev(te.encode("12z"), "3"), dev(te.encode("12z"), "0"), dev([0x80, 0, 0, 0, 0, 0, 1, 2], "4"));
+    const errors: string[] = [];
+    for (const tar of cases) {
+      for (const cuts of [[], [1, 511, 513, 1030, 1600], Array.from({ length: 200 }, (_, k) => k * 97)]) {
+        const log = compare(tar, cuts, true, { context: "layer t" });
+        compare(tar, cuts, false);
+        const last = log.at(-1)!;
+        if (last[0] === "error") errors.push(String(last[2]).replace(/.*: /, ""));
+      }
+    }
+    for (const m of ["sparse map holds 10 bytes but the entry stores 9", "sparse map entries overlap or are out of order", "sparse map entry beyond the file size", "bad sparse map entry", "bad sparse realsize field", "negative uid or gid", "sparse map too large", "bad devmajor field"]) {
+      assert.ok(errors.includes(m), `${m} in ${errors.join("; ")}`);
+    }
+    // PAX: numblocks mismatch, missing and truncated 1.0 maps
+    const pax = (recs: Array<[string, string]>, data: Uint8Array) =>
+      concatBytes([paxEntry(recs), block({ name: "s", size: data.length }), padded(data), new Uint8Array(1024)]);
+    compare(pax([["GNU.sparse.map", "0,1"], ["GNU.sparse.numblocks", "2"], ["GNU.sparse.size", "5"]], new Uint8Array(1)));
+    compare(pax([["GNU.sparse.major", "1"], ["GNU.sparse.minor", "0"]], new Uint8Array(0)));
+    compare(pax([["GNU.sparse.major", "1"], ["GNU.sparse.minor", "0"], ["GNU.sparse.realsize", "9"]], te.encode("1\n0\n")));
+  });
+
   test("batch API: entries, data views into the pushed chunk, end", () => {
     const tar = tarBytes([{ name: "a", data: "hello" }, { name: "b/", type: "dir" }]);
     const k = new TarKernel();
