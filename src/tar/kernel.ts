@@ -73,6 +73,7 @@ const FIELDS = [
 ];
 const PAX_KEYS = ["size", "uid", "gid", "GNU.sparse.realsize", "GNU.sparse.size", "GNU.sparse.numblocks"];
 const ZEROS = new Uint8Array(65536);
+const PIECE = 32 * 1024;
 
 /**
  * The reference parser's message for a kernel error code.
@@ -145,7 +146,9 @@ export class TarKernelParser implements ByteSink {
     mem = this.mem = new MemoryView(this.ex.memory);
     this.ex.init(opts.maxExtendedSize ?? 1 << 20);
     this.f64 = new Float64Array(this.ex.memory.buffer);
-    this.cap = this.ex.inCapacity();
+    // pieces copied in at a time: small enough that little content is copied
+    // in vain before a big file's data (which is passed over, not copied)
+    this.cap = Math.min(this.ex.inCapacity(), PIECE);
     this.inPtr = this.ex.inPtr();
     this.context = opts.context;
   }
