@@ -356,6 +356,7 @@ describe("tar kernel (WebAssembly) against the reference parser", () => {
     const d = evs.find((e) => e.kind === "data");
     assert.ok(d && d.kind === "data");
     assert.equal(d.data.buffer, tar.buffer); // a view, not a copy
+    assert.equal(d.at, 512);
     assert.equal(new TextDecoder().decode(d.data), "hello");
     const last = k.end();
     assert.deepEqual([...evs, ...last].map((e) => e.kind), ["entry", "data", "entryEnd", "entry", "entryEnd", "end"]);
@@ -367,6 +368,10 @@ describe("tar kernel (WebAssembly) against the reference parser", () => {
     k3.push(tar.subarray(0, 514));
     assert.throws(() => k3.end(), /^OcigenError: Cannot read tar entry at offset 0 \(a\): unexpected end of the tar stream \(truncated\)$/);
     assert.throws(() => k2.push(tar), /already failed/);
+    // a sparse entry: data ranges and holes in order
+    const sp = new TarKernel().push(tarBytes([{ name: "s", data: new Uint8Array(3000).fill(1, 1000, 1010), sparse: [{ offset: 1000, size: 10 }, { offset: 3000, size: 0 }] }]));
+    assert.deepEqual(sp.filter((e) => e.kind === "hole" || e.kind === "data").map((e) => (e.kind === "hole" ? -e.length : (e as { data: Uint8Array }).data.length)), [-1000, 10, -1990]);
+    assert.throws(() => new TarKernel({ maxExtendedSize: 2 ** 40 }), RangeError);
   });
 });
 

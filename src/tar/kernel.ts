@@ -74,6 +74,8 @@ const FIELDS = [
 const PAX_KEYS = ["size", "uid", "gid", "GNU.sparse.realsize", "GNU.sparse.size", "GNU.sparse.numblocks"];
 const ZEROS = new Uint8Array(65536);
 const PIECE = 32 * 1024;
+/** Largest `maxExtendedSize` the kernel takes (256 MiB). */
+const MAX_EXTENDED = 256 << 20;
 
 /**
  * The reference parser's message for a kernel error code.
@@ -137,6 +139,11 @@ export class TarKernelParser implements ByteSink {
   private cur: TarEntryHeader | null = null;
 
   constructor(private readonly handler: TarHandler, opts: TarParserOptions = {}) {
+    const maxExt = opts.maxExtendedSize ?? 1 << 20;
+    // the kernel lays out 8 bytes of buffers per byte of this limit in a 4 GiB address space
+    if (!Number.isSafeInteger(maxExt) || maxExt < 0 || maxExt > MAX_EXTENDED) {
+      throw new RangeError(`maxExtendedSize must be an integer from 0 to ${MAX_EXTENDED}`);
+    }
     let mem: MemoryView | null = null;
     const inst = instantiateKernel("tar", wasmBase64, {
       // JS Number() of a PAX sparse value the kernel does not read itself
@@ -144,7 +151,7 @@ export class TarKernelParser implements ByteSink {
     });
     this.ex = inst.exports as unknown as TarExports;
     mem = this.mem = new MemoryView(this.ex.memory);
-    this.ex.init(opts.maxExtendedSize ?? 1 << 20);
+    this.ex.init(maxExt);
     this.f64 = new Float64Array(this.ex.memory.buffer);
     // pieces copied in at a time: small enough that little content is copied
     // in vain before a big file's data (which is passed over, not copied)
@@ -335,7 +342,8 @@ function str(u8: Uint8Array, p: number, len: number): string {
 
 /**
  * One event of a {@linkcode TarKernel} batch. `data` views point into the
- * chunk given to `push` (valid as long as that chunk is).
+ * chunk given to `push` (valid as long as that chunk is); `at` is where the
+ * view starts in that chunk (a range a worker can ship with the chunk itself).
  *
  * @example
  * ```ts
@@ -344,7 +352,7 @@ function str(u8: Uint8Array, p: number, len: number): string {
  */
 export type TarKernelEvent =
   | { kind: "entry"; header: TarEntryHeader }
-  | { kind: "data"; data: Uint8Array }
+  | { kind: "data"; data: Uint8Array; at: number }
   | { kind: "hole"; length: number }
   | { kind: "entryEnd" }
   | { kind: "end" };
@@ -363,11 +371,12 @@ export type TarKernelEvent =
 export class TarKernel {
   private batch: TarKernelEvent[] = [];
   private readonly parser: TarKernelParser;
+  private chunk: Uint8Array = new Uint8Array(0);
 
   constructor(opts: TarParserOptions = {}) {
     this.parser = new TarKernelParser({
       entry: (header) => this.batch.push({ kind: "entry", header }),
-      data: (data) => this.batch.push({ kind: "data", data }),
+      data: (data) => this.batch.push({ kind: "data", data, at: data.byteOffset - this.chunk.byteOffset }),
       hole: (length) => this.batch.push({ kind: "hole", length }),
       entryEnd: () => this.batch.push({ kind: "entryEnd" }),
       end: () => this.batch.push({ kind: "end" }),
@@ -382,7 +391,12 @@ export class TarKernel {
   /** Scans `chunk`; returns the events it completed (an error throws, as `TarParser.write`). */
   push(chunk: Uint8Array): TarKernelEvent[] {
     this.batch = [];
-    this.parser.write(chunk);
+    this.chunk = chunk;
+    try {
+      this.parser.write(chunk);
+    } finally {
+      this.chunk = new Uint8Array(0);
+    }
     return this.batch;
   }
 
