@@ -17,7 +17,10 @@
  * (path cleaning, classification, target name, written/ancestor lookups),
  * timed on the same entries without the filesystem.
  *
- * `node --import tsx bench/tar-kernel.bench.ts [--runs 5] [--json]`,
+ * With `--apply A.tar B.tar ...` those layer tars are also applied in order
+ * to a root on tmpfs (LayerApplier, as unpack does, without inflate) both ways.
+ *
+ * `node --import tsx bench/tar-kernel.bench.ts [--runs 5] [--json] [--apply L1.tar ...]`,
  * `deno run -A bench/tar-kernel.bench.ts [same]`.
  *
  * @module
@@ -124,18 +127,49 @@ function planWhiteouts(headers: TarEntryHeader[], written: Set<string>, ancestor
   return hits;
 }
 
-function applyTar(root: string, tar: Uint8Array): number {
+function applyTar(root: string, tar: Uint8Array, kernel = false): number {
   const state = new ApplyState(root);
   const t0 = cpuMs();
-  const p = new TarParser(new LayerApplier(state, "layer bench"));
+  const applier = new LayerApplier(state, "layer bench");
+  const p = kernel ? new TarKernelParser(applier) : new TarParser(applier);
   for (let o = 0; o < tar.length; o += CHUNK) p.write(tar.subarray(o, o + CHUNK));
   p.end();
   return cpuMs() - t0;
 }
 
-/** Runs the benchmark; returns the figures. */
-export function runTarKernelBench(runs: number): Record<string, number> {
+/**
+ * Applies the layer tars `files` in order to a fresh root on tmpfs, with the
+ * reference parser then with the kernel, interleaved; best CPU ms of each.
+ */
+function applyBoth(files: string[], runs: number): { ts: number; wasm: number } {
+  const tars = files.map((f) => new Uint8Array(fs.readFileSync(f)));
+  const tmpBase = fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
+  const best = { ts: Infinity, wasm: Infinity };
+  for (let r = 0; r < runs; r++) {
+    for (const kernel of [false, true]) {
+      const root = fs.mkdtempSync(path.join(tmpBase, "ocigen-tk-apply-"));
+      try {
+        let ms = 0;
+        for (const t of tars) ms += applyTar(root, t, kernel);
+        const k = kernel ? "wasm" : "ts";
+        best[k] = Math.min(best[k], ms);
+      } finally {
+        fs.rmSync(root, { recursive: true, force: true });
+      }
+    }
+  }
+  return best;
+}
+
+/** Runs the benchmark; returns the figures. `applyTars`: layer tars to also apply both ways. */
+export function runTarKernelBench(runs: number, applyTars: string[] = []): Record<string, number> {
   const out: Record<string, number> = {};
+  if (applyTars.length) {
+    const a = applyBoth(applyTars, runs);
+    out["apply.ts.ms"] = +a.ts.toFixed(0);
+    out["apply.wasm.ms"] = +a.wasm.toFixed(0);
+    out["apply.speedup"] = +(a.ts / a.wasm).toFixed(2);
+  }
   const sets: Array<[string, Uint8Array]> = [["small", build(smallTree())], ["pax", build(paxTree())], ["big", build(bigTree())]];
   for (const [name, tar] of sets) {
     // interleaved rounds, best of each (the machine is shared: noise hits both alike)
@@ -218,7 +252,8 @@ if (isMain || denoMain) {
   const args = typeof process !== "undefined" ? process.argv.slice(2) : [];
   const ri = args.indexOf("--runs");
   const runs = ri >= 0 ? Number(args[ri + 1]) : 5;
-  const res = runTarKernelBench(runs);
+  const ai = args.indexOf("--apply");
+  const res = runTarKernelBench(runs, ai >= 0 ? args.slice(ai + 1).filter((a) => a.endsWith(".tar")) : []);
   if (args.includes("--json")) console.log(JSON.stringify(res));
   else for (const [k, v] of Object.entries(res)) console.log(`${k.padEnd(26)} ${v}`);
 }
