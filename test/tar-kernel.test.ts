@@ -128,10 +128,11 @@ const entryArb: fc.Arbitrary<TarWriterEntry> = fc.record({
   sparse: fc.option(fc.constantFrom("gnu", "pax-0.0", "pax-0.1", "pax-1.0"), { nil: undefined }),
   devmajor: fc.nat(300),
   devminor: fc.nat(300),
+  owner: fc.constantFrom("root", "root", "user", "", "ü"),
 }).map((r): TarWriterEntry => {
   const e: TarWriterEntry = {
     name: r.name, type: r.type, linkname: r.linkname, mode: r.mode, uid: r.uid, gid: r.gid, mtime: r.mtime,
-    devmajor: r.devmajor, devminor: r.devminor, uname: "user", gname: "group",
+    devmajor: r.devmajor, devminor: r.devminor, uname: r.owner, gname: r.owner === "root" ? "root" : "group",
   };
   if (r.type === "file") {
     const data = new Uint8Array(r.size);

@@ -88,7 +88,8 @@ const R_END: f64 = 5;
 // 11 type (0 file,1 link,2 symlink,3 char,4 block,5 dir,6 fifo,7 other), 12 sparse kind
 // (0 none, 1 old GNU, 2 PAX 1.0, 3 PAX 0.x), 13 dump dir (1 = 'D': entry and end now),
 // 14 paxPtr, 15 paxLen (-1 none), 16 longPtr, 17 longLen (-1 none), 18 linkPtr, 19 linkLen (-1 none),
-// 20 nameLen, 21 prefixLen (-1 none), 22 linknameLen, 23 unameLen, 24 gnameLen
+// 20 nameLen, 21 prefixLen (-1 none), 22 linknameLen, 23 unameLen, 24 gnameLen (of the raw
+// fields whatever the format; -1: the same bytes as the previous entry header's)
 const HDR_SLOTS: i32 = 25;
 
 const BLOCK: i32 = 512;
@@ -114,6 +115,7 @@ const IN_BASE: usize = memory.data(IN_CAP + 64, 64);
 const REC_BASE: usize = memory.data(REC_CAP * 8, 64);
 const HDRS: usize = memory.data(HDR_CAP * BLOCK, 64);
 const HBUF: usize = memory.data(BLOCK, 64); // a header block split across inputs
+const LASTUG: usize = memory.data(64, 16); // uname + gname fields of the last entry header
 
 // ---------------------------------------------------------------- layout of the growable buffers
 
@@ -795,8 +797,22 @@ function header(p: usize): i32 {
   rec(20, <f64>nameLen);
   rec(21, <f64>prefixLen);
   rec(22, <f64>strLen(p + 157, 100));
-  rec(23, format != 0 ? <f64>strLen(p + 265, 32) : 0);
-  rec(24, format != 0 ? <f64>strLen(p + 297, 32) : 0);
+  // uname/gname: -1 when both fields are byte for byte those of the previous
+  // entry header (the host reuses its strings: most layers have one owner)
+  const u0 = v128.load(p + 265), u1 = v128.load(p + 281), u2 = v128.load(p + 297), u3 = v128.load(p + 313);
+  const same = i8x16.all_true(v128.and(v128.and(i8x16.eq(u0, v128.load(LASTUG)), i8x16.eq(u1, v128.load(LASTUG + 16))),
+    v128.and(i8x16.eq(u2, v128.load(LASTUG + 32)), i8x16.eq(u3, v128.load(LASTUG + 48)))));
+  if (same) {
+    rec(23, -1);
+    rec(24, -1);
+  } else {
+    v128.store(LASTUG, u0);
+    v128.store(LASTUG + 16, u1);
+    v128.store(LASTUG + 32, u2);
+    v128.store(LASTUG + 48, u3);
+    rec(23, <f64>strLen(p + 265, 32));
+    rec(24, <f64>strLen(p + 297, 32));
+  }
   recN += HDR_SLOTS;
   const hadPax = havePax;
   if (havePax || longLen >= 0 || linkLen >= 0) mustYield = true;

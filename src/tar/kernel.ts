@@ -137,6 +137,9 @@ export class TarKernelParser implements ByteSink {
   private readonly context: string | undefined;
   private failed = false;
   private cur: TarEntryHeader | null = null;
+  /** uname/gname fields of the last entry header (the kernel says when they repeat). */
+  private rawUname = "";
+  private rawGname = "";
 
   constructor(private readonly handler: TarHandler, opts: TarParserOptions = {}) {
     const maxExt = opts.maxExtendedSize ?? 1 << 20;
@@ -288,8 +291,12 @@ export class TarKernelParser implements ByteSink {
     const prefixLen = r[i + 21];
     if (prefixLen > 0) name = str(u8, hp + 345, prefixLen) + "/" + name;
     let linkname = str(u8, hp + 157, r[i + 22]);
-    const uname = format !== 0 ? str(u8, hp + 265, r[i + 23]) : "";
-    const gname = format !== 0 ? str(u8, hp + 297, r[i + 24]) : "";
+    if (r[i + 23] !== -1) {
+      this.rawUname = str(u8, hp + 265, r[i + 23]);
+      this.rawGname = str(u8, hp + 297, r[i + 24]);
+    }
+    const uname = format !== 0 ? this.rawUname : "";
+    const gname = format !== 0 ? this.rawGname : "";
     const paxLen = r[i + 15];
     let pax: PaxRecords | null = null;
     if (paxLen >= 0) pax = parsePax(u8.subarray(r[i + 14], r[i + 14] + paxLen));
