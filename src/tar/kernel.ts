@@ -33,7 +33,8 @@ import { OcigenError } from "../errors.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/tar.ts";
 import { instantiateKernel, MemoryView } from "../wasm/instance.ts";
-import { type SparseRegion, type TarEntryHeader, type TarEntryType, decodeBytes } from "./header.ts";
+import { type SparseRegion, type TarEntryHeader, type TarEntryType } from "./header.ts";
+import { decodeBytes } from "./header-decode.ts";
 import type { TarHandler, TarParserOptions } from "./parser.ts";
 import { type PaxRecords, parsePax } from "./pax.ts";
 
