@@ -14,8 +14,8 @@
  * Whiteouts: a lower layer of 50k empty files in 500 directories is applied to
  * a root on tmpfs, then a layer of 50k `.wh.` entries removing all of them;
  * "planning" is the pure computation the applier does per whiteout entry
- * (path cleaning, classification, target name, written/ancestor lookups),
- * timed on the same entries without the filesystem.
+ * (`planEntry` of layer/plan.ts and the written-names lookup), timed on the
+ * same entries without the filesystem.
  *
  * With `--apply A.tar B.tar ...` those layer tars are also applied in order
  * to a root on tmpfs (LayerApplier, as unpack does, without inflate) both ways.
@@ -30,7 +30,7 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { ApplyState, LayerApplier } from "../src/layer/apply.ts";
-import { cleanEntryPath } from "../src/rootfs/resolve.ts";
+import { LayerWrites, planEntry } from "../src/layer/plan.ts";
 import type { TarEntryHeader } from "../src/tar/header.ts";
 import { TarKernelParser } from "../src/tar/kernel.ts";
 import { type TarHandler, TarParser } from "../src/tar/parser.ts";
@@ -107,22 +107,18 @@ function best(runs: number, fn: () => { ms: number; entries: number }): { ms: nu
   return b;
 }
 
-/** The applier's per-whiteout computation, without the filesystem (see apply.ts `begin`/`whiteout`). */
-function planWhiteouts(headers: TarEntryHeader[], written: Set<string>, ancestors: Set<string>): number {
+/**
+ * The applier's per-whiteout computation without the filesystem: the real
+ * `planEntry` (path cleaning, classification, target) and the layer's
+ * written-names lookup (`LayerWrites.covers`) for the target.
+ */
+function planWhiteouts(headers: TarEntryHeader[], writes: LayerWrites): number {
   let hits = 0;
   for (const h of headers) {
-    if (h.name.includes("\0") || h.linkname.includes("\0")) continue;
-    const comps = cleanEntryPath(h.name);
-    const base = comps.length ? comps[comps.length - 1] : "";
-    if (comps.some((c, i) => c.startsWith(".wh..wh.") && !(i === comps.length - 1 && c === ".wh..wh..opq"))) continue;
-    if (!base.startsWith(".wh.")) continue;
-    if (base === ".wh..wh..opq") continue;
-    const name = base.slice(4);
-    if (name === "" || name === "." || name === "..") continue;
-    const dirRel = comps.slice(0, -1).join("/");
-    const rel = dirRel === "" ? name : dirRel + "/" + name;
-    if (written.has(rel) || ancestors.has(rel)) hits++;
-    hits += rel.length & 1;
+    const plan = planEntry(h, "layer bench");
+    if (plan.kind !== "whiteout") continue;
+    const dirRel = plan.dir.join("/");
+    if (writes.covers(dirRel === "" ? plan.name : dirRel + "/" + plan.name)) hits++;
   }
   return hits;
 }
@@ -230,12 +226,12 @@ export function runTarKernelBench(runs: number, applyTars: string[] = []): Recor
     }
   }
   const parseOnly = best(runs, () => parseOnce((h) => new TarParser(h), upper)).ms;
-  const written = new Set<string>();
-  const ancestors = new Set<string>(["", "w"]);
+  const writes = new LayerWrites();
+  writes.mark("w/other");
   let plan = Infinity;
   for (let r = 0; r < runs; r++) {
     const t0 = cpuMs();
-    planWhiteouts(headers, written, ancestors);
+    planWhiteouts(headers, writes);
     plan = Math.min(plan, cpuMs() - t0);
   }
   out["whiteouts"] = N;
