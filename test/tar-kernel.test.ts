@@ -13,7 +13,10 @@ import { encodePax } from "../src/tar/pax.ts";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
 import { concatBytes } from "../src/stream/sink.ts";
 import fs from "node:fs";
-import { applyTo, describeTree, tmpdir } from "./layer-fixtures.ts";
+import path from "node:path";
+import { applyTo, describeTree, makeImage, tmpdir } from "./layer-fixtures.ts";
+import { Layout } from "../src/oci/layout.ts";
+import { unpackRootfs } from "../src/layer/unpack.ts";
 
 type Ev = unknown[];
 
@@ -423,5 +426,52 @@ describe("layers applied through the kernel", () => {
       }),
       { numRuns: 120 },
     );
+  });
+});
+
+describe("unpack with the tarKernel option", () => {
+  test("worker and in-thread layers: the same rootfs, the same error as the TypeScript parser", async () => {
+    const dir = tmpdir("ocigen-tk-unpack-");
+    try {
+      const big = new Uint8Array(3 << 20);
+      for (let i = 0; i < big.length; i += 4096) big[i] = i & 0xff;
+      const files: TarWriterEntry[] = [{ name: "usr/", type: "dir" }];
+      for (let i = 0; i < 400; i++) files.push({ name: `usr/f${i}`, data: `file ${i}\n`, mode: 0o640, mtime: 1700000000 + i });
+      files.push({ name: "usr/big", data: big }, { name: "usr/link", type: "symlink", linkname: "big" });
+      files.push({ name: "usr/" + "long/".repeat(40) + "x", data: "deep" });
+      makeImage(path.join(dir, "l"), [
+        { entries: files }, // gzip, over 1 MiB: the worker path
+        { entries: [{ name: "usr/.wh.f1" }, { name: "usr/f2", data: "changed" }, { name: "sp", data: new Uint8Array(9000).fill(2, 4000, 4100), sparse: [{ offset: 4000, size: 100 }, { offset: 9000, size: 0 }] }], compression: "zstd" },
+        { entries: [{ name: "usr/.wh..wh..opq" }, { name: "usr/new", data: "n" }], compression: "none" },
+      ]);
+      const layout = await Layout.open(path.join(dir, "l"));
+      const img = await layout.resolve("latest");
+      await unpackRootfs(layout, img, path.join(dir, "ref"), { rootless: true });
+      await unpackRootfs(layout, img, path.join(dir, "wasm"), { rootless: true, tarKernel: true });
+      // (directories a layer creates implicitly get "now": times compared on files only)
+      const tree = describeTree(path.join(dir, "wasm"));
+      assert.deepStrictEqual(tree, describeTree(path.join(dir, "ref")));
+      for (const f of ["usr/f3", "usr/big", "sp"]) {
+        assert.equal(fs.statSync(path.join(dir, "wasm", f)).mtimeMs, fs.statSync(path.join(dir, "ref", f)).mtimeMs, f);
+      }
+      assert.ok(tree.has("usr/new") && !tree.has("usr/f2") && tree.has("sp"));
+      // a truncated tar inside a valid gzip layer: the same error both ways
+      const tar = tarBytes(files);
+      makeImage(path.join(dir, "bad"), [{ tar: tar.subarray(0, tar.length - 3000) }]);
+      const bad = await Layout.open(path.join(dir, "bad"));
+      const badImg = await bad.resolve("latest");
+      const msgs: string[] = [];
+      for (const tarKernel of [false, true]) {
+        await assert.rejects(unpackRootfs(bad, badImg, path.join(dir, `bad-${tarKernel}`), { rootless: true, tarKernel }), (e: unknown) => {
+          assert.ok(e instanceof OcigenError);
+          msgs.push(`${e.code} ${e.message}`);
+          return true;
+        });
+      }
+      assert.equal(msgs[1], msgs[0]);
+      assert.match(msgs[0], /^ETAR .*truncated/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
