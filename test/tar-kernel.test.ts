@@ -397,7 +397,7 @@ describe("layers applied through the kernel", () => {
         e.data = r.data;
         if (r.sparse && r.data.length > 100) e.sparse = [{ offset: 50, size: 10 }, { offset: r.data.length, size: 0 }];
       }
-      if (r.xattr) e.xattrs = { "user.k": "v" };
+      if (r.xattr && r.type === "file") e.xattrs = { "user.k": "v" }; // (user.* xattrs exist on regular files only)
       return e;
     });
     const layers = fc.array(fc.array(entry, { maxLength: 8 }), { minLength: 1, maxLength: 3 });
@@ -442,7 +442,7 @@ describe("unpack with the tarKernel option", () => {
       makeImage(path.join(dir, "l"), [
         { entries: files }, // gzip, over 1 MiB: the worker path
         { entries: [{ name: "usr/.wh.f1" }, { name: "usr/f2", data: "changed" }, { name: "sp", data: new Uint8Array(9000).fill(2, 4000, 4100), sparse: [{ offset: 4000, size: 100 }, { offset: 9000, size: 0 }] }], compression: "zstd" },
-        { entries: [{ name: "usr/.wh..wh..opq" }, { name: "usr/new", data: "n" }], compression: "none" },
+        { entries: [{ name: "usr/long/.wh..wh..opq" }, { name: "usr/long/new", data: "n" }], compression: "none" },
       ]);
       const layout = await Layout.open(path.join(dir, "l"));
       const img = await layout.resolve("latest");
@@ -454,7 +454,7 @@ describe("unpack with the tarKernel option", () => {
       for (const f of ["usr/f3", "usr/big", "sp"]) {
         assert.equal(fs.statSync(path.join(dir, "wasm", f)).mtimeMs, fs.statSync(path.join(dir, "ref", f)).mtimeMs, f);
       }
-      assert.ok(tree.has("usr/new") && !tree.has("usr/f2") && tree.has("sp"));
+      assert.ok(tree.has("usr/long/new") && !tree.has("usr/long/long") && !tree.has("usr/f1") && tree.has("usr/f2") && tree.has("usr/big") && tree.has("sp"));
       // a truncated tar inside a valid gzip layer: the same error both ways
       const tar = tarBytes(files);
       makeImage(path.join(dir, "bad"), [{ tar: tar.subarray(0, tar.length - 3000) }]);
