@@ -107,9 +107,9 @@ const S_ZERO1: i32 = 7;
 const S_END: i32 = 8;
 const S_FAILED: i32 = 9;
 
-const IN_CAP: i32 = 256 * 1024;
+const IN_CAP: i32 = 64 * 1024;
 const REC_CAP: i32 = 8192; // f64 slots
-const HDR_CAP: i32 = 256; // header copies per batch
+const HDR_CAP: i32 = 16; // copies of headers split across inputs, per batch (at most one per input)
 
 const IN_BASE: usize = memory.data(IN_CAP + 64, 64);
 const REC_BASE: usize = memory.data(REC_CAP * 8, 64);
