@@ -69,6 +69,7 @@ function runLog(make: (h: TarHandler) => Sink, tar: Uint8Array, cuts: number[], 
       at = c;
     }
     p.end();
+    log.push(["offset", (p as unknown as { offset: number }).offset]);
   } catch (e) {
     flush();
     assert.ok(e instanceof OcigenError, String(e));
@@ -197,7 +198,8 @@ describe("tar kernel (WebAssembly) against the reference parser", () => {
     fc.assert(
       fc.property(tarArb, cutsArb, fc.boolean(), (tar, cuts, useHole) => {
         const log = compare(tar, cuts, useHole);
-        assert.equal(log.at(-1)?.[0], "end");
+        assert.deepEqual(log.slice(-2).map((e) => e[0]), ["end", "offset"]);
+        assert.equal(log.at(-1)?.[1], tar.length);
       }),
       { numRuns: 300 },
     );
