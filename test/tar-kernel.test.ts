@@ -215,17 +215,23 @@ describe("tar kernel (WebAssembly) against the reference parser", () => {
   });
 
   test("hand-made hostile PAX records: identical values or identical errors", () => {
-    const values = ["", "0", "12", "-1", "1.5", "1.", ".5", "abc", " 12", "0x10", "1e3", "-0", "99999999999999999999", "9007199254740991", "9007199254740992", "00000000000000000000007"];
-    const keys = ["size", "uid", "gid", "mtime", "path", "linkpath", "uname", "gname", "GNU.sparse.size", "GNU.sparse.realsize", "GNU.sparse.numblocks", "GNU.sparse.map", "GNU.sparse.offset", "GNU.sparse.numbytes", "GNU.sparse.name", "SCHILY.xattr.user.x"];
+    const values = ["", "0", "1", "dir/", "12", "-1", "1.5", "1.", ".5", "abc", " 12", "0x10", "1e3", "-0", "99999999999999999999", "9007199254740991", "9007199254740992", "00000000000000000000007"];
+    const keys = ["size", "uid", "gid", "mtime", "path", "linkpath", "uname", "gname", "GNU.sparse.size", "GNU.sparse.realsize", "GNU.sparse.numblocks", "GNU.sparse.map", "GNU.sparse.offset", "GNU.sparse.numbytes", "GNU.sparse.name", "SCHILY.xattr.user.x", "GNU.sparse.major", "GNU.sparse.minor", "comment"];
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.constantFrom(...keys), fc.oneof(fc.constantFrom(...values), fc.constantFrom("0,1", "0,1,2", "1,2,3,4", "a,b", "0,5,10,0"))), { maxLength: 6 }),
-        fc.constantFrom("0", "\0", "5", "S", "7", "2"),
+        fc.constantFrom("0", "\0", "5", "S", "7", "2", "1", "6", "D", "L", "K", "g", "Z"),
+        fc.boolean(),
         fc.nat(2000),
         cutsArb,
-        (recs, flag, size, cuts) => {
+        (recs, flag, star, size, cuts) => {
           const body = new Uint8Array(size).fill(0x41);
-          const tar = concatBytes([paxEntry(recs), block({ name: "target", typeflag: flag, size }), padded(body), new Uint8Array(1024)]);
+          const hdr = block({ name: "target", typeflag: flag, size, prefix: star ? "p".repeat(140) : "some/prefix" });
+          if (star) {
+            hdr.set([0x74, 0x61, 0x72, 0], 508); // star's "tar\0" trailer: a 131-byte prefix
+            setChecksum(hdr);
+          }
+          const tar = concatBytes([paxEntry(recs), hdr, padded(body), new Uint8Array(1024)]);
           compare(tar, cuts);
         },
       ),
