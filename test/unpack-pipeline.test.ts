@@ -1,7 +1,7 @@
 // The worker-thread layer pipeline (FileGunzip: the worker reads the blob,
 // hashes it, checks its size, inflates, hashes the output) and the one-layer
 // lookahead of applyLayers: same trees and the same typed errors as the
-// in-thread path. OCIGEN_INFLATE=worker forces the worker for small layers.
+// in-thread path. The `inflate: "worker"` option forces the worker for small layers.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -28,23 +28,6 @@ function bytes(n: number, seed: number): Uint8Array {
     b[i] = (x >>> 24) % 7 === 0 ? 0 : 97 + ((x >>> 8) % 5);
   }
   return b;
-}
-
-async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
-  const old: Record<string, string | undefined> = {};
-  for (const k of Object.keys(vars)) {
-    old[k] = process.env[k];
-    if (vars[k] === undefined) delete process.env[k];
-    else process.env[k] = vars[k];
-  }
-  try {
-    return await fn();
-  } finally {
-    for (const k of Object.keys(old)) {
-      if (old[k] === undefined) delete process.env[k];
-      else process.env[k] = old[k];
-    }
-  }
 }
 
 async function rejects(p: Promise<unknown>, code: string, re?: RegExp): Promise<void> {
@@ -122,13 +105,10 @@ describe("FileGunzip (worker reads, hashes and inflates a file)", () => {
     }
   });
 
-  test("startFileGunzip honours OCIGEN_INFLATE and the size threshold", async () => {
-    await withEnv({ OCIGEN_INFLATE: "wasm" }, async () => {
-      assert.equal(startFileGunzip("/nonexistent", { size: 1 << 30 }), null);
-    });
-    await withEnv({ OCIGEN_INFLATE: undefined }, async () => {
-      assert.equal(startFileGunzip("/nonexistent", { size: 10, minSize: 100 }), null);
-    });
+  test("startFileGunzip honours the inflate mode and the size threshold", () => {
+    assert.equal(startFileGunzip("/nonexistent", { size: 1 << 30, mode: "wasm" }), null);
+    assert.equal(startFileGunzip("/nonexistent", { size: 1 << 30, mode: "js" }), null);
+    assert.equal(startFileGunzip("/nonexistent", { size: 10, minSize: 100 }), null);
   });
 });
 
@@ -166,9 +146,9 @@ describe("applyLayers on the worker pipeline", () => {
       const img = await layout.resolve("latest");
       const trees: Map<string, string>[] = [];
       const mtimes: number[][] = [];
-      for (const mode of ["wasm", "worker", ""]) {
-        const target = path.join(dir, `r-${mode || "default"}`);
-        await withEnv({ OCIGEN_INFLATE: mode || undefined }, () => unpackRootfs(layout, img, target, { durable: false }));
+      for (const mode of ["wasm", "worker", undefined] as const) {
+        const target = path.join(dir, `r-${mode ?? "default"}`);
+        await unpackRootfs(layout, img, target, { durable: false, inflate: mode });
         // (implicitly created directories get the time of the run: mtimes compared for files only)
         trees.push(describeTree(target));
         mtimes.push(["etc/passwd", "usr/lib/big.so", "usr/lib/more.so", "opt/dir/c", "etc"].map((f) => fs.lstatSync(path.join(target, f)).mtimeMs));
@@ -211,7 +191,7 @@ describe("applyLayers on the worker pipeline", () => {
           const layout = await Layout.open(path.join(dir, "l"));
           const img = await layout.resolve("latest");
           const target = path.join(dir, "rootfs");
-          await withEnv({ OCIGEN_INFLATE: "worker" }, () => rejects(unpackRootfs(layout, img, target), code, re));
+          await rejects(unpackRootfs(layout, img, target, { inflate: "worker" }), code, re);
           assert.equal(fs.existsSync(target), false);
           assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes(".tmp-")), []);
           canary.check();
@@ -230,7 +210,7 @@ describe("applyLayers on the worker pipeline", () => {
       const img = await layout.resolve("latest");
       for (const i of [2, 1]) {
         fs.rmSync(layout.blobPath(img.manifest.layers[i].digest));
-        await withEnv({ OCIGEN_INFLATE: "worker" }, () => rejects(unpackRootfs(layout, img, path.join(dir, "r")), "ENOBLOB"));
+        await rejects(unpackRootfs(layout, img, path.join(dir, "r"), { inflate: "worker" }), "ENOBLOB");
         assert.equal(fs.existsSync(path.join(dir, "r")), false);
       }
     } finally {

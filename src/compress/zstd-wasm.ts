@@ -17,7 +17,7 @@ import { OcigenError } from "../errors.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/zstd.ts";
 import { hex32, instantiateKernel, MemoryView } from "../wasm/instance.ts";
-import { fillInput, kernelOutput, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
+import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelInput, pumpKernel, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
 import { describeWindowTooLarge, ZSTD_WINDOW_DEFAULT } from "./zstd-frame.ts";
 
 interface ZstdExports extends StreamKernelExports {
@@ -28,11 +28,10 @@ interface ZstdExports extends StreamKernelExports {
   xxh64(ptr: number, len: number): bigint;
 }
 
-const ST_NEEDINPUT = 0;
-const ST_OUTPUT = 1;
-const ST_DONE = 2;
 const E_WINDOW = -5;
 const E_TRUNC = -9;
+/** Host error code: the kernel's input buffer is full and it still needs more (an internal fault). */
+const E_STUCK = -19;
 
 /**
  * The message for a kernel error code (with its two detail numbers).
@@ -122,11 +121,18 @@ function release(k: Kernel): void {
  */
 export class WasmZstdDecoder implements ByteSink {
   private k: Kernel | null;
-  private inLen = 0;
-  private consumedBefore = 0;
+  private readonly input = new KernelInput();
   private seen = 0;
   private readonly name: string;
   private readonly windowMax: number;
+  private readonly emit = (out: Uint8Array) => {
+    try {
+      this.sink.write(out);
+    } catch (e) {
+      this.k = null;
+      throw e;
+    }
+  };
 
   constructor(private readonly sink: ByteSink, opts: WasmZstdOptions = {}) {
     this.name = opts.name ?? "zstd stream";
@@ -139,9 +145,7 @@ export class WasmZstdDecoder implements ByteSink {
     this.seen += chunk.length;
     let off = 0;
     while (off < chunk.length) {
-      const n = fillInput(k, this.inLen, chunk, off);
-      this.inLen += n;
-      off += n;
+      off += this.input.fill(k, chunk, off);
       this.pump(false);
     }
   }
@@ -166,34 +170,17 @@ export class WasmZstdDecoder implements ByteSink {
 
   private pump(final: boolean): void {
     const k = this.k!;
-    const ex = k.ex;
-    for (;;) {
-      const st = ex.run(this.inLen, final ? 1 : 0);
-      const out = kernelOutput(k);
-      if (out) {
-        try {
-          this.sink.write(out);
-        } catch (e) {
-          this.k = null;
-          throw e;
-        }
-      }
-      if (st === ST_OUTPUT) continue;
-      if (st === ST_NEEDINPUT) {
-        const used = ex.inputConsumed();
-        this.inLen = ex.shiftInput(this.inLen);
-        this.consumedBefore += used;
-        if (this.inLen >= ex.inCapacity()) this.fail(-19);
-        return;
-      }
-      if (st === ST_DONE) return;
+    const st = pumpKernel(k, this.input, final, this.emit);
+    if (st === KERNEL_NEED_INPUT) {
+      if (this.input.full(k)) this.fail(E_STUCK);
+    } else if (st !== KERNEL_DONE) {
       this.fail(st);
     }
   }
 
   private fail(code: number): never {
     const k = this.k!;
-    const at = this.consumedBefore + k.ex.inputConsumed();
+    const at = this.input.offset(k);
     const msg = describeZstdError(code, k.ex.errorDetailA(), k.ex.errorDetailB());
     this.k = null; // the instance's state is unusable; drop it
     const where = code === E_WINDOW ? "" : code === E_TRUNC ? ` after compressed byte ${this.seen}` : ` near compressed byte ${at}`;

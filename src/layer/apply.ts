@@ -30,6 +30,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { InflateMode } from "../compress/inflate-worker.ts";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
 import type { TarHandler } from "../tar/parser.ts";
@@ -64,6 +65,8 @@ export interface ApplyOptions {
    * most 2 GiB); a layer past it fails with "zstd window too large".
    */
   zstdWindowMax?: number;
+  /** Which gzip decoder to use (default `auto`: a worker thread for large layers). */
+  inflate?: InflateMode;
 }
 
 /**

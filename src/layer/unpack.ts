@@ -11,7 +11,7 @@
  * inflates, hashes the output for the diff_id), so this thread only parses
  * tar and writes files; the next layer's job starts while the current one is
  * applied (one layer of lookahead, at most a 16 MiB ring ahead;
- * `OCIGEN_LOOKAHEAD=0` turns that off, `OCIGEN_INFLATE=wasm` keeps
+ * `OCIGEN_LOOKAHEAD=0` turns that off, `inflate: "wasm"` keeps
  * everything in this thread). Digests are compared after the layer was
  * applied, before anything is published, exactly as on the in-thread path.
  *
@@ -187,7 +187,7 @@ export const LAYER_WORKER_MIN_BYTES = 1 << 20;
  * not sha256, small, no spare core or no workers, an invalid descriptor —
  * whose error the in-thread path reports).
  */
-function startLayerJob(layout: Layout, desc: Descriptor, diffId: string): FileGunzip | null {
+function startLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState): FileGunzip | null {
   if (!desc || typeof desc !== "object" || layerCompression(desc.mediaType) !== "gzip" || desc.data !== undefined) return null;
   if (typeof desc.digest !== "string" || !desc.digest.startsWith("sha256:")) return null;
   if (typeof diffId !== "string" || !diffId.startsWith("sha256:")) return null;
@@ -206,6 +206,7 @@ function startLayerJob(layout: Layout, desc: Descriptor, diffId: string): FileGu
     name: `layer ${shortDigest(desc.digest)}`,
     size: desc.size,
     minSize: LAYER_WORKER_MIN_BYTES,
+    mode: state.opts.inflate,
   });
 }
 
@@ -260,7 +261,7 @@ async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, s
  * ```
  */
 export async function applyLayer(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState, job?: FileGunzip | null): Promise<void> {
-  if (job === undefined) job = startLayerJob(layout, desc, diffId);
+  if (job === undefined) job = startLayerJob(layout, desc, diffId, state);
   if (job) return await applyLayerJob(layout, desc, diffId, state, job);
   const what = `layer ${shortDigest(String(desc?.digest))}`;
   const compression = layerCompression(desc.mediaType);
@@ -276,7 +277,7 @@ export async function applyLayer(layout: Layout, desc: Descriptor, diffId: strin
       parser.end();
     },
   };
-  const decoder = createDecoderFor(compression, tee, what, undefined, { zstdWindowMax: state.opts.zstdWindowMax });
+  const decoder = createDecoderFor(compression, tee, what, undefined, { zstdWindowMax: state.opts.zstdWindowMax, inflate: state.opts.inflate });
   const onProgress = state.opts.onProgress;
   const input: ByteSink = onProgress
     ? {
@@ -335,12 +336,12 @@ export async function applyLayers(
   const state = new ApplyState(root, opts);
   // Pipelined: the next layer's worker job starts while this one is applied
   // (it inflates up to its bounded ring ahead, then waits).
-  let next: FileGunzip | null = startLayerJob(layout, layers[0], diffIds[0]);
+  let next: FileGunzip | null = startLayerJob(layout, layers[0], diffIds[0], state);
   try {
     for (let i = 0; i < layers.length; i++) {
-      const cur = i === 0 || LOOKAHEAD ? next : startLayerJob(layout, layers[i], diffIds[i]);
+      const cur = i === 0 || LOOKAHEAD ? next : startLayerJob(layout, layers[i], diffIds[i], state);
       next = null;
-      if (i + 1 < layers.length && LOOKAHEAD) next = startLayerJob(layout, layers[i + 1], diffIds[i + 1]);
+      if (i + 1 < layers.length && LOOKAHEAD) next = startLayerJob(layout, layers[i + 1], diffIds[i + 1], state);
       opts.onLayer?.(i + 1, layers.length, layers[i]);
       log.debug(`applying layer ${i + 1}/${layers.length} ${shortDigest(layers[i].digest)}${cur ? " (worker)" : ""}`);
       try {

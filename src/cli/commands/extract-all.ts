@@ -13,6 +13,7 @@ import { log } from "../../log.ts";
 import { loadGeneratorConfig } from "../../generator/config.ts";
 import type { BulkMode } from "../../bulk/extract-all.ts";
 import { extractAllJson } from "../json.ts";
+import { inflateModeSetting } from "../inflate-mode.ts";
 // bulk/extract-all.ts and bulk/workers.ts (and through them the unpack engine) are
 // loaded only when `--all` runs: registering the options must stay cheap.
 
@@ -69,7 +70,7 @@ export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   }
   const mode = o.bulkMode as BulkMode | undefined;
   if (mode !== undefined && mode !== "process" && mode !== "inline") throw new OcigenError("EUSAGE", `--bulk-mode must be process or inline`);
-  const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config, unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax } });
+  const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config, unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax, inflate: inflateModeSetting() } });
   for (const e of r.errors) log.error(e);
   process.stdout.write((o.json ? JSON.stringify(extractAllJson(r)) : formatBulk(r)) + "\n");
   if (r.failed.length > 0) {

@@ -15,6 +15,7 @@ import { log } from "../../log.ts";
 import { gcExtractsJson } from "../json.ts";
 import { addExtractAllOptions, extractAllCommand } from "./extract-all.ts";
 import { zstdWindowMaxOption } from "../zstd-window.ts";
+import { inflateModeSetting } from "../inflate-mode.ts";
 import { platformOption } from "../platform.ts";
 // The generator (generate.ts) and the extractor (extract.ts) are imported by
 // the actions that use them: `generate` runs at every boot and `extract`
@@ -107,7 +108,7 @@ export function register(program: Command, _raw: Command): void {
         manifest: o.manifest, service: Boolean(o.service), volumes: o.volume, tmpfs: o.tmpfs, env: o.env, exec: o.exec,
         readOnly: Boolean(o.readOnly), reload: Boolean(o.reload), release: Boolean(o.release),
         platform: o.platform === undefined ? undefined : platformOption(o.platform),
-        unpack: { zstdWindowMax: zstdWindowMax ?? config.zstdWindowMax },
+        unpack: { zstdWindowMax: zstdWindowMax ?? config.zstdWindowMax, inflate: inflateModeSetting() },
       });
       if (o.release) log.info(`${o.name}:${o.ref}: root released`);
       else log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}${r.root ? `, root ${r.root}` : ""}`);

@@ -16,6 +16,7 @@ import { type IdMapping, parseIdMap } from "../../layer/idmap.ts";
 import type { UnpackOptions } from "../../layer/unpack.ts";
 import type { Descriptor } from "../../oci/types.ts";
 import { zstdWindowMaxOption } from "../zstd-window.ts";
+import { inflateModeSetting } from "../inflate-mode.ts";
 import { checkImagePlatform } from "../../oci/platform.ts";
 import { platformOption } from "../platform.ts";
 // The unpack engine (layer/unpack.ts, layer/apply.ts) and the config
@@ -48,6 +49,7 @@ function unpackOptions(o: Opts, p: Progress, runningAsRoot: () => boolean): Unpa
     gidMap,
     keepDirlinks: Boolean(o.keepDirlinks),
     zstdWindowMax: zstdWindowMaxOption(o.zstdWindowMax),
+    inflate: inflateModeSetting(),
     onLayer: (i: number, n: number, d: Descriptor) => {
       p.update({ layer: d.digest, layerIndex: i - 1, layers: n });
       log.info(`unpacking layer ${i}/${n} ${shortDigest(d.digest)}`);
