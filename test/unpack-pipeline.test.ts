@@ -5,13 +5,14 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import { createHash } from "node:crypto";
 import { OcigenError } from "../src/errors.ts";
 import { Layout } from "../src/oci/layout.ts";
 import { unpackRootfs } from "../src/layer/unpack.ts";
-import { BlobReadError, closeIdleWorkers, FileGunzip, startFileGunzip } from "../src/compress/inflate-worker.ts";
+import { BlobReadError, closeIdleWorkers, FILE_WORKER_MIN_BYTES, FileGunzip, fileWorkerWanted, startFileGunzip } from "../src/compress/inflate-worker.ts";
 import { CollectSink } from "../src/stream/sink.ts";
 import { type LayerSpec, describeTree, makeImage, plantCanary, tmpdir } from "./layer-fixtures.ts";
 
@@ -109,6 +110,11 @@ describe("FileGunzip (worker reads, hashes and inflates a file)", () => {
     assert.equal(startFileGunzip("/nonexistent", { size: 1 << 30, mode: "wasm" }), null);
     assert.equal(startFileGunzip("/nonexistent", { size: 1 << 30, mode: "js" }), null);
     assert.equal(startFileGunzip("/nonexistent", { size: 10, minSize: 100 }), null);
+    // a small layer (a 2 MiB busybox image) is inflated in this thread: no worker is started for it
+    assert.equal(startFileGunzip("/nonexistent", { size: 2 << 20 }), null);
+    assert.equal(fileWorkerWanted(2 << 20), false);
+    assert.equal(fileWorkerWanted(FILE_WORKER_MIN_BYTES), os.availableParallelism() >= 2);
+    assert.equal(fileWorkerWanted(10, "worker"), true);
   });
 });
 

@@ -37,11 +37,43 @@ export { closeIdleWorkers } from "./worker/pool.ts";
  */
 export type InflateMode = "auto" | "worker" | "wasm" | "js";
 
+/** Set when starting a worker failed once: this runtime decodes in-thread from then on. */
+let workersBroken = false;
+
 /**
- * Starts a {@linkcode FileGunzip} job when this runtime can run the kernel in
- * a worker thread (WebAssembly available, workers start, a second core, `mode`
- * not `wasm` or `js`) and `size` is at least `minSize` (mode `worker` ignores
- * both); `null` otherwise (decode in this thread then).
+ * Compressed size from which a whole file (a layer blob) is inflated in a
+ * worker thread by {@linkcode startFileGunzip} in mode `auto`. A worker costs
+ * about 30 ms to start on an idle 2-core machine (several times that on a busy
+ * one), and inflating in this thread about 11 ms per compressed MB: below a
+ * few MB the worker's start costs more than moving inflate and hashing off
+ * this thread saves, so small layers are inflated here and start no worker.
+ *
+ * @example
+ * ```ts
+ * const offload = desc.size >= FILE_WORKER_MIN_BYTES;
+ * ```
+ */
+export const FILE_WORKER_MIN_BYTES = 4 << 20;
+
+/**
+ * Whether `mode` asks for a worker for a file of `size` compressed bytes
+ * (`minSize` defaults to {@linkcode FILE_WORKER_MIN_BYTES}; a second core is
+ * needed in mode `auto`). Cheap: no worker is started.
+ *
+ * @example
+ * ```ts
+ * if (!fileWorkerWanted(desc.size, opts.inflate)) return null; // inflate in this thread
+ * ```
+ */
+export function fileWorkerWanted(size: number | undefined, mode: InflateMode = "auto", minSize = FILE_WORKER_MIN_BYTES): boolean {
+  if (mode === "js" || mode === "wasm" || workersBroken) return false;
+  return mode === "worker" || ((size ?? Infinity) >= minSize && spareCore());
+}
+
+/**
+ * Starts a {@linkcode FileGunzip} job when {@linkcode fileWorkerWanted} says so
+ * and this runtime can run the kernel in a worker thread (WebAssembly
+ * available, workers start); `null` otherwise (decode in this thread then).
  *
  * @example
  * ```ts
@@ -49,10 +81,7 @@ export type InflateMode = "auto" | "worker" | "wasm" | "js";
  * ```
  */
 export function startFileGunzip(file: string, opts: { name?: string; size?: number; minSize?: number; mode?: InflateMode } = {}): FileGunzip | null {
-  const mode = opts.mode ?? "auto";
-  if (mode === "js" || mode === "wasm" || workersBroken) return null;
-  if (mode !== "worker" && ((opts.size ?? Infinity) < (opts.minSize ?? 0) || !spareCore())) return null;
-  if (!wasmUsable()) return null;
+  if (!fileWorkerWanted(opts.size, opts.mode, opts.minSize) || !wasmUsable()) return null;
   try {
     return new FileGunzip(file, opts);
   } catch (e) {
@@ -87,14 +116,18 @@ export const WORKER_MIN_BYTES = 16 << 20;
  */
 export function createGunzip(sink: ByteSink, name?: string, sizeHint?: number, mode: InflateMode = "auto"): ByteSink {
   if (mode === "js" || !wasmUsable()) return new GzipDecoder(sink, name);
-  if (mode === "worker" || (mode !== "wasm" && sizeHint !== undefined && sizeHint >= WORKER_MIN_BYTES && spareCore())) {
+  if (streamWorkerWanted(sizeHint, mode)) {
     const w = tryWorker(sink, name, false);
     if (w) return w;
   }
   return new WasmGunzip(sink, { name });
 }
 
-let workersBroken = false;
+/** A streamed gzip (no file) goes to a worker only when it is known to be large (or forced). */
+function streamWorkerWanted(sizeHint: number | undefined, mode: InflateMode): boolean {
+  return (sizeHint !== undefined || mode === "worker") && fileWorkerWanted(sizeHint, mode, WORKER_MIN_BYTES);
+}
+
 /** A WorkerGunzip, or null when this runtime cannot start workers (then the caller decodes in-thread). */
 function tryWorker(sink: ByteSink, name: string | undefined, hashOutput: boolean): WorkerGunzip | null {
   if (workersBroken) return null;
@@ -149,8 +182,7 @@ export interface HashingDecoder extends ByteSink {
  */
 export function createHashingGunzip(sink: ByteSink, name?: string, sizeHint?: number, mode: InflateMode = "auto"): HashingDecoder {
   const js = mode === "js" || !wasmUsable();
-  const worker = !js && (mode === "worker" || (mode !== "wasm" && sizeHint !== undefined && sizeHint >= WORKER_MIN_BYTES && spareCore()));
-  const w = worker ? tryWorker(sink, name, true) : null;
+  const w = !js && streamWorkerWanted(sizeHint, mode) ? tryWorker(sink, name, true) : null;
   if (w) return w;
   const h = createHash("sha256");
   const tee: ByteSink = { write: (c) => { h.update(c); sink.write(c); }, end: () => sink.end() };
@@ -167,10 +199,14 @@ export function createHashingGunzip(sink: ByteSink, name?: string, sizeHint?: nu
   };
 }
 
+let cores: number | undefined;
 function spareCore(): boolean {
-  try {
-    return (typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length) >= 2;
-  } catch {
-    return false;
+  if (cores === undefined) {
+    try {
+      cores = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+    } catch {
+      cores = 1;
+    }
   }
+  return cores >= 2;
 }

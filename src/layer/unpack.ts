@@ -5,7 +5,7 @@
  * Pipeline per layer (synchronous push stages):
  * blob bytes -> digest+size verification (layout.pipeBlob) -> decoder
  * (gzip/zstd/none) -> [diff_id hasher | tar parser -> layer applier].
- * gzip layers of at least {@linkcode LAYER_WORKER_MIN_BYTES} (on a machine
+ * gzip layers of at least `FILE_WORKER_MIN_BYTES` (compress/; on a machine
  * with a second core) run the first stages in a worker thread instead
  * (`FileGunzip`: the worker reads the blob, hashes it, checks its size,
  * inflates, hashes the output for the diff_id), so this thread only parses
@@ -68,7 +68,7 @@ import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import type { Descriptor } from "../oci/types.ts";
 import { REF_NAME } from "../oci/types.ts";
 import { createDecoderFor, layerCompression } from "../compress/index.ts";
-import { BlobReadError, type FileGunzip, startFileGunzip } from "../compress/inflate-worker.ts";
+import { BlobReadError, type FileGunzip, fileWorkerWanted, startFileGunzip } from "../compress/inflate-worker.ts";
 import { validateDescriptor } from "../oci/digest.ts";
 import { TarParser } from "../tar/parser.ts";
 import type { ByteSink } from "../stream/sink.ts";
@@ -169,18 +169,6 @@ function checkedDigester(digest: string, what: string) {
 }
 
 /**
- * Compressed size from which a gzip layer is read, verified and inflated in a
- * worker thread ({@linkcode startFileGunzip}) while this thread parses the tar
- * and writes files. Below it the worker's hand-over costs more than it saves.
- *
- * @example
- * ```ts
- * const offload = desc.size >= LAYER_WORKER_MIN_BYTES;
- * ```
- */
-export const LAYER_WORKER_MIN_BYTES = 1 << 20;
-
-/**
  * Starts reading + verifying + inflating a gzip layer in a worker thread
  * (blob sha256, size, diff_id sha256 all computed there), or returns null when
  * the layer must go through the in-thread pipeline (not gzip, embedded data,
@@ -189,6 +177,7 @@ export const LAYER_WORKER_MIN_BYTES = 1 << 20;
  */
 function startLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState): FileGunzip | null {
   if (!desc || typeof desc !== "object" || layerCompression(desc.mediaType) !== "gzip" || desc.data !== undefined) return null;
+  if (!fileWorkerWanted(desc.size, state.opts.inflate)) return null;
   if (typeof desc.digest !== "string" || !desc.digest.startsWith("sha256:")) return null;
   if (typeof diffId !== "string" || !diffId.startsWith("sha256:")) return null;
   try {
@@ -205,7 +194,6 @@ function startLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: 
   return startFileGunzip(file, {
     name: `layer ${shortDigest(desc.digest)}`,
     size: desc.size,
-    minSize: LAYER_WORKER_MIN_BYTES,
     mode: state.opts.inflate,
   });
 }
@@ -251,7 +239,7 @@ async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, s
 /**
  * Applies one layer blob to the state's root, verifying digest, size and diff_id.
  * Large gzip layers are read, verified and inflated in a worker thread (see
- * {@linkcode LAYER_WORKER_MIN_BYTES}); `job` is such a job already started
+ * `FILE_WORKER_MIN_BYTES` in compress/); `job` is such a job already started
  * for this layer (by {@linkcode applyLayers}, one layer ahead), `null` to use
  * this thread, `undefined` to decide here.
  *
