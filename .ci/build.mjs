@@ -4,14 +4,14 @@
 //     (base64), so Node, Deno, the bundle and the single binary all load the
 //     same bytes without touching the filesystem;
 //  2. bundle the CLI and the library with esbuild into dist/ (fast start-up),
-//     with the inflate worker program bundled into them as text
-//     (.ci/inflate-worker-bundle.mjs), and emit the library's type
+//     with the worker programs bundled into them as text
+//     (.ci/worker-bundles.mjs), and emit the library's type
 //     declarations into dist/types/.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { inflateWorkerDefine } from "./inflate-worker-bundle.mjs";
+import { workerDefines } from "./worker-bundles.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (n) => join(root, "node_modules", ".bin", n);
@@ -35,7 +35,7 @@ for (const f of readdirSync(join(root, "wasm"))) {
 }
 if (only) process.exit(0);
 
-const common = ["--bundle", "--platform=node", "--format=esm", "--target=node20", "--log-level=warning", await inflateWorkerDefine(root),
+const common = ["--bundle", "--platform=node", "--format=esm", "--target=node20", "--log-level=warning", ...await workerDefines(root),
   "--banner:js=import { createRequire as __ocigenCreateRequire } from 'node:module'; const require = __ocigenCreateRequire(import.meta.url);"];
 mkdirSync(join(root, "dist"), { recursive: true });
 execFileSync(bin("esbuild"), ["src/main.ts", "--outfile=dist/ocigen.mjs", ...common], { cwd: root, stdio: "inherit" });

@@ -14,7 +14,7 @@ import { OcigenError } from "../errors.ts";
 import { type ByteSink, CollectSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/inflate.ts";
 import { hex32, instantiateKernel, MemoryView } from "../wasm/instance.ts";
-import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelInput, pumpKernel, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
+import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelStage, pumpKernel, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
 
 /**
  * Exports of the inflate kernel (`wasm/inflate.ts`).
@@ -128,34 +128,14 @@ function release(k: Kernel): void {
  * out.bytes();
  * ```
  */
-export class WasmGunzip implements ByteSink {
-  private k: Kernel | null;
-  private readonly input = new KernelInput();
+export class WasmGunzip extends KernelStage<Kernel> {
   private done = false;
-  private seen = 0; // compressed bytes written
-  private readonly name: string;
   private readonly mode: number;
-  private readonly emit = (out: Uint8Array) => this.sink.write(out);
 
-  constructor(private readonly sink: ByteSink, opts: WasmInflateOptions = {}) {
-    this.mode = opts.raw ? 1 : 0;
-    this.name = opts.name ?? (opts.raw ? "deflate stream" : "gzip stream");
-    this.k = acquire(this.mode);
-  }
-
-  write(chunk: Uint8Array): void {
-    const k = this.kernel();
-    this.seen += chunk.length;
-    let off = 0;
-    while (off < chunk.length) {
-      if (this.done) {
-        if (this.mode === 1) return; // raw: bytes after the final block are ignored
-        // gzip: run() will judge what follows (new member, padding, garbage)
-        this.done = false;
-      }
-      off += this.input.fill(k, chunk, off);
-      this.pump(false);
-    }
+  constructor(sink: ByteSink, opts: WasmInflateOptions = {}) {
+    const mode = opts.raw ? 1 : 0;
+    super(sink, opts.name ?? (opts.raw ? "deflate stream" : "gzip stream"), acquire(mode));
+    this.mode = mode;
   }
 
   end(): void {
@@ -169,12 +149,15 @@ export class WasmGunzip implements ByteSink {
     this.sink.end();
   }
 
-  private kernel(): Kernel {
-    if (!this.k) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: write after end or after an error`);
-    return this.k;
+  protected override accepting(): boolean {
+    if (this.done) {
+      if (this.mode === 1) return false; // raw: bytes after the final block are ignored
+      this.done = false; // gzip: run() will judge what follows (new member, padding, garbage)
+    }
+    return true;
   }
 
-  private pump(final: boolean): void {
+  protected pump(final: boolean): void {
     const k = this.k!;
     const st = pumpKernel(k, this.input, final, this.emit);
     if (st === KERNEL_NEED_INPUT) {

@@ -17,7 +17,7 @@ import { OcigenError } from "../errors.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/zstd.ts";
 import { hex32, instantiateKernel, MemoryView } from "../wasm/instance.ts";
-import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelInput, pumpKernel, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
+import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelStage, pumpKernel, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
 import { describeWindowTooLarge, ZSTD_WINDOW_DEFAULT } from "./zstd-frame.ts";
 
 interface ZstdExports extends StreamKernelExports {
@@ -119,35 +119,9 @@ function release(k: Kernel): void {
  * out.bytes();
  * ```
  */
-export class WasmZstdDecoder implements ByteSink {
-  private k: Kernel | null;
-  private readonly input = new KernelInput();
-  private seen = 0;
-  private readonly name: string;
-  private readonly windowMax: number;
-  private readonly emit = (out: Uint8Array) => {
-    try {
-      this.sink.write(out);
-    } catch (e) {
-      this.k = null;
-      throw e;
-    }
-  };
-
-  constructor(private readonly sink: ByteSink, opts: WasmZstdOptions = {}) {
-    this.name = opts.name ?? "zstd stream";
-    this.windowMax = opts.windowMax ?? ZSTD_WINDOW_DEFAULT;
-    this.k = acquire(this.windowMax);
-  }
-
-  write(chunk: Uint8Array): void {
-    const k = this.kernel();
-    this.seen += chunk.length;
-    let off = 0;
-    while (off < chunk.length) {
-      off += this.input.fill(k, chunk, off);
-      this.pump(false);
-    }
+export class WasmZstdDecoder extends KernelStage<Kernel> {
+  constructor(sink: ByteSink, opts: WasmZstdOptions = {}) {
+    super(sink, opts.name ?? "zstd stream", acquire(opts.windowMax ?? ZSTD_WINDOW_DEFAULT));
   }
 
   end(): void {
@@ -163,12 +137,7 @@ export class WasmZstdDecoder implements ByteSink {
     this.sink.end();
   }
 
-  private kernel(): Kernel {
-    if (!this.k) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: write after end or after an error`);
-    return this.k;
-  }
-
-  private pump(final: boolean): void {
+  protected pump(final: boolean): void {
     const k = this.k!;
     const st = pumpKernel(k, this.input, final, this.emit);
     if (st === KERNEL_NEED_INPUT) {

@@ -14,6 +14,8 @@
  *
  * @module
  */
+import { OcigenError } from "../errors.ts";
+import type { ByteSink } from "../stream/sink.ts";
 import type { MemoryView } from "./instance.ts";
 
 /**
@@ -182,5 +184,67 @@ export function pumpKernel(k: StreamKernel, input: KernelInput, final: boolean, 
     if (st === KERNEL_OUTPUT) continue;
     if (st === KERNEL_NEED_INPUT) input.shift(k);
     return st;
+  }
+}
+
+/**
+ * The write side every kernel-backed decoder stage shares: it holds the
+ * kernel instance (null once ended or failed), copies written chunks into the
+ * kernel's input buffer and pumps after each fill; output goes to `sink`. A
+ * sink that throws leaves the stage unusable. Subclasses say what a pump
+ * means for their format (`pump`) and whether more input is still taken
+ * (`accepting`).
+ *
+ * @example
+ * ```ts
+ * class MyDecoder extends KernelStage<StreamKernel<MyExports>> {
+ *   protected pump(final: boolean): void { pumpKernel(this.k!, this.input, final, this.emit); }
+ * }
+ * ```
+ */
+export abstract class KernelStage<K extends StreamKernel = StreamKernel> implements ByteSink {
+  protected k: K | null;
+  protected readonly input = new KernelInput();
+  /** Compressed bytes written. */
+  protected seen = 0;
+  /** Hands one output view to the sink. */
+  protected readonly emit = (out: Uint8Array): void => {
+    try {
+      this.sink.write(out);
+    } catch (e) {
+      this.k = null;
+      throw e;
+    }
+  };
+
+  protected constructor(protected readonly sink: ByteSink, protected readonly name: string, k: K) {
+    this.k = k;
+  }
+
+  write(chunk: Uint8Array): void {
+    const k = this.kernel();
+    this.seen += chunk.length;
+    let off = 0;
+    while (off < chunk.length) {
+      if (!this.accepting()) return;
+      off += this.input.fill(k, chunk, off);
+      this.pump(false);
+    }
+  }
+
+  abstract end(): void;
+
+  /** Runs the kernel over what is buffered (`final`: no more input), failing on errors. */
+  protected abstract pump(final: boolean): void;
+
+  /** False when the rest of the input is to be ignored. */
+  protected accepting(): boolean {
+    return true;
+  }
+
+  /** The live kernel; a stage used after its end or an error is an EDECOMPRESS error. */
+  protected kernel(): K {
+    if (!this.k) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: write after end or after an error`);
+    return this.k;
   }
 }

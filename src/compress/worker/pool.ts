@@ -1,33 +1,20 @@
 /**
- * Starting inflate workers and keeping idle ones for the next job.
+ * Starting inflate workers (through `spawn.ts`) and keeping idle ones for the
+ * next job.
  *
- * The worker program is the TypeScript module `inflate-worker-main.ts`. How
- * it is started depends on how ocigen runs:
- *  - from a bundle (dist/ocigen.mjs, dist/mod.mjs, the single binary):
- *    `.ci/build.mjs` bundles that module into one CommonJS script and defines
- *    `__OCIGEN_INFLATE_WORKER__` as its text, which is started with
- *    `eval: true` (a single binary has no file to load it from);
- *  - from source on Deno: the module itself, by URL (Deno runs TypeScript);
- *  - from source on Node (under tsx): a two-line CommonJS bootstrap that
- *    registers tsx's `require` hook in the worker and requires the module (on
- *    Node 20 the `--import` loader of the parent does not reach a worker's
- *    entry module).
  * Every worker is handed the inflate kernel compiled once in this thread
  * (`WebAssembly.Module` is passed, not recompiled) and its own shared buffer.
  * A worker whose job failed or was abandoned is terminated; cleanly finished
- * ones are kept (at most {@linkcode MAX_IDLE}).
+ * ones are kept (at most two).
  *
  * @module
  */
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { wasmBase64 } from "../../wasm/generated/inflate.ts";
 import { kernelModule } from "../../wasm/instance.ts";
 import { Channel } from "./channel.ts";
 import { Ctl, JOB_WORDS, Layout, type WorkerData } from "./protocol.ts";
-
-declare const __OCIGEN_INFLATE_WORKER__: string | undefined;
+import { spawnWorker } from "./spawn.ts";
 
 /**
  * A started worker and its shared buffer.
@@ -48,15 +35,6 @@ export interface Slot {
 const MAX_IDLE = 2;
 const idle: Slot[] = [];
 
-function spawn(data: WorkerData): Worker {
-  if (typeof __OCIGEN_INFLATE_WORKER__ === "string") return new Worker(__OCIGEN_INFLATE_WORKER__, { eval: true, workerData: data });
-  const main = new URL("./inflate-worker-main.ts", import.meta.url);
-  if ("Deno" in globalThis) return new Worker(main, { workerData: data });
-  const tsx = createRequire(import.meta.url).resolve("tsx/cjs");
-  const boot = `require(${JSON.stringify(tsx)});\nrequire(${JSON.stringify(fileURLToPath(main))});\n`;
-  return new Worker(boot, { eval: true, workerData: data });
-}
-
 /**
  * An idle worker, or a newly started one, with its per-job control words
  * reset (throws when this runtime cannot start workers).
@@ -70,7 +48,8 @@ export function acquireSlot(): Slot {
   let s = idle.pop();
   if (!s) {
     const sab = new SharedArrayBuffer(Layout.TOTAL);
-    const worker = spawn({ sab, module: kernelModule("inflate", wasmBase64) });
+    const data: WorkerData = { sab, module: kernelModule("inflate", wasmBase64) };
+    const worker = spawnWorker("inflate", data);
     worker.unref();
     s = { worker, ch: new Channel(sab) };
   }
