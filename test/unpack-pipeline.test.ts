@@ -9,6 +9,9 @@ import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { OcigenError } from "../src/errors.ts";
 import { Layout } from "../src/oci/layout.ts";
 import { unpackRootfs } from "../src/layer/unpack.ts";
@@ -16,6 +19,7 @@ import { BlobReadError, closeIdleWorkers, FILE_WORKER_MIN_BYTES, FileGunzip, fil
 import { CollectSink } from "../src/stream/sink.ts";
 import { type LayerSpec, describeTree, makeImage, plantCanary, tmpdir } from "./layer-fixtures.ts";
 
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const sha = (b: Uint8Array) => "sha256:" + createHash("sha256").update(b).digest("hex");
 
 function bytes(n: number, seed: number): Uint8Array {
@@ -169,6 +173,13 @@ describe("applyLayers on the worker pipeline", () => {
       assert.equal(fs.readFileSync(path.join(r, "usr/lib/via-link"), "utf8"), "through the symlink");
       assert.equal(fs.statSync(path.join(r, "hard")).size, 1_500_000);
       assert.equal(fs.statSync(path.join(r, "usr/lib/big.so")).size, 300_000);
+      // the bundle starts the worker program embedded in it as text (no module file to load)
+      const bundled = path.join(dir, "r-bundle");
+      const cli = spawnSync("node", [path.join(root, "dist/ocigen.mjs"), "raw", "unpack", "--image", `${path.join(dir, "l")}:latest`, bundled], {
+        encoding: "utf8", env: { ...process.env, OCIGEN_INFLATE: "worker" }, cwd: dir, timeout: 120_000,
+      });
+      assert.equal(cli.status, 0, cli.stderr);
+      assert.deepEqual(describeTree(bundled), trees[0]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
       await closeIdleWorkers();
