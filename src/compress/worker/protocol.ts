@@ -32,8 +32,10 @@
  * Int32 payload length) and its payload padded to 8 bytes; a record never
  * wraps around the ring's end (the writer fills the rest of the ring with a
  * `PAD` record and starts again at 0), so the reader always gets one
- * contiguous view per record. `ENTRIES` carries a batch of parsed headers,
- * `DATA` the bytes of the current entry's content, `END` closes the archive.
+ * contiguous view per record. `EVENTS` carries a batch of the tar parser's
+ * events other than content (entry headers, entry ends, holes of sparse
+ * files, in stream order), `DATA` the bytes of the current entry's content
+ * between them, `END` closes the archive.
  * A worker that does not know an output kind fails the job with
  * {@linkcode WorkerError}.UNSUPPORTED.
  *
@@ -149,10 +151,10 @@ export const OutputKind = { BYTES: 0, TAR_RECORDS: 1 } as const;
  *
  * @example
  * ```ts
- * if (kind === RecordKind.ENTRIES) parseBatch(payload);
+ * if (kind === RecordKind.EVENTS) replayEvents(payload, handler);
  * ```
  */
-export const RecordKind = { PAD: 0, ENTRIES: 1, DATA: 2, END: 3 } as const;
+export const RecordKind = { PAD: 0, EVENTS: 1, DATA: 2, END: 3 } as const;
 
 /**
  * Bytes of a record header in the `TAR_RECORDS` output (kind, length).
