@@ -7,6 +7,9 @@
  * No top-level await: the same entry is bundled as ESM (dist/ocigen.mjs) and
  * as CommonJS for the single executable (dist/ocigen), which Node runs as CJS.
  *
+ * Settings: built here once from the environment (src/settings.ts); the
+ * command line passes them down to the engines as options.
+ *
  * Start-up: `--version` is answered here; everything else loads the CLI with
  * a dynamic import (esbuild keeps bundled modules behind one unevaluated
  * until then) and runs it through `runLazy`, which loads only the verb group
@@ -15,7 +18,8 @@
  * @module
  */
 import process from "node:process";
-import { invocationArgv, pinSelf } from "./install/self.ts";
+import { invocationArgv } from "./install/self.ts";
+import { processSettings } from "./settings.ts";
 import { VERSION } from "./version.ts";
 import { denoPermissionLine } from "./cli/hints.ts";
 
@@ -45,12 +49,12 @@ run.then(
 );
 
 function start(): Promise<number> {
-  pinSelf();
-  const argv = invocationArgv();
+  const settings = processSettings(); // the one place the environment is read (pins OCIGEN_SELF for children)
+  const argv = invocationArgv(process.argv, settings.asGenerator);
   return argv.length === 3 && (argv[2] === "--version" || argv[2] === "-v")
     ? Promise.resolve().then(() => {
       process.stdout.write(`${VERSION}\n`); // what commander's .version() prints
       return 0;
     })
-    : import("./cli/program.ts").then((m) => m.runLazy(argv));
+    : import("./cli/program.ts").then((m) => m.runLazy(argv, settings));
 }

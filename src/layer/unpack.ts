@@ -11,7 +11,7 @@
  * inflates, hashes the output for the diff_id), so this thread only parses
  * tar and writes files; the next layer's job starts while the current one is
  * applied (one layer of lookahead, at most a 16 MiB ring ahead;
- * `OCIGEN_LOOKAHEAD=0` turns that off, `inflate: "wasm"` keeps
+ * `lookahead: false` turns that off, `inflate: "wasm"` keeps
  * everything in this thread). Digests are compared after the layer was
  * applied, before anything is published, exactly as on the in-thread path.
  *
@@ -116,6 +116,12 @@ export interface UnpackOptions extends ApplyOptions {
    * does (`umoci raw unpack --rootless`). Default false.
    */
   rootlessOwnerXattrs?: boolean;
+  /**
+   * Start the next layer's worker job while applying this one (default
+   * true; false for measurements: the command line passes the settings'
+   * `lookahead`, `OCIGEN_LOOKAHEAD=0`).
+   */
+  lookahead?: boolean;
 }
 
 /**
@@ -326,11 +332,12 @@ export async function applyLayers(
   // Pipelined: the next layer's worker job starts while this one is applied
   // (it inflates up to its bounded ring ahead, then waits).
   let next: FileGunzip | null = startLayerJob(layout, layers[0], diffIds[0], state);
+  const lookahead = opts.lookahead ?? true;
   try {
     for (let i = 0; i < layers.length; i++) {
-      const cur = i === 0 || LOOKAHEAD ? next : startLayerJob(layout, layers[i], diffIds[i], state);
+      const cur = i === 0 || lookahead ? next : startLayerJob(layout, layers[i], diffIds[i], state);
       next = null;
-      if (i + 1 < layers.length && LOOKAHEAD) next = startLayerJob(layout, layers[i + 1], diffIds[i + 1], state);
+      if (i + 1 < layers.length && lookahead) next = startLayerJob(layout, layers[i + 1], diffIds[i + 1], state);
       opts.onLayer?.(i + 1, layers.length, layers[i]);
       log.debug(`applying layer ${i + 1}/${layers.length} ${shortDigest(layers[i].digest)}${cur ? " (worker)" : ""}`);
       try {
@@ -345,9 +352,6 @@ export async function applyLayers(
   restoreFixedDirs(state);
   return state;
 }
-
-/** Start the next layer's worker job while applying this one (`OCIGEN_LOOKAHEAD=0`: off, for measurements). */
-const LOOKAHEAD = (process.env.OCIGEN_LOOKAHEAD ?? "1") !== "0";
 
 /** Rootless: gives directories made accessible while writing their modes back (deepest first). */
 function restoreFixedDirs(state: ApplyState): void {

@@ -8,14 +8,13 @@
 import process from "node:process";
 import type { Command } from "commander";
 import { OcigenError } from "../../errors.ts";
-import { loadGeneratorConfig } from "../../generator/config.ts";
-import { createReporter, runBySystemd } from "../../generator/report.ts";
-import { invokedAsGenerator } from "../../install/self.ts";
+import { generatorConfig } from "../generator-config.ts";
+import { createReporter } from "../../generator/report.ts";
+import { settings } from "../context.ts";
 import { log } from "../../log.ts";
 import { gcExtractsJson } from "../json.ts";
 import { addExtractAllOptions, extractAllCommand } from "./extract-all.ts";
 import { zstdWindowMaxOption } from "../zstd-window.ts";
-import { inflateModeSetting } from "../inflate-mode.ts";
 import { platformOption } from "../platform.ts";
 // The generator (generate.ts) and the extractor (extract.ts) are imported by
 // the actions that use them: `generate` runs at every boot and `extract`
@@ -64,17 +63,18 @@ export function register(program: Command, _raw: Command): void {
       if (early !== undefined && late === undefined) {
         throw new OcigenError("EUSAGE", "generate takes one directory or three (NORMAL EARLY LATE), not two");
       }
-      const reporter = createReporter(runBySystemd(process.env, invokedAsGenerator()));
+      const reporter = createReporter(settings().kmsg);
       let config;
       try {
-        config = loadGeneratorConfig(o.config);
+        config = generatorConfig(o.config);
       } catch (e) {
         // stderr gets it once, from the caller; the kernel log too when run by systemd
         if (reporter.kmsg) reporter.error((e as Error).message);
         throw e;
       }
-      const { generate } = await import("../../generator/generate.ts");
-      const r = await generate({ config, outDir: normal, dryRun: Boolean(o.dryRun), reporter });
+      const { generate, ocigenCommand } = await import("../../generator/generate.ts");
+      const ocigen = ocigenCommand(config, { OCIGEN_SELF: settings().self });
+      const r = await generate({ config, outDir: normal, dryRun: Boolean(o.dryRun), reporter, ocigen });
       if (r.errors.length > 0) process.exitCode = 1;
     });
 
@@ -101,14 +101,15 @@ export function register(program: Command, _raw: Command): void {
       const zstdWindowMax = zstdWindowMaxOption(o.zstdWindowMax);
       if (o.all) return await extractAllCommand({ ...o, zstdWindowMax });
       if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
-      const config = loadGeneratorConfig(o.config);
+      const config = generatorConfig(o.config);
       const { extract } = await import("../../generator/extract.ts");
       const r = await extract({
         config, name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle),
         manifest: o.manifest, service: Boolean(o.service), volumes: o.volume, tmpfs: o.tmpfs, env: o.env, exec: o.exec,
         readOnly: Boolean(o.readOnly), reload: Boolean(o.reload), release: Boolean(o.release),
         platform: o.platform === undefined ? undefined : platformOption(o.platform),
-        unpack: { zstdWindowMax: zstdWindowMax ?? config.zstdWindowMax, inflate: inflateModeSetting() },
+        lockTimeoutMs: settings().lockTimeoutMs,
+        unpack: { zstdWindowMax: zstdWindowMax ?? config.zstdWindowMax, lookahead: settings().lookahead, inflate: settings().inflate },
       });
       if (o.release) log.info(`${o.name}:${o.ref}: root released`);
       else log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}${r.root ? `, root ${r.root}` : ""}`);
@@ -121,9 +122,9 @@ export function register(program: Command, _raw: Command): void {
     .option("--dry-run", "only print what would be removed")
     .option("--json", "print what was (or would be) removed as JSON")
     .action(async (o: { config?: string; dryRun?: boolean; json?: boolean }) => {
-      const { gcExtracts } = await import("../../generator/extract.ts");
+      const { gcExtracts } = await import("../../generator/gc.ts");
       const { orphanVolumes, stopOrphans, systemdBooted } = await import("../../generator/orphans.ts");
-      const cfg = loadGeneratorConfig(o.config);
+      const cfg = generatorConfig(o.config);
       // running services whose tag or layout is gone are stopped first (their roots released), then collected
       const orphans = systemdBooted() ? stopOrphans(cfg, { dryRun: Boolean(o.dryRun) }) : { stopped: [], errors: [] };
       for (const u of orphans.stopped) {
@@ -150,7 +151,7 @@ export function register(program: Command, _raw: Command): void {
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .action(async (o: { config?: string }) => {
       const { listVolumes } = await import("../../generator/orphans.ts");
-      for (const v of await listVolumes(loadGeneratorConfig(o.config))) process.stdout.write(`${v.dir}${v.orphaned ? " (orphaned)" : ""}\n`);
+      for (const v of await listVolumes(generatorConfig(o.config))) process.stdout.write(`${v.dir}${v.orphaned ? " (orphaned)" : ""}\n`);
     });
   volume
     .command("rm")
@@ -159,6 +160,6 @@ export function register(program: Command, _raw: Command): void {
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .action(async (unit: string, o: { config?: string }) => {
       const { removeVolumes } = await import("../../generator/orphans.ts");
-      process.stdout.write(`removed ${removeVolumes(loadGeneratorConfig(o.config), unit)}\n`);
+      process.stdout.write(`removed ${removeVolumes(generatorConfig(o.config), unit)}\n`);
     });
 }
