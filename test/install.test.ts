@@ -299,6 +299,22 @@ describe("install-generator", () => {
       assert.ok(!wrapper.includes(root), "the wrapper names no path of the checkout");
       const copy = path.join(work, INSTALL_PATHS.bundle);
       assert.deepEqual(fs.readFileSync(copy), fs.readFileSync(bundle));
+      // through the generator link the wrapper runs the generator's own bundle (generation only), when built
+      const genBundle = path.join(root, "dist/ocigen-generator.mjs");
+      if (fs.existsSync(genBundle)) {
+        assert.deepEqual(fs.readFileSync(path.join(work, INSTALL_PATHS.generatorBundle)), fs.readFileSync(genBundle));
+        assert.match(wrapper, new RegExp(`ocigen-generator\\) exec '[^']+' '/${INSTALL_PATHS.generatorBundle}' "\\$@"`), wrapper);
+        const conf = path.join(work, "gen.conf");
+        fs.writeFileSync(conf, `imagelayoutdir=${path.join(work, "none")}\nextractsdir=${path.join(work, "x")}\n`);
+        // the installed copy generates on its own, and hands what it does not parse (--help) to the program beside it
+        const genCopy = path.join(work, INSTALL_PATHS.generatorBundle);
+        const g = spawnSync(nodeBin, [genCopy, "--config", conf, "--dry-run", path.join(work, "out")], { encoding: "utf8", env: { OCIGEN_KMSG: "0" } });
+        assert.equal(g.status, 0, g.stderr);
+        assert.match(g.stderr, /no layouts under/);
+        const help = spawnSync(nodeBin, [genCopy, "--help"], { encoding: "utf8", env: {} });
+        assert.match(help.stdout, /^Usage: ocigen generate /, help.stderr);
+        fs.rmSync(conf);
+      }
       // the copy runs ocigen, with no PATH (generators run with a minimal environment)
       const v = spawnSync(nodeBin, [copy, "--version"], { encoding: "utf8", env: {} });
       assert.equal(v.stdout.trim(), VERSION, v.stderr);
