@@ -34,8 +34,8 @@ export { type LayerItem, type LayerWriteOptions, tarStream, writeLayer, writeLay
 export { commitLayer, type CommitResult } from "./repack/commit.ts";
 export { repackBundle, type RepackOptions, type RepackResult } from "./repack/repack.ts";
 export { addTarLayer, type AddLayerOptions, insertPath, insertWhiteout } from "./repack/insert.ts";
-export { type BuildOptions, buildFile, type BuiltTarget, runBuild } from "./build/build.ts";
-export { type BuildSpec, type BuildTarget, parseBuildSpec, readBuildSpec } from "./build/spec.ts";
+export { type BuildOptions, buildFile, type BuiltTarget, runBuild } from "./recipe/build.ts";
+export { type BuildSpec, type BuildTarget, parseBuildSpec, readBuildSpec } from "./recipe/spec.ts";
 // systemd generator: configuration, discovery, unit rendering, extracts
 export { defaultGeneratorConfig, type GeneratorConfig, type LayoutSettings, layoutSettings, loadGeneratorConfig, parseGeneratorConfig } from "./generator/config.ts";
 export { type Discovery, discoverLayouts, type FoundLayout } from "./generator/discover.ts";

@@ -7,7 +7,7 @@ import { Layout } from "../src/oci/layout.ts";
 import { writeBundleManifest } from "../src/bundle/manifest.ts";
 import { repackBundle } from "../src/repack/repack.ts";
 import { addTarLayer, insertPath, insertWhiteout } from "../src/repack/insert.ts";
-import { unpackImageTo } from "../src/build/apply.ts";
+import { unpackImageTo } from "../src/recipe/apply.ts";
 import { unpackBundle } from "../src/layer/unpack.ts";
 import { have, isRoot, makeBaseTree, mutateTree, needTool, run, snapshot, snapshotDiff, tmpdir } from "./repack-util.ts";
 

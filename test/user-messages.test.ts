@@ -15,8 +15,8 @@ import { checkLayerCount, validateConfig, validateIndex, validateManifest } from
 import { Layout } from "../src/oci/layout.ts";
 import { parseIdMap } from "../src/layer/idmap.ts";
 import { acquireLock } from "../src/fs/lock.ts";
-import { copyTree } from "../src/build/copy.ts";
-import { buildFile } from "../src/build/build.ts";
+import { copyTree } from "../src/recipe/copy.ts";
+import { buildFile } from "../src/recipe/build.ts";
 import { parseGeneratorConfig } from "../src/generator/config.ts";
 import { extract, gcExtracts } from "../src/generator/extract.ts";
 import { main, makeProgram } from "../src/cli/main.ts";

@@ -25,7 +25,7 @@
  *
  * @module
  */
-import type { BuiltTarget } from "../build/build.ts";
+import type { BuiltTarget } from "../recipe/build.ts";
 import type { BulkResult } from "../bulk/extract-all.ts";
 import type { GcResult } from "../oci/gc.ts";
 import type { ResolvedImage } from "../oci/layout.ts";

@@ -59,7 +59,7 @@
 import * as fs from "node:fs";
 import { isAbsolute, join, posix } from "node:path";
 import { OcigenError, wrapIo } from "../errors.ts";
-import { shellSplit } from "../build/shellsplit.ts";
+import { shellSplit } from "../recipe/shellsplit.ts";
 import { formatPlatform, hostPlatform, parsePlatform } from "../oci/platform.ts";
 import type { Platform } from "../oci/types.ts";
 import { type GeneratorConfig, type LayoutSettings, layoutSettings, normalizeRuntime, type VolumeSetting } from "./config.ts";

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { shellSplit } from "../build/shellsplit.ts";
+import { shellSplit } from "../recipe/shellsplit.ts";
 import { checkExecutable } from "../generator/syntax.ts";
 import { BOOL } from "../generator/ini.ts";
 

@@ -31,7 +31,7 @@ export function register(program: Command, _raw: Command): void {
     .option("--json", "print what was built as JSON")
     .action(async (spec: string, o: { layout: string; compress: string; force?: boolean; json?: boolean }) => {
       const [{ buildFile }, { parseCompression }] = await Promise.all([
-        import("../../build/build.ts"),
+        import("../../recipe/build.ts"),
         import("../../compress/encode.ts"),
       ]);
       // progress (TTY only): targets done/total, the current one named
