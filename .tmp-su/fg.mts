@@ -1,0 +1,10 @@
+import { FileGunzip, fileGunzipStats } from "/work/wt/startup/src/compress/inflate-worker.ts";
+const file = process.argv[2];
+const t0 = performance.now();
+let n = 0;
+const g = new FileGunzip(file, {});
+const t1 = performance.now();
+g.pump({ write(b: Uint8Array) { n += b.length; }, end() {} });
+const t2 = performance.now();
+console.log(`${(globalThis as any).Deno ? "deno" : "node"}: start ${(t1 - t0).toFixed(0)} ms, pump ${(t2 - t1).toFixed(0)} ms, ${(n / 1e6).toFixed(0)} MB, ${(n / 1e6 / ((t2 - t1) / 1000)).toFixed(0)} MB/s, wait ${fileGunzipStats.waitMs.toFixed(0)}`);
+process.exit(0);
