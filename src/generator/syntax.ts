@@ -45,9 +45,12 @@ export function escapeSpecifiers(s: string): string {
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Throws EGENERATE if `s` holds NUL or an unpaired surrogate (not representable in a unit). */
+const ANY_SURROGATE = /[\uD800-\uDFFF]/;
+
 function checkRepresentable(s: string, what: string): void {
   if (s.includes("\0")) throw new OcigenError("EGENERATE", `${what} contains a NUL character`);
-  if (LONE_SURROGATE.test(s)) throw new OcigenError("EGENERATE", `${what} contains an unpaired UTF-16 surrogate`);
+  // the look-around pattern only where a surrogate is (rarely) present
+  if (ANY_SURROGATE.test(s) && LONE_SURROGATE.test(s)) throw new OcigenError("EGENERATE", `${what} contains an unpaired UTF-16 surrogate`);
 }
 
 /**
