@@ -27,6 +27,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { makeLayout, mkTemp, rmTemp, tarFiles } from "../fixtures/layout.ts";
+import { DENO_V8_FLAGS } from "../src/install/self.ts";
 
 const root = join(fileURLToPath(new URL(".", import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -97,8 +98,8 @@ try {
   if (!args.includes("--no-deno") && fs.existsSync(deno)) {
     cases.push({ runner: "deno", name: "deno run empty.js", cmd: deno, args: ["run", "-A", empty] });
     // -A: Deno wants all permissions for paths under /dev (the tmpfs /dev/shm).
-    runner("deno src generator", deno, ["run", "-A", join(root, "src/ocigen-generator.ts")], "deno run empty.js", []);
-    runner("deno src", deno, ["run", "-A", join(root, "src/main.ts")], "deno run empty.js");
+    runner("deno src generator", deno, ["run", ...DENO_V8_FLAGS, "-A", join(root, "src/ocigen-generator.ts")], "deno run empty.js", []);
+    runner("deno src", deno, ["run", ...DENO_V8_FLAGS, "-A", join(root, "src/main.ts")], "deno run empty.js");
   } else if (!json) console.error(`skip deno: ${deno} missing`);
 
   const times: number[][] = cases.map(() => []);

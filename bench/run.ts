@@ -28,7 +28,7 @@ import { createSHA256 } from "hash-wasm";
 import { WasmGunzip } from "../src/compress/inflate-wasm.ts";
 import { GzipDecoder } from "../src/compress/gzip.ts";
 import { createDigester } from "../src/digest/index.ts";
-import { isDeno, isSea, selfCommand } from "../src/install/self.ts";
+import { DENO_V8_FLAGS, isDeno, isSea, selfCommand } from "../src/install/self.ts";
 import { type BenchImage, generateBenchImage } from "./image.ts";
 import { have } from "../src/util/which.ts";
 import { readChunks } from "./read-chunks.ts";
@@ -180,7 +180,7 @@ export function ocigenCommand(): string[] {
   const script = process.argv[1] ?? "";
   if (isSea() || /ocigen(\.m?js)?$/.test(path.basename(script)) || process.env.OCIGEN_SELF) return selfCommand();
   const main = path.join(root, "src/main.ts");
-  if (isDeno()) return [process.execPath, "run", "-A", main];
+  if (isDeno()) return [process.execPath, "run", ...DENO_V8_FLAGS, "-A", main];
   // the bundle when it is newer than every source file, else a fresh bundle
   // of the sources (esbuild, as `npm run build` does), else the sources via tsx
   const dist = path.join(root, "dist/ocigen.mjs");

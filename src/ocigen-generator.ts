@@ -28,7 +28,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { generateCommandLine } from "./cli/generate-argv.ts";
 import { denoPermissionLine } from "./cli/hints.ts";
-import { DENO_PERMISSIONS, invocationArgv, invokedAsGenerator, isDeno, pinSelf } from "./install/self.ts";
+import { DENO_PERMISSIONS, DENO_V8_FLAGS, invocationArgv, invokedAsGenerator, isDeno, pinSelf } from "./install/self.ts";
 
 /** The whole program beside this file: the main bundle, or src/main.ts when run from the sources. */
 const MAIN = new URL(import.meta.url.endsWith(".ts") ? "./main.ts" : "./ocigen.mjs", import.meta.url);
@@ -64,7 +64,7 @@ function mainCommand(): string[] {
       // not executable: run it with this runtime
     }
   }
-  return isDeno() ? [process.execPath, "run", ...DENO_PERMISSIONS, main] : [process.execPath, ...process.execArgv, main];
+  return isDeno() ? [process.execPath, "run", ...DENO_V8_FLAGS, ...DENO_PERMISSIONS, main] : [process.execPath, ...process.execArgv, main];
 }
 
 function start(): Promise<number | void> {

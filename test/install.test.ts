@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { installGenerator, uninstallGenerator } from "../src/install/install.ts";
 import { defaultConfig, INSTALL_PATHS, sliceUnit } from "../src/install/files.ts";
 import { readManifest, safeRelative } from "../src/install/manifest.ts";
-import { invocationArgv, invokedAsGenerator, pinSelf } from "../src/install/self.ts";
+import { DENO_PERMISSIONS, DENO_V8_FLAGS, invocationArgv, invokedAsGenerator, pinSelf, selfCommand } from "../src/install/self.ts";
 import { OcigenError } from "../src/errors.ts";
 import { VERSION } from "../src/version.ts";
 import { have } from "../src/util/which.ts";
@@ -380,5 +380,19 @@ describe("default config", () => {
     const defaults = mod.defaultGeneratorConfig();
     const plain = (c: typeof defaults) => JSON.stringify({ ...c, path: undefined, layouts: [...c.layouts] });
     assert.equal(plain(parsed), plain(defaults));
+  });
+});
+
+describe("the command that runs this ocigen again", () => {
+  test("under Deno it carries the V8 flags and the permissions; under Node the runtime's own options", () => {
+    const cmd = selfCommand({});
+    assert.equal(cmd[0], process.execPath);
+    if (isDeno) {
+      assert.deepEqual(cmd.slice(1, 2 + DENO_V8_FLAGS.length + DENO_PERMISSIONS.length), ["run", ...DENO_V8_FLAGS, ...DENO_PERMISSIONS]);
+      assert.match(DENO_V8_FLAGS.join(" "), /^--v8-flags=--max-semi-space-size=\d+$/);
+    } else {
+      assert.ok(!cmd.some((a) => a.startsWith("--v8-flags")), cmd.join(" "));
+    }
+    assert.equal(selfCommand({ OCIGEN_SELF: "/usr/local/bin/ocigen" }).join(" "), "/usr/local/bin/ocigen");
   });
 });

@@ -31,7 +31,7 @@ import { OcigenError, wrapIo } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { defaultConfig, INSTALL_PATHS, sliceUnit, updateServiceUnit, updateTimerUnit, wrapperScript } from "./files.ts";
 import { type InstallManifest, MANIFEST_FORMAT, type ManifestEntry, manifestText, readManifest } from "./manifest.ts";
-import { DENO_PERMISSIONS, isDeno, isSea } from "./self.ts";
+import { DENO_PERMISSIONS, DENO_V8_FLAGS, isDeno, isSea } from "./self.ts";
 
 /** Options of {@linkcode installGenerator}. */
 export interface InstallOptions {
@@ -311,7 +311,7 @@ function programContent(opts: InstallOptions): { content: Content; what: string;
  */
 export function wrapperPlan(): { exe: string; args: string[]; bundle: string; generator?: string; copyExe: boolean } {
   const script = process.argv[1] ? resolve(process.argv[1]) : "";
-  const args = isDeno() ? ["run", ...DENO_PERMISSIONS] : [];
+  const args = isDeno() ? ["run", ...DENO_V8_FLAGS, ...DENO_PERMISSIONS] : [];
   let checkout: string | null = null;
   for (let d = dirname(script); ; d = dirname(d)) {
     const pkg = join(d, "package.json");
