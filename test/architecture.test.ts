@@ -5,6 +5,10 @@
 //   failure names the files of one cycle in order. Dynamic and type-only
 //   imports count: a cycle through them still means two files that cannot be
 //   read or changed one without the other;
+// - no folder-level cycles either: with each folder directly under src/ as
+//   one node (and each file directly in src/ as its own), no folder imports
+//   a folder that imports it back, directly or through others; a failure
+//   names the folders of one cycle and one import that makes each step;
 // - commander (the command-line parser) is imported only under src/cli/:
 //   engines get their settings as arguments, never parse a command line.
 import { test } from "node:test";
@@ -112,6 +116,61 @@ test("src/ has no import cycles", () => {
   assert.ok(edges > 100, `expected the import graph to have edges, found ${edges}`);
   const cycle = findCycle(graph);
   assert.equal(cycle, undefined, `import cycle: ${cycle?.join(" -> ")}`);
+});
+
+/** The folder (or top-level file) of a path relative to src/. */
+function unitOf(rel: string): string {
+  return rel.split(path.sep)[0];
+}
+
+/**
+ * The folder-level graph of a file graph: folder -> folders it imports, each
+ * edge with one file import that makes it (for messages). Imports that leave
+ * src/ (package.json) are not part of it.
+ */
+function folderGraph(files: Map<string, string[]>): { graph: Map<string, string[]>; why: Map<string, string> } {
+  const sets = new Map<string, Set<string>>();
+  const why = new Map<string, string>();
+  for (const [file, deps] of files) {
+    const from = unitOf(file);
+    if (!sets.has(from)) sets.set(from, new Set());
+    for (const d of deps) {
+      if (d.startsWith("..")) continue;
+      const to = unitOf(d);
+      if (to === from) continue;
+      sets.get(from)!.add(to);
+      if (!why.has(`${from} ${to}`)) why.set(`${from} ${to}`, `src/${file} imports src/${d}`);
+    }
+  }
+  const graph = new Map<string, string[]>();
+  for (const [k, v] of sets) graph.set(k, [...v].sort());
+  return { graph, why };
+}
+
+test("the folder graph joins files by their folder and finds a loop between two folders", () => {
+  const files = new Map([
+    [path.join("a", "x.ts"), [path.join("b", "y.ts"), path.join("a", "z.ts")]],
+    [path.join("a", "z.ts"), []],
+    [path.join("b", "y.ts"), ["errors.ts"]],
+    [path.join("b", "w.ts"), [path.join("a", "z.ts")]],
+    ["errors.ts", [path.join("..", "package.json")]],
+  ]);
+  const { graph, why } = folderGraph(files);
+  assert.deepEqual(graph.get("a"), ["b"]);
+  assert.deepEqual(graph.get("b"), ["a", "errors.ts"]);
+  assert.deepEqual(graph.get("errors.ts"), []);
+  assert.deepEqual(findCycle(graph), ["a", "b", "a"]);
+  assert.equal(why.get("b a"), `src/${path.join("b", "w.ts")} imports src/${path.join("a", "z.ts")}`);
+  files.delete(path.join("b", "w.ts"));
+  assert.equal(findCycle(folderGraph(files).graph), undefined);
+});
+
+test("src/ has no folder-level import cycles", () => {
+  const { graph, why } = folderGraph(importGraph());
+  assert.ok(graph.size > 15, `expected the folders of ${SRC}, found ${graph.size}`);
+  const cycle = findCycle(graph);
+  const steps = cycle?.slice(1).map((to, i) => why.get(`${cycle[i]} ${to}`)).join("; ");
+  assert.equal(cycle, undefined, `folder import cycle: ${cycle?.join(" -> ")} (${steps})`);
 });
 
 test("commander is imported only under src/cli/", () => {

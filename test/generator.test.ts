@@ -18,7 +18,7 @@ import { findInImagePath, readFileInRoot, resolveInRoot } from "../src/rootfs/re
 import { parseGroup, parsePasswd, resolveUser } from "../src/rootfs/users.ts";
 import { createReporter, kmsgRecord, runBySystemd } from "../src/generator/report.ts";
 import { normalizeSignal } from "../src/generator/signal.ts";
-import { renderAtomicTemplate } from "../src/generator/atomic.ts";
+import { renderAtomicTemplate } from "../src/generator/atomic-template.ts";
 import { main } from "../src/cli/main.ts";
 import { captureStderr } from "./capture-stderr.ts";
 

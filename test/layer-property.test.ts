@@ -9,7 +9,7 @@ import { OcigenError } from "../src/errors.ts";
 import { ApplyState, LayerApplier } from "../src/layer/apply.ts";
 import { TarParser } from "../src/tar/parser.ts";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
-import { createDecoder } from "../src/compress/index.ts";
+import { createDecoder } from "../src/layer/decoder.ts";
 import { compress, plantCanary, tmpdir } from "./layer-fixtures.ts";
 
 const ROOT = typeof process.getuid === "function" && process.getuid() === 0;

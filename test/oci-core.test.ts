@@ -7,7 +7,9 @@ import fc from "fast-check";
 import { createDigester, createPortableDigester, digestBytes } from "../src/digest/index.ts";
 import { digestProblem, validateDescriptor } from "../src/oci/digest.ts";
 import { isValidTag } from "../src/oci/refname.ts";
-import { isIndexMediaType, Layout, parseImageRef } from "../src/oci/layout.ts";
+import { Layout } from "../src/oci/layout.ts";
+import { isIndexMediaType } from "../src/oci/media-type.ts";
+import { parseImageRef } from "../src/oci/refname.ts";
 import { OcigenError } from "../src/errors.ts";
 import {
   breakLayout,

@@ -6,7 +6,7 @@ import process from "node:process";
 import { Layout } from "../src/oci/layout.ts";
 import { parseBuildSpec } from "../src/recipe/spec.ts";
 import { resolveBuildOrder } from "../src/recipe/order.ts";
-import { shellSplit } from "../src/recipe/shellsplit.ts";
+import { shellSplit } from "../src/util/shellsplit.ts";
 import { buildFile, dayStamp, nextDatedTag } from "../src/recipe/build.ts";
 import { unpackImageTo } from "../src/recipe/apply.ts";
 import { detectIsolation } from "../src/recipe/sandbox.ts";

@@ -1,6 +1,6 @@
-// Build failures (SPEC 5: "A failed target leaves the layout exactly as it was"): a build whose
-// first target fails used to leave a new, empty OCI layout behind where there was none (or
-// in a directory that was empty). Targets built before a failure stay.
+// Recipe build failures (SPEC 5: "A failed target leaves the layout exactly as it was"): a
+// build whose first target fails leaves no new, empty OCI layout behind where there was none
+// (or in a directory that was empty). Targets built before a failure stay.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";

@@ -15,7 +15,7 @@ import { makeLayout, putImage, rmTemp, tarFiles, writeIndex } from "../fixtures/
 import { gatherStatus } from "../src/status/status.ts";
 import { statusTable } from "../src/status/table.ts";
 import { statusJson, updateJson } from "../src/cli/json.ts";
-import { recordEvent, writePin } from "../src/update/state.ts";
+import { recordEvent, writePin } from "../src/generator/update-state.ts";
 import type { Runner } from "../src/update/systemd.ts";
 import { storeRootfs } from "../src/store/paths.ts";
 

@@ -8,11 +8,13 @@ import { spawnSync } from "node:child_process";
 import fc from "fast-check";
 import { OcigenError } from "../src/errors.ts";
 import { TarParser, type TarHandler } from "../src/tar/parser.ts";
-import { type TarEntryHeader, decodeHeader, encodeHeader, parseNumeric, setChecksum } from "../src/tar/header.ts";
+import { type TarEntryHeader, encodeHeader, setChecksum } from "../src/tar/header.ts";
+import { decodeHeader, parseNumeric } from "../src/tar/header-decode.ts";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
 import { encodePax, parsePax } from "../src/tar/pax.ts";
 import { CollectSink, concatBytes } from "../src/stream/sink.ts";
-import { GzipDecoder, ZstdDecoder, createDecoder } from "../src/compress/index.ts";
+import { GzipDecoder, ZstdDecoder } from "../src/compress/index.ts";
+import { createDecoder } from "../src/layer/decoder.ts";
 import { LayerDecompressStream, TarStream, UntarStream, type TarEvent } from "../src/tar/web.ts";
 import { have, sha256, tmpdir } from "./layer-fixtures.ts";
 

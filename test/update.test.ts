@@ -16,7 +16,7 @@ import { parseImageSettings } from "../src/generator/settings.ts";
 import { OcigenError } from "../src/errors.ts";
 import { planUnits, update, type UpdateOptions } from "../src/update/update.ts";
 import { healthRunArgv } from "../src/update/health.ts";
-import { listPins, pinFor, readPin, readRecord, writePin } from "../src/update/state.ts";
+import { listPins, pinFor, readPin, readRecord, writePin } from "../src/generator/update-state.ts";
 import type { RunResult, Runner } from "../src/update/systemd.ts";
 
 const REF = "org.opencontainers.image.ref.name";

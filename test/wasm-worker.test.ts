@@ -7,7 +7,7 @@ import zlib from "node:zlib";
 import { OcigenError } from "../src/errors.ts";
 import { closeIdleWorkers, createGunzip, createHashingGunzip, WorkerGunzip } from "../src/compress/inflate-worker.ts";
 import crypto from "node:crypto";
-import { createDecoder } from "../src/compress/index.ts";
+import { createDecoder } from "../src/layer/decoder.ts";
 import type { ByteSink } from "../src/stream/sink.ts";
 
 function data(n: number, seed: number): Uint8Array {

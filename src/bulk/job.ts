@@ -31,7 +31,7 @@ import type { GeneratorConfig } from "../generator/config.ts";
 import { imagePlatform, settingsForTag } from "../generator/settings.ts";
 import { extract, openNamedLayout } from "../generator/extract.ts";
 import { storeDir, storeRootfs } from "../store/paths.ts";
-import { unitUser } from "../generator/unit.ts";
+import { unitUser } from "../generator/service.ts";
 import { applyLayers, removeTree, type UnpackOptions } from "../layer/unpack.ts";
 import { runningAsRoot } from "../layer/apply.ts";
 import { CHAIN_FILE, chainIds, readChainRecord, readChainRecordFile, treeFingerprint, writeChainRecord, writeChainRecordFile } from "./chain.ts";

@@ -56,14 +56,22 @@ export function readTreeXattrs(root: string): Map<string, Xattrs> {
     return out;
   }
   // cwd = root and path "." so that printed names are "." and "./a/b".
-  const r = spawnSync("getfattr", ["-R", "-P", "-h", "-d", "-m", "-", "-e", "base64", "."], {
-    cwd: root,
-    maxBuffer: 1 << 30,
-    encoding: "buffer",
-  });
-  if (r.error) return cannotRun(r.error, out);
-  parseDump((r.stdout as Buffer).toString("latin1"), out);
+  dumpInto(root, ["-R", "-P", "-h", "-d", "-m", "-", "-e", "base64", "."], out);
   return out;
+}
+
+/**
+ * Runs `getfattr ARGS` in `root` and adds what it prints to `out`; false
+ * (warned once) when it cannot be run.
+ */
+function dumpInto(root: string, args: string[], out: Map<string, Xattrs>): boolean {
+  const r = spawnSync("getfattr", args, { cwd: root, maxBuffer: 1 << 30, encoding: "buffer" });
+  if (r.error) {
+    cannotRun(r.error, out);
+    return false;
+  }
+  parseDump((r.stdout as Buffer).toString("latin1"), out);
+  return true;
 }
 
 /**
@@ -121,13 +129,7 @@ export function readPathsXattrs(root: string, paths: string[]): Map<string, Xatt
       chunk.push(p === "." ? "." : "./" + p);
       bytes += p.length + 3;
     }
-    const r = spawnSync("getfattr", ["-h", "-d", "-m", "-", "-e", "base64", "--", ...chunk], {
-      cwd: root,
-      maxBuffer: 1 << 30,
-      encoding: "buffer",
-    });
-    if (r.error) return cannotRun(r.error, out);
-    parseDump((r.stdout as Buffer).toString("latin1"), out);
+    if (!dumpInto(root, ["-h", "-d", "-m", "-", "-e", "base64", "--", ...chunk], out)) return out;
   }
   return out;
 }

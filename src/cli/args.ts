@@ -15,7 +15,7 @@
  * @module
  */
 import { OcigenError } from "../errors.ts";
-import { parseImageRef } from "../oci/layout.ts";
+import { parseImageRef } from "../oci/refname.ts";
 import { validateTag } from "../oci/refname.ts";
 
 /** Commander's argument parser of a repeatable option: the values in order. */

@@ -21,19 +21,18 @@
  */
 import { Gzip } from "fflate";
 import { OcigenError } from "../errors.ts";
-import { MediaType } from "../oci/types.ts";
 import { zstdCompressStream } from "./encode-zstd.ts";
+import type { Compression } from "./compression.ts";
 import { parallelGzip } from "./pgzip.ts";
 
-/** A layer compression. */
-export type Compression = "gzip" | "zstd" | "none";
+export type { Compression };
 
 /**
  * Parses a `--compress` value.
  *
  * @example
  * ```ts
- * parseCompression("zstd"); // "zstd" ("auto" is resolved per image by resolveCompression)
+ * parseCompression("zstd"); // "zstd" ("auto" is resolved per image by resolveCompression, src/oci/media-type.ts)
  * ```
  */
 export function parseCompression(s: string | undefined): Compression | "auto" {
@@ -43,42 +42,12 @@ export function parseCompression(s: string | undefined): Compression | "auto" {
 }
 
 /**
- * Resolves `auto` to the compression of the image's last layer (gzip when
- * it has none or an unknown one), as umoci does.
- *
- * @example
- * ```ts
- * resolveCompression("auto", [{ mediaType: MediaType.LayerZstd, digest: "…", size: 1 }]); // "zstd"
- * ```
- */
-export function resolveCompression(c: Compression | "auto" | undefined, layers: { mediaType: string }[]): Compression {
-  if (c && c !== "auto") return c;
-  if (c === undefined) return "gzip";
-  const mt = layers.length ? layers[layers.length - 1].mediaType : "";
-  if (mt.endsWith("+zstd")) return "zstd";
-  if (mt.endsWith(".tar")) return "none";
-  return "gzip";
-}
-
-/**
- * The OCI layer media type of a compression.
- *
- * @example
- * ```ts
- * layerMediaType("gzip"); // "application/vnd.oci.image.layer.v1.tar+gzip"
- * ```
- */
-export function layerMediaType(c: Compression): string {
-  return c === "gzip" ? MediaType.LayerGzip : c === "zstd" ? MediaType.LayerZstd : MediaType.Layer;
-}
-
-/**
  * Compresses an async byte stream.
  *
  * @example
  * ```ts
  * const gz = encodeStream("gzip", tarChunks());
- * await layout.writeBlob(gz, layerMediaType("gzip"));
+ * await layout.writeBlob(gz, layerMediaType("gzip")); // layerMediaType: src/oci/media-type.ts
  * ```
  */
 export function encodeStream(c: Compression, source: AsyncIterable<Uint8Array>, level?: number): AsyncIterable<Uint8Array> {

@@ -1,18 +1,20 @@
 /**
- * Decompression stages for layer media types: gzip, zstd or none, each a
+ * Decompression stages by compression name (gzip, zstd or none), each a
  * synchronous {@linkcode ByteSink} that pushes decompressed bytes into the
- * next stage. The WebAssembly engineer may swap the kernels behind
- * {@linkcode createDecoder} without changing callers.
+ * next stage. Layer media types are mapped to these names in
+ * src/oci/media-type.ts. The WebAssembly engineer may swap the kernels behind
+ * {@linkcode createDecoderFor} without changing callers.
  *
  * @module
  */
-import { OcigenError } from "../errors.ts";
 import type { ByteSink } from "../stream/sink.ts";
+import type { Compression } from "./compression.ts";
 import { createGunzip } from "./inflate-worker.ts";
 import { ZstdDecoder } from "./zstd.ts";
 
 export { GzipDecoder, crc32 } from "./gzip.ts";
 export { ZstdDecoder } from "./zstd.ts";
+export type { Compression } from "./compression.ts";
 
 /**
  * Options of {@linkcode createDecoderFor}.
@@ -25,42 +27,6 @@ export { ZstdDecoder } from "./zstd.ts";
 export interface DecoderOptions {
   /** Largest window a zstd frame may declare, bytes (default 128 MiB, at most 2 GiB). */
   zstdWindowMax?: number;
-}
-
-/**
- * A compression of layer data.
- *
- * @example
- * ```ts
- * const c: Compression = layerCompression(desc.mediaType) ?? "none";
- * ```
- */
-export type Compression = "gzip" | "zstd" | "none";
-
-const LAYER_TYPES: Record<string, Compression> = {
-  "application/vnd.oci.image.layer.v1.tar": "none",
-  "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
-  "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
-  "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
-  "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
-  "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
-  "application/vnd.docker.image.rootfs.diff.tar": "none",
-  "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
-  "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "gzip",
-  "application/vnd.docker.image.rootfs.diff.tar.zstd": "zstd",
-};
-
-/**
- * The compression of a layer media type, or `undefined` if it is not a layer type.
- *
- * @example
- * ```ts
- * layerCompression("application/vnd.oci.image.layer.v1.tar+gzip"); // "gzip"
- * layerCompression("text/plain"); // undefined
- * ```
- */
-export function layerCompression(mediaType: string): Compression | undefined {
-  return LAYER_TYPES[mediaType];
 }
 
 /**
@@ -89,21 +55,4 @@ export function createDecoderFor(compression: Compression, sink: ByteSink, what?
     case "none":
       return sink;
   }
-}
-
-/**
- * A decoder stage for a layer media type (gzip, zstd or none). Unknown media
- * types are `EMEDIATYPE` errors, never silently skipped.
- *
- * @example
- * ```ts
- * const d = createDecoder("application/vnd.oci.image.layer.v1.tar+gzip", tarParser);
- * d.write(chunk); // ...
- * d.end();
- * ```
- */
-export function createDecoder(mediaType: string, sink: ByteSink, what?: string): ByteSink {
-  const c = layerCompression(mediaType);
-  if (!c) throw new OcigenError("EMEDIATYPE", `Cannot unpack ${what ?? "layer"}: unsupported layer media type ${mediaType}`);
-  return createDecoderFor(c, sink, what);
 }

@@ -6,7 +6,7 @@
  * must hold ` #` is double-quoted); `[section]` headers; `key = value`
  * (spaces around `=` ignored, keys case-insensitive). Keys before any
  * section header belong to `[system]` (the old generator's section-less
- * form, seed 000). Unknown keys are warned about and ignored; invalid values
+ * form). Unknown keys are warned about and ignored; invalid values
  * are errors naming the file and line.
  *
  * ```
@@ -38,7 +38,7 @@
  * @module
  */
 import type { SandboxSettings } from "./sandbox.ts";
-import type { UpdateSettings } from "../update/settings.ts";
+import type { UpdateSettings } from "./update-settings.ts";
 import * as fs from "node:fs";
 import process from "node:process";
 import { isAbsolute, resolve } from "node:path";
@@ -100,7 +100,7 @@ export interface LayoutSettings {
   platform?: string;
   /** Confinement, network, restart and resource settings (./sandbox.ts); undefined: the defaults. */
   sandbox?: SandboxSettings;
-  /** Auto-update settings (src/update/settings.ts); undefined: the defaults. */
+  /** Auto-update settings (src/generator/update-settings.ts); undefined: the defaults. */
   update?: UpdateSettings;
 }
 
@@ -126,7 +126,7 @@ export interface GeneratorConfig {
   runDir?: string;
   /** Parent of the services' persistent volumes (default /var/lib/ocigen/volumes). */
   volumesDir?: string;
-  /** Where `ocigen update` keeps pins and update records (default /var/lib/ocigen/state, src/update/state.ts). */
+  /** Where `ocigen update` keeps pins and update records (default /var/lib/ocigen/state, src/generator/update-state.ts). */
   stateDir?: string;
   /** Render Atomic `/exports/service.template` files (default false: a template can run host commands). */
   atomicTemplates: boolean;

@@ -70,7 +70,7 @@ import { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, serviceRoot, serviceRunDir, volum
 import { ensureHostIds, removeHostAccounts } from "./hostusers.ts";
 import { ensureVolume } from "./volumes.ts";
 import { isMountPoint, mountedLowerDirs, mountServiceRoot, releaseServiceRoot } from "./serviceroot.ts";
-import { parseVolumeSpec, type PlannedVolume, SYSTEMD_INVALID_ID } from "./unit.ts";
+import { parseVolumeSpec, type PlannedVolume, SYSTEMD_INVALID_ID } from "./service.ts";
 
 /** How extract talks to the service manager (replaceable in tests). */
 export interface SystemdControl {

@@ -28,11 +28,11 @@ import { storeRootfs, unitDir } from "../store/paths.ts";
 import { createReporter, type Reporter } from "./report.ts";
 import { DEFAULT_VOLUMES_DIR } from "./state.ts";
 import { containerId, extractArgv, type ImageInfo, releaseArgv, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
-import { addMissingDirectives, atomicVariables, readAtomicExports, renderAtomicTemplate } from "./atomic.ts";
+import { addMissingDirectives, atomicVariables, readAtomicExports, renderAtomicTemplate } from "./atomic-template.ts";
 import { checkLineValue, checkUnitLines, listWord } from "./syntax.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../install/self.ts";
-import { applyPin } from "../update/pin.ts";
+import { applyPin } from "./pin.ts";
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions {
@@ -70,7 +70,7 @@ export interface GeneratedUnit {
   manifest: string;
   /** The manifest the tag names now. */
   tagManifest: string;
-  /** The pin `ocigen update` set after a failed update, while it holds (src/update/state.ts). */
+  /** The pin `ocigen update` set after a failed update, while it holds (src/generator/update-state.ts). */
   pin?: { manifest: string; from: string; at: string; reason: string };
 }
 

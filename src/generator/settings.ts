@@ -35,7 +35,7 @@
  *   `Network=host|none`, `NetworkOnline=`, `Memory=`, `CPUQuota=`,
  *   `TasksMax=`, `Restart=`, `RestartSec=`, `StartLimitBurst=`,
  *   `StartLimitIntervalSec=`, `TimeoutStopSec=`, `Notify=`;
- * - auto-update (src/update/settings.ts): `AutoUpdate=`, `HealthCmd=`,
+ * - auto-update (src/generator/update-settings.ts): `AutoUpdate=`, `HealthCmd=`,
  *   `HealthTimeout=`.
  * Section `[Service]`: every `Key=Value` line is appended to the generated
  * unit's `[Service]` section as written (the key must be a unit-file key,
@@ -59,7 +59,7 @@
 import * as fs from "node:fs";
 import { isAbsolute, join, posix } from "node:path";
 import { OcigenError, wrapIo } from "../errors.ts";
-import { shellSplit } from "../recipe/shellsplit.ts";
+import { shellSplit } from "../util/shellsplit.ts";
 import { formatPlatform, hostPlatform, parsePlatform } from "../oci/platform.ts";
 import type { Platform } from "../oci/types.ts";
 import { type GeneratorConfig, type LayoutSettings, layoutSettings, normalizeRuntime, type VolumeSetting } from "./config.ts";
@@ -67,7 +67,7 @@ import { BOOL, IniSyntaxError, parseIni } from "./ini.ts";
 import { checkExecutable, checkId, isEnvName } from "./syntax.ts";
 import { globToRegExp } from "./tags.ts";
 import { mergeSandbox, parseSandboxKey, SANDBOX_KEYS, type SandboxSettings } from "./sandbox.ts";
-import { mergeUpdate, parseUpdateKey, UPDATE_KEYS, type UpdateSettings } from "../update/settings.ts";
+import { mergeUpdate, parseUpdateKey, UPDATE_KEYS, type UpdateSettings } from "./update-settings.ts";
 
 /**
  * The file name suffix of settings files.
@@ -107,7 +107,7 @@ export interface SettingsLayer {
   platform?: string;
   /** Confinement, network, restart and resource keys (./sandbox.ts). */
   sandbox?: SandboxSettings;
-  /** Auto-update keys (src/update/settings.ts). */
+  /** Auto-update keys (src/generator/update-settings.ts). */
   update?: UpdateSettings;
 }
 

@@ -13,7 +13,8 @@ import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
 import { isStaleTemp, TEMP_PREFIX } from "../fs/atomic.ts";
 import { isValidDigest } from "./digest.ts";
-import { isIndexMediaType, isManifestMediaType, type Layout } from "./layout.ts";
+import type { Layout } from "./layout.ts";
+import { isIndexMediaType, isManifestMediaType } from "./media-type.ts";
 import type { Descriptor } from "./types.ts";
 
 /** What {@linkcode gcLayout} did. */

@@ -8,7 +8,8 @@
  */
 import { OcigenError } from "../errors.ts";
 import { log } from "../log.ts";
-import { isIndexMediaType, isManifestMediaType, type Layout, type ResolvedImage } from "./layout.ts";
+import type { Layout, ResolvedImage } from "./layout.ts";
+import { isIndexMediaType, isManifestMediaType } from "./media-type.ts";
 import { hostPlatform } from "./platform.ts";
 import { validateTag } from "./refname.ts";
 import { type Descriptor, type History, type ImageConfig, type ImageManifest, MediaType, REF_NAME } from "./types.ts";

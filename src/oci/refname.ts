@@ -1,5 +1,6 @@
 /**
- * Tag names: the image-spec `org.opencontainers.image.ref.name` grammar.
+ * Tag names: the image-spec `org.opencontainers.image.ref.name` grammar; and
+ * umoci's `LAYOUT[:TAG]` image references.
  *
  * ```
  * ref       ::= component ("/" component)*
@@ -40,4 +41,25 @@ export function validateTag(tag: string): void {
   if (!isValidTag(tag)) {
     throw new OcigenError("EBADTAG", `Invalid tag ${JSON.stringify(tag)}: does not match the OCI ref.name grammar`);
   }
+}
+
+/**
+ * Splits umoci's `LAYOUT[:TAG]` image reference (TAG defaults to `latest`);
+ * the first `:` separates, as in umoci, and an empty TAG (`LAYOUT:`) is
+ * refused as umoci refuses it.
+ *
+ * @example
+ * ```ts
+ * parseImageRef("/l:v1"); // { dir: "/l", tag: "v1" }
+ * parseImageRef("/l"); // { dir: "/l", tag: "latest" }
+ * ```
+ */
+export function parseImageRef(ref: string): { dir: string; tag: string } {
+  const i = ref.indexOf(":");
+  if (i < 0) return { dir: ref, tag: "latest" };
+  const dir = ref.slice(0, i);
+  const tag = ref.slice(i + 1);
+  if (dir === "") throw new OcigenError("EUSAGE", `Invalid image reference ${JSON.stringify(ref)}: empty layout path`);
+  if (tag === "") throw new OcigenError("EUSAGE", `Invalid image reference ${JSON.stringify(ref)}: empty tag (leave out the ':' for latest)`);
+  return { dir, tag };
 }

@@ -10,7 +10,8 @@
  */
 import { OcigenError, shortDigest } from "../errors.ts";
 import { digestProblem, fieldOf, isValidMediaType, validateDescriptor } from "./digest.ts";
-import { type ImageConfig, type ImageIndex, type ImageManifest, MediaType } from "./types.ts";
+import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES } from "./media-type.ts";
+import type { ImageConfig, ImageIndex, ImageManifest } from "./types.ts";
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -36,11 +37,6 @@ function schemaVersion2(o: Record<string, unknown>, where: string): void {
     bad(fieldOf(where, "schemaVersion"), o.schemaVersion === undefined ? "missing (must be 2)" : `must be 2, not ${JSON.stringify(o.schemaVersion)}`);
   }
 }
-
-/** Media types accepted for an image index (OCI and Docker manifest list). */
-export const INDEX_MEDIA_TYPES: readonly string[] = [MediaType.Index, MediaType.DockerManifestList];
-/** Media types accepted for an image manifest (OCI and Docker v2 schema 2). */
-export const MANIFEST_MEDIA_TYPES: readonly string[] = [MediaType.Manifest, MediaType.DockerManifest];
 
 /**
  * Parses JSON text, throwing EJSON naming `where` on broken JSON.

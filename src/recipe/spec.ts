@@ -23,7 +23,7 @@ import fs from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { OcigenError } from "../errors.ts";
 import { isValidTag } from "../oci/refname.ts";
-import { shellSplit } from "./shellsplit.ts";
+import { shellSplit } from "../util/shellsplit.ts";
 
 /** One `copy` pair. */
 export interface CopyStep {

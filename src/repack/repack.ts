@@ -21,7 +21,8 @@ import { readUmociMtree, umociMtreeName, writeUmociMtree } from "../bundle/mtree
 import { ROOTLESS_XATTR, takeRootlessOwner } from "../bundle/rootlesscontainers.ts";
 import { type BundleEntry, comparePaths, loadXattrs, scanTree } from "../bundle/scan.ts";
 import { xattrsSupported } from "../bundle/xattr.ts";
-import { type Compression, resolveCompression } from "../compress/encode.ts";
+import type { Compression } from "../compress/compression.ts";
+import { resolveCompression } from "../oci/media-type.ts";
 import { type LayerItem, type LayerWriteOptions, type WrittenLayer, writeLayer } from "./layer-writer.ts";
 import { type HistoryOptions, commitLayer } from "./commit.ts";
 import { bundleSource, readBundleMeta, reverseIdMap, writeBundleMeta } from "./bundle-meta.ts";

@@ -6,7 +6,7 @@
  * (the manifest its service was last started with) and the store, asks
  * systemd for every unit's state in one `systemctl show` (when systemd runs;
  * else the state is `unknown`), and reads the pins and update records of
- * `ocigen update` (src/update/state.ts). It also lists the extracted trees
+ * `ocigen update` (src/generator/update-state.ts). It also lists the extracted trees
  * no unit uses any more (those `gc-extracts` would remove, with their size)
  * and the volumes whose unit is gone (only `ocigen volume rm` deletes them).
  *
@@ -18,7 +18,7 @@ import type { GeneratorConfig } from "../generator/config.ts";
 import { listVolumes } from "../generator/orphans.ts";
 import { storeRootfs } from "../store/paths.ts";
 import { planUnits, runningManifest } from "../update/update.ts";
-import { DEFAULT_STATE_DIR, listPins, readRecord, type UpdateEvent } from "../update/state.ts";
+import { DEFAULT_STATE_DIR, listPins, readRecord, type UpdateEvent } from "../generator/update-state.ts";
 import { processRunner, type Runner, showUnits, systemdRunning } from "../update/systemd.ts";
 
 /**

@@ -15,18 +15,9 @@
  */
 import { OcigenError } from "../errors.ts";
 import type { ByteSink } from "../stream/sink.ts";
-import {
-  BLOCK,
-  HeaderError,
-  type RawHeader,
-  type SparseRegion,
-  type TarEntryHeader,
-  type TarEntryType,
-  decodeBytes,
-  decodeHeader,
-  isZeroBlock,
-  padLength,
-} from "./header.ts";
+import { entryHeader, paxInt } from "./entry.ts";
+import { BLOCK, padLength, type SparseRegion, type TarEntryHeader } from "./header.ts";
+import { decodeBytes, decodeHeader, HeaderError, isZeroBlock, type RawHeader } from "./header-decode.ts";
 import { type PaxRecords, parsePax } from "./pax.ts";
 import {
   Sparse10MapReader,
@@ -90,40 +81,6 @@ const enum S {
 
 const HEADER_ONLY = new Set(["1", "2", "3", "4", "5", "6"]);
 const ZEROS = new Uint8Array(65536);
-
-function typeOf(flag: string, name: string): TarEntryType {
-  switch (flag) {
-    case "0":
-    case "7":
-      return "file";
-    case "\0":
-      return name.endsWith("/") ? "dir" : "file";
-    case "1":
-      return "link";
-    case "2":
-      return "symlink";
-    case "3":
-      return "char";
-    case "4":
-      return "block";
-    case "5":
-    case "D":
-      return "dir";
-    case "6":
-      return "fifo";
-    default:
-      return "other";
-  }
-}
-
-function paxInt(recs: Record<string, string>, key: string, fallback: number, allowNeg = false): number {
-  const v = recs[key];
-  if (v === undefined || v === "") return fallback;
-  if (!(allowNeg ? /^-?[0-9]+$/ : /^[0-9]+$/).test(v)) throw new HeaderError(`bad PAX ${key} record`);
-  const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw new HeaderError(`PAX ${key} record out of range`);
-  return n;
-}
 
 /**
  * Decodes a tar stream pushed into it and calls `handler`.
@@ -325,44 +282,9 @@ export class TarParser implements ByteSink {
       if (raw.size === 0) this.extDone();
       return;
     }
-    const recs = this.pax?.text ?? {};
-    let name = raw.name;
-    let linkname = raw.linkname;
-    if (recs.path) name = recs.path;
-    if (recs.linkpath) linkname = recs.linkpath;
-    if (this.longName !== null) name = this.longName;
-    if (this.longLink !== null) linkname = this.longLink;
-    const type = typeOf(flag, flag === "\0" ? name : "");
-    let size = paxInt(recs, "size", raw.size);
-    let mtime = raw.mtime;
-    if (recs.mtime) {
-      if (!/^-?[0-9]+(\.[0-9]*)?$/.test(recs.mtime)) throw new HeaderError("bad PAX mtime record");
-      mtime = Number(recs.mtime);
-    }
-    const xattrs: Record<string, string | Uint8Array> = {};
-    if (this.pax) {
-      for (const k of Object.keys(this.pax.raw)) {
-        if (k.startsWith("SCHILY.xattr.")) xattrs[k.slice(13)] = this.pax.raw[k];
-      }
-    }
-    const h: TarEntryHeader = {
-      name,
-      type,
-      typeflag: flag,
-      size: 0,
-      mode: raw.mode & 0o7777,
-      uid: paxInt(recs, "uid", raw.uid),
-      gid: paxInt(recs, "gid", raw.gid),
-      uname: recs.uname ?? raw.uname,
-      gname: recs.gname ?? raw.gname,
-      mtime,
-      linkname,
-      devmajor: raw.devmajor,
-      devminor: raw.devminor,
-      xattrs,
-      pax: { ...recs },
-    };
-    if (h.uid < 0 || h.gid < 0) throw new HeaderError("negative uid or gid");
+    const entry = entryHeader(raw, this.pax, this.longName, this.longLink);
+    const h = entry.h;
+    let size = entry.size;
     const pax = this.pax;
     this.pax = null;
     this.longName = null;
@@ -395,7 +317,7 @@ export class TarParser implements ByteSink {
       this.startEntry();
       return;
     }
-    if (pax && (type === "file" || type === "other")) {
+    if (pax && (h.type === "file" || h.type === "other")) {
       const t = pax.text;
       if (t["GNU.sparse.major"] === "1" && t["GNU.sparse.minor"] === "0") {
         h.type = "file";

@@ -9,7 +9,8 @@
  * @module
  */
 import { concatBytes } from "../stream/sink.ts";
-import { HeaderError, decodeBytes, utf8 } from "./header.ts";
+import { utf8 } from "./header.ts";
+import { decodeBytes, HeaderError } from "./header-decode.ts";
 
 /**
  * A PAX record value: a string (UTF-8 encoded) or raw bytes.

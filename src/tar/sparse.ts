@@ -15,7 +15,8 @@
  *
  * @module
  */
-import { BLOCK, HeaderError, type SparseRegion, parseNumeric } from "./header.ts";
+import { BLOCK, type SparseRegion } from "./header.ts";
+import { HeaderError, parseNumeric } from "./header-decode.ts";
 
 /**
  * Largest sparse map accepted (entries), to bound memory.

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { createDecoder } from "../compress/index.ts";
+import { createDecoderFor } from "../compress/index.ts";
+import { layerCompressionOf } from "../oci/media-type.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import type { TarEntryHeader } from "./header.ts";
 import { TarParser } from "./parser.ts";
@@ -97,7 +98,7 @@ export class LayerDecompressStream extends TransformStream<Uint8Array, Uint8Arra
     let dec: ByteSink;
     super({
       start(controller) {
-        dec = createDecoder(mediaType, { write: (c) => controller.enqueue(c.slice()), end: () => {} });
+        dec = createDecoderFor(layerCompressionOf(mediaType), { write: (c) => controller.enqueue(c.slice()), end: () => {} });
       },
       transform(chunk) {
         dec.write(chunk);

@@ -1,6 +1,6 @@
 /**
  * Is a restarted service good? {@linkcode watchService} watches it for its
- * health window (`HealthTimeout=`, ./settings.ts) and says no when, within
+ * health window (`HealthTimeout=`, src/generator/update-settings.ts) and says no when, within
  * that time, it
  * - fails (`ActiveState=failed`), or ends with a result other than success
  *   or a non-zero exit status,

@@ -17,7 +17,7 @@
  *    only those; one that was stopped runs the new content at its next start.
  * 4. Watch each restarted service for its health window (./health.ts).
  * 5. A service that fails its window is rolled back: a pin to the manifest
- *    it ran before (./state.ts; the operator's layout is never written),
+ *    it ran before (src/generator/update-state.ts; the operator's layout is never written),
  *    `daemon-reload` (the generator serves the pinned manifest),
  *    `reset-failed` and a restart, and a check that the old content runs.
  * Every outcome is recorded in the unit's update record for `ocigen status`.
@@ -36,8 +36,8 @@ import { settingsForTag } from "../generator/settings.ts";
 import type { Reporter } from "../generator/report.ts";
 import { unitDir } from "../store/paths.ts";
 import { healthRunArgv, type Verdict, watchService } from "./health.ts";
-import { DEFAULT_HEALTH_TIMEOUT } from "./settings.ts";
-import { DEFAULT_STATE_DIR, listPins, type Pin, readPin, recordEvent, removePin, unitBase, writePin } from "./state.ts";
+import { DEFAULT_HEALTH_TIMEOUT } from "../generator/update-settings.ts";
+import { DEFAULT_STATE_DIR, listPins, type Pin, readPin, recordEvent, removePin, unitBase, writePin } from "../generator/update-state.ts";
 import { processRunner, type Runner, showUnits, systemctl, systemdRunning, type UnitProps } from "./systemd.ts";
 
 /**

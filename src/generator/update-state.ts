@@ -1,5 +1,8 @@
 /**
  * What `ocigen update` remembers between runs: pins and update records.
+ * It lives with the generator because the generator reads the pins (a unit
+ * is generated for its pinned manifest, ./pin.ts); `ocigen update` writes
+ * them and `ocigen status` reads the records.
  *
  * On-disk format, under the state directory (`statedir =` in
  * `/etc/oci-generator.conf`, default `/var/lib/ocigen/state`, created 0700):
@@ -31,7 +34,7 @@ import { join } from "node:path";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { tempPath } from "../fs/atomic.ts";
 import { parseDigest } from "../oci/digest.ts";
-import { safeName } from "../generator/state.ts";
+import { safeName } from "./state.ts";
 
 /**
  * Default state directory.

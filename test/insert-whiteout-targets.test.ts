@@ -1,7 +1,7 @@
-// Insert edge cases: `insert SRC TARGET` with a TARGET component named `.wh.*` wrote a layer
-// entry that unpack reads back as a whiteout: `insert f /.wh.etc` deleted /etc from the image,
-// `insert f /d/.wh..wh..opq` emptied /d. Such targets are refused, as repack and insert
-// already refused `.wh.` names inside SRC; the layout is left unchanged.
+// Insert targets named like whiteouts: `insert SRC TARGET` with a TARGET component named
+// `.wh.*` would write a layer entry that unpack reads back as a whiteout (`insert f /.wh.etc`
+// would delete /etc from the image, `insert f /d/.wh..wh..opq` empty /d). Such targets are
+// refused, as `.wh.` names inside SRC are; the layout is left unchanged.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";

@@ -1,7 +1,7 @@
 /**
- * Atomic system container templates (seed 004): an image shipping
- * `/exports/service.template` gets that template rendered as its unit,
- * instead of the unit ocigen would write.
+ * Project Atomic system container templates (`atomic install --system`):
+ * an image shipping `/exports/service.template` gets that template rendered
+ * as its unit, instead of the unit ocigen would write.
  *
  * Where the template comes from: the generator never extracts layers, and
  * the file can be in any layer, so the template is read from the image's

@@ -13,11 +13,14 @@
  *   that time it fails to start, exits non-zero or is restarted, or (with
  *   `HealthCmd=`) the command has not succeeded.
  *
+ * Parsed here with the rest of the settings files; `ocigen update`
+ * (src/update/) acts on them.
+ *
  * @module
  */
-import { shellSplit } from "../recipe/shellsplit.ts";
-import { checkExecutable } from "../generator/syntax.ts";
-import { BOOL } from "../generator/ini.ts";
+import { shellSplit } from "../util/shellsplit.ts";
+import { checkExecutable } from "./syntax.ts";
+import { BOOL } from "./ini.ts";
 
 /**
  * Seconds a restarted service is watched when the settings say nothing.

@@ -1,5 +1,5 @@
 /**
- * How the generator honours a pin (./state.ts): when unit `base`'s tag
+ * How the generator honours a pin (./update-state.ts, written by `ocigen update`): when unit `base`'s tag
  * still names the manifest a rollback pinned it away from, the unit is
  * generated for the pinned (previous) manifest instead, read from the same
  * layout. A pinned manifest that is no longer in the layout (an operator's
@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import { shortDigest } from "../errors.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import { MediaType } from "../oci/types.ts";
-import { DEFAULT_STATE_DIR, type Pin, pinFor } from "./state.ts";
+import { DEFAULT_STATE_DIR, type Pin, pinFor } from "./update-state.ts";
 
 /**
  * The image a unit is generated for, and the pin that chose it (if any).

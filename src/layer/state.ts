@@ -1,0 +1,125 @@
+/**
+ * The state one unpack shares across its layers ({@linkcode ApplyState}: the
+ * root and its resolver, rootless mode, owners recorded instead of applied,
+ * directories opened up for an unprivileged owner), the options of an
+ * unpack, and the two facts about this process applying depends on
+ * (running as root; the umask).
+ *
+ * @module
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { wrapIo } from "../errors.ts";
+import { RootResolver } from "../rootfs/resolve.ts";
+import type { IdMapping } from "./idmap.ts";
+
+/**
+ * Options for applying layers.
+ *
+ * @example
+ * ```ts
+ * new ApplyState("/tmp/rootfs", { rootless: true, keepDirlinks: false });
+ * ```
+ */
+export interface ApplyOptions {
+  /** Do not apply owners, make devices placeholders (default: true when not running as root). */
+  rootless?: boolean;
+  /** Container-to-host uid mappings (umoci `--uid-map`). */
+  uidMap?: IdMapping[];
+  /** Container-to-host gid mappings (umoci `--gid-map`). */
+  gidMap?: IdMapping[];
+  /** Keep existing symlinks to directories when a layer has a directory of the same name (umoci `--keep-dirlinks`). */
+  keepDirlinks?: boolean;
+  /** Called with the number of uncompressed file bytes written (in steps of about 256 KiB, and at the end of each layer; progress). */
+  onBytes?: (n: number) => void;
+  /** Called per compressed chunk read (`bytes`) and per entry applied (`entries`), for progress lines. */
+  onProgress?: (bytes: number, entries: number) => void;
+  /**
+   * Largest zstd window a layer may declare, in bytes (default 128 MiB, at
+   * most 2 GiB); a layer past it fails with "zstd window too large".
+   */
+  zstdWindowMax?: number;
+}
+
+/**
+ * True when the process runs as root (uid 0).
+ *
+ * @example
+ * ```ts
+ * const rootless = !runningAsRoot();
+ * ```
+ */
+export function runningAsRoot(): boolean {
+  return typeof process.getuid === "function" ? process.getuid() === 0 : false;
+}
+
+/**
+ * State shared by the layers of one unpack (resolver, owner records).
+ *
+ * @example
+ * ```ts
+ * const state = new ApplyState("/tmp/rootfs", { rootless: false });
+ * // one LayerApplier per layer, all sharing the state
+ * ```
+ */
+export class ApplyState {
+  readonly resolver: RootResolver;
+  readonly rootless: boolean;
+  /** In rootless mode: owners from the layers that were not applied, by root-relative path. */
+  readonly owners = new Map<string, { uid: number; gid: number }>();
+  /**
+   * True once any extended attribute was set in this tree (lower xattrs may need clearing).
+   * When still false after the last layer, `unpackBundle` lets the bundle manifest skip its getfattr pass.
+   */
+  anyXattrs = false;
+  /** Directories made accessible in rootless mode: rel -> original mode. */
+  readonly fixedDirs = new Map<string, number>();
+  private myUid = typeof process.getuid === "function" ? process.getuid() : -1;
+
+  constructor(readonly root: string, readonly opts: ApplyOptions = {}) {
+    this.rootless = opts.rootless ?? !runningAsRoot();
+    this.resolver = new RootResolver(root, {
+      onEnter: (rel, abs, st) => {
+        if (!this.rootless) return;
+        if ((st.mode & 0o700) !== 0o700 && st.uid === this.myUid) {
+          if (!this.fixedDirs.has(rel)) this.fixedDirs.set(rel, st.mode & 0o7777);
+          try {
+            fs.chmodSync(abs, (st.mode & 0o7777) | 0o700);
+          } catch (e) {
+            throw wrapIo(e, "chmod", rel);
+          }
+        }
+      },
+    });
+  }
+}
+
+let umaskProbe: number | null | undefined;
+/**
+ * The process umask, found once by creating a probe file (mode 0777) in the
+ * temp directory (portable: no `process.umask()` read, deprecated in Node);
+ * `null` when it cannot be found (then every file gets an explicit chmod).
+ *
+ * @example
+ * ```ts
+ * const um = processUmask(); // 0o022 usually
+ * ```
+ */
+export function processUmask(): number | null {
+  if (umaskProbe !== undefined) return umaskProbe;
+  umaskProbe = null;
+  const probe = path.join(os.tmpdir(), `.ocigen-umask-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  try {
+    const fd = fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o777);
+    try {
+      umaskProbe = 0o777 & ~(fs.fstatSync(fd).mode & 0o777);
+    } finally {
+      fs.closeSync(fd);
+      fs.unlinkSync(probe);
+    }
+  } catch {
+    umaskProbe = null;
+  }
+  return umaskProbe;
+}
