@@ -38,11 +38,17 @@ function fatal(e: unknown): void {
   process.exitCode = 1;
 }
 
-// `ocigen-generator --dry-run DIR | head`: a reader that went away is not an error.
-process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-  if (e.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
-  throw e;
-});
+/**
+ * `ocigen-generator --dry-run DIR | head`: a reader that went away is not
+ * an error. Only a dry run writes to stdout; otherwise stdout is never
+ * touched (making its stream object costs start-up time).
+ */
+function quietEpipe(): void {
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+    throw e;
+  });
+}
 
 /**
  * The command that runs the whole program (for the units' `extract`): the
@@ -73,7 +79,8 @@ function start(): Promise<number | void> {
   if (!invokedAsGenerator()) process.argv.splice(2, 0, "generate");
   pinSelf();
   const line = generateCommandLine(invocationArgv());
-  if (!line) return import(MAIN.href); // it runs itself on process.argv
+  if (!line) return import(MAIN.href); // it runs itself on process.argv (and guards its stdout)
+  if (line.dryRun) quietEpipe();
   return import("./cli/generate-run.ts").then((m) => m.runGenerate(line, process.env.OCIGEN_SELF ? undefined : mainCommand()));
 }
 
