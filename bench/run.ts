@@ -136,8 +136,16 @@ async function best(runs: number, fn: () => unknown | Promise<unknown>): Promise
   return b;
 }
 
-/** Runs a shell command under /usr/bin/time when present; returns wall seconds and peak RSS. */
-function timeShell(cmd: string, env?: Record<string, string>): { seconds: number; rssMiB?: number } {
+/**
+ * Runs a shell command under /usr/bin/time when present; returns wall
+ * seconds and peak RSS (MiB). Throws when the command fails.
+ *
+ * @example
+ * ```ts
+ * const { seconds, rssMiB } = timeShell("tar -xzf l.tar.gz -C /tmp/x");
+ * ```
+ */
+export function timeShell(cmd: string, env?: Record<string, string>): { seconds: number; rssMiB?: number } {
   const timed = fs.existsSync("/usr/bin/time");
   const rssFile = path.join(os.tmpdir(), `ocigen-bench-rss-${process.pid}`);
   const argv = timed ? ["/usr/bin/time", "-f", "%M", "-o", rssFile, "sh", "-c", cmd] : ["sh", "-c", cmd];
@@ -157,7 +165,15 @@ function timeShell(cmd: string, env?: Record<string, string>): { seconds: number
   return { seconds, rssMiB: rss };
 }
 
-const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+/**
+ * Quotes `s` for `sh -c`.
+ *
+ * @example
+ * ```ts
+ * sh("it's"); // 'it'\''s'
+ * ```
+ */
+export const sh = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 function newest(dir: string): number {
   let t = 0;
@@ -178,13 +194,26 @@ function newest(dir: string): number {
  */
 export function ocigenCommand(): string[] {
   const script = process.argv[1] ?? "";
-  if (isSea() || /ocigen(\.m?js)?$/.test(path.basename(script)) || process.env.OCIGEN_SELF) return selfCommand();
+  if (isSea() || /ocigen(\.m?js)?$/.test(path.basename(script)) || process.env.OCIGEN_SELF) return selfCommand(process.env.OCIGEN_SELF);
+  if (isDeno()) return [process.execPath, "run", ...DENO_V8_FLAGS, "-A", path.join(root, "src/main.ts")];
+  return nodeBundleCommand(process.execPath);
+}
+
+/**
+ * ocigen's bundle under Node (`node` is the Node binary to use): the built
+ * bundle when it is newer than every source file, else a fresh bundle of the
+ * sources (esbuild, as `npm run build` does), else the sources via tsx.
+ *
+ * @example
+ * ```ts
+ * const [node, ...args] = nodeBundleCommand("node"); // ["node", ".../dist/ocigen.mjs"]
+ * ```
+ */
+export function nodeBundleCommand(node: string): string[] {
   const main = path.join(root, "src/main.ts");
-  if (isDeno()) return [process.execPath, "run", ...DENO_V8_FLAGS, "-A", main];
-  // the bundle when it is newer than every source file, else a fresh bundle
-  // of the sources (esbuild, as `npm run build` does), else the sources via tsx
   const dist = path.join(root, "dist/ocigen.mjs");
-  if (fs.existsSync(dist) && fs.statSync(dist).mtimeMs > newest(path.join(root, "src"))) return [process.execPath, dist];
+  if (!fs.existsSync(path.join(root, "src"))) return [node, dist];
+  if (fs.existsSync(dist) && fs.statSync(dist).mtimeMs > newest(path.join(root, "src"))) return [node, dist];
   const esbuild = path.join(root, "node_modules/.bin/esbuild");
   if (fs.existsSync(esbuild)) {
     const out = path.join(os.tmpdir(), `ocigen-bench-cli-${process.pid}.mjs`);
@@ -194,10 +223,10 @@ export function ocigenCommand(): string[] {
     ], { stdio: "ignore" });
     if (r.status === 0) {
       process.once("exit", () => fs.rmSync(out, { force: true }));
-      return [process.execPath, out];
+      return [node, out];
     }
   }
-  return [process.execPath, "--import", "tsx", main];
+  return [node, "--import", "tsx", main];
 }
 
 // ---------------------------------------------------------------- suites

@@ -11,7 +11,7 @@
 
 /** Stable error codes. Add new ones at the end; never rename. */
 export type ErrorCode =
-  | "EUSAGE" // bad command line
+  | "EUSAGE" // bad command line (raised by src/cli/ only; engines raise the codes below)
   | "ENOLAYOUT" // not an OCI layout (missing/invalid oci-layout)
   | "EJSON" // broken JSON or JSON that does not match the spec
   | "EDIGEST" // digest mismatch or malformed digest
@@ -37,7 +37,10 @@ export type ErrorCode =
   | "EPLATFORM" // the image is for another platform
   | "EBADFILE" // a file of a layout is not a regular file inside it (FIFO, device, symlink out of the layout)
   | "EVOLUME" // a volume command refused (unknown unit, service still running)
-  | "EUPDATE"; // auto-update refused (unknown unit, no pin) or could not run
+  | "EUPDATE" // auto-update refused (unknown unit, no pin) or could not run
+  | "EINVALID" // a value an engine was given is malformed (date, KEY=VALUE, id map, image reference, compression name)
+  | "EEXIST" // a directory that must be new or empty is not (layout init)
+  | "ENOTOOL"; // a needed encoder or external tool is missing
 
 /**
  * The base class of every error ocigen raises deliberately.

@@ -34,7 +34,7 @@ let escapesOk = true;
  *
  * @example
  * ```ts
- * setTerminalCapable(process.env.TERM !== "dumb");
+ * setTerminalCapable(settings.terminalCapable);
  * ```
  */
 export function setTerminalCapable(ok: boolean): void {

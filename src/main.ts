@@ -7,6 +7,9 @@
  * No top-level await: the same entry is bundled as ESM (dist/ocigen.mjs) and
  * as CommonJS for the single executable (dist/ocigen), which Node runs as CJS.
  *
+ * Settings: built here once from the environment (src/settings.ts); the
+ * command line passes them down to the engines as options.
+ *
  * Start-up: `--version` is answered here; a plain `generate` command line
  * (what systemd runs the generator with, see src/cli/generate-argv.ts) loads
  * only the generator, without commander; everything else loads the CLI with
@@ -18,7 +21,8 @@
  * @module
  */
 import process from "node:process";
-import { invocationArgv, pinSelf } from "./install/self.ts";
+import { invocationArgv } from "./install/self.ts";
+import { processSettings } from "./settings.ts";
 import { VERSION } from "./version.ts";
 import { denoPermissionLine } from "./cli/hints.ts";
 import { generateCommandLine } from "./cli/generate-argv.ts";
@@ -49,8 +53,8 @@ run.then(
 );
 
 function start(): Promise<number> {
-  pinSelf();
-  const argv = invocationArgv();
+  const settings = processSettings(); // the one place the environment is read (pins OCIGEN_SELF for children)
+  const argv = invocationArgv(process.argv, settings.asGenerator);
   if (argv.length === 3 && (argv[2] === "--version" || argv[2] === "-v")) {
     return Promise.resolve().then(() => {
       process.stdout.write(`${VERSION}\n`); // what commander's .version() prints
@@ -59,6 +63,6 @@ function start(): Promise<number> {
   }
   const gen = generateCommandLine(argv);
   return gen
-    ? import("./cli/generate-run.ts").then((m) => m.runGenerate(gen))
-    : import("./cli/program.ts").then((m) => m.runLazy(argv));
+    ? import("./cli/generate-run.ts").then((m) => m.runGenerate(gen, settings))
+    : import("./cli/program.ts").then((m) => m.runLazy(argv, settings));
 }

@@ -22,10 +22,12 @@ export { gcLayout, type GcResult, reachableBlobs } from "./oci/gc.ts";
 export { fsyncDir, writeFileAtomic } from "./fs/atomic.ts";
 export { acquireLock, type LockHandle } from "./fs/lock.ts";
 // Progress reporting and generator installation
-export { clearLine as clearProgressLine, type LayerProgress, layerProgress, type Progress, type ProgressOptions, type ProgressUpdate, start as startProgress, withProgress } from "./progress.ts";
+export { clearLine as clearProgressLine, configureProgress, type LayerProgress, layerProgress, type Progress, type ProgressOptions, type ProgressUpdate, start as startProgress, withProgress } from "./progress.ts";
 export { installGenerator, type InstallOptions, type InstallResult, uninstallGenerator } from "./install/install.ts";
 export { INSTALL_PATHS } from "./install/files.ts";
 export { selfCommand } from "./install/self.ts";
+// Settings: what the command line takes from the environment, as engine options
+export { defaultSettings, type Settings, settingsFromEnv } from "./settings.ts";
 // Bundle manifest, repack, insert, recipe builds
 export { BUNDLE_MANIFEST_NAME, type BundleManifest, type BundleManifestHeader, readBundleManifest, writeBundleManifest } from "./bundle/manifest.ts";
 export { type BundleEntry, comparePaths, type EntryType, scanTree } from "./bundle/scan.ts";
@@ -45,10 +47,12 @@ export { checkLineValue, escapeSpecifiers, execLine, execWord, listWord } from "
 export { type ImageInfo, renderUnit, type UnitInput } from "./generator/unit.ts";
 export { imageCommand } from "./generator/service.ts";
 export { generate, type GeneratedUnit, type GenerateOptions, type GenerateResult, ocigenCommand } from "./generator/generate.ts";
-export { extract, type ExtractOptions, type ExtractResult, gcExtracts, type GcOptions as GcExtractsOptions, type GcResult as GcExtractsResult } from "./generator/extract.ts";
+export { extract, type ExtractOptions, type ExtractResult } from "./generator/extract.ts";
+export { gcExtracts, type GcOptions as GcExtractsOptions, type GcResult as GcExtractsResult } from "./generator/gc.ts";
 export { DEFAULT_RUN_DIR, DEFAULT_VOLUMES_DIR, safeName, serviceRoot, serviceRunDir, volumeDir, volumeName } from "./generator/state.ts";
 export { type AtomicExports, readAtomicExports, renderAtomicTemplate } from "./generator/atomic-template.ts";
 export { storeRootfs, unitRootfs } from "./store/paths.ts";
+export { openStore, type Store, type StoreOptions } from "./store/index.ts";
 // Status and auto-update with rollback
 export { gatherStatus, type StatusOptions, type StatusReport, type UnitStatus } from "./status/status.ts";
 export { planUnits, update, type UnitUpdate, type UpdateOptions, type UpdateResult } from "./update/update.ts";
@@ -74,7 +78,7 @@ export { describeInflateError, WasmGunzip, wasmCrc32, wasmGunzipSync, type WasmI
 export { closeIdleWorkers, createGunzip, createHashingGunzip, type HashingDecoder, WORKER_MIN_BYTES, WorkerGunzip } from "./compress/inflate-worker.ts";
 // Bulk extraction and image benchmarks
 export { type BulkImage, type BulkMode, type BulkOptions, type BulkResult, defaultJobs, extractAll, formatBulk } from "./bulk/extract-all.ts";
-export { type ChainRecord, chainIds, readChainRecord, scanChainRecords, treeFingerprint, type TreeFingerprint } from "./bulk/chain.ts";
-export { copyTree, type CopyStats } from "./bulk/copy.ts";
+export { type ChainRecord, chainIds, readChainRecord, scanChainRecords, treeFingerprint, type TreeFingerprint } from "./store/chain.ts";
+export { copyTree, type CopyStats } from "./store/copy.ts";
 export { benchImages, formatImageBench, type ImageBench, type ImageBenchOptions, type ImageBenchResult } from "./bench/image.ts";
 export { have } from "./util/which.ts";

@@ -28,7 +28,8 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { generateCommandLine } from "./cli/generate-argv.ts";
 import { denoPermissionLine } from "./cli/hints.ts";
-import { DENO_PERMISSIONS, DENO_V8_FLAGS, invocationArgv, invokedAsGenerator, isDeno, pinSelf } from "./install/self.ts";
+import { DENO_PERMISSIONS, DENO_V8_FLAGS, invocationArgv, isDeno } from "./install/self.ts";
+import { processSettings } from "./settings.ts";
 
 /** The whole program beside this file: the main bundle, or src/main.ts when run from the sources. */
 const MAIN = new URL(import.meta.url.endsWith(".ts") ? "./main.ts" : "./ocigen.mjs", import.meta.url);
@@ -74,14 +75,14 @@ function mainCommand(): string[] {
 }
 
 function start(): Promise<number | void> {
+  const settings = processSettings(); // the one place the environment is read (pins OCIGEN_SELF for children)
   // Called by another name: still the generator (the whole program, if it
   // gets the command line, must see `generate` too).
-  if (!invokedAsGenerator()) process.argv.splice(2, 0, "generate");
-  pinSelf();
-  const line = generateCommandLine(invocationArgv());
+  if (!settings.asGenerator) process.argv.splice(2, 0, "generate");
+  const line = generateCommandLine(invocationArgv(process.argv, settings.asGenerator));
   if (!line) return import(MAIN.href); // it runs itself on process.argv (and guards its stdout)
   if (line.dryRun) quietEpipe();
-  return import("./cli/generate-run.ts").then((m) => m.runGenerate(line, process.env.OCIGEN_SELF ? undefined : mainCommand()));
+  return import("./cli/generate-run.ts").then((m) => m.runGenerate(line, settings, settings.self ? undefined : mainCommand()));
 }
 
 let run: Promise<number | void>;

@@ -46,7 +46,7 @@ export interface ProgressOptions {
   stream?: ProgressStream;
   /**
    * Minimum milliseconds between redraws, also the delay before the first
-   * draw. Default `$OCIGEN_PROGRESS_INTERVAL_MS`, else 100 (10 Hz).
+   * draw. Default: the one {@linkcode configureProgress} set, else 100 (10 Hz).
    */
   intervalMs?: number;
   /** Clock in milliseconds (tests). Default: performance.now(). */
@@ -127,7 +127,7 @@ class Line {
   }
 
   draw(t: number): void {
-    const width = Math.max(10, (this.stream.columns || Number(process.env.COLUMNS) || 80) - 1);
+    const width = Math.max(10, (this.stream.columns || display.columns || 80) - 1);
     // Fit the terminal by giving up detail, least useful first (see FIT), before cutting the end.
     let text = "";
     for (let fit = 0; fit <= MAX_FIT; fit++) {
@@ -273,7 +273,7 @@ export function start(task: string, opts: ProgressOptions = {}): Progress {
   let line = lines.get(stream);
   if (!line) {
     const now = opts.now ?? (() => performance.now());
-    line = new Line(stream, opts.intervalMs ?? envInterval() ?? 100, now);
+    line = new Line(stream, opts.intervalMs ?? display.intervalMs, now);
     line.firstDue = now() + line.interval;
     lines.set(stream, line);
   }
@@ -333,11 +333,24 @@ export function clearLine(): void {
   for (const l of lines.values()) l.clear();
 }
 
-/** `OCIGEN_PROGRESS_INTERVAL_MS` (tests: 0 draws on every update, even for quick work). */
-function envInterval(): number | undefined {
-  const v = process.env.OCIGEN_PROGRESS_INTERVAL_MS;
-  const n = v === undefined || v === "" ? NaN : Number(v);
-  return Number.isFinite(n) && n >= 0 ? n : undefined;
+/** What the command line set with {@linkcode configureProgress}. */
+const display: { intervalMs: number; columns: number | undefined } = { intervalMs: 100, columns: undefined };
+
+/**
+ * Sets, for the whole process, the redraw interval (the settings'
+ * `progressIntervalMs`, `$OCIGEN_PROGRESS_INTERVAL_MS`; tests use 0 to draw
+ * on every update, even for quick work) and the width used when the stream
+ * does not know its own (`columns`, `$COLUMNS`). The command line calls it
+ * once, before any work, as it sets the log level.
+ *
+ * @example
+ * ```ts
+ * configureProgress({ intervalMs: settings.progressIntervalMs, columns: settings.columns });
+ * ```
+ */
+export function configureProgress(o: { intervalMs: number; columns: number | undefined }): void {
+  display.intervalMs = o.intervalMs;
+  display.columns = o.columns;
 }
 
 /**

@@ -20,8 +20,8 @@ import { Layout } from "../src/oci/layout.ts";
 import { hostPlatform } from "../src/oci/platform.ts";
 import { unpackRootfs } from "../src/layer/unpack.ts";
 import { extractAll } from "../src/bulk/extract-all.ts";
-import { chainIds, commonPrefix, readChainRecord } from "../src/bulk/chain.ts";
-import { cloneTree, copyTree, haveGnuCp } from "../src/bulk/copy.ts";
+import { chainIds, commonPrefix, readChainRecord } from "../src/store/chain.ts";
+import { cloneTree, copyTree, haveGnuCp } from "../src/store/copy.ts";
 
 type Env = GeneratorEnv;
 

@@ -1,5 +1,6 @@
 // Running the CLI inside the test process, and the small layouts the CLI
 // tests work on (shared by the command-line test files).
+import type { Settings } from "../src/settings.ts";
 import fs from "node:fs";
 import path from "node:path";
 import process from "node:process";
@@ -16,6 +17,11 @@ export interface Run {
 
 /** Runs the CLI in this process, capturing what it writes. */
 export async function ocigen(...args: string[]): Promise<Run> {
+  return await ocigenWith(undefined, ...args);
+}
+
+/** {@linkcode ocigen} with the run's settings given (default: this process's). */
+export async function ocigenWith(settings: Settings | undefined, ...args: string[]): Promise<Run> {
   const so = process.stdout.write;
   const se = process.stderr.write;
   let stdout = "";
@@ -36,7 +42,7 @@ export async function ocigen(...args: string[]): Promise<Run> {
   process.exitCode = undefined;
   let code: number;
   try {
-    code = await main(["node", "ocigen", ...args]);
+    code = await main(["node", "ocigen", ...args], settings);
   } finally {
     process.stdout.write = so;
     process.stderr.write = se;

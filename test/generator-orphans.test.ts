@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { findOrphans, listVolumes, orphanVolumes, parseListUnits, removeVolumes, type ServiceManager, stopOrphans } from "../src/generator/orphans.ts";
-import { gcExtracts } from "../src/generator/extract.ts";
+import { gcExtracts } from "../src/generator/gc.ts";
 import { OcigenError } from "../src/errors.ts";
 import { generatorEnv } from "../fixtures/generator.ts";
 import { makeLayout } from "../fixtures/layout.ts";

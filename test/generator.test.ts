@@ -16,7 +16,7 @@ import { loadGeneratorConfig, parseGeneratorConfig, layoutSettings } from "../sr
 import { discoverLayouts } from "../src/generator/discover.ts";
 import { findInImagePath, readFileInRoot, resolveInRoot } from "../src/rootfs/read.ts";
 import { parseGroup, parsePasswd, resolveUser } from "../src/rootfs/users.ts";
-import { createReporter, kmsgRecord, runBySystemd } from "../src/generator/report.ts";
+import { createReporter, kmsgRecord } from "../src/generator/report.ts";
 import { normalizeSignal } from "../src/generator/signal.ts";
 import { renderAtomicTemplate } from "../src/generator/atomic-template.ts";
 import { main } from "../src/cli/main.ts";
@@ -154,17 +154,17 @@ describe("config", () => {
     assert.throws(() => parseGeneratorConfig("enable = perhaps\n", "f"), /boolean/);
     assert.throws(() => parseGeneratorConfig("[system\n", "f"), /malformed section/);
   });
-  test("--config, $OCIGEN_GENERATOR_CONF, default", () => {
+  test("--config, then the settings' generatorConf ($OCIGEN_GENERATOR_CONF), then the default", () => {
     const tmp = mkTemp("ocigen-gencfg-");
     try {
       const a = join(tmp, "a.conf");
       const b = join(tmp, "b.conf");
       fs.writeFileSync(a, "imagelayoutdir = /from/flag\n");
       fs.writeFileSync(b, "imagelayoutdir = /from/env\n");
-      assert.equal(loadGeneratorConfig(a, { OCIGEN_GENERATOR_CONF: b }).imageLayoutDir, "/from/flag");
-      assert.equal(loadGeneratorConfig(undefined, { OCIGEN_GENERATOR_CONF: b }).imageLayoutDir, "/from/env");
-      assert.equal(loadGeneratorConfig(undefined, { OCIGEN_GENERATOR_CONF: b }).explicit, true);
-      assert.throws(() => loadGeneratorConfig(join(tmp, "missing.conf"), {}), /missing.conf: read config: ENOENT/);
+      assert.equal(loadGeneratorConfig(a, b).imageLayoutDir, "/from/flag");
+      assert.equal(loadGeneratorConfig(undefined, b).imageLayoutDir, "/from/env");
+      assert.equal(loadGeneratorConfig(undefined, b).explicit, true);
+      assert.throws(() => loadGeneratorConfig(join(tmp, "missing.conf")), /missing.conf: read config: ENOENT/);
     } finally {
       rmTemp(tmp);
     }
@@ -269,12 +269,7 @@ describe("Atomic templates", () => {
 });
 
 describe("reporting", () => {
-  test("kmsg when run by systemd, with our name and priority", () => {
-    assert.equal(runBySystemd({ SYSTEMD_SCOPE: "system" }), true);
-    assert.equal(runBySystemd({}), false);
-    assert.equal(runBySystemd({}, true), true);
-    assert.equal(runBySystemd({ SYSTEMD_LOG_TARGET: "console" }, true), false);
-    assert.equal(runBySystemd({ OCIGEN_KMSG: "0", SYSTEMD_SCOPE: "system" }), false);
+  test("kmsg records carry our name and priority (when kmsg is chosen: test/settings.test.ts)", () => {
     assert.equal(kmsgRecord(3, "layout x: broken\nsecond line", 42), "<3>ocigen-generator[42]: layout x: broken second line\n");
     assert.equal(kmsgRecord(4, "careful", 7), "<4>ocigen-generator[7]: careful\n");
   });

@@ -20,7 +20,7 @@ test("TARGET components named .wh.* are refused, the layout is unchanged", async
     fs.writeFileSync(src, "x");
     const index = fs.readFileSync(path.join(layout.dir, "index.json"), "utf8");
     const blobs = fs.readdirSync(path.join(layout.dir, "blobs", "sha256")).sort();
-    const reserved = (e: unknown) => e instanceof OcigenError && e.code === "EUSAGE" && /\.wh\. are reserved/.test(e.message);
+    const reserved = (e: unknown) => e instanceof OcigenError && e.code === "EREPACK" && /\.wh\. are reserved/.test(e.message);
     for (const target of ["/.wh.etc", "/etc/.wh..wh..opq", "/.wh.x/y", "etc/.wh.passwd"]) {
       await assert.rejects(insertPath(layout, src, target, { tag: "t" }), reserved, target);
     }

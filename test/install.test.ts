@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { installGenerator, uninstallGenerator } from "../src/install/install.ts";
 import { defaultConfig, INSTALL_PATHS, sliceUnit } from "../src/install/files.ts";
 import { readManifest, safeRelative } from "../src/install/manifest.ts";
-import { DENO_PERMISSIONS, DENO_V8_FLAGS, invocationArgv, invokedAsGenerator, pinSelf, selfCommand } from "../src/install/self.ts";
+import { DENO_PERMISSIONS, DENO_V8_FLAGS, invocationArgv, invokedAsGenerator, pinnedSelf, selfCommand } from "../src/install/self.ts";
 import { OcigenError } from "../src/errors.ts";
 import { VERSION } from "../src/version.ts";
 import { have } from "../src/util/which.ts";
@@ -331,15 +331,16 @@ describe("install-generator", () => {
 
 describe("invocation as ocigen-generator", () => {
   test("argv[1] or argv0 named ocigen-generator inserts generate", () => {
-    assert.deepEqual(invocationArgv(["/usr/bin/node", "/x/ocigen-generator", "/run/a", "/run/b", "/run/c"], "node", {}),
+    const argv = ["/usr/bin/node", "/x/ocigen-generator", "/run/a", "/run/b", "/run/c"];
+    assert.deepEqual(invocationArgv(argv, invokedAsGenerator(argv, "node")),
       ["/usr/bin/node", "/x/ocigen-generator", "generate", "/run/a", "/run/b", "/run/c"]);
     // single binary through the link: argv[0] is the binary, argv[1] and argv0 the link
-    assert.ok(invokedAsGenerator(["/usr/local/bin/ocigen", "/usr/local/lib/systemd/system-generators/ocigen-generator"], "/usr/local/lib/systemd/system-generators/ocigen-generator", {}));
-    assert.ok(invokedAsGenerator(["node", "/p/dist/ocigen-generator.mjs"], "node", {}));
-    assert.ok(invokedAsGenerator(["node", "/p/dist/ocigen.mjs"], "node", { OCIGEN_AS_GENERATOR: "1" }));
-    assert.ok(!invokedAsGenerator(["/usr/local/bin/ocigen", "ocigen", "generate"], "ocigen", {}));
-    assert.ok(!invokedAsGenerator(["node", "/p/ocigen-generator-old"], "node", {}));
-    assert.deepEqual(invocationArgv(["node", "/p/dist/ocigen.mjs", "ls"], "node", {}), ["node", "/p/dist/ocigen.mjs", "ls"]);
+    assert.ok(invokedAsGenerator(["/usr/local/bin/ocigen", "/usr/local/lib/systemd/system-generators/ocigen-generator"], "/usr/local/lib/systemd/system-generators/ocigen-generator"));
+    assert.ok(invokedAsGenerator(["node", "/p/dist/ocigen-generator.mjs"], "node"));
+    assert.ok(invokedAsGenerator(["node", "/p/dist/ocigen.mjs"], "node", true)); // OCIGEN_AS_GENERATOR=1
+    assert.ok(!invokedAsGenerator(["/usr/local/bin/ocigen", "ocigen", "generate"], "ocigen"));
+    assert.ok(!invokedAsGenerator(["node", "/p/ocigen-generator-old"], "node"));
+    assert.deepEqual(invocationArgv(["node", "/p/dist/ocigen.mjs", "ls"], false), ["node", "/p/dist/ocigen.mjs", "ls"]);
   });
 });
 
@@ -351,16 +352,10 @@ describe("OCIGEN_SELF for generated units", () => {
       fs.writeFileSync(script, "#!/usr/bin/env node\n", { mode: 0o755 });
       const link = path.join(work, "ocigen-generator");
       fs.symlinkSync(script, link);
-      const env: Record<string, string | undefined> = {};
-      pinSelf(["node", link], "node", env);
-      assert.equal(env.OCIGEN_SELF, fs.realpathSync(script));
-      // not as generator: untouched; an existing value (the wrapper's) wins
-      const env2: Record<string, string | undefined> = {};
-      pinSelf(["node", script], "node", env2);
-      assert.equal(env2.OCIGEN_SELF, undefined);
-      const env3: Record<string, string | undefined> = { OCIGEN_SELF: "/usr/local/bin/ocigen" };
-      pinSelf(["node", link], "node", env3);
-      assert.equal(env3.OCIGEN_SELF, "/usr/local/bin/ocigen");
+      assert.equal(pinnedSelf(["node", link], undefined, true), fs.realpathSync(script));
+      // not as generator: nothing pinned; an existing value (the wrapper's) wins
+      assert.equal(pinnedSelf(["node", script], undefined, false), undefined);
+      assert.equal(pinnedSelf(["node", link], "/usr/local/bin/ocigen", true), "/usr/local/bin/ocigen");
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
@@ -385,7 +380,7 @@ describe("default config", () => {
 
 describe("the command that runs this ocigen again", () => {
   test("under Deno it carries the V8 flags and the permissions; under Node the runtime's own options", () => {
-    const cmd = selfCommand({});
+    const cmd = selfCommand();
     assert.equal(cmd[0], process.execPath);
     if (isDeno) {
       assert.deepEqual(cmd.slice(1, 2 + DENO_V8_FLAGS.length + DENO_PERMISSIONS.length), ["run", ...DENO_V8_FLAGS, ...DENO_PERMISSIONS]);
@@ -393,6 +388,6 @@ describe("the command that runs this ocigen again", () => {
     } else {
       assert.ok(!cmd.some((a) => a.startsWith("--v8-flags")), cmd.join(" "));
     }
-    assert.equal(selfCommand({ OCIGEN_SELF: "/usr/local/bin/ocigen" }).join(" "), "/usr/local/bin/ocigen");
+    assert.equal(selfCommand("/usr/local/bin/ocigen").join(" "), "/usr/local/bin/ocigen");
   });
 });

@@ -58,7 +58,7 @@ describe("--json outputs match the README's schemas", () => {
   });
 
   test("the README has one schema per reporting verb", () => {
-    assert.deepEqual([...schemas.keys()].sort(), ["bench", "build", "extract-all", "gc", "gc-extracts", "ls", "status", "update"]);
+    assert.deepEqual([...schemas.keys()].sort(), ["bench", "bench-kernels", "build", "extract-all", "gc", "gc-extracts", "ls", "status", "update"]);
   });
 
   test("ls --json", () => {
@@ -123,10 +123,10 @@ describe("--json outputs match the README's schemas", () => {
     assert.ok(gc.paths.length >= 1, g.out);
   });
 
-  test("bench --json (a tiny image, one run)", () => {
-    const r = ocigen(["bench", "--json", "--scale", "1", "--runs", "1", "--no-unpack", "--dir", path.join(work, "bench")]);
+  test("bench --kernels --json (a tiny image, one run)", () => {
+    const r = ocigen(["bench", "--kernels", "--json", "--scale", "1", "--runs", "1", "--no-unpack", "--dir", path.join(work, "bench")]);
     assert.equal(r.code, 0, r.err);
-    const doc = check("bench", r.out) as { image: { bytes: number; unpackedBytes: number } };
+    const doc = check("bench-kernels", r.out) as { image: { bytes: number; unpackedBytes: number } };
     assert.ok(doc.image.unpackedBytes > doc.image.bytes, "sizes in bytes: uncompressed above compressed");
   });
 });

@@ -400,14 +400,12 @@ describe("ocigen build", () => {
 
   test("clear errors: no isolation for run, missing package tools, unknown package type", async () => {
     const dir = tmpdir("ocigen-build-");
-    const saved = { iso: process.env.OCIGEN_ISOLATION, path: process.env.PATH };
+    const saved = { path: process.env.PATH };
     try {
       makeShellRootfs(path.join(dir, "r"));
       run("tar", ["-C", path.join(dir, "r"), "-cf", path.join(dir, "r.tar"), "."]);
       fs.writeFileSync(path.join(dir, "run.yaml"), "x:\n  base: empty\n  expand: r.tar\n  run: echo hi > /hi\n");
-      process.env.OCIGEN_ISOLATION = "none";
-      await assert.rejects(buildFile(path.join(dir, "run.yaml"), { layout: path.join(dir, "oci") }), /Cannot build target x: Cannot run the run script: no isolation available/);
-      delete process.env.OCIGEN_ISOLATION;
+      await assert.rejects(buildFile(path.join(dir, "run.yaml"), { layout: path.join(dir, "oci"), isolation: "none" }), /Cannot build target x: Cannot run the run script: no isolation available/);
       fs.writeFileSync(path.join(dir, "p.rpm"), "not really an rpm");
       fs.writeFileSync(path.join(dir, "rpm.yaml"), "y:\n  base: empty\n  install: p.rpm\n");
       process.env.PATH = path.join(dir, "empty-path");
@@ -419,8 +417,6 @@ describe("ocigen build", () => {
       // no target was built: the layout these builds would have created does not exist
       assert.equal(fs.existsSync(path.join(dir, "oci")), false);
     } finally {
-      if (saved.iso === undefined) delete process.env.OCIGEN_ISOLATION;
-      else process.env.OCIGEN_ISOLATION = saved.iso;
       process.env.PATH = saved.path;
       fs.rmSync(dir, { recursive: true, force: true });
     }

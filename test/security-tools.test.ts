@@ -21,7 +21,7 @@ import { copyIntoRoot } from "../src/recipe/copy.ts";
 import { mkdirInRoot, resolveInRoot } from "../src/recipe/rootpath.ts";
 import { expandTarball } from "../src/recipe/extract.ts";
 import { BUILD_CAPS, sandboxArgv } from "../src/recipe/sandbox.ts";
-import { cloneTree, copyTree as bulkCopyTree } from "../src/bulk/copy.ts";
+import { cloneTree, copyTree as bulkCopyTree } from "../src/store/copy.ts";
 import { renderExtractUnit, renderUnit, type UnitInput, unitExtractArgv } from "../src/generator/unit.ts";
 import { defaultGeneratorConfig, layoutSettings } from "../src/generator/config.ts";
 import { have, plantCanary, tmpdir } from "./layer-fixtures.ts";
@@ -204,14 +204,8 @@ describe("bulk copy", () => {
       fs.writeFileSync(path.join(src, "plain"), "x");
       const dst = path.join(e.dir, "dst");
       fs.mkdirSync(dst);
-      const old = process.env.OCIGEN_COPY;
-      if (mode === "js") process.env.OCIGEN_COPY = "js";
-      try {
-        cloneTree(src, dst);
-      } finally {
-        if (old === undefined) delete process.env.OCIGEN_COPY;
-        else process.env.OCIGEN_COPY = old;
-      }
+      const used = cloneTree(src, dst, mode === "js" ? "js" : "auto");
+      if (mode === "js") assert.equal(used, "js");
       assert.equal(fs.readlinkSync(path.join(dst, "d")), e.canary.dir);
       assert.equal(fs.readlinkSync(path.join(dst, "f")), e.canary.path);
       const dst2 = path.join(e.dir, "dst2");

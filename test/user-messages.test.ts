@@ -18,7 +18,8 @@ import { acquireLock } from "../src/fs/lock.ts";
 import { copyTree } from "../src/recipe/copy.ts";
 import { buildFile } from "../src/recipe/build.ts";
 import { parseGeneratorConfig } from "../src/generator/config.ts";
-import { extract, gcExtracts } from "../src/generator/extract.ts";
+import { extract } from "../src/generator/extract.ts";
+import { gcExtracts } from "../src/generator/gc.ts";
 import { main, makeProgram } from "../src/cli/main.ts";
 import type { Command } from "commander";
 
@@ -145,18 +146,12 @@ describe("build messages name what the user wrote, once", () => {
         ["t3:\n  base: empty\n  post:\n    - \"true\"\n    - exit 4\n", /^Cannot build target t3: the post hook 2 of 2 failed \(exit 4\)$/],
         ["t4:\n  base: empty\n  run: \"true\"\n", /^Cannot build target t4: Cannot run the run script: the rootfs has no \/bin\/sh$/],
       ];
-      const saved = process.env.OCIGEN_ISOLATION;
-      process.env.OCIGEN_ISOLATION = "chroot"; // no probe: the /bin/sh check comes first
-      try {
-        for (const [i, [spec, want]] of cases.entries()) {
-          fs.writeFileSync(join(dir, `s${i}.yaml`), spec);
-          const m = await buildFile(join(dir, `s${i}.yaml`), { layout: join(dir, "oci"), tmpDir: dir }).then(() => "", (e: Error) => e.message);
-          assert.match(m, want);
-          assert.ok(!m.includes("ocigen-build-"), m);
-        }
-      } finally {
-        if (saved === undefined) delete process.env.OCIGEN_ISOLATION;
-        else process.env.OCIGEN_ISOLATION = saved;
+      for (const [i, [spec, want]] of cases.entries()) {
+        fs.writeFileSync(join(dir, `s${i}.yaml`), spec);
+        // isolation chroot: no probe, the /bin/sh check comes first
+        const m = await buildFile(join(dir, `s${i}.yaml`), { layout: join(dir, "oci"), tmpDir: dir, isolation: "chroot" }).then(() => "", (e: Error) => e.message);
+        assert.match(m, want);
+        assert.ok(!m.includes("ocigen-build-"), m);
       }
     });
   });

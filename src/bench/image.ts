@@ -50,6 +50,8 @@ export interface ImageBenchOptions {
   runs?: number;
   /** Skip umoci and tar. */
   noTools?: boolean;
+  /** Where to look for umoci and tar (the settings' `path`; default the FHS directories). */
+  path?: string;
   /** Progress lines. */
   log?: (m: string) => void;
 }
@@ -175,7 +177,7 @@ async function benchOne(layout: Layout, img: ResolvedImage, label: string, layou
   if (!o.noTools) {
     const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const tool = (name: string, need: string[], cmd: () => string, mk: boolean) => {
-      const missing = need.find((t) => !have(t));
+      const missing = need.find((t) => !have(t, o.path));
       if (missing) {
         tools.push({ name, skipped: `${missing} not installed` });
         return;
@@ -248,7 +250,7 @@ export async function benchImages(o: ImageBenchOptions): Promise<ImageBenchResul
       for (const tag of await l.listTags()) targets.push({ dir, tag, label: `${name}:${tag}` });
     }
   }
-  if (targets.length === 0) throw new OcigenError("EUSAGE", "bench: no image (give --image LAYOUT:TAG or --layout-dir DIR with tagged layouts)");
+  if (targets.length === 0) throw new OcigenError("ENOTAG", "bench: no image (give --image LAYOUT:TAG or --layout-dir DIR with tagged layouts)");
   const target = resolve(o.targetDir ?? os.tmpdir());
   let work: string;
   try {

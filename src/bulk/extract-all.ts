@@ -27,7 +27,6 @@
  *
  * @module
  */
-import * as fs from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -39,14 +38,14 @@ import { discoverLayouts } from "../generator/discover.ts";
 import { imagePlatform, settingsForLayout } from "../generator/settings.ts";
 import { selectTags } from "../generator/tags.ts";
 import { checkImagePlatform } from "../oci/platform.ts";
-import { ensureStore, storeDir, storeRootfs } from "../store/paths.ts";
-import { runningAsRoot } from "../layer/apply.ts";
+import { type ChainRecord, openStore, type Store } from "../store/index.ts";
 import { removeTree, type UnpackOptions } from "../layer/unpack.ts";
 import { deadRunEntries, makeTempTree } from "../fs/temp-tree.ts";
 import { progress as progressApi } from "../progress.ts";
-import { CHAIN_FILE, chainIds, commonPrefix, scanChainRecords } from "./chain.ts";
-import { haveGnuCp, haveXattrTools } from "./copy.ts";
-import { type ChainJob, type ImageJob, type Job, type JobHooks, type JobResult, type JobRunner, type JobSource, runJob, storeSource } from "./job.ts";
+import { CHAIN_FILE, chainIds, commonPrefix } from "../store/chain.ts";
+import { type CopyMode, haveGnuCp, haveXattrTools } from "../store/copy.ts";
+import { rootlessMode, storeSource } from "../store/reuse.ts";
+import { type ChainJob, type ImageJob, type Job, type JobResult, type JobRunner, type JobSource, runJob } from "./job.ts";
 
 /** How jobs run. */
 export type BulkMode = "process" | "inline";
@@ -72,6 +71,16 @@ export interface BulkOptions {
   unpack?: UnpackOptions;
   /** Draw progress (default: when stderr is a TTY and not --quiet). */
   progress?: boolean;
+  /** Store lock wait limit in ms (the `lockTimeoutMs` setting; default 1 hour). */
+  lockTimeoutMs?: number;
+  /** How source trees are copied (the `copyMode` setting; default "auto"). */
+  copyMode?: CopyMode;
+  /**
+   * The command generated units run ocigen with (the `self` setting,
+   * `$OCIGEN_SELF`): worker processes are started with it when set, else as
+   * this process was started (bulk/workers.ts).
+   */
+  self?: string;
 }
 
 /** One row of the summary: an image (a manifest and the tags naming it). */
@@ -127,9 +136,14 @@ interface Planned {
 
 const MB = 1e6;
 
+/** What every job of a run gets of the bulk options. */
+function jobContext(opts: BulkOptions) {
+  return { config: opts.config, unpack: opts.unpack, lockTimeoutMs: opts.lockTimeoutMs, copyMode: opts.copyMode };
+}
+
 function inlineRunner(opts: BulkOptions): JobRunner {
   return {
-    run: (job, hooks) => runJob(job, { config: opts.config, unpack: opts.unpack }, hooks),
+    run: (job, hooks) => runJob(job, jobContext(opts), hooks),
     close: async () => {},
   };
 }
@@ -149,8 +163,8 @@ export function defaultJobs(): number {
   return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
 }
 
-function cleanStaleBulkDirs(extractsDir: string): void {
-  const root = join(extractsDir, ".store");
+function cleanStaleBulkDirs(store: Store): void {
+  const root = store.ensure();
   const pidOf = (n: string) => {
     const m = /^\.bulk-(\d+)-[0-9a-f]+$/.exec(n);
     return m ? Number(m[1]) : null;
@@ -167,7 +181,7 @@ function cleanStaleBulkDirs(extractsDir: string): void {
  * Discovers and resolves every tag; returns one job per manifest and the
  * failures met (as `label: message`).
  */
-async function plan(cfg: GeneratorConfig): Promise<{ planned: Planned[]; failures: BulkImage[]; errors: string[] }> {
+async function plan(cfg: GeneratorConfig, store: Store): Promise<{ planned: Planned[]; failures: BulkImage[]; errors: string[] }> {
   const disc = await discoverLayouts(cfg.imageLayoutDir);
   const errors = [...disc.errors];
   const failures: BulkImage[] = [];
@@ -197,7 +211,7 @@ async function plan(cfg: GeneratorConfig): Promise<{ planned: Planned[]; failure
             job: { kind: "image", id: 0, refs: [], manifest: digest },
             label: "",
             chain: diffIds.length === img.manifest.layers.length ? chainIds(diffIds) : [],
-            stored: isDir(storeRootfs(cfg.extractsDir, digest)),
+            stored: store.has(digest),
             sizes: img.manifest.layers.map((l) => Number(l.size) || 0),
           };
           byManifest.set(digest, p);
@@ -218,21 +232,13 @@ async function plan(cfg: GeneratorConfig): Promise<{ planned: Planned[]; failure
   return { planned, failures, errors };
 }
 
-function isDir(p: string): boolean {
-  try {
-    return fs.lstatSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Chooses a source for every image still to extract (see the module docs);
  * returns the chain jobs to build first.
  */
-function planReuse(planned: Planned[], cfg: GeneratorConfig, rootless: boolean, bulkDir: string, firstId: number): ChainJob[] {
+function planReuse(planned: Planned[], store: Store, records: readonly ChainRecord[], rootless: boolean, bulkDir: string, firstId: number): ChainJob[] {
   const byChain = new Map<string, string>(); // full chain id -> manifest with a usable record
-  for (const r of scanChainRecords(cfg.extractsDir)) {
+  for (const r of records) {
     if (r.rootless === rootless && r.chain_ids.length > 0) byChain.set(r.chain_ids[r.chain_ids.length - 1], r.manifest);
   }
   const todo = planned.filter((p) => !p.stored && p.chain.length > 0).sort((a, b) => a.chain.length - b.chain.length || a.job.id - b.job.id);
@@ -241,7 +247,7 @@ function planReuse(planned: Planned[], cfg: GeneratorConfig, rootless: boolean, 
     for (let d = Math.min(max, chain.length); d >= 1; d--) {
       const m = byChain.get(chain[d - 1]);
       if (m) {
-        const s = storeSource(cfg, m, rootless);
+        const s = storeSource(store.root, m, rootless);
         if (s && s.depth === d) return s;
       }
     }
@@ -259,8 +265,8 @@ function planReuse(planned: Planned[], cfg: GeneratorConfig, rootless: boolean, 
         best = d;
         J.dep = K.job.id;
         src = {
-          path: storeRootfs(cfg.extractsDir, K.job.manifest), depth: d, chain: K.chain[d - 1], label: K.label,
-          record: join(storeDir(cfg.extractsDir, K.job.manifest), CHAIN_FILE),
+          path: store.rootfsOf(K.job.manifest), depth: d, chain: K.chain[d - 1], label: K.label,
+          record: join(store.entryOf(K.job.manifest), CHAIN_FILE),
         };
       }
     }
@@ -311,15 +317,15 @@ export async function extractAll(opts: BulkOptions): Promise<BulkResult> {
   const jobs = Math.max(1, Math.floor(opts.jobs ?? defaultJobs()));
   const mode: BulkMode = opts.mode ?? (jobs > 1 ? "process" : "inline");
   const reuse = opts.reuse ?? true;
-  const rootless = opts.unpack?.rootless ?? !runningAsRoot();
-  ensureStore(cfg.extractsDir);
-  cleanStaleBulkDirs(cfg.extractsDir);
+  const rootless = rootlessMode(opts.unpack);
+  const store = openStore(cfg.extractsDir, { lockTimeoutMs: opts.lockTimeoutMs, copyMode: opts.copyMode, unpack: opts.unpack });
+  cleanStaleBulkDirs(store);
 
-  const { planned, failures, errors } = await plan(cfg);
-  const bulkDir = join(cfg.extractsDir, ".store", `.bulk-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const { planned, failures, errors } = await plan(cfg, store);
+  const bulkDir = join(store.ensure(), `.bulk-${process.pid}-${randomBytes(4).toString("hex")}`);
   const canCopy = haveGnuCp() || haveXattrTools();
   if (reuse && !canCopy) log.info("neither GNU cp nor getfattr/setfattr found: every image is unpacked from its layers (trees cannot be copied with their xattrs)");
-  const chainJobs = reuse && canCopy ? planReuse(planned, cfg, rootless, bulkDir, planned.length) : [];
+  const chainJobs = reuse && canCopy ? planReuse(planned, store, await store.chainRecords(), rootless, bulkDir, planned.length) : [];
   // Order: chain jobs, then images by chain length (sources before their users), current ones first.
   const order: Job[] = [
     ...planned.filter((p) => p.stored).map((p) => p.job),

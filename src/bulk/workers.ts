@@ -2,7 +2,8 @@
  * Worker processes for `extract --all`: the unpack engine writes files with
  * synchronous calls, so jobs in one process take turns on one core; worker
  * processes apply images truly in parallel, on Node and Deno alike (each is
- * this same ocigen, started as `ocigen extract --all --bulk-worker`).
+ * this same ocigen, started as `ocigen extract --all --bulk-worker
+ * --bulk-unpack JSON`, the JSON being the run's unpack options).
  *
  * Protocol: JSON lines. The parent writes `{"job":Job}` to a worker's stdin,
  * one job at a time; the worker answers on stdout with any number of
@@ -24,6 +25,7 @@ import { basename, dirname, join } from "node:path";
 import { isDeno, isSea, selfCommand } from "../install/self.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
 import type { UnpackOptions } from "../layer/unpack.ts";
+import type { CopyMode } from "../store/copy.ts";
 import { type Job, type JobHooks, type JobResult, type JobRunner, runJob } from "./job.ts";
 
 /** What the worker processes need of the bulk options. */
@@ -32,23 +34,30 @@ export interface WorkerOptions {
   config: GeneratorConfig;
   /** Config file the worker processes load (`--config`). */
   configPath?: string;
-  /** Passed to the unpack engine. */
+  /** Passed to the unpack engine (sent to the workers on their command line). */
   unpack?: UnpackOptions;
+  /** Store lock wait limit in ms (the `lockTimeoutMs` setting; sent as `--lock-timeout`). */
+  lockTimeoutMs?: number;
+  /** How source trees are copied (the `copyMode` setting; sent as `--copy`). */
+  copyMode?: CopyMode;
+  /** The command generated units run ocigen with (the `self` setting, `$OCIGEN_SELF`), if known. */
+  self?: string;
 }
 
 /**
  * The command that starts this ocigen again, or null when it cannot be known
- * (ocigen used as a library from a program of its own).
+ * (ocigen used as a library from a program of its own). `self` is the `self`
+ * setting (`$OCIGEN_SELF`, read in src/cli), which wins when set.
  *
  * @example
  * ```ts
  * workerCommand(); // ["/usr/bin/node", "/usr/lib/node_modules/ocigen/dist/ocigen.mjs"]
  * ```
  */
-export function workerCommand(): string[] | null {
+export function workerCommand(self?: string): string[] | null {
   const script = process.argv[1] ?? "";
-  if (process.env.OCIGEN_SELF || isSea() || /^ocigen(-generator)?(\.[cm]?js|\.ts)?$/.test(basename(script)) || /src\/main\.ts$/.test(script)) {
-    return selfCommand();
+  if (self || isSea() || /^ocigen(-generator)?(\.[cm]?js|\.ts)?$/.test(basename(script)) || /src\/main\.ts$/.test(script)) {
+    return selfCommand(self);
   }
   // Sources (tests, library use from the sources): run src/main.ts.
   let main: string;
@@ -85,12 +94,15 @@ function failed(job: Job, error: string): JobResult {
  * ```
  */
 export async function processRunner(n: number, opts: WorkerOptions): Promise<JobRunner> {
-  const cmd = workerCommand();
+  const ctx = { config: opts.config, unpack: opts.unpack, lockTimeoutMs: opts.lockTimeoutMs, copyMode: opts.copyMode };
+  const cmd = workerCommand(opts.self);
   if (!cmd) {
-    return { run: (job, hooks) => runJob(job, { config: opts.config, unpack: opts.unpack }, hooks), close: async () => {} };
+    return { run: (job, hooks) => runJob(job, ctx, hooks), close: async () => {} };
   }
-  const args = [...cmd.slice(1), "extract", "--all", "--bulk-worker"];
+  const args = [...cmd.slice(1), "extract", "--all", "--bulk-worker", "--bulk-unpack", JSON.stringify(opts.unpack ?? {})];
   if (opts.configPath) args.push("--config", opts.configPath);
+  if (opts.lockTimeoutMs !== undefined) args.push("--bulk-lock-timeout", String(opts.lockTimeoutMs));
+  if (opts.copyMode !== undefined) args.push("--bulk-copy", opts.copyMode);
   const workers: Worker[] = [];
   const waiting: Array<() => void> = [];
   // Interrupted (SIGINT/SIGTERM/SIGHUP): the workers are told too, so that they remove their temporary trees.
@@ -99,10 +111,8 @@ export async function processRunner(n: number, opts: WorkerOptions): Promise<Job
   });
 
   const start = (): Worker => {
-    const child = spawn(cmd[0], args, {
-      stdio: ["pipe", "pipe", "inherit"],
-      env: { ...process.env, OCIGEN_BULK_UNPACK: JSON.stringify(opts.unpack ?? {}) },
-    });
+    // The environment is inherited as it is: everything a worker needs is on its command line.
+    const child = spawn(cmd[0], args, { stdio: ["pipe", "pipe", "inherit"] });
     const w: Worker = { child, busy: false, dead: false };
     const rl = createInterface({ input: child.stdout! });
     rl.on("line", (line) => {
@@ -170,20 +180,42 @@ export async function processRunner(n: number, opts: WorkerOptions): Promise<Job
   };
 }
 
+/** What a worker process runs its jobs with (parsed from its command line by src/cli). */
+export interface WorkerContext {
+  config: GeneratorConfig;
+  unpack?: UnpackOptions;
+  lockTimeoutMs?: number;
+  copyMode?: CopyMode;
+}
+
+/**
+ * The unpack options a worker got on its command line (`--bulk-unpack
+ * JSON`); the defaults when missing or not a JSON object.
+ *
+ * @example
+ * ```ts
+ * parseWorkerUnpack('{"zstdWindowMax":134217728}'); // { zstdWindowMax: 134217728 }
+ * ```
+ */
+export function parseWorkerUnpack(json: string | undefined): UnpackOptions {
+  try {
+    const v = JSON.parse(json ?? "{}");
+    return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as UnpackOptions) : {};
+  } catch {
+    return {};
+  }
+}
+
 /**
  * The worker side: reads jobs from stdin until it closes, runs them one at a
  * time, answers on stdout (see the module docs).
  *
  * @example
  * ```ts
- * await workerMain(loadGeneratorConfig(path));
+ * await workerMain({ config: loadGeneratorConfig(path), unpack: parseWorkerUnpack(flag) });
  * ```
  */
-export async function workerMain(config: GeneratorConfig): Promise<void> {
-  let unpack: UnpackOptions = {};
-  try {
-    unpack = JSON.parse(process.env.OCIGEN_BULK_UNPACK ?? "{}");
-  } catch { /* defaults */ }
+export async function workerMain(ctx: WorkerContext): Promise<void> {
   const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + "\n");
   const rl = createInterface({ input: process.stdin });
   for await (const line of rl) {
@@ -191,7 +223,7 @@ export async function workerMain(config: GeneratorConfig): Promise<void> {
     const { job } = JSON.parse(line) as { job: Job };
     let pending = 0;
     let last = performance.now();
-    const r = await runJob(job, { config, unpack }, {
+    const r = await runJob(job, ctx, {
       bytes: (k) => {
         pending += k;
         const t = performance.now();

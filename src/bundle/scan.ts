@@ -242,14 +242,29 @@ export function scanTree(root: string, opts: ScanOptions = {}): BundleEntry[] {
  * ```
  */
 export function forEachEntry(root: string, visit: (e: BundleEntry) => void, skip?: (path: string) => boolean): void {
+  for (const e of treeEntries(root, skip)) visit(e);
+}
+
+/**
+ * The entries of `root` in {@linkcode scanTree} order (root first, as
+ * `"."`), produced lazily: each directory is read when the iteration
+ * reaches it, so a consumer (e.g. a layer writer) works on the first
+ * entries while the rest of the tree is not yet walked. No xattrs are read.
+ *
+ * @example
+ * ```ts
+ * for (const e of treeEntries("/bundle/rootfs")) console.log(e.path);
+ * ```
+ */
+export function* treeEntries(root: string, skip?: (path: string) => boolean): Generator<BundleEntry, void, undefined> {
   let st: fs.BigIntStats;
   try {
     st = fs.lstatSync(root, { bigint: true });
   } catch (err) {
     throw wrapIo(err, "lstat", root);
   }
-  visit(entryFromStat(".", st, root));
-  walk(root, "", visit, skip);
+  yield entryFromStat(".", st, root);
+  yield* walk(root, "", skip);
 }
 
 /**
@@ -288,7 +303,7 @@ export function encodeXattrs(x: Xattrs): Record<string, string> | undefined {
   return r;
 }
 
-function walk(abs: string, rel: string, visit: (e: BundleEntry) => void, skip?: (p: string) => boolean): void {
+function* walk(abs: string, rel: string, skip?: (p: string) => boolean): Generator<BundleEntry, void, undefined> {
   let names: string[];
   try {
     names = fs.readdirSync(abs);
@@ -313,8 +328,8 @@ function walk(abs: string, rel: string, visit: (e: BundleEntry) => void, skip?: 
       throw wrapIo(err, "lstat", a);
     }
     const e = entryFromStat(p, st, a);
-    visit(e);
-    if (e.type === "dir") walk(a, p, visit, skip);
+    yield e;
+    if (e.type === "dir") yield* walk(a, p, skip);
   }
 }
 

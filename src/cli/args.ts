@@ -9,14 +9,38 @@
  *   refuses it, so that `--layout L:T` is never silently a directory named
  *   `L:T`).
  * - `--no-history` excludes every `--history.*` option.
+ * - `--uid-map`/`--gid-map` (repeatable `CONTAINER:HOST[:SIZE]`): declared
+ *   once here for every verb that takes them, parsed into id mappings.
  *
- * These are usage errors (`EUSAGE`), raised before anything is read or written.
+ * These are usage errors (`EUSAGE`), raised before anything is read or written;
+ * an engine's parser that refuses a flag's value (`EINVALID`) is reported
+ * as one too ({@linkcode asUsage}).
  *
  * @module
  */
+import type { Command } from "commander";
 import { OcigenError } from "../errors.ts";
+import { type IdMapping, parseIdMap } from "../layer/idmap.ts";
 import { parseImageRef } from "../oci/refname.ts";
 import { validateTag } from "../oci/refname.ts";
+
+/**
+ * Runs an engine's parser on a flag's value: a value it refuses as
+ * malformed (`EINVALID`) is a usage error here (same message).
+ *
+ * @example
+ * ```ts
+ * asUsage(() => parseIdMap("0:x")); // throws EUSAGE: Cannot parse id map "0:x": ...
+ * ```
+ */
+export function asUsage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof OcigenError && e.code === "EINVALID") throw new OcigenError("EUSAGE", e.message, { cause: e });
+    throw e;
+  }
+}
 
 /** Commander's argument parser of a repeatable option: the values in order. */
 export const collect = (v: string, acc: string[] | undefined): string[] => [...(acc ?? []), v];
@@ -36,7 +60,7 @@ export const HISTORY_KEYS = ["author", "comment", "created", "created_by"] as co
 export function imageArg(o: { image?: unknown }): { dir: string; tag: string } {
   const img = o.image;
   if (typeof img !== "string" || img === "") throw new OcigenError("EUSAGE", "--image LAYOUT[:TAG] is required");
-  const r = parseImageRef(img);
+  const r = asUsage(() => parseImageRef(img));
   validateTag(r.tag);
   return r;
 }
@@ -97,4 +121,34 @@ export function tagArg(o: { tag?: unknown }): string | undefined {
   if (o.tag === undefined) return undefined;
   validateTag(String(o.tag));
   return String(o.tag);
+}
+
+/**
+ * Adds the repeatable `--uid-map` and `--gid-map CONTAINER:HOST[:SIZE]`
+ * options to `cmd` (`help`: what a mapping does for this verb; the default
+ * is the unpack verbs' wording).
+ *
+ * @example
+ * ```ts
+ * addIdMapOptions(program.command("unpack")).action((o) => idMapArgs(o));
+ * ```
+ */
+export function addIdMapOptions(
+  cmd: Command,
+  help: { uid: string; gid: string } = { uid: "uid mapping to use (size defaults to 1; repeatable)", gid: "gid mapping to use (size defaults to 1; repeatable)" },
+): Command {
+  return cmd.option("--uid-map <container:host[:size]>", help.uid, collect).option("--gid-map <container:host[:size]>", help.gid, collect);
+}
+
+/**
+ * The mappings given with the options {@linkcode addIdMapOptions} adds (none: empty lists).
+ *
+ * @example
+ * ```ts
+ * idMapArgs({ uidMap: ["0:1000:1"] }); // { uidMap: [{ containerID: 0, hostID: 1000, size: 1 }], gidMap: [] }
+ * ```
+ */
+export function idMapArgs(o: { uidMap?: unknown; gidMap?: unknown }): { uidMap: IdMapping[]; gidMap: IdMapping[] } {
+  const list = (v: unknown) => asUsage(() => ((v as string[] | undefined) ?? []).map(parseIdMap));
+  return { uidMap: list(o.uidMap), gidMap: list(o.gidMap) };
 }

@@ -14,13 +14,15 @@
  */
 import process from "node:process";
 import { OcigenError } from "../errors.ts";
-import { loadGeneratorConfig } from "../generator/config.ts";
-import { generate } from "../generator/generate.ts";
-import { createReporter, runBySystemd } from "../generator/report.ts";
-import { invokedAsGenerator } from "../install/self.ts";
+import { configureLockTimeout } from "../fs/lock.ts";
+import { generate, ocigenCommand } from "../generator/generate.ts";
+import { createReporter } from "../generator/report.ts";
 import { setLogLevel, setTerminalCapable } from "../log.ts";
+import type { Settings } from "../settings.ts";
+import { settings, useSettings } from "./context.ts";
 import { reportFailure } from "./failure.ts";
 import type { GenerateCommandLine } from "./generate-argv.ts";
+import { generatorConfig } from "./generator-config.ts";
 import { logLevelOf } from "./log-level.ts";
 
 /** Options of {@linkcode generateAction}. */
@@ -29,9 +31,9 @@ export interface GenerateActionOptions {
   /** `--config FILE` (default `$OCIGEN_GENERATOR_CONF`, else /etc/oci-generator.conf). */
   config?: string;
   /**
-   * The command units run for `ocigen extract` when the config names none
-   * (`ocigen =`); default: this program (see `ocigenCommand` in
-   * src/generator/generate.ts).
+   * The command units run for `ocigen extract` when neither the config
+   * (`ocigen =`) nor `OCIGEN_SELF` names one; default: this program (see
+   * `ocigenCommand` in src/generator/generate.ts).
    */
   self?: readonly string[];
 }
@@ -51,17 +53,18 @@ export async function generateAction(normal: string, early: string | undefined, 
   if (early !== undefined && late === undefined) {
     throw new OcigenError("EUSAGE", "generate takes one directory or three (NORMAL EARLY LATE), not two");
   }
-  const reporter = createReporter(runBySystemd(process.env, invokedAsGenerator()));
+  const reporter = createReporter(settings().kmsg);
   let config;
   try {
-    config = loadGeneratorConfig(o.config);
+    config = generatorConfig(o.config);
   } catch (e) {
     // stderr gets it once, from the caller; the kernel log too when run by systemd
     if (reporter.kmsg) reporter.error((e as Error).message);
     throw e;
   }
-  const ocigen = config.ocigen || !o.self ? undefined : o.self;
-  const r = await generate({ config, outDir: normal, dryRun: Boolean(o.dryRun), reporter, ...(ocigen ? { ocigen } : {}) });
+  const self = settings().self;
+  const ocigen = config.ocigen || self || !o.self ? ocigenCommand(config, { OCIGEN_SELF: self }) : [...o.self];
+  const r = await generate({ config, outDir: normal, dryRun: Boolean(o.dryRun), reporter, ocigen });
   if (r.errors.length > 0) process.exitCode = 1;
 }
 
@@ -72,12 +75,15 @@ export async function generateAction(normal: string, early: string | undefined, 
  * @example
  * ```ts
  * const line = generateCommandLine(process.argv);
- * if (line) process.exitCode = await runGenerate(line);
+ * if (line) process.exitCode = await runGenerate(line, processSettings());
  * ```
  */
-export async function runGenerate(line: GenerateCommandLine, self?: readonly string[]): Promise<number> {
+export async function runGenerate(line: GenerateCommandLine, s: Settings, self?: readonly string[]): Promise<number> {
+  // what the whole CLI's preAction hook sets up (no progress line: generate draws none)
+  useSettings(s);
   setLogLevel(logLevelOf(line.log ?? (line.verbose ? "info" : "warn")), line.quiet);
-  setTerminalCapable(process.env.TERM !== "dumb");
+  setTerminalCapable(s.terminalCapable);
+  configureLockTimeout(s.layoutLockTimeoutMs);
   try {
     await generateAction(line.normal, line.early, line.late, { dryRun: line.dryRun, config: line.config, ...(self ? { self } : {}) });
     return typeof process.exitCode === "number" ? process.exitCode : 0;

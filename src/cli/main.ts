@@ -10,6 +10,7 @@
  */
 import type { Command } from "commander";
 import { baseProgram, type CommandGroup, runProgram } from "./program.ts";
+import type { Settings } from "../settings.ts";
 import * as layoutCmds from "./commands/layout.ts";
 import * as unpackCmds from "./commands/unpack.ts";
 import * as generateCmds from "./commands/generate.ts";
@@ -39,13 +40,14 @@ export function makeProgram(): Command {
 
 /**
  * Runs the CLI with `argv` (as `process.argv`) and returns the exit code.
- * Errors are printed as one line on stderr.
+ * Errors are printed as one line on stderr. `s`: the settings (default:
+ * built from this process's environment).
  *
  * @example
  * ```ts
  * process.exitCode = await main(process.argv);
  * ```
  */
-export async function main(argv: string[]): Promise<number> {
-  return await runProgram(makeProgram(), argv);
+export async function main(argv: string[], s?: Settings): Promise<number> {
+  return await runProgram(makeProgram(), argv, s);
 }

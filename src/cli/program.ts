@@ -18,6 +18,11 @@ import process from "node:process";
 import { Command, CommanderError, Option } from "commander";
 import { OcigenError } from "../errors.ts";
 import { setLogLevel, setTerminalCapable } from "../log.ts";
+import { configureLockTimeout } from "../fs/lock.ts";
+import { configureProgress } from "../progress.ts";
+import type { Settings } from "../settings.ts";
+import { processSettings } from "../settings.ts";
+import { settings, useSettings } from "./context.ts";
 import { VERSION } from "../version.ts";
 import { reportFailure } from "./failure.ts";
 import { LOG_LEVELS, logLevelOf } from "./log-level.ts";
@@ -64,7 +69,10 @@ export function baseProgram(): { program: Command; raw: Command } {
     if (verbose && levelGiven) throw new OcigenError("EUSAGE", "--log=* and --verbose are mutually exclusive");
     setLogLevel(logLevelOf(level ?? (verbose ? "info" : "warn")), quiet);
     // a terminal that cannot move the cursor gets no progress line (nothing to erase, no escapes)
-    setTerminalCapable(process.env.TERM !== "dumb");
+    const s = settings();
+    setTerminalCapable(s.terminalCapable);
+    configureProgress({ intervalMs: s.progressIntervalMs, columns: s.columns });
+    configureLockTimeout(s.layoutLockTimeoutMs);
   });
   const raw = program.command("raw").description("advanced internal image tooling");
   return { program, raw };
@@ -100,14 +108,16 @@ export function addGlobalOptionsToVerbs(program: Command): void {
 
 /**
  * Parses `argv` (as `process.argv`) with `program` and returns the exit
- * code. Errors are printed as one line on stderr.
+ * code. Errors are printed as one line on stderr. `runSettings`: the settings the
+ * verbs pass down (default: built now from this process's environment).
  *
  * @example
  * ```ts
  * process.exitCode = await runProgram(makeProgram(), process.argv);
  * ```
  */
-export async function runProgram(program: Command, argv: string[]): Promise<number> {
+export async function runProgram(program: Command, argv: string[], runSettings: Settings = processSettings()): Promise<number> {
+  useSettings(runSettings);
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   addGlobalOptionsToVerbs(program);
   try {
@@ -207,13 +217,13 @@ async function fullProgram(): Promise<Command> {
 
 /**
  * Runs the CLI like `main` in `./main.ts`, loading only the verb group the
- * command line needs.
+ * command line needs; `s` as `runSettings` of {@linkcode runProgram}.
  *
  * @example
  * ```ts
- * process.exitCode = await runLazy(process.argv);
+ * process.exitCode = await runLazy(process.argv, processSettings());
  * ```
  */
-export async function runLazy(argv: string[]): Promise<number> {
-  return await runProgram(await programFor(argv), argv);
+export async function runLazy(argv: string[], s?: Settings): Promise<number> {
+  return await runProgram(await programFor(argv), argv, s);
 }

@@ -48,7 +48,7 @@ export async function* zstdCompressStream(source: AsyncIterable<Uint8Array>, lev
     return;
   }
   if (!zstdEncodeAvailable()) {
-    throw new OcigenError("EUSAGE", "Cannot write a zstd layer: this runtime has no zstd encoder and the zstd command is not installed");
+    throw new OcigenError("ENOTOOL", "Cannot write a zstd layer: this runtime has no zstd encoder and the zstd command is not installed");
   }
   const child = spawn("zstd", ["-q", "-c", "-T1", `-${level}`], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";

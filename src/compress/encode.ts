@@ -9,8 +9,8 @@
  *   gzip header carries mtime 0, no name, OS 3 (Unix), and block boundaries
  *   depend only on the input. Native zlib builds differ (Node's bundled zlib
  *   and Deno's compress the same bytes differently), so for layers that must
- *   be byte-identical on any runtime and machine set `OCIGEN_GZIP=portable`:
- *   fflate's pure-JS deflate (single-threaded, much slower). diff_ids never
+ *   be byte-identical on any runtime and machine pass `gzip: "portable"`
+ *   (the command line does for `OCIGEN_GZIP=portable`): fflate's pure-JS deflate (single-threaded, much slower). diff_ids never
  *   depend on the compressor.
  * - zstd: `node:zlib` zstd when the runtime has it, else the `zstd` command
  *   (`zstd -q -c -3 -T1`, single-threaded so output is deterministic); a clear
@@ -38,7 +38,18 @@ export type { Compression };
 export function parseCompression(s: string | undefined): Compression | "auto" {
   const v = (s ?? "gzip").toLowerCase();
   if (v === "gzip" || v === "zstd" || v === "none" || v === "auto") return v;
-  throw new OcigenError("EUSAGE", `Cannot use compression ${s}: expected gzip, zstd, none or auto`);
+  throw new OcigenError("EINVALID", `Cannot use compression ${s}: expected gzip, zstd, none or auto`);
+}
+
+/** The gzip writer: parallel native deflate, or fflate's (the same bytes on every runtime). */
+export type GzipMode = "parallel" | "portable";
+
+/** Options of {@linkcode encodeStream}. */
+export interface EncodeOptions {
+  /** Compression level (default: the compressor's). */
+  level?: number;
+  /** gzip writer (default `parallel`). */
+  gzip?: GzipMode;
 }
 
 /**
@@ -50,10 +61,11 @@ export function parseCompression(s: string | undefined): Compression | "auto" {
  * await layout.writeBlob(gz, layerMediaType("gzip")); // layerMediaType: src/oci/media-type.ts
  * ```
  */
-export function encodeStream(c: Compression, source: AsyncIterable<Uint8Array>, level?: number): AsyncIterable<Uint8Array> {
+export function encodeStream(c: Compression, source: AsyncIterable<Uint8Array>, opts: EncodeOptions = {}): AsyncIterable<Uint8Array> {
+  const { level } = opts;
   if (c === "none") return source;
   if (c === "gzip") {
-    if (globalThis.process?.env?.OCIGEN_GZIP === "portable") return portableGzip(source, level ?? 6);
+    if (opts.gzip === "portable") return portableGzip(source, level ?? 6);
     return parallelGzip(source, { level });
   }
   return zstdCompressStream(source, level);

@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import { open } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { wrapIo } from "../errors.ts";
 
@@ -37,6 +37,34 @@ export function tempPath(dir: string): string {
 
 let tempRandom: string | undefined;
 let tempCount = 0;
+
+/**
+ * Replaces the entry at `path` so that readers see the old one or the new
+ * one, never a partial one: `make(tmp)` creates the new entry (a file, a
+ * symlink…) at a temporary name in `dir` (default: `path`'s directory, which
+ * must be on the same file system), then it is renamed onto `path`. On
+ * failure the temporary entry is removed and the error rethrown (callers
+ * wrap it with the path at fault). No fsync: for files systemd or people
+ * read again at once, not for data that must survive a crash.
+ *
+ * @example
+ * ```ts
+ * replaceEntry("/run/units/app.service", (tmp) => fs.writeFileSync(tmp, text, { mode: 0o644 }));
+ * replaceEntry("/x/app/rootfs", (tmp) => fs.symlinkSync("../.store/sha256/ab…/rootfs", tmp));
+ * ```
+ */
+export function replaceEntry(path: string, make: (tmp: string) => void, dir = dirname(path)): void {
+  const tmp = tempPath(dir);
+  try {
+    make(tmp);
+    fs.renameSync(tmp, path);
+  } catch (e) {
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch { /* ignore */ }
+    throw e;
+  }
+}
 
 /**
  * True if process `pid` exists on this host (EPERM counts as alive).

@@ -6,7 +6,9 @@
  * whose process no longer exists on this host is stale and is broken (by
  * renaming it away first, so two breakers cannot both win). A lock from
  * another host is never broken. Waiters retry with jittered back-off until
- * the timeout (default 60 s, `OCIGEN_LOCK_TIMEOUT` in seconds).
+ * the timeout the caller passes ({@linkcode DEFAULT_LOCK_TIMEOUT_MS} when
+ * none: this module reads no settings; `ocigen` passes its configured lock
+ * timeout down from src/cli).
  *
  * @module
  */
@@ -19,6 +21,44 @@ import { hostName, pidAlive, tempPath } from "./atomic.ts";
 export interface LockHandle {
   readonly path: string;
   release(): void;
+}
+
+/** How long {@linkcode acquireLock} waits when the caller names no limit: 60 s. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
+
+let configuredDefault = DEFAULT_LOCK_TIMEOUT_MS;
+
+/**
+ * Sets the wait limit {@linkcode acquireLock} uses when its caller names
+ * none (the layout lock): the command line passes the configured lock
+ * timeout here once (`undefined` restores 60 s).
+ *
+ * @example
+ * ```ts
+ * configureLockTimeout(5_000);
+ * ```
+ */
+export function configureLockTimeout(ms: number | undefined): void {
+  configuredDefault = ms ?? DEFAULT_LOCK_TIMEOUT_MS;
+}
+
+/**
+ * A handle whose first `release()` runs `stop` and then removes `path` while
+ * `ours()` says the file there is still this holder's (later calls do nothing).
+ */
+function handle(path: string, ours: () => boolean, stop: () => void = () => {}): LockHandle {
+  let released = false;
+  return {
+    path,
+    release() {
+      if (released) return;
+      released = true;
+      stop();
+      try {
+        if (ours()) fs.unlinkSync(path);
+      } catch { /* already gone */ }
+    },
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -77,25 +117,17 @@ function holdEmptyLock(path: string): LockHandle {
     } catch { /* ignore */ }
   }, 2000);
   (timer as { unref?: () => void }).unref?.();
-  let released = false;
-  return {
-    path,
-    release() {
-      if (released) return;
-      released = true;
-      clearInterval(timer);
-      try {
-        const st = fs.statSync(path);
-        if (st.ino === ino && st.size === 0) fs.unlinkSync(path);
-      } catch { /* already gone */ }
-    },
-  };
+  return handle(path, () => {
+    const st = fs.statSync(path);
+    return st.ino === ino && st.size === 0;
+  }, () => clearInterval(timer));
 }
 
 /**
- * Takes the lock file `path`, waiting while another live process holds it.
- * Throws ELOCK on timeout, EIO (naming the path) on a file-system failure
- * such as a read-only layout.
+ * Takes the lock file `path`, waiting while another live process holds it
+ * for at most `timeoutMs` (default {@linkcode DEFAULT_LOCK_TIMEOUT_MS}, or what {@linkcode configureLockTimeout} set; 0:
+ * one try). Throws ELOCK on timeout, EIO (naming the path) on a file-system
+ * failure such as a read-only layout.
  *
  * @example
  * ```ts
@@ -103,9 +135,8 @@ function holdEmptyLock(path: string): LockHandle {
  * try { /* write *\/ } finally { lock.release(); }
  * ```
  */
-export async function acquireLock(path: string, what: string, timeoutMs?: number): Promise<LockHandle> {
-  const envT = Number(process.env.OCIGEN_LOCK_TIMEOUT);
-  const limit = timeoutMs ?? (Number.isFinite(envT) && envT > 0 ? envT * 1000 : 60_000);
+export async function acquireLock(path: string, what: string, timeoutMs: number = configuredDefault): Promise<LockHandle> {
+  const limit = timeoutMs;
   const start = Date.now();
   const me = `${process.pid} ${hostName()}\n`;
   let delay = 5;
@@ -125,17 +156,7 @@ export async function acquireLock(path: string, what: string, timeoutMs?: number
         return holdEmptyLock(path);
       }
       fs.closeSync(fd);
-      let released = false;
-      return {
-        path,
-        release() {
-          if (released) return;
-          released = true;
-          try {
-            if (fs.readFileSync(path, "utf8") === me) fs.unlinkSync(path);
-          } catch { /* already gone */ }
-        },
-      };
+      return handle(path, () => fs.readFileSync(path, "utf8") === me);
     } catch (e) {
       if (fd !== undefined) {
         try {

@@ -32,15 +32,15 @@
  * enable = yes
  * ```
  *
- * The file is `--config FILE`, else `$OCIGEN_GENERATOR_CONF`, else
- * `/etc/oci-generator.conf`; only the default may be missing.
+ * The file is `--config FILE`, else `$OCIGEN_GENERATOR_CONF` (given by the
+ * command line's settings), else `/etc/oci-generator.conf`; only the
+ * default may be missing.
  *
  * @module
  */
 import type { SandboxSettings } from "./sandbox.ts";
 import type { UpdateSettings } from "./update-settings.ts";
 import * as fs from "node:fs";
-import process from "node:process";
 import { isAbsolute, resolve } from "node:path";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { log } from "../log.ts";
@@ -336,19 +336,17 @@ export function parseGeneratorConfig(text: string, where: string): GeneratorConf
 
 /**
  * Chooses and reads the config file: `explicitPath` (the `--config` flag),
- * else `$OCIGEN_GENERATOR_CONF`, else `/etc/oci-generator.conf` (defaults if
- * it does not exist).
+ * else `fallbackPath` (the settings' `generatorConf`, from
+ * `$OCIGEN_GENERATOR_CONF`), else `/etc/oci-generator.conf` (defaults if it
+ * does not exist).
  *
  * @example
  * ```ts
  * const cfg = loadGeneratorConfig(); // /etc/oci-generator.conf or defaults
  * ```
  */
-export function loadGeneratorConfig(
-  explicitPath?: string,
-  env: Record<string, string | undefined> = process.env,
-): GeneratorConfig {
-  const chosen = explicitPath || env.OCIGEN_GENERATOR_CONF || "";
+export function loadGeneratorConfig(explicitPath?: string, fallbackPath?: string): GeneratorConfig {
+  const chosen = explicitPath || fallbackPath || "";
   // absolute: the path is written into the generated units, which run with another working directory
   const path = resolve(chosen || DEFAULT_CONFIG_PATH);
   let text: string;

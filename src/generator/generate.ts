@@ -1,38 +1,26 @@
 /**
- * The systemd generator (SPEC 4): layouts on disk -> service units.
- *
- * It reads only `oci-layout`, `index.json` (and `refs/`), manifests and
- * configs — small, verified JSON — plus, when already extracted, a few small
- * files of a rootfs (passwd/group, Atomic exports). It never reads a layer
- * and writes only into its output directory: each file is written to a
- * temporary name there and renamed into place. A broken layout or tag is
- * reported and skipped; the others are still generated. Two layouts/tags
- * mapping to one unit name are both reported and neither is written.
+ * The systemd generator (SPEC 4): layouts on disk -> service units, in three
+ * steps: read the layouts (./inputs.ts: small verified JSON, settings, pins;
+ * never a layer), plan the units (./plan.ts: pure, the unit files and their
+ * contents), write them (./write.ts: each renamed into place) or print them
+ * (`--dry-run`). A broken layout or tag is reported and skipped; the others
+ * are still generated. Two layouts/tags mapping to one unit name are both
+ * reported and neither is written.
  *
  * @module
  */
 import * as fs from "node:fs";
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import process from "node:process";
-import { OcigenError, wrapIo } from "../errors.ts";
-import { tempPath } from "../fs/atomic.ts";
-import { Layout } from "../oci/layout.ts";
-import { type GeneratorConfig, type LayoutSettings, normalizeRuntime } from "./config.ts";
-import { settingsForLayout, settingsForTag, settingsPlatform } from "./settings.ts";
-import { selectTags } from "./tags.ts";
-import { checkImagePlatform } from "../oci/platform.ts";
-import { discoverLayouts } from "./discover.ts";
-import { exposedPorts } from "./sandbox.ts";
-import { extractUnitName, unitBaseName } from "./naming.ts";
-import { storeRootfs, unitDir } from "../store/paths.ts";
+import type { GeneratorConfig } from "./config.ts";
 import { createReporter, type Reporter } from "./report.ts";
-import { DEFAULT_VOLUMES_DIR } from "./state.ts";
-import { containerId, extractArgv, type ImageInfo, releaseArgv, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
-import { addMissingDirectives, atomicVariables, readAtomicExports, renderAtomicTemplate } from "./atomic-template.ts";
-import { checkLineValue, checkUnitLines, listWord } from "./syntax.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../install/self.ts";
-import { applyPin } from "./pin.ts";
+import { readInputs } from "./inputs.ts";
+import { type GeneratedUnit, planUnits } from "./plan.ts";
+import { formatUnits, writeUnits } from "./write.ts";
+
+export type { GeneratedUnit } from "./plan.ts";
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions {
@@ -43,35 +31,12 @@ export interface GenerateOptions {
   dryRun?: boolean;
   /** Where dry-run output goes (default stdout). */
   print?: (s: string) => void;
-  /** argv prefix running ocigen in the extract units (default: config `ocigen`, else this program). */
+  /** argv prefix running ocigen in the extract units (default: config `ocigen`, else this program as {@linkcode ocigenCommand} finds it without `OCIGEN_SELF`). */
   ocigen?: readonly string[];
   /** Where problems are reported (default stderr / kmsg, see report.ts). */
   reporter?: Reporter;
   /** Parallel layouts (default 16). */
   concurrency?: number;
-}
-
-/** One unit the generator produced (or would have). */
-export interface GeneratedUnit {
-  name: string;
-  tag: string;
-  unit: string;
-  path: string;
-  text: string;
-  /** Path of the `.wants/` link, when enabled. */
-  wantsLink?: string;
-  /** The companion extract unit (`ocigen-extract@BASE.service`). */
-  extractUnit: { unit: string; path: string; text: string };
-  /** True when rendered from an Atomic `service.template`. */
-  atomic: boolean;
-  /** The image's exposed ports (`80/tcp`...), for status listings; the service uses the host's network unless `Network=none`. */
-  ports: string[];
-  /** The manifest the unit runs (the tag's, or the pinned one). */
-  manifest: string;
-  /** The manifest the tag names now. */
-  tagManifest: string;
-  /** The pin `ocigen update` set after a failed update, while it holds (src/generator/update-state.ts). */
-  pin?: { manifest: string; from: string; at: string; reason: string };
 }
 
 /** The outcome of a run. */
@@ -81,38 +46,22 @@ export interface GenerateResult {
   errors: string[];
 }
 
-const TRUE = new Set(["true", "yes", "1", "on"]);
-const FALSE = new Set(["false", "no", "0", "off"]);
-
-function enabled(cfg: GeneratorConfig, settings: LayoutSettings, img: ImageInfo, where: string, rep: Reporter): boolean {
-  const per = settings.enable;
-  if (per !== undefined) return per;
-  if (cfg.enableLabel) {
-    const v = img.config.config?.Labels?.[cfg.enableLabel];
-    if (typeof v === "string") {
-      if (TRUE.has(v.toLowerCase())) return true;
-      if (FALSE.has(v.toLowerCase())) return false;
-      rep.warn(`${where}: label ${cfg.enableLabel}=${JSON.stringify(v)} is neither true nor false; ignored`);
-    }
-  }
-  return cfg.enable;
-}
-
 /**
  * The argv prefix that runs this ocigen in the extract units: the config's
- * `ocigen =`, else {@linkcode selfCommand} (`$OCIGEN_SELF` set by the
- * installed wrapper, the single binary, or runtime + script) with every path
- * made absolute and real — so a run through the `ocigen-generator` link
- * never writes that link (which would run `generate`) into units.
+ * `ocigen =`, else {@linkcode selfCommand} (`env.OCIGEN_SELF` — the `self`
+ * setting, which src/cli passes — the single binary, or runtime + script)
+ * with every path made absolute and real — so a run through the
+ * `ocigen-generator` link never writes that link (which would run
+ * `generate`) into units. The environment is not read here: pass it.
  *
  * @example
  * ```ts
- * ocigenCommand(defaultGeneratorConfig()); // e.g. ["/usr/local/bin/ocigen"]
+ * ocigenCommand(defaultGeneratorConfig(), { OCIGEN_SELF: "/usr/local/bin/ocigen" }); // ["/usr/local/bin/ocigen"]
  * ```
  */
-export function ocigenCommand(cfg: GeneratorConfig, env: Record<string, string | undefined> = process.env): string[] {
+export function ocigenCommand(cfg: GeneratorConfig, env: Record<string, string | undefined> = {}): string[] {
   if (cfg.ocigen) return [cfg.ocigen];
-  return selfCommand(env).map((a) => {
+  return selfCommand(env.OCIGEN_SELF).map((a) => {
     if (!a.startsWith("/") || !/^ocigen-generator/.test(basename(a))) return a;
     try {
       return fs.realpathSync(a);
@@ -120,24 +69,6 @@ export function ocigenCommand(cfg: GeneratorConfig, env: Record<string, string |
       return a;
     }
   });
-}
-
-/** Runs `fn` over `items` with at most `n` in flight. */
-async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  const worker = async () => {
-    while (i < items.length) await fn(items[i++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-}
-
-function isDir(p: string): boolean {
-  try {
-    // throwIfNoEntry: not yet extracted is the common case; no exception for it.
-    return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -154,202 +85,33 @@ function isDir(p: string): boolean {
 export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   const cfg = opts.config;
   const rep = opts.reporter ?? createReporter(false);
-  const ocigen = opts.ocigen ?? ocigenCommand(cfg);
   const errors: string[] = [];
   const fail = (msg: string) => {
     errors.push(msg);
     rep.error(msg);
   };
-  const disc = await discoverLayouts(cfg.imageLayoutDir);
-  for (const e of disc.errors) fail(e);
-  if (disc.layouts.length === 0 && disc.errors.length === 0) {
+  const inputs = await readInputs(cfg, { concurrency: opts.concurrency, warn: (m) => rep.warn(m) });
+  for (const e of inputs.discoveryErrors) fail(e);
+  if (inputs.layouts.length === 0 && inputs.discoveryErrors.length === 0) {
     (rep.notice ?? rep.info)(`no layouts under ${cfg.imageLayoutDir} (a layout is a directory holding an oci-layout file); no units`);
   }
-  const candidates: GeneratedUnit[] = [];
-  const failedUnits = new Set<string>();
-
-  await pool(disc.layouts, opts.concurrency ?? 16, async ({ name, dir }) => {
-    let layout: Layout;
-    let tags: string[];
-    try {
-      // A snapshot view: index.json is read once for all tags, and a manifest
-      // or config shared by several tags is read (and verified) once.
-      layout = (await Layout.open(dir)).snapshot();
-      tags = await layout.listTags();
-    } catch (e) {
-      fail(`layout ${name}: ${(e as Error).message}`);
-      return;
-    }
-    if (tags.length === 0) log.info(`layout ${name}: no tags, no units`);
-    let settings: LayoutSettings;
-    try {
-      settings = settingsForLayout(cfg, name);
-      const sel = selectTags(tags, settings);
-      for (const s of sel.skipped) log.info(`layout ${name} tag ${s.tag}: ${s.why}; no unit`);
-      tags = sel.selected;
-    } catch (e) {
-      fail(`layout ${name}: ${(e as Error).message}`);
-      return;
-    }
-    // Tags whose config has no command (base images) yield no unit; only a
-    // layout where no tag has one is reported as broken.
-    const noCommand: string[] = [];
-    let units = 0;
-    for (const tag of tags) {
-      const where = `layout ${name} tag ${tag}`;
-      let base = "";
-      try {
-        base = unitBaseName(name, tag);
-        const tagSettings = settingsForTag(cfg, name, tag, settings);
-        const platform = settingsPlatform(tagSettings);
-        const tagImg = await layout.resolve(tag, platform);
-        // a rollback's pin (ocigen update) serves the previous manifest while the tag names the failed one
-        const { image: img, pin } = await applyPin(cfg.stateDir, base, layout, tagImg, (m) => rep.warn(`${where}: ${m}`));
-        checkImagePlatform(img.config, platform, ""); // the message gets `where` below
-        const rc = img.config.config;
-        if ((rc?.Entrypoint ?? []).length === 0 && (rc?.Cmd ?? []).length === 0) {
-          log.info(`${where}: no Entrypoint or Cmd, no unit`);
-          noCommand.push(tag);
-          continue;
-        }
-        units++;
-        const unit = base + ".service";
-        const extracted = storeRootfs(cfg.extractsDir, img.manifestDescriptor.digest);
-        const extractedRootfs = isDir(extracted) ? extracted : null;
-        const configPath = cfg.explicit ? cfg.path : undefined;
-        let text: string | null = null;
-        let atomic = false;
-        let extract: string[] | null = null;
-        let stop: string[] | undefined;
-        if (extractedRootfs && cfg.atomicTemplates) {
-          const ex = readAtomicExports(extractedRootfs);
-          if (ex?.noContainerService) {
-            log.info(`${where}: /exports/manifest.json says noContainerService; no unit`);
-            continue;
-          }
-          if (ex) {
-            const runtime = tagSettings.runtime === "systemd" ? normalizeRuntime("runc") : tagSettings.runtime;
-            extract = extractArgv(ocigen, name, tag, configPath, undefined, true);
-            const vars = atomicVariables({
-              base, name, tag, bundleDir: unitDir(cfg.extractsDir, base), runtime, containerId: containerId(base),
-              configDigest: img.configDescriptor.digest, ocigen: ocigen[0],
-              hostUid: process.getuid?.() ?? 0, hostGid: process.getgid?.() ?? 0,
-            }, ex.defaultValues);
-            const rendered = renderAtomicTemplate(ex.template, vars);
-            const companion = extractUnitName(base);
-            text = unitHeader(dir, tag, unit) + addMissingDirectives(rendered, [
-              `SourcePath=${checkLineValue(dir, "SourcePath=")}`,
-              `RequiresMountsFor=${[dir, cfg.extractsDir].map((p) => listWord(p, "RequiresMountsFor=")).join(" ")}`,
-            ], ["Slice=oci.slice"], [`Requires=${companion}`, `After=${companion}`]);
-            if (!text.endsWith("\n")) text += "\n";
-            atomic = true;
-          }
-        }
-        if (text === null) {
-          const input: UnitInput = {
-            name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, runDir: cfg.runDir, volumesDir: cfg.volumesDir,
-            image: img, settings: tagSettings, ocigen, configPath, extractedRootfs,
-            warn: (m) => rep.warn(`${where}: ${m}`),
-          };
-          text = renderUnit(input);
-          extract = unitExtractArgv(input);
-          stop = releaseArgv(ocigen, name, tag, configPath);
-        }
-        const companion = extractUnitName(base);
-        const extractText = renderExtractUnit({ name, tag, base, layoutDir: dir, extractsDir: cfg.extractsDir, volumesDir: cfg.volumesDir ?? DEFAULT_VOLUMES_DIR }, extract!, stop);
-        checkUnitLines(text, unit);
-        checkUnitLines(extractText, companion);
-        const g: GeneratedUnit = {
-          name, tag, unit, path: join(opts.outDir, unit), text, atomic, ports: exposedPorts(img.config),
-          manifest: img.manifestDescriptor.digest, tagManifest: tagImg.manifestDescriptor.digest,
-          ...(pin ? { pin: { manifest: pin.manifest, from: pin.from, at: pin.at, reason: pin.reason } } : {}),
-          extractUnit: { unit: companion, path: join(opts.outDir, companion), text: extractText },
-        };
-        if (enabled(cfg, tagSettings, img, where, rep)) g.wantsLink = join(opts.outDir, `${cfg.wantedBy}.wants`, unit);
-        candidates.push(g);
-      } catch (e) {
-        if (base) failedUnits.add(base + ".service");
-        const msg = (e as Error).message ?? String(e);
-        fail(`${where}: ${e instanceof OcigenError || msg ? msg : String(e)}`);
-      }
-    }
-    if (units === 0 && noCommand.length > 0) {
-      fail(`layout ${name}: no command: no tag's image config has Entrypoint or Cmd (${noCommand.join(", ")})`);
-    }
+  const plan = planUnits({
+    config: cfg, outDir: opts.outDir, ocigen: opts.ocigen ?? ocigenCommand(cfg),
+    hostIds: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }, layouts: inputs.layouts,
   });
-
-  // Collisions: every claimant is reported, none is written.
-  const byUnit = new Map<string, GeneratedUnit[]>();
-  for (const c of candidates) byUnit.set(c.unit, [...(byUnit.get(c.unit) ?? []), c]);
-  const units: GeneratedUnit[] = [];
-  for (const [unit, list] of [...byUnit.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (list.length > 1 || failedUnits.has(unit)) {
-      const who = list.map((c) => `${c.name}:${c.tag}`);
-      if (failedUnits.has(unit)) who.push("a broken tag");
-      for (const c of list) {
-        fail(`layout ${c.name} tag ${c.tag}: unit name ${unit} collides with ${who.filter((w) => w !== `${c.name}:${c.tag}`).join(", ")}; neither is generated`);
-      }
-      continue;
-    }
-    units.push(list[0]);
+  for (const m of plan.messages) {
+    if (m.level === "error") fail(m.text);
+    else if (m.level === "warn") rep.warn(m.text);
+    else log.info(m.text);
   }
-
   if (opts.dryRun) {
     const print = opts.print ?? ((s: string) => process.stdout.write(s));
-    for (const u of units) {
-      print(`---${u.path}---\n${u.text}`);
-      print(`---${u.extractUnit.path}---\n${u.extractUnit.text}`);
-      if (u.wantsLink) print(`---${u.wantsLink} -> ../${u.unit}---\n`);
-    }
-    return { units, errors };
+    for (const s of formatUnits(plan.units)) print(s);
+    return { units: plan.units, errors };
   }
-
-  if (units.length > 0) {
-    try {
-      fs.mkdirSync(opts.outDir, { recursive: true });
-    } catch (e) {
-      fail(wrapIo(e, "create output directory", opts.outDir).message);
-      return { units: [], errors };
-    }
-  }
-  const written: GeneratedUnit[] = [];
-  const writeFile = (path: string, text: string) => {
-    const tmp = tempPath(opts.outDir);
-    try {
-      fs.writeFileSync(tmp, text, { mode: 0o644 });
-      fs.renameSync(tmp, path);
-    } catch (e) {
-      try {
-        fs.rmSync(tmp, { force: true });
-      } catch { /* ignore */ }
-      throw e;
-    }
-  };
-  for (const u of units) {
-    try {
-      // The extract unit first: the service requires it.
-      writeFile(u.extractUnit.path, u.extractUnit.text);
-      writeFile(u.path, u.text);
-    } catch (e) {
-      fail(`unit ${u.unit}: ${wrapIo(e, "write", opts.outDir).message}`);
-      continue;
-    }
-    if (u.wantsLink) {
-      const wantsDir = join(opts.outDir, `${cfg.wantedBy}.wants`);
-      const tmpLink = tempPath(opts.outDir);
-      try {
-        fs.mkdirSync(wantsDir, { recursive: true });
-        fs.symlinkSync(`../${u.unit}`, tmpLink);
-        fs.renameSync(tmpLink, u.wantsLink);
-      } catch (e) {
-        try {
-          fs.rmSync(tmpLink, { force: true });
-        } catch { /* ignore */ }
-        fail(`unit ${u.unit}: ${wrapIo(e, "link", u.wantsLink).message}`);
-      }
-    }
-    written.push(u);
-  }
-  log.info(`${written.length} unit(s) written to ${opts.outDir}, ${errors.length} problem(s)`);
-  return { units: written, errors };
+  const w = writeUnits(plan.units, opts.outDir);
+  for (const e of w.errors) fail(e);
+  if (w.noOutDir) return { units: [], errors };
+  log.info(`${w.written.length} unit(s) written to ${opts.outDir}, ${errors.length} problem(s)`);
+  return { units: w.written, errors };
 }

@@ -3,6 +3,7 @@
  * `ocigen-generator: ...`) when systemd runs it — at boot there is no other
  * place to see them — and stderr otherwise.
  *
+ * The caller decides which (the settings' `kmsg`, see src/settings.ts):
  * systemd is taken to be the caller when `$SYSTEMD_SCOPE` (set for
  * generators since systemd 251), `$SYSTEMD_LOG_TARGET` (other than
  * `console`) or `$INVOCATION_ID` is set, or when the program was invoked as
@@ -72,28 +73,13 @@ export function openCharDevice(path: string): number | undefined {
 }
 
 /**
- * True when the messages should go to `/dev/kmsg` (see the module docs).
- *
- * @example
- * ```ts
- * runBySystemd({ SYSTEMD_SCOPE: "system" }, false); // true
- * ```
- */
-export function runBySystemd(env: Record<string, string | undefined> = process.env, asGenerator = false): boolean {
-  if (env.OCIGEN_KMSG === "0") return false;
-  if (env.OCIGEN_KMSG === "1") return true;
-  if (env.SYSTEMD_LOG_TARGET === "console") return false;
-  return Boolean(env.SYSTEMD_SCOPE || env.SYSTEMD_LOG_TARGET || env.INVOCATION_ID || asGenerator);
-}
-
-/**
  * A reporter writing to `/dev/kmsg` (one record per message, with the
  * kernel log priority prefix) or, when `kmsg` is false or unavailable, to
  * the normal logger (stderr).
  *
  * @example
  * ```ts
- * const r = createReporter(runBySystemd());
+ * const r = createReporter(settings.kmsg);
  * r.error("layout busybox: index.json: bad JSON");
  * ```
  */

@@ -49,20 +49,16 @@ export function isDeno(): boolean {
 /**
  * True when this process was invoked under the generator's name, i.e. through
  * the `system-generators/ocigen-generator` link (argv[1] under Node scripts and
- * in the single binary, `process.argv0` for the binary), or with
- * `OCIGEN_AS_GENERATOR=1` in the environment.
+ * in the single binary, `process.argv0` for the binary), or `forced` (the
+ * settings' `OCIGEN_AS_GENERATOR=1`).
  *
  * @example
  * ```ts
- * invokedAsGenerator(["/usr/bin/node", "/usr/lib/systemd/system-generators/ocigen-generator"], "node", {}); // true
+ * invokedAsGenerator(["/usr/bin/node", "/usr/lib/systemd/system-generators/ocigen-generator"], "node"); // true
  * ```
  */
-export function invokedAsGenerator(
-  argv: readonly string[] = process.argv,
-  argv0: string = process.argv0,
-  env: Record<string, string | undefined> = process.env,
-): boolean {
-  if (env.OCIGEN_AS_GENERATOR === "1") return true;
+export function invokedAsGenerator(argv: readonly string[], argv0: string, forced = false): boolean {
+  if (forced) return true;
   for (const a of [argv[1], argv0]) {
     if (a && GENERATOR_RE.test(basename(a))) return true;
   }
@@ -70,60 +66,51 @@ export function invokedAsGenerator(
 }
 
 /**
- * The argv the CLI should parse: `process.argv` with `generate` inserted
- * after the program name when invoked as `ocigen-generator`.
+ * The argv the CLI should parse: `argv` with `generate` inserted after the
+ * program name when invoked as `ocigen-generator` (`asGenerator`, the
+ * settings' field of that name).
  *
  * @example
  * ```ts
- * invocationArgv(["node", "ocigen-generator", "/run/a", "/run/b", "/run/c"], "node", {});
+ * invocationArgv(["node", "ocigen-generator", "/run/a", "/run/b", "/run/c"], true);
  * // ["node", "ocigen-generator", "generate", "/run/a", "/run/b", "/run/c"]
  * ```
  */
-export function invocationArgv(
-  argv: readonly string[] = process.argv,
-  argv0: string = process.argv0,
-  env: Record<string, string | undefined> = process.env,
-): string[] {
+export function invocationArgv(argv: readonly string[], asGenerator: boolean): string[] {
   const out = [...argv];
   // Deno's process.argv has the same [runtime, script, ...args] shape as Node's.
-  if (invokedAsGenerator(argv, argv0, env)) out.splice(2, 0, "generate");
+  if (asGenerator) out.splice(2, 0, "generate");
   return out;
 }
 
 /**
- * Makes sure `OCIGEN_SELF` names this program for the units the generator
- * writes (`ExecStartPre=+$OCIGEN_SELF extract ...`): in the single binary
+ * The program the units the generator writes should run
+ * (`ExecStartPre=+$OCIGEN_SELF extract ...`): `current` (an `OCIGEN_SELF`
+ * already set, by the installed wrapper) when given; in the single binary
  * always `process.execPath` (argv[1] there is whatever name it was called
  * by, possibly relative or the generator link); when invoked through the
- * generator link as a script, the real path of that script if it is
- * directly executable (the link's own name would turn `extract` into
- * `generate extract`). An existing `OCIGEN_SELF` (the installed wrapper
- * sets it) is left alone.
+ * generator link as a script (`asGenerator`), the real path of that script
+ * if it is directly executable (the link's own name would turn `extract`
+ * into `generate extract`); else undefined (the generator falls back to
+ * runtime + script).
  *
  * @example
  * ```ts
- * pinSelf(); // process.env.OCIGEN_SELF === "/usr/local/bin/ocigen" in the installed binary
+ * pinnedSelf(process.argv, undefined, false); // "/usr/local/bin/ocigen" in the installed binary
  * ```
  */
-export function pinSelf(
-  argv: readonly string[] = process.argv,
-  argv0: string = process.argv0,
-  env: Record<string, string | undefined> = process.env,
-): void {
-  if (env.OCIGEN_SELF) return;
-  if (isSea()) {
-    env.OCIGEN_SELF = process.execPath;
-    return;
-  }
-  if (!invokedAsGenerator(argv, argv0, env)) return;
-  if (!argv[1]) return;
+export function pinnedSelf(argv: readonly string[], current: string | undefined, asGenerator: boolean): string | undefined {
+  if (current) return current;
+  if (isSea()) return process.execPath;
+  if (!asGenerator || !argv[1]) return undefined;
   try {
     const real = realpathSync(argv[1]);
     accessSync(real, constants.X_OK);
-    if (!GENERATOR_RE.test(basename(real)) && startsWithShebang(real)) env.OCIGEN_SELF = real;
+    if (!GENERATOR_RE.test(basename(real)) && startsWithShebang(real)) return real;
   } catch {
     // not directly executable: the generator falls back to runtime + script
   }
+  return undefined;
 }
 
 function startsWithShebang(file: string): boolean {
@@ -155,19 +142,20 @@ export const DENO_V8_FLAGS = ["--v8-flags=--max-semi-space-size=16"] as const;
 
 /**
  * The command (argv prefix) that starts this same ocigen again, for unit
- * files and wrapper scripts: `OCIGEN_SELF` when set (the installed wrapper
- * script sets it to its own installed path), else the binary itself in SEA
+ * files and wrapper scripts: `self` when given (the settings' `self`:
+ * `OCIGEN_SELF`, which the installed wrapper script sets to its own
+ * installed path), else the binary itself in SEA
  * mode, else the runtime plus the script (`node [execArgv] /abs/ocigen.mjs`,
  * `deno run --v8-flags=... --allow-... /abs/src/main.ts`).
  *
  * @example
  * ```ts
- * const [cmd, ...args] = selfCommand();
+ * const [cmd, ...args] = selfCommand(settings.self);
  * // e.g. ["/usr/local/bin/ocigen"] or ["/usr/bin/node", "/opt/ocigen/dist/ocigen.mjs"]
  * ```
  */
-export function selfCommand(env: Record<string, string | undefined> = process.env): string[] {
-  if (env.OCIGEN_SELF) return [env.OCIGEN_SELF];
+export function selfCommand(self?: string): string[] {
+  if (self) return [self];
   if (isSea()) return [process.execPath];
   const script = process.argv[1] ? resolve(process.argv[1]) : "";
   if (isDeno()) return [process.execPath, "run", ...DENO_V8_FLAGS, ...DENO_PERMISSIONS, script];

@@ -23,7 +23,7 @@ export interface IdMapping {
 
 /**
  * Parses `container:host[:size]`. As in umoci, `size` defaults to 1 when
- * omitted (`0:1000` maps container id 0 to host id 1000 only). Throws EUSAGE
+ * omitted (`0:1000` maps container id 0 to host id 1000 only). Throws EINVALID
  * naming the mapping when it does not parse, its size is 0, or its ids
  * overflow.
  *
@@ -35,7 +35,7 @@ export interface IdMapping {
  */
 export function parseIdMap(s: string): IdMapping {
   const bad = (why: string): never => {
-    throw new OcigenError("EUSAGE", `Cannot parse id map ${JSON.stringify(s)}: ${why}`);
+    throw new OcigenError("EINVALID", `Cannot parse id map ${JSON.stringify(s)}: ${why}`);
   };
   const m = /^([0-9]+):([0-9]+)(?::([0-9]+))?$/.exec(s.trim());
   if (!m) bad("expected container:host[:size] (decimal ids; size defaults to 1)");

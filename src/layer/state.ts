@@ -40,6 +40,12 @@ export interface ApplyOptions {
    * most 2 GiB); a layer past it fails with "zstd window too large".
    */
   zstdWindowMax?: number;
+  /**
+   * Read layer tars with the WebAssembly tar kernel (`tar/kernel.ts`) instead
+   * of the TypeScript parser: same entries, same errors. Off by default until
+   * the whole unpack measures faster with it.
+   */
+  tarKernel?: boolean;
 }
 
 /**

@@ -11,7 +11,7 @@
  * inflates, hashes the output for the diff_id), so this thread only parses
  * tar and writes files; the next layer's job starts while the current one is
  * applied (one layer of lookahead, at most a 16 MiB ring ahead;
- * `OCIGEN_LOOKAHEAD=0` turns that off, `OCIGEN_INFLATE=wasm` keeps
+ * `lookahead: false` turns that off, `OCIGEN_INFLATE=wasm` keeps
  * everything in this thread). Digests are compared after the layer was
  * applied, before anything is published, exactly as on the in-thread path.
  *
@@ -72,6 +72,7 @@ import { layerCompression } from "../oci/media-type.ts";
 import { BlobReadError, type FileGunzip, startFileGunzip } from "../compress/inflate-worker.ts";
 import { validateDescriptor } from "../oci/digest.ts";
 import { TarParser } from "../tar/parser.ts";
+import { TarKernelParser } from "../tar/kernel.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
 import { RootResolver } from "../rootfs/resolve.ts";
@@ -116,6 +117,12 @@ export interface UnpackOptions extends ApplyOptions {
    * does (`umoci raw unpack --rootless`). Default false.
    */
   rootlessOwnerXattrs?: boolean;
+  /**
+   * Start the next layer's worker job while applying this one (default
+   * true; false for measurements: the command line passes the settings'
+   * `lookahead`, `OCIGEN_LOOKAHEAD=0`).
+   */
+  lookahead?: boolean;
 }
 
 /**
@@ -224,10 +231,16 @@ async function layerFailure(layout: Layout, desc: Descriptor, what: string, e: u
   throw new OcigenError("EUNPACK", `Cannot unpack ${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
 }
 
+/** The tar reader of one layer: the WebAssembly kernel when the options ask for it, else the TypeScript parser. */
+function layerTarReader(state: ApplyState, what: string): TarParser | TarKernelParser {
+  const applier = new LayerApplier(state, what);
+  return state.opts.tarKernel ? new TarKernelParser(applier, { context: what }) : new TarParser(applier, { context: what });
+}
+
 /** The worker-thread path of {@linkcode applyLayer}: the job already reads, verifies and inflates the blob. */
 async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState, job: FileGunzip): Promise<void> {
   const what = `layer ${shortDigest(desc.digest)}`;
-  const parser = new TarParser(new LayerApplier(state, what), { context: what });
+  const parser = layerTarReader(state, what);
   const onProgress = state.opts.onProgress;
   try {
     job.pump(parser, onProgress ? (n) => onProgress(n, 0) : undefined);
@@ -267,7 +280,7 @@ export async function applyLayer(layout: Layout, desc: Descriptor, diffId: strin
   const compression = layerCompression(desc.mediaType);
   if (!compression) throw new OcigenError("EMEDIATYPE", `Cannot unpack ${what}: unsupported layer media type ${desc.mediaType}`);
   const diff = checkedDigester(diffId, what);
-  const parser = new TarParser(new LayerApplier(state, what), { context: what });
+  const parser = layerTarReader(state, what);
   const tee: ByteSink = {
     write(c) {
       diff.update(c);
@@ -337,11 +350,12 @@ export async function applyLayers(
   // Pipelined: the next layer's worker job starts while this one is applied
   // (it inflates up to its bounded ring ahead, then waits).
   let next: FileGunzip | null = startLayerJob(layout, layers[0], diffIds[0]);
+  const lookahead = opts.lookahead ?? true;
   try {
     for (let i = 0; i < layers.length; i++) {
-      const cur = i === 0 || LOOKAHEAD ? next : startLayerJob(layout, layers[i], diffIds[i]);
+      const cur = i === 0 || lookahead ? next : startLayerJob(layout, layers[i], diffIds[i]);
       next = null;
-      if (i + 1 < layers.length && LOOKAHEAD) next = startLayerJob(layout, layers[i + 1], diffIds[i + 1]);
+      if (i + 1 < layers.length && lookahead) next = startLayerJob(layout, layers[i + 1], diffIds[i + 1]);
       opts.onLayer?.(i + 1, layers.length, layers[i]);
       log.debug(`applying layer ${i + 1}/${layers.length} ${shortDigest(layers[i].digest)}${cur ? " (worker)" : ""}`);
       try {
@@ -356,9 +370,6 @@ export async function applyLayers(
   restoreFixedDirs(state);
   return state;
 }
-
-/** Start the next layer's worker job while applying this one (`OCIGEN_LOOKAHEAD=0`: off, for measurements). */
-const LOOKAHEAD = (process.env.OCIGEN_LOOKAHEAD ?? "1") !== "0";
 
 /** Rootless: gives directories made accessible while writing their modes back (deepest first). */
 function restoreFixedDirs(state: ApplyState): void {

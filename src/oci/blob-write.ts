@@ -44,12 +44,12 @@ export async function createLayoutDir(dir: string): Promise<void> {
     entries = fs.readdirSync(dir);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOTDIR") throw new OcigenError("EUSAGE", `Cannot init layout ${dir}: not a directory`);
+    if (code === "ENOTDIR") throw new OcigenError("EEXIST", `Cannot init layout ${dir}: not a directory`);
     if (code !== "ENOENT") throw wrapIo(e, "read directory", dir);
   }
   if (entries !== null) {
-    if (entries.includes("oci-layout")) throw new OcigenError("EUSAGE", `Cannot init layout ${dir}: already an OCI layout`);
-    if (entries.length > 0) throw new OcigenError("EUSAGE", `Cannot init layout ${dir}: directory is not empty`);
+    if (entries.includes("oci-layout")) throw new OcigenError("EEXIST", `Cannot init layout ${dir}: already an OCI layout`);
+    if (entries.length > 0) throw new OcigenError("EEXIST", `Cannot init layout ${dir}: directory is not empty`);
   }
   const parent = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) || "/" : ".";
   const build = entries === null ? tempPath(parent) : dir;

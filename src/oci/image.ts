@@ -76,7 +76,7 @@ export interface ConfigChanges {
  */
 export function checkDate(s: string, what: string): string {
   if (!/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(s) || Number.isNaN(Date.parse(s))) {
-    throw new OcigenError("EUSAGE", `Invalid ${what} ${JSON.stringify(s)}: expected an RFC 3339 date-time`);
+    throw new OcigenError("EINVALID", `Invalid ${what} ${JSON.stringify(s)}: expected an RFC 3339 date-time`);
   }
   return s;
 }
@@ -95,7 +95,7 @@ export function nowRFC3339(): string {
 
 function kv(s: string, what: string): [string, string] {
   const i = s.indexOf("=");
-  if (i < 0) throw new OcigenError("EUSAGE", `Invalid ${what} ${JSON.stringify(s)}: must contain '='`);
+  if (i < 0) throw new OcigenError("EINVALID", `Invalid ${what} ${JSON.stringify(s)}: must contain '='`);
   return [s.slice(0, i), s.slice(i + 1)];
 }
 
@@ -169,7 +169,7 @@ export function applyConfigChanges(
         annotations = undefined;
         break;
       default:
-        throw new OcigenError("EUSAGE", `Unknown key to --clear: ${k} (one of ${CLEAR_KEYS.join(", ")})`);
+        throw new OcigenError("EINVALID", `Unknown key to --clear: ${k} (one of ${CLEAR_KEYS.join(", ")})`);
     }
   }
   if (ch.user !== undefined) c.User = ch.user;

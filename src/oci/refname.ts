@@ -59,7 +59,7 @@ export function parseImageRef(ref: string): { dir: string; tag: string } {
   if (i < 0) return { dir: ref, tag: "latest" };
   const dir = ref.slice(0, i);
   const tag = ref.slice(i + 1);
-  if (dir === "") throw new OcigenError("EUSAGE", `Invalid image reference ${JSON.stringify(ref)}: empty layout path`);
-  if (tag === "") throw new OcigenError("EUSAGE", `Invalid image reference ${JSON.stringify(ref)}: empty tag (leave out the ':' for latest)`);
+  if (dir === "") throw new OcigenError("EINVALID", `Invalid image reference ${JSON.stringify(ref)}: empty layout path`);
+  if (tag === "") throw new OcigenError("EINVALID", `Invalid image reference ${JSON.stringify(ref)}: empty tag (leave out the ':' for latest)`);
   return { dir, tag };
 }

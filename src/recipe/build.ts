@@ -43,6 +43,7 @@ import { type BundleEntry, scanTree, settleTimestamps } from "../bundle/scan.ts"
 import { xattrsSupported } from "../bundle/xattr.ts";
 import type { Compression } from "../compress/compression.ts";
 import { resolveCompression } from "../oci/media-type.ts";
+import type { GzipMode } from "../compress/encode.ts";
 import { writeLayer } from "../repack/layer-writer.ts";
 import { commitLayer } from "../repack/commit.ts";
 import { changesToItems } from "../repack/repack.ts";
@@ -51,7 +52,7 @@ import { resolveBuildOrder } from "./order.ts";
 import { buildInputsDigest, INPUTS_ANNOTATION } from "./inputs.ts";
 import { copyIntoRoot } from "./copy.ts";
 import { expandTarball, installPackage } from "./extract.ts";
-import { runInRootfs } from "./sandbox.ts";
+import { type IsolationChoice, runInRootfs } from "./sandbox.ts";
 import { unpackImageTo } from "./apply.ts";
 
 /** Options of {@linkcode runBuild}. */
@@ -72,6 +73,14 @@ export interface BuildOptions {
   onTarget?: (name: string, index: number, total: number) => void;
   /** Build targets whose inputs are unchanged too (default: skip them). */
   force?: boolean;
+  /** Isolation of `run` scripts (default `auto`: probed; the command line passes `$OCIGEN_ISOLATION`). */
+  isolation?: IsolationChoice;
+  /** The environment `pre`/`post` hooks start from (default: none but ROOTFS, OCIGEN_ROOTFS, OCIGEN_TARGET; the command line passes its own). */
+  hookEnv?: Readonly<Record<string, string>>;
+  /** Clamp mtimes and date the history entries (seconds; the command line passes `$SOURCE_DATE_EPOCH`). */
+  sourceDateEpoch?: number;
+  /** gzip writer (default `parallel`). */
+  gzip?: GzipMode;
 }
 
 /** One target of a build run. */
@@ -143,12 +152,12 @@ function scriptName(kind: string, i: number, n: number): string {
   return n > 1 ? `the ${kind} ${i + 1} of ${n}` : `the ${kind}`;
 }
 
-/** Runs a host hook (`pre`/`post`) with `/bin/sh -c`, ROOTFS and OCIGEN_TARGET in its environment; `what` names it. */
-async function runHook(script: string, rootfs: string, target: string, what: string, cwd: string): Promise<void> {
+/** Runs a host hook (`pre`/`post`) with `/bin/sh -c`, `env` plus ROOTFS and OCIGEN_TARGET in its environment; `what` names it. */
+async function runHook(script: string, rootfs: string, target: string, what: string, cwd: string, env: Readonly<Record<string, string>> = {}): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const child = spawn("/bin/sh", ["-c", script], {
       cwd,
-      env: { ...process.env, ROOTFS: rootfs, OCIGEN_ROOTFS: rootfs, OCIGEN_TARGET: target },
+      env: { ...env, ROOTFS: rootfs, OCIGEN_ROOTFS: rootfs, OCIGEN_TARGET: target },
       stdio: ["ignore", "pipe", "pipe"],
     });
     child.stdout!.on("data", (d) => process.stderr.write(d));
@@ -251,12 +260,12 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
     }
     const snapshot = scanTree(rootfs);
     await settleTimestamps(snapshot);
-    for (const [i, h] of t.pre.entries()) await runHook(h, rootfs, t.name, scriptName("pre hook", i, t.pre.length), baseDir);
+    for (const [i, h] of t.pre.entries()) await runHook(h, rootfs, t.name, scriptName("pre hook", i, t.pre.length), baseDir, opts.hookEnv);
     for (const c of t.copy) copyIntoRoot(rootfs, c.src, c.dest, baseDir);
     for (const p of t.install) await installPackage(path.resolve(baseDir, p), rootfs);
     for (const x of t.expand) await expandTarball(path.resolve(baseDir, x), rootfs);
-    for (const [i, r] of t.run.entries()) await runInRootfs(rootfs, r, scriptName("run script", i, t.run.length));
-    for (const [i, h] of t.post.entries()) await runHook(h, rootfs, t.name, scriptName("post hook", i, t.post.length), baseDir);
+    for (const [i, r] of t.run.entries()) await runInRootfs(rootfs, r, scriptName("run script", i, t.run.length), opts.isolation);
+    for (const [i, h] of t.post.entries()) await runHook(h, rootfs, t.name, scriptName("post hook", i, t.post.length), baseDir, opts.hookEnv);
 
     const now = scanTree(rootfs);
     const changes = diffTree(snapshot, now, { rootfs, compareXattrs: xattrsSupported(), what: `target ${t.name}` });
@@ -268,6 +277,8 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
         layer = await writeLayer(layout, changesToItems(changes, rootfs, now), resolveCompression(opts.compression, manifest.layers), {
           mapOwner: rootlessOwners(snapshot, recorded),
           task: `build ${t.name}`,
+          sourceDateEpoch: opts.sourceDateEpoch,
+          gzip: opts.gzip,
         });
         written.push(layer.descriptor);
       }
@@ -275,7 +286,11 @@ async function buildTarget(layout: Layout, t: BuildTarget, opts: BuildOptions, w
         layout,
         { manifest, config },
         layer,
-        { created_by: `ocigen build ${opts.file ?? "spec"} ${t.name}`, comment: steps.length ? `steps: ${steps.join(", ")}` : undefined },
+        {
+          created_by: `ocigen build ${opts.file ?? "spec"} ${t.name}`,
+          comment: steps.length ? `steps: ${steps.join(", ")}` : undefined,
+          sourceDateEpoch: opts.sourceDateEpoch,
+        },
         (cfg, man) => {
           cfg.config ??= {};
           if (t.entrypoint) {

@@ -6,7 +6,8 @@
  * 2. `unshare --mount --pid --ipc --uts --fork --root=ROOTFS` (root only);
  * 3. `chroot ROOTFS` (root only).
  *
- * Probed once per process (a trial run of `true`). No shell ever sees a file
+ * Probed once per process (a trial run of `true`), unless the caller forces
+ * a method (the settings' `isolation`, `OCIGEN_ISOLATION`). No shell ever sees a file
  * name: every command is an argv array; the script itself is passed as one
  * argument to `/bin/sh -c` inside the rootfs.
  *
@@ -20,6 +21,9 @@ import { OcigenError } from "../errors.ts";
 /** An isolation method. */
 export type Isolation = "bwrap" | "unshare" | "chroot";
 
+/** The isolation asked for: probed (`auto`), one method, or `none` (run scripts are refused). */
+export type IsolationChoice = Isolation | "auto" | "none";
+
 let probed: Isolation | null | undefined;
 
 function works(cmd: string, args: string[]): boolean {
@@ -28,16 +32,17 @@ function works(cmd: string, args: string[]): boolean {
 }
 
 /**
- * The best isolation method that works here, or null. `OCIGEN_ISOLATION`
- * (`bwrap`, `unshare`, `chroot`, `none`) overrides the probe.
+ * The best isolation method that works here, or null. `choice` (`bwrap`,
+ * `unshare`, `chroot`, `none`) overrides the probe.
  *
  * @example
  * ```ts
  * detectIsolation(); // "bwrap"
+ * detectIsolation("none"); // null
  * ```
  */
-export function detectIsolation(): Isolation | null {
-  const forced = process.env.OCIGEN_ISOLATION;
+export function detectIsolation(choice: IsolationChoice = "auto"): Isolation | null {
+  const forced = choice;
   if (forced === "bwrap" || forced === "unshare" || forced === "chroot") return forced;
   if (forced === "none") return null;
   if (probed !== undefined) return probed;
@@ -128,8 +133,8 @@ export function sandboxArgv(method: Isolation, rootfs: string, argv: string[]): 
  * await runInRootfs("/tmp/rootfs", "echo hello > /hw", "the run script of target cirros");
  * ```
  */
-export async function runInRootfs(rootfs: string, script: string, what: string): Promise<void> {
-  const method = detectIsolation();
+export async function runInRootfs(rootfs: string, script: string, what: string, isolation: IsolationChoice = "auto"): Promise<void> {
+  const method = detectIsolation(isolation);
   if (!method) {
     throw new OcigenError(
       "EBUILD",

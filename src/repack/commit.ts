@@ -10,29 +10,31 @@ import type { Descriptor, History, ImageConfig, ImageManifest } from "../oci/typ
 import { MediaType } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
 import type { WrittenLayer } from "./layer-writer.ts";
-import { sourceDateEpoch } from "./layer-writer.ts";
 
 /** History fields given on the command line (`--history.*`). */
 export interface HistoryOptions {
   created_by?: string;
   comment?: string;
   author?: string;
-  /** RFC 3339 date; defaults to now (or `SOURCE_DATE_EPOCH`). */
+  /** RFC 3339 date; defaults to `sourceDateEpoch`, else now. */
   created?: string;
+  /** Seconds since the epoch `created` defaults to (reproducible builds: `$SOURCE_DATE_EPOCH`). */
+  sourceDateEpoch?: number;
   /** Add no history entry at all (umoci's `--no-history`). */
   none?: boolean;
 }
 
 /**
- * "Now" as RFC 3339, or `SOURCE_DATE_EPOCH` when set (reproducible builds).
+ * "Now" as RFC 3339, or `sde` (seconds, `$SOURCE_DATE_EPOCH` for
+ * reproducible builds) when given.
  *
  * @example
  * ```ts
  * nowRfc3339(); // "2026-01-01T00:00:00.000Z"
+ * nowRfc3339(0); // "1970-01-01T00:00:00Z"
  * ```
  */
-export function nowRfc3339(): string {
-  const sde = sourceDateEpoch();
+export function nowRfc3339(sde?: number): string {
   const d = sde !== undefined ? new Date(sde * 1000) : new Date();
   return d.toISOString().replace(/\.000Z$/, "Z");
 }
@@ -73,7 +75,7 @@ export async function commitLayer(
 ): Promise<CommitResult> {
   const config: ImageConfig = structuredClone(base.config);
   const manifest: ImageManifest = structuredClone(base.manifest);
-  const created = history.created ?? nowRfc3339();
+  const created = history.created ?? nowRfc3339(history.sourceDateEpoch);
   const h: History = { created };
   if (history.created_by !== undefined) h.created_by = history.created_by;
   if (history.author !== undefined) h.author = history.author;

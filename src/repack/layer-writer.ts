@@ -23,7 +23,7 @@ import type { ByteSink } from "../stream/sink.ts";
 import { TarWriter, type TarWriterEntry } from "../tar/writer.ts";
 import type { BundleEntry } from "../bundle/scan.ts";
 import type { Compression } from "../compress/compression.ts";
-import { encodeStream } from "../compress/encode.ts";
+import { encodeStream, type GzipMode } from "../compress/encode.ts";
 import { layerMediaType } from "../oci/media-type.ts";
 import type { Descriptor } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
@@ -63,8 +63,10 @@ export type LayerItem =
 
 /** Options of {@linkcode tarStream} and {@linkcode writeLayer}. */
 export interface LayerWriteOptions {
-  /** Clamp every mtime to this (seconds); defaults to `$SOURCE_DATE_EPOCH` when set. */
+  /** Clamp every mtime to this (seconds; the command line passes `$SOURCE_DATE_EPOCH`). */
   sourceDateEpoch?: number;
+  /** gzip writer (default `parallel`; `portable`: the same bytes on every runtime). */
+  gzip?: GzipMode;
   /** Map a host uid/gid back to the image's (rootless / --uid-map bundles). */
   mapUid?: (uid: number) => number;
   mapGid?: (gid: number) => number;
@@ -72,20 +74,6 @@ export interface LayerWriteOptions {
   mapOwner?: (name: string, e: BundleEntry) => { uid: number; gid: number } | undefined;
   /** Progress task name (a progress line is drawn on a TTY). Default "layer". */
   task?: string;
-}
-
-/**
- * `$SOURCE_DATE_EPOCH` as a number, or undefined when unset/invalid.
- *
- * @example
- * ```ts
- * sourceDateEpoch(); // 1700000000 when SOURCE_DATE_EPOCH=1700000000
- * ```
- */
-export function sourceDateEpoch(): number | undefined {
-  const v = globalThis.process?.env?.SOURCE_DATE_EPOCH;
-  if (v === undefined || v === "" || !/^\d+$/.test(v.trim())) return undefined;
-  return Number(v.trim());
 }
 
 const CHUNK = 1 << 20;
@@ -179,14 +167,19 @@ export async function* tarStream(
   hasher: Digester,
   stats: { size: number } = { size: 0 },
 ): AsyncGenerator<Uint8Array> {
-  const sde = opts.sourceDateEpoch ?? sourceDateEpoch();
+  const sde = opts.sourceDateEpoch;
   const mapUid = opts.mapUid ?? ((n: number) => n);
   const mapGid = opts.mapGid ?? ((n: number) => n);
   const sink = new StagingSink(hasher);
   const w = new TarWriter(sink);
-  const list = Array.isArray(items) ? items : [...items];
-  let total = 0;
-  for (const it of list) if (it.kind === "entry" && it.entry.type === "file" && it.hardlinkTo === undefined) total += it.entry.size;
+  // a list gives the progress line its total; any other iterable is consumed
+  // as it comes (e.g. a tree walked while it is written)
+  const list = items;
+  let total: number | undefined;
+  if (Array.isArray(list)) {
+    total = 0;
+    for (const it of list as LayerItem[]) if (it.kind === "entry" && it.entry.type === "file" && it.hardlinkTo === undefined) total += it.entry.size;
+  }
   const p = progress.start(opts.task ?? "layer", { total });
   try {
     for (const it of list) {
@@ -305,7 +298,7 @@ export async function writeLayer(
   const stats = { size: 0 };
   let diffId: string | undefined;
   const digestOnce = () => (diffId ??= hasher.digest());
-  const compressed = encodeStream(compression, tarStream(items, opts, hasher, stats));
+  const compressed = encodeStream(compression, tarStream(items, opts, hasher, stats), { gzip: opts.gzip });
   // an uncompressed layer is its own diff_id: hash it once, not twice
   const descriptor = await layout.writeBlob(compressed, layerMediaType(compression), "sha256", compression === "none" ? { digest: digestOnce } : {});
   return { descriptor, diffId: digestOnce(), tarSize: stats.size };
@@ -324,6 +317,7 @@ export async function writeLayerFromTar(
   layout: Layout,
   tar: AsyncIterable<Uint8Array>,
   compression: Compression,
+  opts: Pick<LayerWriteOptions, "gzip"> = {},
 ): Promise<WrittenLayer> {
   const hasher = createDigester();
   let size = 0;
@@ -337,6 +331,6 @@ export async function writeLayerFromTar(
   }
   let diffId: string | undefined;
   const digestOnce = () => (diffId ??= hasher.digest());
-  const descriptor = await layout.writeBlob(encodeStream(compression, hashed()), layerMediaType(compression), "sha256", compression === "none" ? { digest: digestOnce } : {});
+  const descriptor = await layout.writeBlob(encodeStream(compression, hashed(), { gzip: opts.gzip }), layerMediaType(compression), "sha256", compression === "none" ? { digest: digestOnce } : {});
   return { descriptor, diffId: digestOnce(), tarSize: size };
 }

@@ -23,6 +23,7 @@ import { type BundleEntry, comparePaths, loadXattrs, scanTree } from "../bundle/
 import { xattrsSupported } from "../bundle/xattr.ts";
 import type { Compression } from "../compress/compression.ts";
 import { resolveCompression } from "../oci/media-type.ts";
+import type { GzipMode } from "../compress/encode.ts";
 import { type LayerItem, type LayerWriteOptions, type WrittenLayer, writeLayer } from "./layer-writer.ts";
 import { type HistoryOptions, commitLayer } from "./commit.ts";
 import { bundleSource, readBundleMeta, reverseIdMap, writeBundleMeta } from "./bundle-meta.ts";
@@ -199,8 +200,10 @@ export interface RepackOptions {
   maskVolumes?: boolean;
   /** Rewrite the bundle's manifest and umoci.json to the new image. */
   refreshBundle?: boolean;
-  /** Clamp mtimes (seconds); defaults to $SOURCE_DATE_EPOCH. */
+  /** Clamp mtimes and date the history entry (seconds; the command line passes $SOURCE_DATE_EPOCH). */
   sourceDateEpoch?: number;
+  /** gzip writer (default `parallel`). */
+  gzip?: GzipMode;
 }
 
 /** Result of {@linkcode repackBundle}. */
@@ -260,6 +263,7 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
       const items = changesToItems(changes, rootfs, now);
       const wopts: LayerWriteOptions = {
         sourceDateEpoch: opts.sourceDateEpoch,
+        gzip: opts.gzip,
         task: "repack",
         mapUid: reverseIdMap(meta.map_options?.uid_mappings),
         mapGid: reverseIdMap(meta.map_options?.gid_mappings),
@@ -267,7 +271,7 @@ export async function repackBundle(layout: Layout, bundle: string, opts: RepackO
       };
       layer = await writeLayer(layout, items, resolveCompression(opts.compression, manifest.layers), wopts);
     }
-    const r = await commitLayer(layout, { manifest, config }, layer, history);
+    const r = await commitLayer(layout, { manifest, config }, layer, { ...history, sourceDateEpoch: history.sourceDateEpoch ?? opts.sourceDateEpoch });
     await layout.setTag(opts.tag, r.manifestDescriptor);
     return { r, layer };
   });

@@ -16,7 +16,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import type { GeneratorConfig } from "../generator/config.ts";
 import { listVolumes } from "../generator/orphans.ts";
-import { storeRootfs } from "../store/paths.ts";
+import { openStore } from "../store/index.ts";
 import { planUnits, runningManifest } from "../update/update.ts";
 import { DEFAULT_STATE_DIR, listPins, readRecord, type UpdateEvent } from "../generator/update-state.ts";
 import { processRunner, type Runner, showUnits, systemdRunning } from "../update/systemd.ts";
@@ -152,6 +152,7 @@ export async function gatherStatus(opts: StatusOptions): Promise<StatusReport> {
       errors.push((e as Error).message);
     }
   }
+  const store = openStore(cfg.extractsDir);
   const units: UnitStatus[] = plan.units.map((u) => {
     const base = u.unit.replace(/\.service$/, "");
     const running = runningManifest(cfg, base);
@@ -165,7 +166,7 @@ export async function gatherStatus(opts: StatusOptions): Promise<StatusReport> {
     }
     return {
       unit: u.unit, layout: u.name, tag: u.tag, image: `${u.name}:${u.tag}`, manifest, tagManifest: u.tagManifest, nextManifest: u.manifest,
-      extracted: fs.statSync(storeRootfs(cfg.extractsDir, manifest), { throwIfNoEntry: false })?.isDirectory() ?? false,
+      extracted: store.has(manifest),
       state: booted ? (st?.ActiveState || "unknown") : "unknown",
       ...(st?.SubState ? { subState: st.SubState } : {}),
       ...(st?.NRestarts !== undefined && st.NRestarts !== "" && !Number.isNaN(Number(st.NRestarts)) ? { restarts: Number(st.NRestarts) } : {}),
@@ -179,7 +180,7 @@ export async function gatherStatus(opts: StatusOptions): Promise<StatusReport> {
   // extracted trees no unit uses: exactly what gc-extracts would remove from the store
   const unused: StatusReport["unused"] = [];
   try {
-    const { gcExtracts } = await import("../generator/extract.ts");
+    const { gcExtracts } = await import("../generator/gc.ts");
     const gc = await gcExtracts({ config: cfg, dryRun: true });
     const prefix = join(cfg.extractsDir, ".store") + "/";
     for (const p of gc.removed) {

@@ -27,7 +27,7 @@
  * @module
  */
 import * as fs from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { parseDigest } from "../oci/digest.ts";
 import { wrapIo } from "../errors.ts";
 
@@ -140,4 +140,41 @@ export function storeDigests(extractsDir: string): string[] {
     }
   }
   return out;
+}
+
+/**
+ * The manifest digest whose store rootfs `path` is
+ * (`EXTRACTS/.store/<alg>/<hex>/rootfs`, absolute), else null: what a unit's
+ * `rootfs` link or a mounted service root's lower directory refers to.
+ *
+ * @example
+ * ```ts
+ * storeDigestOf("/x", "/x/.store/sha256/abc…/rootfs"); // "sha256:abc…"
+ * storeDigestOf("/x", "/elsewhere"); // null
+ * ```
+ */
+export function storeDigestOf(extractsDir: string, path: string): string | null {
+  const prefix = join(extractsDir, ".store") + "/";
+  if (!path.startsWith(prefix)) return null;
+  const rel = path.slice(prefix.length).split("/");
+  return rel.length === 3 && rel[2] === "rootfs" ? `${rel[0]}:${rel[1]}` : null;
+}
+
+/**
+ * True when the store holds the rootfs of `manifest` and, with `link`, the
+ * unit's link points at it: `extractIfMissing` (./extract.ts) would do nothing.
+ *
+ * @example
+ * ```ts
+ * isCurrent("/var/lib/oci/extracts", manifest, "busybox.ref.latest");
+ * ```
+ */
+export function isCurrent(extractsDir: string, manifest: string, link?: string): boolean {
+  const store = storeRootfs(extractsDir, manifest);
+  try {
+    if (!fs.lstatSync(store).isDirectory()) return false;
+    return link === undefined || fs.readlinkSync(unitRootfs(extractsDir, link)) === relative(unitDir(extractsDir, link), store);
+  } catch {
+    return false;
+  }
 }

@@ -8,17 +8,12 @@
  *
  * @module
  */
-import * as fs from "node:fs";
-import { dirname } from "node:path";
-import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
-import { acquireLock } from "../fs/lock.ts";
-import { log } from "../log.ts";
+import { OcigenError, shortDigest } from "../errors.ts";
 import { checkImagePlatform } from "../oci/platform.ts";
-import { checkLayerCount } from "../oci/validate.ts";
 import type { GeneratorConfig } from "../generator/config.ts";
 import { openNamedLayout } from "../generator/extract.ts";
 import { imagePlatform } from "../generator/settings.ts";
-import { ensureStore, STORE_MODE, storeDir, storeRootfs } from "../store/paths.ts";
+import { openStore } from "../store/index.ts";
 
 /**
  * Makes sure the store holds the rootfs of `manifest`, which tag `tag` of
@@ -30,8 +25,8 @@ import { ensureStore, STORE_MODE, storeDir, storeRootfs } from "../store/paths.t
  * ```
  */
 export async function prefetchManifest(cfg: GeneratorConfig, name: string, tag: string, manifest: string): Promise<boolean> {
-  const store = storeRootfs(cfg.extractsDir, manifest);
-  if (fs.statSync(store, { throwIfNoEntry: false })?.isDirectory()) return false;
+  const store = openStore(cfg.extractsDir);
+  if (store.has(manifest)) return false;
   const layout = await openNamedLayout(cfg, name);
   const platform = imagePlatform(cfg, name, tag);
   const img = await layout.resolve(tag, platform);
@@ -39,34 +34,6 @@ export async function prefetchManifest(cfg: GeneratorConfig, name: string, tag: 
     throw new OcigenError("EUPDATE", `${name}:${tag} moved to ${shortDigest(img.manifestDescriptor.digest)} while updating to ${shortDigest(manifest)}; run ocigen update again`);
   }
   checkImagePlatform(img.config, platform, `${name}:${tag}`);
-  ensureStore(cfg.extractsDir);
-  const sdir = storeDir(cfg.extractsDir, manifest);
-  try {
-    fs.mkdirSync(dirname(sdir), { recursive: true, mode: STORE_MODE });
-  } catch (e) {
-    throw wrapIo(e, "mkdir", dirname(sdir));
-  }
-  const lock = await acquireLock(`${sdir}.lock`, `extract of ${shortDigest(manifest)}`, 3600_000);
-  let made = false;
-  try {
-    if (fs.statSync(store, { throwIfNoEntry: false })?.isDirectory()) return false;
-    checkLayerCount(img, `${layout.dir}:${tag}`);
-    if (!fs.existsSync(sdir)) {
-      fs.mkdirSync(sdir, { mode: STORE_MODE });
-      made = true;
-    }
-    log.info(`${name}:${tag}: extracting ${shortDigest(manifest)} into ${store} before the restart`);
-    const { unpackRootfs } = await import("../layer/unpack.ts");
-    await unpackRootfs(layout, img, store, {});
-    return true;
-  } catch (e) {
-    if (made) {
-      try {
-        fs.rmdirSync(sdir);
-      } catch { /* not empty or gone */ }
-    }
-    throw e;
-  } finally {
-    lock.release();
-  }
+  const r = await store.extractIfMissing(layout, img, { where: `${name}:${tag}`, imageName: `${layout.dir}:${tag}`, note: " before the restart" });
+  return r.extracted;
 }

@@ -1,11 +1,15 @@
 /**
- * Looking up external programs on `PATH`, without a shell.
+ * Looking up external programs on a search path, without a shell. The path
+ * is given by the caller (the settings' `path`, from `$PATH`); without one,
+ * the FHS directories systemd runs services with ({@linkcode DEFAULT_PATH}).
  *
  * @module
  */
 import * as fs from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
+
+/** The search path when none is given: the FHS directories, as systemd sets `PATH`. */
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 function isExecutable(p: string): boolean {
   try {
@@ -18,16 +22,16 @@ function isExecutable(p: string): boolean {
 
 /**
  * True when `cmd` names an executable: an existing path when it contains a
- * `/`, else a file in one of `$PATH`'s directories (as `command -v` finds it).
+ * `/`, else a file in one of `path`'s `:`-separated directories (as
+ * `command -v` finds it).
  *
  * @example
  * ```ts
- * if (!have("umoci")) console.log("umoci is not installed");
+ * if (!have("umoci", settings.path)) console.log("umoci is not installed");
  * ```
  */
-export function have(cmd: string): boolean {
+export function have(cmd: string, path: string = DEFAULT_PATH): boolean {
   if (cmd === "") return false;
   if (cmd.includes("/")) return isExecutable(cmd);
-  const path = process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
   return path.split(":").some((dir) => dir !== "" && isExecutable(join(dir, cmd)));
 }

@@ -28,7 +28,8 @@ export function decodeBase64(b64: string): Uint8Array {
 
 /**
  * Returns a fresh instance of the kernel `name` whose module bytes are the
- * base64 `b64` (compiled once and cached).
+ * base64 `b64` (compiled once and cached). `env` adds host functions the
+ * kernel imports (beside `abort`).
  *
  * @example
  * ```ts
@@ -36,7 +37,7 @@ export function decodeBase64(b64: string): Uint8Array {
  * const inst = instantiateKernel("inflate", wasmBase64);
  * ```
  */
-export function instantiateKernel(name: string, b64: string): WebAssembly.Instance {
+export function instantiateKernel(name: string, b64: string, env: Record<string, (...args: number[]) => number> = {}): WebAssembly.Instance {
   let mod = modules.get(name);
   if (!mod) {
     mod = new WebAssembly.Module(decodeBase64(b64) as BufferSource);
@@ -44,6 +45,7 @@ export function instantiateKernel(name: string, b64: string): WebAssembly.Instan
   }
   return new WebAssembly.Instance(mod, {
     env: {
+      ...env,
       abort(_msg: number, _file: number, line: number, col: number) {
         throw new Error(`wasm kernel ${name} aborted at ${line}:${col}`);
       },

@@ -10,6 +10,7 @@ import type { Command } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { isQuiet } from "../../log.ts";
 import { benchJson } from "../json.ts";
+import { settings } from "../context.ts";
 
 /** Flags of `bench --image`. */
 export interface ImageBenchFlags {
@@ -55,6 +56,7 @@ export async function imageBenchCommand(o: ImageBenchFlags): Promise<void> {
     layoutDir: o.layoutDir,
     targetDir: o.targetDir,
     runs,
+    path: settings().path,
     log: isQuiet() ? undefined : (m) => process.stderr.write(`ocigen bench: ${m}\n`),
   });
   process.stdout.write((o.json ? JSON.stringify(benchJson(r)) : formatImageBench(r)) + "\n");

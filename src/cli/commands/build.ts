@@ -7,6 +7,7 @@ import process from "node:process";
 import { type Command, Option } from "commander";
 import { start as startProgress } from "../../progress.ts";
 import { buildJson } from "../json.ts";
+import { settings } from "../context.ts";
 // The builder (and its YAML parser) is imported by the action: only `build` needs it.
 
 /**
@@ -36,11 +37,16 @@ export function register(program: Command, _raw: Command): void {
       ]);
       // progress (TTY only): targets done/total, the current one named
       const p = startProgress("build");
+      const s = settings();
       let built;
       try {
         built = await buildFile(spec, {
           layout: o.layout,
           compression: parseCompression(o.compress),
+          isolation: s.isolation,
+          hookEnv: s.childEnv,
+          sourceDateEpoch: s.sourceDateEpoch,
+          gzip: s.gzip,
           onTarget: (name, i, total) => p.update({ itemsDone: i, items: total, note: name }),
           force: Boolean(o.force),
         });

@@ -10,7 +10,8 @@ import process from "node:process";
 import { type Command, Option } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { log } from "../../log.ts";
-import { loadGeneratorConfig } from "../../generator/config.ts";
+import { generatorConfig } from "../generator-config.ts";
+import { settings } from "../context.ts";
 import type { BulkMode } from "../../bulk/extract-all.ts";
 import { extractAllJson } from "../json.ts";
 // bulk/extract-all.ts and bulk/workers.ts (and through them the unpack engine) are
@@ -26,6 +27,9 @@ export interface ExtractAllFlags {
   reuse?: boolean;
   bulkWorker?: boolean;
   bulkMode?: string;
+  bulkUnpack?: string;
+  bulkLockTimeout?: string;
+  bulkCopy?: string;
 }
 
 /**
@@ -43,7 +47,10 @@ export function addExtractAllOptions(cmd: Command): Command {
     .option("--no-reuse", "with --all: never start an image from the tree of an image it extends")
     .option("--json", "with --all: print the summary as JSON")
     .addOption(new Option("--bulk-mode <mode>", "process or inline").hideHelp())
-    .addOption(new Option("--bulk-worker", "internal: run as a worker of extract --all").hideHelp());
+    .addOption(new Option("--bulk-worker", "internal: run as a worker of extract --all").hideHelp())
+    .addOption(new Option("--bulk-unpack <json>", "internal: a worker's unpack options").hideHelp())
+    .addOption(new Option("--bulk-lock-timeout <ms>", "internal: a worker's store lock timeout").hideHelp())
+    .addOption(new Option("--bulk-copy <mode>", "internal: a worker's tree copier (auto or js)").hideHelp());
 }
 
 /**
@@ -56,9 +63,18 @@ export function addExtractAllOptions(cmd: Command): Command {
  * ```
  */
 export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
-  const config = loadGeneratorConfig(o.config);
+  const config = generatorConfig(o.config);
+  const s = settings();
   if (o.bulkWorker) {
-    await (await import("../../bulk/workers.ts")).workerMain(config);
+    // a worker gets its settings from its parent's command line (bulk/workers.ts)
+    const { parseWorkerUnpack, workerMain } = await import("../../bulk/workers.ts");
+    const ms = Number(o.bulkLockTimeout);
+    await workerMain({
+      config,
+      unpack: parseWorkerUnpack(o.bulkUnpack),
+      lockTimeoutMs: o.bulkLockTimeout !== undefined && Number.isFinite(ms) && ms >= 0 ? ms : s.lockTimeoutMs,
+      copyMode: o.bulkCopy === "js" || o.bulkCopy === "auto" ? o.bulkCopy : s.copy,
+    });
     return;
   }
   const { extractAll, formatBulk } = await import("../../bulk/extract-all.ts");
@@ -69,7 +85,11 @@ export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   }
   const mode = o.bulkMode as BulkMode | undefined;
   if (mode !== undefined && mode !== "process" && mode !== "inline") throw new OcigenError("EUSAGE", `--bulk-mode must be process or inline`);
-  const r = await extractAll({ config, jobs, reuse: o.reuse !== false, mode, configPath: o.config, unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax } });
+  const r = await extractAll({
+    config, jobs, reuse: o.reuse !== false, mode, configPath: o.config,
+    unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax, lookahead: s.lookahead },
+    lockTimeoutMs: s.lockTimeoutMs, copyMode: s.copy, self: s.self,
+  });
   for (const e of r.errors) log.error(e);
   process.stdout.write((o.json ? JSON.stringify(extractAllJson(r)) : formatBulk(r)) + "\n");
   if (r.failed.length > 0) {

@@ -8,7 +8,8 @@
 import process from "node:process";
 import type { Command } from "commander";
 import { OcigenError } from "../../errors.ts";
-import { loadGeneratorConfig } from "../../generator/config.ts";
+import { generatorConfig } from "../generator-config.ts";
+import { settings } from "../context.ts";
 import { log } from "../../log.ts";
 import { gcExtractsJson } from "../json.ts";
 import { addExtractAllOptions, extractAllCommand } from "./extract-all.ts";
@@ -85,14 +86,15 @@ export function register(program: Command, _raw: Command): void {
       const zstdWindowMax = zstdWindowMaxOption(o.zstdWindowMax);
       if (o.all) return await extractAllCommand({ ...o, zstdWindowMax });
       if (!o.name || !o.ref) throw new OcigenError("EUSAGE", "extract needs --name and --ref (or --all)");
-      const config = loadGeneratorConfig(o.config);
+      const config = generatorConfig(o.config);
       const { extract } = await import("../../generator/extract.ts");
       const r = await extract({
         config, name: o.name, tag: o.ref, user: o.user, bundle: Boolean(o.bundle),
         manifest: o.manifest, service: Boolean(o.service), volumes: o.volume, tmpfs: o.tmpfs, env: o.env, exec: o.exec,
         readOnly: Boolean(o.readOnly), reload: Boolean(o.reload), release: Boolean(o.release),
         platform: o.platform === undefined ? undefined : platformOption(o.platform),
-        unpack: { zstdWindowMax: zstdWindowMax ?? config.zstdWindowMax },
+        lockTimeoutMs: settings().lockTimeoutMs,
+        unpack: { zstdWindowMax: zstdWindowMax ?? config.zstdWindowMax, lookahead: settings().lookahead },
       });
       if (o.release) log.info(`${o.name}:${o.ref}: root released`);
       else log.info(`${r.rootfs} -> ${r.store}${r.extracted ? " (extracted)" : ""}${r.changed ? "" : " (unchanged)"}${r.root ? `, root ${r.root}` : ""}`);
@@ -105,9 +107,9 @@ export function register(program: Command, _raw: Command): void {
     .option("--dry-run", "only print what would be removed")
     .option("--json", "print what was (or would be) removed as JSON")
     .action(async (o: { config?: string; dryRun?: boolean; json?: boolean }) => {
-      const { gcExtracts } = await import("../../generator/extract.ts");
+      const { gcExtracts } = await import("../../generator/gc.ts");
       const { orphanVolumes, stopOrphans, systemdBooted } = await import("../../generator/orphans.ts");
-      const cfg = loadGeneratorConfig(o.config);
+      const cfg = generatorConfig(o.config);
       // running services whose tag or layout is gone are stopped first (their roots released), then collected
       const orphans = systemdBooted() ? stopOrphans(cfg, { dryRun: Boolean(o.dryRun) }) : { stopped: [], errors: [] };
       for (const u of orphans.stopped) {
@@ -134,7 +136,7 @@ export function register(program: Command, _raw: Command): void {
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .action(async (o: { config?: string }) => {
       const { listVolumes } = await import("../../generator/orphans.ts");
-      for (const v of await listVolumes(loadGeneratorConfig(o.config))) process.stdout.write(`${v.dir}${v.orphaned ? " (orphaned)" : ""}\n`);
+      for (const v of await listVolumes(generatorConfig(o.config))) process.stdout.write(`${v.dir}${v.orphaned ? " (orphaned)" : ""}\n`);
     });
   volume
     .command("rm")
@@ -143,6 +145,6 @@ export function register(program: Command, _raw: Command): void {
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .action(async (unit: string, o: { config?: string }) => {
       const { removeVolumes } = await import("../../generator/orphans.ts");
-      process.stdout.write(`removed ${removeVolumes(loadGeneratorConfig(o.config), unit)}\n`);
+      process.stdout.write(`removed ${removeVolumes(generatorConfig(o.config), unit)}\n`);
     });
 }

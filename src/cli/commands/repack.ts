@@ -6,13 +6,14 @@
 import { type Command, Option } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { Layout } from "../../oci/layout.ts";
-import { collect, historyArgs, imageArg, tagArg } from "../args.ts";
+import { addIdMapOptions, asUsage, collect, historyArgs, idMapArgs, imageArg, tagArg } from "../args.ts";
+import { settings } from "../context.ts";
 import type { HistoryOptions } from "../../repack/commit.ts";
+import type { GzipMode } from "../../compress/encode.ts";
 // The layer writer, the compressors and the repack machinery are imported by
 // the actions (first thing, so errors come in the same order): registering
 // the verbs stays cheap.
 import { checkDate } from "../../oci/image.ts";
-import { parseIdMap } from "../../layer/idmap.ts";
 
 function addHistoryOptions(cmd: Command): Command {
   return cmd
@@ -30,13 +31,19 @@ function addCompressOption(cmd: Command): Command {
 function historyFrom(o: Record<string, unknown>): HistoryOptions {
   const { none, values } = historyArgs(o);
   const h: HistoryOptions = { ...values };
-  if (h.created !== undefined) checkDate(h.created, "--history.created");
+  if (h.created !== undefined) asUsage(() => checkDate(h.created!, "--history.created"));
   if (none) h.none = true;
   return h;
 }
 
 function imageOf(o: { image?: string }): { dir: string; tag: string } {
   return imageArg(o);
+}
+
+/** What every layer-writing verb passes down: history, and from the settings the gzip writer and `$SOURCE_DATE_EPOCH`. */
+function layerArgs(o: Record<string, unknown>): { history: HistoryOptions; gzip: GzipMode; sourceDateEpoch: number | undefined } {
+  const s = settings();
+  return { history: historyFrom(o), gzip: s.gzip, sourceDateEpoch: s.sourceDateEpoch };
 }
 
 /**
@@ -53,7 +60,7 @@ export function register(program: Command, raw: Command): void {
     .description("repack an OCI runtime bundle into a new layer and tag")
     .requiredOption("--image <layout[:tag]>", "layout and tag to write")
     .argument("<bundle>", "bundle directory made by ocigen unpack (or umoci unpack)")
-    .option("--mask-path <path>", "path whose changes (with those below it) are left out of the layer (repeatable)", (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
+    .option("--mask-path <path>", "path whose changes (with those below it) are left out of the layer (repeatable)", collect)
     .option("--no-mask-volumes", "do not mask the image's volumes (include their changes in the layer)")
     .option("--refresh-bundle", "update the bundle metadata to refer to the new image");
   addCompressOption(addHistoryOptions(repack));
@@ -66,7 +73,7 @@ export function register(program: Command, raw: Command): void {
     const layout = await Layout.open(dir);
     await repackBundle(layout, bundle, {
       tag,
-      history: historyFrom(o),
+      ...layerArgs(o),
       compression: parseCompression(o.compress as string),
       maskPaths: (o.maskPath as string[] | undefined) ?? [],
       maskVolumes: o.maskVolumes !== false,
@@ -80,9 +87,11 @@ export function register(program: Command, raw: Command): void {
     .requiredOption("--image <layout[:tag]>", "layout and tag to start from")
     .option("--tag <new-tag>", "new tag name (default: overwrite the --image tag)")
     .option("--opaque", "make TARGET opaque (hide what lower layers have below it)")
-    .option("--whiteout", "add a whiteout for TARGET instead of content")
-    .option("--uid-map <container:host[:size]>", "uid mapping: inserted files owned by host id HOST get image id CONTAINER (repeatable)", collect)
-    .option("--gid-map <container:host[:size]>", "gid mapping, as --uid-map (repeatable)", collect)
+    .option("--whiteout", "add a whiteout for TARGET instead of content");
+  addIdMapOptions(insert, {
+    uid: "uid mapping: inserted files owned by host id HOST get image id CONTAINER (repeatable)",
+    gid: "gid mapping, as --uid-map (repeatable)",
+  })
     .option("--rootless", "rootless insert: the calling user is the image's root; user.rootlesscontainers xattrs give owners")
     .argument("[src]", "host file or directory")
     .argument("[target]", "path inside the image");
@@ -97,10 +106,9 @@ export function register(program: Command, raw: Command): void {
     const base = {
       tag,
       newTag: tagArg(o),
-      history: historyFrom(o),
+      ...layerArgs(o),
       compression: parseCompression(o.compress as string),
-      uidMap: ((o.uidMap as string[] | undefined) ?? []).map(parseIdMap),
-      gidMap: ((o.gidMap as string[] | undefined) ?? []).map(parseIdMap),
+      ...idMapArgs(o),
       rootless: Boolean(o.rootless),
     };
     if (o.whiteout) {
@@ -132,7 +140,7 @@ export function register(program: Command, raw: Command): void {
     await addTarLayer(layout, file, {
       tag,
       newTag: tagArg(o),
-      history: historyFrom(o),
+      ...layerArgs(o),
       compression: parseCompression(o.compress as string),
     });
   });

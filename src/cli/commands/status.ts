@@ -8,7 +8,7 @@
 import process from "node:process";
 import type { Command } from "commander";
 import { OcigenError } from "../../errors.ts";
-import { loadGeneratorConfig } from "../../generator/config.ts";
+import { generatorConfig } from "../generator-config.ts";
 import { statusJson, updateJson } from "../json.ts";
 import { log } from "../../log.ts";
 
@@ -33,7 +33,7 @@ export function register(program: Command, _raw: Command): void {
     .action(async (o: { config?: string; json?: boolean; table?: boolean }) => {
       if (o.json && o.table) throw new OcigenError("EUSAGE", "--json and --table exclude each other");
       const { gatherStatus } = await import("../../status/status.ts");
-      const r = await gatherStatus({ config: loadGeneratorConfig(o.config) });
+      const r = await gatherStatus({ config: generatorConfig(o.config) });
       const table = o.table || (!o.json && Boolean(process.stdout.isTTY));
       if (table) {
         const { statusTable } = await import("../../status/table.ts");
@@ -65,7 +65,7 @@ Exit status 1 when any unit was rolled back or failed.`)
         if (!/^[0-9]+$/.test(o.timeout) || timeoutSeconds < 1) throw new OcigenError("EUSAGE", `--timeout ${o.timeout}: not a number of seconds`);
       }
       const { update } = await import("../../update/update.ts");
-      const r = await update({ config: loadGeneratorConfig(o.config), units, unpin: o.unpin, dryRun: Boolean(o.dryRun), timeoutSeconds });
+      const r = await update({ config: generatorConfig(o.config), units, unpin: o.unpin, dryRun: Boolean(o.dryRun), timeoutSeconds });
       if (o.json) process.stdout.write(JSON.stringify(updateJson(Boolean(o.dryRun), r)) + "\n");
       else {
         const short = (d?: string) => (d ? d.replace(/^sha256:/, "").slice(0, 12) : "-");

@@ -8,16 +8,16 @@ import fs from "node:fs";
 import { type Command, Option } from "commander";
 import { OcigenError, shortDigest, wrapIo } from "../../errors.ts";
 import { Layout } from "../../oci/layout.ts";
-import { collect, imageArg } from "../args.ts";
+import { addIdMapOptions, idMapArgs, imageArg } from "../args.ts";
 import { checkLayerCount } from "../../oci/validate.ts";
 import { log } from "../../log.ts";
 import { type Progress, start as startProgress } from "../../progress.ts";
-import { type IdMapping, parseIdMap } from "../../layer/idmap.ts";
 import type { UnpackOptions } from "../../layer/unpack.ts";
 import type { Descriptor } from "../../oci/types.ts";
 import { zstdWindowMaxOption } from "../zstd-window.ts";
 import { checkImagePlatform } from "../../oci/platform.ts";
 import { platformOption } from "../platform.ts";
+import { settings } from "../context.ts";
 // The unpack engine (layer/unpack.ts, layer/apply.ts) and the config
 // converter are imported by the actions: registering the verbs stays cheap.
 
@@ -38,8 +38,7 @@ async function openImage(o: Opts, forPlatform = false) {
 }
 
 function unpackOptions(o: Opts, p: Progress, runningAsRoot: () => boolean): UnpackOptions {
-  const uidMap: IdMapping[] = ((o.uidMap as string[] | undefined) ?? []).map(parseIdMap);
-  const gidMap: IdMapping[] = ((o.gidMap as string[] | undefined) ?? []).map(parseIdMap);
+  const { uidMap, gidMap } = idMapArgs(o);
   const rootless = Boolean(o.rootless) || !runningAsRoot();
   if (!o.rootless && rootless) log.info("not running as root: unpacking in rootless mode");
   return {
@@ -48,6 +47,8 @@ function unpackOptions(o: Opts, p: Progress, runningAsRoot: () => boolean): Unpa
     gidMap,
     keepDirlinks: Boolean(o.keepDirlinks),
     zstdWindowMax: zstdWindowMaxOption(o.zstdWindowMax),
+    lookahead: settings().lookahead,
+    tarKernel: Boolean(o.tarKernel),
     onLayer: (i: number, n: number, d: Descriptor) => {
       p.update({ layer: d.digest, layerIndex: i - 1, layers: n });
       log.info(`unpacking layer ${i}/${n} ${shortDigest(d.digest)}`);
@@ -67,13 +68,12 @@ async function withLine<T>(layers: Descriptor[], fn: (p: Progress) => Promise<T>
 }
 
 function addUnpackFlags(c: Command): Command {
-  return c
-    .option("--rootless", "rootless unpack: do not apply owners, devices become placeholders (automatic when not root)")
-    .option("--uid-map <container:host[:size]>", "uid mapping to use (size defaults to 1; repeatable)", collect)
-    .option("--gid-map <container:host[:size]>", "gid mapping to use (size defaults to 1; repeatable)", collect)
+  return addIdMapOptions(c.option("--rootless", "rootless unpack: do not apply owners, devices become placeholders (automatic when not root)"))
     .option("--keep-dirlinks", "keep existing symlinks to directories when a layer has a directory of that name")
     .option("--zstd-window-max <MiB>", "largest zstd window a layer may use, in MiB (default 128, at most 2048)")
-    .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform image, e.g. linux/arm64/v8 (default: this host's); an image for another platform is refused");
+    .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform image, e.g. linux/arm64/v8 (default: this host's); an image for another platform is refused")
+    // measurement switch, hidden until the kernel is the default
+    .addOption(new Option("--tar-kernel", "read layer tars with the WebAssembly tar kernel").hideHelp());
 }
 
 /**
@@ -128,23 +128,23 @@ export function register(program: Command, raw: Command): void {
     await withLine(image.manifest.layers, (p) => unpackRootfs(layout, image, rootfs, { ...unpackOptions(o, p, runningAsRoot), rootlessOwnerXattrs: true }));
   });
 
-  raw
+  const runtimeConfig = raw
     .command("runtime-config")
     .alias("config")
     .description("write the runtime-spec config.json converted from an image's config")
     .requiredOption("--image <layout[:tag]>", "image whose config to convert")
     .option("--rootfs <dir>", "root filesystem to resolve user and group names in (read safely inside it)")
-    .option("--rootless", "generate a rootless configuration")
-    .option("--uid-map <container:host[:size]>", "uid mapping to use (size defaults to 1; repeatable)", collect)
-    .option("--gid-map <container:host[:size]>", "gid mapping to use (size defaults to 1; repeatable)", collect)
+    .option("--rootless", "generate a rootless configuration");
+  addIdMapOptions(runtimeConfig)
     .argument("<config>", "file to write")
     .action(async (out: string, o: Opts) => {
       const [{ image }, { convertConfig }] = await Promise.all([openImage(o), import("../../layer/convert.ts")]);
+      const { uidMap, gidMap } = idMapArgs(o);
       const spec = convertConfig(image.config, {
         rootfs: o.rootfs as string | undefined,
         rootless: Boolean(o.rootless),
-        uidMappings: ((o.uidMap as string[] | undefined) ?? []).map(parseIdMap),
-        gidMappings: ((o.gidMap as string[] | undefined) ?? []).map(parseIdMap),
+        uidMappings: uidMap,
+        gidMappings: gidMap,
         unresolvedUserAsRoot: { warn: log.warn },
       });
       try {

@@ -30,8 +30,7 @@ import * as fs from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { writeFileAtomic } from "../fs/atomic.ts";
-import { parseDigest } from "../oci/digest.ts";
-import { storeDigests, storeDir, storeRootfs } from "../store/paths.ts";
+import { storeDigests, storeDir, storeRootfs } from "./paths.ts";
 
 /** File name of the chain record inside a store entry. */
 export const CHAIN_FILE = "ocigen-chain.json";

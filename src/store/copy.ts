@@ -184,18 +184,25 @@ export function haveGnuCp(): boolean {
 }
 
 /**
+ * How {@linkcode cloneTree} copies: `"auto"` runs GNU cp when present, else
+ * the portable copy; `"js"` always the portable copy (the `copyMode` setting).
+ */
+export type CopyMode = "auto" | "js";
+
+/**
  * Copies the tree `src` into the existing empty directory `dst` with
- * `cp -a --reflink=auto` when GNU cp is present, else with
- * {@linkcode copyTree}. Returns which was used. On failure `dst` may hold a
- * partial copy (the caller removes it).
+ * `cp -a --reflink=auto` when GNU cp is present (and `mode` is not `"js"`),
+ * else with {@linkcode copyTree}. Returns which was used. On failure `dst`
+ * may hold a partial copy (the caller removes it).
  *
  * @example
  * ```ts
  * cloneTree("/x/.store/sha256/ab…/rootfs", "/x/.tmp-new"); // "cp"
+ * cloneTree("/x/.store/sha256/ab…/rootfs", "/x/.tmp-new2", "js"); // "js"
  * ```
  */
-export function cloneTree(src: string, dst: string): "cp" | "js" {
-  if (haveGnuCp() && process.env.OCIGEN_COPY !== "js") {
+export function cloneTree(src: string, dst: string, mode: CopyMode = "auto"): "cp" | "js" {
+  if (mode !== "js" && haveGnuCp()) {
     const r = spawnSync("cp", ["-a", "--reflink=auto", "-T", "--", src, dst], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
     if (!r.error && r.status === 0) return "cp";
     throw new OcigenError("EIO", `Cannot copy ${src}: cp: ${(r.error?.message ?? r.stderr ?? "").trim().split("\n")[0] || `exit ${r.status}`}`);
