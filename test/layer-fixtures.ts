@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "../src/layer/apply.ts";
+import { TarKernelParser } from "../src/tar/kernel.ts";
 import { TarParser } from "../src/tar/parser.ts";
 export { have } from "../src/util/which.ts";
 
@@ -165,13 +166,15 @@ export function describeTree(root: string, opts: { mtime?: boolean } = {}): Map<
 /**
  * Applies layers (entry lists or raw tars, fed to the parser in `chunk`-byte
  * pieces) to root with one ApplyState; returns the error thrown, if any.
+ * `opts.tarKernel` reads them with the WebAssembly tar kernel.
  */
 export function applyTo(root: string, layers: Array<TarWriterEntry[] | Uint8Array>, opts: ApplyOptions = {}, chunk = 1000): unknown {
   const state = new ApplyState(root, opts);
   try {
     layers.forEach((l, i) => {
       const tar = l instanceof Uint8Array ? l : tarBytes(l);
-      const p = new TarParser(new LayerApplier(state, `layer ${i}`), { context: `layer ${i}` });
+      const applier = new LayerApplier(state, `layer ${i}`);
+      const p = opts.tarKernel ? new TarKernelParser(applier, { context: `layer ${i}` }) : new TarParser(applier, { context: `layer ${i}` });
       for (let o = 0; o < tar.length; o += chunk) p.write(tar.subarray(o, o + chunk));
       p.end();
     });

@@ -404,6 +404,23 @@ describe("web streams", () => {
     for await (const ev of evs as unknown as AsyncIterable<TarEvent>) events.push(ev);
     assert.deepEqual(events.filter((e) => e.kind === "entry").map((e) => (e as { header: TarEntryHeader }).header.name), ["a", "d/"]);
     assert.equal(td.decode((events.find((e) => e.kind === "data") as { chunk: Uint8Array }).chunk), "hello");
+    // the WebAssembly kernel gives the same events
+    const kernelEvents: TarEvent[] = [];
+    const tar = concatBytes(chunks);
+    const src2 = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let o = 0; o < tar.length; o += 300) c.enqueue(tar.slice(o, o + 300));
+        c.close();
+      },
+    });
+    for await (const ev of src2.pipeThrough(new UntarStream({ kernel: true })) as unknown as AsyncIterable<TarEvent>) kernelEvents.push(ev);
+    const merged = (evs: TarEvent[]) => evs.reduce<unknown[]>((acc, e) => {
+      const last = acc.at(-1) as { kind: string; chunk?: Uint8Array } | undefined;
+      if (e.kind === "data" && last?.kind === "data") last.chunk = concatBytes([last.chunk!, e.chunk]);
+      else acc.push(e.kind === "data" ? { kind: "data", chunk: e.chunk } : e);
+      return acc;
+    }, []);
+    assert.deepStrictEqual(merged(kernelEvents), merged(events));
   });
 
   test("decodeHeader rejects bad checksums", () => {

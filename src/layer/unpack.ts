@@ -72,6 +72,7 @@ import { layerCompression } from "../oci/media-type.ts";
 import { BlobReadError, type FileGunzip, fileWorkerWanted, startFileGunzip } from "../compress/inflate-worker.ts";
 import { validateDescriptor } from "../oci/digest.ts";
 import { TarParser } from "../tar/parser.ts";
+import { TarKernelParser } from "../tar/kernel.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
 import { RootResolver } from "../rootfs/resolve.ts";
@@ -219,10 +220,16 @@ async function layerFailure(layout: Layout, desc: Descriptor, what: string, e: u
   throw new OcigenError("EUNPACK", `Cannot unpack ${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
 }
 
+/** The tar reader of one layer: the WebAssembly kernel when the options ask for it, else the TypeScript parser. */
+function layerTarReader(state: ApplyState, what: string): TarParser | TarKernelParser {
+  const applier = new LayerApplier(state, what);
+  return state.opts.tarKernel ? new TarKernelParser(applier, { context: what }) : new TarParser(applier, { context: what });
+}
+
 /** The worker-thread path of {@linkcode applyLayer}: the job already reads, verifies and inflates the blob. */
 async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState, job: FileGunzip): Promise<void> {
   const what = `layer ${shortDigest(desc.digest)}`;
-  const parser = new TarParser(new LayerApplier(state, what), { context: what });
+  const parser = layerTarReader(state, what);
   const onProgress = state.opts.onProgress;
   try {
     job.pump(parser, onProgress ? (n) => onProgress(n, 0) : undefined);
@@ -262,7 +269,7 @@ export async function applyLayer(layout: Layout, desc: Descriptor, diffId: strin
   const compression = layerCompression(desc.mediaType);
   if (!compression) throw new OcigenError("EMEDIATYPE", `Cannot unpack ${what}: unsupported layer media type ${desc.mediaType}`);
   const diff = checkedDigester(diffId, what);
-  const parser = new TarParser(new LayerApplier(state, what), { context: what });
+  const parser = layerTarReader(state, what);
   const tee: ByteSink = {
     write(c) {
       diff.update(c);

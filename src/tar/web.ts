@@ -10,6 +10,7 @@ import { createDecoderFor } from "../compress/index.ts";
 import { layerCompressionOf } from "../oci/media-type.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import type { TarEntryHeader } from "./header.ts";
+import { TarKernelParser } from "./kernel.ts";
 import { TarParser } from "./parser.ts";
 import { TarWriter, type TarWriterEntry, type TarWriterOptions } from "./writer.ts";
 
@@ -27,6 +28,19 @@ export type TarEvent =
   | { kind: "entryEnd" };
 
 /**
+ * Options of {@linkcode UntarStream}.
+ *
+ * @example
+ * ```ts
+ * new UntarStream({ kernel: true });
+ * ```
+ */
+export interface UntarStreamOptions {
+  /** Decode with the WebAssembly tar kernel (same events) instead of the TypeScript parser. */
+  kernel?: boolean;
+}
+
+/**
  * Decodes a tar byte stream into entry events (`entry`, `data`..., `entryEnd`).
  * Data chunks are copies (safe to keep).
  *
@@ -38,11 +52,11 @@ export type TarEvent =
  * ```
  */
 export class UntarStream extends TransformStream<Uint8Array, TarEvent> {
-  constructor() {
-    let parser: TarParser;
+  constructor(opts: UntarStreamOptions = {}) {
+    let parser: TarParser | TarKernelParser;
     super({
       start(controller) {
-        parser = new TarParser({
+        parser = new (opts.kernel ? TarKernelParser : TarParser)({
           entry: (header) => controller.enqueue({ kind: "entry", header }),
           data: (chunk) => controller.enqueue({ kind: "data", chunk: chunk.slice() }),
           entryEnd: () => controller.enqueue({ kind: "entryEnd" }),

@@ -27,6 +27,16 @@ export function decodeBase64(b64: string): Uint8Array {
 }
 
 /**
+ * Host functions a kernel imports (beside `abort`), by name.
+ *
+ * @example
+ * ```ts
+ * const env: KernelImports = { log: (n) => (console.log(n), 0) };
+ * ```
+ */
+export type KernelImports = Record<string, (...args: number[]) => number>;
+
+/**
  * The compiled module of the kernel `name` whose bytes are the base64 `b64`:
  * compiled on first use, then cached for the process (a worker thread can be
  * handed the compiled module instead of compiling it again).
@@ -55,9 +65,10 @@ export function kernelModule(name: string, b64: string): WebAssembly.Module {
  * const inst = instantiateModule(kernelModule("inflate", wasmBase64), "inflate");
  * ```
  */
-export function instantiateModule(mod: WebAssembly.Module, name: string): WebAssembly.Instance {
+export function instantiateModule(mod: WebAssembly.Module, name: string, env: KernelImports = {}): WebAssembly.Instance {
   return new WebAssembly.Instance(mod, {
     env: {
+      ...env,
       abort(_msg: number, _file: number, line: number, col: number) {
         throw new Error(`wasm kernel ${name} aborted at ${line}:${col}`);
       },
@@ -67,7 +78,8 @@ export function instantiateModule(mod: WebAssembly.Module, name: string): WebAss
 
 /**
  * Returns a fresh instance of the kernel `name` whose module bytes are the
- * base64 `b64` (compiled once and cached).
+ * base64 `b64` (compiled once and cached). `env` adds host functions the
+ * kernel imports (beside `abort`).
  *
  * @example
  * ```ts
@@ -75,8 +87,8 @@ export function instantiateModule(mod: WebAssembly.Module, name: string): WebAss
  * const inst = instantiateKernel("inflate", wasmBase64);
  * ```
  */
-export function instantiateKernel(name: string, b64: string): WebAssembly.Instance {
-  return instantiateModule(kernelModule(name, b64), name);
+export function instantiateKernel(name: string, b64: string, env: KernelImports = {}): WebAssembly.Instance {
+  return instantiateModule(kernelModule(name, b64), name, env);
 }
 
 /**
