@@ -2,7 +2,9 @@
 // CLI using Node's single executable application (SEA) support:
 //  1. bundle src/main.ts as ONE CommonJS script (Node 20 SEA runs CJS only)
 //     into dist/sea/ocigen.cjs; the WASM modules are base64 TS modules
-//     (src/wasm/generated/*.ts, made by .ci/build.mjs) so they are inside;
+//     (src/wasm/generated/*.ts, made by .ci/build.mjs) so they are inside,
+//     and so are the worker programs (bundled as text, defined as
+//     `__OCIGEN_*_WORKER__`: see .ci/worker-bundles.mjs);
 //     `__OCIGEN_SEA__` is defined true so src/install/self.ts knows;
 //  2. `node --experimental-sea-config dist/sea/sea-config.json` -> the blob
 //     (with V8 code cache unless --no-code-cache: faster start-up, tied to
@@ -25,6 +27,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { workerDefines } from "./worker-bundles.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (n) => join(root, "node_modules", ".bin", n);
@@ -59,7 +62,7 @@ const cfg = join(work, "sea-config.json");
 // 1. CJS bundle. import.meta.* has no meaning in CJS: map it to the binary's path.
 execFileSync(bin("esbuild"), [
   "src/main.ts", `--outfile=${cjs}`, "--bundle", "--platform=node", "--format=cjs", "--target=node20",
-  "--log-level=warning", "--define:__OCIGEN_SEA__=true",
+  "--log-level=warning", "--define:__OCIGEN_SEA__=true", ...await workerDefines(root),
   "--define:import.meta.url=__ocigen_meta_url", "--define:import.meta.filename=__filename",
   "--define:import.meta.dirname=__dirname",
   "--banner:js=var __ocigen_meta_url = require(\"node:url\").pathToFileURL(__filename).href;",

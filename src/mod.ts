@@ -75,7 +75,7 @@ export { applyLayer, applyLayers, unpackBundle, type UnpackOptions, unpackRootfs
 export { convertConfig, type ConvertOptions, resolveUser, type RuntimeSpec } from "./layer/convert.ts";
 // WebAssembly inflate kernels and the worker pool
 export { describeInflateError, WasmGunzip, wasmCrc32, wasmGunzipSync, type WasmInflateOptions } from "./compress/inflate-wasm.ts";
-export { closeIdleWorkers, createGunzip, createHashingGunzip, type HashingDecoder, WORKER_MIN_BYTES, WorkerGunzip } from "./compress/inflate-worker.ts";
+export { closeIdleWorkers, createGunzip, createHashingGunzip, type HashingDecoder, type InflateMode, WORKER_MIN_BYTES, WorkerGunzip } from "./compress/inflate-worker.ts";
 // Bulk extraction and image benchmarks
 export { type BulkImage, type BulkMode, type BulkOptions, type BulkResult, defaultJobs, extractAll, formatBulk } from "./bulk/extract-all.ts";
 export { type ChainRecord, chainIds, readChainRecord, scanChainRecords, treeFingerprint, type TreeFingerprint } from "./store/chain.ts";

@@ -57,10 +57,10 @@ import process from "node:process";
 import { invokedAsGenerator, pinnedSelf } from "./install/self.ts";
 import { DEFAULT_PATH } from "./util/which.ts";
 import type { GzipMode } from "./compress/encode.ts";
+import type { InflateMode } from "./compress/inflate-worker.ts";
 import type { IsolationChoice } from "./recipe/sandbox.ts";
 
-/** Where gzip layers are inflated: chosen per layer (`auto`), or forced. */
-export type InflateMode = "auto" | "wasm" | "worker" | "js";
+export type { InflateMode };
 /** How bulk extraction copies shared trees: GNU `cp` when present (`auto`), or the JavaScript copier. */
 export type CopyMode = "auto" | "js";
 

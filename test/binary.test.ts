@@ -157,6 +157,11 @@ describe("single binary (dist/ocigen)", () => {
     assert.equal(fs.statSync(path.join(bundle, "rootfs/bin/hello")).mode & 0o777, 0o755);
     assert.ok(fs.existsSync(path.join(bundle, "config.json")));
     fs.rmSync(bundle, { recursive: true, force: true });
+    // the inflate worker is inside the binary too (its program is embedded as text)
+    const w = run(["raw", "unpack", "--image", `${layout}:latest`, bundle], { extraEnv: { OCIGEN_INFLATE: "worker" } });
+    assert.equal(w.status, 0, w.stderr);
+    assert.equal(fs.readFileSync(path.join(bundle, "etc/hostname"), "utf8"), "hello\n");
+    fs.rmSync(bundle, { recursive: true, force: true });
   });
 
   test("build with pre and post hooks (host scripts) and copy", () => {

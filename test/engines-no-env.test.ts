@@ -26,13 +26,10 @@ const skip = isDeno ? "the env guard replaces Node's process.env (Node only)" : 
 
 /**
  * Engines that still read the environment while their owners move them to
- * settings options: the inflate worker (OCIGEN_INFLATE). Their reads are
- * reported, not fatal. Remove a file here once it reads nothing: the last
- * test fails until then.
+ * settings options (none left). Their reads are reported, not fatal. Remove a
+ * file here once it reads nothing: the last test fails until then.
  */
-const PENDING = [
-  "compress/inflate-worker.ts",
-];
+const PENDING: string[] = [];
 
 /**
  * Suites that drive the engines in this process (layout, tar, unpack,

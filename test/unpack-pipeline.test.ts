@@ -1,20 +1,25 @@
 // The worker-thread layer pipeline (FileGunzip: the worker reads the blob,
 // hashes it, checks its size, inflates, hashes the output) and the one-layer
 // lookahead of applyLayers: same trees and the same typed errors as the
-// in-thread path. OCIGEN_INFLATE=worker forces the worker for small layers.
+// in-thread path. The `inflate: "worker"` option forces the worker for small layers.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { OcigenError } from "../src/errors.ts";
 import { Layout } from "../src/oci/layout.ts";
 import { unpackRootfs } from "../src/layer/unpack.ts";
-import { BlobReadError, closeIdleWorkers, FileGunzip, startFileGunzip } from "../src/compress/inflate-worker.ts";
+import { BlobReadError, closeIdleWorkers, FILE_WORKER_MIN_BYTES, FileGunzip, fileWorkerWanted, startFileGunzip } from "../src/compress/inflate-worker.ts";
 import { CollectSink } from "../src/stream/sink.ts";
 import { type LayerSpec, describeTree, makeImage, plantCanary, tmpdir } from "./layer-fixtures.ts";
 
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const sha = (b: Uint8Array) => "sha256:" + createHash("sha256").update(b).digest("hex");
 
 function bytes(n: number, seed: number): Uint8Array {
@@ -28,23 +33,6 @@ function bytes(n: number, seed: number): Uint8Array {
     b[i] = (x >>> 24) % 7 === 0 ? 0 : 97 + ((x >>> 8) % 5);
   }
   return b;
-}
-
-async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
-  const old: Record<string, string | undefined> = {};
-  for (const k of Object.keys(vars)) {
-    old[k] = process.env[k];
-    if (vars[k] === undefined) delete process.env[k];
-    else process.env[k] = vars[k];
-  }
-  try {
-    return await fn();
-  } finally {
-    for (const k of Object.keys(old)) {
-      if (old[k] === undefined) delete process.env[k];
-      else process.env[k] = old[k];
-    }
-  }
 }
 
 async function rejects(p: Promise<unknown>, code: string, re?: RegExp): Promise<void> {
@@ -122,13 +110,15 @@ describe("FileGunzip (worker reads, hashes and inflates a file)", () => {
     }
   });
 
-  test("startFileGunzip honours OCIGEN_INFLATE and the size threshold", async () => {
-    await withEnv({ OCIGEN_INFLATE: "wasm" }, async () => {
-      assert.equal(startFileGunzip("/nonexistent", { size: 1 << 30 }), null);
-    });
-    await withEnv({ OCIGEN_INFLATE: undefined }, async () => {
-      assert.equal(startFileGunzip("/nonexistent", { size: 10, minSize: 100 }), null);
-    });
+  test("startFileGunzip honours the inflate mode and the size threshold", () => {
+    assert.equal(startFileGunzip("/nonexistent", { size: 1 << 30, mode: "wasm" }), null);
+    assert.equal(startFileGunzip("/nonexistent", { size: 1 << 30, mode: "js" }), null);
+    assert.equal(startFileGunzip("/nonexistent", { size: 10, minSize: 100 }), null);
+    // a small layer (a 2 MiB busybox image) is inflated in this thread: no worker is started for it
+    assert.equal(startFileGunzip("/nonexistent", { size: 2 << 20 }), null);
+    assert.equal(fileWorkerWanted(2 << 20), false);
+    assert.equal(fileWorkerWanted(FILE_WORKER_MIN_BYTES), os.availableParallelism() >= 2);
+    assert.equal(fileWorkerWanted(10, "worker"), true);
   });
 });
 
@@ -166,9 +156,9 @@ describe("applyLayers on the worker pipeline", () => {
       const img = await layout.resolve("latest");
       const trees: Map<string, string>[] = [];
       const mtimes: number[][] = [];
-      for (const mode of ["wasm", "worker", ""]) {
-        const target = path.join(dir, `r-${mode || "default"}`);
-        await withEnv({ OCIGEN_INFLATE: mode || undefined }, () => unpackRootfs(layout, img, target, { durable: false }));
+      for (const mode of ["wasm", "worker", undefined] as const) {
+        const target = path.join(dir, `r-${mode ?? "default"}`);
+        await unpackRootfs(layout, img, target, { durable: false, inflate: mode });
         // (implicitly created directories get the time of the run: mtimes compared for files only)
         trees.push(describeTree(target));
         mtimes.push(["etc/passwd", "usr/lib/big.so", "usr/lib/more.so", "opt/dir/c", "etc"].map((f) => fs.lstatSync(path.join(target, f)).mtimeMs));
@@ -183,6 +173,13 @@ describe("applyLayers on the worker pipeline", () => {
       assert.equal(fs.readFileSync(path.join(r, "usr/lib/via-link"), "utf8"), "through the symlink");
       assert.equal(fs.statSync(path.join(r, "hard")).size, 1_500_000);
       assert.equal(fs.statSync(path.join(r, "usr/lib/big.so")).size, 300_000);
+      // the bundle starts the worker program embedded in it as text (no module file to load)
+      const bundled = path.join(dir, "r-bundle");
+      const cli = spawnSync("node", [path.join(root, "dist/ocigen.mjs"), "raw", "unpack", "--image", `${path.join(dir, "l")}:latest`, bundled], {
+        encoding: "utf8", env: { ...process.env, OCIGEN_INFLATE: "worker" }, cwd: dir, timeout: 120_000,
+      });
+      assert.equal(cli.status, 0, cli.stderr);
+      assert.deepEqual(describeTree(bundled), trees[0]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
       await closeIdleWorkers();
@@ -211,7 +208,7 @@ describe("applyLayers on the worker pipeline", () => {
           const layout = await Layout.open(path.join(dir, "l"));
           const img = await layout.resolve("latest");
           const target = path.join(dir, "rootfs");
-          await withEnv({ OCIGEN_INFLATE: "worker" }, () => rejects(unpackRootfs(layout, img, target), code, re));
+          await rejects(unpackRootfs(layout, img, target, { inflate: "worker" }), code, re);
           assert.equal(fs.existsSync(target), false);
           assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes(".tmp-")), []);
           canary.check();
@@ -230,7 +227,7 @@ describe("applyLayers on the worker pipeline", () => {
       const img = await layout.resolve("latest");
       for (const i of [2, 1]) {
         fs.rmSync(layout.blobPath(img.manifest.layers[i].digest));
-        await withEnv({ OCIGEN_INFLATE: "worker" }, () => rejects(unpackRootfs(layout, img, path.join(dir, "r")), "ENOBLOB"));
+        await rejects(unpackRootfs(layout, img, path.join(dir, "r"), { inflate: "worker" }), "ENOBLOB");
         assert.equal(fs.existsSync(path.join(dir, "r")), false);
       }
     } finally {

@@ -109,7 +109,7 @@ describe("worker gunzip", () => {
     assert.equal(w.outputDigest(), want);
   });
 
-  test("createDecoder uses the WASM kernel for gzip layers (and createGunzip honours OCIGEN_INFLATE)", () => {
+  test("createDecoder uses the WASM kernel for gzip layers (and createGunzip picks by size and mode)", () => {
     const a = data(100_000, 7);
     const gz = new Uint8Array(zlib.gzipSync(a));
     const out = run((s) => createDecoder("application/vnd.oci.image.layer.v1.tar+gzip", s, "layer x"), gz, 1000);
@@ -118,5 +118,11 @@ describe("worker gunzip", () => {
     // a large size hint may select the worker; either way the bytes are the same
     const big = run((s) => createGunzip(s, "layer y", 1 << 30), gz, 4096);
     assert.ok(Buffer.from(big).equals(Buffer.from(a)));
+    // the mode forces a decoder whatever the size
+    assert.equal(createGunzip({ write() {}, end() {} }, "layer z", 1 << 30, "js").constructor.name, "GzipDecoder");
+    assert.equal(createGunzip({ write() {}, end() {} }, "layer z", 1 << 30, "wasm").constructor.name, "WasmGunzip");
+    const forced = createGunzip({ write() {}, end() {} }, "layer z", 10, "worker");
+    assert.equal(forced.constructor.name, "WorkerGunzip");
+    (forced as WorkerGunzip).destroy();
   });
 });

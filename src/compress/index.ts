@@ -9,7 +9,7 @@
  */
 import type { ByteSink } from "../stream/sink.ts";
 import type { Compression } from "./compression.ts";
-import { createGunzip } from "./inflate-worker.ts";
+import { createGunzip, type InflateMode } from "./inflate-worker.ts";
 import { ZstdDecoder } from "./zstd.ts";
 
 export { GzipDecoder, crc32 } from "./gzip.ts";
@@ -27,6 +27,8 @@ export type { Compression } from "./compression.ts";
 export interface DecoderOptions {
   /** Largest window a zstd frame may declare, bytes (default 128 MiB, at most 2 GiB). */
   zstdWindowMax?: number;
+  /** Which gzip decoder to use (default `auto`). */
+  inflate?: InflateMode;
 }
 
 /**
@@ -49,7 +51,7 @@ export function createDecoderFor(compression: Compression, sink: ByteSink, what?
   switch (compression) {
     case "gzip":
       // WebAssembly kernel (wasm/inflate.ts); in a worker thread for large layers (sizeHint = compressed size)
-      return createGunzip(sink, what, sizeHint);
+      return createGunzip(sink, what, sizeHint, opts.inflate);
     case "zstd":
       return new ZstdDecoder(sink, { name: what, windowMax: opts.zstdWindowMax });
     case "none":

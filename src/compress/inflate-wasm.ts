@@ -14,17 +14,33 @@ import { OcigenError } from "../errors.ts";
 import { type ByteSink, CollectSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/inflate.ts";
 import { hex32, instantiateKernel, MemoryView } from "../wasm/instance.ts";
-import { fillInput, kernelOutput, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
+import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelStage, pumpKernel, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
 
-interface InflateExports extends StreamKernelExports {
+/**
+ * Exports of the inflate kernel (`wasm/inflate.ts`).
+ *
+ * @example
+ * ```ts
+ * const ex = instantiateKernel("inflate", wasmBase64).exports as unknown as InflateExports;
+ * ```
+ */
+export interface InflateExports extends StreamKernelExports {
   init(mode: number): void;
   reset(): void;
   crc32(c: number, ptr: number, len: number): number;
 }
 
-const ST_NEEDINPUT = 0;
-const ST_OUTFULL = 1;
-const ST_DONE = 2;
+/**
+ * Kernel error code: the stream ended in the middle (unexpected end of input).
+ *
+ * @example
+ * ```ts
+ * describeInflateError(INFLATE_TRUNCATED, 0, 0); // "truncated stream (unexpected end of input)"
+ * ```
+ */
+export const INFLATE_TRUNCATED = -13;
+/** Host error code: the kernel's input buffer is full and it still needs more (an internal fault). */
+const INFLATE_STUCK = -18;
 
 /**
  * The message for a kernel error code (with its two detail numbers).
@@ -112,36 +128,14 @@ function release(k: Kernel): void {
  * out.bytes();
  * ```
  */
-export class WasmGunzip implements ByteSink {
-  private k: Kernel | null;
-  private inLen = 0;
-  private consumedBefore = 0; // compressed bytes consumed before the current buffer start
+export class WasmGunzip extends KernelStage<Kernel> {
   private done = false;
-  private seen = 0; // compressed bytes written
-  private readonly name: string;
   private readonly mode: number;
 
-  constructor(private readonly sink: ByteSink, opts: WasmInflateOptions = {}) {
-    this.mode = opts.raw ? 1 : 0;
-    this.name = opts.name ?? (opts.raw ? "deflate stream" : "gzip stream");
-    this.k = acquire(this.mode);
-  }
-
-  write(chunk: Uint8Array): void {
-    const k = this.kernel();
-    this.seen += chunk.length;
-    let off = 0;
-    while (off < chunk.length) {
-      if (this.done) {
-        if (this.mode === 1) return; // raw: bytes after the final block are ignored
-        // gzip: run() will judge what follows (new member, padding, garbage)
-        this.done = false;
-      }
-      const n = fillInput(k, this.inLen, chunk, off);
-      this.inLen += n;
-      off += n;
-      this.pump(false);
-    }
+  constructor(sink: ByteSink, opts: WasmInflateOptions = {}) {
+    const mode = opts.raw ? 1 : 0;
+    super(sink, opts.name ?? (opts.raw ? "deflate stream" : "gzip stream"), acquire(mode));
+    this.mode = mode;
   }
 
   end(): void {
@@ -155,46 +149,32 @@ export class WasmGunzip implements ByteSink {
     this.sink.end();
   }
 
-  private kernel(): Kernel {
-    if (!this.k) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: write after end or after an error`);
-    return this.k;
+  protected override accepting(): boolean {
+    if (this.done) {
+      if (this.mode === 1) return false; // raw: bytes after the final block are ignored
+      this.done = false; // gzip: run() will judge what follows (new member, padding, garbage)
+    }
+    return true;
   }
 
-  private pump(final: boolean): void {
+  protected pump(final: boolean): void {
     const k = this.k!;
-    const ex = k.ex;
-    for (;;) {
-      const st = ex.run(this.inLen, final ? 1 : 0);
-      const out = kernelOutput(k);
-      if (out) this.sink.write(out);
-      if (st === ST_OUTFULL) continue;
-      if (st === ST_NEEDINPUT) {
-        if (final) this.fail(-13);
-        const used = ex.inputConsumed();
-        const left = ex.shiftInput(this.inLen);
-        this.consumedBefore += used;
-        if (left >= ex.inCapacity()) this.fail(-18);
-        this.inLen = left;
-        return;
-      }
-      if (st === ST_DONE) {
-        this.done = true;
-        if (this.mode === 0) {
-          // keep any unconsumed tail: it may be another member
-          const used = ex.inputConsumed();
-          this.inLen = ex.shiftInput(this.inLen);
-          this.consumedBefore += used;
-        }
-        return;
-      }
+    const st = pumpKernel(k, this.input, final, this.emit);
+    if (st === KERNEL_NEED_INPUT) {
+      if (final) this.fail(INFLATE_TRUNCATED);
+      if (this.input.full(k)) this.fail(INFLATE_STUCK);
+    } else if (st === KERNEL_DONE) {
+      this.done = true;
+      if (this.mode === 0) this.input.shift(k); // keep any unconsumed tail: it may be another member
+    } else {
       this.fail(st);
     }
   }
 
   private fail(code: number): never {
     const k = this.k!;
-    const at = this.consumedBefore + k.ex.inputConsumed();
-    const msg = code === -13 && this.seen === 0 ? "empty stream (no compressed data)" : describeInflateError(code, k.ex.errorDetailA(), k.ex.errorDetailB());
+    const at = this.input.offset(k);
+    const msg = code === INFLATE_TRUNCATED && this.seen === 0 ? "empty stream (no compressed data)" : describeInflateError(code, k.ex.errorDetailA(), k.ex.errorDetailB());
     this.k = null; // the instance's state is unusable; drop it
     throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: ${msg} near compressed byte ${at}`);
   }

@@ -22,19 +22,21 @@
  * - An input that fits in one block, or a runtime that cannot start worker
  *   threads, is compressed in the calling thread (same bytes).
  *
- * Workers are `node:worker_threads` started from source (on Node and Deno
- * alike, as the inflate worker is); each uses node:zlib's `deflateRawSync`
- * and `zlib.crc32`, or the WASM kernel's CRC-32 where node:zlib has none.
+ * Workers run the TypeScript module `worker/deflate-worker-main.ts`
+ * (started by `worker/spawn.ts`, as the inflate worker is); they and the
+ * calling thread deflate blocks with the same `deflateBlock`
+ * (`deflate-block.ts`).
  *
  * @module
  */
 import os from "node:os";
-import zlib from "node:zlib";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { OcigenError } from "../errors.ts";
-import { wasmBase64 } from "../wasm/generated/inflate.ts";
-import { decodeBase64 } from "../wasm/instance.ts";
-import { wasmCrc32 } from "./inflate-wasm.ts";
+import { deflateBlock } from "./deflate-block.ts";
+import type { DeflateReply, DeflateRequest } from "./worker/deflate-worker-main.ts";
+import { spawnWorker } from "./worker/spawn.ts";
+
+export { looksIncompressible } from "./deflate-block.ts";
 
 /** DEFLATE window: the dictionary each block gets from the one before. */
 const DICT = 32 * 1024;
@@ -112,13 +114,6 @@ export function crc32Combine(crcA: number, crcB: number, lenB: number): number {
   return (multModP(x2nModP(lenB, 3), crcA >>> 0) ^ (crcB >>> 0)) >>> 0;
 }
 
-type Crc = (data: Uint8Array, value: number) => number;
-const nativeCrc = (zlib as unknown as { crc32?: Crc }).crc32;
-const crc32: Crc = typeof nativeCrc === "function" ? (d, v) => nativeCrc(d, v) >>> 0 : (d, v) => wasmCrc32(d, v);
-
-/** zlib's memLevel 9: a bigger hash table, a little faster and smaller than the default 8. */
-const MEM_LEVEL = 9;
-
 function gzipHeader(level: number): Uint8Array {
   // magic, CM=8, FLG=0, MTIME=0, XFL (2: best, 4: fastest), OS=3 (Unix)
   return new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level >= 9 ? 2 : level <= 1 ? 4 : 0, 3]);
@@ -132,104 +127,11 @@ function gzipTrailer(crc: number, size: number): Uint8Array {
   return t;
 }
 
-/**
- * True when a block looks incompressible (already compressed or random
- * data): eight 4 KiB samples spread over it all have an order-0 entropy
- * above 7.9 bits per byte. Such a block is stored (level 0) instead of
- * searched for matches that are not there; zlib would store it anyway, and
- * the search costs about as much as compressing text. Self-contained: its
- * source is also the worker's.
- *
- * @example
- * ```ts
- * looksIncompressible(crypto.getRandomValues(new Uint8Array(1 << 20))); // true
- * ```
- */
-export function looksIncompressible(b: Uint8Array): boolean {
-  const S = 4096;
-  const N = 8;
-  if (b.length < S * N) return false;
-  const hist = new Uint32Array(256);
-  const step = Math.floor((b.length - S) / (N - 1));
-  for (let k = 0; k < N; k++) {
-    hist.fill(0);
-    const at = k * step;
-    for (let i = at; i < at + S; i++) hist[b[i]]++;
-    let e = 0;
-    for (let i = 0; i < 256; i++) {
-      if (hist[i] !== 0) {
-        const p = hist[i] / S;
-        e -= p * Math.log2(p);
-      }
-    }
-    if (e < 7.9) return false;
-  }
-  return true;
-}
-
-/** Deflates one block: `buf` holds `dict` dictionary bytes, then the block's input. */
-function deflateBlock(buf: Uint8Array, dict: number, final: boolean, level: number): { out: Uint8Array; crc: number; len: number } {
-  const input = buf.subarray(dict);
-  const out = zlib.deflateRawSync(input, {
-    level: looksIncompressible(input) ? 0 : level,
-    memLevel: MEM_LEVEL,
-    ...(dict > 0 ? { dictionary: buf.subarray(0, dict) } : {}),
-    finishFlush: final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-  });
-  return { out: new Uint8Array(out.buffer, out.byteOffset, out.byteLength), crc: crc32(input, 0), len: input.length };
-}
-
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
-const zlib = require("node:zlib");
-let crc32;
-if (typeof zlib.crc32 === "function") crc32 = (d) => zlib.crc32(d, 0) >>> 0;
-else {
-  const ex = new WebAssembly.Instance(new WebAssembly.Module(workerData.wasm), { env: { abort() { throw new Error("kernel abort"); } } }).exports;
-  ex.init(1);
-  const base = ex.inPtr(), cap = ex.inCapacity();
-  crc32 = (d) => {
-    let c = 0;
-    for (let o = 0; o < d.length; o += cap) {
-      const part = d.subarray(o, Math.min(d.length, o + cap));
-      new Uint8Array(ex.memory.buffer).set(part, base);
-      c = ex.crc32(c, base, part.length) >>> 0;
-    }
-    return c;
-  };
-}
-const looksIncompressible = ${looksIncompressible.toString()};
-parentPort.on("message", (m) => {
-  try {
-    const buf = new Uint8Array(m.buf, 0, m.end);
-    const input = buf.subarray(m.dict);
-    const o = zlib.deflateRawSync(input, {
-      level: looksIncompressible(input) ? 0 : m.level,
-      memLevel: ${MEM_LEVEL},
-      ...(m.dict > 0 ? { dictionary: buf.subarray(0, m.dict) } : {}),
-      finishFlush: m.final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-    });
-    const out = o.byteOffset === 0 && o.byteLength === o.buffer.byteLength ? o : new Uint8Array(o);
-    parentPort.postMessage({ seq: m.seq, out, crc: crc32(input), len: input.length, buf: m.buf }, [out.buffer, m.buf]);
-  } catch (e) {
-    parentPort.postMessage({ seq: m.seq, error: String(e && e.message || e) });
-  }
-});
-`;
 
 interface Result {
   out: Uint8Array;
   crc: number;
   len: number;
-}
-
-interface WorkerReply {
-  seq: number;
-  out?: Uint8Array;
-  crc?: number;
-  len?: number;
-  buf?: ArrayBuffer;
-  error?: string;
 }
 
 interface Task {
@@ -259,11 +161,10 @@ class Pool {
   failure: Error | null = null;
 
   constructor(n: number, private readonly level: number, private readonly what: string) {
-    const data = typeof nativeCrc === "function" ? {} : { wasm: decodeBase64(wasmBase64) };
     for (let i = 0; i < n; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
+      const w = spawnWorker("deflate", null);
       w.unref();
-      w.on("message", (m: WorkerReply) => this.onReply(w, m));
+      w.on("message", (m: DeflateReply) => this.onReply(w, m));
       w.on("error", (e: Error) => this.fail(`worker failed: ${e.message}`));
       w.on("exit", (code: number) => {
         if (!this.closed) this.fail(`worker exited (${code})`);
@@ -286,7 +187,7 @@ class Pool {
     w?.();
   }
 
-  private onReply(w: Worker, m: WorkerReply): void {
+  private onReply(w: Worker, m: DeflateReply): void {
     if (m.error !== undefined) return this.fail(m.error);
     this.results.set(m.seq, { out: m.out!, crc: m.crc!, len: m.len! });
     if (m.buf && this.spare.length < 4) this.spare.push(m.buf);
@@ -302,7 +203,8 @@ class Pool {
   private post(w: Worker, t: Task): void {
     // a busy worker keeps the process alive (its result is awaited); an idle one does not
     w.ref();
-    w.postMessage({ ...t, level: this.level }, [t.buf]);
+    const m: DeflateRequest = { ...t, level: this.level };
+    w.postMessage(m, [t.buf]);
   }
 
   submit(t: Task): void {

@@ -17,7 +17,7 @@ import { OcigenError } from "../errors.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/zstd.ts";
 import { hex32, instantiateKernel, MemoryView } from "../wasm/instance.ts";
-import { fillInput, kernelOutput, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
+import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelStage, pumpKernel, type StreamKernel, type StreamKernelExports } from "../wasm/stream-kernel.ts";
 import { describeWindowTooLarge, ZSTD_WINDOW_DEFAULT } from "./zstd-frame.ts";
 
 interface ZstdExports extends StreamKernelExports {
@@ -28,11 +28,10 @@ interface ZstdExports extends StreamKernelExports {
   xxh64(ptr: number, len: number): bigint;
 }
 
-const ST_NEEDINPUT = 0;
-const ST_OUTPUT = 1;
-const ST_DONE = 2;
 const E_WINDOW = -5;
 const E_TRUNC = -9;
+/** Host error code: the kernel's input buffer is full and it still needs more (an internal fault). */
+const E_STUCK = -19;
 
 /**
  * The message for a kernel error code (with its two detail numbers).
@@ -120,30 +119,9 @@ function release(k: Kernel): void {
  * out.bytes();
  * ```
  */
-export class WasmZstdDecoder implements ByteSink {
-  private k: Kernel | null;
-  private inLen = 0;
-  private consumedBefore = 0;
-  private seen = 0;
-  private readonly name: string;
-  private readonly windowMax: number;
-
-  constructor(private readonly sink: ByteSink, opts: WasmZstdOptions = {}) {
-    this.name = opts.name ?? "zstd stream";
-    this.windowMax = opts.windowMax ?? ZSTD_WINDOW_DEFAULT;
-    this.k = acquire(this.windowMax);
-  }
-
-  write(chunk: Uint8Array): void {
-    const k = this.kernel();
-    this.seen += chunk.length;
-    let off = 0;
-    while (off < chunk.length) {
-      const n = fillInput(k, this.inLen, chunk, off);
-      this.inLen += n;
-      off += n;
-      this.pump(false);
-    }
+export class WasmZstdDecoder extends KernelStage<Kernel> {
+  constructor(sink: ByteSink, opts: WasmZstdOptions = {}) {
+    super(sink, opts.name ?? "zstd stream", acquire(opts.windowMax ?? ZSTD_WINDOW_DEFAULT));
   }
 
   end(): void {
@@ -159,41 +137,19 @@ export class WasmZstdDecoder implements ByteSink {
     this.sink.end();
   }
 
-  private kernel(): Kernel {
-    if (!this.k) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: write after end or after an error`);
-    return this.k;
-  }
-
-  private pump(final: boolean): void {
+  protected pump(final: boolean): void {
     const k = this.k!;
-    const ex = k.ex;
-    for (;;) {
-      const st = ex.run(this.inLen, final ? 1 : 0);
-      const out = kernelOutput(k);
-      if (out) {
-        try {
-          this.sink.write(out);
-        } catch (e) {
-          this.k = null;
-          throw e;
-        }
-      }
-      if (st === ST_OUTPUT) continue;
-      if (st === ST_NEEDINPUT) {
-        const used = ex.inputConsumed();
-        this.inLen = ex.shiftInput(this.inLen);
-        this.consumedBefore += used;
-        if (this.inLen >= ex.inCapacity()) this.fail(-19);
-        return;
-      }
-      if (st === ST_DONE) return;
+    const st = pumpKernel(k, this.input, final, this.emit);
+    if (st === KERNEL_NEED_INPUT) {
+      if (this.input.full(k)) this.fail(E_STUCK);
+    } else if (st !== KERNEL_DONE) {
       this.fail(st);
     }
   }
 
   private fail(code: number): never {
     const k = this.k!;
-    const at = this.consumedBefore + k.ex.inputConsumed();
+    const at = this.input.offset(k);
     const msg = describeZstdError(code, k.ex.errorDetailA(), k.ex.errorDetailB());
     this.k = null; // the instance's state is unusable; drop it
     const where = code === E_WINDOW ? "" : code === E_TRUNC ? ` after compressed byte ${this.seen}` : ` near compressed byte ${at}`;

@@ -10,6 +10,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { InflateMode } from "../compress/inflate-worker.ts";
 import { wrapIo } from "../errors.ts";
 import { RootResolver } from "../rootfs/resolve.ts";
 import type { IdMapping } from "./idmap.ts";
@@ -40,6 +41,8 @@ export interface ApplyOptions {
    * most 2 GiB); a layer past it fails with "zstd window too large".
    */
   zstdWindowMax?: number;
+  /** Which gzip decoder to use (default `auto`: a worker thread for large layers). */
+  inflate?: InflateMode;
   /**
    * Read layer tars with the WebAssembly tar kernel (`tar/kernel.ts`) instead
    * of the TypeScript parser: same entries, same errors. Off by default until

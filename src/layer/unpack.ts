@@ -11,13 +11,13 @@
  * Pipeline per layer (synchronous push stages):
  * blob bytes -> digest+size verification (layout.pipeBlob) -> decoder
  * (gzip/zstd/none) -> [diff_id hasher | tar parser -> layer applier].
- * gzip layers of at least {@linkcode LAYER_WORKER_MIN_BYTES} (on a machine
+ * gzip layers of at least `FILE_WORKER_MIN_BYTES` (compress/; on a machine
  * with a second core) run the first stages in a worker thread instead
  * (`FileGunzip`: the worker reads the blob, hashes it, checks its size,
  * inflates, hashes the output for the diff_id), so this thread only parses
  * tar and writes files; the next layer's job starts while the current one is
  * applied (one layer of lookahead, at most a 16 MiB ring ahead;
- * `lookahead: false` turns that off, `OCIGEN_INFLATE=wasm` keeps
+ * `lookahead: false` turns that off, `inflate: "wasm"` keeps
  * everything in this thread). Digests are compared after the layer was
  * applied, before anything is published, exactly as on the in-thread path.
  *
@@ -75,7 +75,7 @@ import type { Descriptor } from "../oci/types.ts";
 import { REF_NAME } from "../oci/types.ts";
 import { createDecoderFor } from "../compress/index.ts";
 import { layerCompression } from "../oci/media-type.ts";
-import { BlobReadError, type FileGunzip, startFileGunzip } from "../compress/inflate-worker.ts";
+import { BlobReadError, type FileGunzip, fileWorkerWanted, startFileGunzip } from "../compress/inflate-worker.ts";
 import { validateDescriptor } from "../oci/digest.ts";
 import { TarParser } from "../tar/parser.ts";
 import { TarKernelParser } from "../tar/kernel.ts";
@@ -183,26 +183,15 @@ function checkedDigester(digest: string, what: string) {
 }
 
 /**
- * Compressed size from which a gzip layer is read, verified and inflated in a
- * worker thread ({@linkcode startFileGunzip}) while this thread parses the tar
- * and writes files. Below it the worker's hand-over costs more than it saves.
- *
- * @example
- * ```ts
- * const offload = desc.size >= LAYER_WORKER_MIN_BYTES;
- * ```
- */
-export const LAYER_WORKER_MIN_BYTES = 1 << 20;
-
-/**
  * Starts reading + verifying + inflating a gzip layer in a worker thread
  * (blob sha256, size, diff_id sha256 all computed there), or returns null when
  * the layer must go through the in-thread pipeline (not gzip, embedded data,
  * not sha256, small, no spare core or no workers, an invalid descriptor —
  * whose error the in-thread path reports).
  */
-function startLayerJob(layout: Layout, desc: Descriptor, diffId: string): FileGunzip | null {
+function startLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState): FileGunzip | null {
   if (!desc || typeof desc !== "object" || layerCompression(desc.mediaType) !== "gzip" || desc.data !== undefined) return null;
+  if (!fileWorkerWanted(desc.size, state.opts.inflate)) return null;
   if (typeof desc.digest !== "string" || !desc.digest.startsWith("sha256:")) return null;
   if (typeof diffId !== "string" || !diffId.startsWith("sha256:")) return null;
   try {
@@ -219,7 +208,7 @@ function startLayerJob(layout: Layout, desc: Descriptor, diffId: string): FileGu
   return startFileGunzip(file, {
     name: `layer ${shortDigest(desc.digest)}`,
     size: desc.size,
-    minSize: LAYER_WORKER_MIN_BYTES,
+    mode: state.opts.inflate,
   });
 }
 
@@ -270,7 +259,7 @@ async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, s
 /**
  * Applies one layer blob to the state's root, verifying digest, size and diff_id.
  * Large gzip layers are read, verified and inflated in a worker thread (see
- * {@linkcode LAYER_WORKER_MIN_BYTES}); `job` is such a job already started
+ * `FILE_WORKER_MIN_BYTES` in compress/); `job` is such a job already started
  * for this layer (by {@linkcode applyLayers}, one layer ahead), `null` to use
  * this thread, `undefined` to decide here.
  *
@@ -280,7 +269,7 @@ async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, s
  * ```
  */
 export async function applyLayer(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState, job?: FileGunzip | null): Promise<void> {
-  if (job === undefined) job = startLayerJob(layout, desc, diffId);
+  if (job === undefined) job = startLayerJob(layout, desc, diffId, state);
   if (job) return await applyLayerJob(layout, desc, diffId, state, job);
   const what = `layer ${shortDigest(String(desc?.digest))}`;
   const compression = layerCompression(desc.mediaType);
@@ -296,7 +285,7 @@ export async function applyLayer(layout: Layout, desc: Descriptor, diffId: strin
       parser.end();
     },
   };
-  const decoder = createDecoderFor(compression, tee, what, undefined, { zstdWindowMax: state.opts.zstdWindowMax });
+  const decoder = createDecoderFor(compression, tee, what, undefined, { zstdWindowMax: state.opts.zstdWindowMax, inflate: state.opts.inflate });
   const onProgress = state.opts.onProgress;
   const input: ByteSink = onProgress
     ? {
@@ -355,13 +344,13 @@ export async function applyLayers(
   const state = new ApplyState(root, opts);
   // Pipelined: the next layer's worker job starts while this one is applied
   // (it inflates up to its bounded ring ahead, then waits).
-  let next: FileGunzip | null = startLayerJob(layout, layers[0], diffIds[0]);
+  let next: FileGunzip | null = startLayerJob(layout, layers[0], diffIds[0], state);
   const lookahead = opts.lookahead ?? true;
   try {
     for (let i = 0; i < layers.length; i++) {
-      const cur = i === 0 || lookahead ? next : startLayerJob(layout, layers[i], diffIds[i]);
+      const cur = i === 0 || lookahead ? next : startLayerJob(layout, layers[i], diffIds[i], state);
       next = null;
-      if (i + 1 < layers.length && lookahead) next = startLayerJob(layout, layers[i + 1], diffIds[i + 1]);
+      if (i + 1 < layers.length && lookahead) next = startLayerJob(layout, layers[i + 1], diffIds[i + 1], state);
       opts.onLayer?.(i + 1, layers.length, layers[i]);
       log.debug(`applying layer ${i + 1}/${layers.length} ${shortDigest(layers[i].digest)}${cur ? " (worker)" : ""}`);
       try {

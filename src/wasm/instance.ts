@@ -27,6 +27,56 @@ export function decodeBase64(b64: string): Uint8Array {
 }
 
 /**
+ * Host functions a kernel imports (beside `abort`), by name.
+ *
+ * @example
+ * ```ts
+ * const env: KernelImports = { log: (n) => (console.log(n), 0) };
+ * ```
+ */
+export type KernelImports = Record<string, (...args: number[]) => number>;
+
+/**
+ * The compiled module of the kernel `name` whose bytes are the base64 `b64`:
+ * compiled on first use, then cached for the process (a worker thread can be
+ * handed the compiled module instead of compiling it again).
+ *
+ * @example
+ * ```ts
+ * import { wasmBase64 } from "./generated/inflate.ts";
+ * const mod = kernelModule("inflate", wasmBase64);
+ * ```
+ */
+export function kernelModule(name: string, b64: string): WebAssembly.Module {
+  let mod = modules.get(name);
+  if (!mod) {
+    mod = new WebAssembly.Module(decodeBase64(b64) as BufferSource);
+    modules.set(name, mod);
+  }
+  return mod;
+}
+
+/**
+ * A fresh instance of a compiled kernel module (own memory, own state); a
+ * kernel `abort` becomes an Error naming the kernel.
+ *
+ * @example
+ * ```ts
+ * const inst = instantiateModule(kernelModule("inflate", wasmBase64), "inflate");
+ * ```
+ */
+export function instantiateModule(mod: WebAssembly.Module, name: string, env: KernelImports = {}): WebAssembly.Instance {
+  return new WebAssembly.Instance(mod, {
+    env: {
+      ...env,
+      abort(_msg: number, _file: number, line: number, col: number) {
+        throw new Error(`wasm kernel ${name} aborted at ${line}:${col}`);
+      },
+    },
+  });
+}
+
+/**
  * Returns a fresh instance of the kernel `name` whose module bytes are the
  * base64 `b64` (compiled once and cached). `env` adds host functions the
  * kernel imports (beside `abort`).
@@ -37,20 +87,8 @@ export function decodeBase64(b64: string): Uint8Array {
  * const inst = instantiateKernel("inflate", wasmBase64);
  * ```
  */
-export function instantiateKernel(name: string, b64: string, env: Record<string, (...args: number[]) => number> = {}): WebAssembly.Instance {
-  let mod = modules.get(name);
-  if (!mod) {
-    mod = new WebAssembly.Module(decodeBase64(b64) as BufferSource);
-    modules.set(name, mod);
-  }
-  return new WebAssembly.Instance(mod, {
-    env: {
-      ...env,
-      abort(_msg: number, _file: number, line: number, col: number) {
-        throw new Error(`wasm kernel ${name} aborted at ${line}:${col}`);
-      },
-    },
-  });
+export function instantiateKernel(name: string, b64: string, env: KernelImports = {}): WebAssembly.Instance {
+  return instantiateModule(kernelModule(name, b64), name, env);
 }
 
 /**

@@ -87,7 +87,7 @@ export async function extractAllCommand(o: ExtractAllFlags): Promise<void> {
   if (mode !== undefined && mode !== "process" && mode !== "inline") throw new OcigenError("EUSAGE", `--bulk-mode must be process or inline`);
   const r = await extractAll({
     config, jobs, reuse: o.reuse !== false, mode, configPath: o.config,
-    unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax, lookahead: s.lookahead },
+    unpack: { zstdWindowMax: o.zstdWindowMax ?? config.zstdWindowMax, lookahead: s.lookahead, inflate: s.inflate },
     lockTimeoutMs: s.lockTimeoutMs, copyMode: s.copy, self: s.self,
   });
   for (const e of r.errors) log.error(e);

@@ -48,6 +48,7 @@ function unpackOptions(o: Opts, p: Progress, runningAsRoot: () => boolean): Unpa
     keepDirlinks: Boolean(o.keepDirlinks),
     zstdWindowMax: zstdWindowMaxOption(o.zstdWindowMax),
     lookahead: settings().lookahead,
+    inflate: settings().inflate,
     tarKernel: Boolean(o.tarKernel),
     onLayer: (i: number, n: number, d: Descriptor) => {
       p.update({ layer: d.digest, layerIndex: i - 1, layers: n });

@@ -1,0 +1,144 @@
+/**
+ * Typed views of an inflate worker's shared buffer ({@linkcode Layout} in
+ * `protocol.ts`), used by both sides: the control words, the two byte rings
+ * and the digest / file-name / counter fields, and the two wake-up signals.
+ *
+ * Ring counters are Int32 words that wrap: the fill level is
+ * `(write - read) | 0`, the position `(counter >>> 0) % capacity`. A ring hands
+ * out contiguous pieces only (up to its end), so a caller loops.
+ *
+ * @module
+ */
+import { Ctl, Layout } from "./protocol.ts";
+
+/**
+ * One byte ring of the shared buffer (the input or the output ring).
+ *
+ * @example
+ * ```ts
+ * const n = ring.put(chunk); // producer: copies what fits (0 when full)
+ * const v = ring.peek(65536); // consumer: a view of readable bytes, or null
+ * if (v) { use(v); ring.consume(v.length); }
+ * ```
+ */
+export class Ring {
+  constructor(
+    private readonly ctl: Int32Array,
+    /** The ring's bytes. */
+    readonly bytes: Uint8Array,
+    private readonly writeWord: number,
+    private readonly readWord: number,
+  ) {}
+
+  /** Bytes written and not yet consumed. */
+  readable(): number {
+    return (Atomics.load(this.ctl, this.writeWord) - Atomics.load(this.ctl, this.readWord)) | 0;
+  }
+
+  /** Copies as much of `src` as fits in one contiguous piece; returns the bytes copied (0: full). */
+  put(src: Uint8Array): number {
+    const cap = this.bytes.length;
+    const w = Atomics.load(this.ctl, this.writeWord);
+    const space = cap - ((w - Atomics.load(this.ctl, this.readWord)) | 0);
+    if (space <= 0) return 0;
+    const at = (w >>> 0) % cap;
+    const k = Math.min(src.length, space, cap - at);
+    this.bytes.set(src.subarray(0, k), at);
+    Atomics.store(this.ctl, this.writeWord, (w + k) | 0);
+    return k;
+  }
+
+  /** A view of at most `max` readable bytes in one contiguous piece, or null when empty. */
+  peek(max: number): Uint8Array | null {
+    const cap = this.bytes.length;
+    const r = Atomics.load(this.ctl, this.readWord);
+    const avail = (Atomics.load(this.ctl, this.writeWord) - r) | 0;
+    if (avail <= 0) return null;
+    const at = (r >>> 0) % cap;
+    return this.bytes.subarray(at, at + Math.min(avail, cap - at, max));
+  }
+
+  /** Marks `n` bytes (from a {@linkcode Ring.peek} view) as consumed: the producer may reuse them. */
+  consume(n: number): void {
+    Atomics.store(this.ctl, this.readWord, (Atomics.load(this.ctl, this.readWord) + n) | 0);
+  }
+}
+
+/**
+ * The views of one shared buffer.
+ *
+ * @example
+ * ```ts
+ * const ch = new Channel(new SharedArrayBuffer(Layout.TOTAL));
+ * ch.set(Ctl.ABORT, 1);
+ * ch.wakeWorker();
+ * ```
+ */
+export class Channel {
+  /** The control words. */
+  readonly ctl: Int32Array;
+  /** Caller -> worker compressed bytes. */
+  readonly input: Ring;
+  /** Worker -> caller output. */
+  readonly output: Ring;
+  /** [expected input size or -1, input bytes read]. */
+  readonly sizes: Float64Array;
+
+  constructor(readonly sab: SharedArrayBuffer) {
+    this.ctl = new Int32Array(sab, 0, Layout.CTL_WORDS);
+    this.input = new Ring(this.ctl, new Uint8Array(sab, Layout.CTL_BYTES, Layout.IN_CAP), Ctl.IN_W, Ctl.IN_R);
+    this.output = new Ring(this.ctl, new Uint8Array(sab, Layout.CTL_BYTES + Layout.IN_CAP, Layout.OUT_CAP), Ctl.OUT_W, Ctl.OUT_R);
+    this.sizes = new Float64Array(sab, Layout.F64_AT, 2);
+  }
+
+  /** Reads a control word. */
+  get(word: number): number {
+    return Atomics.load(this.ctl, word);
+  }
+
+  /** Writes a control word. */
+  set(word: number, value: number): void {
+    Atomics.store(this.ctl, word, value);
+  }
+
+  /** Tells the caller something changed (it waits on `MAIN_SEQ`). */
+  wakeMain(): void {
+    Atomics.add(this.ctl, Ctl.MAIN_SEQ, 1);
+    Atomics.notify(this.ctl, Ctl.MAIN_SEQ);
+  }
+
+  /** Tells the worker something changed (it waits on `WORK_SEQ`). */
+  wakeWorker(): void {
+    Atomics.add(this.ctl, Ctl.WORK_SEQ, 1);
+    Atomics.notify(this.ctl, Ctl.WORK_SEQ);
+  }
+
+  /** Sleeps until `word` differs from `seen` (or `ms` pass); returns at once if it already does. */
+  wait(word: number, seen: number, ms = 1000): void {
+    Atomics.wait(this.ctl, word, seen, ms);
+  }
+
+  /** Writes 64 hex digits at `at` (`Layout.DIGEST_AT` or `Layout.IN_DIGEST_AT`). */
+  writeHex(at: number, hex: string): void {
+    new Uint8Array(this.sab, at, 64).set(new TextEncoder().encode(hex));
+  }
+
+  /** `sha256:` and the 64 hex digits at `at`. */
+  readDigest(at: number): string {
+    return "sha256:" + new TextDecoder().decode(new Uint8Array(this.sab, at, 64).slice());
+  }
+
+  /** Stores a file name for a file job; false when it is too long. */
+  writePath(file: string): boolean {
+    const bytes = new TextEncoder().encode(file);
+    if (bytes.length > Layout.PATH_CAP) return false;
+    new Uint8Array(this.sab, Layout.PATH_AT, Layout.PATH_CAP).set(bytes);
+    this.set(Ctl.PATH_LEN, bytes.length);
+    return true;
+  }
+
+  /** The file name of the current file job. */
+  readPath(): string {
+    return new TextDecoder().decode(new Uint8Array(this.sab, Layout.PATH_AT, this.get(Ctl.PATH_LEN)).slice());
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * The inflate worker program (runs in a worker thread started by
+ * `pool.ts`; the protocol is in `protocol.ts`).
+ *
+ * It instantiates the inflate kernel from the compiled module it is handed,
+ * then serves jobs forever, one at a time:
+ *  - ring jobs (`Source.RING`): compressed bytes arrive through the input
+ *    ring; `INPUT_ENDED` says no more will come;
+ *  - file jobs (`Source.FILE`): the worker opens the named file itself (never
+ *    following a symlink, refusing anything but a regular file, in case it
+ *    was swapped after the caller checked it), reads it straight into the
+ *    kernel's input buffer, checks its length against the expected size and
+ *    hashes it.
+ * Either way the output goes into the output ring (hashed too when asked),
+ * waiting while the ring is full, and the job ends with `STATUS` = `DONE` or
+ * `FAILED`. A caller that gives a job up sets `ABORT`; the worker notices
+ * whenever it would wait, and the caller terminates it anyway.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { createHash, type Hash } from "node:crypto";
+import { workerData } from "node:worker_threads";
+import type { InflateExports } from "../inflate-wasm.ts";
+import { instantiateModule, MemoryView } from "../../wasm/instance.ts";
+import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelInput, pumpKernel, type StreamKernel } from "../../wasm/stream-kernel.ts";
+import { Channel } from "./channel.ts";
+import { Ctl, ERRNO_NAMES, HashFlag, Layout, OutputKind, Source, Status, type WorkerData, WorkerError } from "./protocol.ts";
+
+/** Thrown out of a job the caller gave up. */
+class Abort {}
+
+const data = workerData as WorkerData;
+const ch = new Channel(data.sab);
+/** The kernel instance, made when the first job starts (so a failure to make it fails that job, not silently the worker). */
+let kernel!: StreamKernel<InflateExports>;
+let ex!: InflateExports;
+const input = new KernelInput();
+/** sha256 of the current job's output, when asked for. */
+let outHash: Hash | null = null;
+
+/** Sleeps until the caller changes something (`seen`: `WORK_SEQ` before looking); throws Abort if it gave the job up. */
+function waitCaller(seen: number): void {
+  if (ch.get(Ctl.ABORT)) throw new Abort();
+  ch.wait(Ctl.WORK_SEQ, seen);
+  if (ch.get(Ctl.ABORT)) throw new Abort();
+}
+
+/** Hands kernel output over through the output ring, waiting for room. */
+function emit(out: Uint8Array): void {
+  outHash?.update(out);
+  let off = 0;
+  while (off < out.length) {
+    const seen = ch.get(Ctl.WORK_SEQ);
+    const n = ch.output.put(out.subarray(off));
+    if (n === 0) {
+      waitCaller(seen);
+      continue;
+    }
+    off += n;
+    ch.wakeMain();
+  }
+}
+
+function fail(code: number, at: number): void {
+  ch.set(Ctl.ERR_CODE, code);
+  ch.set(Ctl.ERR_AT, at);
+  ch.set(Ctl.ERR_A, ex ? ex.errorDetailA() | 0 : 0);
+  ch.set(Ctl.ERR_B, ex ? ex.errorDetailB() | 0 : 0);
+  ch.set(Ctl.STATUS, Status.FAILED);
+  ch.wakeMain();
+}
+
+function failIo(code: number, e: unknown): void {
+  ch.set(Ctl.ERR_ERRNO, ERRNO_NAMES.indexOf(String((e as { code?: unknown })?.code)));
+  fail(code, 0);
+}
+
+function finish(): void {
+  if (outHash) ch.writeHex(Layout.DIGEST_AT, outHash.digest("hex"));
+  outHash = null;
+  ch.set(Ctl.STATUS, Status.DONE);
+  ch.wakeMain();
+}
+
+/**
+ * Runs the kernel over its buffered input (`final`: no more will come).
+ * Returns true when the job is over (finished, after `onDone`, or failed),
+ * false when the kernel needs more input.
+ */
+function drain(final: boolean, onDone?: () => void): boolean {
+  const st = pumpKernel(kernel, input, final, emit);
+  if (st === KERNEL_NEED_INPUT) {
+    if (final) fail(WorkerError.TRUNCATED, input.offset(kernel));
+    else if (input.full(kernel)) fail(WorkerError.INTERNAL, input.offset(kernel));
+    else return false;
+  } else if (st === KERNEL_DONE) {
+    onDone?.();
+    finish();
+  } else {
+    fail(st, input.offset(kernel));
+  }
+  return true;
+}
+
+/** A job whose compressed bytes come through the input ring. */
+function ringJob(): void {
+  const cap = ex.inCapacity();
+  for (;;) {
+    const seen = ch.get(Ctl.WORK_SEQ);
+    const ended = ch.get(Ctl.INPUT_ENDED) === 1; // before looking at the ring: all input is in it then
+    let took = 0;
+    for (let v = ch.input.peek(cap - input.inLen); v; v = input.inLen < cap ? ch.input.peek(cap - input.inLen) : null) {
+      took += input.fill(kernel, v, 0);
+      ch.input.consume(v.length);
+    }
+    if (took) ch.wakeMain();
+    const final = ended && ch.input.readable() === 0;
+    if (!took && !final) {
+      waitCaller(seen);
+      continue;
+    }
+    if (drain(final)) return;
+  }
+}
+
+/** A job that reads, hashes and size-checks the file named in shared memory. */
+function fileJob(): void {
+  const inHash = ch.get(Ctl.HASH) & HashFlag.INPUT ? createHash("sha256") : null;
+  const want = ch.sizes[0];
+  let fd: number;
+  try {
+    fd = fs.openSync(ch.readPath(), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | (fs.constants.O_NONBLOCK ?? 0));
+  } catch (e) {
+    failIo(WorkerError.OPEN, e);
+    return;
+  }
+  try {
+    let regular: boolean;
+    try {
+      regular = fs.fstatSync(fd).isFile();
+    } catch (e) {
+      failIo(WorkerError.OPEN, e);
+      return;
+    }
+    if (!regular) {
+      failIo(WorkerError.OPEN, { code: "EINVAL" });
+      return;
+    }
+    const cap = ex.inCapacity();
+    const base = ex.inPtr();
+    let total = 0;
+    let eof = false;
+    ch.sizes[1] = 0;
+    for (;;) {
+      if (ch.get(Ctl.ABORT)) throw new Abort();
+      while (!eof && input.inLen < cap) {
+        const mem = kernel.mem.u8;
+        const at = base + input.inLen;
+        let n: number;
+        try {
+          n = fs.readSync(fd, mem, at, cap - input.inLen, null);
+        } catch (e) {
+          failIo(WorkerError.READ, e);
+          return;
+        }
+        if (n === 0) {
+          eof = true;
+          break;
+        }
+        inHash?.update(mem.subarray(at, at + n));
+        input.inLen += n;
+        total += n;
+        ch.sizes[1] = total;
+        if (want >= 0 && total > want) {
+          fail(WorkerError.TOO_LONG, total);
+          return;
+        }
+      }
+      if (eof && want >= 0 && total !== want) {
+        fail(WorkerError.TOO_SHORT, total);
+        return;
+      }
+      const over = drain(eof, () => {
+        if (inHash) ch.writeHex(Layout.IN_DIGEST_AT, inHash.digest("hex"));
+      });
+      if (over) return;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function job(): void {
+  if (!kernel) {
+    ex = instantiateModule(data.module, "inflate").exports as unknown as InflateExports;
+    ex.init(0);
+    kernel = { ex, mem: new MemoryView(ex.memory) };
+  }
+  ex.reset();
+  input.clear();
+  outHash = ch.get(Ctl.HASH) & HashFlag.OUTPUT ? createHash("sha256") : null;
+  if (ch.get(Ctl.OUTPUT) !== OutputKind.BYTES) fail(WorkerError.UNSUPPORTED, 0);
+  else if (ch.get(Ctl.SOURCE) === Source.FILE) fileJob();
+  else ringJob();
+}
+
+let seenJob = 0;
+for (;;) {
+  while (ch.get(Ctl.JOB) === seenJob) ch.wait(Ctl.JOB, seenJob, Infinity);
+  seenJob = ch.get(Ctl.JOB);
+  try {
+    job();
+  } catch (e) {
+    if (!(e instanceof Abort)) {
+      ch.set(Ctl.ERR_CODE, WorkerError.INTERNAL);
+      ch.set(Ctl.STATUS, Status.FAILED);
+      ch.wakeMain();
+    }
+  }
+}

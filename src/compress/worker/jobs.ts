@@ -1,0 +1,264 @@
+/**
+ * The caller's side of inflate worker jobs, as synchronous stages:
+ *  - {@linkcode WorkerGunzip}: a {@linkcode ByteSink} like `WasmGunzip`; the
+ *    caller copies compressed bytes into the input ring and drains the output
+ *    ring into its sink (copies: any consumer may keep them);
+ *  - {@linkcode FileGunzip}: the worker reads, size-checks and hashes a whole
+ *    file itself; the caller only drains the output ring, handing the sink
+ *    views of the shared ring (valid during the call, as the ByteSink contract
+ *    says; Node's and Deno's fs and TextDecoder accept views of shared
+ *    memory), which are freed for the worker after the call.
+ * Both end by waiting for `STATUS` = `DONE` with an empty output ring; a
+ * `FAILED` job, a sink that throws or an abandoned job terminates the worker.
+ *
+ * @module
+ */
+import { OcigenError } from "../../errors.ts";
+import type { ByteSink } from "../../stream/sink.ts";
+import { describeInflateError } from "../inflate-wasm.ts";
+import { acquireSlot, killSlot, releaseSlot, type Slot, startJob } from "./pool.ts";
+import { Ctl, ERRNO_NAMES, HashFlag, Layout, Source, Status, WorkerError } from "./protocol.ts";
+
+/** FileGunzip hands the ring over in views of at most this size. */
+const DRAIN_CHUNK = 512 * 1024;
+
+/** What both job kinds share: the slot, draining, waiting for the end, failing. */
+abstract class WorkerJob {
+  protected slot: Slot | null = null;
+
+  /** `scratch`: copy output out of shared memory before the sink sees it (null: hand views). */
+  protected constructor(protected readonly name: string, private readonly scratch: Uint8Array | null) {}
+
+  /** Gives the job up (if still running) and terminates its worker. */
+  destroy(): void {
+    const s = this.slot;
+    if (!s) return;
+    this.slot = null;
+    killSlot(s);
+  }
+
+  /** Hands every available output byte to `sink`. */
+  protected drain(s: Slot, sink: ByteSink): void {
+    const out = s.ch.output;
+    for (let v = out.peek(this.scratch?.length ?? DRAIN_CHUNK); v; v = out.peek(this.scratch?.length ?? DRAIN_CHUNK)) {
+      const n = v.length;
+      try {
+        if (this.scratch) {
+          this.scratch.set(v);
+          out.consume(n);
+          s.ch.wakeWorker();
+          sink.write(this.scratch.subarray(0, n));
+        } else {
+          sink.write(v); // the worker cannot reuse these bytes before they are consumed, after the call
+          out.consume(n);
+          s.ch.wakeWorker();
+        }
+      } catch (e) {
+        this.destroy();
+        throw e;
+      }
+    }
+  }
+
+  /** Drains into `sink` until the worker finished and the ring is empty; `onTick` runs after every drain. */
+  protected runToEnd(s: Slot, sink: ByteSink, onTick?: () => void): void {
+    for (;;) {
+      const seen = s.ch.get(Ctl.MAIN_SEQ);
+      this.drain(s, sink);
+      onTick?.();
+      const st = s.ch.get(Ctl.STATUS);
+      if (st === Status.FAILED) this.fail(s);
+      if (st === Status.DONE && s.ch.output.readable() === 0) return;
+      s.ch.wait(Ctl.MAIN_SEQ, seen);
+    }
+  }
+
+  /** Hands a cleanly finished worker back to the pool. */
+  protected release(s: Slot): void {
+    this.slot = null;
+    releaseSlot(s);
+  }
+
+  /** The error for a failure code that is not about the compressed content (null: it is). */
+  protected sourceError(_code: number, _s: Slot): OcigenError | null {
+    return null;
+  }
+
+  /** Throws the job's failure (the worker is terminated). */
+  protected fail(s: Slot): never {
+    const code = s.ch.get(Ctl.ERR_CODE);
+    const at = s.ch.get(Ctl.ERR_AT) >>> 0;
+    const msg = describeInflateError(code, s.ch.get(Ctl.ERR_A) >>> 0, s.ch.get(Ctl.ERR_B) >>> 0);
+    const e = this.sourceError(code, s);
+    this.destroy();
+    throw e ?? new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: ${msg} near compressed byte ${at}`);
+  }
+}
+
+/**
+ * Streaming gzip decoder whose inflate runs in a worker thread (same
+ * contract and errors as `WasmGunzip`; gzip framing only).
+ *
+ * @example
+ * ```ts
+ * import { CollectSink } from "../../stream/sink.ts";
+ * const out = new CollectSink();
+ * const gz = new WorkerGunzip(out, { name: "layer sha256:ab.." });
+ * gz.write(compressedBytes);
+ * gz.end();
+ * ```
+ */
+export class WorkerGunzip extends WorkerJob implements ByteSink {
+  private digest: string | undefined;
+  private readonly hashing: boolean;
+
+  constructor(private readonly sink: ByteSink, opts: { name?: string; hashOutput?: boolean } = {}) {
+    super(opts.name ?? "gzip stream", new Uint8Array(256 * 1024));
+    this.hashing = Boolean(opts.hashOutput);
+    const s = acquireSlot();
+    s.ch.set(Ctl.SOURCE, Source.RING);
+    s.ch.set(Ctl.HASH, this.hashing ? HashFlag.OUTPUT : 0);
+    startJob(s);
+    this.slot = s;
+  }
+
+  write(chunk: Uint8Array): void {
+    const s = this.live();
+    let off = 0;
+    while (off < chunk.length) {
+      this.drain(s, this.sink);
+      const seen = s.ch.get(Ctl.MAIN_SEQ);
+      const n = s.ch.input.put(chunk.subarray(off));
+      if (n > 0) {
+        s.ch.wakeWorker();
+        off += n;
+        continue;
+      }
+      if (s.ch.get(Ctl.STATUS) === Status.FAILED) this.fail(s);
+      s.ch.wait(Ctl.MAIN_SEQ, seen);
+    }
+    this.drain(s, this.sink);
+  }
+
+  end(): void {
+    const s = this.live();
+    s.ch.set(Ctl.INPUT_ENDED, 1);
+    s.ch.wakeWorker();
+    this.runToEnd(s, this.sink);
+    if (this.hashing) this.digest = s.ch.readDigest(Layout.DIGEST_AT);
+    this.release(s);
+    this.sink.end();
+  }
+
+  /** `sha256:<hex>` of the decompressed bytes, after `end()` (with `hashOutput`). */
+  outputDigest(): string | undefined {
+    return this.digest;
+  }
+
+  private live(): Slot {
+    if (!this.slot) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: write after end or after an error`);
+    return this.slot;
+  }
+}
+
+/**
+ * A failure of a {@linkcode FileGunzip} job that is about the compressed file
+ * itself (cannot open or read it, or it is longer or shorter than expected),
+ * not its content. Callers holding a descriptor re-verify the blob to report it
+ * in their own terms.
+ *
+ * @example
+ * ```ts
+ * try { job.pump(sink); } catch (e) { if (e instanceof BlobReadError) await layout.verifyBlob(desc); }
+ * ```
+ */
+export class BlobReadError extends OcigenError {}
+
+/**
+ * gzip decompression of a whole file in a worker thread that reads the file
+ * itself: it hashes the compressed bytes (the blob digest), checks their
+ * count, inflates them on the WASM kernel, hashes the output (the diff_id) and
+ * hands it over through a bounded shared ring (16 MiB). The caller's thread
+ * only drains the ring into its sink ({@linkcode FileGunzip.pump}). A job
+ * starts working as soon as it is created, so creating the next layer's job
+ * before pumping the current one overlaps their decompression (at most a
+ * ring's worth of output is held). Call {@linkcode FileGunzip.destroy} for a
+ * job that will not be pumped to its end.
+ *
+ * @example
+ * ```ts
+ * const job = new FileGunzip("/l/blobs/sha256/ab..", { name: "layer sha256:ab..", size: 1234 });
+ * job.pump(tarParser); // pushes all output, then tarParser.end()
+ * job.inputDigest(); // "sha256:…" of the file
+ * job.outputDigest(); // "sha256:…" of the decompressed bytes
+ * ```
+ */
+export class FileGunzip extends WorkerJob {
+  private inDigest: string | undefined;
+  private outDigest: string | undefined;
+
+  constructor(file: string, opts: { name?: string; size?: number } = {}) {
+    super(opts.name ?? file, null);
+    const s = acquireSlot();
+    if (!s.ch.writePath(file)) {
+      releaseSlot(s);
+      throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: file name too long`);
+    }
+    s.ch.sizes.set([opts.size ?? -1, 0]);
+    s.ch.set(Ctl.HASH, HashFlag.OUTPUT | HashFlag.INPUT);
+    s.ch.set(Ctl.SOURCE, Source.FILE);
+    startJob(s);
+    this.slot = s;
+  }
+
+  /**
+   * Pushes the whole decompressed stream into `sink`, then calls `sink.end()`;
+   * throws on any failure (the job is then gone). `onInput` hears how many
+   * more compressed bytes were read (progress).
+   */
+  pump(sink: ByteSink, onInput?: (bytes: number) => void): void {
+    const s = this.slot;
+    if (!s) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: the job was already used or destroyed`);
+    let reported = 0;
+    const report = () => {
+      const now = s.ch.sizes[1]; // read once: the worker moves it concurrently
+      if (onInput && now > reported) {
+        onInput(now - reported);
+        reported = now;
+      }
+    };
+    this.runToEnd(s, sink, report);
+    report(); // what was read after the last report
+    this.outDigest = s.ch.readDigest(Layout.DIGEST_AT);
+    this.inDigest = s.ch.readDigest(Layout.IN_DIGEST_AT);
+    this.release(s);
+    sink.end();
+  }
+
+  /** `sha256:<hex>` of the compressed file, after a successful `pump()`. */
+  inputDigest(): string | undefined {
+    return this.inDigest;
+  }
+
+  /** `sha256:<hex>` of the decompressed bytes, after a successful `pump()`. */
+  outputDigest(): string | undefined {
+    return this.outDigest;
+  }
+
+  protected override sourceError(code: number, s: Slot): OcigenError | null {
+    const errno = s.ch.get(Ctl.ERR_ERRNO);
+    const read = s.ch.sizes[1];
+    const ioName = errno >= 0 ? ERRNO_NAMES[errno] : "I/O error";
+    switch (code) {
+      case WorkerError.OPEN:
+        return new BlobReadError("EIO", `Cannot read ${this.name}: open failed (${ioName})`);
+      case WorkerError.READ:
+        return new BlobReadError("EIO", `Cannot read ${this.name}: read failed after ${read} bytes (${ioName})`);
+      case WorkerError.TOO_LONG:
+        return new BlobReadError("ESIZE", `Cannot read ${this.name}: longer than its expected size`);
+      case WorkerError.TOO_SHORT:
+        return new BlobReadError("ESIZE", `Cannot read ${this.name}: ${read} bytes, shorter than its expected size`);
+    }
+    return null;
+  }
+}
