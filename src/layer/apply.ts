@@ -10,16 +10,6 @@
  * when the layer ends (directory modes and mtimes, xattrs) is queued in
  * src/layer/deferred.ts.
  *
- * Two threads create files: once a layer has created {@linkcode WRITER_AFTER}
- * files, every other small regular file of a run of files in one directory
- * is handed, data in memory, to a {@linkcode FileWriter} thread (creating
- * inodes is kernel work that a second core can share; see bench/README.md,
- * "Where unpack's time goes"). The order stays as sequential as a reader
- * can observe: the writer is drained (waited for) before any entry that is
- * not a plain file in that same directory, before a name it holds is reused,
- * and before the layer ends; a name that already existed comes back from it
- * and is then replaced here, as any other.
- *
  * @module
  */
 import fs from "node:fs";
@@ -32,25 +22,12 @@ import { type ApplyState, processUmask } from "./state.ts";
 import { type IdMapping, toHost } from "./idmap.ts";
 import { asEntryError, entryAtime, entryError, LayerWrites, planEntry } from "./plan.ts";
 import { mknod } from "./special.ts";
-import { FileWriter } from "../fs/file-writer.ts";
 
 export { type ApplyOptions, ApplyState, runningAsRoot } from "./state.ts";
 
 /** File bytes reported to `onBytes` at a time (progress of a single small layer too). */
 const BYTES_STEP = 256 << 10;
 const CREATE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
-/** Files a layer creates before it starts a second file-creating thread (small layers never do). */
-const WRITER_AFTER = 256;
-/** Largest file handed to that thread (its data is held in memory until written). */
-const WRITER_MAX_FILE = 256 << 10;
-
-/** A file handed to the writer thread, kept until it reported. */
-interface HandedFile {
-  h: TarEntryHeader;
-  rel: string;
-  data: Uint8Array;
-  modeDone: boolean;
-}
 
 /**
  * Applies the entries of one layer (a {@linkcode TarHandler}); `end()`
@@ -78,16 +55,6 @@ export class LayerApplier implements TarHandler {
   /** The open file was created with its final mode (no fchmod needed). */
   private modeDone = false;
   private pendingBytes = 0;
-  /** The second file-creating thread (started after WRITER_AFTER files), its jobs, their directory. */
-  private writer: FileWriter | null = null;
-  private filesSeen = 0;
-  private handed: HandedFile[] = [];
-  private handedRels = new Set<string>();
-  private handedDir = "";
-  private flip = false;
-  /** Data of the current file when it goes to the writer. */
-  private buf: Uint8Array | null = null;
-  private bufPos = 0;
 
   constructor(private readonly state: ApplyState, private readonly what: string) {
     this.r = state.resolver;
@@ -107,72 +74,13 @@ export class LayerApplier implements TarHandler {
       this.begin(h);
     } catch (e) {
       this.closeFd();
-      this.stopWriter();
       throw this.wrap(e, h.name);
     }
-  }
-
-  /** Waits for the writer thread's files; applies here the ones whose name existed; throws its first error. */
-  private settle(): void {
-    if (!this.writer || this.handed.length === 0) return;
-    const failures = this.writer.drain();
-    const handed = this.handed;
-    this.handed = [];
-    this.handedRels.clear();
-    for (const f of failures) {
-      const j = handed[f.tag];
-      if (f.op === "create" && f.error.code === "EEXIST") {
-        try {
-          this.writeHere(j);
-        } catch (e) {
-          throw this.wrap(e, j.rel);
-        }
-        continue;
-      }
-      throw this.wrap(wrapIo(f.error, f.op, j.rel), j.rel);
-    }
-  }
-
-  /** A file the writer could not create (its name existed): replace and write it on this thread. */
-  private writeHere(j: HandedFile): void {
-    const abs = this.r.abs(j.rel);
-    this.modeDone = j.modeDone;
-    this.fd = this.createFile(abs, j.rel, j.rel, j.modeDone ? j.h.mode & 0o777 : 0o600);
-    this.cur = j.h;
-    this.curRel = j.rel;
-    this.pos = 0;
-    this.sparse = false;
-    let off = 0;
-    try {
-      while (off < j.data.length) {
-        const n = fs.writeSync(this.fd, j.data, off, j.data.length - off, null);
-        off += n;
-      }
-    } catch (e) {
-      this.closeFd();
-      throw wrapIo(e, "write", j.rel);
-    }
-    this.entryEnd();
-  }
-
-  /** Stops the writer thread after its pending files (their errors dropped: an error is already on its way). */
-  private stopWriter(): void {
-    const w = this.writer;
-    this.writer = null;
-    this.handed = [];
-    this.handedRels.clear();
-    try {
-      w?.close();
-    } catch { /* stopping only */ }
   }
 
   private begin(h: TarEntryHeader): void {
     this.state.opts.onProgress?.(0, 1);
     const plan = planEntry(h, this.what);
-    if (this.handed.length > 0 && plan.kind !== "skip") {
-      // only further plain files of the same directory may run beside the writer's
-      if (plan.kind !== "create" || h.type !== "file" || plan.dir.join("/") !== this.handedDir) this.settle();
-    }
     switch (plan.kind) {
       case "skip":
         return;
@@ -201,21 +109,9 @@ export class LayerApplier implements TarHandler {
       // Without setuid/setgid/sticky bits and when the umask keeps every bit of
       // the mode, the file is created with its final mode (no fchmod later);
       // otherwise 0600 now and the mode after the owner, as always.
-      if (this.handedRels.has(rel)) this.settle();
       const um = processUmask();
       const m = h.mode & 0o777;
       this.modeDone = (h.mode & 0o7000) === 0 && um !== null && (m & um) === 0;
-      if (++this.filesSeen === WRITER_AFTER) this.writer = FileWriter.start();
-      if (this.writer && !h.sparse && h.size <= WRITER_MAX_FILE && (this.flip = !this.flip)) {
-        this.buf = new Uint8Array(h.size);
-        this.bufPos = 0;
-        this.cur = h;
-        this.curRel = rel;
-        this.handedDir = plan.dir.join("/");
-        this.handedRels.add(rel);
-        this.writes.mark(rel);
-        return;
-      }
       this.fd = this.createFile(abs, rel, entryName, this.modeDone ? m : 0o600);
       this.cur = h;
       this.curRel = rel;
@@ -425,13 +321,6 @@ export class LayerApplier implements TarHandler {
   }
 
   data(chunk: Uint8Array): void {
-    if (this.buf) {
-      const n = Math.min(chunk.length, this.buf.length - this.bufPos);
-      this.buf.set(n === chunk.length ? chunk : chunk.subarray(0, n), this.bufPos);
-      this.bufPos += n;
-      this.progress(chunk.length);
-      return;
-    }
     if (this.fd < 0) return;
     try {
       let off = 0;
@@ -472,10 +361,6 @@ export class LayerApplier implements TarHandler {
   }
 
   entryEnd(): void {
-    if (this.buf && this.cur) {
-      this.handFile(this.cur, this.curRel, this.buf);
-      return;
-    }
     if (this.fd < 0 || !this.cur) return;
     const h = this.cur;
     const rel = this.curRel;
@@ -498,36 +383,6 @@ export class LayerApplier implements TarHandler {
     }
     this.fd = -1;
     this.cur = null;
-  }
-
-  /** Gives the buffered file to the writer thread (owner mapping and xattr queueing happen here, as for any file). */
-  private handFile(h: TarEntryHeader, rel: string, data: Uint8Array): void {
-    this.buf = null;
-    this.cur = null;
-    const abs = this.r.abs(rel);
-    const modeDone = this.modeDone;
-    let uid = -1;
-    let gid = -1;
-    try {
-      const u = this.mapId(h.uid, this.state.opts.uidMap, "uid", rel);
-      const g = this.mapId(h.gid, this.state.opts.gidMap, "gid", rel);
-      if (this.state.rootless) {
-        if (h.uid !== 0 || h.gid !== 0) this.state.owners.set(rel, { uid: h.uid, gid: h.gid });
-        else this.state.owners.delete(rel);
-      } else {
-        uid = u;
-        gid = g;
-      }
-      this.later.queueXattrs(h, rel, abs);
-    } catch (e) {
-      throw this.wrap(e, rel);
-    }
-    const tag = this.handed.push({ h, rel, data, modeDone }) - 1;
-    this.writer!.submit({
-      abs, data, mode: modeDone ? h.mode & 0o777 : 0o600, uid, gid,
-      chmod: modeDone ? -1 : h.mode & 0o7777, atime: entryAtime(h), mtime: h.mtime,
-    }, tag);
-    if (this.writer!.full) this.settle();
   }
 
   /** Removes an existing entry (recursively for directories), never following symlinks. */
@@ -635,11 +490,6 @@ export class LayerApplier implements TarHandler {
 
   end(): void {
     this.closeFd();
-    try {
-      this.settle();
-    } finally {
-      this.stopWriter();
-    }
     if (this.pendingBytes && this.state.opts.onBytes) this.state.opts.onBytes(this.pendingBytes);
     this.pendingBytes = 0;
     this.later.finish();
