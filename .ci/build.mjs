@@ -3,7 +3,8 @@
 //     to wasm/build/<name>.wasm and embed it as src/wasm/generated/<name>.ts
 //     (base64), so Node, Deno, the bundle and the single binary all load the
 //     same bytes without touching the filesystem;
-//  2. bundle the CLI and the library with esbuild into dist/ (fast start-up),
+//  2. bundle the CLI, the systemd generator's own entry (dist/ocigen-generator.mjs,
+//     generation only: boot start-up) and the library with esbuild into dist/,
 //     and emit the library's type declarations into dist/types/.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
@@ -36,11 +37,17 @@ const common = ["--bundle", "--platform=node", "--format=esm", "--target=node20"
   "--banner:js=import { createRequire as __ocigenCreateRequire } from 'node:module'; const require = __ocigenCreateRequire(import.meta.url);"];
 mkdirSync(join(root, "dist"), { recursive: true });
 execFileSync(bin("esbuild"), ["src/main.ts", "--outfile=dist/ocigen.mjs", ...common], { cwd: root, stdio: "inherit" });
+// The systemd generator's own bundle: generation only (its fallback imports
+// ./ocigen.mjs at run time, which esbuild leaves alone).
+execFileSync(bin("esbuild"), ["src/ocigen-generator.ts", "--outfile=dist/ocigen-generator.mjs", ...common,
+  "--log-override:unsupported-dynamic-import=silent"], { cwd: root, stdio: "inherit" });
 execFileSync(bin("esbuild"), ["src/mod.ts", "--outfile=dist/mod.mjs", ...common], { cwd: root, stdio: "inherit" });
 // type declarations for library users (package.json "types"), from the same sources
 execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.decl.json"], { cwd: root, stdio: "inherit" });
-const main = join(root, "dist/ocigen.mjs");
-const txt = readFileSync(main, "utf8");
-if (!txt.startsWith("#!")) writeFileSync(main, "#!/usr/bin/env node\n" + txt);
-chmodSync(main, 0o755);
-if (!existsSync(main)) throw new Error("build produced no dist/ocigen.mjs");
+for (const name of ["ocigen.mjs", "ocigen-generator.mjs"]) {
+  const main = join(root, "dist", name);
+  if (!existsSync(main)) throw new Error(`build produced no dist/${name}`);
+  const txt = readFileSync(main, "utf8");
+  if (!txt.startsWith("#!")) writeFileSync(main, "#!/usr/bin/env node\n" + txt);
+  chmodSync(main, 0o755);
+}

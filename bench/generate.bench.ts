@@ -1,18 +1,21 @@
 // The systemd generator's wall time over 200 generated layouts, against the
-// runtime's bare start-up (`node -e 0`; `deno eval 0` for Deno), which the
-// generator can never beat: the ratio says how much of a boot-time run is
-// ocigen's own work. For each way of running ocigen (the bundle under node,
-// the sources under Deno, the single binary) a `--version` case separates
-// loading ocigen from generating. Median of N runs after a warm-up, run
+// runtime's bare start-up (`node -e 0`; `deno run` of an empty file for
+// Deno), which the generator can never beat: the ratio says how much of a
+// boot-time run is ocigen's own work. For each way of running ocigen (the
+// generator's own bundle dist/ocigen-generator.mjs, which the installed
+// generator link runs, and the main bundle under node; the sources under
+// Deno; the single binary) a `--version` case separates loading ocigen from
+// generating. Median and best (min) of N runs after a warm-up, run
 // round-robin (so load from elsewhere hits every case alike), spawn-to-exit;
-// the load average is printed, since a busy machine inflates every figure.
+// ratios of medians and of bests; the load average is printed, since a busy
+// machine inflates every figure.
 //
 //   node --import tsx bench/generate.bench.ts [--layouts 200] [--runs 15] [--json]
 //        [--fresh] [--no-deno] [--no-binary] [--out DIR]
 //
-// Runners: dist/ocigen.mjs under node (run `npm run build` first; with
-// --fresh the current sources are bundled with esbuild, same flags as
-// .ci/build.mjs); `deno run src/main.ts` when node_modules/.bin/deno exists;
+// Runners: dist/ocigen-generator.mjs and dist/ocigen.mjs under node (run
+// `npm run build` first; with --fresh the current sources are bundled with
+// esbuild, same flags as .ci/build.mjs); `deno run src/main.ts` when node_modules/.bin/deno exists;
 // dist/ocigen (`npm run build:binary`) when it exists. Units are written to
 // a tmpfs (/dev/shm) when there is one, as systemd's generator directories
 // (/run/systemd/generator*) are tmpfs; a disk under write load elsewhere
@@ -24,6 +27,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { makeLayout, mkTemp, rmTemp, tarFiles } from "../fixtures/layout.ts";
+import { DENO_V8_FLAGS } from "../src/install/self.ts";
 
 const root = join(fileURLToPath(new URL(".", import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -46,12 +50,18 @@ try {
   let bundle = join(root, "dist/ocigen.mjs");
   if (args.includes("--fresh") || !fs.existsSync(bundle)) {
     bundle = join(tmp, "ocigen.mjs");
-    const r = spawnSync(join(root, "node_modules/.bin/esbuild"), [
-      "src/main.ts", "--bundle", "--platform=node", "--format=esm", "--target=node20", "--log-level=warning", `--outfile=${bundle}`,
-      "--banner:js=import { createRequire as __ocigenCreateRequire } from 'node:module'; const require = __ocigenCreateRequire(import.meta.url);",
-    ], { cwd: root, stdio: "inherit" });
-    if (r.status !== 0) throw new Error("esbuild failed");
+    for (const [src, out] of [["src/main.ts", bundle], ["src/ocigen-generator.ts", join(tmp, "ocigen-generator.mjs")]]) {
+      const r = spawnSync(join(root, "node_modules/.bin/esbuild"), [
+        src, "--bundle", "--platform=node", "--format=esm", "--target=node20", "--log-level=warning", `--outfile=${out}`,
+        "--log-override:unsupported-dynamic-import=silent",
+        "--banner:js=import { createRequire as __ocigenCreateRequire } from 'node:module'; const require = __ocigenCreateRequire(import.meta.url);",
+      ], { cwd: root, stdio: "inherit" });
+      if (r.status !== 0) throw new Error("esbuild failed");
+    }
   }
+  const genBundle = join(bundle, "..", "ocigen-generator.mjs");
+  const empty = join(tmp, "empty.js");
+  fs.writeFileSync(empty, "");
   const layouts = join(tmp, "layouts");
   const layer = tarFiles([{ name: "bin/", dir: true }, { name: "bin/app", data: "#!/bin/sh\n", mode: 0o755 }]);
   for (let i = 0; i < nLayouts; i++) {
@@ -70,22 +80,26 @@ try {
 
   interface Case { runner: string; name: string; cmd: string; args: string[]; out?: string; base?: string }
   const cases: Case[] = [];
-  const runner = (rname: string, cmd: string, pre: string[], baseName: string) => {
+  const runner = (rname: string, cmd: string, pre: string[], baseName: string, verb = ["generate"]) => {
     const out = join(outRoot, rname.replace(/\W+/g, "-"));
-    cases.push({ runner: rname, name: `${rname}: --version (load only)`, cmd, args: [...pre, "--version"], base: baseName });
+    if (verb.length) cases.push({ runner: rname, name: `${rname}: --version (load only)`, cmd, args: [...pre, "--version"], base: baseName });
     cases.push({
       runner: rname, name: `${rname}: generate (${nLayouts} layouts, ${2 * nLayouts} units)`, cmd,
-      args: [...pre, "generate", "--config", conf, out], out, base: baseName,
+      args: [...pre, ...verb, "--config", conf, out], out, base: baseName,
     });
   };
   cases.push({ runner: "node", name: "node -e 0", cmd: node, args: ["-e", "0"] });
+  // what the installed generator link runs (the wrapper execs it): generation only
+  if (fs.existsSync(genBundle)) runner("node generator bundle", node, [genBundle], "node -e 0", []);
+  else if (!json) console.error(`skip generator bundle: ${genBundle} missing (npm run build)`);
   runner("node bundle", node, [bundle], "node -e 0");
   if (!args.includes("--no-binary") && fs.existsSync(binary)) runner("binary", binary, [], "node -e 0");
   else if (!json) console.error(`skip binary: ${binary} missing (npm run build:binary)`);
   if (!args.includes("--no-deno") && fs.existsSync(deno)) {
-    cases.push({ runner: "deno", name: "deno eval 0", cmd: deno, args: ["eval", "0"] });
+    cases.push({ runner: "deno", name: "deno run empty.js", cmd: deno, args: ["run", "-A", empty] });
     // -A: Deno wants all permissions for paths under /dev (the tmpfs /dev/shm).
-    runner("deno src", deno, ["run", "-A", join(root, "src/main.ts")], "deno eval 0");
+    runner("deno src generator", deno, ["run", ...DENO_V8_FLAGS, "-A", join(root, "src/ocigen-generator.ts")], "deno run empty.js", []);
+    runner("deno src", deno, ["run", ...DENO_V8_FLAGS, "-A", join(root, "src/main.ts")], "deno run empty.js");
   } else if (!json) console.error(`skip deno: ${deno} missing`);
 
   const times: number[][] = cases.map(() => []);
@@ -111,12 +125,14 @@ try {
     return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   };
   const med = new Map(cases.map((c, i) => [c.name, median(times[i])]));
+  const best = new Map(cases.map((c, i) => [c.name, Math.min(...times[i])]));
   const res = cases.map((c, i) => ({
     runner: c.runner,
     name: c.name,
     medianMs: +median(times[i]).toFixed(1),
     minMs: +Math.min(...times[i]).toFixed(1),
     ratioToBare: +(median(times[i]) / med.get(c.base ?? c.name)!).toFixed(2),
+    bestRatioToBare: +(Math.min(...times[i]) / best.get(c.base ?? c.name)!).toFixed(2),
     bare: c.base ?? c.name,
   }));
   const load = { start: +load0.toFixed(2), end: +load1.toFixed(2), cpus: os.cpus().length };
@@ -124,12 +140,12 @@ try {
   else {
     console.log(`generate over ${nLayouts} layouts, median of ${runs} runs; load average ${load.start} -> ${load.end} on ${load.cpus} CPUs; units written under ${outParent}`);
     for (const r of res) {
-      console.log(`${r.name.padEnd(48)} median ${String(r.medianMs).padStart(7)} ms  min ${String(r.minMs).padStart(7)} ms  x${r.ratioToBare} ${r.bare}`);
+      console.log(`${r.name.padEnd(58)} median ${String(r.medianMs).padStart(7)} ms  min ${String(r.minMs).padStart(7)} ms  x${r.ratioToBare} (best x${r.bestRatioToBare}) ${r.bare}`);
     }
     for (const rn of new Set(cases.filter((c) => c.out).map((c) => c.runner))) {
-      const v = res.find((r) => r.runner === rn && r.name.includes("--version"))!;
+      const v = res.find((r) => r.runner === rn && r.name.includes("--version"));
       const g = res.find((r) => r.runner === rn && r.name.includes("generate"))!;
-      console.log(`${rn}: generator work beyond loading ocigen: ${(g.medianMs - v.medianMs).toFixed(1)} ms for ${2 * nLayouts} units`);
+      if (v) console.log(`${rn}: generator work beyond loading ocigen: ${(g.medianMs - v.medianMs).toFixed(1)} ms for ${2 * nLayouts} units`);
     }
   }
 } finally {

@@ -28,7 +28,7 @@ import { createSHA256 } from "hash-wasm";
 import { WasmGunzip } from "../src/compress/inflate-wasm.ts";
 import { GzipDecoder } from "../src/compress/gzip.ts";
 import { createDigester } from "../src/digest/index.ts";
-import { isDeno, isSea, selfCommand } from "../src/install/self.ts";
+import { DENO_V8_FLAGS, isDeno, isSea, selfCommand } from "../src/install/self.ts";
 import { type BenchImage, generateBenchImage } from "./image.ts";
 import { have } from "../src/util/which.ts";
 import { readChunks } from "./read-chunks.ts";
@@ -195,7 +195,7 @@ function newest(dir: string): number {
 export function ocigenCommand(): string[] {
   const script = process.argv[1] ?? "";
   if (isSea() || /ocigen(\.m?js)?$/.test(path.basename(script)) || process.env.OCIGEN_SELF) return selfCommand(process.env.OCIGEN_SELF);
-  if (isDeno()) return [process.execPath, "run", "-A", path.join(root, "src/main.ts")];
+  if (isDeno()) return [process.execPath, "run", ...DENO_V8_FLAGS, "-A", path.join(root, "src/main.ts")];
   return nodeBundleCommand(process.execPath);
 }
 

@@ -10,10 +10,13 @@
  * Settings: built here once from the environment (src/settings.ts); the
  * command line passes them down to the engines as options.
  *
- * Start-up: `--version` is answered here; everything else loads the CLI with
+ * Start-up: `--version` is answered here; a plain `generate` command line
+ * (what systemd runs the generator with, see src/cli/generate-argv.ts) loads
+ * only the generator, without commander; everything else loads the CLI with
  * a dynamic import (esbuild keeps bundled modules behind one unevaluated
  * until then) and runs it through `runLazy`, which loads only the verb group
- * the command line names (see src/cli/program.ts).
+ * the command line names (see src/cli/program.ts). The generator's own
+ * bundle (src/ocigen-generator.ts) is smaller still.
  *
  * @module
  */
@@ -22,6 +25,7 @@ import { invocationArgv } from "./install/self.ts";
 import { processSettings } from "./settings.ts";
 import { VERSION } from "./version.ts";
 import { denoPermissionLine } from "./cli/hints.ts";
+import { generateCommandLine } from "./cli/generate-argv.ts";
 
 /** Prints an error that escaped the CLI as one line (a Deno permission: which one and its flag). */
 function fatal(e: unknown): void {
@@ -51,10 +55,14 @@ run.then(
 function start(): Promise<number> {
   const settings = processSettings(); // the one place the environment is read (pins OCIGEN_SELF for children)
   const argv = invocationArgv(process.argv, settings.asGenerator);
-  return argv.length === 3 && (argv[2] === "--version" || argv[2] === "-v")
-    ? Promise.resolve().then(() => {
+  if (argv.length === 3 && (argv[2] === "--version" || argv[2] === "-v")) {
+    return Promise.resolve().then(() => {
       process.stdout.write(`${VERSION}\n`); // what commander's .version() prints
       return 0;
-    })
+    });
+  }
+  const gen = generateCommandLine(argv);
+  return gen
+    ? import("./cli/generate-run.ts").then((m) => m.runGenerate(gen, settings))
     : import("./cli/program.ts").then((m) => m.runLazy(argv, settings));
 }

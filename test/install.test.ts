@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { installGenerator, uninstallGenerator } from "../src/install/install.ts";
 import { defaultConfig, INSTALL_PATHS, sliceUnit } from "../src/install/files.ts";
 import { readManifest, safeRelative } from "../src/install/manifest.ts";
-import { invocationArgv, invokedAsGenerator, pinnedSelf } from "../src/install/self.ts";
+import { DENO_PERMISSIONS, DENO_V8_FLAGS, invocationArgv, invokedAsGenerator, pinnedSelf, selfCommand } from "../src/install/self.ts";
 import { OcigenError } from "../src/errors.ts";
 import { VERSION } from "../src/version.ts";
 import { have } from "../src/util/which.ts";
@@ -299,6 +299,22 @@ describe("install-generator", () => {
       assert.ok(!wrapper.includes(root), "the wrapper names no path of the checkout");
       const copy = path.join(work, INSTALL_PATHS.bundle);
       assert.deepEqual(fs.readFileSync(copy), fs.readFileSync(bundle));
+      // through the generator link the wrapper runs the generator's own bundle (generation only), when built
+      const genBundle = path.join(root, "dist/ocigen-generator.mjs");
+      if (fs.existsSync(genBundle)) {
+        assert.deepEqual(fs.readFileSync(path.join(work, INSTALL_PATHS.generatorBundle)), fs.readFileSync(genBundle));
+        assert.match(wrapper, new RegExp(`ocigen-generator\\) exec '[^']+' '/${INSTALL_PATHS.generatorBundle}' "\\$@"`), wrapper);
+        const conf = path.join(work, "gen.conf");
+        fs.writeFileSync(conf, `imagelayoutdir=${path.join(work, "none")}\nextractsdir=${path.join(work, "x")}\n`);
+        // the installed copy generates on its own, and hands what it does not parse (--help) to the program beside it
+        const genCopy = path.join(work, INSTALL_PATHS.generatorBundle);
+        const g = spawnSync(nodeBin, [genCopy, "--config", conf, "--dry-run", path.join(work, "out")], { encoding: "utf8", env: { OCIGEN_KMSG: "0" } });
+        assert.equal(g.status, 0, g.stderr);
+        assert.match(g.stderr, /no layouts under/);
+        const help = spawnSync(nodeBin, [genCopy, "--help"], { encoding: "utf8", env: {} });
+        assert.match(help.stdout, /^Usage: ocigen generate /, help.stderr);
+        fs.rmSync(conf);
+      }
       // the copy runs ocigen, with no PATH (generators run with a minimal environment)
       const v = spawnSync(nodeBin, [copy, "--version"], { encoding: "utf8", env: {} });
       assert.equal(v.stdout.trim(), VERSION, v.stderr);
@@ -359,5 +375,19 @@ describe("default config", () => {
     const defaults = mod.defaultGeneratorConfig();
     const plain = (c: typeof defaults) => JSON.stringify({ ...c, path: undefined, layouts: [...c.layouts] });
     assert.equal(plain(parsed), plain(defaults));
+  });
+});
+
+describe("the command that runs this ocigen again", () => {
+  test("under Deno it carries the V8 flags and the permissions; under Node the runtime's own options", () => {
+    const cmd = selfCommand();
+    assert.equal(cmd[0], process.execPath);
+    if (isDeno) {
+      assert.deepEqual(cmd.slice(1, 2 + DENO_V8_FLAGS.length + DENO_PERMISSIONS.length), ["run", ...DENO_V8_FLAGS, ...DENO_PERMISSIONS]);
+      assert.match(DENO_V8_FLAGS.join(" "), /^--v8-flags=--max-semi-space-size=\d+$/);
+    } else {
+      assert.ok(!cmd.some((a) => a.startsWith("--v8-flags")), cmd.join(" "));
+    }
+    assert.equal(selfCommand("/usr/local/bin/ocigen").join(" "), "/usr/local/bin/ocigen");
   });
 });

@@ -158,7 +158,10 @@ export function decodeEntry(line: string): BundleEntry {
  */
 export function fileDigest(abs: string): string {
   const h = createHash("sha256");
-  const buf = new Uint8Array(1 << 20);
+  // One buffer for every file (this is synchronous): a fresh 1 MiB per file
+  // cost more than the hashing on trees of many small files (zeroed memory,
+  // and garbage that Deno in particular is slow to give back).
+  const buf = (digestBuffer ??= new Uint8Array(1 << 20));
   let fd: number;
   try {
     // never through a symlink, never blocking on a FIFO (the tree may change under us)
@@ -178,6 +181,8 @@ export function fileDigest(abs: string): string {
   }
   return "sha256:" + h.digest("hex");
 }
+
+let digestBuffer: Uint8Array | undefined;
 
 /** Options of {@linkcode writeBundleManifest}. */
 export interface WriteManifestOptions {

@@ -231,6 +231,8 @@ function mtreeType(st: fs.BigIntStats): string {
   return t === "symlink" ? "link" : t;
 }
 
+const SURROGATE = /[\uD800-\uDFFF]/;
+
 function mtreeMode(st: fs.BigIntStats): string {
   const m = Number(st.mode & 0o7777n);
   return m === 0 ? "0" : "0" + m.toString(8);
@@ -259,13 +261,41 @@ export function writeUmociMtree(
   try {
     user = os.userInfo().username;
   } catch { /* no passwd entry */ }
-  const lines: string[] = [
+  // Streamed to the temporary file in 64 KiB pieces: a tree of 256k entries
+  // makes ~50 MB of text, which held whole (lines, their join, its UTF-8)
+  // was the largest share of the peak memory of `unpack`.
+  const tmp = `${target}.tmp-${process.pid}`;
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, "w", 0o644);
+  } catch (err) {
+    throw wrapIo(err, "write", target);
+  }
+  let pending = "";
+  const flush = () => {
+    const b = Buffer.from(pending);
+    pending = "";
+    for (let off = 0; off < b.length;) {
+      try {
+        off += fs.writeSync(fd, b, off, b.length - off);
+      } catch (err) {
+        throw wrapIo(err, "write", target);
+      }
+    }
+  };
+  const lines = {
+    push(...ls: string[]) {
+      for (const l of ls) pending += l + "\n";
+      if (pending.length >= 1 << 16) flush();
+    },
+  };
+  lines.push(
     `#${"user: ".padStart(16)}${user}`,
     `#${"machine: ".padStart(16)}${os.hostname()}`,
     `#${"tree: ".padStart(16)}${treeName}`,
     `#${"date: ".padStart(16)}${new Date().toString().slice(0, 24)}`,
     `#${"keywords: ".padStart(16)}${MTREE_KEYWORDS}`,
-  ];
+  );
   let set: string[] | null = null;
   const lstat = (abs: string) => {
     try {
@@ -307,7 +337,9 @@ export function writeUmociMtree(
     } catch (err) {
       throw wrapIo(err, "read directory", abs);
     }
-    const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+    // UTF-8 byte order; without surrogates that is the strings' own order (no Buffer per comparison)
+    const byBytes = (a: string, b: string) =>
+      SURROGATE.test(a) || SURROGATE.test(b) ? Buffer.compare(Buffer.from(a), Buffer.from(b)) : a < b ? -1 : a > b ? 1 : 0;
     const files: Array<[string, fs.BigIntStats]> = [];
     const dirs: Array<[string, fs.BigIntStats]> = [];
     for (const n of names) {
@@ -323,10 +355,16 @@ export function writeUmociMtree(
     for (const [n, cst] of dirs) walkDir(rel === "." ? n : `${rel}/${n}`, path.join(abs, n), cst);
     lines.push("..");
   };
-  walkDir(".", rootfs, lstat(rootfs));
-  const tmp = `${target}.tmp-${process.pid}`;
   try {
-    fs.writeFileSync(tmp, lines.join("\n") + "\n", { mode: 0o644 });
+    walkDir(".", rootfs, lstat(rootfs));
+    flush();
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err; // named its path already
+  }
+  try {
+    fs.closeSync(fd);
     fs.renameSync(tmp, target);
   } catch (err) {
     fs.rmSync(tmp, { force: true });

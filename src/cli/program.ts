@@ -17,14 +17,15 @@
 import process from "node:process";
 import { Command, CommanderError, Option } from "commander";
 import { OcigenError } from "../errors.ts";
-import { type LogLevel, log, setLogLevel, setTerminalCapable } from "../log.ts";
+import { setLogLevel, setTerminalCapable } from "../log.ts";
 import { configureLockTimeout } from "../fs/lock.ts";
 import { configureProgress } from "../progress.ts";
 import type { Settings } from "../settings.ts";
 import { processSettings } from "../settings.ts";
 import { settings, useSettings } from "./context.ts";
 import { VERSION } from "../version.ts";
-import { denoPermissionLine, permissionHint } from "./hints.ts";
+import { reportFailure } from "./failure.ts";
+import { LOG_LEVELS, logLevelOf } from "./log-level.ts";
 
 /** A verb group module (`src/cli/commands/<group>.ts`). */
 export interface CommandGroup {
@@ -77,22 +78,7 @@ export function baseProgram(): { program: Command; raw: Command } {
   return { program, raw };
 }
 
-/** The values `--log` takes: umoci's level names (`warning` is `warn`; `fatal` shows only the failure line, as `error`). */
-export const LOG_LEVELS = ["debug", "info", "warn", "warning", "error", "fatal"];
-
-/**
- * The logger level of a `--log` value.
- *
- * @example
- * ```ts
- * logLevelOf("fatal"); // "error"
- * ```
- */
-export function logLevelOf(name: string): LogLevel {
-  if (name === "warning") return "warn";
-  if (name === "fatal") return "error";
-  return name as LogLevel;
-}
+export { LOG_LEVELS, logLevelOf };
 
 /**
  * Gives every verb the global options too (hidden from its help), so that
@@ -142,30 +128,7 @@ export async function runProgram(program: Command, argv: string[], runSettings: 
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
       return e.exitCode === 0 ? 0 : 1;
     }
-    const denied = denoPermissionLine(e);
-    if (denied !== undefined) {
-      log.error(denied);
-      return 1;
-    }
-    const hint = permissionHint(e, myUid());
-    if (e instanceof OcigenError) {
-      log.error(hint ? `${e.message}; ${hint}` : e.message);
-      if (e.cause) log.debug(String((e.cause as Error)?.stack ?? e.cause));
-      return 1;
-    }
-    const err = e as NodeJS.ErrnoException;
-    const m = err?.message ?? String(e);
-    log.error(hint ? `${m}; ${hint}` : m);
-    log.debug(String(err?.stack ?? ""));
-    return 1;
-  }
-}
-
-function myUid(): number | undefined {
-  try {
-    return typeof process.getuid === "function" ? process.getuid() : undefined;
-  } catch {
-    return undefined; // Deno without --allow-sys
+    return reportFailure(e);
   }
 }
 

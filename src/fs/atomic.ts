@@ -28,8 +28,15 @@ export const TEMP_PREFIX = ".ocigen-tmp.";
  * ```
  */
 export function tempPath(dir: string): string {
-  return join(dir, `${TEMP_PREFIX}${process.pid}.${randomBytes(8).toString("hex")}`);
+  // 8 random bytes drawn once per process, then a counter: as unique, and
+  // without a trip to the system's random source per file (the generator
+  // writes two per unit at every boot).
+  tempRandom ??= randomBytes(8).toString("hex");
+  return join(dir, `${TEMP_PREFIX}${process.pid}.${tempRandom}${(tempCount++).toString(16)}`);
 }
+
+let tempRandom: string | undefined;
+let tempCount = 0;
 
 /**
  * Replaces the entry at `path` so that readers see the old one or the new

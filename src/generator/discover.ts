@@ -89,17 +89,21 @@ export async function discoverLayouts(root: string): Promise<Discovery> {
   }
   // Synchronous and in sorted order: deterministic (the first path to reach a
   // real directory names it) and faster than many small async calls.
-  const walk = (rel: string): void => {
+  // `parentReal` is the real path of the directory holding `rel`, known when
+  // `rel` was reached through a directory entry that is no symlink: its real
+  // path is then that plus its name, without resolving every component again.
+  const walk = (rel: string, parentReal?: string, name?: string): void => {
     const dir = rel ? join(root, rel) : root;
     try {
       // .native: one realpath(3) call, not an lstat per path component from JS.
-      const real = fs.realpathSync.native(dir);
+      const real = parentReal !== undefined ? (parentReal === "/" ? "/" : parentReal + "/") + name : fs.realpathSync.native(dir);
       if (!within(realRoot, real)) {
         errors.push(`${dir}: a symbolic link to ${real}, outside imagelayoutdir ${root}; skipped`);
         return;
       }
       if (seen.has(real)) return;
       seen.add(real);
+      parentReal = real;
     } catch (e) {
       if (rel === "" && (e as NodeJS.ErrnoException).code === "ENOENT") return;
       errors.push(wrapIo(e, "resolve", dir).message);
@@ -118,15 +122,17 @@ export async function discoverLayouts(root: string): Promise<Discovery> {
     for (const d of entries) {
       if (d.name.startsWith(".")) continue;
       if (isLayout && (d.name === "blobs" || d.name === "refs")) continue;
-      let isDir = d.isDirectory();
-      if (d.isSymbolicLink()) {
+      const sub = rel ? `${rel}/${d.name}` : d.name;
+      if (d.isDirectory()) walk(sub, parentReal, d.name);
+      else if (d.isSymbolicLink()) {
+        let isDir = false;
         try {
           isDir = fs.statSync(join(dir, d.name)).isDirectory();
         } catch {
           isDir = false;
         }
+        if (isDir) walk(sub);
       }
-      if (isDir) walk(rel ? `${rel}/${d.name}` : d.name);
     }
   };
   walk("");

@@ -19,7 +19,8 @@ import { settingsForLayout, settingsForTag, settingsPlatform } from "./settings.
 import { selectTags } from "./tags.ts";
 import { discoverLayouts } from "./discover.ts";
 import { unitBaseName } from "./naming.ts";
-import { openStore } from "../store/index.ts";
+// the store's paths only: its facade (../store/index.ts) would bring the unpack engine into the generator's bundle
+import { isCurrent, storeRootfs } from "../store/paths.ts";
 import { readAtomicExports } from "./atomic-template.ts";
 import { log } from "../log.ts";
 import { applyPin } from "./pin.ts";
@@ -66,9 +67,8 @@ async function readTag(cfg: GeneratorConfig, name: string, layout: Layout, tag: 
     const { image: img, pin } = await applyPin(cfg.stateDir, base, layout, tagImg, (m) => warn(`layout ${name} tag ${tag}: ${m}`));
     t.image = img;
     if (pin) t.pin = { manifest: pin.manifest, from: pin.from, at: pin.at, reason: pin.reason };
-    const store = openStore(cfg.extractsDir);
     const manifest = img.manifestDescriptor.digest;
-    t.extractedRootfs = store.has(manifest) ? store.rootfsOf(manifest) : null;
+    t.extractedRootfs = isCurrent(cfg.extractsDir, manifest) ? storeRootfs(cfg.extractsDir, manifest) : null;
     const rc = img.config.config;
     const hasCommand = (rc?.Entrypoint ?? []).length > 0 || (rc?.Cmd ?? []).length > 0;
     if (t.extractedRootfs && cfg.atomicTemplates && hasCommand) {

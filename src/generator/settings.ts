@@ -338,8 +338,11 @@ export function parseImageSettings(text: string, path: string, level: "layout" |
  * ```
  */
 export function readImageSettings(path: string, level: "layout" | "tag"): SettingsLayer | null {
+  // Most layouts and tags have no settings file: find that out without an
+  // exception (the generator asks for three per layout at every boot).
   let fd: number;
   try {
+    if (!fs.statSync(path, { throwIfNoEntry: false })) return null;
     fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

@@ -27,6 +27,8 @@ export const DEFAULT_RUN_DIR = "/run/ocigen";
 /** Default parent of the services' volumes. */
 export const DEFAULT_VOLUMES_DIR = "/var/lib/ocigen/volumes";
 
+const SAFE_AS_IS = /^(?:[A-Za-z0-9-][A-Za-z0-9.-]*)?$/;
+
 /**
  * `s` with every byte outside `[A-Za-z0-9.-]` (and `_` itself) written as
  * `_XX` (hex), and a leading `.` too; injective, so two inputs never share a name.
@@ -37,6 +39,7 @@ export const DEFAULT_VOLUMES_DIR = "/var/lib/ocigen/volumes";
  * ```
  */
 export function safeName(s: string): string {
+  if (SAFE_AS_IS.test(s)) return s; // the usual unit base name: nothing to escape
   let out = "";
   for (const b of new TextEncoder().encode(s)) {
     const c = String.fromCharCode(b);

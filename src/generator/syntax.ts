@@ -45,9 +45,12 @@ export function escapeSpecifiers(s: string): string {
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Throws EGENERATE if `s` holds NUL or an unpaired surrogate (not representable in a unit). */
+const ANY_SURROGATE = /[\uD800-\uDFFF]/;
+
 function checkRepresentable(s: string, what: string): void {
   if (s.includes("\0")) throw new OcigenError("EGENERATE", `${what} contains a NUL character`);
-  if (LONE_SURROGATE.test(s)) throw new OcigenError("EGENERATE", `${what} contains an unpaired UTF-16 surrogate`);
+  // the look-around pattern only where a surrogate is (rarely) present
+  if (ANY_SURROGATE.test(s) && LONE_SURROGATE.test(s)) throw new OcigenError("EGENERATE", `${what} contains an unpaired UTF-16 surrogate`);
 }
 
 /**
@@ -163,13 +166,16 @@ const NAME_MAX = 255;
  * ```
  */
 export function checkPathLength(p: string, what: string): void {
+  // UTF-8 takes at most 3 bytes per UTF-16 code unit: short enough strings
+  // need no encoding (the usual case, every path of every unit).
+  if (p.length * 3 <= NAME_MAX) return;
   const enc = new TextEncoder();
   const short = () => JSON.stringify(p.length > 80 ? p.slice(0, 60) + "..." : p);
   if (enc.encode(p).length >= PATH_MAX) {
     throw new OcigenError("EGENERATE", `${what} ${short()} is longer than systemd accepts (${PATH_MAX - 1} bytes)`);
   }
   for (const c of p.split("/")) {
-    if (enc.encode(c).length > NAME_MAX) {
+    if (c.length * 3 > NAME_MAX && enc.encode(c).length > NAME_MAX) {
       throw new OcigenError("EGENERATE", `${what} ${short()} has a name longer than systemd accepts (${NAME_MAX} bytes)`);
     }
   }
@@ -284,6 +290,7 @@ export const LONG_LINE_MAX = 1024 * 1024;
  * ```
  */
 export function checkUnitLines(text: string, what: string): void {
+  if (text.length * 3 < LONG_LINE_MAX) return; // no line can be that long (UTF-8: at most 3 bytes per UTF-16 unit)
   const enc = new TextEncoder();
   let start = 0;
   let n = 0;

@@ -155,6 +155,9 @@ export function unitBase(unit: string): string {
 function readJson(path: string): unknown | null {
   let text: string;
   try {
+    // Most units have no pin or record: find that out without an exception
+    // (the generator asks for every unit at every boot).
+    if (!fs.statSync(path, { throwIfNoEntry: false })) return null;
     text = fs.readFileSync(path, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

@@ -40,6 +40,8 @@ export const INSTALL_PATHS = {
   config: "etc/oci-generator.conf",
   /** The bundled program the wrapper script runs (Node or Deno installs, not the single binary). */
   bundle: "usr/local/lib/ocigen/ocigen.mjs",
+  /** The generator's own bundle (generation only: faster boots), run by the wrapper through the generator link. */
+  generatorBundle: "usr/local/lib/ocigen/ocigen-generator.mjs",
   /** Where a runtime that lived only in the checkout (node_modules/deno) is copied. */
   libDir: "usr/local/lib/ocigen",
   /** What install did, for uninstall (see src/install/manifest.ts). */
@@ -132,20 +134,25 @@ Before=slices.target
 /**
  * A POSIX shell script that runs ocigen with a JavaScript runtime: installed
  * as the program when no single binary is available. Invoked through the
- * generator link it runs `ocigen generate`. `OCIGEN_SELF` tells ocigen its
- * own installed path (used in generated units).
+ * generator link it runs `ocigen generate` — with `generator`, the
+ * generator's own bundle (which loads only what generation needs), else the
+ * program's `generate`. `OCIGEN_SELF` tells ocigen its own installed path
+ * (used in generated units).
  *
  * @param runtime absolute argv prefix that runs ocigen, e.g.
  *   `["/usr/bin/node", "/opt/ocigen/dist/ocigen.mjs"]`
  * @param selfPath the installed path of the script on the target root
+ * @param generator absolute argv prefix that runs the generator's bundle, e.g.
+ *   `["/usr/bin/node", "/opt/ocigen/dist/ocigen-generator.mjs"]`
  * @example
  * ```ts
  * wrapperScript(["/usr/bin/node", "/opt/ocigen/dist/ocigen.mjs"], "/usr/local/bin/ocigen");
  * ```
  */
-export function wrapperScript(runtime: readonly string[], selfPath: string): string {
+export function wrapperScript(runtime: readonly string[], selfPath: string, generator?: readonly string[]): string {
   const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
   const cmd = runtime.map(q).join(" ");
+  const gen = generator ? `${generator.map(q).join(" ")} "$@"` : `${cmd} generate "$@"`;
   return `#!/bin/sh
 # ocigen ${VERSION}: installed by \`ocigen install-generator\`.
 # Runs ocigen with a JavaScript runtime; through the generator link
@@ -153,7 +160,7 @@ export function wrapperScript(runtime: readonly string[], selfPath: string): str
 OCIGEN_SELF=${q(selfPath)}
 export OCIGEN_SELF
 case "\${0##*/}" in
-  ocigen-generator) exec ${cmd} generate "$@" ;;
+  ocigen-generator) exec ${gen} ;;
 esac
 exec ${cmd} "$@"
 `;

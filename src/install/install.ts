@@ -11,6 +11,7 @@
  * usr/local/lib/systemd/system/ocigen-update.{service,timer} `ocigen update`, every 15 min once enabled
  * etc/oci-generator.conf                                    only when absent
  * usr/local/lib/ocigen/install-manifest.json                what was installed
+ * usr/local/lib/ocigen/ocigen.mjs, ocigen-generator.mjs     the bundles a wrapper script runs (no binary)
  * ```
  * Every conflict is found before anything is written: a file at one of these
  * paths that ocigen did not install (or that was changed since) is never
@@ -30,7 +31,7 @@ import { OcigenError, wrapIo } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { defaultConfig, INSTALL_PATHS, sliceUnit, updateServiceUnit, updateTimerUnit, wrapperScript } from "./files.ts";
 import { type InstallManifest, MANIFEST_FORMAT, type ManifestEntry, manifestText, readManifest } from "./manifest.ts";
-import { DENO_PERMISSIONS, isDeno, isSea } from "./self.ts";
+import { DENO_PERMISSIONS, DENO_V8_FLAGS, isDeno, isSea } from "./self.ts";
 
 /** Options of {@linkcode installGenerator}. */
 export interface InstallOptions {
@@ -278,6 +279,9 @@ function programContent(opts: InstallOptions): { content: Content; what: string;
   }
   const plan = wrapperPlan();
   const extra: RegularFile[] = [{ rel: INSTALL_PATHS.bundle, content: { kind: "copy", from: plan.bundle }, mode: 0o644, what: `bundle from ${plan.bundle}` }];
+  if (plan.generator) {
+    extra.push({ rel: INSTALL_PATHS.generatorBundle, content: { kind: "copy", from: plan.generator }, mode: 0o644, what: `generator bundle from ${plan.generator}` });
+  }
   let exe = plan.exe;
   if (plan.copyExe) {
     const rel = `${INSTALL_PATHS.libDir}/${basename(plan.exe)}`;
@@ -285,24 +289,29 @@ function programContent(opts: InstallOptions): { content: Content; what: string;
     exe = "/" + rel;
   }
   const runtime = [exe, ...plan.args, "/" + INSTALL_PATHS.bundle];
-  return { content: { kind: "bytes", data: utf8(wrapperScript(runtime, "/" + INSTALL_PATHS.binary)) }, what: `wrapper for ${runtime.join(" ")}`, extra };
+  const generator = plan.generator ? [exe, ...plan.args, "/" + INSTALL_PATHS.generatorBundle] : undefined;
+  return { content: { kind: "bytes", data: utf8(wrapperScript(runtime, "/" + INSTALL_PATHS.binary, generator)) }, what: `wrapper for ${runtime.join(" ")}`, extra };
 }
 
 /**
  * What the wrapper script runs when no binary is installed: this runtime
  * (Node, or `deno run` with ocigen's permissions) on a copy of the bundled
  * `dist/ocigen.mjs` installed beside it, so the installed generator needs
- * nothing from the checkout. A runtime that lives inside the checkout
+ * nothing from the checkout; through the generator link, on a copy of the
+ * generator's own bundle `dist/ocigen-generator.mjs` when the build made one
+ * beside it (`generator`). A runtime that lives inside the checkout
  * (`node_modules/deno`) is copied too (`copyExe`).
  *
  * @example
  * ```ts
- * wrapperPlan(); // { exe: "/usr/bin/node", args: [], bundle: "/src/ocigen/dist/ocigen.mjs", copyExe: false }
+ * wrapperPlan();
+ * // { exe: "/usr/bin/node", args: [], bundle: "/src/ocigen/dist/ocigen.mjs",
+ * //   generator: "/src/ocigen/dist/ocigen-generator.mjs", copyExe: false }
  * ```
  */
-export function wrapperPlan(): { exe: string; args: string[]; bundle: string; copyExe: boolean } {
+export function wrapperPlan(): { exe: string; args: string[]; bundle: string; generator?: string; copyExe: boolean } {
   const script = process.argv[1] ? resolve(process.argv[1]) : "";
-  const args = isDeno() ? ["run", ...DENO_PERMISSIONS] : [];
+  const args = isDeno() ? ["run", ...DENO_V8_FLAGS, ...DENO_PERMISSIONS] : [];
   let checkout: string | null = null;
   for (let d = dirname(script); ; d = dirname(d)) {
     const pkg = join(d, "package.json");
@@ -323,9 +332,11 @@ export function wrapperPlan(): { exe: string; args: string[]; bundle: string; co
     throw new OcigenError("EINSTALL", "No bundled dist/ocigen.mjs to install: run `npm run build` (or `npm run build:binary` and pass --bin dist/ocigen)");
   }
   bundle = realpathSync(bundle);
+  const beside = join(dirname(bundle), "ocigen-generator.mjs");
+  const generator = bundle !== beside && existsSync(beside) ? realpathSync(beside) : undefined;
   const exe = realpathSync(process.execPath);
   const copyExe = checkout !== null && exe.startsWith(realpathSync(checkout) + "/");
-  return { exe, args, bundle, copyExe };
+  return { exe, args, bundle, ...(generator ? { generator } : {}), copyExe };
 }
 
 function utf8(s: string): Uint8Array {

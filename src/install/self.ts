@@ -127,12 +127,26 @@ function startsWithShebang(file: string): boolean {
 export const DENO_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-run", "--allow-sys"] as const;
 
 /**
+ * V8 flags for the Deno runs ocigen starts itself (units, the installed
+ * wrapper, benchmarks): Node's young generation (16 MiB semi-spaces)
+ * instead of Deno's 64 MiB new space, which only grows the peak RSS (a
+ * 2.2 GB layer: 261 -> 220 MiB, 150 MB image: 237 -> 203 MiB, the same
+ * CPU time). A running isolate cannot change it, hence a start flag.
+ *
+ * @example
+ * ```ts
+ * ["deno", "run", ...DENO_V8_FLAGS, ...DENO_PERMISSIONS, "src/main.ts"];
+ * ```
+ */
+export const DENO_V8_FLAGS = ["--v8-flags=--max-semi-space-size=16"] as const;
+
+/**
  * The command (argv prefix) that starts this same ocigen again, for unit
  * files and wrapper scripts: `self` when given (the settings' `self`:
  * `OCIGEN_SELF`, which the installed wrapper script sets to its own
  * installed path), else the binary itself in SEA
  * mode, else the runtime plus the script (`node [execArgv] /abs/ocigen.mjs`,
- * `deno run --allow-... /abs/src/main.ts`).
+ * `deno run --v8-flags=... --allow-... /abs/src/main.ts`).
  *
  * @example
  * ```ts
@@ -144,6 +158,6 @@ export function selfCommand(self?: string): string[] {
   if (self) return [self];
   if (isSea()) return [process.execPath];
   const script = process.argv[1] ? resolve(process.argv[1]) : "";
-  if (isDeno()) return [process.execPath, "run", ...DENO_PERMISSIONS, script];
+  if (isDeno()) return [process.execPath, "run", ...DENO_V8_FLAGS, ...DENO_PERMISSIONS, script];
   return [process.execPath, ...process.execArgv, script];
 }

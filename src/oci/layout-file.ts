@@ -93,10 +93,29 @@ export class LayoutRoot {
     if (abs === this.dir) return this.real;
     const hit = this.#dirs.get(abs);
     if (hit !== undefined) return hit;
-    const real = fs.realpathSync.native(abs); // ENOENT/ENOTDIR propagate: the caller reports "missing"
+    const real = this.#plainBelow(abs) ?? fs.realpathSync.native(abs); // ENOENT/ENOTDIR propagate: the caller reports "missing"
     if (!this.contains(real)) {
       throw new OcigenError("EBADFILE", `${what}: ${abs} leads out of the layout (to ${real}): refusing to read through it`);
     }
+    this.#dirs.set(abs, real);
+    return real;
+  }
+
+  /**
+   * The real path of `abs` when it is below the layout directory and every
+   * component on the way is a directory, not a symlink (one `lstat` each,
+   * instead of resolving the whole path from `/` again); undefined otherwise
+   * (the caller resolves it fully).
+   */
+  #plainBelow(abs: string): string | undefined {
+    const prefix = this.dir.endsWith(sep) ? this.dir : this.dir + sep;
+    if (!abs.startsWith(prefix)) return undefined;
+    const parent = dirname(abs);
+    const base = parent === this.dir ? this.real : this.#dirs.get(parent) ?? this.#plainBelow(parent);
+    if (base === undefined) return undefined;
+    const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) return undefined;
+    const real = (base === sep ? "" : base) + sep + abs.slice(parent.length + (parent.endsWith(sep) ? 0 : 1));
     this.#dirs.set(abs, real);
     return real;
   }

@@ -172,7 +172,8 @@ export function storeDigestOf(extractsDir: string, path: string): string | null 
 export function isCurrent(extractsDir: string, manifest: string, link?: string): boolean {
   const store = storeRootfs(extractsDir, manifest);
   try {
-    if (!fs.lstatSync(store).isDirectory()) return false;
+    // not extracted is the common case (the generator asks for every tag at every boot): no exception for it
+    if (!fs.lstatSync(store, { throwIfNoEntry: false })?.isDirectory()) return false;
     return link === undefined || fs.readlinkSync(unitRootfs(extractsDir, link)) === relative(unitDir(extractsDir, link), store);
   } catch {
     return false;

@@ -9,14 +9,13 @@ import process from "node:process";
 import type { Command } from "commander";
 import { OcigenError } from "../../errors.ts";
 import { generatorConfig } from "../generator-config.ts";
-import { createReporter } from "../../generator/report.ts";
 import { settings } from "../context.ts";
 import { log } from "../../log.ts";
 import { gcExtractsJson } from "../json.ts";
 import { addExtractAllOptions, extractAllCommand } from "./extract-all.ts";
 import { zstdWindowMaxOption } from "../zstd-window.ts";
 import { platformOption } from "../platform.ts";
-// The generator (generate.ts) and the extractor (extract.ts) are imported by
+// The generator (../generate-run.ts) and the extractor (extract.ts) are imported by
 // the actions that use them: `generate` runs at every boot and `extract`
 // before every unit start; neither should load what the other needs.
 
@@ -60,22 +59,8 @@ export function register(program: Command, _raw: Command): void {
     .option("--dry-run", "print ---PATH--- and each unit instead of writing")
     .option("--config <file>", "config file (default $OCIGEN_GENERATOR_CONF, else /etc/oci-generator.conf)")
     .action(async (normal: string, early: string | undefined, late: string | undefined, o: { dryRun?: boolean; config?: string }) => {
-      if (early !== undefined && late === undefined) {
-        throw new OcigenError("EUSAGE", "generate takes one directory or three (NORMAL EARLY LATE), not two");
-      }
-      const reporter = createReporter(settings().kmsg);
-      let config;
-      try {
-        config = generatorConfig(o.config);
-      } catch (e) {
-        // stderr gets it once, from the caller; the kernel log too when run by systemd
-        if (reporter.kmsg) reporter.error((e as Error).message);
-        throw e;
-      }
-      const { generate, ocigenCommand } = await import("../../generator/generate.ts");
-      const ocigen = ocigenCommand(config, { OCIGEN_SELF: settings().self });
-      const r = await generate({ config, outDir: normal, dryRun: Boolean(o.dryRun), reporter, ocigen });
-      if (r.errors.length > 0) process.exitCode = 1;
+      const { generateAction } = await import("../generate-run.ts");
+      await generateAction(normal, early, late, o);
     });
 
   addExtractAllOptions(program
