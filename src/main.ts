@@ -24,33 +24,12 @@ import process from "node:process";
 import { invocationArgv } from "./install/self.ts";
 import { processSettings } from "./settings.ts";
 import { VERSION } from "./version.ts";
-import { denoPermissionLine } from "./cli/hints.ts";
+import { quietEpipe, runEntry } from "./cli/entry.ts";
 import { generateCommandLine } from "./cli/generate-argv.ts";
 
-/** Prints an error that escaped the CLI as one line (a Deno permission: which one and its flag). */
-function fatal(e: unknown): void {
-  process.stderr.write(`ocigen: ${denoPermissionLine(e) ?? (e as Error)?.message ?? String(e)}\n`);
-  process.exitCode = 1;
-}
-
 // `ocigen ls | head`: a reader that went away is not an error.
-process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-  if (e.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
-  throw e;
-});
-
-let run: Promise<number>;
-try {
-  run = start();
-} catch (e) {
-  run = Promise.reject(e);
-}
-run.then(
-  (code) => {
-    process.exitCode = code;
-  },
-  fatal,
-);
+quietEpipe();
+runEntry(start);
 
 function start(): Promise<number> {
   const settings = processSettings(); // the one place the environment is read (pins OCIGEN_SELF for children)

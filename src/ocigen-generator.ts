@@ -27,29 +27,12 @@ import { accessSync, closeSync, constants, openSync, readSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { generateCommandLine } from "./cli/generate-argv.ts";
-import { denoPermissionLine } from "./cli/hints.ts";
+import { quietEpipe, runEntry } from "./cli/entry.ts";
 import { DENO_PERMISSIONS, DENO_V8_FLAGS, invocationArgv, isDeno } from "./install/self.ts";
 import { processSettings } from "./settings.ts";
 
 /** The whole program beside this file: the main bundle, or src/main.ts when run from the sources. */
 const MAIN = new URL(import.meta.url.endsWith(".ts") ? "./main.ts" : "./ocigen.mjs", import.meta.url);
-
-function fatal(e: unknown): void {
-  process.stderr.write(`ocigen: ${denoPermissionLine(e) ?? (e as Error)?.message ?? String(e)}\n`);
-  process.exitCode = 1;
-}
-
-/**
- * `ocigen-generator --dry-run DIR | head`: a reader that went away is not
- * an error. Only a dry run writes to stdout; otherwise stdout is never
- * touched (making its stream object costs start-up time).
- */
-function quietEpipe(): void {
-  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
-    throw e;
-  });
-}
 
 /**
  * The command that runs the whole program (for the units' `extract`): the
@@ -85,15 +68,4 @@ function start(): Promise<number | void> {
   return import("./cli/generate-run.ts").then((m) => m.runGenerate(line, settings, settings.self ? undefined : mainCommand()));
 }
 
-let run: Promise<number | void>;
-try {
-  run = start();
-} catch (e) {
-  run = Promise.reject(e);
-}
-run.then(
-  (code) => {
-    if (typeof code === "number") process.exitCode = code;
-  },
-  fatal,
-);
+runEntry(start);

@@ -10,7 +10,7 @@
  */
 import { HeaderError, type RawHeader } from "./header-decode.ts";
 import type { TarEntryHeader, TarEntryType } from "./header.ts";
-import type { PaxRecords } from "./pax.ts";
+import { type PaxRecords, paxXattrs } from "./pax.ts";
 
 /**
  * The entry type of a typeflag (`\0` is a directory when the name ends in `/`,
@@ -97,12 +97,7 @@ export function entryHeader(
     if (!/^-?[0-9]+(\.[0-9]*)?$/.test(recs.mtime)) throw new HeaderError("bad PAX mtime record");
     mtime = Number(recs.mtime);
   }
-  const xattrs: Record<string, string | Uint8Array> = {};
-  if (pax) {
-    for (const k of Object.keys(pax.raw)) {
-      if (k.startsWith("SCHILY.xattr.")) xattrs[k.slice(13)] = pax.raw[k];
-    }
-  }
+  const xattrs = paxXattrs(pax);
   const h: TarEntryHeader = {
     name,
     type,

@@ -36,7 +36,7 @@ import { instantiateKernel, MemoryView } from "../wasm/instance.ts";
 import { type SparseRegion, type TarEntryHeader, type TarEntryType } from "./header.ts";
 import { decodeBytes } from "./header-decode.ts";
 import type { TarHandler, TarParserOptions } from "./parser.ts";
-import { type PaxRecords, parsePax } from "./pax.ts";
+import { type PaxRecords, parsePax, paxXattrs } from "./pax.ts";
 
 interface TarExports {
   memory: WebAssembly.Memory;
@@ -309,12 +309,7 @@ export class TarKernelParser implements ByteSink {
     const linkLen = r[i + 19];
     if (linkLen >= 0) linkname = str(u8, r[i + 18], linkLen);
     const mtime = recs.mtime ? Number(recs.mtime) : r[i + 8];
-    const xattrs: Record<string, string | Uint8Array> = {};
-    if (pax) {
-      for (const k of Object.keys(pax.raw)) {
-        if (k.startsWith("SCHILY.xattr.")) xattrs[k.slice(13)] = pax.raw[k];
-      }
-    }
+    const xattrs = paxXattrs(pax);
     const h: TarEntryHeader = {
       name,
       type: TYPES[r[i + 11]],

@@ -61,6 +61,25 @@ export interface PaxRecords {
 }
 
 /**
+ * The extended attributes a PAX header carries (`SCHILY.xattr.NAME`
+ * records, raw bytes), by name; empty when there is no PAX header.
+ *
+ * @example
+ * ```ts
+ * paxXattrs(parsePax(new TextEncoder().encode("30 SCHILY.xattr.user.a=hello\n"))); // { "user.a": Uint8Array "hello" }
+ * ```
+ */
+export function paxXattrs(pax: PaxRecords | null | undefined): Record<string, string | Uint8Array> {
+  const xattrs: Record<string, string | Uint8Array> = {};
+  if (pax) {
+    for (const k of Object.keys(pax.raw)) {
+      if (k.startsWith("SCHILY.xattr.")) xattrs[k.slice(13)] = pax.raw[k];
+    }
+  }
+  return xattrs;
+}
+
+/**
  * Parses the data of a PAX entry. Throws {@linkcode HeaderError} on malformed records.
  *
  * @example
