@@ -203,6 +203,7 @@ function startLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: 
     name: `layer ${shortDigest(desc.digest)}`,
     size: desc.size,
     mode: state.opts.inflate,
+    tarRecords: Boolean(state.opts.tarKernel), // the worker parses the tar stream on the WASM kernel
   });
 }
 
@@ -229,10 +230,11 @@ function layerTarReader(state: ApplyState, what: string): TarParser | TarKernelP
 /** The worker-thread path of {@linkcode applyLayer}: the job already reads, verifies and inflates the blob. */
 async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState, job: FileGunzip): Promise<void> {
   const what = `layer ${shortDigest(desc.digest)}`;
-  const parser = layerTarReader(state, what);
   const onProgress = state.opts.onProgress;
+  const progress = onProgress ? (n: number) => onProgress(n, 0) : undefined;
   try {
-    job.pump(parser, onProgress ? (n) => onProgress(n, 0) : undefined);
+    if (state.opts.tarKernel) job.pumpEntries(new LayerApplier(state, what), progress);
+    else job.pump(layerTarReader(state, what), progress);
   } catch (e) {
     job.destroy();
     await layerFailure(layout, desc, what, e);
