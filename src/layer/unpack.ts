@@ -2,6 +2,12 @@
  * Unpacking images: applying verified layers to a directory, atomically
  * publishing a rootfs, and writing umoci-compatible runtime bundles.
  *
+ * Over 500 lines: a 60-line contract (the pipeline, atomicity, the bundle
+ * files, every deliberate difference from umoci) heads the per-layer
+ * pipeline and the two ways of publishing its result, which share one
+ * temporary-directory and cleanup path (`inTemp`); the publishing half
+ * (`inTemp`, `unpackRootfs`, `unpackBundle`) is the next file to split off.
+ *
  * Pipeline per layer (synchronous push stages):
  * blob bytes -> digest+size verification (layout.pipeBlob) -> decoder
  * (gzip/zstd/none) -> [diff_id hasher | tar parser -> layer applier].

@@ -31,7 +31,7 @@ const SYNC_EVERY = 32 * 1024 * 1024;
 /**
  * Creates an empty layout at `dir`: `oci-layout`, `index.json` with no
  * manifests and `blobs/sha256/`. The directory must not exist or be empty
- * (EUSAGE otherwise); missing parents are created as `mkdir -p` would.
+ * (EEXIST otherwise); missing parents are created as `mkdir -p` would.
  *
  * @example
  * ```ts
