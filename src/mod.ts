@@ -64,7 +64,7 @@ export { encodeHeader, padding, padLength, type SparseRegion, type TarEntryHeade
 export { encodePax, parsePax } from "./tar/pax.ts";
 export { type TarHandler, TarParser, type TarParserOptions } from "./tar/parser.ts";
 export { tarBytes, TarWriter, type TarWriterEntry, type TarWriterOptions } from "./tar/writer.ts";
-export { LayerDecompressStream, type TarEvent, TarStream, UntarStream } from "./tar/web.ts";
+export { LayerDecompressStream, type TarEvent, TarStream, UntarStream } from "./web/tar-streams.ts";
 export { type Compression as DecoderCompression, crc32, createDecoderFor, type DecoderOptions, GzipDecoder, ZstdDecoder } from "./compress/index.ts";
 export { createDecoder } from "./layer/decoder.ts";
 export { ZSTD_WINDOW_DEFAULT, ZSTD_WINDOW_LIMIT_MAX, type ZstdDecoderOptions, type ZstdEngine } from "./compress/zstd.ts";

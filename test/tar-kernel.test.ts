@@ -2,7 +2,9 @@
 // random archives (writer-made and hand-made hostile headers), cut at random
 // chunk boundaries, both must call their handler identically (same headers,
 // same content, same holes) and fail with the same error.
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
+import zlib from "node:zlib";
+import { closeIdleWorkers, FileGunzip } from "../src/compress/inflate-worker.ts";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { OcigenError } from "../src/errors.ts";
@@ -13,7 +15,7 @@ import { encodePax } from "../src/tar/pax.ts";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
 import { concatBytes } from "../src/stream/sink.ts";
 import fs from "node:fs";
-import { createHash } from "node:crypto";
+import crypto, { createHash } from "node:crypto";
 import path from "node:path";
 import { applyTo, describeTree, makeImage, tmpdir } from "./layer-fixtures.ts";
 import { Layout } from "../src/oci/layout.ts";
@@ -503,5 +505,90 @@ describe("unpack with the tarKernel option", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the tar kernel inside the inflate worker (tarRecords jobs)", () => {
+  after(() => closeIdleWorkers());
+  const dir = tmpdir("ocigen-tk-worker-");
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let n = 0;
+
+  /** Event log of the worker parsing `tar` (gzipped to a file), in the shape of runLog's. */
+  function workerLog(tar: Uint8Array, useHole: boolean, slow = false): Ev[] {
+    const f = path.join(dir, `t${n++}.gz`);
+    const gz = zlib.gzipSync(tar, { level: 1 });
+    fs.writeFileSync(f, gz);
+    let job: FileGunzip | null = null;
+    const log = runLog((h) => ({
+      write() {},
+      end() {
+        job = new FileGunzip(f, { name: "layer sha256:abc", size: gz.length, tarRecords: true });
+        const wrapped: TarHandler = { ...h, data: (c) => {
+          if (slow) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+          h.data(c);
+        } };
+        if (!h.hole) delete wrapped.hole;
+        job.pumpEntries(wrapped);
+      },
+    }), tar, [], useHole);
+    fs.rmSync(f);
+    if (log.at(-1)?.[0] === "offset") log.pop();
+    const j = job as FileGunzip | null;
+    if (j && log.at(-1)?.[0] === "end") {
+      assert.equal(j.outputDigest(), "sha256:" + crypto.createHash("sha256").update(tar).digest("hex"));
+      assert.equal(j.inputDigest(), "sha256:" + crypto.createHash("sha256").update(gz).digest("hex"));
+    }
+    return log;
+  }
+
+  function refLog(tar: Uint8Array, useHole: boolean): Ev[] {
+    const log = runLog((h) => new TarParser(h, { context: "layer sha256:abc" }), tar, [], useHole);
+    if (log.at(-1)?.[0] === "offset") log.pop();
+    return log;
+  }
+
+  test("random archives: the same entries, data, holes and end as the reference parser, and the digests", () => {
+    fc.assert(
+      fc.property(tarArb, fc.boolean(), (tar, useHole) => {
+        const ref = refLog(tar, useHole);
+        assert.deepStrictEqual(workerLog(tar, useHole), ref);
+        assert.equal(ref.at(-1)?.[0], "end");
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  test("hostile archives (flips, bad checksums, truncation): the same events before the error, the same ETAR message", () => {
+    let errors = 0;
+    fc.assert(
+      fc.property(tarArb, mutArb, fc.boolean(), (tar, m, useHole) => {
+        const bad = mutate(tar, m);
+        const ref = refLog(bad, useHole);
+        if (ref.at(-1)?.[0] === "error") errors++;
+        assert.deepStrictEqual(workerLog(bad, useHole), ref);
+      }),
+      { numRuns: 40 },
+    );
+    assert.ok(errors > 0, "some hostile archives fail");
+    const good = tarBytes([{ name: "a", data: "x".repeat(5000) }, { name: "b", data: "y" }]);
+    const sum = good.slice();
+    sum[512 * 11 + 148] ^= 1; // the checksum of the second header
+    const log = workerLog(sum, false);
+    assert.deepStrictEqual(log.at(-1), ["error", "ETAR", "Cannot unpack layer sha256:abc: tar entry at offset 5632: bad header checksum"]);
+    assert.deepStrictEqual(log.at(-1), refLog(sum, false).at(-1));
+    const cut = workerLog(good.subarray(0, 3000), false);
+    assert.match(String(cut.at(-1)?.[2]), /^Cannot unpack layer sha256:abc: .*truncated/);
+    assert.deepStrictEqual(cut, refLog(good.subarray(0, 3000), false));
+  });
+
+  test("more than a ring of content with a slow consumer, many entries per batch", () => {
+    const big = new Uint8Array(20 << 20);
+    for (let i = 0; i < big.length; i += 997) big[i] = i & 0xff;
+    const entries: TarWriterEntry[] = [];
+    for (let i = 0; i < 3000; i++) entries.push({ name: `d/f${i}`, data: i % 7 ? "" : `content ${i}` });
+    entries.push({ name: "big", data: big }, { name: "after", data: "z" });
+    const tar = tarBytes(entries);
+    assert.deepStrictEqual(workerLog(tar, false, true), refLog(tar, false));
   });
 });

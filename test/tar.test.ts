@@ -15,7 +15,7 @@ import { encodePax, parsePax } from "../src/tar/pax.ts";
 import { CollectSink, concatBytes } from "../src/stream/sink.ts";
 import { GzipDecoder, ZstdDecoder } from "../src/compress/index.ts";
 import { createDecoder } from "../src/layer/decoder.ts";
-import { LayerDecompressStream, TarStream, UntarStream, type TarEvent } from "../src/tar/web.ts";
+import { LayerDecompressStream, TarStream, UntarStream, type TarEvent } from "../src/web/tar-streams.ts";
 import { have, sha256, tmpdir } from "./layer-fixtures.ts";
 
 interface Got {

@@ -80,7 +80,10 @@ export function fileWorkerWanted(size: number | undefined, mode: InflateMode = "
  * const job = startFileGunzip(layout.blobPath(desc), { name: "layer sha256:ab..", size: desc.size });
  * ```
  */
-export function startFileGunzip(file: string, opts: { name?: string; size?: number; minSize?: number; mode?: InflateMode } = {}): FileGunzip | null {
+export function startFileGunzip(
+  file: string,
+  opts: { name?: string; size?: number; minSize?: number; mode?: InflateMode; tarRecords?: boolean } = {},
+): FileGunzip | null {
   if (!fileWorkerWanted(opts.size, opts.mode, opts.minSize) || !wasmUsable()) return null;
   try {
     return new FileGunzip(file, opts);

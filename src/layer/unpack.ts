@@ -209,6 +209,7 @@ function startLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: 
     name: `layer ${shortDigest(desc.digest)}`,
     size: desc.size,
     mode: state.opts.inflate,
+    tarRecords: state.opts.tarKernel ?? true, // the worker parses the tar stream on the WASM kernel
   });
 }
 
@@ -229,16 +230,17 @@ async function layerFailure(layout: Layout, desc: Descriptor, what: string, e: u
 /** The tar reader of one layer: the WebAssembly kernel when the options ask for it, else the TypeScript parser. */
 function layerTarReader(state: ApplyState, what: string): TarParser | TarKernelParser {
   const applier = new LayerApplier(state, what);
-  return state.opts.tarKernel ? new TarKernelParser(applier, { context: what }) : new TarParser(applier, { context: what });
+  return state.opts.tarKernel ?? true ? new TarKernelParser(applier, { context: what }) : new TarParser(applier, { context: what });
 }
 
 /** The worker-thread path of {@linkcode applyLayer}: the job already reads, verifies and inflates the blob. */
 async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: ApplyState, job: FileGunzip): Promise<void> {
   const what = `layer ${shortDigest(desc.digest)}`;
-  const parser = layerTarReader(state, what);
   const onProgress = state.opts.onProgress;
+  const progress = onProgress ? (n: number) => onProgress(n, 0) : undefined;
   try {
-    job.pump(parser, onProgress ? (n) => onProgress(n, 0) : undefined);
+    if (state.opts.tarKernel ?? true) job.pumpEntries(new LayerApplier(state, what), progress);
+    else job.pump(layerTarReader(state, what), progress);
   } catch (e) {
     job.destroy();
     await layerFailure(layout, desc, what, e);

@@ -32,7 +32,7 @@
 import { OcigenError } from "../errors.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { wasmBase64 } from "../wasm/generated/tar.ts";
-import { instantiateKernel, MemoryView } from "../wasm/instance.ts";
+import { instantiateModule, kernelModule, MemoryView } from "../wasm/instance.ts";
 import { type SparseRegion, type TarEntryHeader, type TarEntryType } from "./header.ts";
 import { decodeBytes } from "./header-decode.ts";
 import type { TarHandler, TarParserOptions } from "./parser.ts";
@@ -117,6 +117,21 @@ export function describeTarError(code: number, a: number, b: number): string {
 }
 
 /**
+ * Options of {@linkcode TarKernelParser} and {@linkcode TarKernel}: the
+ * parser's, and the compiled tar kernel to instantiate (a worker thread is
+ * handed the module compiled in the caller's thread).
+ *
+ * @example
+ * ```ts
+ * const opts: TarKernelOptions = { context: "layer sha256:ab..", module: kernelModule("tar", wasmBase64) };
+ * ```
+ */
+export interface TarKernelOptions extends TarParserOptions {
+  /** The compiled tar kernel (default: compiled from the bundled bytes, once per thread). */
+  module?: WebAssembly.Module;
+}
+
+/**
  * Decodes a tar stream pushed into it on the WebAssembly kernel and calls
  * `handler` exactly as {@linkcode TarParser} would (same headers, same calls,
  * same errors); data chunks are views of the written chunk.
@@ -142,14 +157,15 @@ export class TarKernelParser implements ByteSink {
   private rawUname = "";
   private rawGname = "";
 
-  constructor(private readonly handler: TarHandler, opts: TarParserOptions = {}) {
+  /** `opts.module`: the tar kernel already compiled (a worker is handed it), else compiled here once. */
+  constructor(private readonly handler: TarHandler, opts: TarKernelOptions = {}) {
     const maxExt = opts.maxExtendedSize ?? 1 << 20;
     // the kernel lays out 8 bytes of buffers per byte of this limit in a 4 GiB address space
     if (!Number.isSafeInteger(maxExt) || maxExt < 0 || maxExt > MAX_EXTENDED) {
       throw new RangeError(`maxExtendedSize must be an integer from 0 to ${MAX_EXTENDED}`);
     }
     let mem: MemoryView | null = null;
-    const inst = instantiateKernel("tar", wasmBase64, {
+    const inst = instantiateModule(opts.module ?? kernelModule("tar", wasmBase64), "tar", {
       // JS Number() of a PAX sparse value the kernel does not read itself
       paxNumber: (ptr: number, len: number) => Number(decodeBytes(mem!.u8.subarray(ptr, ptr + len))),
     });
@@ -376,7 +392,7 @@ export class TarKernel {
   private readonly parser: TarKernelParser;
   private chunk: Uint8Array = new Uint8Array(0);
 
-  constructor(opts: TarParserOptions = {}) {
+  constructor(opts: TarKernelOptions = {}) {
     this.parser = new TarKernelParser({
       entry: (header) => this.batch.push({ kind: "entry", header }),
       data: (data) => this.batch.push({ kind: "data", data, at: data.byteOffset - this.chunk.byteOffset }),

@@ -49,7 +49,7 @@ function unpackOptions(o: Opts, p: Progress, runningAsRoot: () => boolean): Unpa
     zstdWindowMax: zstdWindowMaxOption(o.zstdWindowMax),
     lookahead: settings().lookahead,
     inflate: settings().inflate,
-    tarKernel: Boolean(o.tarKernel),
+    tarKernel: o.tarKernel === undefined ? undefined : Boolean(o.tarKernel),
     onLayer: (i: number, n: number, d: Descriptor) => {
       p.update({ layer: d.digest, layerIndex: i - 1, layers: n });
       log.info(`unpacking layer ${i}/${n} ${shortDigest(d.digest)}`);
@@ -73,8 +73,9 @@ function addUnpackFlags(c: Command): Command {
     .option("--keep-dirlinks", "keep existing symlinks to directories when a layer has a directory of that name")
     .option("--zstd-window-max <MiB>", "largest zstd window a layer may use, in MiB (default 128, at most 2048)")
     .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform image, e.g. linux/arm64/v8 (default: this host's); an image for another platform is refused")
-    // measurement switch, hidden until the kernel is the default
-    .addOption(new Option("--tar-kernel", "read layer tars with the WebAssembly tar kernel").hideHelp());
+    // measurement switches
+    .addOption(new Option("--tar-kernel", "read layer tars with the WebAssembly tar kernel (the default)").hideHelp())
+    .addOption(new Option("--no-tar-kernel", "read layer tars with the TypeScript parser").hideHelp());
 }
 
 /**

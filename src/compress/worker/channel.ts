@@ -7,9 +7,14 @@
  * `(write - read) | 0`, the position `(counter >>> 0) % capacity`. A ring hands
  * out contiguous pieces only (up to its end), so a caller loops.
  *
+ * The output ring of a `TAR_RECORDS` job carries records instead of bytes
+ * ({@linkcode Ring.reserveRecord} / {@linkcode Ring.commit} on the worker's
+ * side, {@linkcode Ring.nextRecord} on the caller's): a record is written
+ * whole before the write counter moves, and never wraps the ring's end.
+ *
  * @module
  */
-import { Ctl, Layout } from "./protocol.ts";
+import { Ctl, Layout, RECORD_HEADER_BYTES, RecordKind } from "./protocol.ts";
 
 /**
  * One byte ring of the shared buffer (the input or the output ring).
@@ -29,6 +34,8 @@ export class Ring {
     private readonly writeWord: number,
     private readonly readWord: number,
   ) {}
+
+  private words: Int32Array | null = null;
 
   /** Bytes written and not yet consumed. */
   readable(): number {
@@ -62,6 +69,75 @@ export class Ring {
   consume(n: number): void {
     Atomics.store(this.ctl, this.readWord, (Atomics.load(this.ctl, this.readWord) + n) | 0);
   }
+
+  private i32(): Int32Array {
+    return this.words ??= new Int32Array(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length >> 2);
+  }
+
+  /**
+   * Producer: where a record with a `len`-byte payload can be written whole
+   * (its header written), or -1 when the ring has no room for it yet. A record
+   * that would cross the ring's end gets a `PAD` record over the tail first.
+   * Publish it with {@linkcode Ring.commit}`(recordBytes(len))`.
+   */
+  reserveRecord(kind: number, len: number): number {
+    const need = recordBytes(len);
+    const cap = this.bytes.length;
+    if (need > cap) throw new RangeError(`record of ${len} bytes does not fit the ring`);
+    const w = Atomics.load(this.ctl, this.writeWord);
+    const free = cap - ((w - Atomics.load(this.ctl, this.readWord)) | 0);
+    const at = (w >>> 0) % cap;
+    const tail = cap - at;
+    if (tail < need) {
+      if (free < tail + need) return -1;
+      this.i32().set([RecordKind.PAD, tail - RECORD_HEADER_BYTES], at >> 2);
+      this.commit(tail);
+      return this.reserveRecord(kind, len);
+    }
+    if (free < need) return -1;
+    this.i32().set([kind, len], at >> 2);
+    return at;
+  }
+
+  /** Producer: publishes `n` bytes written at the write position. */
+  commit(n: number): void {
+    Atomics.store(this.ctl, this.writeWord, (Atomics.load(this.ctl, this.writeWord) + n) | 0);
+  }
+
+  /**
+   * Consumer: the next record (`PAD` records skipped), or null when none is
+   * readable. Its payload is a view of the ring: call
+   * {@linkcode Ring.consume}`(recordBytes(payload.length))` when done with it.
+   */
+  nextRecord(): { kind: number; payload: Uint8Array } | null {
+    const cap = this.bytes.length;
+    for (;;) {
+      if (this.readable() < RECORD_HEADER_BYTES) return null;
+      const at = (Atomics.load(this.ctl, this.readWord) >>> 0) % cap;
+      const w = this.i32();
+      const kind = w[at >> 2];
+      const len = w[(at >> 2) + 1];
+      if (kind === RecordKind.PAD) {
+        this.consume(recordBytes(len));
+        continue;
+      }
+      const p = at + RECORD_HEADER_BYTES;
+      return { kind, payload: this.bytes.subarray(p, p + len) };
+    }
+  }
+}
+
+/**
+ * Bytes a record with a `len`-byte payload takes in the ring (header, payload
+ * padded to 8).
+ *
+ * @example
+ * ```ts
+ * recordBytes(5); // 16
+ * ```
+ */
+export function recordBytes(len: number): number {
+  return RECORD_HEADER_BYTES + ((len + 7) & ~7);
 }
 
 /**
@@ -135,6 +211,18 @@ export class Channel {
     new Uint8Array(this.sab, Layout.PATH_AT, Layout.PATH_CAP).set(bytes);
     this.set(Ctl.PATH_LEN, bytes.length);
     return true;
+  }
+
+  /** Stores a tar error's text (cut to `Layout.MSG_CAP` bytes). */
+  writeMessage(text: string): void {
+    const dst = new Uint8Array(this.sab, Layout.MSG_AT, Layout.MSG_CAP);
+    const { written } = new TextEncoder().encodeInto(text, dst);
+    this.set(Ctl.MSG_LEN, written ?? 0);
+  }
+
+  /** The tar error text of the current job. */
+  readMessage(): string {
+    return new TextDecoder().decode(new Uint8Array(this.sab, Layout.MSG_AT, this.get(Ctl.MSG_LEN)).slice());
   }
 
   /** The file name of the current file job. */

@@ -13,7 +13,10 @@
  *    hashes it.
  * Either way the output goes into the output ring (hashed too when asked),
  * waiting while the ring is full, and the job ends with `STATUS` = `DONE` or
- * `FAILED`. A caller that gives a job up sets `ABORT`; the worker notices
+ * `FAILED`. A `TAR_RECORDS` job feeds the (hashed) output to the WASM tar
+ * kernel instead and writes its events as records: non-content events
+ * batched into one `EVENTS` record, content as `DATA` records, `END` at the
+ * end of the archive; a tar error fails the job with its text. A caller that gives a job up sets `ABORT`; the worker notices
  * whenever it would wait, and the caller terminates it anyway.
  *
  * @module
@@ -21,11 +24,14 @@
 import fs from "node:fs";
 import { createHash, type Hash } from "node:crypto";
 import { workerData } from "node:worker_threads";
+import { OcigenError } from "../../errors.ts";
+import type { TarEntryHeader } from "../../tar/header.ts";
+import { TarKernelParser } from "../../tar/kernel.ts";
 import type { InflateExports } from "../inflate-wasm.ts";
 import { instantiateModule, MemoryView } from "../../wasm/instance.ts";
 import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelInput, pumpKernel, type StreamKernel } from "../../wasm/stream-kernel.ts";
-import { Channel } from "./channel.ts";
-import { Ctl, ERRNO_NAMES, HashFlag, Layout, OutputKind, Source, Status, type WorkerData, WorkerError } from "./protocol.ts";
+import { Channel, recordBytes } from "./channel.ts";
+import { Ctl, ERRNO_NAMES, HashFlag, Layout, OutputKind, RECORD_HEADER_BYTES, RecordKind, Source, Status, type WorkerData, WorkerError } from "./protocol.ts";
 
 /** Thrown out of a job the caller gave up. */
 class Abort {}
@@ -39,6 +45,16 @@ const input = new KernelInput();
 /** sha256 of the current job's output, when asked for. */
 let outHash: Hash | null = null;
 
+/** The current job's tar parser (`TAR_RECORDS` jobs), else null. */
+let tar: TarKernelParser | null = null;
+/** Non-content tar events not yet written (see the protocol's `EVENTS` payload). */
+let pending: unknown[] = [];
+/** A batch is written once it holds this many events, whatever comes next. */
+const BATCH_MAX = 512;
+/** Largest `DATA` record payload. */
+const DATA_MAX = 1 << 20;
+const utf8 = new TextEncoder();
+
 /** Sleeps until the caller changes something (`seen`: `WORK_SEQ` before looking); throws Abort if it gave the job up. */
 function waitCaller(seen: number): void {
   if (ch.get(Ctl.ABORT)) throw new Abort();
@@ -46,9 +62,61 @@ function waitCaller(seen: number): void {
   if (ch.get(Ctl.ABORT)) throw new Abort();
 }
 
-/** Hands kernel output over through the output ring, waiting for room. */
+/** Writes one record (`payload` may be any length up to a ring), waiting for room. */
+function putRecord(kind: number, payload: Uint8Array): void {
+  const ring = ch.output;
+  for (;;) {
+    const seen = ch.get(Ctl.WORK_SEQ);
+    const at = ring.reserveRecord(kind, payload.length);
+    if (at < 0) {
+      waitCaller(seen);
+      continue;
+    }
+    ring.bytes.set(payload, at + RECORD_HEADER_BYTES);
+    ring.commit(recordBytes(payload.length));
+    ch.wakeMain();
+    return;
+  }
+}
+
+/** Writes the pending non-content events as one `EVENTS` record. */
+function flushEvents(): void {
+  if (pending.length === 0) return;
+  const json = JSON.stringify(pending, (_k, v) => (v instanceof Uint8Array ? { $u8: Array.from(v) } : v));
+  pending = [];
+  putRecord(RecordKind.EVENTS, utf8.encode(json));
+}
+
+function queueEvent(ev: unknown): void {
+  pending.push(ev);
+  if (pending.length >= BATCH_MAX) flushEvents();
+}
+
+/** The tar parser of a `TAR_RECORDS` job, writing its events as records. */
+function tarParser(): TarKernelParser {
+  return new TarKernelParser({
+    entry: (h: TarEntryHeader) => queueEvent(["e", h]),
+    data: (v: Uint8Array) => {
+      flushEvents();
+      for (let off = 0; off < v.length; off += DATA_MAX) putRecord(RecordKind.DATA, v.subarray(off, off + DATA_MAX));
+    },
+    hole: (n: number) => queueEvent(["h", n]),
+    entryEnd: () => queueEvent(["x"]),
+    end: () => {
+      flushEvents();
+      putRecord(RecordKind.END, new Uint8Array(0));
+    },
+  }, { module: data.tarModule });
+}
+
+/** Hands kernel output over through the output ring, waiting for room (or to the tar parser). */
 function emit(out: Uint8Array): void {
   outHash?.update(out);
+  if (tar) {
+    tar.write(out);
+    flushEvents();
+    return;
+  }
   let off = 0;
   while (off < out.length) {
     const seen = ch.get(Ctl.WORK_SEQ);
@@ -77,6 +145,7 @@ function failIo(code: number, e: unknown): void {
 }
 
 function finish(): void {
+  tar?.end();
   if (outHash) ch.writeHex(Layout.DIGEST_AT, outHash.digest("hex"));
   outHash = null;
   ch.set(Ctl.STATUS, Status.DONE);
@@ -200,7 +269,10 @@ function job(): void {
   ex.reset();
   input.clear();
   outHash = ch.get(Ctl.HASH) & HashFlag.OUTPUT ? createHash("sha256") : null;
-  if (ch.get(Ctl.OUTPUT) !== OutputKind.BYTES) fail(WorkerError.UNSUPPORTED, 0);
+  pending = [];
+  const kind = ch.get(Ctl.OUTPUT);
+  tar = kind === OutputKind.TAR_RECORDS ? tarParser() : null;
+  if (kind !== OutputKind.BYTES && kind !== OutputKind.TAR_RECORDS) fail(WorkerError.UNSUPPORTED, 0);
   else if (ch.get(Ctl.SOURCE) === Source.FILE) fileJob();
   else ringJob();
 }
@@ -212,10 +284,20 @@ for (;;) {
   try {
     job();
   } catch (e) {
-    if (!(e instanceof Abort)) {
+    if (tar && e instanceof OcigenError && e.code === "ETAR") {
+      // what came before the error reaches the caller first, as with an in-thread parser
+      try {
+        flushEvents();
+        ch.writeMessage(e.message.replace(/^Cannot read /, ""));
+        fail(WorkerError.TAR, 0);
+      } catch (e2) {
+        if (!(e2 instanceof Abort)) fail(WorkerError.INTERNAL, 0);
+      }
+    } else if (!(e instanceof Abort)) {
       ch.set(Ctl.ERR_CODE, WorkerError.INTERNAL);
       ch.set(Ctl.STATUS, Status.FAILED);
       ch.wakeMain();
     }
   }
+  tar = null;
 }

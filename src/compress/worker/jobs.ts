@@ -8,6 +8,9 @@
  *    views of the shared ring (valid during the call, as the ByteSink contract
  *    says; Node's and Deno's fs and TextDecoder accept views of shared
  *    memory), which are freed for the worker after the call.
+ *    A `FileGunzip` started with `tarRecords` has the worker parse the tar
+ *    stream too: {@linkcode FileGunzip.pumpEntries} replays its records
+ *    (entry headers, content views, holes, entry ends) to a `TarHandler`.
  * Both end by waiting for `STATUS` = `DONE` with an empty output ring; a
  * `FAILED` job, a sink that throws or an abandoned job terminates the worker.
  *
@@ -15,12 +18,22 @@
  */
 import { OcigenError } from "../../errors.ts";
 import type { ByteSink } from "../../stream/sink.ts";
+import type { TarEntryHeader } from "../../tar/header.ts";
+import type { TarHandler } from "../../tar/parser.ts";
 import { describeInflateError } from "../inflate-wasm.ts";
 import { acquireSlot, killSlot, releaseSlot, type Slot, startJob } from "./pool.ts";
-import { Ctl, ERRNO_NAMES, HashFlag, Layout, Source, Status, WorkerError } from "./protocol.ts";
+import { recordBytes } from "./channel.ts";
+import { Ctl, ERRNO_NAMES, HashFlag, Layout, OutputKind, RecordKind, Source, Status, WorkerError } from "./protocol.ts";
 
 /** FileGunzip hands the ring over in views of at most this size. */
 const DRAIN_CHUNK = 512 * 1024;
+const ZEROS = new Uint8Array(65536);
+
+/** `JSON.parse` reviver of `EVENTS` payloads: `{"$u8": [..]}` back to bytes. */
+function reviveBytes(_k: string, v: unknown): unknown {
+  if (v && typeof v === "object" && Array.isArray((v as { $u8?: unknown }).$u8)) return Uint8Array.from((v as { $u8: number[] }).$u8);
+  return v;
+}
 
 /** What both job kinds share: the slot, draining, waiting for the end, failing. */
 abstract class WorkerJob {
@@ -196,8 +209,10 @@ export class BlobReadError extends OcigenError {}
 export class FileGunzip extends WorkerJob {
   private inDigest: string | undefined;
   private outDigest: string | undefined;
+  private readonly tarRecords: boolean;
 
-  constructor(file: string, opts: { name?: string; size?: number } = {}) {
+  /** `tarRecords`: the worker parses the tar stream too (use {@linkcode FileGunzip.pumpEntries}). */
+  constructor(file: string, opts: { name?: string; size?: number; tarRecords?: boolean } = {}) {
     super(opts.name ?? file, null);
     const s = acquireSlot();
     if (!s.ch.writePath(file)) {
@@ -207,6 +222,8 @@ export class FileGunzip extends WorkerJob {
     s.ch.sizes.set([opts.size ?? -1, 0]);
     s.ch.set(Ctl.HASH, HashFlag.OUTPUT | HashFlag.INPUT);
     s.ch.set(Ctl.SOURCE, Source.FILE);
+    this.tarRecords = Boolean(opts.tarRecords);
+    s.ch.set(Ctl.OUTPUT, this.tarRecords ? OutputKind.TAR_RECORDS : OutputKind.BYTES);
     startJob(s);
     this.slot = s;
   }
@@ -219,6 +236,7 @@ export class FileGunzip extends WorkerJob {
   pump(sink: ByteSink, onInput?: (bytes: number) => void): void {
     const s = this.slot;
     if (!s) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: the job was already used or destroyed`);
+    if (this.tarRecords) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: a tar records job is read with pumpEntries`);
     let reported = 0;
     const report = () => {
       const now = s.ch.sizes[1]; // read once: the worker moves it concurrently
@@ -233,6 +251,70 @@ export class FileGunzip extends WorkerJob {
     this.inDigest = s.ch.readDigest(Layout.IN_DIGEST_AT);
     this.release(s);
     sink.end();
+  }
+
+  /**
+   * For a job started with `tarRecords`: replays the worker's tar events to
+   * `handler` (`entry`, `data` views of the shared ring valid during the call,
+   * `hole` or zero `data`, `entryEnd`), then calls `handler.end()`; a bad tar
+   * stream throws the same `ETAR` message as an in-thread parser with context
+   * the job's name, after the events before the error. `onInput` as for
+   * {@linkcode FileGunzip.pump}.
+   *
+   * @example
+   * ```ts
+   * const job = new FileGunzip(file, { name: "layer sha256:ab..", size, tarRecords: true });
+   * job.pumpEntries(new LayerApplier(state, "layer sha256:ab.."));
+   * ```
+   */
+  pumpEntries(handler: TarHandler, onInput?: (bytes: number) => void): void {
+    const s = this.slot;
+    if (!s) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: the job was already used or destroyed`);
+    if (!this.tarRecords) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: not a tar records job`);
+    let reported = 0;
+    const report = () => {
+      const now = s.ch.sizes[1];
+      if (onInput && now > reported) {
+        onInput(now - reported);
+        reported = now;
+      }
+    };
+    let ended = false;
+    for (;;) {
+      const seen = s.ch.get(Ctl.MAIN_SEQ);
+      const st = s.ch.get(Ctl.STATUS); // before replaying: a failed job's records are all written by then
+      if (this.replay(s, handler)) ended = true;
+      report();
+      if (st === Status.FAILED) this.fail(s);
+      if (st === Status.DONE && s.ch.output.readable() === 0) break;
+      s.ch.wait(Ctl.MAIN_SEQ, seen);
+    }
+    report();
+    this.outDigest = s.ch.readDigest(Layout.DIGEST_AT);
+    this.inDigest = s.ch.readDigest(Layout.IN_DIGEST_AT);
+    this.release(s);
+    if (!ended) throw new OcigenError("ETAR", `Cannot unpack ${this.name}: the tar worker ended without the end of the archive`);
+    handler.end();
+  }
+
+  /** Replays every readable record to `handler`; true when the `END` record was among them. */
+  private replay(s: Slot, handler: TarHandler): boolean {
+    const out = s.ch.output;
+    let ended = false;
+    for (let r = out.nextRecord(); r; r = out.nextRecord()) {
+      try {
+        if (r.kind === RecordKind.DATA) handler.data(r.payload);
+        else if (r.kind === RecordKind.EVENTS) replayEvents(r.payload, handler);
+        else if (r.kind === RecordKind.END) ended = true;
+        else throw new OcigenError("ETAR", `Cannot unpack ${this.name}: bad record ${r.kind} from the tar worker`);
+      } catch (e) {
+        this.destroy();
+        throw e;
+      }
+      out.consume(recordBytes(r.payload.length)); // after the call: the worker cannot reuse the bytes before
+      s.ch.wakeWorker();
+    }
+    return ended;
   }
 
   /** `sha256:<hex>` of the compressed file, after a successful `pump()`. */
@@ -250,6 +332,8 @@ export class FileGunzip extends WorkerJob {
     const read = s.ch.sizes[1];
     const ioName = errno >= 0 ? ERRNO_NAMES[errno] : "I/O error";
     switch (code) {
+      case WorkerError.TAR:
+        return new OcigenError("ETAR", `Cannot unpack ${this.name}: ${s.ch.readMessage()}`);
       case WorkerError.OPEN:
         return new BlobReadError("EIO", `Cannot read ${this.name}: open failed (${ioName})`);
       case WorkerError.READ:
@@ -260,5 +344,25 @@ export class FileGunzip extends WorkerJob {
         return new BlobReadError("ESIZE", `Cannot read ${this.name}: ${read} bytes, shorter than its expected size`);
     }
     return null;
+  }
+}
+
+/** Calls `handler` for each event of an `EVENTS` payload (see the protocol). */
+function replayEvents(payload: Uint8Array, handler: TarHandler): void {
+  const events = JSON.parse(new TextDecoder().decode(payload.slice()), reviveBytes) as [string, unknown?][];
+  for (const ev of events) {
+    if (ev[0] === "e") handler.entry(ev[1] as TarEntryHeader);
+    else if (ev[0] === "x") handler.entryEnd();
+    else if (ev[0] === "h") {
+      let len = ev[1] as number;
+      if (handler.hole) handler.hole(len);
+      else {
+        while (len > 0) {
+          const k = Math.min(len, ZEROS.length);
+          handler.data(ZEROS.subarray(0, k));
+          len -= k;
+        }
+      }
+    }
   }
 }

@@ -2,7 +2,7 @@
  * Starting inflate workers (through `spawn.ts`) and keeping idle ones for the
  * next job.
  *
- * Every worker is handed the inflate kernel compiled once in this thread
+ * Every worker is handed the inflate and tar kernels compiled once in this thread
  * (`WebAssembly.Module` is passed, not recompiled) and its own shared buffer.
  * A worker whose job failed or was abandoned is terminated; cleanly finished
  * ones are kept (at most two).
@@ -11,6 +11,7 @@
  */
 import type { Worker } from "node:worker_threads";
 import { wasmBase64 } from "../../wasm/generated/inflate.ts";
+import { wasmBase64 as tarBase64 } from "../../wasm/generated/tar.ts";
 import { kernelModule } from "../../wasm/instance.ts";
 import { Channel } from "./channel.ts";
 import { Ctl, JOB_WORDS, Layout, type WorkerData } from "./protocol.ts";
@@ -48,7 +49,7 @@ export function acquireSlot(): Slot {
   let s = idle.pop();
   if (!s) {
     const sab = new SharedArrayBuffer(Layout.TOTAL);
-    const data: WorkerData = { sab, module: kernelModule("inflate", wasmBase64) };
+    const data: WorkerData = { sab, module: kernelModule("inflate", wasmBase64), tarModule: kernelModule("tar", tarBase64) };
     const worker = spawnWorker("inflate", data);
     worker.unref();
     s = { worker, ch: new Channel(sab) };

@@ -8,6 +8,7 @@
  * | 128 .. 192          | sha256 of the output, 64 ASCII hex digits                   |
  * | 192 .. 256          | sha256 of the input (file jobs), 64 ASCII hex digits        |
  * | 256 .. 272          | Float64 [expected input size or -1, input bytes read]      |
+ * | 512 .. 1024         | UTF-8 text of a tar error (`TAR_RECORDS` jobs)              |
  * | 1024 .. 8192        | UTF-8 name of the file to read (file jobs)                  |
  * | 8192 ..             | input ring (1 MiB), then output ring (16 MiB)               |
  *
@@ -26,8 +27,9 @@
  * caller sets `ABORT` to give a job up.
  *
  * Output kinds: `OUTPUT` = {@linkcode OutputKind}.BYTES puts the decompressed
- * stream itself in the output ring. {@linkcode OutputKind}.TAR_RECORDS is
- * reserved for a worker that also parses the tar stream: the output ring then
+ * stream itself in the output ring. With {@linkcode OutputKind}.TAR_RECORDS
+ * the worker also parses the tar stream (on the WASM tar kernel, compiled once
+ * in the caller and handed over as `tarModule`): the output ring then
  * carries records ({@linkcode RecordKind}), each an 8-byte header (Int32 kind,
  * Int32 payload length) and its payload padded to 8 bytes; a record never
  * wraps around the ring's end (the writer fills the rest of the ring with a
@@ -35,7 +37,11 @@
  * contiguous view per record. `EVENTS` carries a batch of the tar parser's
  * events other than content (entry headers, entry ends, holes of sparse
  * files, in stream order), `DATA` the bytes of the current entry's content
- * between them, `END` closes the archive.
+ * between them, `END` closes the archive. An `EVENTS` payload is UTF-8 JSON:
+ * an array of `["e", header]` (entry; `Uint8Array` values as `{"$u8": [..]}`),
+ * `["x"]` (entry end) and `["h", length]` (hole). A tar error fails the job
+ * with {@linkcode WorkerError}.TAR and its text at `Layout.MSG_AT`
+ * (`Ctl.MSG_LEN` bytes), after the records of every event before it.
  * A worker that does not know an output kind fails the job with
  * {@linkcode WorkerError}.UNSUPPORTED.
  *
@@ -89,6 +95,8 @@ export const Ctl = {
   ERR_ERRNO: 17,
   /** Caller: an {@linkcode OutputKind}. */
   OUTPUT: 18,
+  /** Worker: UTF-8 length of the tar error text at `Layout.MSG_AT`. */
+  MSG_LEN: 19,
 } as const;
 
 /**
@@ -101,7 +109,7 @@ export const Ctl = {
  */
 export const JOB_WORDS: readonly number[] = [
   Ctl.IN_W, Ctl.IN_R, Ctl.OUT_W, Ctl.OUT_R, Ctl.INPUT_ENDED, Ctl.STATUS, Ctl.ERR_CODE, Ctl.ERR_AT,
-  Ctl.ABORT, Ctl.SOURCE, Ctl.ERR_ERRNO, Ctl.OUTPUT,
+  Ctl.ABORT, Ctl.SOURCE, Ctl.ERR_ERRNO, Ctl.OUTPUT, Ctl.MSG_LEN,
 ];
 
 /**
@@ -137,7 +145,7 @@ export const HashFlag = { OUTPUT: 1, INPUT: 2 } as const;
 
 /**
  * Values of `Ctl.OUTPUT`: what the output ring carries (see the module
- * comment; only `BYTES` is implemented).
+ * comment).
  *
  * @example
  * ```ts
@@ -147,7 +155,7 @@ export const HashFlag = { OUTPUT: 1, INPUT: 2 } as const;
 export const OutputKind = { BYTES: 0, TAR_RECORDS: 1 } as const;
 
 /**
- * Record kinds of the `TAR_RECORDS` output (reserved; see the module comment).
+ * Record kinds of the `TAR_RECORDS` output (see the module comment).
  *
  * @example
  * ```ts
@@ -189,6 +197,8 @@ export const WorkerError = {
   TOO_SHORT: -103,
   /** The job asked for an output kind this worker does not produce. */
   UNSUPPORTED: -104,
+  /** The tar stream is bad (`TAR_RECORDS` jobs); the text is at `Layout.MSG_AT`. */
+  TAR: -105,
 } as const;
 
 /**
@@ -219,6 +229,10 @@ export const Layout = {
   IN_DIGEST_AT: 192,
   /** Two Float64 numbers: expected input size (-1: unchecked), input bytes read. */
   F64_AT: 256,
+  /** A tar error's text (`TAR_RECORDS` jobs). */
+  MSG_AT: 512,
+  /** Largest tar error text in bytes. */
+  MSG_CAP: 512,
   /** The file name (file jobs). */
   PATH_AT: 1024,
   /** Largest UTF-8 file name length. */
@@ -238,7 +252,7 @@ export const Layout = {
  *
  * @example
  * ```ts
- * const data: WorkerData = { sab: new SharedArrayBuffer(Layout.TOTAL), module: kernelModule("inflate", wasmBase64) };
+ * const data: WorkerData = { sab: new SharedArrayBuffer(Layout.TOTAL), module: kernelModule("inflate", wasmBase64), tarModule: kernelModule("tar", tarBase64) };
  * ```
  */
 export interface WorkerData {
@@ -246,4 +260,6 @@ export interface WorkerData {
   sab: SharedArrayBuffer;
   /** The compiled inflate kernel (compiled once in the caller's thread). */
   module: WebAssembly.Module;
+  /** The compiled tar kernel (for `TAR_RECORDS` jobs). */
+  tarModule: WebAssembly.Module;
 }

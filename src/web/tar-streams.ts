@@ -9,10 +9,10 @@
 import { createDecoderFor } from "../compress/index.ts";
 import { layerCompressionOf } from "../oci/media-type.ts";
 import type { ByteSink } from "../stream/sink.ts";
-import type { TarEntryHeader } from "./header.ts";
-import { TarKernelParser } from "./kernel.ts";
-import { TarParser } from "./parser.ts";
-import { TarWriter, type TarWriterEntry, type TarWriterOptions } from "./writer.ts";
+import type { TarEntryHeader } from "../tar/header.ts";
+import { TarKernelParser } from "../tar/kernel.ts";
+import { TarParser } from "../tar/parser.ts";
+import { TarWriter, type TarWriterEntry, type TarWriterOptions } from "../tar/writer.ts";
 
 /**
  * An event of {@linkcode UntarStream}.
