@@ -415,7 +415,13 @@ describe("platform", () => {
       assert.equal(u2.value, 0, u2.stderr);
       assert.ok(fs.existsSync(join(b2, `rootfs/arch-${other}`)));
       const ref = `${join(e.layouts, "foreign")}:latest`;
-      const u3 = await cli("unpack", "--image", ref, join(e.tmp, "b3"));
+      // without --platform a foreign image is unpacked with a warning, as umoci does (its
+      // config.bats sets --os/--architecture and unpacks); with --platform it is refused
+      const u3w = await cli("unpack", "--image", ref, join(e.tmp, "b3w"));
+      assert.equal(u3w.value, 0, u3w.stderr);
+      assert.match(u3w.stderr, new RegExp(`the image is for linux/${other}, not ${host.os}/${host.architecture}: unpacking it anyway`));
+      assert.ok(fs.existsSync(join(e.tmp, "b3w", "config.json")));
+      const u3 = await cli("unpack", "--platform", `${host.os}/${host.architecture}`, "--image", ref, join(e.tmp, "b3"));
       assert.equal(u3.value, 1);
       assert.match(u3.stderr, new RegExp(`^ocigen: ${ref.replaceAll("/", "\\/")}: the image is for linux/${other}, not ${host.os}/${host.architecture} .*\\n$`));
       assert.equal(fs.existsSync(join(e.tmp, "b3")), false, "nothing half-written");

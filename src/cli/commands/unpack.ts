@@ -24,8 +24,11 @@ import { settings } from "../context.ts";
 type Opts = Record<string, unknown>;
 
 /**
- * Opens `--image` and resolves it for `--platform` (default: the host's);
- * `forPlatform`: refuse an image made for another platform.
+ * Opens `--image` and resolves it for `--platform` (default: the host's).
+ * `forPlatform`: an image made for another platform is refused when
+ * `--platform` names the one wanted; without it, it is unpacked with a
+ * warning, as umoci unpacks any image (a foreign root filesystem is only
+ * files; the generator is what refuses to run one).
  */
 async function openImage(o: Opts, forPlatform = false) {
   const img = o.image as string;
@@ -33,7 +36,14 @@ async function openImage(o: Opts, forPlatform = false) {
   const platform = platformOption(o.platform as string | undefined);
   const layout = await Layout.open(dir);
   const image = await layout.resolve(tag, platform);
-  if (forPlatform) checkImagePlatform(image.config, platform, img);
+  if (forPlatform) {
+    try {
+      checkImagePlatform(image.config, platform, img);
+    } catch (e) {
+      if (o.platform !== undefined) throw e;
+      log.warn(`${(e as Error).message.replace(/ \(choose the platform.*$/, "")}: unpacking it anyway (--platform refuses it)`);
+    }
+  }
   return { layout, image, name: img };
 }
 
