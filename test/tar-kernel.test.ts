@@ -15,7 +15,7 @@ import { encodePax } from "../src/tar/pax.ts";
 import { type TarWriterEntry, tarBytes } from "../src/tar/writer.ts";
 import { concatBytes } from "../src/stream/sink.ts";
 import fs from "node:fs";
-import crypto, { createHash } from "node:crypto";
+import { createHash } from "node:crypto";
 import path from "node:path";
 import { applyTo, describeTree, makeImage, tmpdir } from "./layer-fixtures.ts";
 import { Layout } from "../src/oci/layout.ts";
@@ -536,8 +536,8 @@ describe("the tar kernel inside the inflate worker (tarRecords jobs)", () => {
     if (log.at(-1)?.[0] === "offset") log.pop();
     const j = job as FileGunzip | null;
     if (j && log.at(-1)?.[0] === "end") {
-      assert.equal(j.outputDigest(), "sha256:" + crypto.createHash("sha256").update(tar).digest("hex"));
-      assert.equal(j.inputDigest(), "sha256:" + crypto.createHash("sha256").update(gz).digest("hex"));
+      assert.equal(j.outputDigest(), "sha256:" + createHash("sha256").update(tar).digest("hex"));
+      assert.equal(j.inputDigest(), "sha256:" + createHash("sha256").update(gz).digest("hex"));
     }
     return log;
   }

@@ -130,15 +130,29 @@ export function checkImagePlatform(
   want: Platform,
   what: string,
 ): void {
-  if (typeof config.os !== "string" || typeof config.architecture !== "string" || !config.os || !config.architecture) return;
-  const got: Platform = { os: config.os, architecture: config.architecture };
-  if (typeof config.variant === "string" && config.variant) got.variant = config.variant;
-  if (!platformMatches(got, want)) {
+  const got = foreignPlatform(config, want);
+  if (got) {
     throw new OcigenError(
       "EPLATFORM",
       `${what ? what + ": " : ""}the image is for ${formatPlatform(got)}, not ${formatPlatform(want)} (choose the platform with --platform or platform =)`,
     );
   }
+}
+
+/**
+ * The platform an image's config names when it is not `want` (undefined when
+ * it matches, or the config names no os/architecture).
+ *
+ * @example
+ * ```ts
+ * foreignPlatform({ os: "linux", architecture: "mips64" }, hostPlatform()); // { os: "linux", architecture: "mips64" }
+ * ```
+ */
+export function foreignPlatform(config: { os?: string; architecture?: string; variant?: string }, want: Platform): Platform | undefined {
+  if (typeof config.os !== "string" || typeof config.architecture !== "string" || !config.os || !config.architecture) return undefined;
+  const got: Platform = { os: config.os, architecture: config.architecture };
+  if (typeof config.variant === "string" && config.variant) got.variant = config.variant;
+  return platformMatches(got, want) ? undefined : got;
 }
 
 /**

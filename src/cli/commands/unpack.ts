@@ -15,7 +15,7 @@ import { type Progress, start as startProgress } from "../../progress.ts";
 import type { UnpackOptions } from "../../layer/unpack.ts";
 import type { Descriptor } from "../../oci/types.ts";
 import { zstdWindowMaxOption } from "../zstd-window.ts";
-import { checkImagePlatform } from "../../oci/platform.ts";
+import { checkImagePlatform, foreignPlatform, formatPlatform } from "../../oci/platform.ts";
 import { platformOption } from "../platform.ts";
 import { settings } from "../context.ts";
 // The unpack engine (layer/unpack.ts, layer/apply.ts) and the config
@@ -36,13 +36,10 @@ async function openImage(o: Opts, forPlatform = false) {
   const platform = platformOption(o.platform as string | undefined);
   const layout = await Layout.open(dir);
   const image = await layout.resolve(tag, platform);
-  if (forPlatform) {
-    try {
-      checkImagePlatform(image.config, platform, img);
-    } catch (e) {
-      if (o.platform !== undefined) throw e;
-      log.warn(`${(e as Error).message.replace(/ \(choose the platform.*$/, "")}: unpacking it anyway (--platform refuses it)`);
-    }
+  if (forPlatform && o.platform !== undefined) checkImagePlatform(image.config, platform, img);
+  else if (forPlatform) {
+    const got = foreignPlatform(image.config, platform);
+    if (got) log.warn(`${img}: the image is for ${formatPlatform(got)}, not ${formatPlatform(platform)}: unpacking it anyway (--platform refuses it)`);
   }
   return { layout, image, name: img };
 }
