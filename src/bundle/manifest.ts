@@ -207,11 +207,120 @@ export interface WriteManifestOptions {
   xattrs?: Map<string, Xattrs>;
 }
 
+/** Options of {@linkcode ManifestWriter}. */
+export interface ManifestWriterOptions {
+  /** Whether the entries carry the xattrs of the tree (recorded in the header). */
+  xattrs: boolean;
+  /** Record a sha256 of every regular file (read when the entry has none). */
+  digests?: boolean;
+  /** Digest of the image manifest the tree belongs to (recorded in the header). */
+  forManifest?: string;
+}
+
+/**
+ * Writes `BUNDLE/ocigen.mtree.jsonl` entry by entry (in manifest order) to a
+ * temporary file; `finish()` waits until the recorded ctimes are settled
+ * ({@linkcode settleAfter}) and renames it into place.
+ *
+ * @example
+ * ```ts
+ * const w = new ManifestWriter("/tmp/bundle", "/tmp/bundle/rootfs", { xattrs: false });
+ * try {
+ *   for (const e of treeEntries("/tmp/bundle/rootfs")) w.add(e);
+ *   await w.finish();
+ * } catch (e) {
+ *   w.abort();
+ *   throw e;
+ * }
+ * ```
+ */
+export class ManifestWriter {
+  readonly target: string;
+  readonly #rootfs: string;
+  readonly #digests: boolean;
+  readonly #tmp: string;
+  #fd: number | undefined;
+  #buf: string;
+  #max = 0n;
+  #coarse = true;
+  #n = 0;
+
+  constructor(bundleDir: string, rootfs: string, opts: ManifestWriterOptions) {
+    let rel = path.relative(bundleDir, rootfs);
+    if (rel === "") rel = ".";
+    const header: BundleManifestHeader = {
+      format: "ocigen-bundle-manifest",
+      version: 1,
+      rootfs: rel.split(path.sep).join("/"),
+      xattrs: opts.xattrs,
+      digests: Boolean(opts.digests),
+    };
+    if (opts.forManifest) header.manifest = opts.forManifest;
+    this.#rootfs = rootfs;
+    this.#digests = Boolean(opts.digests);
+    this.target = path.join(bundleDir, BUNDLE_MANIFEST_NAME);
+    this.#tmp = `${this.target}.tmp-${process.pid}-${Date.now()}`;
+    try {
+      this.#fd = fs.openSync(this.#tmp, "w", 0o600);
+    } catch (err) {
+      throw wrapIo(err, "write bundle manifest", this.target);
+    }
+    this.#buf = JSON.stringify(header) + "\n";
+  }
+
+  /** Appends one entry (entries come in manifest order, the root first). */
+  add(e: BundleEntry): void {
+    this.#n++;
+    if (e.ctimeNs > this.#max) this.#max = e.ctimeNs;
+    if (e.ctimeNs % 1_000_000_000n !== 0n) this.#coarse = false;
+    if (this.#digests && e.type === "file" && !e.digest) e.digest = fileDigest(path.join(this.#rootfs, e.path));
+    this.#buf += encodeEntry(e) + "\n";
+    if (this.#buf.length > 1 << 20) {
+      try {
+        fs.writeSync(this.#fd!, this.#buf);
+      } catch (err) {
+        throw wrapIo(err, "write bundle manifest", this.target);
+      }
+      this.#buf = "";
+    }
+  }
+
+  /** Settles the recorded ctimes, then writes, syncs and renames the file into place. */
+  async finish(): Promise<void> {
+    try {
+      // settle before publishing (see settleTimestamps)
+      if (this.#n > 0) await settleAfter(this.#max, this.#coarse);
+      fs.writeSync(this.#fd!, this.#buf);
+      fs.fsyncSync(this.#fd!);
+      fs.closeSync(this.#fd!);
+      this.#fd = undefined;
+      fs.renameSync(this.#tmp, this.target);
+    } catch (err) {
+      this.abort();
+      throw wrapIo(err, "write bundle manifest", this.target);
+    }
+  }
+
+  /** Drops the temporary file (after an error). */
+  abort(): void {
+    if (this.#fd !== undefined) {
+      try {
+        fs.closeSync(this.#fd);
+      } catch { /* closed already */ }
+      this.#fd = undefined;
+    }
+    try {
+      fs.unlinkSync(this.#tmp);
+    } catch { /* ignore */ }
+  }
+}
+
 /**
  * Scans `rootfs` and writes the bundle manifest `BUNDLE/ocigen.mtree.jsonl`
- * atomically (temp file + rename). Called at the end of `ocigen unpack`.
- * Entries are streamed to the file as they are scanned (memory bounded by
- * the tree depth, not its size).
+ * atomically (temp file + rename). Called at the end of `ocigen repack`
+ * (`ocigen unpack` writes it with umoci's mtree in one walk,
+ * `writeBundleManifests`). Entries are streamed to the file as they are
+ * scanned (memory bounded by the tree depth, not its size).
  *
  * @example
  * ```ts
@@ -220,68 +329,36 @@ export interface WriteManifestOptions {
  * ```
  */
 export async function writeBundleManifest(bundleDir: string, rootfs: string, opts: WriteManifestOptions = {}): Promise<void> {
-  let rel = path.relative(bundleDir, rootfs);
-  if (rel === "") rel = ".";
-  const header: BundleManifestHeader = {
-    format: "ocigen-bundle-manifest",
-    version: 1,
-    rootfs: rel.split(path.sep).join("/"),
-    xattrs: false,
-    digests: Boolean(opts.digests),
-  };
-  if (opts.forManifest) header.manifest = opts.forManifest;
-  const target = path.join(bundleDir, BUNDLE_MANIFEST_NAME);
-  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, "w", 0o600);
-    const out = fd;
-    let buf = "";
-    const put = (e: BundleEntry) => {
-      if (opts.digests && e.type === "file" && !e.digest) e.digest = fileDigest(path.join(rootfs, e.path));
-      buf += encodeEntry(e) + "\n";
-      if (buf.length > 1 << 20) {
-        fs.writeSync(out, buf);
-        buf = "";
-      }
-    };
-    if (opts.entries) {
-      const entries = opts.entries;
-      await settleTimestamps(entries);
-      header.xattrs = entries.some((e) => e.xattrs) || xattrsSupported();
-      buf = JSON.stringify(header) + "\n";
-      for (const e of entries) put(e);
-    } else {
-      const xa = opts.xattrs ?? treeXattrs(rootfs, opts.noXattrs === true);
-      // every recorded xattr came from getfattr, so "any recorded" implies "supported"
-      header.xattrs = xattrsSupported();
-      buf = JSON.stringify(header) + "\n";
-      let max = 0n;
-      let coarse = true;
-      let n = 0;
-      forEachEntry(rootfs, (e) => {
-        n++;
-        if (e.ctimeNs > max) max = e.ctimeNs;
-        if (e.ctimeNs % 1_000_000_000n !== 0n) coarse = false;
-        const x = xa.get(e.path);
-        if (x) e.xattrs = encodeXattrs(x);
-        put(e);
-      });
-      // settle before publishing (see settleTimestamps); the scan always has the root
-      if (n > 0) await settleAfter(max, coarse);
-    }
-    fs.writeSync(out, buf);
-    fs.fsyncSync(out);
-    fs.closeSync(out);
-    fd = undefined;
-    fs.renameSync(tmp, target);
-  } catch (err) {
-    if (fd !== undefined) fs.closeSync(fd);
+  const entries = opts.entries;
+  let xa: Map<string, Xattrs> | undefined;
+  let hasXattrs: boolean;
+  if (entries) {
+    await settleTimestamps(entries);
+    hasXattrs = entries.some((e) => e.xattrs) || xattrsSupported();
+  } else {
     try {
-      fs.unlinkSync(tmp);
-    } catch { /* ignore */ }
-    throw wrapIo(err, "write bundle manifest", target);
+      xa = opts.xattrs ?? treeXattrs(rootfs, opts.noXattrs === true);
+    } catch (err) {
+      throw wrapIo(err, "write bundle manifest", path.join(bundleDir, BUNDLE_MANIFEST_NAME));
+    }
+    // every recorded xattr came from getfattr, so "any recorded" implies "supported"
+    hasXattrs = xattrsSupported();
   }
+  const w = new ManifestWriter(bundleDir, rootfs, { xattrs: hasXattrs, digests: opts.digests, forManifest: opts.forManifest });
+  try {
+    if (entries) for (const e of entries) w.add(e);
+    else {
+      forEachEntry(rootfs, (e) => {
+        const x = xa!.get(e.path);
+        if (x) e.xattrs = encodeXattrs(x);
+        w.add(e);
+      });
+    }
+  } catch (err) {
+    w.abort();
+    throw wrapIo(err, "write bundle manifest", w.target);
+  }
+  await w.finish();
 }
 
 /**

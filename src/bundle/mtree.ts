@@ -37,6 +37,7 @@ import process from "node:process";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { type BundleManifest, fileDigest } from "./manifest.ts";
 import { type BundleEntry, type EntryType, typeOf } from "./scan.ts";
+import { type TreeChild, type TreeVisitor, walkTree } from "./walk.ts";
 import { readTreeXattrs, type Xattrs } from "./xattr.ts";
 
 const TYPES: Record<string, EntryType> = {
@@ -231,18 +232,167 @@ function mtreeType(st: fs.BigIntStats): string {
   return t === "symlink" ? "link" : t;
 }
 
-const SURROGATE = /[\uD800-\uDFFF]/;
-
 function mtreeMode(st: fs.BigIntStats): string {
   const m = Number(st.mode & 0o7777n);
   return m === 0 ? "0" : "0" + m.toString(8);
 }
 
 /**
+ * Where the `sha256digest` of a regular file comes from without reading it:
+ * `sha256:<hex>` for an `lstat` result whose content is known (e.g. the
+ * digests an unpack computed while writing), else undefined (the file is read).
+ */
+export type KnownDigest = (st: fs.BigIntStats) => string | undefined;
+
+/** Options of {@linkcode MtreeWriter}. */
+export interface MtreeWriterOptions {
+  /** What the `# tree:` comment shows (default: the rootfs path). */
+  treeName?: string;
+  /** The tree's xattrs (root-relative path -> attributes). */
+  xattrs: Map<string, Xattrs>;
+  /** Digests known without reading the file. */
+  known?: KnownDigest;
+}
+
+/**
+ * Writes umoci's mtree (see the module doc for the format) from the
+ * `dir`/`up` calls of a {@linkcode walkTree} (a {@linkcode TreeVisitor}),
+ * streamed to a temporary file renamed into place by `finish()`.
+ *
+ * @example
+ * ```ts
+ * const w = new MtreeWriter("/tmp/bundle", "/tmp/bundle/rootfs", "sha256:ab…", { xattrs: new Map() });
+ * try {
+ *   walkTree("/tmp/bundle/rootfs", w);
+ *   w.finish();
+ * } catch (e) {
+ *   w.abort();
+ *   throw e;
+ * }
+ * ```
+ */
+export class MtreeWriter implements TreeVisitor {
+  readonly target: string;
+  readonly #tmp: string;
+  readonly #fd: number;
+  readonly #opts: MtreeWriterOptions;
+  #pending = "";
+  #set: string[] | null = null;
+
+  constructor(bundleDir: string, rootfs: string, manifestDigest: string, opts: MtreeWriterOptions) {
+    this.target = path.join(bundleDir, umociMtreeName(manifestDigest));
+    this.#opts = opts;
+    let user = "root";
+    try {
+      user = os.userInfo().username;
+    } catch { /* no passwd entry */ }
+    // Streamed to the temporary file in 64 KiB pieces: a tree of 256k entries
+    // makes ~50 MB of text, which held whole (lines, their join, its UTF-8)
+    // was the largest share of the peak memory of `unpack`.
+    this.#tmp = `${this.target}.tmp-${process.pid}`;
+    try {
+      this.#fd = fs.openSync(this.#tmp, "w", 0o644);
+    } catch (err) {
+      throw wrapIo(err, "write", this.target);
+    }
+    this.#push(`#${"user: ".padStart(16)}${user}`);
+    this.#push(`#${"machine: ".padStart(16)}${os.hostname()}`);
+    this.#push(`#${"tree: ".padStart(16)}${opts.treeName ?? rootfs}`);
+    this.#push(`#${"date: ".padStart(16)}${new Date().toString().slice(0, 24)}`);
+    this.#push(`#${"keywords: ".padStart(16)}${MTREE_KEYWORDS}`);
+  }
+
+  #flush(): void {
+    const b = Buffer.from(this.#pending);
+    this.#pending = "";
+    for (let off = 0; off < b.length;) {
+      try {
+        off += fs.writeSync(this.#fd, b, off, b.length - off);
+      } catch (err) {
+        throw wrapIo(err, "write", this.target);
+      }
+    }
+  }
+
+  #push(line: string): void {
+    this.#pending += line + "\n";
+    if (this.#pending.length >= 1 << 16) this.#flush();
+  }
+
+  #keywords(e: TreeChild): string {
+    const st = e.st;
+    const type = mtreeType(st);
+    const set = this.#set!;
+    let out = "";
+    const kw = (k: string) => {
+      if (!set.includes(k)) out += out === "" ? k : " " + k;
+    };
+    kw(`size=${st.size}`);
+    kw(`type=${type}`);
+    kw(`uid=${st.uid}`);
+    kw(`gid=${st.gid}`);
+    kw(`mode=${mtreeMode(st)}`);
+    if (type === "link") kw(`link=${vis(e.link ?? "")}`);
+    kw(`nlink=${st.nlink}`);
+    kw(`tar_time=${st.mtimeNs / 1_000_000_000n}.000000000`);
+    if (type === "file") kw(`sha256digest=${(this.#opts.known?.(st) ?? fileDigest(e.abs)).slice(7)}`);
+    if (type === "file" || type === "dir") {
+      const x: Xattrs | undefined = this.#opts.xattrs.get(e.rel);
+      for (const [k, v] of Object.entries(x ?? {})) kw(`xattr.${vis(k)}=${Buffer.from(v).toString("base64")}`);
+    }
+    return out;
+  }
+
+  /** A directory and its non-directories (bytewise order). */
+  dir(d: TreeChild, files: TreeChild[]): void {
+    this.#push("");
+    this.#push(`# ${d.rel}`);
+    const own = [`uid=${d.st.uid}`, `gid=${d.st.gid}`];
+    if (this.#set === null || own.some((k) => !this.#set!.includes(k))) {
+      this.#set = ["type=file", "nlink=1", "mode=0664", ...own];
+      this.#push(`/set ${this.#set.join(" ")}`);
+    }
+    this.#push(`${d.rel === "." ? "." : vis(d.name)} ${this.#keywords(d)}`);
+    for (const f of files) this.#push(`    ${vis(f.name)} ${this.#keywords(f)}`);
+  }
+
+  /** The end of the last directory entered. */
+  up(): void {
+    this.#push("..");
+  }
+
+  /** Writes what is left and renames the file into place; returns its path. */
+  finish(): string {
+    try {
+      this.#flush();
+      fs.closeSync(this.#fd);
+    } catch (err) {
+      this.abort();
+      throw wrapIo(err, "write", this.target);
+    }
+    try {
+      fs.renameSync(this.#tmp, this.target);
+    } catch (err) {
+      fs.rmSync(this.#tmp, { force: true });
+      throw wrapIo(err, "write", this.target);
+    }
+    return this.target;
+  }
+
+  /** Drops the temporary file (after an error). */
+  abort(): void {
+    try {
+      fs.closeSync(this.#fd);
+    } catch { /* closed already */ }
+    fs.rmSync(this.#tmp, { force: true });
+  }
+}
+
+/**
  * Writes umoci's `BUNDLE/sha256_<hex>.mtree` for `rootfs` (see the module
- * doc for the format), atomically. Reads every regular file (sha256).
- * `treeName` is what the `# tree:` comment shows; `xattrs`: the tree's
- * xattrs when the caller already read them.
+ * doc for the format), atomically. Reads every regular file (sha256) whose
+ * digest `known` does not give. `treeName` is what the `# tree:` comment
+ * shows; `xattrs`: the tree's xattrs when the caller already read them.
  *
  * @example
  * ```ts
@@ -255,120 +405,14 @@ export function writeUmociMtree(
   manifestDigest: string,
   treeName = rootfs,
   xattrs: Map<string, Xattrs> = readTreeXattrs(rootfs),
+  known?: KnownDigest,
 ): string {
-  const target = path.join(bundleDir, umociMtreeName(manifestDigest));
-  let user = "root";
+  const w = new MtreeWriter(bundleDir, rootfs, manifestDigest, { treeName, xattrs, known });
   try {
-    user = os.userInfo().username;
-  } catch { /* no passwd entry */ }
-  // Streamed to the temporary file in 64 KiB pieces: a tree of 256k entries
-  // makes ~50 MB of text, which held whole (lines, their join, its UTF-8)
-  // was the largest share of the peak memory of `unpack`.
-  const tmp = `${target}.tmp-${process.pid}`;
-  let fd: number;
-  try {
-    fd = fs.openSync(tmp, "w", 0o644);
+    walkTree(rootfs, w);
   } catch (err) {
-    throw wrapIo(err, "write", target);
-  }
-  let pending = "";
-  const flush = () => {
-    const b = Buffer.from(pending);
-    pending = "";
-    for (let off = 0; off < b.length;) {
-      try {
-        off += fs.writeSync(fd, b, off, b.length - off);
-      } catch (err) {
-        throw wrapIo(err, "write", target);
-      }
-    }
-  };
-  const lines = {
-    push(...ls: string[]) {
-      for (const l of ls) pending += l + "\n";
-      if (pending.length >= 1 << 16) flush();
-    },
-  };
-  lines.push(
-    `#${"user: ".padStart(16)}${user}`,
-    `#${"machine: ".padStart(16)}${os.hostname()}`,
-    `#${"tree: ".padStart(16)}${treeName}`,
-    `#${"date: ".padStart(16)}${new Date().toString().slice(0, 24)}`,
-    `#${"keywords: ".padStart(16)}${MTREE_KEYWORDS}`,
-  );
-  let set: string[] | null = null;
-  const lstat = (abs: string) => {
-    try {
-      return fs.lstatSync(abs, { bigint: true });
-    } catch (err) {
-      throw wrapIo(err, "lstat", abs);
-    }
-  };
-  const keywords = (rel: string, abs: string, st: fs.BigIntStats): string[] => {
-    const type = mtreeType(st);
-    const kv = [`size=${st.size}`, `type=${type}`, `uid=${st.uid}`, `gid=${st.gid}`, `mode=${mtreeMode(st)}`];
-    if (type === "link") {
-      try {
-        kv.push(`link=${vis(fs.readlinkSync(abs))}`);
-      } catch (err) {
-        throw wrapIo(err, "readlink", abs);
-      }
-    }
-    kv.push(`nlink=${st.nlink}`, `tar_time=${st.mtimeNs / 1_000_000_000n}.000000000`);
-    if (type === "file") kv.push(`sha256digest=${fileDigest(abs).slice(7)}`);
-    if (type === "file" || type === "dir") {
-      const x: Xattrs | undefined = xattrs.get(rel);
-      for (const [k, v] of Object.entries(x ?? {})) kv.push(`xattr.${vis(k)}=${Buffer.from(v).toString("base64")}`);
-    }
-    return kv;
-  };
-  const local = (kv: string[]) => kv.filter((k) => !set!.includes(k)).join(" ");
-  const walkDir = (rel: string, abs: string, st: fs.BigIntStats) => {
-    lines.push("", `# ${rel}`);
-    const own = [`uid=${st.uid}`, `gid=${st.gid}`];
-    if (set === null || own.some((k) => !set!.includes(k))) {
-      set = ["type=file", "nlink=1", "mode=0664", ...own];
-      lines.push(`/set ${set.join(" ")}`);
-    }
-    lines.push(`${rel === "." ? "." : vis(path.posix.basename(rel))} ${local(keywords(rel, abs, st))}`);
-    let names: string[];
-    try {
-      names = fs.readdirSync(abs);
-    } catch (err) {
-      throw wrapIo(err, "read directory", abs);
-    }
-    // UTF-8 byte order; without surrogates that is the strings' own order (no Buffer per comparison)
-    const byBytes = (a: string, b: string) =>
-      SURROGATE.test(a) || SURROGATE.test(b) ? Buffer.compare(Buffer.from(a), Buffer.from(b)) : a < b ? -1 : a > b ? 1 : 0;
-    const files: Array<[string, fs.BigIntStats]> = [];
-    const dirs: Array<[string, fs.BigIntStats]> = [];
-    for (const n of names) {
-      const cst = lstat(path.join(abs, n));
-      (cst.isDirectory() ? dirs : files).push([n, cst]);
-    }
-    files.sort((a, b) => byBytes(a[0], b[0]));
-    dirs.sort((a, b) => byBytes(a[0], b[0]));
-    for (const [n, cst] of files) {
-      const crel = rel === "." ? n : `${rel}/${n}`;
-      lines.push(`    ${vis(n)} ${local(keywords(crel, path.join(abs, n), cst))}`);
-    }
-    for (const [n, cst] of dirs) walkDir(rel === "." ? n : `${rel}/${n}`, path.join(abs, n), cst);
-    lines.push("..");
-  };
-  try {
-    walkDir(".", rootfs, lstat(rootfs));
-    flush();
-  } catch (err) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    w.abort();
     throw err; // named its path already
   }
-  try {
-    fs.closeSync(fd);
-    fs.renameSync(tmp, target);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw wrapIo(err, "write", target);
-  }
-  return target;
+  return w.finish();
 }

@@ -163,14 +163,15 @@ export function typeOf(st: fs.BigIntStats): EntryType {
 }
 
 /**
- * Builds a {@linkcode BundleEntry} from an `lstat` result.
+ * Builds a {@linkcode BundleEntry} from an `lstat` result (a symlink's
+ * target is read unless the caller gives it as `link`).
  *
  * @example
  * ```ts
  * entryFromStat("etc/x", fs.lstatSync("/r/etc/x", { bigint: true }), "/r/etc/x");
  * ```
  */
-export function entryFromStat(path: string, st: fs.BigIntStats, abs: string): BundleEntry {
+export function entryFromStat(path: string, st: fs.BigIntStats, abs: string, link?: string): BundleEntry {
   const type = typeOf(st);
   const e: BundleEntry = {
     path,
@@ -185,10 +186,13 @@ export function entryFromStat(path: string, st: fs.BigIntStats, abs: string): Bu
     nlink: Number(st.nlink),
   };
   if (type === "symlink") {
-    try {
-      e.link = fs.readlinkSync(abs);
-    } catch (err) {
-      throw wrapIo(err, "readlink", abs);
+    if (link !== undefined) e.link = link;
+    else {
+      try {
+        e.link = fs.readlinkSync(abs);
+      } catch (err) {
+        throw wrapIo(err, "readlink", abs);
+      }
     }
   } else if (type === "char" || type === "block") {
     const d = splitDev(st.rdev);

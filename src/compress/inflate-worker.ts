@@ -82,7 +82,7 @@ export function fileWorkerWanted(size: number | undefined, mode: InflateMode = "
  */
 export function startFileGunzip(
   file: string,
-  opts: { name?: string; size?: number; minSize?: number; mode?: InflateMode; tarRecords?: boolean } = {},
+  opts: { name?: string; size?: number; minSize?: number; mode?: InflateMode; tarRecords?: boolean; entryDigests?: boolean } = {},
 ): FileGunzip | null {
   if (!fileWorkerWanted(opts.size, opts.mode, opts.minSize) || !wasmUsable()) return null;
   try {

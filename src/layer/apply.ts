@@ -13,6 +13,7 @@
  * @module
  */
 import fs from "node:fs";
+import type { Hash } from "node:crypto";
 import { type OcigenError, wrapIo } from "../errors.ts";
 import type { TarHandler } from "../tar/parser.ts";
 import type { TarEntryHeader } from "../tar/header.ts";
@@ -55,8 +56,17 @@ export class LayerApplier implements TarHandler {
   /** The open file was created with its final mode (no fchmod needed). */
   private modeDone = false;
   private pendingBytes = 0;
+  /** sha256 of the open file's content so far (when the state records digests and the reader gives none). */
+  private hash: Hash | null = null;
+  /** The sha256 (hex) of the open file's content as the reader computed it. */
+  private given: string | null = null;
 
-  constructor(private readonly state: ApplyState, private readonly what: string) {
+  /**
+   * `readerDigests`: the tar reader hands each regular file's content digest
+   * to {@linkcode LayerApplier.contentDigest} (a worker computed it), so this
+   * thread does not hash the bytes itself.
+   */
+  constructor(private readonly state: ApplyState, private readonly what: string, private readonly readerDigests = false) {
     this.r = state.resolver;
     this.later = new DeferredMeta(state, what);
   }
@@ -117,6 +127,8 @@ export class LayerApplier implements TarHandler {
       this.curRel = rel;
       this.pos = 0;
       this.sparse = Boolean(h.sparse);
+      this.hash = this.state.written && !this.readerDigests ? this.state.written.start() : null;
+      this.given = null;
       this.writes.mark(rel);
       return;
     }
@@ -223,7 +235,12 @@ export class LayerApplier implements TarHandler {
         if (this.state.rootless && h.type !== "fifo") {
           // as umoci: devices cannot be created without privileges; leave an empty placeholder
           try {
-            fs.closeSync(fs.openSync(abs, CREATE_FLAGS, 0o600));
+            const fd = fs.openSync(abs, CREATE_FLAGS, 0o600);
+            try {
+              this.state.written?.recordEmpty(fd);
+            } finally {
+              fs.closeSync(fd);
+            }
           } catch (e) {
             throw wrapIo(e, "create placeholder", entryName);
           }
@@ -329,6 +346,7 @@ export class LayerApplier implements TarHandler {
         off += n;
         this.pos += n;
       }
+      this.hash?.update(chunk);
     } catch (e) {
       const name = this.curRel;
       this.closeFd();
@@ -339,6 +357,7 @@ export class LayerApplier implements TarHandler {
 
   hole(length: number): void {
     if (this.fd < 0) return;
+    if (this.hash) this.state.written!.zeros(this.hash, length);
     this.pos += length;
   }
 
@@ -358,6 +377,12 @@ export class LayerApplier implements TarHandler {
       } catch { /* already unusable: nothing to keep */ }
       this.fd = -1;
     }
+    this.hash = null;
+    this.given = null;
+  }
+
+  contentDigest(sha256hex: string): void {
+    if (this.fd >= 0) this.given = sha256hex;
   }
 
   entryEnd(): void {
@@ -371,6 +396,16 @@ export class LayerApplier implements TarHandler {
       if (!this.modeDone) this.chmod(abs, h.mode, rel, this.fd);
       this.later.queueXattrs(h, rel, abs);
       this.times(h, abs, rel, false, this.fd);
+      if (this.hash) {
+        // a sparse file ends with the zeros up to its size (ftruncate above)
+        if (this.sparse && this.pos < h.size) this.state.written!.zeros(this.hash, h.size - this.pos);
+        this.state.written!.finish(this.fd, this.hash.digest("hex"), Math.max(this.pos, h.size));
+        this.hash = null;
+      } else if (this.given !== null && this.state.written) {
+        // the reader's digest covers the bytes and holes delivered: exact only when they make the whole file
+        if (this.pos === h.size) this.state.written.finish(this.fd, this.given, this.pos);
+        this.given = null;
+      }
     } catch (e) {
       this.closeFd();
       throw this.wrap(e, rel);

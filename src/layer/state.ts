@@ -1,7 +1,8 @@
 /**
  * The state one unpack shares across its layers ({@linkcode ApplyState}: the
  * root and its resolver, rootless mode, owners recorded instead of applied,
- * directories opened up for an unprivileged owner), the options of an
+ * directories opened up for an unprivileged owner, the digests of the files
+ * written), the options of an
  * unpack, and the two facts about this process applying depends on
  * (running as root; the umask).
  *
@@ -14,6 +15,7 @@ import type { InflateMode } from "../compress/inflate-worker.ts";
 import { wrapIo } from "../errors.ts";
 import { RootResolver } from "../rootfs/resolve.ts";
 import type { IdMapping } from "./idmap.ts";
+import { WrittenDigests } from "./written.ts";
 
 /**
  * Options for applying layers.
@@ -50,6 +52,12 @@ export interface ApplyOptions {
    * keeps the TypeScript parser, the reference.
    */
   tarKernel?: boolean;
+  /**
+   * Compute the sha256 of every regular file as it is written
+   * ({@linkcode ApplyState.written}), for a bundle manifest that records
+   * digests without reading the tree again (default false).
+   */
+  recordDigests?: boolean;
 }
 
 /**
@@ -85,10 +93,13 @@ export class ApplyState {
   anyXattrs = false;
   /** Directories made accessible in rootless mode: rel -> original mode. */
   readonly fixedDirs = new Map<string, number>();
+  /** With `opts.recordDigests`: the sha256 of the regular files written, by inode. */
+  readonly written: WrittenDigests | null;
   private myUid = typeof process.getuid === "function" ? process.getuid() : -1;
 
   constructor(readonly root: string, readonly opts: ApplyOptions = {}) {
     this.rootless = opts.rootless ?? !runningAsRoot();
+    this.written = opts.recordDigests ? new WrittenDigests() : null;
     this.resolver = new RootResolver(root, {
       onEnter: (rel, abs, st) => {
         if (!this.rootless) return;

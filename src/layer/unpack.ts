@@ -83,10 +83,10 @@ import type { ByteSink } from "../stream/sink.ts";
 import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
 import { RootResolver } from "../rootfs/resolve.ts";
 import { convertConfig } from "./convert.ts";
-import { writeUmociMtree } from "../bundle/mtree.ts";
+import { writeBundleManifests } from "../bundle/write.ts";
 import { encodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
 import { haveSetfattr, setXattrs, type XattrSet } from "./special.ts";
-import { treeXattrs, writeBundleManifest } from "../bundle/manifest.ts";
+import { treeXattrs } from "../bundle/manifest.ts";
 import { formatIdMap } from "./idmap.ts";
 import { fsyncDir } from "../fs/atomic.ts";
 import { spawnSync } from "node:child_process";
@@ -210,6 +210,7 @@ function startLayerJob(layout: Layout, desc: Descriptor, diffId: string, state: 
     size: desc.size,
     mode: state.opts.inflate,
     tarRecords: state.opts.tarKernel ?? true, // the worker parses the tar stream on the WASM kernel
+    entryDigests: state.written !== null, // and hashes the files' content, off this thread
   });
 }
 
@@ -239,7 +240,7 @@ async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, s
   const onProgress = state.opts.onProgress;
   const progress = onProgress ? (n: number) => onProgress(n, 0) : undefined;
   try {
-    if (state.opts.tarKernel ?? true) job.pumpEntries(new LayerApplier(state, what), progress);
+    if (state.opts.tarKernel ?? true) job.pumpEntries(new LayerApplier(state, what, job.entryDigests), progress);
     else job.pump(layerTarReader(state, what), progress);
   } catch (e) {
     job.destroy();
@@ -609,7 +610,12 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
       const rootfs = path.join(tmp, "rootfs");
       fs.mkdirSync(rootfs, 0o755);
       fs.chmodSync(rootfs, 0o755);
-      const state = await applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], rootfs, opts);
+      const which = opts.bundleManifests ?? "both";
+      // umoci's mtree records every file's sha256: computed while the files are written
+      const state = await applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], rootfs, {
+        ...opts,
+        recordDigests: which !== "ocigen",
+      });
       const spec = convertConfig(image.config, {
         rootfs,
         rootless: state.rootless,
@@ -624,11 +630,17 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
         for (const [k, v] of [...left.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) o[k] = [v.uid, v.gid];
         writeFileAtomic(path.join(tmp, OWNERS_FILE), JSON.stringify(o) + "\n");
       }
-      const which = opts.bundleManifests ?? "both";
-      // one xattr read serves both manifests; no xattr set by the engine: no getfattr pass over the tree
+      // one walk and one xattr read serve both manifests; no xattr set by the engine: no getfattr pass over the tree
       const xattrs = treeXattrs(rootfs, !state.anyXattrs && !(state.rootless && state.owners.size > 0));
-      if (which !== "ocigen") writeUmociMtree(tmp, rootfs, image.manifestDescriptor.digest, path.join(bundle, "rootfs"), xattrs);
-      if (which !== "umoci") await writeBundleManifest(tmp, rootfs, { xattrs, forManifest: image.manifestDescriptor.digest });
+      const written = state.written;
+      await writeBundleManifests(tmp, rootfs, {
+        manifestDigest: image.manifestDescriptor.digest,
+        umoci: which !== "ocigen",
+        ocigen: which !== "umoci",
+        treeName: path.join(bundle, "rootfs"),
+        xattrs,
+        known: written ? (st) => written.lookup(st) : undefined,
+      });
       return state;
     },
     (tmp) => {

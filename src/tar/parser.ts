@@ -45,6 +45,12 @@ export interface TarHandler {
    * are delivered as zero-filled `data` chunks.
    */
   hole?(length: number): void;
+  /**
+   * Optional: the sha256 (hex) of the current entry's content — its data and
+   * holes as zero bytes, in stream order — called just before `entryEnd` by
+   * readers that compute it (a worker asked for entry digests); others never call it.
+   */
+  contentDigest?(sha256hex: string): void;
   /** The current entry's content is complete. */
   entryEnd(): void;
   /** The archive ended (end marker, or a clean end of the stream). */

@@ -16,7 +16,8 @@
  * `FAILED`. A `TAR_RECORDS` job feeds the (hashed) output to the WASM tar
  * kernel instead and writes its events as records: non-content events
  * batched into one `EVENTS` record, content as `DATA` records, `END` at the
- * end of the archive; a tar error fails the job with its text. A caller that gives a job up sets `ABORT`; the worker notices
+ * end of the archive (with `HashFlag.ENTRIES`, each regular file's entry
+ * end carries the sha256 of its content); a tar error fails the job with its text. A caller that gives a job up sets `ABORT`; the worker notices
  * whenever it would wait, and the caller terminates it anyway.
  *
  * @module
@@ -49,6 +50,11 @@ let outHash: Hash | null = null;
 let tar: TarKernelParser | null = null;
 /** Non-content tar events not yet written (see the protocol's `EVENTS` payload). */
 let pending: unknown[] = [];
+/** sha256 of the current regular file's content (`HashFlag.ENTRIES` jobs), else null. */
+let entryHash: Hash | null = null;
+/** Whether the current job hashes each regular file's content. */
+let hashEntries = false;
+const ZEROS = new Uint8Array(64 << 10);
 /** A batch is written once it holds this many events, whatever comes next. */
 const BATCH_MAX = 512;
 /** Largest `DATA` record payload. */
@@ -95,13 +101,25 @@ function queueEvent(ev: unknown): void {
 /** The tar parser of a `TAR_RECORDS` job, writing its events as records. */
 function tarParser(): TarKernelParser {
   return new TarKernelParser({
-    entry: (h: TarEntryHeader) => queueEvent(["e", h]),
+    entry: (h: TarEntryHeader) => {
+      entryHash = hashEntries && h.type === "file" ? createHash("sha256") : null;
+      queueEvent(["e", h]);
+    },
     data: (v: Uint8Array) => {
+      entryHash?.update(v);
       flushEvents();
       for (let off = 0; off < v.length; off += DATA_MAX) putRecord(RecordKind.DATA, v.subarray(off, off + DATA_MAX));
     },
-    hole: (n: number) => queueEvent(["h", n]),
-    entryEnd: () => queueEvent(["x"]),
+    hole: (n: number) => {
+      if (entryHash) {
+        for (let left = n; left > 0; left -= ZEROS.length) entryHash.update(left >= ZEROS.length ? ZEROS : ZEROS.subarray(0, left));
+      }
+      queueEvent(["h", n]);
+    },
+    entryEnd: () => {
+      queueEvent(entryHash ? ["x", entryHash.digest("hex")] : ["x"]);
+      entryHash = null;
+    },
     end: () => {
       flushEvents();
       putRecord(RecordKind.END, new Uint8Array(0));
@@ -270,6 +288,8 @@ function job(): void {
   input.clear();
   outHash = ch.get(Ctl.HASH) & HashFlag.OUTPUT ? createHash("sha256") : null;
   pending = [];
+  hashEntries = (ch.get(Ctl.HASH) & HashFlag.ENTRIES) !== 0;
+  entryHash = null;
   const kind = ch.get(Ctl.OUTPUT);
   tar = kind === OutputKind.TAR_RECORDS ? tarParser() : null;
   if (kind !== OutputKind.BYTES && kind !== OutputKind.TAR_RECORDS) fail(WorkerError.UNSUPPORTED, 0);

@@ -210,9 +210,15 @@ export class FileGunzip extends WorkerJob {
   private inDigest: string | undefined;
   private outDigest: string | undefined;
   private readonly tarRecords: boolean;
+  /** The worker hashes each regular file's content (`pumpEntries` hands the digests on). */
+  readonly entryDigests: boolean;
 
-  /** `tarRecords`: the worker parses the tar stream too (use {@linkcode FileGunzip.pumpEntries}). */
-  constructor(file: string, opts: { name?: string; size?: number; tarRecords?: boolean } = {}) {
+  /**
+   * `tarRecords`: the worker parses the tar stream too (use {@linkcode FileGunzip.pumpEntries});
+   * `entryDigests` (with `tarRecords`): it also hashes each regular file's
+   * content, handed to `TarHandler.contentDigest` before the entry ends.
+   */
+  constructor(file: string, opts: { name?: string; size?: number; tarRecords?: boolean; entryDigests?: boolean } = {}) {
     super(opts.name ?? file, null);
     const s = acquireSlot();
     if (!s.ch.writePath(file)) {
@@ -220,9 +226,10 @@ export class FileGunzip extends WorkerJob {
       throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: file name too long`);
     }
     s.ch.sizes.set([opts.size ?? -1, 0]);
-    s.ch.set(Ctl.HASH, HashFlag.OUTPUT | HashFlag.INPUT);
-    s.ch.set(Ctl.SOURCE, Source.FILE);
     this.tarRecords = Boolean(opts.tarRecords);
+    this.entryDigests = this.tarRecords && Boolean(opts.entryDigests);
+    s.ch.set(Ctl.HASH, HashFlag.OUTPUT | HashFlag.INPUT | (this.entryDigests ? HashFlag.ENTRIES : 0));
+    s.ch.set(Ctl.SOURCE, Source.FILE);
     s.ch.set(Ctl.OUTPUT, this.tarRecords ? OutputKind.TAR_RECORDS : OutputKind.BYTES);
     startJob(s);
     this.slot = s;
@@ -256,7 +263,7 @@ export class FileGunzip extends WorkerJob {
   /**
    * For a job started with `tarRecords`: replays the worker's tar events to
    * `handler` (`entry`, `data` views of the shared ring valid during the call,
-   * `hole` or zero `data`, `entryEnd`), then calls `handler.end()`; a bad tar
+   * `hole` or zero `data`, `contentDigest` with `entryDigests`, `entryEnd`), then calls `handler.end()`; a bad tar
    * stream throws the same `ETAR` message as an in-thread parser with context
    * the job's name, after the events before the error. `onInput` as for
    * {@linkcode FileGunzip.pump}.
@@ -352,7 +359,10 @@ function replayEvents(payload: Uint8Array, handler: TarHandler): void {
   const events = JSON.parse(new TextDecoder().decode(payload.slice()), reviveBytes) as [string, unknown?][];
   for (const ev of events) {
     if (ev[0] === "e") handler.entry(ev[1] as TarEntryHeader);
-    else if (ev[0] === "x") handler.entryEnd();
+    else if (ev[0] === "x") {
+      if (typeof ev[1] === "string") handler.contentDigest?.(ev[1]);
+      handler.entryEnd();
+    }
     else if (ev[0] === "h") {
       let len = ev[1] as number;
       if (handler.hole) handler.hole(len);

@@ -39,7 +39,9 @@
  * files, in stream order), `DATA` the bytes of the current entry's content
  * between them, `END` closes the archive. An `EVENTS` payload is UTF-8 JSON:
  * an array of `["e", header]` (entry; `Uint8Array` values as `{"$u8": [..]}`),
- * `["x"]` (entry end) and `["h", length]` (hole). A tar error fails the job
+ * `["x"]` (entry end) and `["h", length]` (hole); with `HashFlag.ENTRIES`
+ * the end of a regular file's entry is `["x", hex]`, the sha256 of its
+ * content (data and holes as zero bytes, in stream order). A tar error fails the job
  * with {@linkcode WorkerError}.TAR and its text at `Layout.MSG_AT`
  * (`Ctl.MSG_LEN` bytes), after the records of every event before it.
  * A worker that does not know an output kind fails the job with
@@ -134,14 +136,15 @@ export const Source = { RING: 0, FILE: 1 } as const;
 
 /**
  * Bits of `Ctl.HASH`: what the worker digests (sha256, hex at
- * `Layout.DIGEST_AT` / `Layout.IN_DIGEST_AT`).
+ * `Layout.DIGEST_AT` / `Layout.IN_DIGEST_AT`; `ENTRIES`: the content of each
+ * regular file of a `TAR_RECORDS` job, in its entry-end event).
  *
  * @example
  * ```ts
  * Atomics.store(ctl, Ctl.HASH, HashFlag.OUTPUT | HashFlag.INPUT);
  * ```
  */
-export const HashFlag = { OUTPUT: 1, INPUT: 2 } as const;
+export const HashFlag = { OUTPUT: 1, INPUT: 2, ENTRIES: 4 } as const;
 
 /**
  * Values of `Ctl.OUTPUT`: what the output ring carries (see the module

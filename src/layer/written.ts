@@ -1,0 +1,133 @@
+/**
+ * The sha256 of every regular file an unpack wrote, computed from the bytes as
+ * they were written, so that the bundle manifests (umoci's mtree records a
+ * `sha256digest` per file) need not read the tree again.
+ *
+ * Key: the file's inode (`dev`, `ino`) and its size when it was closed. A
+ * lookup gives a digest only for an `lstat` result with the same device, inode
+ * and size; anything else (not recorded, or recorded for other bytes) gives
+ * `undefined` and the caller reads the file. Why that key is exact for a tree
+ * the unpack engine alone wrote:
+ * - every regular file is created with `O_EXCL` (a new inode), its content
+ *   written only through that descriptor and never written again: a later
+ *   layer that changes a name unlinks it and creates a new inode;
+ * - a hard link adds a name to an inode whose content does not change, so
+ *   every name of it shares the one record;
+ * - an inode number freed when its last name goes may be given to a new file:
+ *   that file is recorded too and its record replaces the stale one; a number
+ *   reused by a directory, symlink or device is never looked up (only regular
+ *   files are);
+ * - the other regular files the engine makes (the empty placeholders of
+ *   devices in rootless mode) are recorded as well, through
+ *   {@linkcode WrittenDigests.recordEmpty};
+ * - a file whose written length is not its final size (a sparse file whose
+ *   data overran its declared size) is not recorded.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { createHash, type Hash } from "node:crypto";
+
+/** sha256 of no bytes. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const ZEROS = new Uint8Array(64 << 10);
+
+/**
+ * Digests of the files an unpack wrote, by inode (see the module header).
+ *
+ * @example
+ * ```ts
+ * const written = new WrittenDigests();
+ * const h = written.start();
+ * h.update(bytes);
+ * written.finish(fd, h.digest("hex"), bytes.length);
+ * written.lookup(fs.lstatSync(path, { bigint: true })); // "sha256:…"
+ * ```
+ */
+export class WrittenDigests {
+  readonly #byInode = new Map<string, { size: bigint; hex: string }>();
+
+  /** Number of files recorded (distinct inodes). */
+  get size(): number {
+    return this.#byInode.size;
+  }
+
+  /**
+   * A new hash for the content of a file about to be written.
+   *
+   * @example
+   * ```ts
+   * const h = new WrittenDigests().start();
+   * ```
+   */
+  start(): Hash {
+    return createHash("sha256");
+  }
+
+  /**
+   * Feeds `length` zero bytes (a hole of a sparse file) to `h`.
+   *
+   * @example
+   * ```ts
+   * written.zeros(h, 4096);
+   * ```
+   */
+  zeros(h: Hash, length: number): void {
+    while (length > 0) {
+      const n = Math.min(length, ZEROS.length);
+      h.update(n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n));
+      length -= n;
+    }
+  }
+
+  /**
+   * Records `hex`, the sha256 of the `written` bytes that are the content of
+   * the file open as `fd`; nothing is recorded when the file's size is not
+   * `written` or the runtime reports no inode number.
+   *
+   * @example
+   * ```ts
+   * written.finish(fd, h.digest("hex"), 12);
+   * ```
+   */
+  finish(fd: number, hex: string, written: number): void {
+    this.#record(fs.fstatSync(fd, { bigint: true }), BigInt(written), hex);
+  }
+
+  /**
+   * Records the just created empty regular file open as `fd`.
+   *
+   * @example
+   * ```ts
+   * written.recordEmpty(fd);
+   * ```
+   */
+  recordEmpty(fd: number): void {
+    this.#record(fs.fstatSync(fd, { bigint: true }), 0n, EMPTY_SHA256);
+  }
+
+  #record(st: fs.BigIntStats, written: bigint, hex: string): void {
+    const key = `${st.dev}:${st.ino}`;
+    if (!st.ino || st.size !== written) {
+      // not provably these bytes: make sure no older record for this inode survives
+      this.#byInode.delete(key);
+      return;
+    }
+    this.#byInode.set(key, { size: st.size, hex });
+  }
+
+  /**
+   * `sha256:<hex>` of the regular file `st` describes when this unpack wrote
+   * it with exactly that size, else undefined (read the file).
+   *
+   * @example
+   * ```ts
+   * written.lookup(fs.lstatSync("/r/etc/passwd", { bigint: true }));
+   * ```
+   */
+  lookup(st: fs.BigIntStats): string | undefined {
+    if (!st.isFile() || !st.ino) return undefined;
+    const r = this.#byInode.get(`${st.dev}:${st.ino}`);
+    return r && r.size === st.size ? "sha256:" + r.hex : undefined;
+  }
+}
