@@ -178,6 +178,8 @@ export class LayerApplier implements TarHandler {
           throw wrapIo(e, "mkdir", entryName);
         }
         this.dirMeta(h, rel, abs);
+        // the entries below it resolve it without a walk
+        this.r.learnDir(comps, { abs, rel });
         this.writes.mark(rel);
         return;
       }
@@ -299,6 +301,12 @@ export class LayerApplier implements TarHandler {
       else this.state.owners.delete(rel);
       return;
     }
+    if (fd >= 0 && uid === this.state.euid && gid === this.state.egid) {
+      // a file just created (O_EXCL) is owned by this process's uid, and has
+      // its gid when the directory has it too: nothing to change
+      const slash = rel.lastIndexOf("/");
+      if (this.state.dirGroups.get(slash < 0 ? "" : rel.slice(0, slash)) === gid) return;
+    }
     try {
       if (fd >= 0) fs.fchownSync(fd, uid, gid);
       else if (link) fs.lchownSync(abs, uid, gid);
@@ -329,6 +337,7 @@ export class LayerApplier implements TarHandler {
 
   private dirMeta(h: TarEntryHeader, rel: string, abs: string): void {
     this.owner(h, rel || ".", abs, false);
+    if (!this.state.rootless) this.state.dirGroups.set(rel, this.mapId(h.gid, this.state.opts.gidMap, "gid", rel || "."));
     // The mode applies at once (children created later inherit setgid and its group,
     // as on any filesystem and as umoci does); rootless keeps u+rwx until the layer ends.
     this.chmod(abs, this.state.rootless ? (h.mode | 0o700) : h.mode, rel || ".");
@@ -475,6 +484,7 @@ export class LayerApplier implements TarHandler {
     }
     this.later.forget(rel, true);
     this.state.fixedDirs.delete(rel);
+    this.state.dirGroups.delete(rel);
   }
 
   /** Removes the children of directory `rel` that this layer did not write (recursing into ones it wrote below). */

@@ -11,6 +11,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import process from "node:process";
 import type { InflateMode } from "../compress/inflate-worker.ts";
 import { wrapIo } from "../errors.ts";
 import { RootResolver } from "../rootfs/resolve.ts";
@@ -93,6 +94,17 @@ export class ApplyState {
   anyXattrs = false;
   /** Directories made accessible in rootless mode: rel -> original mode. */
   readonly fixedDirs = new Map<string, number>();
+  /**
+   * Directories whose group this unpack set (owners applied), by
+   * root-relative path, until they are removed. A file created in one whose
+   * group is this process's gid gets that group whatever the directory's
+   * setgid bit or the mount's group rule, so the file's own `fchown` to this
+   * process's ids is skipped.
+   */
+  readonly dirGroups = new Map<string, number>();
+  /** This process's effective uid and gid (-1 where the runtime cannot tell). */
+  readonly euid: number = typeof process.geteuid === "function" ? process.geteuid() : -1;
+  readonly egid: number = typeof process.getegid === "function" ? process.getegid() : -1;
   /** With `opts.recordDigests`: the sha256 of the regular files written, by inode. */
   readonly written: WrittenDigests | null;
   private myUid = typeof process.getuid === "function" ? process.getuid() : -1;

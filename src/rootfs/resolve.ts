@@ -103,7 +103,10 @@ export class ResolveError extends OcigenError {}
 export class RootResolver {
   /** The absolute root path. */
   readonly root: string;
-  private cache = new Map<string, Resolved>();
+  /** Resolved directories by cleaned components (joined), with the symlinks followed to reach them. */
+  private cache = new Map<string, { r: Resolved; links: number }>();
+  /** Symlinks the last walk followed (for the cache). */
+  private walkLinks = 0;
   /**
    * Where each symlink (by root-relative real path) leads, once fully walked to a
    * directory: without it a chain of long symlinks would be re-expanded for every
@@ -135,10 +138,44 @@ export class RootResolver {
   resolveDir(components: string[], create: boolean): Resolved | null {
     const key = components.join("/");
     const hit = this.cache.get(key);
-    if (hit) return hit;
-    const r = this.walk(components, create, true);
-    if (r) this.cache.set(key, r);
+    if (hit) return hit.r;
+    // The walk resumes after the longest cached prefix: in the state a walk from
+    // the root would be in there (the same real directory, the same symlink
+    // count), so the result, the errors and the links limit are the same, and
+    // only the new components are looked at (one lstat for a fresh directory).
+    let from: { r: Resolved; links: number } | undefined;
+    let i = components.length - 1;
+    for (let cut = key.length; i > 0; i--) {
+      cut -= components[i].length + 1;
+      from = this.cache.get(key.slice(0, cut));
+      if (from) break;
+    }
+    const r = this.walk(components, create, true, false, true, from ? { rel: from.r.rel, links: from.links, consumed: i } : undefined);
+    if (r) this.cache.set(key, { r, links: this.walkLinks });
     return r;
+  }
+
+  /**
+   * Records that `components` now names `made`, a directory the caller just
+   * created (`mkdir`, so not a symlink) as `base` inside the directory its
+   * parent components resolved to — only when that parent resolution is
+   * cached: the next {@linkcode RootResolver.resolveDir} of it then needs no
+   * `lstat` (a walk would find exactly this).
+   *
+   * @example
+   * ```ts
+   * const parent = r.resolveDir(["usr"], true)!;
+   * fs.mkdirSync(parent.abs + "/lib");
+   * r.learnDir(["usr", "lib"], { abs: parent.abs + "/lib", rel: parent.rel + "/lib" });
+   * ```
+   */
+  learnDir(components: string[], made: Resolved): void {
+    if (components.length === 0) return;
+    const parent = this.cache.get(components.slice(0, -1).join("/"));
+    const base = components[components.length - 1];
+    const rel = parent ? (parent.r.rel === "" ? base : parent.r.rel + "/" + base) : "";
+    if (!parent || made.rel !== rel) return;
+    this.cache.set(components.join("/"), { r: { abs: this.abs(rel), rel }, links: parent.links });
   }
 
   /**
@@ -160,10 +197,17 @@ export class RootResolver {
     return this.walk(components, false, false, true, followLast)!;
   }
 
-  private walk(components: string[], create: boolean, finalIsDir: boolean, keepMissing = false, followLast = true): Resolved | null {
-    const stack = components.slice().reverse();
-    const cur: string[] = [];
-    let links = 0;
+  private walk(
+    components: string[],
+    create: boolean,
+    finalIsDir: boolean,
+    keepMissing = false,
+    followLast = true,
+    from?: { rel: string; links: number; consumed: number },
+  ): Resolved | null {
+    const stack = (from ? components.slice(from.consumed) : components.slice()).reverse();
+    const cur: string[] = from && from.rel !== "" ? from.rel.split("/") : [];
+    let links = from ? from.links : 0;
     // symlinks being expanded: their target is fully walked when the stack is back to `depth`
     const pending: Array<{ rel: string; depth: number; links: number }> = [];
     while (stack.length) {
@@ -243,6 +287,7 @@ export class RootResolver {
     }
     const rel = cur.join("/");
     if (finalIsDir) for (const p of pending) this.links.set(p.rel, { rel, links: links - p.links });
+    this.walkLinks = links;
     return { abs: this.abs(rel), rel };
   }
 }
