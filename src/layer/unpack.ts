@@ -36,7 +36,11 @@
  * {@linkcode convertConfig}), `umoci.json` (umoci's format, version "2":
  * `{"umoci_version":"2","from_descriptor_path":{"descriptor_walk":[manifest]},
  * "map_options":{"uid_mappings":…,"gid_mappings":…,"rootless":…},"whiteout_mode":0}`),
- * the bundle manifests, and in rootless mode the owners from the layers that
+ * the bundle manifests (both from one walk of the tree, `bundle/write.ts`;
+ * the sha256 of each file that umoci's mtree records is computed while the
+ * file is written — in the worker for worker layers — and looked up by
+ * inode, `written.ts`, so the tree is not read again), and in rootless mode
+ * the owners from the layers that
  * could not be applied as `user.rootlesscontainers` xattrs (as umoci), or,
  * for symlinks (which cannot carry `user.*` xattrs) and on filesystems
  * without user xattrs, in `ocigen.owners.json` (`{"path":[uid,gid],…}`).
@@ -158,8 +162,18 @@ function recordRootlessOwners(rootfs: string, owners: ReadonlyMap<string, { uid:
   return left;
 }
 
-/** Flushes the filesystem holding `dir` (syncfs through coreutils `sync -f`; plain `sync` as a fallback). */
+/** `statfs` types of filesystems without backing store (tmpfs, ramfs): syncing one flushes nothing. */
+const MEMORY_FS = new Set([0x01021994, 0x858458f6]);
+
+/**
+ * Flushes the filesystem holding `dir` (syncfs through coreutils `sync -f`;
+ * plain `sync` as a fallback). Nothing to do (and no process started) on a
+ * filesystem held in memory.
+ */
 function flushTree(dir: string): void {
+  try {
+    if (typeof fs.statfsSync === "function" && MEMORY_FS.has(Number(fs.statfsSync(dir).type))) return;
+  } catch { /* unknown: sync */ }
   let r = spawnSync("sync", ["-f", dir], { stdio: "ignore" });
   if (r.error || r.status !== 0) r = spawnSync("sync", [], { stdio: "ignore" });
   if (r.error) log.debug(`could not run sync: ${r.error.message}`);
