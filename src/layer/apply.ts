@@ -56,9 +56,14 @@ export class LayerApplier implements TarHandler {
   /** The open file was created with its final mode (no fchmod needed). */
   private modeDone = false;
   private pendingBytes = 0;
-  /** sha256 of the open file's content so far (when the state records digests and the reader gives none). */
+  /** This thread hashes the open file's content (the state records digests and the reader gives none). */
+  private hashing = false;
+  /** sha256 of the open file's content so far, once more than one piece came (or a hole). */
   private hash: Hash | null = null;
-  /** The sha256 (hex) of the open file's content as the reader computed it. */
+  /**
+   * The sha256 (hex) of the open file's content: as the reader computed it,
+   * or of its only data piece (hashed at once, no incremental hash).
+   */
   private given: string | null = null;
 
   /**
@@ -127,7 +132,8 @@ export class LayerApplier implements TarHandler {
       this.curRel = rel;
       this.pos = 0;
       this.sparse = Boolean(h.sparse);
-      this.hash = this.state.written && !this.readerDigests ? this.state.written.start() : null;
+      this.hashing = this.state.written !== null && !this.readerDigests;
+      this.hash = null;
       this.given = null;
       this.writes.mark(rel);
       return;
@@ -355,7 +361,7 @@ export class LayerApplier implements TarHandler {
         off += n;
         this.pos += n;
       }
-      this.hash?.update(chunk);
+      if (this.hashing) this.hashData(chunk);
     } catch (e) {
       const name = this.curRel;
       this.closeFd();
@@ -366,8 +372,29 @@ export class LayerApplier implements TarHandler {
 
   hole(length: number): void {
     if (this.fd < 0) return;
-    if (this.hash) this.state.written!.zeros(this.hash, length);
+    if (this.hashing) this.hashZeros(length);
     this.pos += length;
+  }
+
+  /** Feeds a data piece just written (`this.pos` is past it) to the file's digest. */
+  private hashData(chunk: Uint8Array): void {
+    const written = this.state.written!;
+    if (this.hash) this.hash.update(chunk);
+    else if (this.given === null && !this.sparse && this.pos === chunk.length && chunk.length === this.cur!.size) {
+      this.given = written.digest(chunk); // the whole file in one piece: no incremental hash
+    } else if (this.given === null && this.pos === chunk.length) {
+      this.hash = written.start();
+      this.hash.update(chunk);
+    } else this.hashing = false; // after a piece hashed at once (cannot happen): not recorded, read later
+  }
+
+  private hashZeros(length: number): void {
+    if (this.given !== null) {
+      this.hashing = false;
+      return;
+    }
+    this.hash ??= this.state.written!.start();
+    this.state.written!.zeros(this.hash, length);
   }
 
   private progress(n: number): void {
@@ -386,6 +413,7 @@ export class LayerApplier implements TarHandler {
       } catch { /* already unusable: nothing to keep */ }
       this.fd = -1;
     }
+    this.hashing = false;
     this.hash = null;
     this.given = null;
   }
@@ -405,16 +433,20 @@ export class LayerApplier implements TarHandler {
       if (!this.modeDone) this.chmod(abs, h.mode, rel, this.fd);
       this.later.queueXattrs(h, rel, abs);
       this.times(h, abs, rel, false, this.fd);
-      if (this.hash) {
+      const written = this.state.written;
+      if (this.hashing && written) {
         // a sparse file ends with the zeros up to its size (ftruncate above)
-        if (this.sparse && this.pos < h.size) this.state.written!.zeros(this.hash, h.size - this.pos);
-        this.state.written!.finish(this.fd, this.hash.digest("hex"), Math.max(this.pos, h.size));
-        this.hash = null;
-      } else if (this.given !== null && this.state.written) {
+        if (this.sparse && this.pos < h.size) this.hashZeros(h.size - this.pos);
+        const len = this.sparse ? Math.max(this.pos, h.size) : this.pos;
+        const hex = this.hash ? this.hash.digest("hex") : this.given ?? (this.pos === 0 ? written.digest(new Uint8Array(0)) : null);
+        if (this.hashing && hex !== null) written.finish(this.fd, hex, len);
+      } else if (this.given !== null && written) {
         // the reader's digest covers the bytes and holes delivered: exact only when they make the whole file
-        if (this.pos === h.size) this.state.written.finish(this.fd, this.given, this.pos);
-        this.given = null;
+        if (this.pos === h.size) written.finish(this.fd, this.given, this.pos);
       }
+      this.hashing = false;
+      this.hash = null;
+      this.given = null;
     } catch (e) {
       this.closeFd();
       throw this.wrap(e, rel);
