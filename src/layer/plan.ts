@@ -132,6 +132,12 @@ export function planEntry(h: TarEntryHeader, what: string): EntryPlan {
 export class LayerWrites {
   readonly #written = new Set<string>();
   readonly #ancestors = new Set<string>();
+  /**
+   * Names marked since the last `covers` (indexed only when a whiteout or
+   * opaque marker asks: most layers have none, and a push is cheaper than
+   * hashing every path into two sets).
+   */
+  #pending: string[] = [];
 
   /**
    * Records that the layer wrote root-relative `rel`.
@@ -142,6 +148,10 @@ export class LayerWrites {
    * ```
    */
   mark(rel: string): void {
+    this.#pending.push(rel);
+  }
+
+  #index(rel: string): void {
     this.#written.add(rel);
     let p = rel;
     for (;;) {
@@ -162,6 +172,10 @@ export class LayerWrites {
    * ```
    */
   covers(rel: string): boolean {
+    if (this.#pending.length) {
+      for (const p of this.#pending) this.#index(p);
+      this.#pending = [];
+    }
     return this.#written.has(rel) || this.#ancestors.has(rel);
   }
 }
