@@ -110,8 +110,10 @@ function walkDir(d: TreeChild, v: TreeVisitor, emit: ((e: TreeChild) => void) | 
   const files: TreeChild[] = [];
   const dirs: TreeChild[] = [];
   for (const c of children) (c.st.isDirectory() ? dirs : files).push(c);
-  files.sort((a, b) => byBytes(a.name, b.name));
-  dirs.sort((a, b) => byBytes(a.name, b.name));
+  // without surrogates (the usual case, checked once per directory) UTF-8 order is code unit order
+  const cmp = names.some((n) => SURROGATE.test(n)) ? (a: TreeChild, b: TreeChild) => byBytes(a.name, b.name) : byCodeUnits;
+  files.sort(cmp);
+  dirs.sort(cmp);
   v.dir?.(d, files);
   if (!emit) {
     for (const c of dirs) walkDir(c, v, undefined);
