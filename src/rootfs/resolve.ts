@@ -25,6 +25,9 @@ import { OcigenError, wrapIo } from "../errors.ts";
  */
 export const MAX_SYMLINKS = 255;
 
+/** How many of the nearest cached ancestors a directory resolution looks for before walking from the root. */
+const PREFIX_TRIES = 8;
+
 /**
  * Cleans a tar entry (or hard link target) name into root-relative components:
  * leading `/` and `./` dropped, `.` and empty components removed, `..` pops
@@ -139,13 +142,15 @@ export class RootResolver {
     const key = components.join("/");
     const hit = this.cache.get(key);
     if (hit) return hit.r;
-    // The walk resumes after the longest cached prefix: in the state a walk from
+    // The walk resumes after the longest cached prefix (of the nearest ones): in the state a walk from
     // the root would be in there (the same real directory, the same symlink
     // count), so the result, the errors and the links limit are the same, and
     // only the new components are looked at (one lstat for a fresh directory).
+    // Only the nearest PREFIX_TRIES ancestors are tried: each try hashes the
+    // prefix, so trying all of a hostile 200k-component path would be quadratic.
     let from: { r: Resolved; links: number } | undefined;
     let i = components.length - 1;
-    for (let cut = key.length; i > 0; i--) {
+    for (let cut = key.length, last = Math.max(1, i - PREFIX_TRIES + 1); i >= last; i--) {
       cut -= components[i].length + 1;
       from = this.cache.get(key.slice(0, cut));
       if (from) break;
