@@ -8,12 +8,22 @@
  * those decisions call for: create, replace and remove names confined to the
  * root, hard links, devices, owners, modes and times. What is applied only
  * when the layer ends (directory modes and mtimes, xattrs) is queued in
- * src/layer/deferred.ts.
+ * src/layer/deferred.ts; the digests of the files written are taken with
+ * src/layer/written.ts.
+ *
+ * Over 500 lines: one handler whose entry kinds (files, directories,
+ * symlinks, hard links, devices, whiteouts, opaque markers) share the open
+ * file, the resolver cache and the layer's written names; what is not a
+ * filesystem write (meaning, deferred metadata, digests) lives elsewhere.
+ *
+ * Syscalls per new regular file: open (O_EXCL), write(s), fchown only when
+ * the file does not already have its owner (see `owner`), fchmod only for
+ * modes the umask or setuid/setgid/sticky bits keep from `open`, futimes,
+ * close (and fstat when digests are recorded).
  *
  * @module
  */
 import fs from "node:fs";
-import type { Hash } from "node:crypto";
 import { type OcigenError, wrapIo } from "../errors.ts";
 import type { TarHandler } from "../tar/parser.ts";
 import type { TarEntryHeader } from "../tar/header.ts";
@@ -23,6 +33,7 @@ import { type ApplyState, processUmask } from "./state.ts";
 import { type IdMapping, toHost } from "./idmap.ts";
 import { asEntryError, entryAtime, entryError, LayerWrites, planEntry } from "./plan.ts";
 import { mknod } from "./special.ts";
+import { FileHash } from "./written.ts";
 
 export { type ApplyOptions, ApplyState, runningAsRoot } from "./state.ts";
 
@@ -56,14 +67,9 @@ export class LayerApplier implements TarHandler {
   /** The open file was created with its final mode (no fchmod needed). */
   private modeDone = false;
   private pendingBytes = 0;
-  /** This thread hashes the open file's content (the state records digests and the reader gives none). */
-  private hashing = false;
-  /** sha256 of the open file's content so far, once more than one piece came (or a hole). */
-  private hash: Hash | null = null;
-  /**
-   * The sha256 (hex) of the open file's content: as the reader computed it,
-   * or of its only data piece (hashed at once, no incremental hash).
-   */
+  /** The open file's digest, taken here (the state records digests and the reader gives none). */
+  private hash: FileHash | null = null;
+  /** The sha256 (hex) of the open file's content as the reader computed it. */
   private given: string | null = null;
 
   /**
@@ -132,8 +138,7 @@ export class LayerApplier implements TarHandler {
       this.curRel = rel;
       this.pos = 0;
       this.sparse = Boolean(h.sparse);
-      this.hashing = this.state.written !== null && !this.readerDigests;
-      this.hash = null;
+      this.hash = this.state.written && !this.readerDigests ? new FileHash(h.size, this.sparse) : null;
       this.given = null;
       this.writes.mark(rel);
       return;
@@ -361,7 +366,7 @@ export class LayerApplier implements TarHandler {
         off += n;
         this.pos += n;
       }
-      if (this.hashing) this.hashData(chunk);
+      this.hash?.data(chunk, this.pos);
     } catch (e) {
       const name = this.curRel;
       this.closeFd();
@@ -372,29 +377,8 @@ export class LayerApplier implements TarHandler {
 
   hole(length: number): void {
     if (this.fd < 0) return;
-    if (this.hashing) this.hashZeros(length);
+    this.hash?.zeros(length);
     this.pos += length;
-  }
-
-  /** Feeds a data piece just written (`this.pos` is past it) to the file's digest. */
-  private hashData(chunk: Uint8Array): void {
-    const written = this.state.written!;
-    if (this.hash) this.hash.update(chunk);
-    else if (this.given === null && !this.sparse && this.pos === chunk.length && chunk.length === this.cur!.size) {
-      this.given = written.digest(chunk); // the whole file in one piece: no incremental hash
-    } else if (this.given === null && this.pos === chunk.length) {
-      this.hash = written.start();
-      this.hash.update(chunk);
-    } else this.hashing = false; // after a piece hashed at once (cannot happen): not recorded, read later
-  }
-
-  private hashZeros(length: number): void {
-    if (this.given !== null) {
-      this.hashing = false;
-      return;
-    }
-    this.hash ??= this.state.written!.start();
-    this.state.written!.zeros(this.hash, length);
   }
 
   private progress(n: number): void {
@@ -413,7 +397,6 @@ export class LayerApplier implements TarHandler {
       } catch { /* already unusable: nothing to keep */ }
       this.fd = -1;
     }
-    this.hashing = false;
     this.hash = null;
     this.given = null;
   }
@@ -434,17 +417,10 @@ export class LayerApplier implements TarHandler {
       this.later.queueXattrs(h, rel, abs);
       this.times(h, abs, rel, false, this.fd);
       const written = this.state.written;
-      if (this.hashing && written) {
-        // a sparse file ends with the zeros up to its size (ftruncate above)
-        if (this.sparse && this.pos < h.size) this.hashZeros(h.size - this.pos);
-        const len = this.sparse ? Math.max(this.pos, h.size) : this.pos;
-        const hex = this.hash ? this.hash.digest("hex") : this.given ?? (this.pos === 0 ? written.digest(new Uint8Array(0)) : null);
-        if (this.hashing && hex !== null) written.finish(this.fd, hex, len);
-      } else if (this.given !== null && written) {
-        // the reader's digest covers the bytes and holes delivered: exact only when they make the whole file
-        if (this.pos === h.size) written.finish(this.fd, this.given, this.pos);
-      }
-      this.hashing = false;
+      const mine = this.hash?.end(this.pos);
+      if (mine) written!.finish(this.fd, mine.hex, mine.length);
+      // the reader's digest covers the bytes and holes delivered: exact only when they make the whole file
+      else if (this.given !== null && written && this.pos === h.size) written.finish(this.fd, this.given, this.pos);
       this.hash = null;
       this.given = null;
     } catch (e) {

@@ -76,7 +76,7 @@ export class WrittenDigests {
    * ```
    */
   digest(bytes: Uint8Array): string {
-    return oneShot ? oneShot("sha256", bytes, "hex") : createHash("sha256").update(bytes).digest("hex");
+    return oneShotHex(bytes);
   }
 
   /**
@@ -88,11 +88,7 @@ export class WrittenDigests {
    * ```
    */
   zeros(h: Hash, length: number): void {
-    while (length > 0) {
-      const n = Math.min(length, ZEROS.length);
-      h.update(n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n));
-      length -= n;
-    }
+    zerosInto(h, length);
   }
 
   /**
@@ -148,5 +144,63 @@ export class WrittenDigests {
     if (!st.isFile() || !st.ino) return undefined;
     const r = this.#byInode.get(`${st.dev}:${st.ino}`);
     return r && r.size === st.size ? "sha256:" + r.hex : undefined;
+  }
+}
+
+/**
+ * The sha256 of one regular file as the applier writes it: data pieces in
+ * order, holes of a sparse file as zeros, and a sparse file's zeros up to its
+ * size at the end (its `ftruncate`). A file that comes in one piece is hashed
+ * at once ({@linkcode WrittenDigests.digest}: no hash object).
+ *
+ * @example
+ * ```ts
+ * const fh = new FileHash(5, false);
+ * fh.data(new TextEncoder().encode("hello"), 5);
+ * fh.end(5); // { hex: "2cf24dba…", length: 5 }
+ * ```
+ */
+export class FileHash {
+  #hash: Hash | null = null;
+  /** The digest of the only piece so far, hashed at once. */
+  #whole: string | null = null;
+  /** False once the pieces came in a way this cannot follow: nothing is recorded (the file is read later). */
+  #ok = true;
+
+  constructor(private readonly size: number, private readonly sparse: boolean) {}
+
+  /** A data piece was written; `posAfter` is the file position past it. */
+  data(chunk: Uint8Array, posAfter: number): void {
+    if (this.#hash) this.#hash.update(chunk);
+    else if (this.#whole !== null || posAfter !== chunk.length) this.#ok = false; // after a piece hashed at once (cannot happen)
+    else if (!this.sparse && chunk.length === this.size) this.#whole = oneShotHex(chunk);
+    else (this.#hash = createHash("sha256")).update(chunk);
+  }
+
+  /** `length` zero bytes (a hole). */
+  zeros(length: number): void {
+    if (this.#whole !== null) this.#ok = false;
+    else zerosInto((this.#hash ??= createHash("sha256")), length);
+  }
+
+  /** The digest and length of the content, once `pos` bytes went by; null when not known. */
+  end(pos: number): { hex: string; length: number } | null {
+    if (this.sparse && pos < this.size) this.zeros(this.size - pos);
+    if (!this.#ok) return null;
+    const length = this.sparse ? Math.max(pos, this.size) : pos;
+    const hex = this.#hash ? this.#hash.digest("hex") : this.#whole ?? (pos === 0 ? EMPTY_SHA256 : null);
+    return hex === null ? null : { hex, length };
+  }
+}
+
+function oneShotHex(bytes: Uint8Array): string {
+  return oneShot ? oneShot("sha256", bytes, "hex") : createHash("sha256").update(bytes).digest("hex");
+}
+
+function zerosInto(h: Hash, length: number): void {
+  while (length > 0) {
+    const n = Math.min(length, ZEROS.length);
+    h.update(n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n));
+    length -= n;
   }
 }
