@@ -73,7 +73,7 @@ for (const name of ["ocigen.mjs", "ocigen-generator.mjs"]) {
 // The code cache of the CLI, made last (the training run uses the finished dist/).
 // Without it the CLI still works, only starts slower: a failure is a warning.
 try {
-  const c = trainCodeCache({ loader, program });
+  const c = trainCodeCache({ program, programFile: loader + ".program", argv1: loader, out: loader + ".cache" });
   console.error(`build: dist/ocigen.mjs.cache: ${(c.bytes / 1024).toFixed(0)} KiB of V8 code cache (trained on an unpack in ${c.ms} ms)`);
 } catch (e) {
   console.error(`build: warning: no code cache for dist/ocigen.mjs (it starts slower): ${e.message}`);

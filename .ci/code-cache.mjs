@@ -22,9 +22,13 @@
 // Without a cache (missing, another build's, rejected) the program runs the
 // same, compiled as usual.
 //
-// Usage (internal): node .ci/code-cache.mjs --run SOURCE OUT LOADER -- ARGS...
-//   compiles SOURCE's text as LOADER would, runs it with ARGS (argv[1] =
-//   LOADER), and writes the cache to OUT on exit;
+// The single binary (.ci/build-binary.mjs) does the same with SEA assets:
+// its main script compiles the program asset with the cache asset, trained
+// here on the binary's own program text.
+//
+// Usage (internal): node .ci/code-cache.mjs --run SOURCE OUT ARGV1 -- ARGS...
+//   compiles SOURCE's text as a loader would, runs it with ARGS (argv[1] =
+//   ARGV1), and writes the cache to OUT on exit;
 // node .ci/code-cache.mjs --check LOADER: prints "accepted" when LOADER's
 //   cache is used by this Node, else why not.
 import { spawnSync } from "node:child_process";
@@ -102,35 +106,37 @@ script.runInThisContext()(createRequire(file), file, dirname(file), import.meta.
 }
 
 /**
- * Makes `loader + ".cache"` by running the program on a small unpack
- * (an image made with the program itself: init, new, insert of a few
- * files, then unpack into a bundle). Throws when a step fails; the caller
- * decides whether a build without cache is acceptable.
- * @param {{ loader: string, program: string }} o the built dist/ocigen.mjs and its wrapped program text
+ * Trains a V8 code cache for `program` (a wrapped program, saved as
+ * `programFile`) on a small unpack: an image is made with the program
+ * itself (init, new, insert of a few files), then unpacked into a bundle,
+ * each step in a child that compiles the program exactly as a loader does
+ * (argv[1] = `argv1`); the last step's cache is written to `out`, prefixed
+ * with `programId(program)` when `withId`. Throws when a step fails; the
+ * caller decides whether a build without cache is acceptable.
+ * @param {{ program: string, programFile: string, argv1: string, out: string, withId?: boolean }} o
  * @returns {{ bytes: number, ms: number }}
  */
-export function trainCodeCache({ loader, program }) {
+export function trainCodeCache({ program, programFile, argv1, out, withId = true }) {
   const t0 = Date.now();
   const tmp = mkdtempSync(join(tmpdir(), "ocigen-code-cache-"));
   try {
-    const src = loader + ".program";
     const tree = join(tmp, "tree");
     mkdirSync(join(tree, "etc"), { recursive: true });
     mkdirSync(join(tree, "usr/bin"), { recursive: true });
     writeFileSync(join(tree, "etc/os-release"), "ID=ocigen-cache\n");
     for (let i = 0; i < 8; i++) writeFileSync(join(tree, `usr/bin/tool${i}`), Buffer.alloc(4096 * (i + 1), i + 1), { mode: 0o755 });
     const layout = join(tmp, "layout");
-    const run = (argv, train) => {
-      const args = train ? [SELF, "--run", src, join(tmp, "cache"), loader, "--", ...argv] : [loader, ...argv];
-      const r = spawnSync(process.execPath, args, { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
+    const cache = join(tmp, "cache");
+    const run = (argv) => {
+      const r = spawnSync(process.execPath, [SELF, "--run", programFile, cache, argv1, "--", ...argv], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
       if (r.status !== 0) throw new Error(`code cache: \`ocigen ${argv.join(" ")}\` failed: ${(r.stderr || r.error?.message || "").trim()}`);
     };
     run(["init", "--layout", layout]);
     run(["new", "--image", `${layout}:cache`]);
     run(["insert", "--image", `${layout}:cache`, tree, "/"]);
-    run(["unpack", "--image", `${layout}:cache`, join(tmp, "bundle")], true);
-    const data = readFileSync(join(tmp, "cache"));
-    writeFileSync(loader + ".cache", Buffer.concat([Buffer.from(programId(program), "latin1"), data]));
+    run(["unpack", "--image", `${layout}:cache`, join(tmp, "bundle")]);
+    const data = readFileSync(cache);
+    writeFileSync(out, withId ? Buffer.concat([Buffer.from(programId(program), "latin1"), data]) : data);
     return { bytes: data.length, ms: Date.now() - t0 };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
