@@ -49,6 +49,8 @@ const SELF = fileURLToPath(import.meta.url);
  * (ES modules) are.
  * @param {string} cjs esbuild's CommonJS output
  * @returns {string}
+ * @example
+ * wrapProgram("console.log(1)"); // '(function (require, __filename, __dirname, __ocigen_meta_url) {"use strict";\nconsole.log(1)\n})'
  */
 export function wrapProgram(cjs) {
   const body = cjs.startsWith("#!") ? "//" + cjs.slice(2) : cjs;
@@ -59,6 +61,8 @@ export function wrapProgram(cjs) {
  * The id a cache must start with to be used for `program`.
  * @param {string} program the wrapped program text
  * @returns {string} 64 hex characters
+ * @example
+ * programId(wrapProgram(cjs)).length; // 64
  */
 export function programId(program) {
   return createHash("sha256").update(program).digest("hex");
@@ -70,6 +74,8 @@ export function programId(program) {
  * loader itself would cost ~15 ms of ES module compile at every start).
  * @param {string} program
  * @returns {string}
+ * @example
+ * writeFileSync("dist/ocigen.mjs", loaderText(program), { mode: 0o755 });
  */
 export function loaderText(program) {
   return `#!/usr/bin/env node
@@ -115,6 +121,8 @@ script.runInThisContext()(createRequire(file), file, dirname(file), import.meta.
  * caller decides whether a build without cache is acceptable.
  * @param {{ program: string, programFile: string, argv1: string, out: string, withId?: boolean }} o
  * @returns {{ bytes: number, ms: number }}
+ * @example
+ * trainCodeCache({ program, programFile: "dist/ocigen.mjs.program", argv1: "dist/ocigen.mjs", out: "dist/ocigen.mjs.cache" });
  */
 export function trainCodeCache({ program, programFile, argv1, out, withId = true }) {
   const t0 = Date.now();
