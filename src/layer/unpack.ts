@@ -62,7 +62,8 @@
  * - beside umoci's `sha256_<digest>.mtree` the bundle also has ocigen's
  *   faster `ocigen.mtree.jsonl` (see `UnpackOptions.bundleManifests`);
  * - the tree is built beside the target and renamed into place after all
- *   verification, and flushed (`sync -f`) first (umoci unpacks in place);
+ *   verification, and flushed (`sync -f`; nothing to flush on tmpfs or
+ *   ramfs) first (umoci unpacks in place);
  *   a bundle's flush runs in the background while its manifests are made
  *   (they only read the tree), then the files beside the rootfs are fsynced.
  *
