@@ -54,13 +54,18 @@ export class LayoutRoot {
   readonly #dirs = new Map<string, string>();
 
   /**
+   * `real`: the directory's real path when the caller has just resolved it
+   * (the generator's discovery walk knows it without a system call);
+   * otherwise it is resolved on first use.
+   *
    * @example
    * ```ts
    * const root = new LayoutRoot("/var/lib/oci/layouts/web");
    * ```
    */
-  constructor(dir: string) {
+  constructor(dir: string, real?: string) {
     this.dir = dir;
+    this.#real = real;
   }
 
   /**
