@@ -35,7 +35,7 @@ import process from "node:process";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { have } from "../src/util/which.ts";
-import { isDeno } from "../src/install/self.ts";
+import { DENO_V8_FLAGS, isDeno } from "../src/install/self.ts";
 import { type BenchImage, generateBenchImage } from "./image.ts";
 import { nodeBundleCommand, ocigenCommand, sh, timeShell } from "./run.ts";
 import { runCommitBench } from "./commit.ts";
@@ -140,7 +140,7 @@ function runners(): { node: Runner; deno: Runner; binary: Runner } {
     ? { name: "Deno", skipped: "deno not found (node_modules/.bin/deno or PATH)" }
     : !fs.existsSync(main)
     ? { name: "Deno", skipped: "no sources (src/main.ts) to run" }
-    : { name: "Deno", cmd: [denoBin, "run", "-A", main] };
+    : { name: "Deno", cmd: [denoBin, "run", ...DENO_V8_FLAGS, "-A", main] }; // as the installed wrapper runs it
   const bin = path.join(root, "dist/ocigen");
   const binary: Runner = fs.existsSync(bin) ? { name: "binary", cmd: [bin] } : { name: "binary", skipped: "dist/ocigen not built (npm run build:binary)" };
   return { node, deno, binary };
