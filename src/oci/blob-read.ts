@@ -339,7 +339,7 @@ export class BlobReader {
   }
 
   #check(desc: Descriptor): Checked {
-    validateDescriptor(desc, `${this.dir}: descriptor ${shortDigest(String(desc?.digest))}`);
+    validateDescriptor(desc, () => `${this.dir}: descriptor ${shortDigest(String(desc?.digest))}`);
     // validated: `alg:encoded` in the grammar, so `blobs/alg/encoded` is a plain relative name
     const i = desc.digest.indexOf(":");
     const alg = desc.digest.slice(0, i);
