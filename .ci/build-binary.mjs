@@ -6,9 +6,14 @@
 //     and so are the worker programs (bundled as text, defined as
 //     `__OCIGEN_*_WORKER__`: see .ci/worker-bundles.mjs);
 //     `__OCIGEN_SEA__` is defined true so src/install/self.ts knows;
-//  2. `node --experimental-sea-config dist/sea/sea-config.json` -> the blob
-//     (with V8 code cache unless --no-code-cache: faster start-up, tied to
-//     this exact node binary, which is the one copied);
+//  2. `node --experimental-sea-config dist/sea/sea-config.json` -> the blob.
+//     Its main script is a small loader (dist/sea/main.cjs) that compiles
+//     the program (asset "program": the bundle, wrapped as .ci/code-cache.mjs
+//     wraps the Node bundle's) with a V8 code cache trained on an unpack
+//     of a small image (asset "cache"; unless --no-code-cache): start-up
+//     without compiling the functions an unpack runs. The cache is tied to
+//     this exact node binary, which is the one copied; one V8 rejects is
+//     only slower;
 //     The bundle must not call `import()` at run time: a SEA's main script
 //     has no dynamic-import callback (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING),
 //     so the build fails if one is left (esbuild turns `import()` of bundled
@@ -28,6 +33,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { workerDefines } from "./worker-bundles.mjs";
+import { trainCodeCache, wrapProgram } from "./code-cache.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (n) => join(root, "node_modules", ".bin", n);
@@ -56,6 +62,9 @@ const work = outArg >= 0 ? `${out}.sea-work` : join(root, "dist", "sea");
 mkdirSync(work, { recursive: true });
 mkdirSync(dirname(out), { recursive: true });
 const cjs = join(work, "ocigen.cjs");
+const programFile = join(work, "program.js");
+const cacheFile = join(work, "program.cache");
+const mainFile = join(work, "main.cjs");
 const blob = join(work, "ocigen.blob");
 const cfg = join(work, "sea-config.json");
 
@@ -65,7 +74,6 @@ execFileSync(bin("esbuild"), [
   "--log-level=warning", "--define:__OCIGEN_SEA__=true", ...await workerDefines(root),
   "--define:import.meta.url=__ocigen_meta_url", "--define:import.meta.filename=__filename",
   "--define:import.meta.dirname=__dirname",
-  "--banner:js=var __ocigen_meta_url = require(\"node:url\").pathToFileURL(__filename).href;",
   ...(minify ? ["--minify-whitespace", "--minify-syntax"] : []),
 ], { cwd: root, stdio: "inherit" });
 
@@ -73,9 +81,36 @@ execFileSync(bin("esbuild"), [
 const dyn = readFileSync(cjs, "utf8").split("\n").flatMap((l, i) => (/(?<![\w$.])import\(/.test(l) ? [`${i + 1}: ${l.trim().slice(0, 120)}`] : []));
 if (dyn.length) throw new Error(`build-binary: ${cjs} calls import() at run time, which a single executable cannot:\n${dyn.join("\n")}`);
 
-// 2. SEA blob.
+// 2. SEA blob: the loader, the program and its code cache.
+const program = wrapProgram(readFileSync(cjs, "utf8"));
+writeFileSync(programFile, program);
+rmSync(cacheFile, { force: true });
+let cacheNote = "off";
+if (codeCache) {
+  try {
+    const c = trainCodeCache({ program, programFile, argv1: out, out: cacheFile, withId: false });
+    cacheNote = `${(c.bytes / 1024).toFixed(0)} KiB, trained on an unpack`;
+  } catch (e) {
+    console.error(`build-binary: warning: no code cache (the binary starts slower): ${e.message}`);
+    cacheNote = "failed";
+  }
+}
+writeFileSync(mainFile, `// ocigen's single binary: compiles the program asset with its code cache asset (.ci/build-binary.mjs)
+const { getAsset, getRawAsset } = require("node:sea");
+const { Script } = require("node:vm");
+const { pathToFileURL } = require("node:url");
+let cachedData;
+try {
+  cachedData = new Uint8Array(getRawAsset("cache"));
+} catch {
+  // built without a code cache
+}
+const script = new Script(getAsset("program", "utf8"), { filename: __filename, cachedData });
+script.runInThisContext()(require, __filename, __dirname, pathToFileURL(__filename).href);
+`);
 writeFileSync(cfg, JSON.stringify({
-  main: cjs, output: blob, disableExperimentalSEAWarning: true, useCodeCache: codeCache,
+  main: mainFile, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false,
+  assets: { program: programFile, ...(existsSync(cacheFile) ? { cache: cacheFile } : {}) },
 }, null, 2) + "\n");
 execFileSync(process.execPath, ["--experimental-sea-config", cfg], { cwd: root, stdio: "pipe" });
 
@@ -116,4 +151,4 @@ if (v !== pkg.version) {
 }
 renameSync(tmp, out);
 const mb = (f) => (statSync(f).size / 1e6).toFixed(1);
-console.error(`build-binary: wrote ${out}: ${mb(out)} MB (script ${mb(cjs)} MB, blob ${mb(blob)} MB; ocigen ${v}, node ${process.version}, code cache ${codeCache ? "on" : "off"}, ${strip ? "stripped" : "not stripped"}) in ${Date.now() - t0} ms`);
+console.error(`build-binary: wrote ${out}: ${mb(out)} MB (script ${mb(cjs)} MB, blob ${mb(blob)} MB; ocigen ${v}, node ${process.version}, code cache ${cacheNote}, ${strip ? "stripped" : "not stripped"}) in ${Date.now() - t0} ms`);

@@ -282,7 +282,9 @@ describe("install-generator", () => {
       t.skip("dist/ocigen.mjs not built (npm run build)");
       return;
     }
-    if (!fs.readFileSync(bundle, "utf8").includes("install-generator")) {
+    // the loader's program beside it (see .ci/code-cache.mjs), or an older one-file bundle
+    const program = fs.existsSync(bundle + ".program") ? bundle + ".program" : bundle;
+    if (!fs.readFileSync(program, "utf8").includes("install-generator")) {
       t.skip("dist/ocigen.mjs is older than install-generator (npm run build)");
       return;
     }
@@ -299,6 +301,10 @@ describe("install-generator", () => {
       assert.ok(!wrapper.includes(root), "the wrapper names no path of the checkout");
       const copy = path.join(work, INSTALL_PATHS.bundle);
       assert.deepEqual(fs.readFileSync(copy), fs.readFileSync(bundle));
+      // and what the loader reads beside it: its program and the code cache the build made
+      for (const suffix of [".program", ".cache"]) {
+        if (fs.existsSync(bundle + suffix)) assert.deepEqual(fs.readFileSync(copy + suffix), fs.readFileSync(bundle + suffix), suffix);
+      }
       // through the generator link the wrapper runs the generator's own bundle (generation only), when built
       const genBundle = path.join(root, "dist/ocigen-generator.mjs");
       if (fs.existsSync(genBundle)) {

@@ -11,7 +11,8 @@
  * usr/local/lib/systemd/system/ocigen-update.{service,timer} `ocigen update`, every 15 min once enabled
  * etc/oci-generator.conf                                    only when absent
  * usr/local/lib/ocigen/install-manifest.json                what was installed
- * usr/local/lib/ocigen/ocigen.mjs, ocigen-generator.mjs     the bundles a wrapper script runs (no binary)
+ * usr/local/lib/ocigen/ocigen.mjs, ocigen-generator.mjs     the bundles a wrapper script runs (no binary);
+ *   ocigen.mjs.program, ocigen.mjs.cache                    what the main bundle's loader runs (.ci/code-cache.mjs)
  * ```
  * Every conflict is found before anything is written: a file at one of these
  * paths that ocigen did not install (or that was changed since) is never
@@ -279,6 +280,11 @@ function programContent(opts: InstallOptions): { content: Content; what: string;
   }
   const plan = wrapperPlan();
   const extra: RegularFile[] = [{ rel: INSTALL_PATHS.bundle, content: { kind: "copy", from: plan.bundle }, mode: 0o644, what: `bundle from ${plan.bundle}` }];
+  // the bundle's loader runs the program beside it, with the code cache the build made for it
+  for (const [suffix, what] of [[".program", "program"], [".cache", "code cache"]] as const) {
+    const from = plan.bundle + suffix;
+    if (existsSync(from)) extra.push({ rel: INSTALL_PATHS.bundle + suffix, content: { kind: "copy", from }, mode: 0o644, what: `bundle ${what} from ${from}` });
+  }
   if (plan.generator) {
     extra.push({ rel: INSTALL_PATHS.generatorBundle, content: { kind: "copy", from: plan.generator }, mode: 0o644, what: `generator bundle from ${plan.generator}` });
   }

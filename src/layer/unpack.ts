@@ -58,7 +58,9 @@
  * - beside umoci's `sha256_<digest>.mtree` the bundle also has ocigen's
  *   faster `ocigen.mtree.jsonl` (see `UnpackOptions.bundleManifests`);
  * - the tree is built beside the target and renamed into place after all
- *   verification, and flushed (`sync -f`) first (umoci unpacks in place).
+ *   verification, and flushed (`sync -f`) first (umoci unpacks in place);
+ *   a bundle's flush runs in the background while its manifests are made
+ *   (they only read the tree), then the files beside the rootfs are fsynced.
  *
  * @module
  */
@@ -89,7 +91,7 @@ import { haveSetfattr, setXattrs, type XattrSet } from "./special.ts";
 import { treeXattrs, writeBundleManifest } from "../bundle/manifest.ts";
 import { formatIdMap } from "./idmap.ts";
 import { fsyncDir } from "../fs/atomic.ts";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 
 /**
  * Options of the unpack functions.
@@ -163,6 +165,44 @@ function flushTree(dir: string): void {
   let r = spawnSync("sync", ["-f", dir], { stdio: "ignore" });
   if (r.error || r.status !== 0) r = spawnSync("sync", [], { stdio: "ignore" });
   if (r.error) log.debug(`could not run sync: ${r.error.message}`);
+}
+
+/**
+ * {@linkcode flushTree} in the background: the returned promise settles
+ * (never rejects) once the filesystem holding `dir` is flushed, so that work
+ * that only reads the tree (the bundle manifests) overlaps the disk writes.
+ */
+function startFlush(dir: string): Promise<void> {
+  const run = (args: string[]) =>
+    new Promise<boolean>((resolve) => {
+      const child = spawn("sync", args, { stdio: "ignore" });
+      child.once("error", (e) => {
+        log.debug(`could not run sync: ${e.message}`);
+        resolve(false);
+      });
+      child.once("close", (code) => resolve(code === 0));
+    });
+  return run(["-f", dir]).then(async (ok) => {
+    if (!ok) await run([]);
+  });
+}
+
+/** fsyncs the regular files directly in `dir`, then `dir` itself (what a bundle writes beside its flushed rootfs). */
+function fsyncTopFiles(dir: string): void {
+  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (!d.isFile()) continue;
+    const p = path.join(dir, d.name);
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(p, "r");
+      fs.fsyncSync(fd);
+    } catch (e) {
+      throw wrapIo(e, "fsync", p);
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+  fsyncDir(dir);
 }
 
 /**
@@ -460,11 +500,14 @@ function exists(p: string): fs.Stats | undefined {
  * SIGINT/SIGTERM/SIGHUP. With `inner` the tree is built in `TMP/rootfs`
  * (0755, like any rootfs) inside the closed TMP and only that directory is
  * published; otherwise TMP itself (a bundle, which stays 0700) is.
+ * `durable`: "flush" flushes the built tree before publishing it and fsyncs
+ * the parent after; "flushed" only the latter (`build` made its tree
+ * durable itself); "none" neither.
  */
 async function inTemp<T>(
   target: string,
   inner: boolean,
-  durable: boolean,
+  durable: "flush" | "flushed" | "none",
   build: (tmp: string) => Promise<T>,
   publish: (tmp: string) => void,
 ): Promise<T> {
@@ -492,7 +535,7 @@ async function inTemp<T>(
       }
     }
     const r = await build(dir);
-    if (durable) flushTree(dir);
+    if (durable === "flush") flushTree(dir);
     publish(dir);
     if (inner) {
       try {
@@ -502,7 +545,7 @@ async function inTemp<T>(
       }
     }
     tree.release();
-    if (durable) fsyncDir(path.dirname(target));
+    if (durable !== "none") fsyncDir(path.dirname(target));
     return r;
   } catch (e) {
     try {
@@ -533,7 +576,7 @@ export async function unpackRootfs(layout: Layout, image: ResolvedImage, target:
   return await inTemp(
     abs,
     true,
-    opts.durable ?? true,
+    opts.durable ?? true ? "flush" : "none",
     async (tmp) => {
       const state = await applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], tmp, opts);
       if (state.rootless && opts.rootlessOwnerXattrs) recordRootlessOwners(tmp, state.owners);
@@ -601,10 +644,11 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
       throw new OcigenError("EUNPACK", `Cannot unpack to ${bundle}: it exists and is not an empty directory`);
     }
   }
+  const durable = opts.durable ?? true;
   return await inTemp(
     abs,
     false,
-    opts.durable ?? true,
+    durable ? "flushed" : "none",
     async (tmp) => {
       const rootfs = path.join(tmp, "rootfs");
       fs.mkdirSync(rootfs, 0o755);
@@ -624,11 +668,19 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
         for (const [k, v] of [...left.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) o[k] = [v.uid, v.gid];
         writeFileAtomic(path.join(tmp, OWNERS_FILE), JSON.stringify(o) + "\n");
       }
-      const which = opts.bundleManifests ?? "both";
-      // one xattr read serves both manifests; no xattr set by the engine: no getfattr pass over the tree
-      const xattrs = treeXattrs(rootfs, !state.anyXattrs && !(state.rootless && state.owners.size > 0));
-      if (which !== "ocigen") writeUmociMtree(tmp, rootfs, image.manifestDescriptor.digest, path.join(bundle, "rootfs"), xattrs);
-      if (which !== "umoci") await writeBundleManifest(tmp, rootfs, { xattrs, forManifest: image.manifestDescriptor.digest });
+      // the tree and the files above are complete: flush them to disk while the
+      // manifests (which only read the tree) are made, then fsync what those wrote
+      const flushing = durable ? startFlush(tmp) : undefined;
+      try {
+        const which = opts.bundleManifests ?? "both";
+        // one xattr read serves both manifests; no xattr set by the engine: no getfattr pass over the tree
+        const xattrs = treeXattrs(rootfs, !state.anyXattrs && !(state.rootless && state.owners.size > 0));
+        if (which !== "ocigen") writeUmociMtree(tmp, rootfs, image.manifestDescriptor.digest, path.join(bundle, "rootfs"), xattrs);
+        if (which !== "umoci") await writeBundleManifest(tmp, rootfs, { xattrs, forManifest: image.manifestDescriptor.digest });
+      } finally {
+        await flushing;
+      }
+      if (durable) fsyncTopFiles(tmp);
       return state;
     },
     (tmp) => {

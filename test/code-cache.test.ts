@@ -1,0 +1,91 @@
+// The Node bundle's loader (dist/ocigen.mjs, made by .ci/build.mjs with
+// .ci/code-cache.mjs): it runs the program beside it (ocigen.mjs.program)
+// with the V8 code cache the build trained (ocigen.mjs.cache), uses a cache
+// only when it was made for that very program, still runs without one or
+// with one V8 rejects, and says in one line when its program is missing.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { VERSION } from "../src/version.ts";
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+const nodeBin = "Deno" in globalThis ? "node" : process.execPath;
+const loader = path.join(root, "dist/ocigen.mjs");
+
+function built(): string | undefined {
+  if (fs.existsSync(loader + ".program")) return undefined;
+  const why = "dist/ocigen.mjs.program is not built (npm ci / npm run build)";
+  if (process.env.CI) assert.fail(why);
+  return why;
+}
+
+/** A copy of the loader and its program in a fresh directory (the cache is up to each test). */
+function copy(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ocigen-code-cache-test-"));
+  fs.copyFileSync(loader, path.join(dir, "ocigen.mjs"));
+  fs.copyFileSync(loader + ".program", path.join(dir, "ocigen.mjs.program"));
+  return dir;
+}
+
+const run = (script: string, ...args: string[]) => spawnSync(nodeBin, [script, ...args], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
+const check = (script: string) => spawnSync(nodeBin, [path.join(root, ".ci/code-cache.mjs"), "--check", script], { encoding: "utf8" });
+
+describe("dist/ocigen.mjs loader and its code cache", () => {
+  test("the build's cache is accepted by this Node and the program runs with it", { skip: built() }, () => {
+    assert.ok(fs.existsSync(loader + ".cache"), "the build made no dist/ocigen.mjs.cache (see its warning)");
+    const c = check(loader);
+    assert.equal(c.stdout.trim(), "accepted", c.stderr);
+    const v = run(loader, "--version");
+    assert.equal(v.status, 0, v.stderr);
+    assert.equal(v.stdout.trim(), VERSION);
+  });
+
+  test("a cache made for another program is not used; a damaged one is rejected by V8; neither stops the program", { skip: built() }, () => {
+    const dir = copy();
+    try {
+      const script = path.join(dir, "ocigen.mjs");
+      const cache = fs.readFileSync(loader + ".cache");
+      // another program's id (first 64 bytes), same V8 data
+      const other = Buffer.from(cache);
+      other.write("0".repeat(64), 0, "latin1");
+      fs.writeFileSync(script + ".cache", other);
+      assert.equal(check(script).stdout.trim(), "other program");
+      let v = run(script, "--version");
+      assert.equal(v.status, 0, v.stderr);
+      assert.equal(v.stdout.trim(), VERSION);
+      // the right id, garbage after it
+      fs.writeFileSync(script + ".cache", Buffer.concat([cache.subarray(0, 64), Buffer.alloc(4096, 0x5a)]));
+      assert.equal(check(script).stdout.trim(), "rejected");
+      v = run(script, "ls", "--layout", path.join(dir, "no-such-layout"));
+      assert.equal(v.status, 1);
+      assert.match(v.stderr, /no-such-layout/);
+      // no cache at all
+      fs.rmSync(script + ".cache");
+      assert.equal(check(script).stdout.trim(), "missing");
+      v = run(script, "--version");
+      assert.equal(v.stdout.trim(), VERSION, v.stderr);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a loader without its program says so in one line and exits 1", { skip: built() }, () => {
+    const dir = copy();
+    try {
+      const script = path.join(dir, "ocigen.mjs");
+      fs.rmSync(script + ".program");
+      const v = run(script, "--version");
+      assert.equal(v.status, 1);
+      assert.equal(v.stdout, "");
+      assert.equal(v.stderr.trim().split("\n").length, 1, v.stderr);
+      assert.match(v.stderr, /^ocigen: .*ocigen\.mjs\.program: cannot read ocigen's program beside its loader \(ENOENT\)/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
