@@ -380,7 +380,8 @@ export async function runFigures(opts: FiguresOptions = {}): Promise<FiguresResu
         if (!o || !bare) { skip(b, runner === "binary" ? run.binary.skipped ?? "binary case not run" : "not measured"); continue; }
         rows.push(judge({
           ...b, ocigen: { name: o.name, seconds: o.medianMs / 1000 }, baseline: { name: "node -e 0", seconds: bare.medianMs / 1000 },
-          value: bare.medianMs / o.medianMs, note: "medians",
+          value: bare.medianMs / o.medianMs,
+          note: `medians; x${(o.medianMs / bare.medianMs).toFixed(2)} node -e 0` + (o.ratioToFloor === undefined ? "" : `, x${o.ratioToFloor} the naive floor (reads and writes, no checks)`),
         }));
       }
     }
@@ -429,7 +430,7 @@ export async function runFigures(opts: FiguresOptions = {}): Promise<FiguresResu
 }
 
 interface GenerateReport {
-  results: { runner: string; name: string; medianMs: number }[];
+  results: { runner: string; name: string; medianMs: number; ratioToFloor?: number }[];
 }
 
 /** Runs `generate.bench.ts` (a child of this runtime, from the sources) and returns its JSON report. */

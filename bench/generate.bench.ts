@@ -29,6 +29,44 @@ import { fileURLToPath } from "node:url";
 import { makeLayout, mkTemp, rmTemp, tarFiles } from "../fixtures/layout.ts";
 import { DENO_V8_FLAGS } from "../src/install/self.ts";
 
+/**
+ * The naive floor: what any generator must at least do, with no checks. It
+ * walks the layout directory (`readdirSync`), reads `oci-layout`,
+ * `index.json` and, per tag, the manifest and config (`readFileSync` and
+ * `JSON.parse`; no lstat, no digest, no validation, no settings or pins),
+ * and writes two files per tag (`writeFileSync`, no temporary name) as long
+ * as the generator's own units: copies of one generated service and one
+ * extract unit, told apart by a comment line. The gap between it and the
+ * generator is ocigen's own cost; the gap between it and `node -e 0` is the
+ * reading and writing no generator avoids.
+ *
+ *   node floor.mjs LAYOUTS SERVICE_SAMPLE EXTRACT_SAMPLE OUT
+ */
+const FLOOR = `import fs from "node:fs";
+const [root, serviceSample, extractSample, out] = process.argv.slice(2);
+const service = fs.readFileSync(serviceSample, "utf8");
+const extract = fs.readFileSync(extractSample, "utf8");
+fs.mkdirSync(out, { recursive: true });
+let n = 0;
+const walk = (dir) => {
+  const names = fs.readdirSync(dir);
+  if (!names.includes("oci-layout")) {
+    for (const d of names) walk(dir + "/" + d);
+    return;
+  }
+  JSON.parse(fs.readFileSync(dir + "/oci-layout", "utf8"));
+  const index = JSON.parse(fs.readFileSync(dir + "/index.json", "utf8"));
+  for (const m of index.manifests) {
+    const manifest = JSON.parse(fs.readFileSync(dir + "/blobs/sha256/" + m.digest.slice(7), "utf8"));
+    JSON.parse(fs.readFileSync(dir + "/blobs/sha256/" + manifest.config.digest.slice(7), "utf8"));
+    n++;
+    fs.writeFileSync(out + "/ocigen-extract@u" + n + ".service", extract.slice(0, -2) + "#" + n + "\\n");
+    fs.writeFileSync(out + "/u" + n + ".service", service.slice(0, -2) + "#" + n + "\\n");
+  }
+};
+walk(root);
+`;
+
 const root = join(fileURLToPath(new URL(".", import.meta.url)), "..");
 const args = process.argv.slice(2);
 const opt = (n: string, d: number) => (args.includes(n) ? Number(args[args.indexOf(n) + 1]) : d);
@@ -78,6 +116,15 @@ try {
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("NODE_")) env[k] = v;
   env.OCIGEN_KMSG = "0";
 
+  // The naive floor (see FLOOR): one generator run gives the unit texts it copies.
+  const refOut = join(outRoot, "reference");
+  const ref = spawnSync(node, [genBundle, "--config", conf, refOut], { stdio: ["ignore", "pipe", "pipe"], env });
+  if (ref.status !== 0) throw new Error(`reference generator run: exit ${ref.status}: ${ref.stderr}`);
+  const refNames = fs.readdirSync(refOut).sort();
+  const sample = (extract: boolean) => join(refOut, refNames.find((n) => n.endsWith(".service") && n.startsWith("ocigen-extract@") === extract)!);
+  const floorScript = join(tmp, "floor.mjs");
+  fs.writeFileSync(floorScript, FLOOR);
+
   interface Case { runner: string; name: string; cmd: string; args: string[]; out?: string; base?: string }
   const cases: Case[] = [];
   const runner = (rname: string, cmd: string, pre: string[], baseName: string, verb = ["generate"]) => {
@@ -89,6 +136,11 @@ try {
     });
   };
   cases.push({ runner: "node", name: "node -e 0", cmd: node, args: ["-e", "0"] });
+  const floorOut = join(outRoot, "floor");
+  cases.push({
+    runner: "floor", name: `naive floor (${nLayouts} layouts, ${2 * nLayouts} units)`, cmd: node,
+    args: [floorScript, layouts, sample(false), sample(true), floorOut], out: floorOut, base: "node -e 0",
+  });
   // what the installed generator link runs (the wrapper execs it): generation only
   if (fs.existsSync(genBundle)) runner("node generator bundle", node, [genBundle], "node -e 0", []);
   else if (!json) console.error(`skip generator bundle: ${genBundle} missing (npm run build)`);
@@ -115,7 +167,7 @@ try {
     });
   }
   const load1 = os.loadavg()[0];
-  for (const c of cases) {
+  for (const c of [...cases, { name: "reference", out: refOut }]) {
     if (!c.out) continue;
     const units = fs.readdirSync(c.out).filter((n) => n.endsWith(".service") && !n.startsWith("ocigen-extract@")).length;
     if (units !== 2 * nLayouts) throw new Error(`${c.name}: expected ${2 * nLayouts} units, got ${units}`);
@@ -124,6 +176,7 @@ try {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   };
+  const floorName = cases.find((c) => c.runner === "floor")!.name;
   const med = new Map(cases.map((c, i) => [c.name, median(times[i])]));
   const best = new Map(cases.map((c, i) => [c.name, Math.min(...times[i])]));
   const res = cases.map((c, i) => ({
@@ -134,13 +187,15 @@ try {
     ratioToBare: +(median(times[i]) / med.get(c.base ?? c.name)!).toFixed(2),
     bestRatioToBare: +(Math.min(...times[i]) / best.get(c.base ?? c.name)!).toFixed(2),
     bare: c.base ?? c.name,
+    ...(c.out && c.runner !== "floor" ? { ratioToFloor: +(median(times[i]) / med.get(floorName)!).toFixed(2) } : {}),
   }));
   const load = { start: +load0.toFixed(2), end: +load1.toFixed(2), cpus: os.cpus().length };
   if (json) console.log(JSON.stringify({ layouts: nLayouts, units: 2 * nLayouts, runs, load, out: outParent, results: res }, null, 2));
   else {
     console.log(`generate over ${nLayouts} layouts, median of ${runs} runs; load average ${load.start} -> ${load.end} on ${load.cpus} CPUs; units written under ${outParent}`);
     for (const r of res) {
-      console.log(`${r.name.padEnd(58)} median ${String(r.medianMs).padStart(7)} ms  min ${String(r.minMs).padStart(7)} ms  x${r.ratioToBare} (best x${r.bestRatioToBare}) ${r.bare}`);
+      const floor = r.ratioToFloor === undefined ? "" : `, x${r.ratioToFloor} the naive floor`;
+      console.log(`${r.name.padEnd(58)} median ${String(r.medianMs).padStart(7)} ms  min ${String(r.minMs).padStart(7)} ms  x${r.ratioToBare} (best x${r.bestRatioToBare}) ${r.bare}${floor}`);
     }
     for (const rn of new Set(cases.filter((c) => c.out).map((c) => c.runner))) {
       const v = res.find((r) => r.runner === rn && r.name.includes("--version"));

@@ -515,6 +515,7 @@ describe("generator limits", () => {
       fs.symlinkSync("../..", join(root, "real/up"));
       const d = await discoverLayouts(root);
       assert.deepEqual(d.layouts.map((l) => l.name), ["alias/app"]);
+      assert.deepEqual(d.layouts.map((l) => l.real), [fs.realpathSync(join(root, "real/app"))], "the real path, through the link");
       assert.deepEqual(d.errors.sort(), [
         `${join(root, "escape")}: a symbolic link to ${outside}, outside imagelayoutdir ${root}; skipped`,
         `${join(root, "evil")}: a symbolic link to ${join(outside, "evil")}, outside imagelayoutdir ${root}; skipped`,
@@ -524,6 +525,7 @@ describe("generator limits", () => {
       fs.symlinkSync(root, join(tmp, "via-link"));
       const v = await discoverLayouts(join(tmp, "via-link"));
       assert.deepEqual(v.layouts.map((l) => l.name), ["alias/app"]);
+      assert.deepEqual(v.layouts.map((l) => l.real), [fs.realpathSync(join(root, "real/app"))]);
       assert.equal(v.errors.length, 3);
       // extract --name follows the same rule
       const e = generatorEnv("ocigen-disc-extract-");

@@ -187,6 +187,7 @@ describe("discovery", () => {
       fs.writeFileSync(join(tmp, "oci-layout"), "{}"); // the root itself is not a layout
       const d = await discoverLayouts(tmp);
       assert.deepEqual(d.layouts.map((l) => l.name), ["a.com/x", "b"]);
+      assert.deepEqual(d.layouts.map((l) => l.real), [fs.realpathSync(join(tmp, "a.com/x")), fs.realpathSync(join(tmp, "b"))]);
       assert.deepEqual(d.errors, []);
       assert.deepEqual(await discoverLayouts(join(tmp, "nope")), { layouts: [], errors: [] });
     } finally {

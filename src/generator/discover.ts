@@ -28,6 +28,8 @@ export interface FoundLayout {
   name: string;
   /** Absolute path. */
   dir: string;
+  /** Its real path (every symlink resolved), as the walk found it. */
+  real: string;
 }
 
 /** The result of a walk: layouts sorted by name, and problems met. */
@@ -118,7 +120,7 @@ export async function discoverLayouts(root: string): Promise<Discovery> {
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const isLayout = rel !== "" && entries.some((d) => d.name === "oci-layout" && !d.isDirectory());
-    if (isLayout) layouts.push({ name: rel, dir });
+    if (isLayout) layouts.push({ name: rel, dir, real: parentReal! });
     for (const d of entries) {
       if (d.name.startsWith(".")) continue;
       if (isLayout && (d.name === "blobs" || d.name === "refs")) continue;

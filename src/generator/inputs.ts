@@ -24,6 +24,7 @@ import { isCurrent, storeRootfs } from "../store/paths.ts";
 import { readAtomicExports } from "./atomic-template.ts";
 import { log } from "../log.ts";
 import { applyPin } from "./pin.ts";
+import { DirNames } from "../fs/names.ts";
 import type { LayoutInput, TagInput } from "./plan.ts";
 
 /** What {@linkcode readInputs} found. */
@@ -54,21 +55,22 @@ async function pool<T>(items: readonly T[], n: number, fn: (t: T, i: number) => 
 }
 
 /** Reads one selected tag (see the module docs); never throws. */
-async function readTag(cfg: GeneratorConfig, name: string, layout: Layout, tag: string, settings: LayoutSettings, warn: (m: string) => void): Promise<TagInput> {
+async function readTag(cfg: GeneratorConfig, name: string, layout: Layout, tag: string, settings: LayoutSettings, warn: (m: string) => void, names: DirNames): Promise<TagInput> {
   const t: TagInput = { tag };
   try {
     const base = unitBaseName(name, tag);
     t.base = base;
-    const tagSettings = settingsForTag(cfg, name, tag, settings);
+    const tagSettings = settingsForTag(cfg, name, tag, settings, names);
     t.settings = tagSettings;
     const tagImg = await layout.resolve(tag, settingsPlatform(tagSettings));
     t.tagManifest = tagImg.manifestDescriptor.digest;
     // a rollback's pin (ocigen update) serves the previous manifest while the tag names the failed one
-    const { image: img, pin } = await applyPin(cfg.stateDir, base, layout, tagImg, (m) => warn(`layout ${name} tag ${tag}: ${m}`));
+    const { image: img, pin } = await applyPin(cfg.stateDir, base, layout, tagImg, (m) => warn(`layout ${name} tag ${tag}: ${m}`), names);
     t.image = img;
     if (pin) t.pin = { manifest: pin.manifest, from: pin.from, at: pin.at, reason: pin.reason };
     const manifest = img.manifestDescriptor.digest;
-    t.extractedRootfs = isCurrent(cfg.extractsDir, manifest) ? storeRootfs(cfg.extractsDir, manifest) : null;
+    const rootfs = storeRootfs(cfg.extractsDir, manifest);
+    t.extractedRootfs = names.mayExist(rootfs) && isCurrent(cfg.extractsDir, manifest) ? rootfs : null;
     const rc = img.config.config;
     const hasCommand = (rc?.Entrypoint ?? []).length > 0 || (rc?.Cmd ?? []).length > 0;
     if (t.extractedRootfs && cfg.atomicTemplates && hasCommand) {
@@ -96,8 +98,10 @@ async function readTag(cfg: GeneratorConfig, name: string, layout: Layout, tag: 
 export async function readInputs(cfg: GeneratorConfig, opts: ReadInputsOptions = {}): Promise<Inputs> {
   const warn = opts.warn ?? log.warn;
   const disc = await discoverLayouts(cfg.imageLayoutDir);
+  // settings files, pins and extracted images are looked up by listing their directories once
+  const names = new DirNames();
   const layouts: LayoutInput[] = new Array(disc.layouts.length);
-  await pool(disc.layouts, opts.concurrency ?? 16, async ({ name, dir }, i) => {
+  await pool(disc.layouts, opts.concurrency ?? 16, async ({ name, dir, real }, i) => {
     const entry: LayoutInput = { name, dir, tags: [] };
     layouts[i] = entry;
     let layout: Layout;
@@ -105,7 +109,7 @@ export async function readInputs(cfg: GeneratorConfig, opts: ReadInputsOptions =
     try {
       // A snapshot view: index.json is read once for all tags, and a manifest
       // or config shared by several tags is read (and verified) once.
-      layout = (await Layout.open(dir)).snapshot();
+      layout = (await Layout.open(dir, { real })).snapshot();
       tags = await layout.listTags();
     } catch (e) {
       entry.error = (e as Error).message;
@@ -114,7 +118,7 @@ export async function readInputs(cfg: GeneratorConfig, opts: ReadInputsOptions =
     if (tags.length === 0) log.info(`layout ${name}: no tags, no units`);
     let settings: LayoutSettings;
     try {
-      settings = settingsForLayout(cfg, name);
+      settings = settingsForLayout(cfg, name, names);
       const sel = selectTags(tags, settings);
       for (const s of sel.skipped) log.info(`layout ${name} tag ${s.tag}: ${s.why}; no unit`);
       tags = sel.selected;
@@ -122,7 +126,7 @@ export async function readInputs(cfg: GeneratorConfig, opts: ReadInputsOptions =
       entry.error = (e as Error).message;
       return;
     }
-    for (const tag of tags) entry.tags.push(await readTag(cfg, name, layout, tag, settings, warn));
+    for (const tag of tags) entry.tags.push(await readTag(cfg, name, layout, tag, settings, warn, names));
   });
   return { discoveryErrors: disc.errors, layouts };
 }

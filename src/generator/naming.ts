@@ -35,6 +35,8 @@ import { OcigenError } from "../errors.ts";
 export const UNIT_NAME_MAX = 255;
 
 const KEEP = /[A-Za-z0-9:_-]/;
+/** Parts {@linkcode escapeNamePart} keeps unchanged: KEEP characters, dots only between them, one at a time. */
+const PLAIN_PART = /^[A-Za-z0-9:_-]+(?:\.[A-Za-z0-9:_-]+)*$/;
 
 function hexBytes(ch: string): string {
   let out = "";
@@ -54,6 +56,8 @@ function hexBytes(ch: string): string {
  * ```
  */
 export function escapeNamePart(s: string): string {
+  // the common case: nothing to escape (the rules below keep such a part as it is)
+  if (PLAIN_PART.test(s)) return s;
   let out = "";
   const chars = [...s];
   for (let i = 0; i < chars.length; i++) {

@@ -13,6 +13,7 @@ import { shortDigest } from "../errors.ts";
 import type { Layout, ResolvedImage } from "../oci/layout.ts";
 import { MediaType } from "../oci/types.ts";
 import { DEFAULT_STATE_DIR, type Pin, pinFor } from "./update-state.ts";
+import type { DirNames } from "../fs/names.ts";
 
 /**
  * The image a unit is generated for, and the pin that chose it (if any).
@@ -29,7 +30,8 @@ export interface PinnedChoice {
 
 /**
  * The image unit `base` runs: `img` (the tag's), or the pinned manifest of
- * `layout` while a pin holds.
+ * `layout` while a pin holds. `names`: the directory listings of one pass
+ * (src/fs/names.ts), so that looking for an absent pin costs nothing.
  *
  * @example
  * ```ts
@@ -42,8 +44,9 @@ export async function applyPin(
   layout: Layout,
   img: ResolvedImage,
   warn: (msg: string) => void,
+  names?: DirNames,
 ): Promise<PinnedChoice> {
-  const pin = pinFor(stateDir ?? DEFAULT_STATE_DIR, base, img.manifestDescriptor.digest);
+  const pin = pinFor(stateDir ?? DEFAULT_STATE_DIR, base, img.manifestDescriptor.digest, names);
   if (!pin) return { image: img, pin: null };
   const st = fs.statSync(layout.blobPath(pin.manifest), { throwIfNoEntry: false });
   if (!st?.isFile()) {

@@ -31,7 +31,7 @@ import { exposedPorts } from "./sandbox.ts";
 import { extractUnitName } from "./naming.ts";
 import { unitDir } from "../store/paths.ts";
 import { DEFAULT_VOLUMES_DIR } from "./state.ts";
-import { containerId, extractArgv, type ImageInfo, releaseArgv, renderExtractUnit, renderUnit, unitExtractArgv, type UnitInput, unitHeader } from "./unit.ts";
+import { containerId, extractArgv, type ImageInfo, releaseArgv, renderExtractUnit, renderUnitAndArgv, type UnitInput, unitHeader } from "./unit.ts";
 import { addMissingDirectives, type AtomicExports, atomicVariables, renderAtomicTemplate } from "./atomic-template.ts";
 import { checkLineValue, checkUnitLines, listWord } from "./syntax.ts";
 import { BOOL } from "./ini.ts";
@@ -219,8 +219,7 @@ export function planUnits(input: PlanInput): UnitPlan {
             image: img, settings: tagSettings, ocigen, configPath, extractedRootfs,
             warn: (m) => say("warn", `${where}: ${m}`),
           };
-          text = renderUnit(unitInput);
-          extract = unitExtractArgv(unitInput);
+          ({ text, extract } = renderUnitAndArgv(unitInput));
           stop = releaseArgv(ocigen, name, tag, configPath);
         }
         const companion = extractUnitName(base);

@@ -68,6 +68,7 @@ import { checkExecutable, checkId, isEnvName } from "./syntax.ts";
 import { globToRegExp } from "./tags.ts";
 import { mergeSandbox, parseSandboxKey, SANDBOX_KEYS, type SandboxSettings } from "./sandbox.ts";
 import { mergeUpdate, parseUpdateKey, UPDATE_KEYS, type UpdateSettings } from "./update-settings.ts";
+import type { DirNames } from "../fs/names.ts";
 
 /**
  * The file name suffix of settings files.
@@ -330,16 +331,19 @@ export function parseImageSettings(text: string, path: string, level: "layout" |
 }
 
 /**
- * Reads and parses one settings file; null when it does not exist.
+ * Reads and parses one settings file; null when it does not exist (or
+ * `names`, the directory listings of one pass, says it cannot).
  *
  * @example
  * ```ts
  * readImageSettings("/etc/ocigen/busybox.image", "layout"); // null when absent
  * ```
  */
-export function readImageSettings(path: string, level: "layout" | "tag"): SettingsLayer | null {
+export function readImageSettings(path: string, level: "layout" | "tag", names?: DirNames): SettingsLayer | null {
   // Most layouts and tags have no settings file: find that out without an
-  // exception (the generator asks for three per layout at every boot).
+  // exception (the generator asks for three per layout at every boot), from
+  // the directory's listing when the caller keeps them.
+  if (names && !names.mayExist(path)) return null;
   let fd: number;
   try {
     if (!fs.statSync(path, { throwIfNoEntry: false })) return null;
@@ -411,7 +415,8 @@ export function applySettings(base: LayoutSettings, layer: SettingsLayer | null)
 /**
  * The settings of layout `name`: the config (defaults, `[system]`,
  * `[layout NAME]`) and the layout's settings file. Throws ECONFIG for a bad
- * file.
+ * file. `names`: the directory listings of one pass (src/fs/names.ts), so
+ * that an absent file costs no system call.
  *
  * @example
  * ```ts
@@ -419,16 +424,16 @@ export function applySettings(base: LayoutSettings, layer: SettingsLayer | null)
  * selectTags(tags, s).selected;
  * ```
  */
-export function settingsForLayout(cfg: GeneratorConfig, name: string): LayoutSettings {
+export function settingsForLayout(cfg: GeneratorConfig, name: string, names?: DirNames): LayoutSettings {
   const base = layoutSettings(cfg, name);
   if (!cfg.settingsDir) return base;
-  return applySettings(base, readImageSettings(imageSettingsPath(cfg.settingsDir, name), "layout"));
+  return applySettings(base, readImageSettings(imageSettingsPath(cfg.settingsDir, name), "layout", names));
 }
 
 /**
  * The settings of `tag` of layout `name`: {@linkcode settingsForLayout}
  * (pass it when already known) and the tag's settings file. Throws ECONFIG
- * for a bad file.
+ * for a bad file. `names` as for {@linkcode settingsForLayout}.
  *
  * @example
  * ```ts
@@ -436,10 +441,10 @@ export function settingsForLayout(cfg: GeneratorConfig, name: string): LayoutSet
  * s.volumes; // [...]
  * ```
  */
-export function settingsForTag(cfg: GeneratorConfig, name: string, tag: string, layout?: LayoutSettings): LayoutSettings {
-  const base = layout ?? settingsForLayout(cfg, name);
+export function settingsForTag(cfg: GeneratorConfig, name: string, tag: string, layout?: LayoutSettings, names?: DirNames): LayoutSettings {
+  const base = layout ?? settingsForLayout(cfg, name, names);
   if (!cfg.settingsDir) return base;
-  return applySettings(base, readImageSettings(imageSettingsPath(cfg.settingsDir, name, tag), "tag"));
+  return applySettings(base, readImageSettings(imageSettingsPath(cfg.settingsDir, name, tag), "tag", names));
 }
 
 /**

@@ -18,7 +18,9 @@ import { OcigenError } from "../errors.ts";
 
 /**
  * Compiles a glob to an anchored regular expression. Throws ECONFIG for an
- * unterminated `[` set.
+ * unterminated `[` set. Each glob is compiled once per process (the
+ * generator matches the same few globs against every layout's tags); the
+ * expression has no `g` or `y` flag, so sharing it keeps no state.
  *
  * @example
  * ```ts
@@ -27,6 +29,18 @@ import { OcigenError } from "../errors.ts";
  * ```
  */
 export function globToRegExp(glob: string): RegExp {
+  let re = compiled.get(glob);
+  if (!re) {
+    re = compileGlob(glob);
+    if (compiled.size >= 256) compiled.clear();
+    compiled.set(glob, re);
+  }
+  return re;
+}
+
+const compiled = new Map<string, RegExp>();
+
+function compileGlob(glob: string): RegExp {
   let re = "";
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];

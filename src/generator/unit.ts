@@ -223,10 +223,28 @@ const OFF = new Set(["no", "false"]);
  * ```
  */
 export function renderUnit(input: UnitInput): string {
+  return renderPlanned(input, planService(input));
+}
+
+/**
+ * {@linkcode renderUnit} and {@linkcode unitExtractArgv} of one input, from
+ * one plan of its service (which may read the rootfs: its users, its PATH).
+ *
+ * @example
+ * ```ts
+ * const { text, extract } = renderUnitAndArgv(input);
+ * const companion = renderExtractUnit(input, extract);
+ * ```
+ */
+export function renderUnitAndArgv(input: UnitInput): { text: string; extract: string[] } {
+  const plan = planService(input);
+  return { text: renderPlanned(input, plan), extract: extractArgvOf(input, plan) };
+}
+
+function renderPlanned(input: UnitInput, plan: ServicePlan): string {
   const { name, tag, base, layoutDir, extractsDir, image, settings } = input;
   const unit = base + ".service";
   const rc = image.config.config ?? {};
-  const plan = planService(input);
   const lines: string[] = [];
   const add = (k: string, v: string) => lines.push(`${k}=${v}`);
   const runc = settings.runtime !== "systemd";
@@ -311,7 +329,10 @@ export function renderUnit(input: UnitInput): string {
  * ```
  */
 export function unitExtractArgv(input: UnitInput): string[] {
-  const plan = planService(input);
+  return extractArgvOf(input, planService(input));
+}
+
+function extractArgvOf(input: UnitInput, plan: ServicePlan): string[] {
   const runc = input.settings.runtime !== "systemd";
   const check = plan.user ? (runc ? plan.user.check.slice(0, plan.user.check.lastIndexOf("=")) : plan.user.check) : undefined;
   return extractArgv(input.ocigen, input.name, input.tag, input.configPath, check, runc, {

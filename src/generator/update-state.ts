@@ -35,6 +35,7 @@ import { OcigenError, wrapIo } from "../errors.ts";
 import { tempPath } from "../fs/atomic.ts";
 import { parseDigest } from "../oci/digest.ts";
 import { safeName } from "./state.ts";
+import type { DirNames } from "../fs/names.ts";
 
 /**
  * Default state directory.
@@ -152,7 +153,8 @@ export function unitBase(unit: string): string {
   return base;
 }
 
-function readJson(path: string): unknown | null {
+function readJson(path: string, names?: DirNames): unknown | null {
+  if (names && !names.mayExist(path)) return null;
   let text: string;
   try {
     // Most units have no pin or record: find that out without an exception
@@ -190,9 +192,9 @@ function isDigest(v: unknown): v is string {
  * readPin("/var/lib/ocigen/state", "app.ref.v1"); // { unit, manifest, from, at, reason } or null
  * ```
  */
-export function readPin(stateDir: string, base: string): Pin | null {
+export function readPin(stateDir: string, base: string, names?: DirNames): Pin | null {
   const path = pinPath(stateDir, base);
-  const v = readJson(path) as Partial<Pin> | null;
+  const v = readJson(path, names) as Partial<Pin> | null;
   if (v === null) return null;
   if (typeof v !== "object" || !isDigest(v.manifest) || !isDigest(v.from)) {
     throw new OcigenError("EUPDATE", `${path}: not a pin (needs "manifest" and "from" digests)`);
@@ -286,17 +288,17 @@ export function listPins(stateDir: string): { pins: Pin[]; errors: string[] } {
  * `tagManifest`: the pin when it was made against that manifest, else null
  * (no pin, or a stale one: the tag moved again). A broken pin file is
  * ignored here (the generator must not fail a unit over it); `ocigen status`
- * reports it.
+ * reports it. `names`: the directory listings of one pass (src/fs/names.ts).
  *
  * @example
  * ```ts
  * pinFor(cfgStateDir, "app.ref.v1", img.manifestDescriptor.digest)?.manifest; // the previous manifest while pinned
  * ```
  */
-export function pinFor(stateDir: string, base: string, tagManifest: string): Pin | null {
+export function pinFor(stateDir: string, base: string, tagManifest: string, names?: DirNames): Pin | null {
   let pin: Pin | null;
   try {
-    pin = readPin(stateDir, base);
+    pin = readPin(stateDir, base, names);
   } catch {
     return null;
   }

@@ -22,14 +22,20 @@
  * @module
  */
 import * as fs from "node:fs";
-import { join } from "node:path";
 import { OcigenError, shortDigest, wrapIo } from "../errors.ts";
 import { createDigester, type DigestAlgorithm, isSupportedAlgorithm } from "../digest/index.ts";
 import { embeddedData, parseDigest, validateDescriptor } from "./digest.ts";
-import { type LayoutRoot, MAX_INDEX_FILE, openLayoutFile, readAtMost, readFd, tooLarge } from "./layout-file.ts";
+import { type LayoutRoot, layoutPath, MAX_INDEX_FILE, openLayoutFile, readAtMost, readFd, tooLarge } from "./layout-file.ts";
 import { blobKind } from "./media-type.ts";
 import { parseJSON } from "./validate.ts";
 import type { Descriptor } from "./types.ts";
+
+/** A descriptor checked by `BlobReader`: its algorithm, its file relative to the layout and as a path. */
+interface Checked {
+  alg: DigestAlgorithm;
+  rel: string;
+  path: string;
+}
 
 /** A synchronous byte sink (structurally the same as `ByteSink` in src/stream/sink.ts). */
 export interface BlobSink {
@@ -89,7 +95,7 @@ export class BlobReader {
    */
   path(digest: string): string {
     const { algorithm, encoded } = parseDigest(digest, `${this.dir}: blob`);
-    return join(this.dir, "blobs", algorithm, encoded);
+    return layoutPath(this.dir, `blobs/${algorithm}/${encoded}`);
   }
 
   /**
@@ -115,7 +121,7 @@ export class BlobReader {
    * ```
    */
   checkedPath(desc: Descriptor): string {
-    const f = this.#open(desc, this.#check(desc).path);
+    const f = this.#open(desc, this.#check(desc));
     fs.closeSync(f.fd);
     return f.path;
   }
@@ -130,14 +136,15 @@ export class BlobReader {
    * ```
    */
   async read(desc: Descriptor): Promise<Uint8Array> {
-    const { alg, path } = this.#check(desc);
+    const checked = this.#check(desc);
+    const { alg, path } = checked;
     const data = embeddedData(desc, this.name(desc));
     if (data) return data;
     const key = `${desc.digest} ${desc.size}`;
     const memo = this.#memo?.get(key);
     if (memo) return memo.slice();
     let bytes: Uint8Array;
-    const fd = this.#open(desc, path).fd;
+    const fd = this.#open(desc, checked).fd;
     try {
       if (desc.size <= SYNC_READ_MAX) {
         // Small blobs (manifests, configs): synchronous, see SYNC_READ_MAX.
@@ -200,7 +207,8 @@ export class BlobReader {
    * ```
    */
   async pipe(desc: Descriptor, sink: BlobSink, chunkSize = BLOB_CHUNK): Promise<void> {
-    const { alg, path } = this.#check(desc);
+    const checked = this.#check(desc);
+    const { alg, path } = checked;
     const h = createDigester(alg);
     const data = embeddedData(desc, this.name(desc));
     if (data) {
@@ -208,7 +216,7 @@ export class BlobReader {
       sink.end();
       return;
     }
-    const fd = this.#open(desc, path).fd;
+    const fd = this.#open(desc, checked).fd;
     // Reads never go past one byte beyond the descriptor's size (see src/oci/layout-file.ts).
     const limit = desc.size + 1;
     let pending: Promise<number> | undefined;
@@ -258,7 +266,8 @@ export class BlobReader {
    * ```
    */
   stream(desc: Descriptor): ReadableStream<Uint8Array> {
-    const { alg, path } = this.#check(desc);
+    const checked = this.#check(desc);
+    const { alg, path } = checked;
     const data = embeddedData(desc, this.name(desc));
     if (data) {
       return new ReadableStream<Uint8Array>({
@@ -279,7 +288,7 @@ export class BlobReader {
     return new ReadableStream<Uint8Array>({
       // async: an error is the stream's, not the constructor's
       start: async () => {
-        fd = await Promise.resolve().then(() => this.#open(desc, path).fd);
+        fd = await Promise.resolve().then(() => this.#open(desc, checked).fd);
       },
       pull: async (c) => {
         try {
@@ -314,12 +323,10 @@ export class BlobReader {
    * src/oci/layout-file.ts) and checks its size against the descriptor from
    * the descriptor's `fstat`, before anything is read. The caller closes `fd`.
    */
-  #open(desc: Descriptor, path: string): { fd: number; path: string } {
-    const { algorithm, encoded } = parseDigest(desc.digest, `${this.dir}: blob`);
-    const rel = `blobs/${algorithm}/${encoded}`;
+  #open(desc: Descriptor, { rel, path }: Checked): { fd: number; path: string } {
     let f;
     try {
-      f = openLayoutFile(this.#root, rel, `${this.name(desc)} (${path})`);
+      f = openLayoutFile(this.#root, rel, () => `${this.name(desc)} (${path})`);
     } catch (e) {
       if (e instanceof OcigenError) throw e;
       throw this.#missing(desc, e, path);
@@ -331,13 +338,16 @@ export class BlobReader {
     return f;
   }
 
-  #check(desc: Descriptor): { alg: DigestAlgorithm; path: string } {
-    validateDescriptor(desc, `${this.dir}: descriptor ${shortDigest(String(desc?.digest))}`);
-    const alg = desc.digest.slice(0, desc.digest.indexOf(":"));
+  #check(desc: Descriptor): Checked {
+    validateDescriptor(desc, () => `${this.dir}: descriptor ${shortDigest(String(desc?.digest))}`);
+    // validated: `alg:encoded` in the grammar, so `blobs/alg/encoded` is a plain relative name
+    const i = desc.digest.indexOf(":");
+    const alg = desc.digest.slice(0, i);
     if (!isSupportedAlgorithm(alg)) {
       throw new OcigenError("EDIGEST", `${this.name(desc)}: cannot verify digest algorithm ${alg}`);
     }
-    return { alg, path: this.path(desc.digest) };
+    const rel = `blobs/${alg}/${desc.digest.slice(i + 1)}`;
+    return { alg, rel, path: layoutPath(this.dir, rel) };
   }
 
   #missing(desc: Descriptor, e: unknown, path: string): OcigenError {

@@ -181,31 +181,34 @@ export function embeddedData(desc: Descriptor, where = "descriptor"): Uint8Array
  * Validates a descriptor's shape: media type, digest grammar (sha256 64 hex,
  * sha512 128 hex), size a non-negative integer, urls, annotations, platform,
  * and embedded `data` checked against size and digest. `where` names the
- * culprit in the one-line error (e.g. `/l/index.json: manifests[0]`).
+ * culprit in the one-line error (e.g. `/l/index.json: manifests[0]`); it may
+ * be a function, called only when there is an error to report (readers
+ * validate thousands of descriptors at boot and report almost none).
  *
  * @example
  * ```ts
  * validateDescriptor(JSON.parse(text).config, "manifest sha256:ab..: config");
  * ```
  */
-export function validateDescriptor(d: unknown, where: string): asserts d is Descriptor {
-  if (!isObject(d)) throw new OcigenError("EJSON", `${where}: descriptor must be an object`);
+export function validateDescriptor(d: unknown, where: string | (() => string)): asserts d is Descriptor {
+  const at = typeof where === "string" ? () => where : where;
+  if (!isObject(d)) throw new OcigenError("EJSON", `${at()}: descriptor must be an object`);
   if (!isValidMediaType(d.mediaType)) {
     const why = d.mediaType === undefined ? "missing" : `${JSON.stringify(d.mediaType)} is not a valid media type`;
-    throw new OcigenError("EJSON", `${fieldOf(where, "mediaType")}: ${why}`);
+    throw new OcigenError("EJSON", `${fieldOf(at(), "mediaType")}: ${why}`);
   }
   const p = digestProblem(d.digest);
-  if (p) throw new OcigenError("EDIGEST", `${fieldOf(where, "digest")}: ${d.digest === undefined ? "missing" : `${JSON.stringify(d.digest)}: ${p}`}`);
+  if (p) throw new OcigenError("EDIGEST", `${fieldOf(at(), "digest")}: ${d.digest === undefined ? "missing" : `${JSON.stringify(d.digest)}: ${p}`}`);
   if (typeof d.size !== "number" || !Number.isSafeInteger(d.size) || d.size < 0) {
-    throw new OcigenError("ESIZE", `${fieldOf(where, "size")}: ${d.size === undefined ? "missing" : `${JSON.stringify(d.size)} is not a non-negative integer`}`);
+    throw new OcigenError("ESIZE", `${fieldOf(at(), "size")}: ${d.size === undefined ? "missing" : `${JSON.stringify(d.size)} is not a non-negative integer`}`);
   }
   if (d.urls !== undefined && !(Array.isArray(d.urls) && d.urls.every((u) => typeof u === "string"))) {
-    throw new OcigenError("EJSON", `${fieldOf(where, "urls")}: must be an array of strings`);
+    throw new OcigenError("EJSON", `${fieldOf(at(), "urls")}: must be an array of strings`);
   }
-  checkStringMap(d.annotations, fieldOf(where, "annotations"));
-  if (d.platform !== undefined) checkPlatform(d.platform, fieldOf(where, "platform"));
+  if (d.annotations !== undefined) checkStringMap(d.annotations, fieldOf(at(), "annotations"));
+  if (d.platform !== undefined) checkPlatform(d.platform, fieldOf(at(), "platform"));
   if (d.artifactType !== undefined && !isValidMediaType(d.artifactType)) {
-    throw new OcigenError("EJSON", `${fieldOf(where, "artifactType")}: not a valid media type`);
+    throw new OcigenError("EJSON", `${fieldOf(at(), "artifactType")}: not a valid media type`);
   }
-  if (d.data !== undefined) embeddedData(d as unknown as Descriptor, where);
+  if (d.data !== undefined) embeddedData(d as unknown as Descriptor, at());
 }

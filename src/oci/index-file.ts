@@ -31,7 +31,7 @@ import { parseJSON, validateIndex, validateLayoutHeader } from "./validate.ts";
  * ```
  */
 export function readLayoutText(root: LayoutRoot, rel: string, max: number): string {
-  const bytes = readLayoutFile(root, rel, join(root.dir, rel), max);
+  const bytes = readLayoutFile(root, rel, () => join(root.dir, rel), max);
   try {
     return UTF8.decode(bytes);
   } catch {

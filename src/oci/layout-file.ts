@@ -54,13 +54,18 @@ export class LayoutRoot {
   readonly #dirs = new Map<string, string>();
 
   /**
+   * `real`: the directory's real path when the caller has just resolved it
+   * (the generator's discovery walk knows it without a system call);
+   * otherwise it is resolved on first use.
+   *
    * @example
    * ```ts
    * const root = new LayoutRoot("/var/lib/oci/layouts/web");
    * ```
    */
-  constructor(dir: string) {
+  constructor(dir: string, real?: string) {
     this.dir = dir;
+    this.#real = real;
   }
 
   /**
@@ -89,13 +94,13 @@ export class LayoutRoot {
   }
 
   /** Resolves a directory of the layout, checking it stays inside (cached). */
-  checkedDir(abs: string, what: string): string {
+  checkedDir(abs: string, what: What): string {
     if (abs === this.dir) return this.real;
     const hit = this.#dirs.get(abs);
     if (hit !== undefined) return hit;
     const real = this.#plainBelow(abs) ?? fs.realpathSync.native(abs); // ENOENT/ENOTDIR propagate: the caller reports "missing"
     if (!this.contains(real)) {
-      throw new OcigenError("EBADFILE", `${what}: ${abs} leads out of the layout (to ${real}): refusing to read through it`);
+      throw new OcigenError("EBADFILE", `${named(what)}: ${abs} leads out of the layout (to ${real}): refusing to read through it`);
     }
     this.#dirs.set(abs, real);
     return real;
@@ -121,6 +126,25 @@ export class LayoutRoot {
   }
 }
 
+/**
+ * `dir/rel`, the same string `path.join` makes, without its normalising
+ * pass when both are plain already: `dir` absolute and `rel` relative, with
+ * no `.`/`..` component (nor any name starting with `.`), no empty one, no
+ * trailing `/` — as the layout's own names always are.
+ *
+ * @example
+ * ```ts
+ * layoutPath("/l", "blobs/sha256/ab.."); // "/l/blobs/sha256/ab.."
+ * ```
+ */
+export function layoutPath(dir: string, rel: string): string {
+  const plain = (p: string) => !p.endsWith("/") && !p.includes("/.") && !p.includes("//");
+  if (rel === "" || rel.startsWith(".") || rel.startsWith("/") || !plain(rel) || !dir.startsWith("/") || dir === "/" || !plain(dir)) {
+    return join(dir, rel);
+  }
+  return dir + "/" + rel;
+}
+
 /** What {@linkcode openLayoutFile} opened. */
 export interface OpenedLayoutFile {
   /** The open descriptor (read-only); the caller closes it. */
@@ -141,8 +165,19 @@ function kindName(st: fs.Stats): string {
   return "not a regular file";
 }
 
-function notRegular(what: string, st: fs.Stats): OcigenError {
-  return new OcigenError("EBADFILE", `${what}: not a regular file (${kindName(st)}): refusing to read it`);
+/**
+ * How a caller names the file in errors: the text, or a function that makes
+ * it (called only for an error: the generator opens hundreds of files per
+ * boot and reports almost none).
+ */
+export type What = string | (() => string);
+
+function named(what: What): string {
+  return typeof what === "string" ? what : what();
+}
+
+function notRegular(what: What, st: fs.Stats): OcigenError {
+  return new OcigenError("EBADFILE", `${named(what)}: not a regular file (${kindName(st)}): refusing to read it`);
 }
 
 /**
@@ -153,8 +188,8 @@ function notRegular(what: string, st: fs.Stats): OcigenError {
  * throw tooLarge("/l/index.json", 5e9, MAX_INDEX_FILE);
  * ```
  */
-export function tooLarge(what: string, size: number, max: number): OcigenError {
-  return new OcigenError("ESIZE", `${what}: too large (${size} bytes, the limit is ${max})`);
+export function tooLarge(what: What, size: number, max: number): OcigenError {
+  return new OcigenError("ESIZE", `${named(what)}: too large (${size} bytes, the limit is ${max})`);
 }
 
 /**
@@ -168,8 +203,8 @@ export function tooLarge(what: string, size: number, max: number): OcigenError {
  * try { fs.readSync(f.fd, buf); } finally { fs.closeSync(f.fd); }
  * ```
  */
-export function openLayoutFile(root: LayoutRoot, rel: string, what: string, max = Infinity): OpenedLayoutFile {
-  const abs = join(root.dir, rel);
+export function openLayoutFile(root: LayoutRoot, rel: string, what: What, max = Infinity): OpenedLayoutFile {
+  const abs = layoutPath(root.dir, rel);
   let path = abs;
   let lst = fs.lstatSync(abs);
   if (lst.isSymbolicLink()) {
@@ -178,11 +213,11 @@ export function openLayoutFile(root: LayoutRoot, rel: string, what: string, max 
       real = fs.realpathSync.native(abs);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ELOOP") throw new OcigenError("EBADFILE", `${what}: symlink loop at ${abs}`);
+      if (code === "ELOOP") throw new OcigenError("EBADFILE", `${named(what)}: symlink loop at ${abs}`);
       throw e; // dangling: missing
     }
     if (!root.contains(real)) {
-      throw new OcigenError("EBADFILE", `${what}: a symlink out of the layout (to ${real}): refusing to read it`);
+      throw new OcigenError("EBADFILE", `${named(what)}: a symlink out of the layout (to ${real}): refusing to read it`);
     }
     path = real;
     lst = fs.lstatSync(real);
@@ -197,7 +232,7 @@ export function openLayoutFile(root: LayoutRoot, rel: string, what: string, max 
     fd = fs.openSync(path, O_FLAGS);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ELOOP") {
-      throw new OcigenError("EBADFILE", `${what}: ${path} turned into a symlink while being opened: refusing to read it`);
+      throw new OcigenError("EBADFILE", `${named(what)}: ${path} turned into a symlink while being opened: refusing to read it`);
     }
     throw e;
   }
@@ -205,7 +240,7 @@ export function openLayoutFile(root: LayoutRoot, rel: string, what: string, max 
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw notRegular(what, st);
     if (st.ino !== lst.ino || st.dev !== lst.dev) {
-      throw new OcigenError("EBADFILE", `${what}: ${path} was replaced while being opened: refusing to read it`);
+      throw new OcigenError("EBADFILE", `${named(what)}: ${path} was replaced while being opened: refusing to read it`);
     }
     if (st.size > max) throw tooLarge(what, st.size, max);
     return { fd, size: st.size, path };
@@ -245,7 +280,7 @@ export function readAtMost(fd: number, cap: number): Uint8Array {
  * const bytes = readLayoutFile(new LayoutRoot("/l"), "index.json", "/l/index.json", MAX_INDEX_FILE);
  * ```
  */
-export function readLayoutFile(root: LayoutRoot, rel: string, what: string, max: number): Uint8Array {
+export function readLayoutFile(root: LayoutRoot, rel: string, what: What, max: number): Uint8Array {
   const f = openLayoutFile(root, rel, what, max);
   try {
     const bytes = readAtMost(f.fd, Math.min(f.size, max) + 1);

@@ -77,9 +77,9 @@ export class Layout {
   #snapshot = false;
   #memoIndex: ImageIndex | null = null;
 
-  private constructor(dir: string, root?: LayoutRoot, memo: Map<string, Uint8Array> | null = null) {
+  private constructor(dir: string, root?: LayoutRoot, memo: Map<string, Uint8Array> | null = null, real?: string) {
     this.dir = dir.length > 1 ? dir.replace(/\/+$/, "") : dir;
-    this.#root = root ?? new LayoutRoot(this.dir);
+    this.#root = root ?? new LayoutRoot(this.dir, real);
     this.#blobs = new BlobReader(this.#root, memo);
     this.#lock = new WriterLock(this.dir);
     this.#snapshot = memo !== null;
@@ -87,14 +87,17 @@ export class Layout {
 
   /**
    * Opens an existing layout, checking its `oci-layout` header (ENOLAYOUT).
+   * `opts.real`: the directory's real path, when the caller has just
+   * resolved it (the boundary symlinks in the layout must stay inside; see
+   * src/oci/layout-file.ts); otherwise it is resolved when first needed.
    *
    * @example
    * ```ts
    * const l = await Layout.open("./layout");
    * ```
    */
-  static async open(dir: string): Promise<Layout> {
-    const l = new Layout(dir);
+  static async open(dir: string, opts: { real?: string } = {}): Promise<Layout> {
+    const l = new Layout(dir, undefined, null, opts.real);
     checkLayoutHeader(l.#root);
     return l;
   }

@@ -21,15 +21,18 @@ function bad(where: string, what: string): never {
   throw new OcigenError("EJSON", `${where}: ${what}`);
 }
 
-function strMap(v: unknown, where: string): void {
+// `where` of the helpers below: the name of the field's parent and its key;
+// the field's name (./digest.ts fieldOf) is made only for an error.
+
+function strMap(v: unknown, where: () => string, key: string): void {
   if (v === undefined) return;
-  if (!isObject(v)) bad(where, "must be an object of strings");
-  for (const [k, s] of Object.entries(v)) if (typeof s !== "string") bad(fieldOf(where, k), "must be a string");
+  if (!isObject(v)) bad(fieldOf(where(), key), "must be an object of strings");
+  for (const [k, s] of Object.entries(v)) if (typeof s !== "string") bad(fieldOf(fieldOf(where(), key), k), "must be a string");
 }
 
-function strArray(v: unknown, where: string, nullable = false): void {
+function strArray(v: unknown, where: () => string, key: string, nullable = false): void {
   if (v === undefined || (nullable && v === null)) return;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) bad(where, "must be an array of strings");
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) bad(fieldOf(where(), key), "must be an array of strings");
 }
 
 function schemaVersion2(o: Record<string, unknown>, where: string): void {
@@ -89,9 +92,9 @@ export function validateIndex(v: unknown, where: string): asserts v is ImageInde
   // Go tools write a nil slice as null: `umoci init` and `umoci rm` of the last tag leave `"manifests":null`
   if (v.manifests === null) v.manifests = [];
   if (!Array.isArray(v.manifests)) bad(fieldOf(where, "manifests"), "must be an array");
-  v.manifests.forEach((d, i) => validateDescriptor(d, fieldOf(fieldOf(where, "manifests"), i)));
-  if (v.subject !== undefined) validateDescriptor(v.subject, fieldOf(where, "subject"));
-  strMap(v.annotations, fieldOf(where, "annotations"));
+  v.manifests.forEach((d, i) => validateDescriptor(d, () => fieldOf(fieldOf(where, "manifests"), i)));
+  if (v.subject !== undefined) validateDescriptor(v.subject, () => fieldOf(where, "subject"));
+  strMap(v.annotations, () => where, "annotations");
 }
 
 /**
@@ -108,12 +111,12 @@ export function validateManifest(v: unknown, where: string): asserts v is ImageM
   if (v.mediaType !== undefined && !MANIFEST_MEDIA_TYPES.includes(v.mediaType as string)) {
     bad(fieldOf(where, "mediaType"), `${JSON.stringify(v.mediaType)} is not an image manifest media type`);
   }
-  validateDescriptor(v.config, fieldOf(where, "config"));
+  validateDescriptor(v.config, () => fieldOf(where, "config"));
   if (!Array.isArray(v.layers)) bad(fieldOf(where, "layers"), "must be an array");
-  v.layers.forEach((d, i) => validateDescriptor(d, fieldOf(fieldOf(where, "layers"), i)));
-  if (v.subject !== undefined) validateDescriptor(v.subject, fieldOf(where, "subject"));
+  v.layers.forEach((d, i) => validateDescriptor(d, () => fieldOf(fieldOf(where, "layers"), i)));
+  if (v.subject !== undefined) validateDescriptor(v.subject, () => fieldOf(where, "subject"));
   if (v.artifactType !== undefined && !isValidMediaType(v.artifactType)) bad(fieldOf(where, "artifactType"), "not a media type");
-  strMap(v.annotations, fieldOf(where, "annotations"));
+  strMap(v.annotations, () => where, "annotations");
 }
 
 /**
@@ -131,43 +134,43 @@ export function validateConfig(v: unknown, where: string): asserts v is ImageCon
   for (const k of ["created", "author", "os.version", "variant"]) {
     if (v[k] !== undefined && typeof v[k] !== "string") bad(fieldOf(where, k), "must be a string");
   }
-  const rootfs = fieldOf(where, "rootfs");
-  if (!isObject(v.rootfs)) bad(rootfs, "must be an object");
-  if (v.rootfs.type !== "layers") bad(fieldOf(rootfs, "type"), `must be "layers"`);
-  const diffIds = fieldOf(rootfs, "diff_ids");
-  if (!Array.isArray(v.rootfs.diff_ids)) bad(diffIds, "must be an array");
+  const rootfs = () => fieldOf(where, "rootfs");
+  if (!isObject(v.rootfs)) bad(rootfs(), "must be an object");
+  if (v.rootfs.type !== "layers") bad(fieldOf(rootfs(), "type"), `must be "layers"`);
+  const diffIds = () => fieldOf(rootfs(), "diff_ids");
+  if (!Array.isArray(v.rootfs.diff_ids)) bad(diffIds(), "must be an array");
   v.rootfs.diff_ids.forEach((d, i) => {
     const p = digestProblem(d);
-    if (p) throw new OcigenError("EDIGEST", `${fieldOf(diffIds, i)}: ${JSON.stringify(d)}: ${p}`);
+    if (p) throw new OcigenError("EDIGEST", `${fieldOf(diffIds(), i)}: ${JSON.stringify(d)}: ${p}`);
   });
   if (v.config !== undefined && v.config !== null) {
     const c = v.config;
-    const w = fieldOf(where, "config");
-    if (!isObject(c)) bad(w, "must be an object");
+    const w = () => fieldOf(where, "config");
+    if (!isObject(c)) bad(w(), "must be an object");
     for (const k of ["User", "WorkingDir", "StopSignal"]) {
-      if (c[k] !== undefined && typeof c[k] !== "string") bad(fieldOf(w, k), "must be a string");
+      if (c[k] !== undefined && typeof c[k] !== "string") bad(fieldOf(w(), k), "must be a string");
     }
-    strArray(c.Env, fieldOf(w, "Env"), true);
-    strArray(c.Entrypoint, fieldOf(w, "Entrypoint"), true);
-    strArray(c.Cmd, fieldOf(w, "Cmd"), true);
+    strArray(c.Env, w, "Env", true);
+    strArray(c.Entrypoint, w, "Entrypoint", true);
+    strArray(c.Cmd, w, "Cmd", true);
     // Docker-built images carry `"Labels": null` (kept as is by skopeo copy docker://... oci:...): no labels
     if (c.Labels === null) delete c.Labels;
-    strMap(c.Labels, fieldOf(w, "Labels"));
+    strMap(c.Labels, w, "Labels");
     for (const k of ["ExposedPorts", "Volumes"]) {
-      if (c[k] !== undefined && c[k] !== null && !isObject(c[k])) bad(fieldOf(w, k), "must be an object");
+      if (c[k] !== undefined && c[k] !== null && !isObject(c[k])) bad(fieldOf(w(), k), "must be an object");
     }
   }
   if (v.history !== undefined && v.history !== null) {
-    const history = fieldOf(where, "history");
-    if (!Array.isArray(v.history)) bad(history, "must be an array");
+    const history = () => fieldOf(where, "history");
+    if (!Array.isArray(v.history)) bad(history(), "must be an array");
     v.history.forEach((h, i) => {
-      const hi = fieldOf(history, i);
-      if (!isObject(h)) bad(hi, "must be an object");
+      const hi = () => fieldOf(history(), i);
+      if (!isObject(h)) bad(hi(), "must be an object");
       for (const k of ["created", "created_by", "author", "comment"]) {
-        if (h[k] !== undefined && typeof h[k] !== "string") bad(fieldOf(hi, k), "must be a string");
+        if (h[k] !== undefined && typeof h[k] !== "string") bad(fieldOf(hi(), k), "must be a string");
       }
       if (h.empty_layer !== undefined && typeof h.empty_layer !== "boolean") {
-        bad(fieldOf(hi, "empty_layer"), "must be a boolean");
+        bad(fieldOf(hi(), "empty_layer"), "must be a boolean");
       }
     });
   }
