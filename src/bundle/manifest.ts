@@ -273,7 +273,7 @@ export class ManifestWriter {
     if (e.ctimeNs % 1_000_000_000n !== 0n) this.#coarse = false;
     if (this.#digests && e.type === "file" && !e.digest) e.digest = fileDigest(path.join(this.#rootfs, e.path));
     this.#buf += encodeEntry(e) + "\n";
-    if (this.#buf.length > 1 << 20) {
+    if (this.#buf.length > 1 << 16) { // 64 KiB: a larger rope of small strings outlives the young generation and piles up as old-space garbage
       try {
         fs.writeSync(this.#fd!, this.#buf);
       } catch (err) {
