@@ -374,11 +374,14 @@ export async function writeBundleManifest(bundleDir: string, rootfs: string, opt
  * from a parent that has one, and the root got it from the bundle
  * directory the same way), so when the root has no xattr, no entry has
  * one and a full getfattr pass would record nothing. If the root has any,
- * the full pass runs, as without the hint.
+ * the full pass runs, as without the hint. `rootProbe`: the root's xattrs
+ * read by the caller right after it created the root (`readRootXattrsAsync`,
+ * overlapping the writes; what (b) attaches is there from creation on);
+ * else the root is probed now.
  */
-export function treeXattrs(rootfs: string, noXattrs: boolean): Map<string, Xattrs> {
+export function treeXattrs(rootfs: string, noXattrs: boolean, rootProbe?: Map<string, Xattrs>): Map<string, Xattrs> {
   if (noXattrs) {
-    const root = readPathsXattrs(rootfs, ["."]).get(".");
+    const root = (rootProbe ?? readPathsXattrs(rootfs, ["."])).get(".");
     if (!root || Object.keys(root).length === 0) return new Map();
   }
   return readTreeXattrs(rootfs);

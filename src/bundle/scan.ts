@@ -93,8 +93,10 @@ export function sameTime(a: bigint, b: bigint): boolean {
  * files with a coarse clock (a few ms; Deno even reports whole seconds), so a
  * change right after the scan could get the very ctime that was recorded.
  * This waits until the clock has moved past the newest recorded ctime by more
- * than that granularity (at most ~50 ms, or ~1 s when ctimes are whole
- * seconds), so every later change gets a different ctime.
+ * than that granularity, so every later change gets a different ctime: 20 ms,
+ * twice the coarsest the kernel stamps with (one tick at HZ=100; exFAT's
+ * 10 ms is no coarser), or ~1 s when every ctime is a whole second (a file
+ * system or runtime with second granularity).
  *
  * @example
  * ```ts
@@ -120,11 +122,11 @@ export async function settleTimestamps(entries: BundleEntry[]): Promise<void> {
  *
  * @example
  * ```ts
- * await settleAfter(1700000000123456789n, false); // waits until ~50 ms past it
+ * await settleAfter(1700000000123456789n, false); // waits until 20 ms past it
  * ```
  */
 export async function settleAfter(max: bigint, coarse: boolean): Promise<void> {
-  const window = coarse ? 1_010_000_000n : 50_000_000n;
+  const window = coarse ? 1_010_000_000n : 20_000_000n;
   const now = BigInt(Date.now()) * 1_000_000n;
   const wait = max + window - now;
   if (wait > 0n) await new Promise((r) => setTimeout(r, Math.min(1100, Math.ceil(Number(wait) / 1e6))));

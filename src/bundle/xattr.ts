@@ -88,10 +88,30 @@ function dumpInto(root: string, args: string[], out: Map<string, Xattrs>): boole
  */
 export function readTreeXattrsAsync(root: string): Promise<Map<string, Xattrs>> {
   if (!xattrsSupported()) return Promise.resolve(readTreeXattrs(root));
+  return dumpAsync(root, ["-R", "-P", "-h", "-d", "-m", "-", "-e", "base64", "."]);
+}
+
+/**
+ * The xattrs of `root` itself, without blocking (`getfattr` runs while the
+ * caller goes on); an empty map when it has none or getfattr cannot run.
+ *
+ * @example
+ * ```ts
+ * const probe = readRootXattrsAsync("/bundle/rootfs");
+ * // ... write the tree ...
+ * (await probe).get("."); // undefined: no xattr on the root
+ * ```
+ */
+export function readRootXattrsAsync(root: string): Promise<Map<string, Xattrs>> {
+  if (!xattrsSupported()) return Promise.resolve(new Map());
+  return dumpAsync(root, ["-h", "-d", "-m", "-", "-e", "base64", "--", "."]);
+}
+
+function dumpAsync(root: string, args: string[]): Promise<Map<string, Xattrs>> {
   return new Promise((resolve) => {
     const out = new Map<string, Xattrs>();
     const parts: Buffer[] = [];
-    const child = spawn("getfattr", ["-R", "-P", "-h", "-d", "-m", "-", "-e", "base64", "."], { cwd: root, stdio: ["ignore", "pipe", "ignore"] });
+    const child = spawn("getfattr", args, { cwd: root, stdio: ["ignore", "pipe", "ignore"] });
     child.stdout!.on("data", (d: Buffer) => parts.push(d));
     child.on("error", (e) => resolve(cannotRun(e, out)));
     child.on("close", () => {

@@ -94,6 +94,7 @@ import { writeBundleManifests } from "../bundle/write.ts";
 import { encodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
 import { haveSetfattr, setXattrs, type XattrSet } from "./special.ts";
 import { treeXattrs } from "../bundle/manifest.ts";
+import { readRootXattrsAsync } from "../bundle/xattr.ts";
 import { formatIdMap } from "./idmap.ts";
 import { fsyncDir } from "../fs/atomic.ts";
 import { spawn, spawnSync } from "node:child_process";
@@ -678,6 +679,8 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
       const rootfs = path.join(tmp, "rootfs");
       fs.mkdirSync(rootfs, 0o755);
       fs.chmodSync(rootfs, 0o755);
+      // what the kernel attached to the new root (see treeXattrs), read while the layers are applied
+      const rootProbe = readRootXattrsAsync(rootfs);
       const which = opts.bundleManifests ?? "both";
       // umoci's mtree records every file's sha256: computed while the files are written
       const state = await applyLayers(layout, image.manifest.layers, image.config.rootfs?.diff_ids ?? [], rootfs, {
@@ -703,7 +706,7 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
       const flushing = durable ? startFlush(tmp) : undefined;
       try {
         // one walk and one xattr read serve both manifests; no xattr set by the engine: no getfattr pass over the tree
-        const xattrs = treeXattrs(rootfs, !state.anyXattrs && !(state.rootless && state.owners.size > 0));
+        const xattrs = treeXattrs(rootfs, !state.anyXattrs && !(state.rootless && state.owners.size > 0), await rootProbe);
         const written = state.written;
         await writeBundleManifests(tmp, rootfs, {
           manifestDigest: image.manifestDescriptor.digest,

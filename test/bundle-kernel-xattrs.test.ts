@@ -1,0 +1,58 @@
+// Extended attributes the kernel attaches to what an unpack creates (here a
+// default ACL inherited from the bundle's parent directory; on other hosts
+// LSM labels) are recorded in both bundle manifests, although no layer set
+// an xattr: the root of the new tree is probed (while the layers are
+// applied) and, since it carries one, the whole tree is read.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import process from "node:process";
+import { spawnSync } from "node:child_process";
+import { Layout } from "../src/oci/layout.ts";
+import { unpackBundle } from "../src/layer/unpack.ts";
+import { readBundleManifest } from "../src/bundle/manifest.ts";
+import { umociMtreeName } from "../src/bundle/mtree.ts";
+import { have } from "../src/util/which.ts";
+import { makeImage, tmpdir } from "./layer-fixtures.ts";
+
+/** A minimal POSIX ACL in the kernel's xattr encoding: user::rwx group::r-x other::r-x. */
+function minimalAcl(): string {
+  const b = Buffer.alloc(4 + 3 * 8);
+  b.writeUInt32LE(2, 0); // version
+  const entries: Array<[number, number]> = [[0x01, 7], [0x04, 5], [0x20, 5]];
+  entries.forEach(([tag, perm], i) => {
+    b.writeUInt16LE(tag, 4 + i * 8);
+    b.writeUInt16LE(perm, 6 + i * 8);
+    b.writeUInt32LE(0xffffffff, 8 + i * 8);
+  });
+  return "0s" + b.toString("base64");
+}
+
+test("a default ACL inherited from the bundle's parent is recorded in both manifests", { skip: !have("setfattr") && !process.env.CI && "setfattr (package attr) not installed" }, async () => {
+  const dir = tmpdir();
+  try {
+    makeImage(path.join(dir, "l"), [{ entries: [{ name: "etc/", type: "dir" }, { name: "etc/app/", type: "dir" }, { name: "etc/app/conf", data: "x=1\n" }] }]);
+    const parent = path.join(dir, "acl");
+    fs.mkdirSync(parent);
+    const set = spawnSync("setfattr", ["-n", "system.posix_acl_default", "-v", minimalAcl(), parent], { encoding: "utf8" });
+    if (set.status !== 0) {
+      // a file system without POSIX ACLs: nothing the kernel could attach
+      assert.match(set.stderr, /not supported|Operation not permitted/i);
+      return;
+    }
+    const layout = await Layout.open(path.join(dir, "l"));
+    const image = await layout.resolve("latest");
+    const bundle = path.join(parent, "bundle");
+    const state = await unpackBundle(layout, image, bundle, { durable: false });
+    assert.equal(state.anyXattrs, false, "no layer set an xattr");
+    const m = readBundleManifest(bundle);
+    const dirs = m.entries.filter((e) => e.type === "dir" && e.path !== ".");
+    assert.ok(dirs.length >= 2);
+    for (const d of dirs) assert.ok(d.xattrs?.["system.posix_acl_default"], `${d.path}: inherited default ACL recorded`);
+    const mtree = fs.readFileSync(path.join(bundle, umociMtreeName(image.manifestDescriptor.digest)), "utf8");
+    assert.match(mtree, /xattr\.system\.posix_acl_default=/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
