@@ -40,9 +40,9 @@ const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: "hex") 
  * @example
  * ```ts
  * const written = new WrittenDigests();
- * const h = written.start();
- * h.update(bytes);
- * written.finish(fd, h.digest("hex"), bytes.length);
+ * const fh = new FileHash(bytes.length, false);
+ * fh.data(bytes, bytes.length);
+ * written.finish(fd, fh.end(bytes.length)!.hex, bytes.length);
  * written.lookup(fs.lstatSync(path, { bigint: true })); // "sha256:…"
  * ```
  */
@@ -63,43 +63,6 @@ export class WrittenDigests {
   /** Number of files recorded (distinct inodes). */
   get size(): number {
     return this.#n;
-  }
-
-  /**
-   * A new hash for the content of a file about to be written.
-   *
-   * @example
-   * ```ts
-   * const h = new WrittenDigests().start();
-   * ```
-   */
-  start(): Hash {
-    return createHash("sha256");
-  }
-
-  /**
-   * sha256 (hex) of `bytes`, at once (the one-shot `crypto.hash` where the
-   * runtime has it: half the cost of a hash object for a small file).
-   *
-   * @example
-   * ```ts
-   * new WrittenDigests().digest(new Uint8Array(0)); // "e3b0c442…"
-   * ```
-   */
-  digest(bytes: Uint8Array): string {
-    return oneShotHex(bytes);
-  }
-
-  /**
-   * Feeds `length` zero bytes (a hole of a sparse file) to `h`.
-   *
-   * @example
-   * ```ts
-   * written.zeros(h, 4096);
-   * ```
-   */
-  zeros(h: Hash, length: number): void {
-    zerosInto(h, length);
   }
 
   /**
