@@ -390,10 +390,19 @@ describe("the command that runs this ocigen again", () => {
     assert.equal(cmd[0], process.execPath);
     if (isDeno) {
       assert.deepEqual(cmd.slice(1, 2 + DENO_V8_FLAGS.length + DENO_PERMISSIONS.length), ["run", ...DENO_V8_FLAGS, ...DENO_PERMISSIONS]);
-      assert.match(DENO_V8_FLAGS.join(" "), /^--v8-flags=--max-semi-space-size=\d+$/);
+      assert.match(DENO_V8_FLAGS.join(" "), /^--v8-flags=--max-semi-space-size=\d+,--expose-gc$/);
     } else {
       assert.ok(!cmd.some((a) => a.startsWith("--v8-flags")), cmd.join(" "));
     }
     assert.equal(selfCommand("/usr/local/bin/ocigen").join(" "), "/usr/local/bin/ocigen");
+  });
+  test("the deno tasks that run ocigen pass the same V8 flags as the wrapper", () => {
+    const tasks = JSON.parse(fs.readFileSync(new URL("../deno.json", import.meta.url), "utf8")).tasks as Record<string, string>;
+    const runs = Object.entries(tasks).filter(([, cmd]) => / src\/main\.ts\b/.test(cmd));
+    assert.ok(runs.length >= 3, `tasks running src/main.ts: ${runs.map(([k]) => k).join(", ")}`);
+    for (const [name, cmd] of runs) {
+      const flags = cmd.split(/\s+/).filter((a) => a.startsWith("--v8-flags"));
+      assert.deepEqual(flags, [...DENO_V8_FLAGS], `deno task ${name}`);
+    }
   });
 });

@@ -46,6 +46,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { createHash } from "node:crypto";
 import { OcigenError, wrapIo } from "../errors.ts";
+import { noteHashObject } from "../digest/release.ts";
 import process from "node:process";
 import { type BundleEntry, encodeXattrs, type EntryType, forEachEntry, settleAfter, settleTimestamps } from "./scan.ts";
 import { readPathsXattrs, readTreeXattrs, type Xattrs, xattrsSupported } from "./xattr.ts";
@@ -156,6 +157,7 @@ export function decodeEntry(line: string): BundleEntry {
  */
 export function fileDigest(abs: string): string {
   const h = createHash("sha256");
+  noteHashObject(); // one per file: see digest/release.ts
   // One buffer for every file (this is synchronous): a fresh 1 MiB per file
   // cost more than the hashing on trees of many small files (zeroed memory,
   // and garbage that Deno in particular is slow to give back).

@@ -28,6 +28,7 @@
  */
 import fs from "node:fs";
 import crypto, { createHash, type Hash } from "node:crypto";
+import { noteHashObject } from "../digest/release.ts";
 
 /** sha256 of no bytes. */
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -183,13 +184,13 @@ export class FileHash {
     if (this.#hash) this.#hash.update(chunk);
     else if (this.#whole !== null || posAfter !== chunk.length) this.#ok = false; // after a piece hashed at once (cannot happen)
     else if (!this.sparse && chunk.length === this.size) this.#whole = oneShotHex(chunk);
-    else (this.#hash = createHash("sha256")).update(chunk);
+    else (this.#hash = newHash()).update(chunk);
   }
 
   /** `length` zero bytes (a hole). */
   zeros(length: number): void {
     if (this.#whole !== null) this.#ok = false;
-    else zerosInto((this.#hash ??= createHash("sha256")), length);
+    else zerosInto((this.#hash ??= newHash()), length);
   }
 
   /** The digest and length of the content, once `pos` bytes went by; null when not known. */
@@ -203,7 +204,14 @@ export class FileHash {
 }
 
 function oneShotHex(bytes: Uint8Array): string {
+  noteHashObject();
   return oneShot ? oneShot("sha256", bytes, "hex") : createHash("sha256").update(bytes).digest("hex");
+}
+
+/** A sha256 hash object for one file (counted: see digest/release.ts). */
+function newHash(): Hash {
+  noteHashObject();
+  return createHash("sha256");
 }
 
 function zerosInto(h: Hash, length: number): void {

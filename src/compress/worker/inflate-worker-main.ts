@@ -26,6 +26,7 @@ import fs from "node:fs";
 import { createHash, type Hash } from "node:crypto";
 import { workerData } from "node:worker_threads";
 import { OcigenError } from "../../errors.ts";
+import { noteHashObject } from "../../digest/release.ts";
 import type { TarEntryHeader } from "../../tar/header.ts";
 import { TarKernelParser } from "../../tar/kernel.ts";
 import type { InflateExports } from "../inflate-wasm.ts";
@@ -103,6 +104,7 @@ function tarParser(): TarKernelParser {
   return new TarKernelParser({
     entry: (h: TarEntryHeader) => {
       entryHash = hashEntries && h.type === "file" ? createHash("sha256") : null;
+      if (entryHash) noteHashObject(); // one per file: see digest/release.ts
       queueEvent(["e", h]);
     },
     data: (v: Uint8Array) => {
