@@ -88,9 +88,23 @@ function putRecord(kind: number, payload: Uint8Array): void {
 /** Writes the pending non-content events as one `EVENTS` record. */
 function flushEvents(): void {
   if (pending.length === 0) return;
-  const json = JSON.stringify(pending, (_k, v) => (v instanceof Uint8Array ? { $u8: Array.from(v) } : v));
+  const json = JSON.stringify(pending);
   pending = [];
   putRecord(RecordKind.EVENTS, utf8.encode(json));
+}
+
+/**
+ * `h` ready for `JSON.stringify`: binary xattr values (the only bytes a header
+ * holds) as `{"$u8": [..]}`. A replacer function would run for every value of
+ * every header; this looks only at the xattrs, which most entries lack.
+ */
+function withJsonXattrs(h: TarEntryHeader): TarEntryHeader {
+  let xattrs: Record<string, unknown> | null = null;
+  for (const k in h.xattrs) {
+    const v = h.xattrs[k];
+    if (v instanceof Uint8Array) (xattrs ??= { ...h.xattrs })[k] = { $u8: Array.from(v) };
+  }
+  return xattrs ? { ...h, xattrs: xattrs as TarEntryHeader["xattrs"] } : h;
 }
 
 function queueEvent(ev: unknown): void {
@@ -103,7 +117,7 @@ function tarParser(): TarKernelParser {
   return new TarKernelParser({
     entry: (h: TarEntryHeader) => {
       entryHash = hashEntries && h.type === "file" ? createHash("sha256") : null;
-      queueEvent(["e", h]);
+      queueEvent(["e", withJsonXattrs(h)]);
     },
     data: (v: Uint8Array) => {
       entryHash?.update(v);

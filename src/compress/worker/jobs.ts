@@ -29,10 +29,21 @@ import { Ctl, ERRNO_NAMES, HashFlag, Layout, OutputKind, RecordKind, Source, Sta
 const DRAIN_CHUNK = 512 * 1024;
 const ZEROS = new Uint8Array(65536);
 
-/** `JSON.parse` reviver of `EVENTS` payloads: `{"$u8": [..]}` back to bytes. */
-function reviveBytes(_k: string, v: unknown): unknown {
-  if (v && typeof v === "object" && Array.isArray((v as { $u8?: unknown }).$u8)) return Uint8Array.from((v as { $u8: number[] }).$u8);
-  return v;
+const utf8 = new TextDecoder();
+
+/**
+ * An entry header of an `EVENTS` payload with its binary xattr values
+ * (`{"$u8": [..]}`) back to bytes. Done here rather than by a `JSON.parse`
+ * reviver, which would run for every value of every header (~0.4 s of the
+ * main thread on a 92k-entry image).
+ */
+function reviveHeader(h: TarEntryHeader): TarEntryHeader {
+  const x = h.xattrs as Record<string, unknown>;
+  for (const k in x) {
+    const v = x[k];
+    if (v !== null && typeof v === "object" && Array.isArray((v as { $u8?: unknown }).$u8)) x[k] = Uint8Array.from((v as { $u8: number[] }).$u8);
+  }
+  return h;
 }
 
 /** What both job kinds share: the slot, draining, waiting for the end, failing. */
@@ -356,9 +367,9 @@ export class FileGunzip extends WorkerJob {
 
 /** Calls `handler` for each event of an `EVENTS` payload (see the protocol). */
 function replayEvents(payload: Uint8Array, handler: TarHandler): void {
-  const events = JSON.parse(new TextDecoder().decode(payload.slice()), reviveBytes) as [string, unknown?][];
+  const events = JSON.parse(utf8.decode(payload.slice())) as [string, unknown?][];
   for (const ev of events) {
-    if (ev[0] === "e") handler.entry(ev[1] as TarEntryHeader);
+    if (ev[0] === "e") handler.entry(reviveHeader(ev[1] as TarEntryHeader));
     else if (ev[0] === "x") {
       if (typeof ev[1] === "string") handler.contentDigest?.(ev[1]);
       handler.entryEnd();

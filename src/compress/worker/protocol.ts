@@ -38,7 +38,8 @@
  * events other than content (entry headers, entry ends, holes of sparse
  * files, in stream order), `DATA` the bytes of the current entry's content
  * between them, `END` closes the archive. An `EVENTS` payload is UTF-8 JSON:
- * an array of `["e", header]` (entry; `Uint8Array` values as `{"$u8": [..]}`),
+ * an array of `["e", header]` (entry; a binary xattr value, the only bytes a
+ * header holds, as `{"$u8": [..]}`),
  * `["x"]` (entry end) and `["h", length]` (hole); with `HashFlag.ENTRIES`
  * the end of a regular file's entry is `["x", hex]`, the sha256 of its
  * content (data and holes as zero bytes, in stream order). A tar error fails the job
