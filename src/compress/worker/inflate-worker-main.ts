@@ -57,6 +57,8 @@ let hashEntries = false;
 const ZEROS = new Uint8Array(64 << 10);
 /** A batch is written once it holds this many events, whatever comes next. */
 const BATCH_MAX = 512;
+/** A `TAR_RECORDS` caller waiting for records is woken once the ring holds this much. */
+const WAKE_MAIN_BYTES = 256 << 10;
 /** Largest `DATA` record payload. */
 const DATA_MAX = 1 << 20;
 const utf8 = new TextEncoder();
@@ -64,6 +66,7 @@ const utf8 = new TextEncoder();
 /** Sleeps until the caller changes something (`seen`: `WORK_SEQ` before looking); throws Abort if it gave the job up. */
 function waitCaller(seen: number): void {
   if (ch.get(Ctl.ABORT)) throw new Abort();
+  ch.wakeMain(); // what is in the ring now is all the caller gets until this worker goes on
   ch.wait(Ctl.WORK_SEQ, seen);
   if (ch.get(Ctl.ABORT)) throw new Abort();
 }
@@ -80,7 +83,10 @@ function putRecord(kind: number, payload: Uint8Array): void {
     }
     ring.bytes.set(payload, at + RECORD_HEADER_BYTES);
     ring.commit(recordBytes(payload.length));
-    ch.wakeMain();
+    // a sleeping caller is woken once it has a batch to work on, not per record
+    // (each wake-up is a context switch on both sides); `waitCaller` and the
+    // end of the job wake it whatever the ring holds
+    if (ring.readable() >= WAKE_MAIN_BYTES) ch.wakeMain();
     return;
   }
 }

@@ -305,6 +305,7 @@ export class FileGunzip extends WorkerJob {
       report();
       if (st === Status.FAILED) this.fail(s);
       if (st === Status.DONE && s.ch.output.readable() === 0) break;
+      s.ch.wakeWorker(); // the ring is empty: a worker waiting for room must not wait on
       s.ch.wait(Ctl.MAIN_SEQ, seen);
     }
     report();
@@ -318,6 +319,9 @@ export class FileGunzip extends WorkerJob {
   /** Replays every readable record to `handler`; true when the `END` record was among them. */
   private replay(s: Slot, handler: TarHandler): boolean {
     const out = s.ch.output;
+    // a worker waiting for room is woken once a quarter of the ring is free,
+    // not after every record (each wake-up is a context switch on both sides)
+    const wakeAt = out.bytes.length - (out.bytes.length >> 2);
     let ended = false;
     for (let r = out.nextRecord(); r; r = out.nextRecord()) {
       try {
@@ -330,7 +334,7 @@ export class FileGunzip extends WorkerJob {
         throw e;
       }
       out.consume(recordBytes(r.payload.length)); // after the call: the worker cannot reuse the bytes before
-      s.ch.wakeWorker();
+      if (out.readable() <= wakeAt) s.ch.wakeWorker();
     }
     return ended;
   }

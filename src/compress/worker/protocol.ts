@@ -100,6 +100,10 @@ export const Ctl = {
   OUTPUT: 18,
   /** Worker: UTF-8 length of the tar error text at `Layout.MSG_AT`. */
   MSG_LEN: 19,
+  /** 1 while the caller sleeps on `MAIN_SEQ` (`wakeMain` notifies only then). */
+  MAIN_SLEEPING: 20,
+  /** 1 while the worker sleeps on `WORK_SEQ` (`wakeWorker` notifies only then). */
+  WORK_SLEEPING: 21,
 } as const;
 
 /**
