@@ -32,6 +32,7 @@ import type { InflateExports } from "../inflate-wasm.ts";
 import { instantiateModule, MemoryView } from "../../wasm/instance.ts";
 import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelInput, pumpKernel, type StreamKernel } from "../../wasm/stream-kernel.ts";
 import { Channel, recordBytes } from "./channel.ts";
+import { EventWriter } from "./events.ts";
 import { Ctl, ERRNO_NAMES, HashFlag, Layout, OutputKind, RECORD_HEADER_BYTES, RecordKind, Source, Status, type WorkerData, WorkerError } from "./protocol.ts";
 
 /** Thrown out of a job the caller gave up. */
@@ -48,8 +49,8 @@ let outHash: Hash | null = null;
 
 /** The current job's tar parser (`TAR_RECORDS` jobs), else null. */
 let tar: TarKernelParser | null = null;
-/** Non-content tar events not yet written (see the protocol's `EVENTS` payload). */
-let pending: unknown[] = [];
+/** Non-content tar events not yet written (an `EVENTS` payload: events.ts). */
+const events = new EventWriter();
 /** sha256 of the current regular file's content (`HashFlag.ENTRIES` jobs), else null. */
 let entryHash: Hash | null = null;
 /** Whether the current job hashes each regular file's content. */
@@ -61,7 +62,6 @@ const BATCH_MAX = 512;
 const WAKE_MAIN_BYTES = 256 << 10;
 /** Largest `DATA` record payload. */
 const DATA_MAX = 1 << 20;
-const utf8 = new TextEncoder();
 
 /** Sleeps until the caller changes something (`seen`: `WORK_SEQ` before looking); throws Abort if it gave the job up. */
 function waitCaller(seen: number): void {
@@ -93,29 +93,14 @@ function putRecord(kind: number, payload: Uint8Array): void {
 
 /** Writes the pending non-content events as one `EVENTS` record. */
 function flushEvents(): void {
-  if (pending.length === 0) return;
-  const json = JSON.stringify(pending);
-  pending = [];
-  putRecord(RecordKind.EVENTS, utf8.encode(json));
+  if (events.count === 0) return;
+  putRecord(RecordKind.EVENTS, events.bytes());
+  events.clear();
 }
 
-/**
- * `h` ready for `JSON.stringify`: binary xattr values (the only bytes a header
- * holds) as `{"$u8": [..]}`. A replacer function would run for every value of
- * every header; this looks only at the xattrs, which most entries lack.
- */
-function withJsonXattrs(h: TarEntryHeader): TarEntryHeader {
-  let xattrs: Record<string, unknown> | null = null;
-  for (const k in h.xattrs) {
-    const v = h.xattrs[k];
-    if (v instanceof Uint8Array) (xattrs ??= { ...h.xattrs })[k] = { $u8: Array.from(v) };
-  }
-  return xattrs ? { ...h, xattrs: xattrs as TarEntryHeader["xattrs"] } : h;
-}
-
-function queueEvent(ev: unknown): void {
-  pending.push(ev);
-  if (pending.length >= BATCH_MAX) flushEvents();
+/** Flushes a full batch of events. */
+function batchDone(): void {
+  if (events.count >= BATCH_MAX) flushEvents();
 }
 
 /** The tar parser of a `TAR_RECORDS` job, writing its events as records. */
@@ -123,7 +108,8 @@ function tarParser(): TarKernelParser {
   return new TarKernelParser({
     entry: (h: TarEntryHeader) => {
       entryHash = hashEntries && h.type === "file" ? createHash("sha256") : null;
-      queueEvent(["e", withJsonXattrs(h)]);
+      events.entry(h);
+      batchDone();
     },
     data: (v: Uint8Array) => {
       entryHash?.update(v);
@@ -134,10 +120,12 @@ function tarParser(): TarKernelParser {
       if (entryHash) {
         for (let left = n; left > 0; left -= ZEROS.length) entryHash.update(left >= ZEROS.length ? ZEROS : ZEROS.subarray(0, left));
       }
-      queueEvent(["h", n]);
+      events.hole(n);
+      batchDone();
     },
     entryEnd: () => {
-      queueEvent(entryHash ? ["x", entryHash.digest("hex")] : ["x"]);
+      events.end(entryHash ? entryHash.digest("hex") : undefined);
+      batchDone();
       entryHash = null;
     },
     end: () => {
@@ -307,7 +295,7 @@ function job(): void {
   ex.reset();
   input.clear();
   outHash = ch.get(Ctl.HASH) & HashFlag.OUTPUT ? createHash("sha256") : null;
-  pending = [];
+  events.clear();
   hashEntries = (ch.get(Ctl.HASH) & HashFlag.ENTRIES) !== 0;
   entryHash = null;
   const kind = ch.get(Ctl.OUTPUT);

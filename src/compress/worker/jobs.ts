@@ -18,33 +18,15 @@
  */
 import { OcigenError } from "../../errors.ts";
 import type { ByteSink } from "../../stream/sink.ts";
-import type { TarEntryHeader } from "../../tar/header.ts";
 import type { TarHandler } from "../../tar/parser.ts";
 import { describeInflateError } from "../inflate-wasm.ts";
 import { acquireSlot, killSlot, releaseSlot, type Slot, startJob } from "./pool.ts";
 import { recordBytes } from "./channel.ts";
+import { replayEvents } from "./events.ts";
 import { Ctl, ERRNO_NAMES, HashFlag, Layout, OutputKind, RecordKind, Source, Status, WorkerError } from "./protocol.ts";
 
 /** FileGunzip hands the ring over in views of at most this size. */
 const DRAIN_CHUNK = 512 * 1024;
-const ZEROS = new Uint8Array(65536);
-
-const utf8 = new TextDecoder();
-
-/**
- * An entry header of an `EVENTS` payload with its binary xattr values
- * (`{"$u8": [..]}`) back to bytes. Done here rather than by a `JSON.parse`
- * reviver, which would run for every value of every header (~0.4 s of the
- * main thread on a 92k-entry image).
- */
-function reviveHeader(h: TarEntryHeader): TarEntryHeader {
-  const x = h.xattrs as Record<string, unknown>;
-  for (const k in x) {
-    const v = x[k];
-    if (v !== null && typeof v === "object" && Array.isArray((v as { $u8?: unknown }).$u8)) x[k] = Uint8Array.from((v as { $u8: number[] }).$u8);
-  }
-  return h;
-}
 
 /** What both job kinds share: the slot, draining, waiting for the end, failing. */
 abstract class WorkerJob {
@@ -366,28 +348,5 @@ export class FileGunzip extends WorkerJob {
         return new BlobReadError("ESIZE", `Cannot read ${this.name}: ${read} bytes, shorter than its expected size`);
     }
     return null;
-  }
-}
-
-/** Calls `handler` for each event of an `EVENTS` payload (see the protocol). */
-function replayEvents(payload: Uint8Array, handler: TarHandler): void {
-  const events = JSON.parse(utf8.decode(payload.slice())) as [string, unknown?][];
-  for (const ev of events) {
-    if (ev[0] === "e") handler.entry(reviveHeader(ev[1] as TarEntryHeader));
-    else if (ev[0] === "x") {
-      if (typeof ev[1] === "string") handler.contentDigest?.(ev[1]);
-      handler.entryEnd();
-    }
-    else if (ev[0] === "h") {
-      let len = ev[1] as number;
-      if (handler.hole) handler.hole(len);
-      else {
-        while (len > 0) {
-          const k = Math.min(len, ZEROS.length);
-          handler.data(ZEROS.subarray(0, k));
-          len -= k;
-        }
-      }
-    }
   }
 }

@@ -37,11 +37,9 @@
  * contiguous view per record. `EVENTS` carries a batch of the tar parser's
  * events other than content (entry headers, entry ends, holes of sparse
  * files, in stream order), `DATA` the bytes of the current entry's content
- * between them, `END` closes the archive. An `EVENTS` payload is UTF-8 JSON:
- * an array of `["e", header]` (entry; a binary xattr value, the only bytes a
- * header holds, as `{"$u8": [..]}`),
- * `["x"]` (entry end) and `["h", length]` (hole); with `HashFlag.ENTRIES`
- * the end of a regular file's entry is `["x", hex]`, the sha256 of its
+ * between them, `END` closes the archive. An `EVENTS` payload holds entry
+ * headers, entry ends and holes in the binary form of events.ts; with
+ * `HashFlag.ENTRIES` the end of a regular file's entry carries the sha256 of its
  * content (data and holes as zero bytes, in stream order). A tar error fails the job
  * with {@linkcode WorkerError}.TAR and its text at `Layout.MSG_AT`
  * (`Ctl.MSG_LEN` bytes), after the records of every event before it.
