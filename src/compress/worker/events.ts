@@ -16,7 +16,9 @@
  *    string: JSON, a binary value as `{"$u8": [..]}`); pax records when
  *    present (a string: JSON);
  *  - entry end: u8 `2`; with the content's sha256: u8 `3` and 64 hex digits;
- *  - hole: u8 `4`, f64 length.
+ *  - hole: u8 `4`, f64 length;
+ *  - content: u8 `5`, u32 length and the bytes (small content travels inside
+ *    the batch; larger content comes in `DATA` records between batches).
  *
  * @module
  */
@@ -33,7 +35,7 @@ import type { TarHandler } from "../../tar/parser.ts";
  */
 export const EVENT_TYPES: readonly TarEntryType[] = ["file", "link", "symlink", "char", "block", "dir", "fifo", "other"];
 
-const EV_ENTRY = 1, EV_END = 2, EV_END_DIGEST = 3, EV_HOLE = 4;
+const EV_ENTRY = 1, EV_END = 2, EV_END_DIGEST = 3, EV_HOLE = 4, EV_DATA = 5;
 const HAS_TYPEFLAG = 1, HAS_SPARSE = 2, HAS_XATTRS = 4, HAS_PAX = 8;
 const utf8In = new TextEncoder();
 const utf8Out = new TextDecoder();
@@ -161,6 +163,16 @@ export class EventWriter {
     this.#count++;
   }
 
+  /** Bytes of the current entry's content (copied). */
+  data(v: Uint8Array): void {
+    this.#room(5 + v.length);
+    this.#buf[this.#len] = EV_DATA;
+    this.#dv.setUint32(this.#len + 1, v.length, true);
+    this.#buf.set(v, this.#len + 5);
+    this.#len += 5 + v.length;
+    this.#count++;
+  }
+
   /** A hole of `length` zero bytes in a sparse file's content. */
   hole(length: number): void {
     this.#room(9);
@@ -244,7 +256,8 @@ function readEntry(r: EventReader): TarEntryHeader {
 
 /**
  * Calls `handler` for each event of an `EVENTS` payload (a hole goes to
- * `hole`, or as zero `data` to a handler without one).
+ * `hole`, or as zero `data` to a handler without one; content is handed
+ * over as views of `payload`, valid during the call).
  *
  * @example
  * ```ts
@@ -265,6 +278,12 @@ export function replayEvents(payload: Uint8Array, handler: TarHandler): void {
       for (let i = at; i < at + 64; i++) hex += String.fromCharCode(payload[i]);
       handler.contentDigest?.(hex);
       handler.entryEnd();
+    } else if (kind === EV_DATA) {
+      const n = r.u32();
+      const at = r.at;
+      r.at += n;
+      if (r.at > payload.length) throw new Error("tar event: truncated");
+      handler.data(payload.subarray(at, at + n));
     } else if (kind === EV_HOLE) {
       let len = r.f64();
       if (handler.hole) handler.hole(len);

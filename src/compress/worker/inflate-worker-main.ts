@@ -23,6 +23,7 @@
  * @module
  */
 import fs from "node:fs";
+import * as nodeCrypto from "node:crypto";
 import { createHash, type Hash } from "node:crypto";
 import { workerData } from "node:worker_threads";
 import { OcigenError } from "../../errors.ts";
@@ -58,6 +59,10 @@ let hashEntries = false;
 const ZEROS = new Uint8Array(64 << 10);
 /** A batch is written once it holds this many events, whatever comes next. */
 const BATCH_MAX = 512;
+/** ... or this many bytes. */
+const BATCH_BYTES = 256 << 10;
+/** Content pieces up to this size travel inside an event batch. */
+const INLINE_MAX = 16 << 10;
 /** A `TAR_RECORDS` caller waiting for records is woken once the ring holds this much. */
 const WAKE_MAIN_BYTES = 256 << 10;
 /** Largest `DATA` record payload. */
@@ -100,33 +105,66 @@ function flushEvents(): void {
 
 /** Flushes a full batch of events. */
 function batchDone(): void {
-  if (events.count >= BATCH_MAX) flushEvents();
+  if (events.count >= BATCH_MAX || events.bytes().length >= BATCH_BYTES) flushEvents();
+}
+
+/** Whether the current entry's content is hashed. */
+let hashing = false;
+/** The content's size when it may come whole in one piece (not sparse), else -1. */
+let entryWhole = -1;
+/** The digest of content that came whole in one piece (a one-shot hash: no Hash object per small file). */
+let entryHex: string | null = null;
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: "hex") => string }).hash;
+
+/** Adds `v` to the current entry's content digest. */
+function hashContent(v: Uint8Array): void {
+  if (entryHash === null && entryHex === null && v.length === entryWhole && oneShot) {
+    entryHex = oneShot("sha256", v, "hex");
+    return;
+  }
+  if (entryHex !== null) {
+    // more than the whole content: cannot be, but then the digest must not be claimed
+    hashing = false;
+    return;
+  }
+  (entryHash ??= createHash("sha256")).update(v);
 }
 
 /** The tar parser of a `TAR_RECORDS` job, writing its events as records. */
 function tarParser(): TarKernelParser {
   return new TarKernelParser({
     entry: (h: TarEntryHeader) => {
-      entryHash = hashEntries && h.type === "file" ? createHash("sha256") : null;
+      hashing = hashEntries && h.type === "file";
+      entryHash = null;
+      entryHex = null;
+      entryWhole = hashing && !h.sparse ? h.size : -1;
       events.entry(h);
       batchDone();
     },
     data: (v: Uint8Array) => {
-      entryHash?.update(v);
+      if (hashing) hashContent(v);
+      if (v.length <= INLINE_MAX) {
+        // small content rides in the batch: one record for many small files
+        events.data(v);
+        batchDone();
+        return;
+      }
       flushEvents();
       for (let off = 0; off < v.length; off += DATA_MAX) putRecord(RecordKind.DATA, v.subarray(off, off + DATA_MAX));
     },
     hole: (n: number) => {
-      if (entryHash) {
-        for (let left = n; left > 0; left -= ZEROS.length) entryHash.update(left >= ZEROS.length ? ZEROS : ZEROS.subarray(0, left));
+      if (hashing) {
+        for (let left = n; left > 0; left -= ZEROS.length) hashContent(left >= ZEROS.length ? ZEROS : ZEROS.subarray(0, left));
       }
       events.hole(n);
       batchDone();
     },
     entryEnd: () => {
-      events.end(entryHash ? entryHash.digest("hex") : undefined);
+      events.end(hashing ? (entryHex ?? (entryHash ?? createHash("sha256")).digest("hex")) : undefined);
       batchDone();
+      hashing = false;
       entryHash = null;
+      entryHex = null;
     },
     end: () => {
       flushEvents();
@@ -298,6 +336,8 @@ function job(): void {
   events.clear();
   hashEntries = (ch.get(Ctl.HASH) & HashFlag.ENTRIES) !== 0;
   entryHash = null;
+  entryHex = null;
+  hashing = false;
   const kind = ch.get(Ctl.OUTPUT);
   tar = kind === OutputKind.TAR_RECORDS ? tarParser() : null;
   if (kind !== OutputKind.BYTES && kind !== OutputKind.TAR_RECORDS) fail(WorkerError.UNSUPPORTED, 0);
