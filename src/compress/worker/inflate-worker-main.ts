@@ -28,6 +28,7 @@ import { createHash, type Hash } from "node:crypto";
 import { workerData } from "node:worker_threads";
 import { OcigenError } from "../../errors.ts";
 import type { TarEntryHeader } from "../../tar/header.ts";
+import { FINISH_SLOT, FinishSlots } from "./finish.ts";
 import { TarKernelParser } from "../../tar/kernel.ts";
 import type { InflateExports } from "../inflate-wasm.ts";
 import { instantiateModule, MemoryView } from "../../wasm/instance.ts";
@@ -76,11 +77,42 @@ function waitCaller(seen: number): void {
   if (ch.get(Ctl.ABORT)) throw new Abort();
 }
 
+/** The finish requests of the current job (a `TAR_RECORDS` file job), else null. */
+let finishing: FinishSlots | null = null;
+let finishSlots: FinishSlots | null = null;
+
+/** Runs the caller's finish requests written so far (see finish.ts). */
+function finishFiles(): void {
+  if (!finishing) return;
+  const w = ch.get(Ctl.IN_W);
+  let done = ch.get(Ctl.FIN_DONE);
+  if (done === w) return;
+  while (done !== w) {
+    finishing.run((done >>> 0) % Layout.IN_CAP);
+    done = (done + FINISH_SLOT) | 0;
+    ch.set(Ctl.FIN_DONE, done);
+  }
+  ch.wakeMain();
+}
+
+/** After the archive's end: finish requests until the caller says no more will come. */
+function finishRemaining(): void {
+  if (!finishing) return;
+  for (;;) {
+    const seen = ch.get(Ctl.WORK_SEQ);
+    const ended = ch.get(Ctl.INPUT_ENDED) === 1; // before looking: every request is written by then
+    finishFiles();
+    if (ended && ch.get(Ctl.FIN_DONE) === ch.get(Ctl.IN_W)) return;
+    waitCaller(seen);
+  }
+}
+
 /** Writes one record (`payload` may be any length up to a ring), waiting for room. */
 function putRecord(kind: number, payload: Uint8Array): void {
   const ring = ch.output;
   for (;;) {
     const seen = ch.get(Ctl.WORK_SEQ);
+    finishFiles();
     const at = ring.reserveRecord(kind, payload.length);
     if (at < 0) {
       waitCaller(seen);
@@ -210,6 +242,7 @@ function failIo(code: number, e: unknown): void {
 
 function finish(): void {
   tar?.end();
+  finishRemaining();
   if (outHash) ch.writeHex(Layout.DIGEST_AT, outHash.digest("hex"));
   outHash = null;
   ch.set(Ctl.STATUS, Status.DONE);
@@ -340,6 +373,7 @@ function job(): void {
   hashing = false;
   const kind = ch.get(Ctl.OUTPUT);
   tar = kind === OutputKind.TAR_RECORDS ? tarParser() : null;
+  finishing = tar && ch.get(Ctl.SOURCE) === Source.FILE ? (finishSlots ??= new FinishSlots(ch.input.bytes)) : null;
   if (kind !== OutputKind.BYTES && kind !== OutputKind.TAR_RECORDS) fail(WorkerError.UNSUPPORTED, 0);
   else if (ch.get(Ctl.SOURCE) === Source.FILE) fileJob();
   else ringJob();
@@ -368,4 +402,5 @@ for (;;) {
     }
   }
   tar = null;
+  finishing = null;
 }

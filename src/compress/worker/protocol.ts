@@ -43,6 +43,11 @@
  * content (data and holes as zero bytes, in stream order). A tar error fails the job
  * with {@linkcode WorkerError}.TAR and its text at `Layout.MSG_AT`
  * (`Ctl.MSG_LEN` bytes), after the records of every event before it.
+ * A `TAR_RECORDS` job from a file also runs the caller's *finish requests*
+ * for the files it wrote (the last system calls on each descriptor), written
+ * into the otherwise unused input ring: see finish.ts; such a job is `DONE`
+ * only after the caller set `INPUT_ENDED` (it does on the `END` record) and
+ * every request is done.
  * A worker that does not know an output kind fails the job with
  * {@linkcode WorkerError}.UNSUPPORTED.
  *
@@ -102,6 +107,8 @@ export const Ctl = {
   MAIN_SLEEPING: 20,
   /** 1 while the worker sleeps on `WORK_SEQ` (`wakeWorker` notifies only then). */
   WORK_SLEEPING: 21,
+  /** Worker: bytes of finish requests done (`TAR_RECORDS` file jobs; see finish.ts). */
+  FIN_DONE: 22,
 } as const;
 
 /**
@@ -114,7 +121,7 @@ export const Ctl = {
  */
 export const JOB_WORDS: readonly number[] = [
   Ctl.IN_W, Ctl.IN_R, Ctl.OUT_W, Ctl.OUT_R, Ctl.INPUT_ENDED, Ctl.STATUS, Ctl.ERR_CODE, Ctl.ERR_AT,
-  Ctl.ABORT, Ctl.SOURCE, Ctl.ERR_ERRNO, Ctl.OUTPUT, Ctl.MSG_LEN,
+  Ctl.ABORT, Ctl.SOURCE, Ctl.ERR_ERRNO, Ctl.OUTPUT, Ctl.MSG_LEN, Ctl.FIN_DONE,
 ];
 
 /**
