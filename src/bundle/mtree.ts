@@ -215,6 +215,16 @@ export function umociMtreeName(manifestDigest: string): string {
  * ```
  */
 export function vis(name: string): string {
+  // most names need no escape: then the name itself (no UTF-8 copy per name)
+  let plain = true;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || c === 0x5c || c === 0x2a || c === 0x3f || c === 0x5b || c === 0x23) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return name;
   let out = "";
   for (const b of Buffer.from(name, "utf8")) {
     if (b === 0x5c) out += "\\\\";
@@ -277,7 +287,9 @@ export class MtreeWriter implements TreeVisitor {
   readonly #fd: number;
   readonly #opts: MtreeWriterOptions;
   #pending = "";
-  #set: string[] | null = null;
+  /** The uid and gid of the current `/set` line (-1: none written yet). */
+  #setUid = -1n;
+  #setGid = -1n;
 
   constructor(bundleDir: string, rootfs: string, manifestDigest: string, opts: MtreeWriterOptions) {
     this.target = path.join(bundleDir, umociMtreeName(manifestDigest));
@@ -320,25 +332,24 @@ export class MtreeWriter implements TreeVisitor {
   }
 
   #keywords(e: TreeChild): string {
+    // The keywords not given by the current `/set` line (type=file nlink=1
+    // mode=0664 and the directory's uid and gid), in MTREE_KEYWORDS order.
+    // Written out rather than looked up in the set: once per entry of the tree.
     const st = e.st;
     const type = mtreeType(st);
-    const set = this.#set!;
-    let out = "";
-    const kw = (k: string) => {
-      if (!set.includes(k)) out += out === "" ? k : " " + k;
-    };
-    kw(`size=${st.size}`);
-    kw(`type=${type}`);
-    kw(`uid=${st.uid}`);
-    kw(`gid=${st.gid}`);
-    kw(`mode=${mtreeMode(st)}`);
-    if (type === "link") kw(`link=${vis(e.link ?? "")}`);
-    kw(`nlink=${st.nlink}`);
-    kw(`tar_time=${st.mtimeNs / 1_000_000_000n}.000000000`);
-    if (type === "file") kw(`sha256digest=${(this.#opts.known?.(st) ?? fileDigest(e.abs)).slice(7)}`);
+    let out = `size=${st.size}`;
+    if (type !== "file") out += ` type=${type}`;
+    if (st.uid !== this.#setUid) out += ` uid=${st.uid}`;
+    if (st.gid !== this.#setGid) out += ` gid=${st.gid}`;
+    const mode = mtreeMode(st);
+    if (mode !== "0664") out += ` mode=${mode}`;
+    if (type === "link") out += ` link=${vis(e.link ?? "")}`;
+    if (st.nlink !== 1n) out += ` nlink=${st.nlink}`;
+    out += ` tar_time=${st.mtimeNs / 1_000_000_000n}.000000000`;
+    if (type === "file") out += ` sha256digest=${(this.#opts.known?.(st) ?? fileDigest(e.abs)).slice(7)}`;
     if (type === "file" || type === "dir") {
       const x: Xattrs | undefined = this.#opts.xattrs.get(e.rel);
-      for (const [k, v] of Object.entries(x ?? {})) kw(`xattr.${vis(k)}=${Buffer.from(v).toString("base64")}`);
+      if (x) for (const [k, v] of Object.entries(x)) out += ` xattr.${vis(k)}=${Buffer.from(v).toString("base64")}`;
     }
     return out;
   }
@@ -347,10 +358,10 @@ export class MtreeWriter implements TreeVisitor {
   dir(d: TreeChild, files: TreeChild[]): void {
     this.#push("");
     this.#push(`# ${d.rel}`);
-    const own = [`uid=${d.st.uid}`, `gid=${d.st.gid}`];
-    if (this.#set === null || own.some((k) => !this.#set!.includes(k))) {
-      this.#set = ["type=file", "nlink=1", "mode=0664", ...own];
-      this.#push(`/set ${this.#set.join(" ")}`);
+    if (this.#setUid !== d.st.uid || this.#setGid !== d.st.gid) {
+      this.#setUid = d.st.uid;
+      this.#setGid = d.st.gid;
+      this.#push(`/set type=file nlink=1 mode=0664 uid=${d.st.uid} gid=${d.st.gid}`);
     }
     this.#push(`${d.rel === "." ? "." : vis(d.name)} ${this.#keywords(d)}`);
     for (const f of files) this.#push(`    ${vis(f.name)} ${this.#keywords(f)}`);

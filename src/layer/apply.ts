@@ -19,7 +19,11 @@
  * Syscalls per new regular file: open (O_EXCL), write(s), fchown only when
  * the file does not already have its owner (see `owner`), fchmod only for
  * modes the umask or setuid/setgid/sticky bits keep from `open`, futimes,
- * close (and fstat when digests are recorded).
+ * close (and fstat when digests are recorded). On a layer read by a worker
+ * job, that job's worker makes the calls after the writes (fchown, fchmod,
+ * futimes, fstat, close: src/compress/worker/finish.ts), so this thread only
+ * opens and writes; their failures come back as the entry's error, at the
+ * latest when the layer's stream ends, before the layer's deferred metadata.
  *
  * @module
  */
@@ -34,11 +38,32 @@ import { type IdMapping, toHost } from "./idmap.ts";
 import { asEntryError, entryAtime, entryError, LayerWrites, planEntry } from "./plan.ts";
 import { mknod } from "./special.ts";
 import { FileHash } from "./written.ts";
+import { FINISH_OPS, FinishFlag, type FinishQueue, type FinishResult } from "../compress/worker/finish.ts";
 
 export { type ApplyOptions, ApplyState, runningAsRoot } from "./state.ts";
 
 /** File bytes reported to `onBytes` at a time (progress of a single small layer too). */
 const BYTES_STEP = 256 << 10;
+/** What comes back with a file finished by the worker. */
+interface FinishToken {
+  rel: string;
+  /** The content's sha256 to record (null: none). */
+  hex: string | null;
+  written: number;
+}
+
+/**
+ * A job whose worker can finish the files written (see src/compress/worker/finish.ts).
+ *
+ * @example
+ * ```ts
+ * job.pumpEntries(new LayerApplier(state, "layer sha256:ab..", job.entryDigests, job));
+ * ```
+ */
+export interface FinishingJob {
+  finisher<T>(onResult: (token: T, r: FinishResult) => void): FinishQueue<T>;
+}
+
 const CREATE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 /**
@@ -71,15 +96,19 @@ export class LayerApplier implements TarHandler {
   private hash: FileHash | null = null;
   /** The sha256 (hex) of the open file's content as the reader computed it. */
   private given: string | null = null;
+  /** Where written files get their last system calls (null: here). */
+  private readonly fin: FinishQueue<FinishToken> | null;
 
   /**
    * `readerDigests`: the tar reader hands each regular file's content digest
    * to {@linkcode LayerApplier.contentDigest} (a worker computed it), so this
-   * thread does not hash the bytes itself.
+   * thread does not hash the bytes itself. `finishOn`: the worker job reading
+   * the layer, which then makes each written file's last system calls.
    */
-  constructor(private readonly state: ApplyState, private readonly what: string, private readonly readerDigests = false) {
+  constructor(private readonly state: ApplyState, private readonly what: string, private readonly readerDigests = false, finishOn?: FinishingJob) {
     this.r = state.resolver;
     this.later = new DeferredMeta(state, what);
+    this.fin = finishOn ? finishOn.finisher<FinishToken>((t, r) => this.finished(t, r)) : null;
   }
 
   private fail(code: OcigenError["code"], entry: string, why: string): never {
@@ -248,6 +277,8 @@ export class LayerApplier implements TarHandler {
         if (this.state.rootless && h.type !== "fifo") {
           // as umoci: devices cannot be created without privileges; leave an empty placeholder
           try {
+            // records of files still being finished come first: an inode number may be reused
+            if (this.state.written) this.fin?.collect(0);
             const fd = fs.openSync(abs, CREATE_FLAGS, 0o600);
             try {
               this.state.written?.recordEmpty(fd);
@@ -304,20 +335,28 @@ export class LayerApplier implements TarHandler {
     return v;
   }
 
-  private owner(h: TarEntryHeader, rel: string, abs: string, link: boolean, fd = -1): void {
+  /** The owner to give the entry's file (host ids), or null when nothing is to change (rootless: recorded instead). */
+  private ownerIds(h: TarEntryHeader, rel: string, fd: number): { uid: number; gid: number } | null {
     const uid = this.mapId(h.uid, this.state.opts.uidMap, "uid", rel);
     const gid = this.mapId(h.gid, this.state.opts.gidMap, "gid", rel);
     if (this.state.rootless) {
       if (h.uid !== 0 || h.gid !== 0) this.state.owners.set(rel, { uid: h.uid, gid: h.gid });
       else this.state.owners.delete(rel);
-      return;
+      return null;
     }
     if (fd >= 0 && uid === this.state.euid && gid === this.state.egid) {
       // a file just created (O_EXCL) is owned by this process's uid, and has
       // its gid when the directory has it too: nothing to change
       const slash = rel.lastIndexOf("/");
-      if (this.state.dirGroups.get(slash < 0 ? "" : rel.slice(0, slash)) === gid) return;
+      if (this.state.dirGroups.get(slash < 0 ? "" : rel.slice(0, slash)) === gid) return null;
     }
+    return { uid, gid };
+  }
+
+  private owner(h: TarEntryHeader, rel: string, abs: string, link: boolean, fd = -1): void {
+    const ids = this.ownerIds(h, rel, fd);
+    if (!ids) return;
+    const { uid, gid } = ids;
     try {
       if (fd >= 0) fs.fchownSync(fd, uid, gid);
       else if (link) fs.lchownSync(abs, uid, gid);
@@ -410,6 +449,10 @@ export class LayerApplier implements TarHandler {
     const h = this.cur;
     const rel = this.curRel;
     const abs = this.r.abs(rel);
+    if (this.fin) {
+      this.finishElsewhere(h, rel, abs, this.fin);
+      return;
+    }
     try {
       if (this.sparse) fs.ftruncateSync(this.fd, h.size);
       this.owner(h, rel, abs, false, this.fd);
@@ -435,6 +478,60 @@ export class LayerApplier implements TarHandler {
     }
     this.fd = -1;
     this.cur = null;
+  }
+
+  /** `entryEnd` with a worker making the last system calls: hands the descriptor over. */
+  private finishElsewhere(h: TarEntryHeader, rel: string, abs: string, fin: FinishQueue<FinishToken>): void {
+    const fd = this.fd;
+    let flags = this.modeDone ? 0 : FinishFlag.CHMOD;
+    let uid = 0;
+    let gid = 0;
+    let hex: string | null = null;
+    let length = this.pos;
+    try {
+      if (this.sparse) fs.ftruncateSync(fd, h.size);
+      const ids = this.ownerIds(h, rel, fd);
+      if (ids) {
+        flags |= FinishFlag.CHOWN;
+        uid = ids.uid;
+        gid = ids.gid;
+      }
+      this.later.queueXattrs(h, rel, abs);
+      if (this.state.written) {
+        const mine = this.hash?.end(this.pos);
+        if (mine) {
+          hex = mine.hex;
+          length = mine.length;
+        } // the reader's digest covers the bytes and holes delivered: exact only when they make the whole file
+        else if (this.given !== null && this.pos === h.size) hex = this.given;
+      }
+    } catch (e) {
+      this.closeFd();
+      throw this.wrap(e, rel);
+    }
+    if (hex !== null) flags |= FinishFlag.STAT;
+    this.fd = -1;
+    this.cur = null;
+    this.hash = null;
+    this.given = null;
+    try {
+      fin.post({ rel, hex, written: length }, fd, flags, uid, gid, h.mode, entryAtime(h), h.mtime);
+    } catch (e) {
+      // an earlier file's error, met while waiting for room: this descriptor was not handed over
+      try {
+        fs.closeSync(fd);
+      } catch { /* the error above is the one reported */ }
+      throw e;
+    }
+  }
+
+  /** The result of a file finished by the worker: its error, or its digest recorded. */
+  private finished(t: FinishToken, r: FinishResult): void {
+    if (r.status !== 0) {
+      const err = Object.assign(new Error(`${r.code}: ${r.message || "failed"}`), { code: r.code });
+      throw this.wrap(wrapIo(err, FINISH_OPS[r.status - 1] ?? "close", t.rel), t.rel);
+    }
+    if (t.hex !== null) this.state.written?.recordStat(r, t.hex, t.written);
   }
 
   /** Removes an existing entry (recursively for directories), never following symlinks. */

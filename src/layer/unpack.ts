@@ -305,7 +305,7 @@ async function applyLayerJob(layout: Layout, desc: Descriptor, diffId: string, s
   const onProgress = state.opts.onProgress;
   const progress = onProgress ? (n: number) => onProgress(n, 0) : undefined;
   try {
-    if (state.opts.tarKernel ?? true) job.pumpEntries(new LayerApplier(state, what, job.entryDigests), progress);
+    if (state.opts.tarKernel ?? true) job.pumpEntries(new LayerApplier(state, what, job.entryDigests, job.finishesFiles ? job : undefined), progress);
     else job.pump(layerTarReader(state, what), progress);
   } catch (e) {
     job.destroy();

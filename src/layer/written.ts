@@ -92,7 +92,20 @@ export class WrittenDigests {
     this.#record(fs.fstatSync(fd), 0, EMPTY_SHA256);
   }
 
-  #record(st: fs.Stats, written: number, hex: string): void {
+  /**
+   * As {@linkcode WrittenDigests.finish}, for a file whose `fstat` was taken
+   * elsewhere (a worker finishing the file): its device, inode and size.
+   *
+   * @example
+   * ```ts
+   * written.recordStat({ dev: 2049, ino: 1234, size: 12 }, h.digest("hex"), 12);
+   * ```
+   */
+  recordStat(st: { dev: number; ino: number; size: number }, hex: string, written: number): void {
+    this.#record(st, written, hex);
+  }
+
+  #record(st: { dev: number; ino: number; size: number }, written: number, hex: string): void {
     // Numbers, not BigInts (a third cheaper): a device or inode number past
     // 2^53 (overlayfs can set high bits) is not exact as a number, so such a
     // file is not recorded at all.

@@ -177,21 +177,49 @@ export class Channel {
     Atomics.store(this.ctl, word, value);
   }
 
-  /** Tells the caller something changed (it waits on `MAIN_SEQ`). */
+  /**
+   * Tells the caller something changed (it waits on `MAIN_SEQ`). The futex
+   * wake-up (a system call, and a context switch for the sleeper) is made only
+   * when the caller sleeps: one per tar record cost ~0.1-0.6 s of a 92k-entry
+   * unpack. No wake-up is lost: the sleeper raises its flag before `Atomics.wait`
+   * compares the counter, and the waker bumps the counter before it reads the
+   * flag (both sequentially consistent).
+   */
   wakeMain(): void {
     Atomics.add(this.ctl, Ctl.MAIN_SEQ, 1);
-    Atomics.notify(this.ctl, Ctl.MAIN_SEQ);
+    if (Atomics.load(this.ctl, Ctl.MAIN_SLEEPING) !== 0) Atomics.notify(this.ctl, Ctl.MAIN_SEQ);
   }
 
-  /** Tells the worker something changed (it waits on `WORK_SEQ`). */
+  /** Tells the worker something changed (it waits on `WORK_SEQ`); see {@linkcode Channel.wakeMain}. */
   wakeWorker(): void {
     Atomics.add(this.ctl, Ctl.WORK_SEQ, 1);
-    Atomics.notify(this.ctl, Ctl.WORK_SEQ);
+    if (Atomics.load(this.ctl, Ctl.WORK_SLEEPING) !== 0) Atomics.notify(this.ctl, Ctl.WORK_SEQ);
   }
 
-  /** Sleeps until `word` differs from `seen` (or `ms` pass); returns at once if it already does. */
+  /** Whether the worker sleeps on `WORK_SEQ` now. */
+  workerSleeping(): boolean {
+    return Atomics.load(this.ctl, Ctl.WORK_SLEEPING) !== 0;
+  }
+
+  /** Whether the caller sleeps on `MAIN_SEQ` now. */
+  mainSleeping(): boolean {
+    return Atomics.load(this.ctl, Ctl.MAIN_SLEEPING) !== 0;
+  }
+
+  /**
+   * Sleeps until `word` differs from `seen` (or `ms` pass); returns at once if
+   * it already does. Waits on `MAIN_SEQ` and `WORK_SEQ` raise their sleeper's
+   * flag for the time of the wait (one sleeper per word).
+   */
   wait(word: number, seen: number, ms = 1000): void {
+    const flag = word === Ctl.MAIN_SEQ ? Ctl.MAIN_SLEEPING : word === Ctl.WORK_SEQ ? Ctl.WORK_SLEEPING : -1;
+    if (flag < 0) {
+      Atomics.wait(this.ctl, word, seen, ms);
+      return;
+    }
+    Atomics.store(this.ctl, flag, 1);
     Atomics.wait(this.ctl, word, seen, ms);
+    Atomics.store(this.ctl, flag, 0);
   }
 
   /** Writes 64 hex digits at `at` (`Layout.DIGEST_AT` or `Layout.IN_DIGEST_AT`). */

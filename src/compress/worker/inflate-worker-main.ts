@@ -23,16 +23,19 @@
  * @module
  */
 import fs from "node:fs";
+import * as nodeCrypto from "node:crypto";
 import { createHash, type Hash } from "node:crypto";
 import { workerData } from "node:worker_threads";
 import { OcigenError } from "../../errors.ts";
 import { noteHashObject } from "../../digest/release.ts";
 import type { TarEntryHeader } from "../../tar/header.ts";
+import { FINISH_SLOT, FinishSlots } from "./finish.ts";
 import { TarKernelParser } from "../../tar/kernel.ts";
 import type { InflateExports } from "../inflate-wasm.ts";
 import { instantiateModule, MemoryView } from "../../wasm/instance.ts";
 import { KERNEL_DONE, KERNEL_NEED_INPUT, KernelInput, pumpKernel, type StreamKernel } from "../../wasm/stream-kernel.ts";
 import { Channel, recordBytes } from "./channel.ts";
+import { EventWriter } from "./events.ts";
 import { Ctl, ERRNO_NAMES, HashFlag, Layout, OutputKind, RECORD_HEADER_BYTES, RecordKind, Source, Status, type WorkerData, WorkerError } from "./protocol.ts";
 
 /** Thrown out of a job the caller gave up. */
@@ -49,8 +52,8 @@ let outHash: Hash | null = null;
 
 /** The current job's tar parser (`TAR_RECORDS` jobs), else null. */
 let tar: TarKernelParser | null = null;
-/** Non-content tar events not yet written (see the protocol's `EVENTS` payload). */
-let pending: unknown[] = [];
+/** Non-content tar events not yet written (an `EVENTS` payload: events.ts). */
+const events = new EventWriter();
 /** sha256 of the current regular file's content (`HashFlag.ENTRIES` jobs), else null. */
 let entryHash: Hash | null = null;
 /** Whether the current job hashes each regular file's content. */
@@ -58,15 +61,51 @@ let hashEntries = false;
 const ZEROS = new Uint8Array(64 << 10);
 /** A batch is written once it holds this many events, whatever comes next. */
 const BATCH_MAX = 512;
+/** ... or this many bytes. */
+const BATCH_BYTES = 256 << 10;
+/** Content pieces up to this size travel inside an event batch. */
+const INLINE_MAX = 16 << 10;
+/** A `TAR_RECORDS` caller waiting for records is woken once the ring holds this much. */
+const WAKE_MAIN_BYTES = 256 << 10;
 /** Largest `DATA` record payload. */
 const DATA_MAX = 1 << 20;
-const utf8 = new TextEncoder();
 
 /** Sleeps until the caller changes something (`seen`: `WORK_SEQ` before looking); throws Abort if it gave the job up. */
 function waitCaller(seen: number): void {
   if (ch.get(Ctl.ABORT)) throw new Abort();
+  ch.wakeMain(); // what is in the ring now is all the caller gets until this worker goes on
   ch.wait(Ctl.WORK_SEQ, seen);
   if (ch.get(Ctl.ABORT)) throw new Abort();
+}
+
+/** The finish requests of the current job (a `TAR_RECORDS` file job), else null. */
+let finishing: FinishSlots | null = null;
+let finishSlots: FinishSlots | null = null;
+
+/** Runs the caller's finish requests written so far (see finish.ts). */
+function finishFiles(): void {
+  if (!finishing) return;
+  const w = ch.get(Ctl.IN_W);
+  let done = ch.get(Ctl.FIN_DONE);
+  if (done === w) return;
+  while (done !== w) {
+    finishing.run((done >>> 0) % Layout.IN_CAP);
+    done = (done + FINISH_SLOT) | 0;
+    ch.set(Ctl.FIN_DONE, done);
+  }
+  ch.wakeMain();
+}
+
+/** After the archive's end: finish requests until the caller says no more will come. */
+function finishRemaining(): void {
+  if (!finishing) return;
+  for (;;) {
+    const seen = ch.get(Ctl.WORK_SEQ);
+    const ended = ch.get(Ctl.INPUT_ENDED) === 1; // before looking: every request is written by then
+    finishFiles();
+    if (ended && ch.get(Ctl.FIN_DONE) === ch.get(Ctl.IN_W)) return;
+    waitCaller(seen);
+  }
 }
 
 /** Writes one record (`payload` may be any length up to a ring), waiting for room. */
@@ -74,6 +113,7 @@ function putRecord(kind: number, payload: Uint8Array): void {
   const ring = ch.output;
   for (;;) {
     const seen = ch.get(Ctl.WORK_SEQ);
+    finishFiles();
     const at = ring.reserveRecord(kind, payload.length);
     if (at < 0) {
       waitCaller(seen);
@@ -81,46 +121,88 @@ function putRecord(kind: number, payload: Uint8Array): void {
     }
     ring.bytes.set(payload, at + RECORD_HEADER_BYTES);
     ring.commit(recordBytes(payload.length));
-    ch.wakeMain();
+    // a sleeping caller is woken once it has a batch to work on, not per record
+    // (each wake-up is a context switch on both sides); `waitCaller` and the
+    // end of the job wake it whatever the ring holds
+    if (ring.readable() >= WAKE_MAIN_BYTES) ch.wakeMain();
     return;
   }
 }
 
 /** Writes the pending non-content events as one `EVENTS` record. */
 function flushEvents(): void {
-  if (pending.length === 0) return;
-  const json = JSON.stringify(pending, (_k, v) => (v instanceof Uint8Array ? { $u8: Array.from(v) } : v));
-  pending = [];
-  putRecord(RecordKind.EVENTS, utf8.encode(json));
+  if (events.count === 0) return;
+  putRecord(RecordKind.EVENTS, events.bytes());
+  events.clear();
 }
 
-function queueEvent(ev: unknown): void {
-  pending.push(ev);
-  if (pending.length >= BATCH_MAX) flushEvents();
+/** Flushes a full batch of events. */
+function batchDone(): void {
+  if (events.count >= BATCH_MAX || events.bytes().length >= BATCH_BYTES) flushEvents();
+}
+
+/** Whether the current entry's content is hashed. */
+let hashing = false;
+/** The content's size when it may come whole in one piece (not sparse), else -1. */
+let entryWhole = -1;
+/** The digest of content that came whole in one piece (a one-shot hash: no Hash object per small file). */
+let entryHex: string | null = null;
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: "hex") => string }).hash;
+
+/** Adds `v` to the current entry's content digest. */
+function hashContent(v: Uint8Array): void {
+  if (entryHash === null && entryHex === null && v.length === entryWhole && oneShot) {
+    noteHashObject(); // one per file: see digest/release.ts
+    entryHex = oneShot("sha256", v, "hex");
+    return;
+  }
+  if (entryHex !== null) {
+    // more than the whole content: cannot be, but then the digest must not be claimed
+    hashing = false;
+    return;
+  }
+  if (entryHash === null) {
+    entryHash = createHash("sha256");
+    noteHashObject();
+  }
+  entryHash.update(v);
 }
 
 /** The tar parser of a `TAR_RECORDS` job, writing its events as records. */
 function tarParser(): TarKernelParser {
   return new TarKernelParser({
     entry: (h: TarEntryHeader) => {
-      entryHash = hashEntries && h.type === "file" ? createHash("sha256") : null;
-      if (entryHash) noteHashObject(); // one per file: see digest/release.ts
-      queueEvent(["e", h]);
+      hashing = hashEntries && h.type === "file";
+      entryHash = null;
+      entryHex = null;
+      entryWhole = hashing && !h.sparse ? h.size : -1;
+      events.entry(h);
+      batchDone();
     },
     data: (v: Uint8Array) => {
-      entryHash?.update(v);
+      if (hashing) hashContent(v);
+      if (v.length <= INLINE_MAX) {
+        // small content rides in the batch: one record for many small files
+        events.data(v);
+        batchDone();
+        return;
+      }
       flushEvents();
       for (let off = 0; off < v.length; off += DATA_MAX) putRecord(RecordKind.DATA, v.subarray(off, off + DATA_MAX));
     },
     hole: (n: number) => {
-      if (entryHash) {
-        for (let left = n; left > 0; left -= ZEROS.length) entryHash.update(left >= ZEROS.length ? ZEROS : ZEROS.subarray(0, left));
+      if (hashing) {
+        for (let left = n; left > 0; left -= ZEROS.length) hashContent(left >= ZEROS.length ? ZEROS : ZEROS.subarray(0, left));
       }
-      queueEvent(["h", n]);
+      events.hole(n);
+      batchDone();
     },
     entryEnd: () => {
-      queueEvent(entryHash ? ["x", entryHash.digest("hex")] : ["x"]);
+      events.end(hashing ? (entryHex ?? (entryHash ?? createHash("sha256")).digest("hex")) : undefined);
+      batchDone();
+      hashing = false;
       entryHash = null;
+      entryHex = null;
     },
     end: () => {
       flushEvents();
@@ -166,6 +248,7 @@ function failIo(code: number, e: unknown): void {
 
 function finish(): void {
   tar?.end();
+  finishRemaining();
   if (outHash) ch.writeHex(Layout.DIGEST_AT, outHash.digest("hex"));
   outHash = null;
   ch.set(Ctl.STATUS, Status.DONE);
@@ -289,11 +372,14 @@ function job(): void {
   ex.reset();
   input.clear();
   outHash = ch.get(Ctl.HASH) & HashFlag.OUTPUT ? createHash("sha256") : null;
-  pending = [];
+  events.clear();
   hashEntries = (ch.get(Ctl.HASH) & HashFlag.ENTRIES) !== 0;
   entryHash = null;
+  entryHex = null;
+  hashing = false;
   const kind = ch.get(Ctl.OUTPUT);
   tar = kind === OutputKind.TAR_RECORDS ? tarParser() : null;
+  finishing = tar && ch.get(Ctl.SOURCE) === Source.FILE ? (finishSlots ??= new FinishSlots(ch.input.bytes)) : null;
   if (kind !== OutputKind.BYTES && kind !== OutputKind.TAR_RECORDS) fail(WorkerError.UNSUPPORTED, 0);
   else if (ch.get(Ctl.SOURCE) === Source.FILE) fileJob();
   else ringJob();
@@ -322,4 +408,5 @@ for (;;) {
     }
   }
   tar = null;
+  finishing = null;
 }

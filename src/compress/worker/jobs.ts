@@ -18,22 +18,20 @@
  */
 import { OcigenError } from "../../errors.ts";
 import type { ByteSink } from "../../stream/sink.ts";
-import type { TarEntryHeader } from "../../tar/header.ts";
 import type { TarHandler } from "../../tar/parser.ts";
 import { describeInflateError } from "../inflate-wasm.ts";
 import { acquireSlot, killSlot, releaseSlot, type Slot, startJob } from "./pool.ts";
 import { recordBytes } from "./channel.ts";
+import { replayEvents } from "./events.ts";
+import { FileFinisher, type FinishResult } from "./finish.ts";
+import { workersShareDescriptors } from "./spawn.ts";
 import { Ctl, ERRNO_NAMES, HashFlag, Layout, OutputKind, RecordKind, Source, Status, WorkerError } from "./protocol.ts";
+
+/** The control words of finish requests. */
+const FINISH_WORDS = { IN_W: Ctl.IN_W, IN_R: Ctl.IN_R, FIN_DONE: Ctl.FIN_DONE, MAIN_SEQ: Ctl.MAIN_SEQ, STATUS: Ctl.STATUS, failed: Status.FAILED };
 
 /** FileGunzip hands the ring over in views of at most this size. */
 const DRAIN_CHUNK = 512 * 1024;
-const ZEROS = new Uint8Array(65536);
-
-/** `JSON.parse` reviver of `EVENTS` payloads: `{"$u8": [..]}` back to bytes. */
-function reviveBytes(_k: string, v: unknown): unknown {
-  if (v && typeof v === "object" && Array.isArray((v as { $u8?: unknown }).$u8)) return Uint8Array.from((v as { $u8: number[] }).$u8);
-  return v;
-}
 
 /** What both job kinds share: the slot, draining, waiting for the end, failing. */
 abstract class WorkerJob {
@@ -210,8 +208,11 @@ export class FileGunzip extends WorkerJob {
   private inDigest: string | undefined;
   private outDigest: string | undefined;
   private readonly tarRecords: boolean;
+  #finisher: FileFinisher<unknown> | null = null;
   /** The worker hashes each regular file's content (`pumpEntries` hands the digests on). */
   readonly entryDigests: boolean;
+  /** {@linkcode FileGunzip.finisher} can be used: a tar records job, on a runtime whose workers share descriptors. */
+  readonly finishesFiles: boolean;
 
   /**
    * `tarRecords`: the worker parses the tar stream too (use {@linkcode FileGunzip.pumpEntries});
@@ -228,6 +229,7 @@ export class FileGunzip extends WorkerJob {
     s.ch.sizes.set([opts.size ?? -1, 0]);
     this.tarRecords = Boolean(opts.tarRecords);
     this.entryDigests = this.tarRecords && Boolean(opts.entryDigests);
+    this.finishesFiles = this.tarRecords && workersShareDescriptors();
     s.ch.set(Ctl.HASH, HashFlag.OUTPUT | HashFlag.INPUT | (this.entryDigests ? HashFlag.ENTRIES : 0));
     s.ch.set(Ctl.SOURCE, Source.FILE);
     s.ch.set(Ctl.OUTPUT, this.tarRecords ? OutputKind.TAR_RECORDS : OutputKind.BYTES);
@@ -290,13 +292,32 @@ export class FileGunzip extends WorkerJob {
     for (;;) {
       const seen = s.ch.get(Ctl.MAIN_SEQ);
       const st = s.ch.get(Ctl.STATUS); // before replaying: a failed job's records are all written by then
-      if (this.replay(s, handler)) ended = true;
+      if (!ended && this.replay(s, handler)) {
+        ended = true;
+        // every finish request is written (the last entry ended before the END record)
+        s.ch.set(Ctl.INPUT_ENDED, 1);
+        s.ch.wakeWorker();
+      }
+      try {
+        this.#finisher?.collect();
+      } catch (e) {
+        this.destroy();
+        throw e;
+      }
       report();
       if (st === Status.FAILED) this.fail(s);
       if (st === Status.DONE && s.ch.output.readable() === 0) break;
+      s.ch.wakeWorker(); // the ring is empty: a worker waiting for room must not wait on
       s.ch.wait(Ctl.MAIN_SEQ, seen);
     }
     report();
+    try {
+      this.#finisher?.collect(0); // the worker did them all before DONE: the results of the last ones
+    } catch (e) {
+      this.destroy();
+      throw e;
+    }
+    this.#finisher = null;
     this.outDigest = s.ch.readDigest(Layout.DIGEST_AT);
     this.inDigest = s.ch.readDigest(Layout.IN_DIGEST_AT);
     this.release(s);
@@ -304,9 +325,33 @@ export class FileGunzip extends WorkerJob {
     handler.end();
   }
 
+  /**
+   * The finish requests of this job (see finish.ts): descriptors of files
+   * the handler wrote, closed by the worker after their last system calls;
+   * `onResult` hears each result during {@linkcode FileGunzip.pumpEntries}
+   * (at the latest before it returns) and may throw that file's error. One
+   * per job, made before `pumpEntries`.
+   *
+   * @example
+   * ```ts
+   * const fin = job.finisher<string>((rel, r) => { if (r.status) throw new Error(rel); });
+   * job.pumpEntries(handlerPostingTo(fin));
+   * ```
+   */
+  finisher<T>(onResult: (token: T, r: FinishResult) => void): FileFinisher<T> {
+    const s = this.slot;
+    if (!s || !this.finishesFiles || this.#finisher) throw new OcigenError("EDECOMPRESS", `Cannot decompress ${this.name}: no tar records job to finish files on`);
+    const fin = new FileFinisher<T>(s.ch, FINISH_WORDS, onResult);
+    this.#finisher = fin as FileFinisher<unknown>;
+    return fin;
+  }
+
   /** Replays every readable record to `handler`; true when the `END` record was among them. */
   private replay(s: Slot, handler: TarHandler): boolean {
     const out = s.ch.output;
+    // a worker waiting for room is woken once a quarter of the ring is free,
+    // not after every record (each wake-up is a context switch on both sides)
+    const wakeAt = out.bytes.length - (out.bytes.length >> 2);
     let ended = false;
     for (let r = out.nextRecord(); r; r = out.nextRecord()) {
       try {
@@ -319,7 +364,7 @@ export class FileGunzip extends WorkerJob {
         throw e;
       }
       out.consume(recordBytes(r.payload.length)); // after the call: the worker cannot reuse the bytes before
-      s.ch.wakeWorker();
+      if (out.readable() <= wakeAt) s.ch.wakeWorker();
     }
     return ended;
   }
@@ -351,28 +396,5 @@ export class FileGunzip extends WorkerJob {
         return new BlobReadError("ESIZE", `Cannot read ${this.name}: ${read} bytes, shorter than its expected size`);
     }
     return null;
-  }
-}
-
-/** Calls `handler` for each event of an `EVENTS` payload (see the protocol). */
-function replayEvents(payload: Uint8Array, handler: TarHandler): void {
-  const events = JSON.parse(new TextDecoder().decode(payload.slice()), reviveBytes) as [string, unknown?][];
-  for (const ev of events) {
-    if (ev[0] === "e") handler.entry(ev[1] as TarEntryHeader);
-    else if (ev[0] === "x") {
-      if (typeof ev[1] === "string") handler.contentDigest?.(ev[1]);
-      handler.entryEnd();
-    }
-    else if (ev[0] === "h") {
-      let len = ev[1] as number;
-      if (handler.hole) handler.hole(len);
-      else {
-        while (len > 0) {
-          const k = Math.min(len, ZEROS.length);
-          handler.data(ZEROS.subarray(0, k));
-          len -= k;
-        }
-      }
-    }
   }
 }

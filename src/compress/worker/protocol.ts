@@ -37,13 +37,17 @@
  * contiguous view per record. `EVENTS` carries a batch of the tar parser's
  * events other than content (entry headers, entry ends, holes of sparse
  * files, in stream order), `DATA` the bytes of the current entry's content
- * between them, `END` closes the archive. An `EVENTS` payload is UTF-8 JSON:
- * an array of `["e", header]` (entry; `Uint8Array` values as `{"$u8": [..]}`),
- * `["x"]` (entry end) and `["h", length]` (hole); with `HashFlag.ENTRIES`
- * the end of a regular file's entry is `["x", hex]`, the sha256 of its
+ * between them, `END` closes the archive. An `EVENTS` payload holds entry
+ * headers, entry ends and holes in the binary form of events.ts; with
+ * `HashFlag.ENTRIES` the end of a regular file's entry carries the sha256 of its
  * content (data and holes as zero bytes, in stream order). A tar error fails the job
  * with {@linkcode WorkerError}.TAR and its text at `Layout.MSG_AT`
  * (`Ctl.MSG_LEN` bytes), after the records of every event before it.
+ * A `TAR_RECORDS` job from a file also runs the caller's *finish requests*
+ * for the files it wrote (the last system calls on each descriptor), written
+ * into the otherwise unused input ring: see finish.ts; such a job is `DONE`
+ * only after the caller set `INPUT_ENDED` (it does on the `END` record) and
+ * every request is done.
  * A worker that does not know an output kind fails the job with
  * {@linkcode WorkerError}.UNSUPPORTED.
  *
@@ -99,6 +103,12 @@ export const Ctl = {
   OUTPUT: 18,
   /** Worker: UTF-8 length of the tar error text at `Layout.MSG_AT`. */
   MSG_LEN: 19,
+  /** 1 while the caller sleeps on `MAIN_SEQ` (`wakeMain` notifies only then). */
+  MAIN_SLEEPING: 20,
+  /** 1 while the worker sleeps on `WORK_SEQ` (`wakeWorker` notifies only then). */
+  WORK_SLEEPING: 21,
+  /** Worker: bytes of finish requests done (`TAR_RECORDS` file jobs; see finish.ts). */
+  FIN_DONE: 22,
 } as const;
 
 /**
@@ -111,7 +121,7 @@ export const Ctl = {
  */
 export const JOB_WORDS: readonly number[] = [
   Ctl.IN_W, Ctl.IN_R, Ctl.OUT_W, Ctl.OUT_R, Ctl.INPUT_ENDED, Ctl.STATUS, Ctl.ERR_CODE, Ctl.ERR_AT,
-  Ctl.ABORT, Ctl.SOURCE, Ctl.ERR_ERRNO, Ctl.OUTPUT, Ctl.MSG_LEN,
+  Ctl.ABORT, Ctl.SOURCE, Ctl.ERR_ERRNO, Ctl.OUTPUT, Ctl.MSG_LEN, Ctl.FIN_DONE,
 ];
 
 /**

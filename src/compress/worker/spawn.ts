@@ -38,6 +38,21 @@ function bundled(program: WorkerProgram): string | undefined {
 }
 
 /**
+ * Whether a file descriptor opened in one thread can be used in a worker
+ * thread: on Node it is the process's own descriptor; on Deno a `node:fs`
+ * descriptor is a resource of the isolate that opened it (another thread
+ * gets EBADF), so descriptors are never handed to workers there.
+ *
+ * @example
+ * ```ts
+ * if (workersShareDescriptors()) postToWorker(fd);
+ * ```
+ */
+export function workersShareDescriptors(): boolean {
+  return !("Deno" in globalThis);
+}
+
+/**
  * Starts a worker thread running `program` with `workerData` (throws when
  * this runtime cannot start workers).
  *
@@ -48,11 +63,17 @@ function bundled(program: WorkerProgram): string | undefined {
  * ```
  */
 export function spawnWorker(program: WorkerProgram, workerData: unknown): Worker {
+  // The inflate worker closes descriptors the caller opened (finish requests,
+  // src/compress/worker/finish.ts); Node's default fd tracking would make a
+  // warning object (with a stack) for each such close (0.6 s on a 92k-file
+  // layer). Untracked, a worker terminated mid-job leaves its blob's
+  // descriptor open (the process is about to fail anyway).
+  const opts = { workerData, trackUnmanagedFds: false };
   const text = bundled(program);
-  if (text !== undefined) return new Worker(text, { eval: true, workerData });
+  if (text !== undefined) return new Worker(text, { eval: true, ...opts });
   const main = new URL(`./${program}-worker-main.ts`, import.meta.url);
-  if ("Deno" in globalThis) return new Worker(main, { workerData });
+  if ("Deno" in globalThis) return new Worker(main, opts);
   const tsx = createRequire(import.meta.url).resolve("tsx/cjs");
   const boot = `require(${JSON.stringify(tsx)});\nrequire(${JSON.stringify(fileURLToPath(main))});\n`;
-  return new Worker(boot, { eval: true, workerData });
+  return new Worker(boot, { eval: true, ...opts });
 }
