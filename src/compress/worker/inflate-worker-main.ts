@@ -161,11 +161,13 @@ function hashContent(v: Uint8Array): void {
     hashing = false;
     return;
   }
-  if (entryHash === null) {
-    entryHash = createHash("sha256");
-    noteHashObject();
-  }
-  entryHash.update(v);
+  (entryHash ??= newEntryHash()).update(v);
+}
+
+/** A hash object for one entry's content (counted: see digest/release.ts). */
+function newEntryHash(): Hash {
+  noteHashObject();
+  return createHash("sha256");
 }
 
 /** The tar parser of a `TAR_RECORDS` job, writing its events as records. */
@@ -198,7 +200,7 @@ function tarParser(): TarKernelParser {
       batchDone();
     },
     entryEnd: () => {
-      events.end(hashing ? (entryHex ?? (entryHash ?? createHash("sha256")).digest("hex")) : undefined);
+      events.end(hashing ? (entryHex ?? (entryHash ?? newEntryHash()).digest("hex")) : undefined);
       batchDone();
       hashing = false;
       entryHash = null;
