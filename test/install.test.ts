@@ -398,7 +398,7 @@ describe("the command that runs this ocigen again", () => {
   });
   test("the deno tasks that run ocigen pass the same V8 flags as the wrapper", () => {
     const tasks = JSON.parse(fs.readFileSync(new URL("../deno.json", import.meta.url), "utf8")).tasks as Record<string, string>;
-    const runs = Object.entries(tasks).filter(([, cmd]) => / src\/main\.ts\b/.test(cmd));
+    const runs = Object.entries(tasks).filter(([, cmd]) => /\bdeno run .* src\/main\.ts\b/.test(cmd));
     assert.ok(runs.length >= 3, `tasks running src/main.ts: ${runs.map(([k]) => k).join(", ")}`);
     for (const [name, cmd] of runs) {
       const flags = cmd.split(/\s+/).filter((a) => a.startsWith("--v8-flags"));
