@@ -1,7 +1,9 @@
-// ocigen's worker programs (src/compress/worker/*-worker-main.ts, TypeScript
+// ocigen's worker programs (src/compress/worker/*-worker-main.ts and
+// src/layer/mtree-worker-main.ts, TypeScript
 // modules) bundled into one CommonJS script each, for the bundles
 // (.ci/build.mjs) and the single binary (.ci/build-binary.mjs): they define
-// `__OCIGEN_INFLATE_WORKER__` / `__OCIGEN_DEFLATE_WORKER__` as the script's
+// `__OCIGEN_INFLATE_WORKER__` / `__OCIGEN_DEFLATE_WORKER__` /
+// `__OCIGEN_MTREE_WORKER__` as the script's
 // text and src/compress/worker/spawn.ts starts the worker from it with
 // `eval: true` (a single binary has no file to load a worker from). Running
 // from source, spawn.ts loads the module itself.
@@ -10,7 +12,11 @@ import { join } from "node:path";
 /** Generous bound: each text travels as one command-line argument (Linux: 128 KiB at most). */
 const MAX_BYTES = 100 * 1024;
 
-const PROGRAMS = { inflate: "__OCIGEN_INFLATE_WORKER__", deflate: "__OCIGEN_DEFLATE_WORKER__" };
+const PROGRAMS = {
+  "src/compress/worker/inflate-worker-main.ts": "__OCIGEN_INFLATE_WORKER__",
+  "src/compress/worker/deflate-worker-main.ts": "__OCIGEN_DEFLATE_WORKER__",
+  "src/layer/mtree-worker-main.ts": "__OCIGEN_MTREE_WORKER__",
+};
 
 /**
  * The esbuild `--define:` arguments carrying the bundled worker programs.
@@ -22,7 +28,7 @@ export async function workerDefines(root) {
   const out = [];
   for (const [program, name] of Object.entries(PROGRAMS)) {
     const r = await esbuild.build({
-      entryPoints: [join(root, `src/compress/worker/${program}-worker-main.ts`)],
+      entryPoints: [join(root, program)],
       bundle: true, platform: "node", format: "cjs", target: "node20", minify: true, write: false, logLevel: "warning",
     });
     const text = r.outputFiles[0].text;

@@ -91,6 +91,7 @@ import { type ApplyOptions, ApplyState, LayerApplier } from "./apply.ts";
 import { RootResolver } from "../rootfs/resolve.ts";
 import { convertConfig } from "./convert.ts";
 import { writeBundleManifests } from "../bundle/write.ts";
+import { MTREE_WORKER_MIN_FILES, startMtreeWorker } from "./mtree-worker.ts";
 import { encodeRootlessOwner, ROOTLESS_XATTR } from "../bundle/rootlesscontainers.ts";
 import { haveSetfattr, setXattrs, type XattrSet } from "./special.ts";
 import { treeXattrs } from "../bundle/manifest.ts";
@@ -137,6 +138,13 @@ export interface UnpackOptions extends ApplyOptions {
    * `lookahead`, `OCIGEN_LOOKAHEAD=0`).
    */
   lookahead?: boolean;
+  /**
+   * `unpackBundle` with both manifests: from how many written files on umoci's
+   * mtree is made by its own walk in a worker thread, beside this thread's
+   * walk for ocigen's (default {@linkcode MTREE_WORKER_MIN_FILES}; `Infinity`:
+   * one walk serves both).
+   */
+  mtreeWorkerMinFiles?: number;
 }
 
 /**
@@ -708,14 +716,27 @@ export async function unpackBundle(layout: Layout, image: ResolvedImage, bundle:
         // one walk and one xattr read serve both manifests; no xattr set by the engine: no getfattr pass over the tree
         const xattrs = treeXattrs(rootfs, !state.anyXattrs && !(state.rootless && state.owners.size > 0), await rootProbe);
         const written = state.written;
-        await writeBundleManifests(tmp, rootfs, {
-          manifestDigest: image.manifestDescriptor.digest,
-          umoci: which !== "ocigen",
-          ocigen: which !== "umoci",
-          treeName: path.join(bundle, "rootfs"),
-          xattrs,
-          known: written ? (st) => written.lookup(st) : undefined,
-        });
+        const treeName = path.join(bundle, "rootfs");
+        const manifestDigest = image.manifestDescriptor.digest;
+        // a large tree: umoci's mtree from its own walk on another core (see mtree-worker.ts)
+        const mtreeDone = which === "both" && written && written.size >= (opts.mtreeWorkerMinFiles ?? MTREE_WORKER_MIN_FILES)
+          ? startMtreeWorker({ bundleDir: tmp, rootfs, manifestDigest, treeName, xattrs }, written)
+          : null;
+        if (mtreeDone) log.debug(`${treeName}: umoci's mtree from its own walk in a worker thread`);
+        try {
+          await writeBundleManifests(tmp, rootfs, {
+            manifestDigest,
+            umoci: which !== "ocigen" && mtreeDone === null,
+            ocigen: which !== "umoci",
+            treeName,
+            xattrs,
+            known: written ? (st) => written.lookup(st) : undefined,
+          });
+        } catch (e) {
+          await mtreeDone?.catch(() => {}); // nothing may write into the bundle once it is removed
+          throw e;
+        }
+        await mtreeDone;
       } finally {
         await flushing;
       }

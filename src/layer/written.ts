@@ -36,6 +36,22 @@ const ZEROS = new Uint8Array(64 << 10);
 const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: "hex") => string }).hash;
 
 /**
+ * {@linkcode WrittenDigests} as plain data: per slot the inode number,
+ * device, size (-1: not provably hashed) and 32 digest bytes.
+ *
+ * @example
+ * ```ts
+ * const s: WrittenSnapshot = written.snapshot();
+ * ```
+ */
+export interface WrittenSnapshot {
+  ino: Float64Array;
+  dev: Float64Array;
+  size: Float64Array;
+  sha: Uint8Array;
+}
+
+/**
  * Digests of the files an unpack wrote, by inode (see the module header).
  *
  * @example
@@ -125,6 +141,46 @@ export class WrittenDigests {
     this.#size[slot] = st.size;
     const o = slot * 32;
     for (let i = 0; i < 32; i++) this.#sha[o + i] = (HEX_VALUE[hex.charCodeAt(2 * i)] << 4) | HEX_VALUE[hex.charCodeAt(2 * i + 1)];
+  }
+
+  /**
+   * The records as plain data (typed arrays), for another thread:
+   * {@linkcode WrittenDigests.fromSnapshot} makes an equal record there.
+   *
+   * @example
+   * ```ts
+   * new Worker(url, { workerData: written.snapshot() });
+   * ```
+   */
+  snapshot(): WrittenSnapshot {
+    const n = this.#n;
+    const ino = new Float64Array(n);
+    for (const [i, slot] of this.#slotOf) ino[slot] = i;
+    return { ino, dev: this.#dev.slice(0, n), size: this.#size.slice(0, n), sha: this.#sha.slice(0, n * 32) };
+  }
+
+  /**
+   * A record equal to the one `s` was taken from.
+   *
+   * @example
+   * ```ts
+   * const written = WrittenDigests.fromSnapshot(workerData.written);
+   * ```
+   */
+  static fromSnapshot(s: WrittenSnapshot): WrittenDigests {
+    const w = new WrittenDigests();
+    const n = s.ino.length;
+    if (s.dev.length !== n || s.size.length !== n || s.sha.length !== n * 32) throw new Error("written digests: inconsistent snapshot");
+    const cap = Math.max(1024, n);
+    w.#dev = new Float64Array(cap);
+    w.#dev.set(s.dev);
+    w.#size = new Float64Array(cap);
+    w.#size.set(s.size);
+    w.#sha = new Uint8Array(cap * 32);
+    w.#sha.set(s.sha);
+    for (let slot = 0; slot < n; slot++) w.#slotOf.set(s.ino[slot], slot);
+    w.#n = n;
+    return w;
   }
 
   #grow(): void {

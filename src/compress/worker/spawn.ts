@@ -20,6 +20,7 @@ import { Worker } from "node:worker_threads";
 
 declare const __OCIGEN_INFLATE_WORKER__: string | undefined;
 declare const __OCIGEN_DEFLATE_WORKER__: string | undefined;
+declare const __OCIGEN_MTREE_WORKER__: string | undefined;
 
 /**
  * The worker programs.
@@ -29,11 +30,19 @@ declare const __OCIGEN_DEFLATE_WORKER__: string | undefined;
  * const p: WorkerProgram = "inflate";
  * ```
  */
-export type WorkerProgram = "inflate" | "deflate";
+export type WorkerProgram = "inflate" | "deflate" | "mtree";
+
+/** Each program's module, from this file (the bundles carry them as text: `bundled`). */
+const SOURCES: Record<WorkerProgram, string> = {
+  inflate: "./inflate-worker-main.ts",
+  deflate: "./deflate-worker-main.ts",
+  mtree: "../../layer/mtree-worker-main.ts",
+};
 
 /** The bundled text of a program, when this code runs from a bundle. */
 function bundled(program: WorkerProgram): string | undefined {
   if (program === "inflate") return typeof __OCIGEN_INFLATE_WORKER__ === "string" ? __OCIGEN_INFLATE_WORKER__ : undefined;
+  if (program === "mtree") return typeof __OCIGEN_MTREE_WORKER__ === "string" ? __OCIGEN_MTREE_WORKER__ : undefined;
   return typeof __OCIGEN_DEFLATE_WORKER__ === "string" ? __OCIGEN_DEFLATE_WORKER__ : undefined;
 }
 
@@ -71,7 +80,7 @@ export function spawnWorker(program: WorkerProgram, workerData: unknown): Worker
   const opts = { workerData, trackUnmanagedFds: false };
   const text = bundled(program);
   if (text !== undefined) return new Worker(text, { eval: true, ...opts });
-  const main = new URL(`./${program}-worker-main.ts`, import.meta.url);
+  const main = new URL(SOURCES[program], import.meta.url);
   if ("Deno" in globalThis) return new Worker(main, opts);
   const tsx = createRequire(import.meta.url).resolve("tsx/cjs");
   const boot = `require(${JSON.stringify(tsx)});\nrequire(${JSON.stringify(fileURLToPath(main))});\n`;
