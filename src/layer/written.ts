@@ -36,8 +36,12 @@ const ZEROS = new Uint8Array(64 << 10);
 const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: "hex") => string }).hash;
 
 /**
- * {@linkcode WrittenDigests} as plain data: per slot the inode number,
- * device, size (-1: not provably hashed) and 32 digest bytes.
+ * {@linkcode WrittenDigests} as plain data for another thread: `n` slots in
+ * one SharedArrayBuffer, per slot the inode number, device and size (-1: not
+ * provably hashed) as three runs of `n` float64s, then `n` digests of 32
+ * bytes. One bare SharedArrayBuffer on purpose: Deno's `worker_threads`
+ * copies typed arrays in `workerData` element by element (a 14 MB snapshot of
+ * 256k files as typed arrays took ~450 MiB there), a SharedArrayBuffer not.
  *
  * @example
  * ```ts
@@ -45,11 +49,12 @@ const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: "hex") 
  * ```
  */
 export interface WrittenSnapshot {
-  ino: Float64Array;
-  dev: Float64Array;
-  size: Float64Array;
-  sha: Uint8Array;
+  n: number;
+  data: SharedArrayBuffer;
 }
+
+/** Bytes per slot of a {@linkcode WrittenSnapshot}. */
+const SNAPSHOT_SLOT_BYTES = 3 * 8 + 32;
 
 /**
  * Digests of the files an unpack wrote, by inode (see the module header).
@@ -144,7 +149,7 @@ export class WrittenDigests {
   }
 
   /**
-   * The records as plain data (typed arrays), for another thread:
+   * The records as plain data (one SharedArrayBuffer), for another thread:
    * {@linkcode WrittenDigests.fromSnapshot} makes an equal record there.
    *
    * @example
@@ -154,9 +159,13 @@ export class WrittenDigests {
    */
   snapshot(): WrittenSnapshot {
     const n = this.#n;
-    const ino = new Float64Array(n);
+    const data = new SharedArrayBuffer(n * SNAPSHOT_SLOT_BYTES);
+    const ino = new Float64Array(data, 0, n);
     for (const [i, slot] of this.#slotOf) ino[slot] = i;
-    return { ino, dev: this.#dev.slice(0, n), size: this.#size.slice(0, n), sha: this.#sha.slice(0, n * 32) };
+    new Float64Array(data, n * 8, n).set(this.#dev.subarray(0, n));
+    new Float64Array(data, n * 16, n).set(this.#size.subarray(0, n));
+    new Uint8Array(data, n * 24, n * 32).set(this.#sha.subarray(0, n * 32));
+    return { n, data };
   }
 
   /**
@@ -169,16 +178,17 @@ export class WrittenDigests {
    */
   static fromSnapshot(s: WrittenSnapshot): WrittenDigests {
     const w = new WrittenDigests();
-    const n = s.ino.length;
-    if (s.dev.length !== n || s.size.length !== n || s.sha.length !== n * 32) throw new Error("written digests: inconsistent snapshot");
+    const n = s.n;
+    if (!Number.isSafeInteger(n) || n < 0 || s.data.byteLength !== n * SNAPSHOT_SLOT_BYTES) throw new Error("written digests: inconsistent snapshot");
     const cap = Math.max(1024, n);
     w.#dev = new Float64Array(cap);
-    w.#dev.set(s.dev);
+    w.#dev.set(new Float64Array(s.data, n * 8, n));
     w.#size = new Float64Array(cap);
-    w.#size.set(s.size);
+    w.#size.set(new Float64Array(s.data, n * 16, n));
     w.#sha = new Uint8Array(cap * 32);
-    w.#sha.set(s.sha);
-    for (let slot = 0; slot < n; slot++) w.#slotOf.set(s.ino[slot], slot);
+    w.#sha.set(new Uint8Array(s.data, n * 24, n * 32));
+    const ino = new Float64Array(s.data, 0, n);
+    for (let slot = 0; slot < n; slot++) w.#slotOf.set(ino[slot], slot);
     w.#n = n;
     return w;
   }
