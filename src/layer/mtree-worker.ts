@@ -29,6 +29,13 @@ import type { WrittenDigests, WrittenSnapshot } from "./written.ts";
 export const MTREE_WORKER_MIN_FILES = "Deno" in globalThis ? Infinity : 10000;
 
 /**
+ * The worker's heap limits: its walk makes short-lived garbage only, and a
+ * young generation of 8 MiB (V8's default grows to 16-32) kept the peak RSS of
+ * a 2.2 GB layer of 256k files at ~225 instead of 236-250 MiB.
+ */
+const MTREE_WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
+
+/**
  * What the worker writes (`workerData`).
  *
  * @example
@@ -72,7 +79,7 @@ export type MtreeJobResult = { ok: true; file: string } | { ok: false; code: str
 export function startMtreeWorker(job: Omit<MtreeJob, "written">, written: WrittenDigests | null): Promise<void> | null {
   let worker: ReturnType<typeof spawnWorker>;
   try {
-    worker = spawnWorker("mtree", { ...job, written: written ? written.snapshot() : null } satisfies MtreeJob);
+    worker = spawnWorker("mtree", { ...job, written: written ? written.snapshot() : null } satisfies MtreeJob, MTREE_WORKER_LIMITS);
   } catch {
     return null;
   }

@@ -71,13 +71,13 @@ export function workersShareDescriptors(): boolean {
  * w.unref();
  * ```
  */
-export function spawnWorker(program: WorkerProgram, workerData: unknown): Worker {
+export function spawnWorker(program: WorkerProgram, workerData: unknown, limits?: { maxYoungGenerationSizeMb?: number }): Worker {
   // The inflate worker closes descriptors the caller opened (finish requests,
   // src/compress/worker/finish.ts); Node's default fd tracking would make a
   // warning object (with a stack) for each such close (0.6 s on a 92k-file
   // layer). Untracked, a worker terminated mid-job leaves its blob's
   // descriptor open (the process is about to fail anyway).
-  const opts = { workerData, trackUnmanagedFds: false };
+  const opts = { workerData, trackUnmanagedFds: false, ...(limits ? { resourceLimits: limits } : {}) };
   const text = bundled(program);
   if (text !== undefined) return new Worker(text, { eval: true, ...opts });
   const main = new URL(SOURCES[program], import.meta.url);
