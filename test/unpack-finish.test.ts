@@ -26,6 +26,17 @@ function openFds(): number {
   return fs.readdirSync("/proc/self/fd").length;
 }
 
+/** Descriptors open on files under `dir` (not the runtime's own, nor a TypeScript loader's cache). */
+function fdsUnder(dir: string): number {
+  let n = 0;
+  for (const f of fs.readdirSync("/proc/self/fd")) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${f}`).startsWith(dir + "/")) n++;
+    } catch { /* closed meanwhile */ }
+  }
+  return n;
+}
+
 /** A layer of `n` files with every kind of metadata the finish calls set. */
 function manyFiles(n: number): TarWriterEntry[] {
   const modes = [0o644, 0o4755, 0o2711, 0o1777, 0o777, 0o600, 0o000, 0o6555];
@@ -79,6 +90,66 @@ describe("files finished by the layer's worker", () => {
       assert.equal(caps[1], caps[0], "the capability survives the worker's chown as it does the in-thread one");
       if (!caps[0].startsWith("(")) assert.match(caps[0], /^security\.capability=0x/);
       assert.equal(openFds(), before, "every descriptor handed to the worker is closed");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a layer whose tar breaks after hundreds of files leaves no descriptor open (requests posted after the worker failed)", async () => {
+    const dir = tmpdir();
+    try {
+      // 600 small files (their requests are still in flight when the worker meets the bad header), then a
+      // header whose checksum is wrong: the worker fails the job after flushing the events before it
+      const files: TarWriterEntry[] = [{ name: "d/", type: "dir", mode: 0o755 }];
+      for (let i = 0; i < 600; i++) files.push({ name: `d/f${i}`, data: "y".repeat(i % 61), mode: 0o644, mtime: 1_600_000_000 + i });
+      const good = tarBytes(files);
+      const bad = new Uint8Array(good.length - 1024 + 512 * 3);
+      bad.set(good.subarray(0, good.length - 1024)); // drop the end-of-archive blocks
+      const hdr = tarBytes([{ name: "d/broken", data: "z" }]).slice(0, 512);
+      hdr[148] ^= 0x01; // checksum field no longer matches
+      bad.set(hdr, good.length - 1024);
+      makeImage(path.join(dir, "l"), [{ tar: bad }]);
+      const layout = await Layout.open(path.join(dir, "l"));
+      const img = await layout.resolve("latest");
+      // a terminated worker keeps its blob's descriptor until its thread has ended: let it end
+      const settle = async () => {
+        await closeIdleWorkers();
+        await new Promise((r) => setTimeout(r, 300));
+      };
+      for (let round = 0; round < 3; round++) {
+        await assert.rejects(
+          unpackRootfs(layout, img, path.join(dir, `r${round}`), { durable: false, inflate: "worker" }),
+          (e: Error & { code?: string }) => e.code === "ETAR",
+        );
+      }
+      await settle();
+      assert.equal(fdsUnder(dir), 0, "every descriptor handed to the failed worker was closed");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("an entry the applier rejects mid-layer, with the worker still running, leaves no descriptor open", async () => {
+    const dir = tmpdir();
+    try {
+      // the hard link to a name the layer never had fails on the applying thread while the
+      // worker still has thousands of entries to go: the job is given up with requests in flight
+      const files: TarWriterEntry[] = [{ name: "d/", type: "dir", mode: 0o755 }];
+      for (let i = 0; i < 3000; i++) files.push({ name: `d/f${i}`, data: "y".repeat(i % 61), mode: 0o644, mtime: 1_600_000_000 + i });
+      files.push({ name: "d/link", type: "link", linkname: "d/nowhere" });
+      for (let i = 0; i < 6000; i++) files.push({ name: `d/g${i}`, data: "z".repeat(i % 43), mode: 0o644 });
+      makeImage(path.join(dir, "l"), [{ entries: files }]);
+      const layout = await Layout.open(path.join(dir, "l"));
+      const img = await layout.resolve("latest");
+      for (let round = 0; round < 2; round++) {
+        await assert.rejects(
+          unpackRootfs(layout, img, path.join(dir, `r${round}`), { durable: false, inflate: "worker" }),
+          (e: Error) => /d\/link/.test(e.message),
+        );
+      }
+      await closeIdleWorkers();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(fdsUnder(dir), 0, "every descriptor handed to the abandoned worker was closed");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

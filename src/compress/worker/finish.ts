@@ -26,6 +26,10 @@
  * caller must not touch it once the request is written. The worker keeps
  * taking requests after the tar stream ends, until the caller sets
  * `INPUT_ENDED` and every request is done; only then is the job `DONE`.
+ * A job that fails or is given up leaves requests not taken (a failed
+ * worker stops taking them, and the caller may post more before it sees the
+ * failure): once the worker's `STATUS` is no longer running, the caller
+ * closes their descriptors ({@linkcode FileFinisher.abandon}).
  *
  * @module
  */
@@ -169,6 +173,11 @@ export class FinishSlots {
     return ascii.decode(v.slice(0, end < 0 ? cap : end));
   }
 
+  /** The descriptor of the request at `at`. */
+  fd(at: number): number {
+    return this.i32[at >> 2];
+  }
+
   /** The result of the request at `at` (caller side, once the worker passed it). */
   result(at: number): FinishResult {
     const i = at >> 2, d = at >> 3;
@@ -266,6 +275,31 @@ export class FileFinisher<T> implements FinishQueue<T> {
       this.#sinceWake = 0;
       this.ch.wakeWorker();
     }
+  }
+
+  /**
+   * For a job that failed or was given up, once its worker stopped (`STATUS`
+   * not running: from then on nothing else touches the requests): closes the
+   * descriptors of the requests the worker did not take and forgets them.
+   * Returns how many. Their results never come.
+   */
+  abandon(): number {
+    const ctl = this.ch.ctl;
+    const w = Atomics.load(ctl, this.words.IN_W);
+    let r = Atomics.load(ctl, this.words.FIN_DONE);
+    let n = 0;
+    while (r !== w) {
+      try {
+        fs.closeSync(this.#slots.fd((r >>> 0) % this.#cap));
+      } catch { /* nothing to report on a job that already failed */ }
+      r = (r + FINISH_SLOT) | 0;
+      n++;
+    }
+    Atomics.store(ctl, this.words.FIN_DONE, w);
+    Atomics.store(ctl, this.words.IN_R, w);
+    this.#tokens = [];
+    this.#head = 0;
+    return n;
   }
 
   /**

@@ -409,6 +409,11 @@ for (;;) {
       ch.wakeMain();
     }
   }
+  // an abandoned job: the caller may be waiting to close the descriptors of requests not taken
+  if (ch.get(Ctl.STATUS) === Status.RUNNING) {
+    ch.set(Ctl.STATUS, Status.ABORTED);
+    ch.wakeMain();
+  }
   tar = null;
   finishing = null;
 }

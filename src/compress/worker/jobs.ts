@@ -30,6 +30,14 @@ import { Ctl, ERRNO_NAMES, HashFlag, Layout, OutputKind, RecordKind, Source, Sta
 /** The control words of finish requests. */
 const FINISH_WORDS = { IN_W: Ctl.IN_W, IN_R: Ctl.IN_R, FIN_DONE: Ctl.FIN_DONE, MAIN_SEQ: Ctl.MAIN_SEQ, STATUS: Ctl.STATUS, failed: Status.FAILED };
 
+/**
+ * How long a job given up with finish requests in flight waits for its
+ * worker to stop before the descriptors it did not take are closed (the
+ * worker notices an abort within one inflate step; this bounds a worker
+ * stuck in a system call).
+ */
+const ABANDON_WAIT_MS = 2000;
+
 /** FileGunzip hands the ring over in views of at most this size. */
 const DRAIN_CHUNK = 512 * 1024;
 
@@ -235,6 +243,34 @@ export class FileGunzip extends WorkerJob {
     s.ch.set(Ctl.OUTPUT, this.tarRecords ? OutputKind.TAR_RECORDS : OutputKind.BYTES);
     startJob(s);
     this.slot = s;
+  }
+
+  /**
+   * Gives the job up and terminates its worker; with finish requests, first
+   * lets the worker stop (it is told to abort and waited for, at most
+   * {@linkcode ABANDON_WAIT_MS}) and closes the descriptors it did not take.
+   */
+  override destroy(): void {
+    const s = this.slot;
+    const fin = this.#finisher;
+    this.#finisher = null;
+    if (s && fin) {
+      if (s.ch.get(Ctl.STATUS) === Status.RUNNING) {
+        s.ch.set(Ctl.ABORT, 1);
+        s.ch.wakeWorker();
+        const deadline = Date.now() + ABANDON_WAIT_MS;
+        for (;;) {
+          const seen = s.ch.get(Ctl.MAIN_SEQ);
+          if (s.ch.get(Ctl.STATUS) !== Status.RUNNING) break;
+          const left = deadline - Date.now();
+          if (left <= 0) break;
+          s.ch.wait(Ctl.MAIN_SEQ, seen, left);
+        }
+      }
+      // a worker still running after the wait may yet close them: those few stay open then
+      if (s.ch.get(Ctl.STATUS) !== Status.RUNNING) fin.abandon();
+    }
+    super.destroy();
   }
 
   /**

@@ -125,14 +125,16 @@ export const JOB_WORDS: readonly number[] = [
 ];
 
 /**
- * Values of `Ctl.STATUS`.
+ * Values of `Ctl.STATUS`. `ABORTED`: the worker gave the job up after the
+ * caller set `ABORT`. Once it is not `RUNNING`, the worker no longer touches
+ * the job's rings or finish requests.
  *
  * @example
  * ```ts
  * if (Atomics.load(ctl, Ctl.STATUS) === Status.FAILED) fail();
  * ```
  */
-export const Status = { RUNNING: 0, DONE: 1, FAILED: 2 } as const;
+export const Status = { RUNNING: 0, DONE: 1, FAILED: 2, ABORTED: 3 } as const;
 
 /**
  * Values of `Ctl.SOURCE`: where the worker takes the compressed bytes from.
