@@ -38,6 +38,7 @@ import { OcigenError, wrapIo } from "../errors.ts";
 import { type BundleManifest, fileDigest } from "./manifest.ts";
 import { type BundleEntry, type EntryType, typeOf } from "./scan.ts";
 import { type TreeChild, type TreeVisitor, walkTree } from "./walk.ts";
+import type { TreeStat } from "../fs/stat.ts";
 import { readTreeXattrs, type Xattrs } from "./xattr.ts";
 
 const TYPES: Record<string, EntryType> = {
@@ -237,12 +238,12 @@ export function vis(name: string): string {
 const MTREE_KEYWORDS = "size,type,uid,gid,mode,link,nlink,tar_time,sha256digest,xattr";
 
 /** go-mtree's `type=` word of an `lstat` result. */
-function mtreeType(st: fs.BigIntStats): string {
+function mtreeType(st: TreeStat): string {
   const t = typeOf(st);
   return t === "symlink" ? "link" : t;
 }
 
-function mtreeMode(st: fs.BigIntStats): string {
+function mtreeMode(st: TreeStat): string {
   const m = Number(st.mode & 0o7777n);
   return m === 0 ? "0" : "0" + m.toString(8);
 }
@@ -252,7 +253,7 @@ function mtreeMode(st: fs.BigIntStats): string {
  * `sha256:<hex>` for an `lstat` result whose content is known (e.g. the
  * digests an unpack computed while writing), else undefined (the file is read).
  */
-export type KnownDigest = (st: fs.BigIntStats) => string | undefined;
+export type KnownDigest = (st: TreeStat) => string | undefined;
 
 /** Options of {@linkcode MtreeWriter}. */
 export interface MtreeWriterOptions {

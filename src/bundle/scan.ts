@@ -13,6 +13,7 @@ import fs from "node:fs";
 import { Buffer } from "node:buffer";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { readPathsXattrs, readTreeXattrs, type Xattrs } from "./xattr.ts";
+import type { TreeStat } from "../fs/stat.ts";
 
 /** Entry types of a tree. */
 export type EntryType = "file" | "dir" | "symlink" | "char" | "block" | "fifo" | "socket";
@@ -154,7 +155,7 @@ export function splitDev(rdev: bigint): { major: number; minor: number } {
  * typeOf(fs.lstatSync("/etc", { bigint: true })); // "dir"
  * ```
  */
-export function typeOf(st: fs.BigIntStats): EntryType {
+export function typeOf(st: TreeStat): EntryType {
   if (st.isFile()) return "file";
   if (st.isDirectory()) return "dir";
   if (st.isSymbolicLink()) return "symlink";
@@ -173,7 +174,7 @@ export function typeOf(st: fs.BigIntStats): EntryType {
  * entryFromStat("etc/x", fs.lstatSync("/r/etc/x", { bigint: true }), "/r/etc/x");
  * ```
  */
-export function entryFromStat(path: string, st: fs.BigIntStats, abs: string, link?: string): BundleEntry {
+export function entryFromStat(path: string, st: TreeStat, abs: string, link?: string): BundleEntry {
   const type = typeOf(st);
   const e: BundleEntry = {
     path,

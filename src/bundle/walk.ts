@@ -20,6 +20,7 @@
 import fs from "node:fs";
 import { Buffer } from "node:buffer";
 import { wrapIo } from "../errors.ts";
+import { lstatTree, type TreeStat } from "../fs/stat.ts";
 
 /** One entry met by {@linkcode walkTree}. */
 export interface TreeChild {
@@ -28,7 +29,7 @@ export interface TreeChild {
   /** Root-relative path, `/`-separated, `"."` for the root. */
   rel: string;
   abs: string;
-  st: fs.BigIntStats;
+  st: TreeStat;
   /** Symlink target (symlinks only). */
   link?: string;
 }
@@ -64,9 +65,9 @@ function byCodeUnits(a: TreeChild, b: TreeChild): number {
 }
 
 function stat(name: string, rel: string, abs: string): TreeChild {
-  let st: fs.BigIntStats;
+  let st: TreeStat;
   try {
-    st = fs.lstatSync(abs, { bigint: true });
+    st = lstatTree(abs);
   } catch (err) {
     throw wrapIo(err, "lstat", abs);
   }

@@ -26,9 +26,9 @@
  *
  * @module
  */
-import fs from "node:fs";
 import crypto, { createHash, type Hash } from "node:crypto";
 import { noteHashObject } from "../digest/release.ts";
+import { fstatKey, type TreeStat } from "../fs/stat.ts";
 
 /** sha256 of no bytes. */
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -98,7 +98,7 @@ export class WrittenDigests {
    * ```
    */
   finish(fd: number, hex: string, written: number): void {
-    this.#record(fs.fstatSync(fd), written, hex);
+    this.#record(fstatKey(fd), written, hex);
   }
 
   /**
@@ -110,7 +110,7 @@ export class WrittenDigests {
    * ```
    */
   recordEmpty(fd: number): void {
-    this.#record(fs.fstatSync(fd), 0, EMPTY_SHA256);
+    this.#record(fstatKey(fd), 0, EMPTY_SHA256);
   }
 
   /**
@@ -213,7 +213,7 @@ export class WrittenDigests {
    * written.lookup(fs.lstatSync("/r/etc/passwd", { bigint: true }));
    * ```
    */
-  lookup(st: fs.BigIntStats): string | undefined {
+  lookup(st: TreeStat): string | undefined {
     if (!st.isFile() || !st.ino || st.ino > MAX_SAFE || st.dev > MAX_SAFE) return undefined;
     const slot = this.#slotOf.get(Number(st.ino));
     if (slot === undefined || this.#dev[slot] !== Number(st.dev) || this.#size[slot] < 0 || BigInt(this.#size[slot]) !== st.size) {
