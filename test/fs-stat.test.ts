@@ -10,6 +10,7 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { fstatKey, lstatTree } from "../src/fs/stat.ts";
 import { tmpdir } from "./layer-fixtures.ts";
 
@@ -80,6 +81,30 @@ test("fstatKey gives the open file's own device, inode and size, also once renam
     assert.throws(() => fstatKey(-1));
   } finally {
     for (const fd of fds) fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const denoBin = path.join(repo, "node_modules", ".bin", "deno");
+
+test("fstatKey on Deno without read access to /proc falls back to node:fs's fstat, same key", { skip: fs.existsSync(denoBin) ? false : "node_modules/.bin/deno not installed (npm ci installs it)" }, () => {
+  const dir = tmpdir();
+  try {
+    fs.writeFileSync(path.join(dir, "f"), "hello\n");
+    const script = path.join(dir, "t.mjs");
+    fs.writeFileSync(script, [
+      `import fs from "node:fs";`,
+      `import { fstatKey } from ${JSON.stringify(pathToFileURL(path.join(repo, "src/fs/stat.ts")).href)};`,
+      `const fd = fs.openSync(${JSON.stringify(path.join(dir, "f"))}, "r");`,
+      `const a = fstatKey(fd), b = fstatKey(fd), w = fs.fstatSync(fd);`,
+      `console.log(JSON.stringify([a.dev === w.dev, a.ino === w.ino, b.ino === w.ino, a.size]));`,
+    ].join("\n"));
+    // reading is allowed for the script and the module only: /proc/self/fd is not readable
+    const r = spawnSync(denoBin, ["run", "--no-prompt", `--allow-read=${dir},${path.join(repo, "src")}`, script], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), [true, true, true, 6]);
+  } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

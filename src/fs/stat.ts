@@ -9,7 +9,8 @@
  *   key of a written file's digest): Node's `fs.fstatSync`; on Deno a `stat`
  *   of `/proc/self/fd/N`, which the kernel resolves to the open file itself
  *   (no name is looked up: a renamed or unlinked file gives its own inode),
- *   falling back to `fs.fstatSync` without procfs.
+ *   falling back to `fs.fstatSync` for good once `/proc` turns out
+ *   unusable (not mounted, or outside Deno's `--allow-read`).
  *
  * Why: Deno's `node:fs` builds a whole `Stats` object (four `Date`s, every
  * field) on top of its own call: `lstat` 9-12 µs here against 3-4 µs for
@@ -135,6 +136,9 @@ export const lstatTree: (abs: string) => TreeStat = typeof denoLstat === "functi
   ? (abs) => new DenoStat(denoLstat(abs))
   : (abs) => fs.lstatSync(abs, { bigint: true });
 
+/** False once `/proc/self/fd` turned out unusable (Deno). */
+let procFd = true;
+
 /**
  * Device, inode and size of an open file (see the module header).
  *
@@ -145,12 +149,18 @@ export const lstatTree: (abs: string) => TreeStat = typeof denoLstat === "functi
  */
 export const fstatKey: (fd: number) => { dev: number; ino: number; size: number } = typeof denoStat === "function"
   ? (fd) => {
-    let i: DenoFileInfo;
-    try {
-      i = denoStat(`/proc/self/fd/${fd}`);
-    } catch {
-      return fs.fstatSync(fd); // no procfs: the runtime's own (slower) call
+    if (procFd) {
+      try {
+        const i = denoStat(`/proc/self/fd/${fd}`);
+        return { dev: i.dev, ino: i.ino ?? 0, size: i.size };
+      } catch {
+        // a bad descriptor fails below as well; if the runtime's call works, /proc cannot be
+        // used here (not mounted, or --allow-read does not cover it): stop trying it
+        const st = fs.fstatSync(fd);
+        procFd = false;
+        return st;
+      }
     }
-    return { dev: i.dev, ino: i.ino ?? 0, size: i.size };
+    return fs.fstatSync(fd);
   }
   : (fd) => fs.fstatSync(fd);
