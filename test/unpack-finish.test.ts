@@ -17,7 +17,7 @@ import { TarKernelParser } from "../src/tar/kernel.ts";
 import { tarBytes, type TarWriterEntry } from "../src/tar/writer.ts";
 import { closeIdleWorkers } from "../src/compress/inflate-worker.ts";
 import { FINISH_OPS, FinishFlag, type FinishQueue, type FinishResult, FinishSlots } from "../src/compress/worker/finish.ts";
-import { describeTree, makeImage, tmpdir } from "./layer-fixtures.ts";
+import { describeTree, type LayerSpec, makeImage, tmpdir } from "./layer-fixtures.ts";
 
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 const O_PATH = 0o10000000; // Linux
@@ -95,6 +95,20 @@ describe("files finished by the layer's worker", () => {
     }
   });
 
+  /** Unpacks the one-layer image `layer` `rounds` times, each failing as `failed` says; then no descriptor under `dir` is open. */
+  async function failuresLeaveNoDescriptor(dir: string, layer: LayerSpec, rounds: number, failed: (e: Error & { code?: string }) => boolean, why: string): Promise<void> {
+    makeImage(path.join(dir, "l"), [layer]);
+    const layout = await Layout.open(path.join(dir, "l"));
+    const img = await layout.resolve("latest");
+    for (let round = 0; round < rounds; round++) {
+      await assert.rejects(unpackRootfs(layout, img, path.join(dir, `r${round}`), { durable: false, inflate: "worker" }), failed);
+    }
+    // a terminated worker keeps its blob's descriptor until its thread has ended: let it end
+    await closeIdleWorkers();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(fdsUnder(dir), 0, why);
+  }
+
   test("a layer whose tar breaks after hundreds of files leaves no descriptor open (requests posted after the worker failed)", async () => {
     const dir = tmpdir();
     try {
@@ -108,22 +122,7 @@ describe("files finished by the layer's worker", () => {
       const hdr = tarBytes([{ name: "d/broken", data: "z" }]).slice(0, 512);
       hdr[148] ^= 0x01; // checksum field no longer matches
       bad.set(hdr, good.length - 1024);
-      makeImage(path.join(dir, "l"), [{ tar: bad }]);
-      const layout = await Layout.open(path.join(dir, "l"));
-      const img = await layout.resolve("latest");
-      // a terminated worker keeps its blob's descriptor until its thread has ended: let it end
-      const settle = async () => {
-        await closeIdleWorkers();
-        await new Promise((r) => setTimeout(r, 300));
-      };
-      for (let round = 0; round < 3; round++) {
-        await assert.rejects(
-          unpackRootfs(layout, img, path.join(dir, `r${round}`), { durable: false, inflate: "worker" }),
-          (e: Error & { code?: string }) => e.code === "ETAR",
-        );
-      }
-      await settle();
-      assert.equal(fdsUnder(dir), 0, "every descriptor handed to the failed worker was closed");
+      await failuresLeaveNoDescriptor(dir, { tar: bad }, 3, (e) => e.code === "ETAR", "every descriptor handed to the failed worker was closed");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -138,18 +137,7 @@ describe("files finished by the layer's worker", () => {
       for (let i = 0; i < 3000; i++) files.push({ name: `d/f${i}`, data: "y".repeat(i % 61), mode: 0o644, mtime: 1_600_000_000 + i });
       files.push({ name: "d/link", type: "link", linkname: "d/nowhere" });
       for (let i = 0; i < 6000; i++) files.push({ name: `d/g${i}`, data: "z".repeat(i % 43), mode: 0o644 });
-      makeImage(path.join(dir, "l"), [{ entries: files }]);
-      const layout = await Layout.open(path.join(dir, "l"));
-      const img = await layout.resolve("latest");
-      for (let round = 0; round < 2; round++) {
-        await assert.rejects(
-          unpackRootfs(layout, img, path.join(dir, `r${round}`), { durable: false, inflate: "worker" }),
-          (e: Error) => /d\/link/.test(e.message),
-        );
-      }
-      await closeIdleWorkers();
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal(fdsUnder(dir), 0, "every descriptor handed to the abandoned worker was closed");
+      await failuresLeaveNoDescriptor(dir, { entries: files }, 2, (e) => /d\/link/.test(e.message), "every descriptor handed to the abandoned worker was closed");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -23,7 +23,8 @@
 import fs from "node:fs";
 
 /**
- * The fields of an `lstat` result that the walks use (a `fs.BigIntStats` is one).
+ * The fields of an `lstat` result that the walks use: those of Node's
+ * `fs.BigIntStats` (`mode` is `st_mode`, type and permission bits).
  *
  * @example
  * ```ts
@@ -31,26 +32,11 @@ import fs from "node:fs";
  * if (st.isFile()) console.log(st.size, st.mtimeNs);
  * ```
  */
-export interface TreeStat {
-  dev: bigint;
-  ino: bigint;
-  /** `st_mode`: file type and permission bits. */
-  mode: bigint;
-  nlink: bigint;
-  uid: bigint;
-  gid: bigint;
-  rdev: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
-  isFile(): boolean;
-  isDirectory(): boolean;
-  isSymbolicLink(): boolean;
-  isCharacterDevice(): boolean;
-  isBlockDevice(): boolean;
-  isFIFO(): boolean;
-  isSocket(): boolean;
-}
+export type TreeStat = Pick<
+  fs.BigIntStats,
+  | "dev" | "ino" | "mode" | "nlink" | "uid" | "gid" | "rdev" | "size" | "mtimeNs" | "ctimeNs"
+  | "isFile" | "isDirectory" | "isSymbolicLink" | "isCharacterDevice" | "isBlockDevice" | "isFIFO" | "isSocket"
+>;
 
 const S_IFMT = 0o170000n;
 

@@ -280,26 +280,16 @@ export class FileFinisher<T> implements FinishQueue<T> {
   /**
    * For a job that failed or was given up, once its worker stopped (`STATUS`
    * not running: from then on nothing else touches the requests): closes the
-   * descriptors of the requests the worker did not take and forgets them.
-   * Returns how many. Their results never come.
+   * descriptors of the requests the worker did not take. Their results never
+   * come; the finisher is not used again.
    */
-  abandon(): number {
-    const ctl = this.ch.ctl;
-    const w = Atomics.load(ctl, this.words.IN_W);
-    let r = Atomics.load(ctl, this.words.FIN_DONE);
-    let n = 0;
-    while (r !== w) {
+  abandon(): void {
+    const w = Atomics.load(this.ch.ctl, this.words.IN_W);
+    for (let r = Atomics.load(this.ch.ctl, this.words.FIN_DONE); r !== w; r = (r + FINISH_SLOT) | 0) {
       try {
         fs.closeSync(this.#slots.fd((r >>> 0) % this.#cap));
       } catch { /* nothing to report on a job that already failed */ }
-      r = (r + FINISH_SLOT) | 0;
-      n++;
     }
-    Atomics.store(ctl, this.words.FIN_DONE, w);
-    Atomics.store(ctl, this.words.IN_R, w);
-    this.#tokens = [];
-    this.#head = 0;
-    return n;
   }
 
   /**
