@@ -1,8 +1,8 @@
 // The start-up-fast CLI path (src/cli/program.ts): the program built for a
 // command line registers only the verb's group, and what it registers for
 // that verb is exactly what the whole program has (same help text); every
-// top-level verb is known to the lazy table (else it would silently take the
-// slow path).
+// top-level verb and every `raw` subverb is known to the lazy table (else it
+// would silently take the slow path).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Command } from "commander";
@@ -37,10 +37,27 @@ describe("lazy CLI", () => {
     }
   });
 
+  test("each raw subverb (umoci's raw unpack, runtime-config, add-layer) gets its group only, with the same command", async () => {
+    const full = makeProgram();
+    const fullRaw = full.commands.find((c) => c.name() === "raw")!;
+    assert.ok(fullRaw.commands.length >= 3);
+    for (const c of fullRaw.commands) {
+      for (const name of [c.name(), ...c.aliases()]) {
+        for (const pre of [["raw"], ["--log", "warn", "raw", "-q"]]) {
+          const p = await programFor(["node", "ocigen", ...pre, name, "--x"]);
+          assert.ok(p.commands.length < full.commands.length, `raw ${name}: not in the lazy raw table (whole program loaded)`);
+          const sub = p.commands.find((s) => s.name() === "raw")?.commands.find((s) => s.name() === c.name());
+          assert.ok(sub, `raw ${name}: missing from its group`);
+          assert.equal(width(sub).helpInformation(), width(c).helpInformation(), `raw ${name}: help differs`);
+        }
+      }
+    }
+  });
+
   test("anything else gets the whole program", async () => {
     const full = makeProgram();
     const n = full.commands.length;
-    for (const args of [["--help"], ["help", "generate"], ["raw", "unpack"], ["no-such-verb"], []]) {
+    for (const args of [["--help"], ["help", "generate"], ["raw"], ["raw", "--help"], ["raw", "no-such-verb"], ["no-such-verb"], []]) {
       const p = await programFor(["node", "ocigen", ...args]);
       assert.equal(p.commands.length, n, args.join(" "));
       // Same verbs in the same order, so `ocigen --help` reads the same either way.

@@ -6,10 +6,11 @@
  * daemon-reload, and each generated unit runs `ocigen extract` before it
  * starts. {@linkcode runLazy} therefore loads only the verb group a command
  * line names (`ocigen generate ...` never loads the unpack engine, the build
- * tool's YAML parser or the benchmarks); anything it does not recognise
- * (`--help`, `help`, `raw ...`, an unknown verb) gets the whole program
- * (every verb group, as `makeProgram` in `./main.ts`
- * builds it), so output is the same either way.
+ * tool's YAML parser or the benchmarks; `ocigen raw unpack ...`, umoci's
+ * verb, only the unpack group); anything it does not recognise (`--help`,
+ * `help`, `raw` alone, an unknown verb) gets the whole program (every verb
+ * group, as `makeProgram` in `./main.ts` builds it), so output is the same
+ * either way.
  * The verb groups keep their heavy imports inside their actions.
  *
  * @module
@@ -159,6 +160,12 @@ const VERB_GROUP: Record<string, string> = {
   "install-generator": "install", "uninstall-generator": "install", "__progress-demo": "install",
 };
 
+/** `raw` subverb -> the group registering it (the same rule as {@linkcode VERB_GROUP}). */
+const RAW_VERB_GROUP: Record<string, string> = {
+  unpack: "unpack", "runtime-config": "unpack", config: "unpack",
+  "add-layer": "repack",
+};
+
 /**
  * The verb of a command line (arguments after the script), skipping the
  * global options; undefined when another option comes first.
@@ -170,6 +177,12 @@ const VERB_GROUP: Record<string, string> = {
  * ```
  */
 export function verbOf(args: readonly string[]): string | undefined {
+  const i = verbIndex(args);
+  return i === undefined ? undefined : args[i];
+}
+
+/** Where {@linkcode verbOf}'s verb is in `args`. */
+function verbIndex(args: readonly string[]): number | undefined {
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--verbose" || a === "-q" || a === "--quiet" || a.startsWith("--log=")) continue;
@@ -177,9 +190,25 @@ export function verbOf(args: readonly string[]): string | undefined {
       i++;
       continue;
     }
-    return a.startsWith("-") ? undefined : a;
+    return a.startsWith("-") ? undefined : i;
   }
   return undefined;
+}
+
+/**
+ * The group a command line needs and the command it must register there:
+ * `[group, verb, true]` for `raw VERB` (global options may come before
+ * either word); undefined when the line names no known verb.
+ */
+function groupOf(args: readonly string[]): [string, string, boolean] | undefined {
+  const i = verbIndex(args);
+  if (i === undefined) return undefined;
+  const verb = args[i];
+  if (verb !== "raw") return Object.hasOwn(VERB_GROUP, verb) ? [VERB_GROUP[verb], verb, false] : undefined;
+  const rest = args.slice(i + 1);
+  const j = verbIndex(rest);
+  if (j === undefined || !Object.hasOwn(RAW_VERB_GROUP, rest[j])) return undefined;
+  return [RAW_VERB_GROUP[rest[j]], rest[j], true];
 }
 
 /**
@@ -189,16 +218,17 @@ export function verbOf(args: readonly string[]): string | undefined {
  * @example
  * ```ts
  * const p = await programFor(["node", "ocigen", "generate", "/run/x"]); // the generator group only
+ * await programFor(["node", "ocigen", "raw", "unpack", "--image", "l:t", "r"]); // the unpack group only
  * ```
  */
 export async function programFor(argv: readonly string[]): Promise<Command> {
-  const verb = verbOf(argv.slice(2));
-  const group = verb !== undefined && Object.hasOwn(VERB_GROUP, verb) ? GROUPS[VERB_GROUP[verb]] : undefined;
-  if (verb !== undefined && group) {
-    const mod = await group();
+  const g = groupOf(argv.slice(2));
+  if (g) {
+    const [group, verb, isRaw] = g;
+    const mod = await GROUPS[group]();
     const { program, raw } = baseProgram();
     mod.register(program, raw);
-    if (program.commands.some((c) => c.name() === verb || c.aliases().includes(verb))) return program;
+    if ((isRaw ? raw : program).commands.some((c) => c.name() === verb || c.aliases().includes(verb))) return program;
   }
   return await fullProgram();
 }
