@@ -9,9 +9,10 @@
 //  2. `node --experimental-sea-config dist/sea/sea-config.json` -> the blob.
 //     Its main script is a small loader (dist/sea/main.cjs) that compiles
 //     the program (asset "program": the bundle, wrapped as .ci/code-cache.mjs
-//     wraps the Node bundle's) with a V8 code cache trained on an unpack
-//     of a small image (asset "cache"; unless --no-code-cache): start-up
-//     without compiling the functions an unpack runs. The cache is tied to
+//     wraps the Node bundle's) with a V8 code cache trained on a small
+//     workload (asset "cache"; unless --no-code-cache: an image made,
+//     configured, unpacked and generated into units): start-up without
+//     compiling the functions those verbs run. The cache is tied to
 //     this exact node binary, which is the one copied; one V8 rejects is
 //     only slower;
 //     The bundle must not call `import()` at run time: a SEA's main script
@@ -89,7 +90,7 @@ let cacheNote = "off";
 if (codeCache) {
   try {
     const c = trainCodeCache({ program, programFile, argv1: out, out: cacheFile, withId: false });
-    cacheNote = `${(c.bytes / 1024).toFixed(0)} KiB, trained on an unpack`;
+    cacheNote = `${(c.bytes / 1024).toFixed(0)} KiB, trained on init, new, insert, config, unpack and generate`;
   } catch (e) {
     console.error(`build-binary: warning: no code cache (the binary starts slower): ${e.message}`);
     cacheNote = "failed";

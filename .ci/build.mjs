@@ -74,7 +74,7 @@ for (const name of ["ocigen.mjs", "ocigen-generator.mjs"]) {
 // Without it the CLI still works, only starts slower: a failure is a warning.
 try {
   const c = trainCodeCache({ program, programFile: loader + ".program", argv1: loader, out: loader + ".cache" });
-  console.error(`build: dist/ocigen.mjs.cache: ${(c.bytes / 1024).toFixed(0)} KiB of V8 code cache (trained on an unpack in ${c.ms} ms)`);
+  console.error(`build: dist/ocigen.mjs.cache: ${(c.bytes / 1024).toFixed(0)} KiB of V8 code cache (trained in ${c.ms} ms on ${c.steps.map((s) => s.step).join(", ")})`);
 } catch (e) {
   console.error(`build: warning: no code cache for dist/ocigen.mjs (it starts slower): ${e.message}`);
 }

@@ -9,10 +9,14 @@
 //
 // The cache:
 //  - is made by running the program on a real workload (a small image is
-//    made, then unpacked: .ci/build.mjs calls trainCodeCache) in a child
-//    process that compiles the very same text, then writes
-//    `script.createCachedData()` on exit, so the functions that workload
-//    ran are in it too (compiled lazily otherwise);
+//    made, configured, unpacked, and generated into units: .ci/build.mjs
+//    calls trainCodeCache), each step in a child process that compiles the
+//    very same text with the previous step's cache and writes
+//    `script.createCachedData()` on exit: the functions every step ran are
+//    in it (compiled lazily otherwise). Chained, not only the last step's:
+//    a cache made by the unpack alone left `generate` (the boot path of the
+//    single binary and of `ocigen generate`) to compile its functions at
+//    every run;
 //  - starts with the sha256 of the program text (64 hex characters): the
 //    loader uses a cache only for its own text (V8 checks only the length
 //    of the source, the V8 version and its flags; a cache V8 rejects, from
@@ -26,14 +30,15 @@
 // its main script compiles the program asset with the cache asset, trained
 // here on the binary's own program text.
 //
-// Usage (internal): node .ci/code-cache.mjs --run SOURCE OUT ARGV1 -- ARGS...
-//   compiles SOURCE's text as a loader would, runs it with ARGS (argv[1] =
-//   ARGV1), and writes the cache to OUT on exit;
+// Usage (internal): node .ci/code-cache.mjs --run SOURCE OUT ARGV1 [FROM] -- ARGS...
+//   compiles SOURCE's text as a loader would (with the cache FROM, a raw V8
+//   cache without id, when given: exit 3 if V8 rejects it), runs it with
+//   ARGS (argv[1] = ARGV1), and writes the cache to OUT on exit;
 // node .ci/code-cache.mjs --check LOADER: prints "accepted" when LOADER's
 //   cache is used by this Node, else why not.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -113,14 +118,17 @@ script.runInThisContext()(createRequire(file), file, dirname(file), import.meta.
 
 /**
  * Trains a V8 code cache for `program` (a wrapped program, saved as
- * `programFile`) on a small unpack: an image is made with the program
- * itself (init, new, insert of a few files), then unpacked into a bundle,
- * each step in a child that compiles the program exactly as a loader does
- * (argv[1] = `argv1`); the last step's cache is written to `out`, prefixed
+ * `programFile`) on a small workload run by the program itself: an image
+ * is made (init, new, insert of a few files), given a command (config),
+ * unpacked into a bundle, and generated into units (generate, the boot
+ * path). Each step runs in a child that compiles the program exactly as a
+ * loader does (argv[1] = `argv1`), with the cache the step before wrote, so
+ * the cache written to `out` holds what every step compiled; it is prefixed
  * with `programId(program)` when `withId`. Throws when a step fails; the
- * caller decides whether a build without cache is acceptable.
+ * caller decides whether a build without cache is acceptable. `steps`: the
+ * size of the cache after each step (it only grows: see the header).
  * @param {{ program: string, programFile: string, argv1: string, out: string, withId?: boolean }} o
- * @returns {{ bytes: number, ms: number }}
+ * @returns {{ bytes: number, ms: number, steps: { step: string, bytes: number }[] }}
  * @example
  * trainCodeCache({ program, programFile: "dist/ocigen.mjs.program", argv1: "dist/ocigen.mjs", out: "dist/ocigen.mjs.cache" });
  */
@@ -133,19 +141,31 @@ export function trainCodeCache({ program, programFile, argv1, out, withId = true
     mkdirSync(join(tree, "usr/bin"), { recursive: true });
     writeFileSync(join(tree, "etc/os-release"), "ID=ocigen-cache\n");
     for (let i = 0; i < 8; i++) writeFileSync(join(tree, `usr/bin/tool${i}`), Buffer.alloc(4096 * (i + 1), i + 1), { mode: 0o755 });
-    const layout = join(tmp, "layout");
-    const cache = join(tmp, "cache");
+    const layouts = join(tmp, "layouts");
+    const layout = join(layouts, "cache");
+    const conf = join(tmp, "generator.conf");
+    writeFileSync(conf, `[system]\nimagelayoutdir = ${layouts}\nextractsdir = ${join(tmp, "extracts")}\n`);
+    const steps = [];
+    let from;
     const run = (argv) => {
-      const r = spawnSync(process.execPath, [SELF, "--run", programFile, cache, argv1, "--", ...argv], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
+      const cache = join(tmp, `cache.${steps.length}`);
+      const r = spawnSync(process.execPath, [SELF, "--run", programFile, cache, argv1, ...(from ? [from] : []), "--", ...argv], {
+        encoding: "utf8",
+        env: { ...process.env, NODE_OPTIONS: "", OCIGEN_KMSG: "0" },
+      });
       if (r.status !== 0) throw new Error(`code cache: \`ocigen ${argv.join(" ")}\` failed: ${(r.stderr || r.error?.message || "").trim()}`);
+      steps.push({ step: argv[0], bytes: statSync(cache).size });
+      from = cache;
     };
     run(["init", "--layout", layout]);
     run(["new", "--image", `${layout}:cache`]);
     run(["insert", "--image", `${layout}:cache`, tree, "/"]);
+    run(["config", "--image", `${layout}:cache`, "--config.entrypoint", "/usr/bin/tool0", "--config.cmd", "--serve", "--config.user", "1000:1000"]);
     run(["unpack", "--image", `${layout}:cache`, join(tmp, "bundle")]);
-    const data = readFileSync(cache);
+    run(["generate", "--config", conf, join(tmp, "units")]);
+    const data = readFileSync(from);
     writeFileSync(out, withId ? Buffer.concat([Buffer.from(programId(program), "latin1"), data]) : data);
-    return { bytes: data.length, ms: Date.now() - t0 };
+    return { bytes: data.length, ms: Date.now() - t0, steps };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -153,10 +173,15 @@ export function trainCodeCache({ program, programFile, argv1, out, withId = true
 
 if (process.argv[2] === "--run") {
   // child of trainCodeCache: the loader's compile, plus the cache written on exit
-  const [src, out, loader] = process.argv.slice(3, 6);
+  const dd = process.argv.indexOf("--");
+  const [src, out, loader, from] = process.argv.slice(3, dd);
   const program = readFileSync(src, "utf8");
-  const script = new Script(program, { filename: src });
-  process.argv = [process.argv[0], loader, ...process.argv.slice(process.argv.indexOf("--") + 1)];
+  const script = new Script(program, { filename: src, cachedData: from ? readFileSync(from) : undefined });
+  if (from && script.cachedDataRejected) {
+    process.stderr.write(`code cache: V8 rejected the previous step's cache ${from}\n`);
+    process.exit(3);
+  }
+  process.argv = [process.argv[0], loader, ...process.argv.slice(dd + 1)];
   process.on("exit", () => writeFileSync(out, script.createCachedData()));
   script.runInThisContext()(createRequire(loader), loader, dirname(loader), pathToFileURL(loader).href);
 } else if (process.argv[2] === "--check") {

@@ -2,7 +2,8 @@
 // .ci/code-cache.mjs): it runs the program beside it (ocigen.mjs.program)
 // with the V8 code cache the build trained (ocigen.mjs.cache), uses a cache
 // only when it was made for that very program, still runs without one or
-// with one V8 rejects, and says in one line when its program is missing.
+// with one V8 rejects, and says in one line when its program is missing;
+// the training chains its steps (.ci/code-cache.mjs).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -69,6 +70,35 @@ describe("dist/ocigen.mjs loader and its code cache", () => {
       assert.equal(check(script).stdout.trim(), "missing");
       v = run(script, "--version");
       assert.equal(v.stdout.trim(), VERSION, v.stderr);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("training chains its steps: each compiles with the cache the step before wrote, so the last holds what all of them ran", { skip: built() }, () => {
+    const dir = copy();
+    try {
+      const script = path.join(dir, "ocigen.mjs");
+      const program = script + ".program";
+      const train = (out: string, from: string | undefined, ...args: string[]) => {
+        const r = spawnSync(nodeBin, [path.join(root, ".ci/code-cache.mjs"), "--run", program, out, script, ...(from ? [from] : []), "--", ...args], {
+          encoding: "utf8",
+          env: { ...process.env, NODE_OPTIONS: "" },
+        });
+        assert.equal(r.status, 0, r.stderr);
+        return fs.statSync(out).size;
+      };
+      const layout = path.join(dir, "layout");
+      const init = train(path.join(dir, "a"), undefined, "init", "--layout", layout);
+      const chained = train(path.join(dir, "b"), path.join(dir, "a"), "ls", "--layout", layout);
+      const alone = train(path.join(dir, "c"), undefined, "ls", "--layout", layout);
+      // `init` and `ls` run different functions: the chained cache holds both sets
+      assert.ok(chained > alone && chained > init, `chained ${chained} bytes, ls alone ${alone}, init alone ${init}`);
+      // a previous cache V8 rejects stops the training (a silent restart would lose the steps before)
+      fs.writeFileSync(path.join(dir, "bad"), Buffer.alloc(4096, 0x5a));
+      const r = spawnSync(nodeBin, [path.join(root, ".ci/code-cache.mjs"), "--run", program, path.join(dir, "d"), script, path.join(dir, "bad"), "--", "--version"], { encoding: "utf8" });
+      assert.equal(r.status, 3);
+      assert.match(r.stderr, /rejected the previous step's cache/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
