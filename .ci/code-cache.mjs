@@ -51,7 +51,8 @@ const SELF = fileURLToPath(import.meta.url);
  * The program text the loader compiles: the CommonJS bundle wrapped as a
  * function of the CommonJS variables plus the loader's URL (what
  * `import.meta.url` means in the sources), in strict mode as the sources
- * (ES modules) are.
+ * (ES modules) are. Throws when the bundle is not pure ASCII (V8 would keep
+ * all of it as a two-byte string).
  * @param {string} cjs esbuild's CommonJS output
  * @returns {string}
  * @example
@@ -59,6 +60,15 @@ const SELF = fileURLToPath(import.meta.url);
  */
 export function wrapProgram(cjs) {
   const body = cjs.startsWith("#!") ? "//" + cjs.slice(2) : cjs;
+  const bad = /[^\x00-\x7f]/.exec(body);
+  if (bad) {
+    // esbuild escapes non-ASCII in strings, not in every regular expression
+    // literal; one such character makes V8 hold the whole program as a
+    // two-byte string: 8% more instructions at every start, measured
+    const line = body.slice(0, bad.index).split("\n").length;
+    const at = body.slice(Math.max(0, bad.index - 40), bad.index + 20).replace(/\s+/g, " ");
+    throw new Error(`the program must be ASCII: U+${bad[0].codePointAt(0).toString(16).padStart(4, "0")} on line ${line}: ...${at}... (escape it in the source, e.g. \\u2026)`);
+  }
   return `(function (require, __filename, __dirname, __ocigen_meta_url) {"use strict";\n${body}\n})`;
 }
 
@@ -88,13 +98,16 @@ export function loaderText(program) {
 // the program is ocigen.mjs.program beside this file (CommonJS),
 // compiled with the V8 code cache the build made (ocigen.mjs.cache) when that
 // cache starts with the program's id below; otherwise compiled as usual.
-import { readFileSync } from "node:fs";
+// One ES import: each builtin imported as an ES module costs a facade
+// (~3 M instructions each at start); require costs a fraction of that.
 import { createRequire } from "node:module";
-import { dirname } from "node:path";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
-import { Script } from "node:vm";
 
+const require = createRequire(import.meta.url);
+const { readFileSync } = require("node:fs");
+const { dirname } = require("node:path");
+const process = require("node:process");
+const { fileURLToPath } = require("node:url");
+const { Script } = require("node:vm");
 const ID = ${JSON.stringify(programId(program))};
 const file = fileURLToPath(import.meta.url);
 let program;
@@ -112,7 +125,7 @@ try {
   // no cache: compile as usual
 }
 const script = new Script(program, { filename: file + ".program", cachedData });
-script.runInThisContext()(createRequire(file), file, dirname(file), import.meta.url);
+script.runInThisContext()(require, file, dirname(file), import.meta.url);
 `;
 }
 

@@ -3,7 +3,7 @@
 // with the V8 code cache the build trained (ocigen.mjs.cache), uses a cache
 // only when it was made for that very program, still runs without one or
 // with one V8 rejects, and says in one line when its program is missing;
-// the training chains its steps (.ci/code-cache.mjs).
+// the program is ASCII; the training chains its steps (.ci/code-cache.mjs).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -102,6 +102,19 @@ describe("dist/ocigen.mjs loader and its code cache", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test("the program is ASCII, and the build refuses one that is not (V8 would hold all of it as a two-byte string)", { skip: built() }, () => {
+    const program = fs.readFileSync(loader + ".program");
+    const at = program.findIndex((b) => b > 0x7f);
+    assert.equal(at, -1, `non-ASCII byte in dist/ocigen.mjs.program at ${at}: ${program.subarray(Math.max(0, at - 40), at + 10).toString("latin1")}`);
+    const wrap = (text: string) =>
+      spawnSync(nodeBin, ["--input-type=module", "-e", `
+        const { wrapProgram } = await import(${JSON.stringify(new URL("../.ci/code-cache.mjs", import.meta.url).href)});
+        try { wrapProgram(${JSON.stringify(text)}); console.log("wrapped"); } catch (e) { console.log(e.message); }`], { encoding: "utf8" });
+    assert.equal(wrap('a = /^[\\u25cf*]/;\n').stdout.trim(), "wrapped");
+    const r = wrap('a = 1;\nb = /^[\u25cf*]/;\n');
+    assert.match(r.stdout, /^the program must be ASCII: U\+25cf on line 2: .*b = \/\^\[/, r.stderr);
   });
 
   test("a loader without its program says so in one line and exits 1", { skip: built() }, () => {

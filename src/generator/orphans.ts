@@ -106,7 +106,9 @@ export function systemdBooted(): boolean {
 export function parseListUnits(text: string): LoadedUnit[] {
   const out: LoadedUnit[] = [];
   for (const line of text.split("\n")) {
-    const [unit, load, active] = line.replace(/^[●*]\s*/, "").trim().split(/\s+/);
+    // U+25CF (the bullet systemctl marks failed units with), escaped: the
+    // bundled program must stay ASCII (see .ci/code-cache.mjs)
+    const [unit, load, active] = line.replace(/^[\u25cf*]\s*/, "").trim().split(/\s+/);
     if (unit && load && active) out.push({ unit, load, active });
   }
   return out;
