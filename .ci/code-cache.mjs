@@ -48,10 +48,22 @@ import { Script } from "node:vm";
 const SELF = fileURLToPath(import.meta.url);
 
 /**
+ * esbuild's CommonJS output turns each ES import of a builtin (`import fs
+ * from "node:fs"`) into `__toESM(require("node:fs"), 1)`: a fresh object
+ * with a getter per export of the builtin, made by every importing module
+ * (about 150 at start, for 6 builtins; its copying loop was hot enough for
+ * V8 to optimise). The program makes one per builtin instead: they are
+ * read-only views of the same module object. Measured: `--version` 149 ->
+ * 143 M instructions, the 2 MB unpack 975 -> 939 M, generate 785 -> 745 M.
+ */
+const BUILTIN_ESM = /__toESM\(require\("(node:[\w/]+)"\),1\)/g;
+
+/**
  * The program text the loader compiles: the CommonJS bundle wrapped as a
  * function of the CommonJS variables plus the loader's URL (what
  * `import.meta.url` means in the sources), in strict mode as the sources
- * (ES modules) are. Throws when the bundle is not pure ASCII (V8 would keep
+ * (ES modules) are, with one ES interop object per builtin (see
+ * `BUILTIN_ESM`). Throws when the bundle is not pure ASCII (V8 would keep
  * all of it as a two-byte string).
  * @param {string} cjs esbuild's CommonJS output
  * @returns {string}
@@ -59,7 +71,10 @@ const SELF = fileURLToPath(import.meta.url);
  * wrapProgram("console.log(1)"); // '(function (require, __filename, __dirname, __ocigen_meta_url) {"use strict";\nconsole.log(1)\n})'
  */
 export function wrapProgram(cjs) {
-  const body = cjs.startsWith("#!") ? "//" + cjs.slice(2) : cjs;
+  let body = cjs.startsWith("#!") ? "//" + cjs.slice(2) : cjs;
+  let shared = 0;
+  body = body.replace(BUILTIN_ESM, (_, name) => (shared++, `__ocigenBuiltin(${JSON.stringify(name)})`));
+  if (shared > 0) body = `var __ocigenBuiltin=(c=>n=>c[n]??=__toESM(require(n),1))(Object.create(null));${body}`;
   const bad = /[^\x00-\x7f]/.exec(body);
   if (bad) {
     // esbuild escapes non-ASCII in strings, not in every regular expression

@@ -3,7 +3,8 @@
 // with the V8 code cache the build trained (ocigen.mjs.cache), uses a cache
 // only when it was made for that very program, still runs without one or
 // with one V8 rejects, and says in one line when its program is missing;
-// the program is ASCII; the training chains its steps (.ci/code-cache.mjs).
+// the program is ASCII and makes one ES interop object per builtin; the
+// training chains its steps (.ci/code-cache.mjs).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -115,6 +116,22 @@ describe("dist/ocigen.mjs loader and its code cache", () => {
     assert.equal(wrap('a = /^[\\u25cf*]/;\n').stdout.trim(), "wrapped");
     const r = wrap('a = 1;\nb = /^[\u25cf*]/;\n');
     assert.match(r.stdout, /^the program must be ASCII: U\+25cf on line 2: .*b = \/\^\[/, r.stderr);
+  });
+
+  test("every builtin's ES interop object is made once, not once per importing module", { skip: built() }, () => {
+    const program = fs.readFileSync(loader + ".program", "latin1");
+    assert.doesNotMatch(program, /__toESM\(require\("node:/);
+    assert.match(program, /__ocigenBuiltin\("node:fs"\)/);
+    // the rewrite on a sample: two modules importing node:path get the same object, which is node:path's
+    const r = spawnSync(nodeBin, ["--input-type=module", "-e", `
+      import { createRequire } from "node:module";
+      const { wrapProgram } = await import(${JSON.stringify(new URL("../.ci/code-cache.mjs", import.meta.url).href)});
+      const body = 'var __toESM=(m,n)=>({default:m,...m});var a=__toESM(require("node:path"),1);var b=__toESM(require("node:path"),1);' +
+        'var c=__toESM(require("node:os"),1);globalThis.out=[a===b,a.default===require("node:path"),a.join===require("node:path").join,c!==a];';
+      const text = wrapProgram(body);
+      (0, eval)(text)(createRequire(import.meta.url), "f", "d", "u");
+      console.log(JSON.stringify([globalThis.out, (text.match(/__ocigenBuiltin\\(/g) ?? []).length]));`], { encoding: "utf8" });
+    assert.equal(r.stdout.trim(), JSON.stringify([[true, true, true, true], 3]), r.stderr);
   });
 
   test("a loader without its program says so in one line and exits 1", { skip: built() }, () => {
