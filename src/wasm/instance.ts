@@ -9,10 +9,14 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
+
 const modules = new Map<string, WebAssembly.Module>();
 
 /**
- * Decodes base64 without depending on Buffer (works on Node and Deno).
+ * Decodes base64 natively (`node:buffer`, on Node and Deno). A JS loop over
+ * `atob`'s characters ran ~30k times at every start, long enough for V8 to
+ * optimise it on the side.
  *
  * @example
  * ```ts
@@ -20,10 +24,8 @@ const modules = new Map<string, WebAssembly.Module>();
  * ```
  */
 export function decodeBase64(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+  const b = Buffer.from(b64, "base64");
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /**
