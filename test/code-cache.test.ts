@@ -35,7 +35,15 @@ function copy(): string {
 }
 
 const run = (script: string, ...args: string[]) => spawnSync(nodeBin, [script, ...args], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
-const check = (script: string) => spawnSync(nodeBin, [path.join(root, ".ci/code-cache.mjs"), "--check", script], { encoding: "utf8" });
+/** `node .ci/code-cache.mjs ARGS` (the build's training and check tool). */
+const codeCache = (...args: string[]) =>
+  spawnSync(nodeBin, [path.join(root, ".ci/code-cache.mjs"), ...args], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
+const check = (script: string) => codeCache("--check", script);
+/** Runs the ES module text `js` with `wrapProgram` (.ci/code-cache.mjs) in scope. */
+const withWrapProgram = (js: string) =>
+  spawnSync(nodeBin, ["--input-type=module", "-e", `const { wrapProgram } = await import(${JSON.stringify(new URL("../.ci/code-cache.mjs", import.meta.url).href)});\n${js}`], {
+    encoding: "utf8",
+  });
 
 describe("dist/ocigen.mjs loader and its code cache", () => {
   test("the build's cache is accepted by this Node and the program runs with it", { skip: built() }, () => {
@@ -82,10 +90,7 @@ describe("dist/ocigen.mjs loader and its code cache", () => {
       const script = path.join(dir, "ocigen.mjs");
       const program = script + ".program";
       const train = (out: string, from: string | undefined, ...args: string[]) => {
-        const r = spawnSync(nodeBin, [path.join(root, ".ci/code-cache.mjs"), "--run", program, out, script, ...(from ? [from] : []), "--", ...args], {
-          encoding: "utf8",
-          env: { ...process.env, NODE_OPTIONS: "" },
-        });
+        const r = codeCache("--run", program, out, script, ...(from ? [from] : []), "--", ...args);
         assert.equal(r.status, 0, r.stderr);
         return fs.statSync(out).size;
       };
@@ -97,7 +102,7 @@ describe("dist/ocigen.mjs loader and its code cache", () => {
       assert.ok(chained > alone && chained > init, `chained ${chained} bytes, ls alone ${alone}, init alone ${init}`);
       // a previous cache V8 rejects stops the training (a silent restart would lose the steps before)
       fs.writeFileSync(path.join(dir, "bad"), Buffer.alloc(4096, 0x5a));
-      const r = spawnSync(nodeBin, [path.join(root, ".ci/code-cache.mjs"), "--run", program, path.join(dir, "d"), script, path.join(dir, "bad"), "--", "--version"], { encoding: "utf8" });
+      const r = codeCache("--run", program, path.join(dir, "d"), script, path.join(dir, "bad"), "--", "--version");
       assert.equal(r.status, 3);
       assert.match(r.stderr, /rejected the previous step's cache/);
     } finally {
@@ -110,9 +115,7 @@ describe("dist/ocigen.mjs loader and its code cache", () => {
     const at = program.findIndex((b) => b > 0x7f);
     assert.equal(at, -1, `non-ASCII byte in dist/ocigen.mjs.program at ${at}: ${program.subarray(Math.max(0, at - 40), at + 10).toString("latin1")}`);
     const wrap = (text: string) =>
-      spawnSync(nodeBin, ["--input-type=module", "-e", `
-        const { wrapProgram } = await import(${JSON.stringify(new URL("../.ci/code-cache.mjs", import.meta.url).href)});
-        try { wrapProgram(${JSON.stringify(text)}); console.log("wrapped"); } catch (e) { console.log(e.message); }`], { encoding: "utf8" });
+      withWrapProgram(`try { wrapProgram(${JSON.stringify(text)}); console.log("wrapped"); } catch (e) { console.log(e.message); }`);
     assert.equal(wrap('a = /^[\\u25cf*]/;\n').stdout.trim(), "wrapped");
     const r = wrap('a = 1;\nb = /^[\u25cf*]/;\n');
     assert.match(r.stdout, /^the program must be ASCII: U\+25cf on line 2: .*b = \/\^\[/, r.stderr);
@@ -123,14 +126,13 @@ describe("dist/ocigen.mjs loader and its code cache", () => {
     assert.doesNotMatch(program, /__toESM\(require\("node:/);
     assert.match(program, /__ocigenBuiltin\("node:fs"\)/);
     // the rewrite on a sample: two modules importing node:path get the same object, which is node:path's
-    const r = spawnSync(nodeBin, ["--input-type=module", "-e", `
-      import { createRequire } from "node:module";
-      const { wrapProgram } = await import(${JSON.stringify(new URL("../.ci/code-cache.mjs", import.meta.url).href)});
+    const r = withWrapProgram(`
+      const { createRequire } = await import("node:module");
       const body = 'var __toESM=(m,n)=>({default:m,...m});var a=__toESM(require("node:path"),1);var b=__toESM(require("node:path"),1);' +
         'var c=__toESM(require("node:os"),1);globalThis.out=[a===b,a.default===require("node:path"),a.join===require("node:path").join,c!==a];';
       const text = wrapProgram(body);
       (0, eval)(text)(createRequire(import.meta.url), "f", "d", "u");
-      console.log(JSON.stringify([globalThis.out, (text.match(/__ocigenBuiltin\\(/g) ?? []).length]));`], { encoding: "utf8" });
+      console.log(JSON.stringify([globalThis.out, (text.match(/__ocigenBuiltin\\(/g) ?? []).length]));`);
     assert.equal(r.stdout.trim(), JSON.stringify([[true, true, true, true], 3]), r.stderr);
   });
 
