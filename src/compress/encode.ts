@@ -3,15 +3,16 @@
  * byte-stream transforms with backpressure, so memory stays bounded whatever
  * the layer size.
  *
- * - gzip: parallel gzip ({@linkcode parallelGzip}: blocks deflated by
- *   `node:zlib` on worker threads, one gzip member), level 3 by default
- *   (about umoci's ratio). Output is deterministic for a given runtime: the
- *   gzip header carries mtime 0, no name, OS 3 (Unix), and block boundaries
- *   depend only on the input. Native zlib builds differ (Node's bundled zlib
- *   and Deno's compress the same bytes differently), so for layers that must
- *   be byte-identical on any runtime and machine pass `gzip: "portable"`
- *   (the command line does for `OCIGEN_GZIP=portable`): fflate's pure-JS deflate (single-threaded, much slower). diff_ids never
- *   depend on the compressor.
+ * - gzip: parallel gzip ({@linkcode parallelGzip}: blocks deflated by the
+ *   WASM deflate kernel on worker threads, one gzip member), level 3 by
+ *   default (about umoci's ratio). Output is deterministic: the gzip header
+ *   carries mtime 0, no name, OS 3 (Unix), block boundaries depend only on
+ *   the input, and the kernel is ours, so Node and Deno deflate a stream to
+ *   the same bytes.
+ *   `gzip: "portable"` (the command line's `OCIGEN_GZIP=portable`) still
+ *   selects fflate's pure-JS deflate (single-threaded, much slower), whose
+ *   bytes earlier ocigen releases wrote. diff_ids never depend on the
+ *   compressor.
  * - zstd: `node:zlib` zstd when the runtime has it, else the `zstd` command
  *   (`zstd -q -c -3 -T1`, single-threaded so output is deterministic); a clear
  *   error when neither exists.
@@ -41,7 +42,7 @@ export function parseCompression(s: string | undefined): Compression | "auto" {
   throw new OcigenError("EINVALID", `Cannot use compression ${s}: expected gzip, zstd, none or auto`);
 }
 
-/** The gzip writer: parallel native deflate, or fflate's (the same bytes on every runtime). */
+/** The gzip writer: parallel WASM deflate, or fflate's single-threaded one. */
 export type GzipMode = "parallel" | "portable";
 
 /** Options of {@linkcode encodeStream}. */

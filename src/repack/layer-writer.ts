@@ -65,7 +65,7 @@ export type LayerItem =
 export interface LayerWriteOptions {
   /** Clamp every mtime to this (seconds; the command line passes `$SOURCE_DATE_EPOCH`). */
   sourceDateEpoch?: number;
-  /** gzip writer (default `parallel`; `portable`: the same bytes on every runtime). */
+  /** gzip writer (default `parallel`; `portable`: fflate, single-threaded). */
   gzip?: GzipMode;
   /** Map a host uid/gid back to the image's (rootless / --uid-map bundles). */
   mapUid?: (uid: number) => number;
