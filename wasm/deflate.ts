@@ -29,7 +29,7 @@
 // length code) by moving leaves down until the Kraft sum is one.
 //
 // Output goes through a 64-bit bit buffer, flushed after each symbol with an
-// unaligned 8-byte store (the output region keeps 16 bytes of slack).
+// unaligned 8-byte store (the output region keeps SLACK bytes past its bound).
 
 // ---------------------------------------------------------------- constants
 
@@ -311,21 +311,29 @@ export function init(): void {
 /** Makes room for an input of `n` bytes (and its worst-case output); returns the input pointer. */
 export function reserve(n: u32): usize {
   if (<usize>n > inCap || inBase == 0) {
-    inBase = (__heap_base + 63) & ~(<usize>63);
-    inCap = max(<usize>n, 1 << 16);
-    outBase = (inBase + inCap + SLACK + 63) & ~(<usize>63);
-    const need = outBase + outBound(<u32>inCap) + SLACK;
-    const have = <usize>memory.size() << 16;
+    const base = (__heap_base + 63) & ~(<usize>63);
+    const cap = max(<usize>n, 1 << 16);
+    const out = (base + cap + SLACK + 63) & ~(<usize>63);
+    const need = <u64>out + <u64>cap + (<u64>cap >> 11) + 1024 + <u64>SLACK; // outBound(cap), without wrapping
+    const have = <u64>memory.size() << 16;
     if (need > have) {
-      if (memory.grow(<i32>((need - have + 0xffff) >> 16)) < 0) return 0;
+      // nothing changes when memory cannot grow: the host reports it
+      if (need > (<u64>1 << 32) || memory.grow(<i32>((need - have + 0xffff) >> 16)) < 0) return 0;
     }
+    inBase = base;
+    inCap = cap;
+    outBase = out;
   }
   return inBase;
 }
 
-/** The most output an input of `n` bytes can give (stored blocks, with their headers, and a flush). */
+/**
+ * The most output an input of `n` bytes can give: every block stored, at most
+ * 6 bytes of header per stored chunk, a chunk per 32k symbols (at least a
+ * byte each) and per 64 KiB, and the final flush.
+ */
 export function outBound(n: u32): u32 {
-  return n + (n >> 12) + 1024;
+  return n + (n >> 11) + 1024;
 }
 
 export function outPtr(): usize {
