@@ -432,7 +432,7 @@ export function deflate(dict: u32, n: u32, final: bool, level: i32): u32 {
   // readable slack past the input: zeros, so hashes and compares near the end are defined
   memory.fill(end, 0, SLACK);
   // levels: 0 stores; 1-3 greedy on two-way hash buckets (3, the default, is
-  // about umoci's ratio at ~2/3 of zlib level 3's time); 4-9 lazy on hash
+  // about umoci's ratio at ~60% of zlib level 3's time); 4-9 lazy on hash
   // chains, longer and longer
   if (level <= 0) storeBlocks(start, <u32>(end - start), final);
   else if (level == 1) fastLoop(start, end, final, false, 8);

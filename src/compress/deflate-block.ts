@@ -7,8 +7,8 @@
  * the WASM inflate kernel's where node:zlib has none) for the trailer.
  *
  * The kernel replaced node:zlib's deflate here: on the bench's 185 MB tree
- * (1 MiB blocks, one thread) its default level took 1.31-1.38 s for
- * 73.60 MB, against zlib level 3's 1.73-1.86 s for 75.60-75.86 MB; and it
+ * (1 MiB blocks, one thread) its default level took 1.06-1.14 s for
+ * 73.34 MB, against zlib level 3's 1.73-1.86 s for 75.60-75.86 MB; and it
  * writes the same bytes on Node and Deno, whose zlib builds differ.
  *
  * @module
