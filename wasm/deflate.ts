@@ -22,6 +22,7 @@
 // Blocks: symbols are collected, up to SYM_CAP per DEFLATE block, as u32:
 //   bits 0-7   the literal byte, or the match length - 3
 //   bits 8-23  the match distance (0 for a literal)
+//   bits 24-28 the distance's code (tallied once, written from here)
 // and each block is written as whichever of dynamic Huffman, fixed Huffman or
 // stored is the smallest, computed exactly before anything is written.
 // Huffman code lengths come from the Moffat-Katajainen in-place algorithm over
@@ -347,12 +348,12 @@ function distSym(d: u32): u32 {
 
 // @ts-ignore: decorator
 @inline function tally(len: u32, dist: u32): void {
-  store<u32>(SYMS + (<usize>nsym << 2), (dist << 8) | (len - 3));
+  const dc = distSym(dist);
+  store<u32>(SYMS + (<usize>nsym << 2), (dc << 24) | (dist << 8) | (len - 3));
   nsym++;
   const lc = <usize>load<u8>(LSYM + len) + 257;
   store<u32>(LFREQ + (lc << 2), load<u32>(LFREQ + (lc << 2)) + 1);
-  const dc = <usize>distSym(dist);
-  store<u32>(DFREQ + (dc << 2), load<u32>(DFREQ + (dc << 2)) + 1);
+  store<u32>(DFREQ + (<usize>dc << 2), load<u32>(DFREQ + (<usize>dc << 2)) + 1);
 }
 
 // @ts-ignore: decorator
@@ -689,7 +690,7 @@ function dataBits(llen: usize, dlen: usize): u64 {
 function writeSymbols(llen: usize, lcode: usize, dlen: usize, dcode: usize): void {
   for (let i: u32 = 0; i < nsym; i++) {
     const s = load<u32>(SYMS + (<usize>i << 2));
-    const dist = s >> 8;
+    const dist = (s >> 8) & 0xffff;
     if (dist == 0) {
       put(<u32>load<u16>(lcode + (<usize>s << 1)), <u32>load<u8>(llen + s));
     } else {
@@ -698,7 +699,7 @@ function writeSymbols(llen: usize, lcode: usize, dlen: usize, dcode: usize): voi
       const ls = <usize>(lc + 257);
       put(<u32>load<u16>(lcode + (ls << 1)), <u32>load<u8>(llen + ls));
       put(len - <u32>load<u16>(LBASE + (lc << 1)), <u32>load<u8>(LEXTRA + lc));
-      const dc = <usize>distSym(dist);
+      const dc = <usize>(s >> 24);
       put(<u32>load<u16>(dcode + (dc << 1)), <u32>load<u8>(dlen + dc));
       put(dist - <u32>load<u16>(DBASE + (dc << 1)), <u32>load<u8>(DEXTRA + dc));
     }

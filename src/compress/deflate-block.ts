@@ -56,8 +56,9 @@ export function looksIncompressible(b: Uint8Array): boolean {
 }
 
 /**
- * The result of {@linkcode deflateBlock}: raw DEFLATE bytes, the CRC-32 of
- * the block's input and its length.
+ * The result of {@linkcode deflateBlock}: raw DEFLATE bytes (a fresh array
+ * that owns its whole buffer, so a worker can transfer it as it is), the
+ * CRC-32 of the block's input and its length.
  *
  * @example
  * ```ts

@@ -50,10 +50,8 @@ port?.on("message", (m: DeflateRequest) => {
   const transfer: ArrayBuffer[] = [];
   try {
     const r = deflateBlock(new Uint8Array(m.buf, 0, m.end), m.dict, m.final, m.level);
-    // a small result may be a view of node's shared Buffer pool: send a copy of exactly its bytes then
-    const out = r.out.byteOffset === 0 && r.out.byteLength === r.out.buffer.byteLength ? r.out : r.out.slice();
-    reply = { seq: m.seq, out, crc: r.crc, len: r.len, buf: m.buf };
-    transfer.push(out.buffer as ArrayBuffer, m.buf);
+    reply = { seq: m.seq, out: r.out, crc: r.crc, len: r.len, buf: m.buf };
+    transfer.push(r.out.buffer as ArrayBuffer, m.buf);
   } catch (e) {
     reply = { seq: m.seq, error: String((e as Error)?.message ?? e) };
   }
