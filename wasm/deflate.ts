@@ -32,6 +32,8 @@
 // Output goes through a 64-bit bit buffer, flushed after each symbol with an
 // unaligned 8-byte store (the output region keeps SLACK bytes past its bound).
 
+import { DISTANCE_CODES, fillDistanceCodes, fillFixedDistLengths, fillFixedLitLengths, fillLengthCodes, LENGTH_CODES, PRECODE_ORDER } from "./lib/rfc1951";
+
 // ---------------------------------------------------------------- constants
 
 const WINDOW: u32 = 32768;
@@ -77,7 +79,6 @@ const SORT: usize = memory.data(288 * 4, 16); // u32 freq << 16 | symbol
 const WORK: usize = memory.data(288 * 4, 16); // i32 Moffat-Katajainen array
 const BLCOUNT: usize = memory.data(33 * 4, 16); // u32 codes per length
 const NEXTCODE: usize = memory.data(17 * 4, 16); // u32
-const PORDER: usize = memory.data<u8>([16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]);
 
 // ---------------------------------------------------------------- state
 
@@ -277,34 +278,25 @@ function buildLengths(freq: usize, n: u32, maxBits: u32, lens: usize): void {
 
 /** Builds the constant tables. */
 export function init(): void {
-  let base: u32 = 3;
-  for (let c: u32 = 0; c < 28; c++) {
-    const extra: u32 = c < 8 ? 0 : (c >> 2) - 1;
-    store<u16>(LBASE + (c << 1), <u16>base);
-    store<u8>(LEXTRA + c, <u8>extra);
-    for (let k: u32 = 0; k < (<u32>1 << extra) && base + k < MAX_MATCH; k++) store<u8>(LSYM + base + k, <u8>c);
-    base += 1 << extra;
+  fillLengthCodes(LBASE, LEXTRA);
+  fillDistanceCodes(DBASE, DEXTRA);
+  // symbol lookups: length code by match length (code 27 reaches 258 too; code 28,
+  // written last, is the one used), distance code by distance - 1
+  for (let c: u32 = 0; c < LENGTH_CODES; c++) {
+    const base = <u32>load<u16>(LBASE + (<usize>c << 1));
+    const n: u32 = c == 28 ? 1 : <u32>1 << load<u8>(LEXTRA + c);
+    for (let k: u32 = 0; k < n && base + k <= MAX_MATCH; k++) store<u8>(LSYM + base + k, <u8>c);
   }
-  store<u16>(LBASE + (28 << 1), 258);
-  store<u8>(LEXTRA + 28, 0);
-  store<u8>(LSYM + 258, 28);
-  base = 1;
-  for (let c: u32 = 0; c < 30; c++) {
-    const extra: u32 = c < 4 ? 0 : (c >> 1) - 1;
-    store<u16>(DBASE + (c << 1), <u16>base);
-    store<u8>(DEXTRA + c, <u8>extra);
-    for (let k: u32 = 0; k < (<u32>1 << extra); k++) {
+  for (let c: u32 = 0; c < DISTANCE_CODES; c++) {
+    const base = <u32>load<u16>(DBASE + (<usize>c << 1));
+    for (let k: u32 = 0; k < (<u32>1 << load<u8>(DEXTRA + c)); k++) {
       const d = base - 1 + k; // distance - 1
       if (d < 256) store<u8>(DSYM_LO + d, <u8>c);
       else store<u8>(DSYM_HI + (d >> 7), <u8>c);
     }
-    base += 1 << extra;
   }
-  for (let i = 0; i < 144; i++) store<u8>(FLLEN + i, 8);
-  for (let i = 144; i < 256; i++) store<u8>(FLLEN + i, 9);
-  for (let i = 256; i < 280; i++) store<u8>(FLLEN + i, 7);
-  for (let i = 280; i < 288; i++) store<u8>(FLLEN + i, 8);
-  for (let i = 0; i < 32; i++) store<u8>(FDLEN + i, 5);
+  fillFixedLitLengths(FLLEN);
+  fillFixedDistLengths(FDLEN);
   genCodes(FLLEN, 288, FLCODE);
   genCodes(FDLEN, 32, FDCODE);
 }
@@ -723,7 +715,7 @@ function writeBlock(bs: usize, be: usize, last: bool): void {
   rle(hlit + hdist);
   buildLengths(CFREQ, 19, 7, CLEN);
   let hclen: u32 = 19;
-  while (hclen > 4 && load<u8>(CLEN + <usize>load<u8>(PORDER + hclen - 1)) == 0) hclen--;
+  while (hclen > 4 && load<u8>(CLEN + <usize>load<u8>(PRECODE_ORDER + hclen - 1)) == 0) hclen--;
 
   let dyn: u64 = 3 + 5 + 5 + 4 + 3 * <u64>hclen;
   for (let i: u32 = 0; i < 19; i++) dyn += <u64>load<u32>(CFREQ + (<usize>i << 2)) * <u64>load<u8>(CLEN + i);
@@ -751,7 +743,7 @@ function writeBlock(bs: usize, be: usize, last: bool): void {
     put(hclen - 4, 4);
     flush();
     for (let i: u32 = 0; i < hclen; i++) {
-      put(<u32>load<u8>(CLEN + <usize>load<u8>(PORDER + i)), 3);
+      put(<u32>load<u8>(CLEN + <usize>load<u8>(PRECODE_ORDER + i)), 3);
       flush();
     }
     for (let i: u32 = 0; i < nrle; i++) {

@@ -25,6 +25,8 @@
 //   bits 12-15 flags (FL_*); bit 12 is zero for every length/distance entry
 //   bits 16-31 value: literal byte, length base, distance base, subtable offset
 
+import { fillDistanceCodes, fillFixedDistLengths, fillFixedLitLengths, fillLengthCodes, PRECODE_ORDER } from "./lib/rfc1951";
+
 // ---------------------------------------------------------------- constants
 
 const ST_NEEDINPUT: i32 = 0;
@@ -106,7 +108,6 @@ const OFFS: usize = memory.data(32, 16); // u16[16]
 const SORTED: usize = memory.data(640, 16); // u16[320]
 const LBASE: usize = memory.data(128, 16); // u16[29] bases, u8[29] extra bits at +64
 const DBASE: usize = memory.data(128, 16); // u16[30] bases, u8[30] extra bits at +64
-const PORDER: usize = memory.data<u8>([16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]);
 const IN_BASE: usize = memory.data(IN_CAP + 64, 64);
 const OUT_BASE: usize = memory.data(OUT_CAP + SLACK, 64);
 
@@ -154,31 +155,12 @@ export function init(m: i32): void {
     }
   }
   initCrcCombine();
-  // length and distance bases (RFC 1951 3.2.5)
-  let base: u32 = 3;
-  for (let i: u32 = 0; i < 28; i++) {
-    const extra: u32 = i < 8 ? 0 : (i >> 2) - 1;
-    store<u16>(LBASE + (i << 1), <u16>base);
-    store<u8>(LBASE + 64 + i, <u8>extra);
-    base += 1 << extra;
-  }
-  store<u16>(LBASE + (28 << 1), 258);
-  store<u8>(LBASE + 64 + 28, 0);
-  base = 1;
-  for (let i: u32 = 0; i < 30; i++) {
-    const extra: u32 = i < 4 ? 0 : (i >> 1) - 1;
-    store<u16>(DBASE + (i << 1), <u16>base);
-    store<u8>(DBASE + 64 + i, <u8>extra);
-    base += 1 << extra;
-  }
-  // code length code order
-  // fixed tables
-  for (let i = 0; i < 144; i++) store<u8>(LENS + i, 8);
-  for (let i = 144; i < 256; i++) store<u8>(LENS + i, 9);
-  for (let i = 256; i < 280; i++) store<u8>(LENS + i, 7);
-  for (let i = 280; i < 288; i++) store<u8>(LENS + i, 8);
+  // length and distance bases, the fixed code (RFC 1951 3.2.5-3.2.6: lib/rfc1951.ts)
+  fillLengthCodes(LBASE, LBASE + 64);
+  fillDistanceCodes(DBASE, DBASE + 64);
+  fillFixedLitLengths(LENS);
   buildTable(LENS, 288, FLIT_TAB, LIT_BITS, KIND_LIT, 2048);
-  for (let i = 0; i < 32; i++) store<u8>(LENS + i, 5);
+  fillFixedDistLengths(LENS);
   buildTable(LENS, 32, FDIST_TAB, DIST_BITS, KIND_DIST, 1 << DIST_BITS);
 
   mode = m;
@@ -546,10 +528,10 @@ function readDynamic(): i32 {
   const hdist = bits(5) + 1; drop(5);
   const hclen = bits(4) + 4; drop(4);
   if (hlit > 286 || hdist > 30) { detailA = hlit; detailB = hdist; return fail(E_COUNTS); }
-  for (let i = 0; i < 19; i++) store<u8>(LENS + load<u8>(PORDER + i), 0);
+  for (let i = 0; i < 19; i++) store<u8>(LENS + load<u8>(PRECODE_ORDER + i), 0);
   for (let i: u32 = 0; i < hclen; i++) {
     if (bitcnt < 3) slowRefill();
-    store<u8>(LENS + load<u8>(PORDER + i), <u8>bits(3));
+    store<u8>(LENS + load<u8>(PRECODE_ORDER + i), <u8>bits(3));
     drop(3);
   }
   let r = buildTable(LENS, 19, PRE_TAB, PRE_BITS, KIND_PRE, 128);
