@@ -13,17 +13,12 @@ import fc from "fast-check";
 import { wasmDeflateRaw } from "../src/compress/deflate-wasm.ts";
 import { wasmGunzipSync } from "../src/compress/inflate-wasm.ts";
 import { concatBytes } from "../src/stream/sink.ts";
+import { prng } from "./prng.ts";
 
 /** Deterministic bytes: 0 random, 1 text-like, 2 zeros, 3 a short period, 4 skewed (few common bytes, many rare). */
 function segment(kind: number, len: number, seed: number): Uint8Array {
   const out = new Uint8Array(len);
-  let x = (seed * 2654435761 + 1) >>> 0;
-  const next = (): number => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
+  const next = prng((seed * 2654435761 + 1) >>> 0);
   if (kind === 0) {
     for (let i = 0; i < len; i++) out[i] = next() & 0xff;
   } else if (kind === 1) {

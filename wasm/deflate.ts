@@ -32,7 +32,7 @@
 // Output goes through a 64-bit bit buffer, flushed after each symbol with an
 // unaligned 8-byte store (the output region keeps SLACK bytes past its bound).
 
-import { DISTANCE_CODES, fillDistanceCodes, fillFixedDistLengths, fillFixedLitLengths, fillLengthCodes, LENGTH_CODES, PRECODE_ORDER } from "./lib/rfc1951";
+import { DISTANCE_CODES, fillDistanceCodes, fillFixedDistLengths, fillFixedLitLengths, fillLengthCodes, LENGTH_CODES, PRECODE_ORDER, precodeExtra } from "./lib/rfc1951";
 
 // ---------------------------------------------------------------- constants
 
@@ -301,13 +301,19 @@ export function init(): void {
   genCodes(FDLEN, 32, FDCODE);
 }
 
-/** Makes room for an input of `n` bytes (and its worst-case output); returns the input pointer. */
+/**
+ * Makes room for an input of `n` bytes and its worst-case output; returns the
+ * input pointer (0, changing nothing, when memory cannot grow). The output
+ * bound for `cap` input bytes is cap + cap / 2048 + 1024: every block stored,
+ * at most 6 bytes of header per stored chunk, a chunk per 32k symbols (at
+ * least a byte each) and per 64 KiB, and the final flush.
+ */
 export function reserve(n: u32): usize {
   if (<usize>n > inCap || inBase == 0) {
     const base = (__heap_base + 63) & ~(<usize>63);
     const cap = max(<usize>n, 1 << 16);
     const out = (base + cap + SLACK + 63) & ~(<usize>63);
-    const need = <u64>out + <u64>cap + (<u64>cap >> 11) + 1024 + <u64>SLACK; // outBound(cap), without wrapping
+    const need = <u64>out + <u64>cap + (<u64>cap >> 11) + 1024 + <u64>SLACK; // the output bound, in 64 bits
     const have = <u64>memory.size() << 16;
     if (need > have) {
       // nothing changes when memory cannot grow: the host reports it
@@ -318,15 +324,6 @@ export function reserve(n: u32): usize {
     outBase = out;
   }
   return inBase;
-}
-
-/**
- * The most output an input of `n` bytes can give: every block stored, at most
- * 6 bytes of header per stored chunk, a chunk per 32k symbols (at least a
- * byte each) and per 64 KiB, and the final flush.
- */
-export function outBound(n: u32): u32 {
-  return n + (n >> 11) + 1024;
 }
 
 export function outPtr(): usize {
@@ -355,9 +352,15 @@ function distSym(d: u32): u32 {
   store<u32>(LFREQ + (<usize>b << 2), load<u32>(LFREQ + (<usize>b << 2)) + 1);
 }
 
+/** Hash of the 4 bytes `v` (little-endian). */
+// @ts-ignore: decorator
+@inline function hashValue(v: u32): u32 {
+  return (v * 0x1e35a7bd) >>> (32 - HASH_BITS);
+}
+
 // @ts-ignore: decorator
 @inline function hash4(p: usize): u32 {
-  return (load<u32>(p) * 0x1e35a7bd) >>> (32 - HASH_BITS);
+  return hashValue(load<u32>(p));
 }
 
 // @ts-ignore: decorator
@@ -387,7 +390,7 @@ let bestDist: u32 = 0;
 function longest(p: usize, cand: u32, maxLen: u32, prevLen: u32, chain: u32, nice: u32): u32 {
   let best: u32 = prevLen >= MIN_MATCH - 1 ? prevLen : MIN_MATCH - 1;
   let found: u32 = 0;
-  const lo: usize = p > <usize>WINDOW + inBase ? p - WINDOW : inBase;
+  const lo = windowLow(p);
   if (best >= maxLen) return 0;
   let c = <usize>cand;
   while (c >= lo && c < p && chain > 0) {
@@ -477,7 +480,7 @@ function fastLoop(start: usize, end: usize, final: bool, two: bool, insMax: u32)
     }
     const maxLen = min(left, MAX_MATCH);
     const cur = load<u32>(p);
-    const b = BUCKETS + (<usize>((cur * 0x1e35a7bd) >>> (32 - HASH_BITS)) << 3);
+    const b = BUCKETS + (<usize>hashValue(cur) << 3);
     const c0 = <usize>load<u32>(b);
     const c1 = <usize>load<u32>(b + 4);
     store<u32>(b + 4, <u32>c0);
@@ -719,7 +722,7 @@ function writeBlock(bs: usize, be: usize, last: bool): void {
 
   let dyn: u64 = 3 + 5 + 5 + 4 + 3 * <u64>hclen;
   for (let i: u32 = 0; i < 19; i++) dyn += <u64>load<u32>(CFREQ + (<usize>i << 2)) * <u64>load<u8>(CLEN + i);
-  dyn += 2 * <u64>load<u32>(CFREQ + (16 << 2)) + 3 * <u64>load<u32>(CFREQ + (17 << 2)) + 7 * <u64>load<u32>(CFREQ + (18 << 2));
+  for (let i: u32 = 16; i < 19; i++) dyn += <u64>load<u32>(CFREQ + (<usize>i << 2)) * <u64>precodeExtra(i);
   dyn += dataBits(LLEN, DLEN);
   const fix: u64 = 3 + dataBits(FLLEN, FDLEN);
   const len = <u32>(be - bs);
@@ -750,9 +753,7 @@ function writeBlock(bs: usize, be: usize, last: bool): void {
       const v = <u32>load<u16>(RLE + (<usize>i << 1));
       const s = v & 0xff;
       put(<u32>load<u16>(CCODE + (<usize>s << 1)), <u32>load<u8>(CLEN + s));
-      if (s == 16) put(v >> 8, 2);
-      else if (s == 17) put(v >> 8, 3);
-      else if (s == 18) put(v >> 8, 7);
+      put(v >> 8, precodeExtra(s)); // no bits for a plain length (0-15), whose extra is 0
       flush();
     }
     writeSymbols(LLEN, LCODE, DLEN, DCODE);

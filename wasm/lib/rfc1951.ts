@@ -17,8 +17,9 @@
 //     no extra bits, code c has (c >> 1) - 1.
 //   fixed code (3.2.6): literal/length symbols 0-143 take 8 bits, 144-255 9,
 //     256-279 7, 280-287 8; every distance symbol 0-31 takes 5.
-//   code length code order (3.2.7): the order in which a dynamic block's
-//     header lists the 3-bit lengths of the 19 code length codes.
+//   code length code (3.2.7): the order in which a dynamic block's header
+//     lists the 3-bit lengths of its 19 codes, and the extra bits of its
+//     repeat codes 16-18.
 
 /** Number of length codes (symbols 257-285). */
 export const LENGTH_CODES: u32 = 29;
@@ -38,6 +39,16 @@ export const PRECODE_ORDER: usize = memory.data<u8>([16, 17, 18, 0, 8, 7, 9, 6, 
 // @ts-ignore: decorator
 @inline export function distanceExtra(c: u32): u32 {
   return c < 4 ? 0 : (c >> 1) - 1;
+}
+
+/**
+ * Extra bits of code length code `s` (0-18): 16 (repeat the previous length
+ * 3-6 times) has 2, 17 (3-10 zeros) 3, 18 (11-138 zeros) 7; the lengths 0-15
+ * have none.
+ */
+// @ts-ignore: decorator
+@inline export function precodeExtra(s: u32): u32 {
+  return s < 16 ? 0 : s == 16 ? 2 : s == 17 ? 3 : 7;
 }
 
 /**
