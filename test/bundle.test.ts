@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import fc from "fast-check";
 import { BUNDLE_MANIFEST_NAME, decodeEntry, encodeEntry, readBundleManifest, writeBundleManifest } from "../src/bundle/manifest.ts";
-import { comparePaths, sameTime, scanTree, settleTimestamps } from "../src/bundle/scan.ts";
+import { comparePaths, CtimeWitness, sameTime, scanTree, settleTimestamps } from "../src/bundle/scan.ts";
 import { diffTree } from "../src/bundle/diff.ts";
 import { parseMtree, unvis } from "../src/bundle/mtree.ts";
 import { readTreeXattrs, setXattr, xattrsSupported } from "../src/bundle/xattr.ts";
@@ -209,3 +209,62 @@ describe("bundle manifest", () => {
   }));
 });
 
+
+describe("ctime witness: the settle wait", () => {
+  const S = 1_700_000_000_000_000_000n; // a whole second, in ns
+  const ms = (n: number) => BigInt(Math.round(n * 1e6));
+  const windowOf = (ctimes: bigint[]) => {
+    const w = new CtimeWitness();
+    for (const c of ctimes) w.add(c);
+    return w.window();
+  };
+
+  test("two steps of the clock that stamped the tree, within 2..20 ms", () => {
+    assert.equal(windowOf([S + ms(4), S + ms(8), S + ms(8), S + ms(16)]), ms(8), "HZ=250: 4 ms steps");
+    assert.equal(windowOf([S + ms(1), S + ms(2), S + ms(3)]), ms(2), "HZ=1000: 1 ms steps");
+    assert.equal(windowOf([S + 100_000n, S + 130_000n]), ms(2), "fine-grained stamps: the 2 ms floor");
+    assert.equal(windowOf([S + ms(10), S + ms(25)]), ms(20), "a 15 ms gap: the 20 ms cap");
+    assert.equal(windowOf([S + ms(7), S + ms(7), S + ms(7)]), ms(20), "one distinct ctime: no step known, 20 ms");
+    assert.equal(windowOf([S, S + 1_000_000_000n]), 1_010_000_000n, "whole seconds only: ~1 s");
+    assert.equal(windowOf([S, S + ms(4)]), ms(8), "one ctime off the second is enough to leave the 1 s case");
+  });
+
+  test("more distinct ctimes than it keeps: the window can only get longer", () => {
+    const w = new CtimeWitness();
+    for (let i = 1; i <= 4096; i++) w.add(S + ms(10 * i));
+    w.add(S + ms(10 * 4096 + 1)); // a 1 ms gap, past what is kept
+    assert.equal(w.window(), ms(20), "the kept samples' 10 ms step (capped), not the unseen 1 ms");
+  });
+
+  test("settle waits until the clock is a window past the newest ctime", async () => {
+    const newest = BigInt(Date.now()) * 1_000_000n;
+    const w = new CtimeWitness();
+    w.add(newest - ms(4));
+    w.add(newest);
+    await w.settle();
+    assert.ok(BigInt(Date.now()) * 1_000_000n >= newest + ms(8), "waited two 4 ms steps");
+    const empty = new CtimeWitness();
+    await empty.settle(); // nothing recorded: returns at once
+  });
+
+  // the property the wait exists for, on this kernel and file system: a
+  // change right after the settle never gets the ctime the scan recorded
+  test("a change right after settling gets a new ctime (same size, mtime put back)", withTree(async (root) => {
+    for (let round = 0; round < 12; round++) {
+      for (let i = 0; i < 40; i++) {
+        w(root, `d${round}/f${i}`, "abcd");
+        if (i % 10 === 9) await new Promise((r) => setTimeout(r, 2)); // span a few clock ticks
+      }
+      const entries = scanTree(root);
+      await settleTimestamps(entries);
+      const newest = entries.reduce((a, e) => (e.ctimeNs > a.ctimeNs ? e : a));
+      const abs = path.join(root, newest.path);
+      const before = fs.lstatSync(abs, { bigint: true });
+      if (newest.type === "file") fs.writeFileSync(abs, "wxyz");
+      else fs.chmodSync(abs, Number(before.mode & 0o7777n));
+      fs.utimesSync(abs, new Date(Number(before.atimeNs / 1_000_000n)), new Date(Number(before.mtimeNs / 1_000_000n)));
+      const after = fs.lstatSync(abs, { bigint: true });
+      assert.notEqual(after.ctimeNs, newest.ctimeNs, `${newest.path}: changed right after the settle, yet its ctime is the recorded one`);
+    }
+  }));
+});

@@ -1,5 +1,5 @@
-// The shortcuts of applying regular files: no fchown when a new file already
-// has the owner it should get (this process's ids, in a directory whose group
+// The shortcuts of applying new entries: no chown when a new file, directory
+// or symlink already has the owner it should get (this process's ids, in a directory whose group
 // this unpack set to this process's gid), and directories the applier made
 // resolved without a walk. The final owners must be the ones every file would
 // get with its own chown, whatever setgid directories, re-declared groups and
@@ -32,12 +32,18 @@ for (const tarKernel of [false, true]) {
           { name: "c/k", data: "k", uid: 0, gid: 0 },
           { name: "c/u", data: "u", uid: 1000, gid: 0 },
           { name: "c/d/", type: "dir", mode: 0o2755, uid: 0, gid: 0 },
+          { name: "a/sub/", type: "dir", mode: 0o755, uid: 0, gid: 0 }, // made in a setgid directory of group 5
+          { name: "a/sl", type: "symlink", linkname: "s", uid: 0, gid: 0 },
+          { name: "c/plain/", type: "dir", mode: 0o755, uid: 0, gid: 0 },
+          { name: "c/plainsl", type: "symlink", linkname: "k", uid: 0, gid: 0 },
         ],
         [
           { name: "a/.wh.b", data: "" },
           { name: "c/", type: "dir", mode: 0o2755, uid: 0, gid: 7 }, // re-declared: group 7, setgid
           { name: "c/h", data: "h", uid: 0, gid: 0 },
           { name: "c/d/x", data: "x", uid: 0, gid: 0 },
+          { name: "c/e/", type: "dir", mode: 0o755, uid: 0, gid: 0 }, // c is setgid, group 7, now
+          { name: "c/esl", type: "symlink", linkname: "h", uid: 0, gid: 0 },
         ],
         [
           { name: "a/b/g", data: "g", uid: 0, gid: 0 }, // a/b is made again, inheriting group 5 from a
@@ -58,6 +64,12 @@ for (const tarKernel of [false, true]) {
       assert.equal(own("c/k"), "0:0");
       assert.equal(own("c/u"), "1000:0");
       assert.equal(own("c/d/x"), "0:0");
+      assert.equal(own("a/sub"), "0:0", "a directory made in a setgid directory of another group");
+      assert.equal(own("a/sl"), "0:0", "a symlink made in a setgid directory of another group");
+      assert.equal(own("c/plain"), "0:0");
+      assert.equal(own("c/plainsl"), "0:0");
+      assert.equal(own("c/e"), "0:0", "a directory made after its parent became setgid of group 7");
+      assert.equal(own("c/esl"), "0:0");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -48,7 +48,7 @@ import { createHash } from "node:crypto";
 import { OcigenError, wrapIo } from "../errors.ts";
 import { noteHashObject } from "../digest/release.ts";
 import process from "node:process";
-import { type BundleEntry, encodeXattrs, type EntryType, forEachEntry, settleAfter, settleTimestamps } from "./scan.ts";
+import { type BundleEntry, CtimeWitness, encodeXattrs, type EntryType, forEachEntry, settleTimestamps } from "./scan.ts";
 import { readPathsXattrs, readTreeXattrs, type Xattrs, xattrsSupported } from "./xattr.ts";
 
 /**
@@ -241,9 +241,7 @@ export class ManifestWriter {
   readonly #tmp: string;
   #fd: number | undefined;
   #buf: string;
-  #max = 0n;
-  #coarse = true;
-  #n = 0;
+  readonly #ctimes = new CtimeWitness();
 
   constructor(bundleDir: string, rootfs: string, opts: ManifestWriterOptions) {
     let rel = path.relative(bundleDir, rootfs);
@@ -270,9 +268,7 @@ export class ManifestWriter {
 
   /** Appends one entry (entries come in manifest order, the root first). */
   add(e: BundleEntry): void {
-    this.#n++;
-    if (e.ctimeNs > this.#max) this.#max = e.ctimeNs;
-    if (e.ctimeNs % 1_000_000_000n !== 0n) this.#coarse = false;
+    this.#ctimes.add(e.ctimeNs);
     if (this.#digests && e.type === "file" && !e.digest) e.digest = fileDigest(path.join(this.#rootfs, e.path));
     this.#buf += encodeEntry(e) + "\n";
     if (this.#buf.length > 1 << 16) { // 64 KiB: a larger rope of small strings outlives the young generation and piles up as old-space garbage
@@ -289,7 +285,7 @@ export class ManifestWriter {
   async finish(): Promise<void> {
     try {
       // settle before publishing (see settleTimestamps)
-      if (this.#n > 0) await settleAfter(this.#max, this.#coarse);
+      await this.#ctimes.settle();
       fs.writeSync(this.#fd!, this.#buf);
       fs.fsyncSync(this.#fd!);
       fs.closeSync(this.#fd!);

@@ -91,13 +91,11 @@ export function sameTime(a: bigint, b: bigint): boolean {
 
 /**
  * Makes the ctime witness sound for what happens after a scan: kernels stamp
- * files with a coarse clock (a few ms; Deno even reports whole seconds), so a
- * change right after the scan could get the very ctime that was recorded.
- * This waits until the clock has moved past the newest recorded ctime by more
- * than that granularity, so every later change gets a different ctime: 20 ms,
- * twice the coarsest the kernel stamps with (one tick at HZ=100; exFAT's
- * 10 ms is no coarser), or ~1 s when every ctime is a whole second (a file
- * system or runtime with second granularity).
+ * files with a coarse clock (one scheduler tick: 1-10 ms; Deno even reports
+ * whole seconds), so a change right after the scan could get the very ctime
+ * that was recorded. This waits until the clock has moved past the newest
+ * recorded ctime by more than that granularity, so every later change gets
+ * a different ctime (see {@linkcode CtimeWitness} for how long that is).
  *
  * @example
  * ```ts
@@ -106,31 +104,103 @@ export function sameTime(a: bigint, b: bigint): boolean {
  * ```
  */
 export async function settleTimestamps(entries: BundleEntry[]): Promise<void> {
-  if (entries.length === 0) return;
-  let max = 0n;
-  let coarse = true;
-  for (const e of entries) {
-    if (e.ctimeNs > max) max = e.ctimeNs;
-    if (e.ctimeNs % 1_000_000_000n !== 0n) coarse = false;
-  }
-  await settleAfter(max, coarse);
+  const w = new CtimeWitness();
+  for (const e of entries) w.add(e.ctimeNs);
+  await w.settle();
 }
 
+/** Distinct ctimes a {@linkcode CtimeWitness} keeps to find the clock's step. */
+const STEP_SAMPLES = 4096;
+/** The wait when the step is unknown (fewer than two distinct ctimes): twice a 100 Hz tick; exFAT's 10 ms is no coarser. */
+const WINDOW_DEFAULT_NS = 20_000_000n;
+/** The shortest wait, whatever the step. */
+const WINDOW_MIN_NS = 2_000_000n;
+/** The wait when every ctime is a whole second (a file system or runtime with second granularity). */
+const WINDOW_SECONDS_NS = 1_010_000_000n;
+
 /**
- * The wait of {@linkcode settleTimestamps}, given the newest recorded ctime
- * and whether every recorded ctime was a whole number of seconds (for callers
- * that stream entries instead of keeping them).
+ * What the settle wait needs from the ctimes a scan recorded: the newest,
+ * whether all are whole seconds, and the step of the clock that stamped
+ * them, i.e. how long a later change could still get the newest one.
+ *
+ * The step is the smallest gap between two distinct recorded ctimes. A
+ * coarse kernel clock only takes values a whole tick apart (the timekeeper
+ * advances in tick-sized steps), so that gap is at least one tick, and the
+ * clock lags the precise time (`Date.now()`) by at most one tick: once
+ * `Date.now()` is two steps past the newest ctime, every later change is
+ * stamped later than it. A file system with its own granularity (exFAT:
+ * 10 ms) only has values that far apart. Gaps smaller than a tick come only
+ * from fine-grained stamps (multigrain timestamps, Linux 6.13+), which the
+ * kernel hands out so that a change after a stat never repeats the ctime
+ * that stat saw; there any wait is enough. Bounds: at least 2 ms, at most
+ * 20 ms (also when fewer than two distinct ctimes give no step); ~1 s when
+ * every ctime is a whole second. The first {@linkcode STEP_SAMPLES} distinct
+ * ctimes are kept: the smallest gap among fewer values can only be larger,
+ * which makes the wait longer, never too short.
  *
  * @example
  * ```ts
- * await settleAfter(1700000000123456789n, false); // waits until 20 ms past it
+ * const w = new CtimeWitness();
+ * for (const e of scanTree(rootfs)) w.add(e.ctimeNs);
+ * await w.settle();
  * ```
  */
-export async function settleAfter(max: bigint, coarse: boolean): Promise<void> {
-  const window = coarse ? 1_010_000_000n : 20_000_000n;
-  const now = BigInt(Date.now()) * 1_000_000n;
-  const wait = max + window - now;
-  if (wait > 0n) await new Promise((r) => setTimeout(r, Math.min(1100, Math.ceil(Number(wait) / 1e6))));
+export class CtimeWitness {
+  #max = 0n;
+  #coarse = true;
+  #n = 0;
+  readonly #seen = new Set<bigint>();
+
+  /** Records one entry's ctime (ns). */
+  add(ctimeNs: bigint): void {
+    this.#n++;
+    if (ctimeNs > this.#max) this.#max = ctimeNs;
+    if (this.#coarse && ctimeNs % 1_000_000_000n !== 0n) this.#coarse = false;
+    if (this.#seen.size < STEP_SAMPLES) this.#seen.add(ctimeNs);
+  }
+
+  /**
+   * How long after the newest ctime a change could still be stamped with
+   * it (ns): see the class docs.
+   *
+   * @example
+   * ```ts
+   * const w = new CtimeWitness();
+   * w.add(1_000_000_000_004_000_000n);
+   * w.add(1_000_000_000_008_000_000n);
+   * w.window(); // 8_000_000n: two 4 ms steps
+   * ```
+   */
+  window(): bigint {
+    if (this.#coarse) return WINDOW_SECONDS_NS;
+    const v = [...this.#seen].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    let step = -1n;
+    for (let i = 1; i < v.length; i++) {
+      const d = v[i] - v[i - 1];
+      if (step < 0n || d < step) step = d;
+    }
+    if (step < 0n) return WINDOW_DEFAULT_NS;
+    const w = 2n * step;
+    return w < WINDOW_MIN_NS ? WINDOW_MIN_NS : w > WINDOW_DEFAULT_NS ? WINDOW_DEFAULT_NS : w;
+  }
+
+  /**
+   * Waits until the clock is past the newest recorded ctime by the
+   * {@linkcode window} (no wait when nothing was recorded or that time has
+   * passed already).
+   *
+   * @example
+   * ```ts
+   * await w.settle(); // a change from now on gets a ctime the scan did not record
+   * ```
+   */
+  async settle(): Promise<void> {
+    if (this.#n === 0) return;
+    const now = BigInt(Date.now()) * 1_000_000n;
+    if (now >= this.#max + WINDOW_DEFAULT_NS && !this.#coarse) return; // the longest fine window has passed: no need for the step
+    const wait = this.#max + this.window() - now;
+    if (wait > 0n) await new Promise((r) => setTimeout(r, Math.min(1100, Math.ceil(Number(wait) / 1e6))));
+  }
 }
 
 /**

@@ -33,7 +33,7 @@ import type { TarHandler } from "../tar/parser.ts";
 import type { TarEntryHeader } from "../tar/header.ts";
 import { ResolveError, RootResolver, cleanEntryPath } from "../rootfs/resolve.ts";
 import { DeferredMeta } from "./deferred.ts";
-import { type ApplyState, processUmask } from "./state.ts";
+import type { ApplyState } from "./state.ts";
 import { type IdMapping, toHost } from "./idmap.ts";
 import { asEntryError, entryAtime, entryError, LayerWrites, planEntry } from "./plan.ts";
 import { mknod } from "./special.ts";
@@ -156,12 +156,13 @@ export class LayerApplier implements TarHandler {
     if (h.type === "file") {
       // the common case, a new file: create it directly (O_EXCL, never following
       // a symlink); only when something is in the way look at it and replace it.
-      // Without setuid/setgid/sticky bits and when the umask keeps every bit of
-      // the mode, the file is created with its final mode (no fchmod later);
-      // otherwise 0600 now and the mode after the owner, as always.
-      const um = processUmask();
+      // Without setuid/setgid/sticky bits and when creating keeps every bit of
+      // the mode (the umask, or a default ACL: ApplyState.keptModeBits), the
+      // file is created with its final mode (no fchmod later); otherwise 0600
+      // now and the mode after the owner, as always.
+      const kept = this.state.anyXattrs ? null : this.state.keptModeBits;
       const m = h.mode & 0o777;
-      this.modeDone = (h.mode & 0o7000) === 0 && um !== null && (m & um) === 0;
+      this.modeDone = (h.mode & 0o7000) === 0 && kept !== null && (m & ~kept) === 0;
       this.fd = this.createFile(abs, rel, entryName, this.modeDone ? m : 0o600);
       this.cur = h;
       this.curRel = rel;
@@ -170,6 +171,19 @@ export class LayerApplier implements TarHandler {
       this.hash = this.state.written && !this.readerDigests ? new FileHash(h.size, this.sparse) : null;
       this.given = null;
       this.writes.mark(rel);
+      return;
+    }
+    // a new directory or symlink, the common case, is made directly (neither
+    // mkdir nor symlink follows or replaces what is in the way: EEXIST); only
+    // then is the path looked at, and what is there replaced or reused
+    if (h.type === "dir" && this.made(() => fs.mkdirSync(abs, 0o700), "mkdir", entryName)) {
+      this.dirMeta(h, rel, abs, true);
+      this.r.learnDir(comps, { abs, rel });
+      this.writes.mark(rel);
+      return;
+    }
+    if (h.type === "symlink" && this.made(() => fs.symlinkSync(h.linkname, abs), "symlink", entryName)) {
+      this.symlinkMeta(h, rel, abs, entryName, true);
       return;
     }
     let st: fs.Stats | undefined;
@@ -217,7 +231,7 @@ export class LayerApplier implements TarHandler {
         } catch (e) {
           throw wrapIo(e, "mkdir", entryName);
         }
-        this.dirMeta(h, rel, abs);
+        this.dirMeta(h, rel, abs, true);
         // the entries below it resolve it without a walk
         this.r.learnDir(comps, { abs, rel });
         this.writes.mark(rel);
@@ -236,10 +250,7 @@ export class LayerApplier implements TarHandler {
         // re-walking every path after each of a layer's symlinks cost ~13% of
         // the main thread on the bench image. Replacements still invalidate.
         if (st) this.r.invalidate();
-        this.owner(h, rel, abs, true);
-        this.later.queueXattrs(h, rel, abs, true);
-        this.times(h, abs, entryName, true);
-        this.writes.mark(rel);
+        this.symlinkMeta(h, rel, abs, entryName, true);
         return;
       }
       case "link": {
@@ -336,7 +347,7 @@ export class LayerApplier implements TarHandler {
   }
 
   /** The owner to give the entry's file (host ids), or null when nothing is to change (rootless: recorded instead). */
-  private ownerIds(h: TarEntryHeader, rel: string, fd: number): { uid: number; gid: number } | null {
+  private ownerIds(h: TarEntryHeader, rel: string, made: boolean): { uid: number; gid: number } | null {
     const uid = this.mapId(h.uid, this.state.opts.uidMap, "uid", rel);
     const gid = this.mapId(h.gid, this.state.opts.gidMap, "gid", rel);
     if (this.state.rootless) {
@@ -344,17 +355,18 @@ export class LayerApplier implements TarHandler {
       else this.state.owners.delete(rel);
       return null;
     }
-    if (fd >= 0 && uid === this.state.euid && gid === this.state.egid) {
-      // a file just created (O_EXCL) is owned by this process's uid, and has
-      // its gid when the directory has it too: nothing to change
+    if (made && uid === this.state.euid && gid === this.state.egid) {
+      // an entry this applier just made (a file created O_EXCL, a directory or
+      // symlink that did not exist) is owned by this process's uid, and has its
+      // gid when the directory has it too: nothing to change
       const slash = rel.lastIndexOf("/");
       if (this.state.dirGroups.get(slash < 0 ? "" : rel.slice(0, slash)) === gid) return null;
     }
     return { uid, gid };
   }
 
-  private owner(h: TarEntryHeader, rel: string, abs: string, link: boolean, fd = -1): void {
-    const ids = this.ownerIds(h, rel, fd);
+  private owner(h: TarEntryHeader, rel: string, abs: string, link: boolean, fd = -1, made = fd >= 0): void {
+    const ids = this.ownerIds(h, rel, made);
     if (!ids) return;
     const { uid, gid } = ids;
     try {
@@ -385,8 +397,31 @@ export class LayerApplier implements TarHandler {
     }
   }
 
-  private dirMeta(h: TarEntryHeader, rel: string, abs: string): void {
-    this.owner(h, rel || ".", abs, false);
+  /**
+   * Runs `make` (a mkdir or symlink of a new entry): true when it made it,
+   * false when something is in the way (EEXIST); other errors are thrown,
+   * naming the entry.
+   */
+  private made(make: () => void, op: string, entryName: string): boolean {
+    try {
+      make();
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw wrapIo(e, op, entryName);
+    }
+  }
+
+  /** Owner, xattrs and times of the symlink just made at `abs`. */
+  private symlinkMeta(h: TarEntryHeader, rel: string, abs: string, entryName: string, made: boolean): void {
+    this.owner(h, rel, abs, true, -1, made);
+    this.later.queueXattrs(h, rel, abs, true);
+    this.times(h, abs, entryName, true);
+    this.writes.mark(rel);
+  }
+
+  private dirMeta(h: TarEntryHeader, rel: string, abs: string, made = false): void {
+    this.owner(h, rel || ".", abs, false, -1, made);
     if (!this.state.rootless) this.state.dirGroups.set(rel, this.mapId(h.gid, this.state.opts.gidMap, "gid", rel || "."));
     // The mode applies at once (children created later inherit setgid and its group,
     // as on any filesystem and as umoci does); rootless keeps u+rwx until the layer ends.
@@ -490,7 +525,7 @@ export class LayerApplier implements TarHandler {
     let length = this.pos;
     try {
       if (this.sparse) fs.ftruncateSync(fd, h.size);
-      const ids = this.ownerIds(h, rel, fd);
+      const ids = this.ownerIds(h, rel, true);
       if (ids) {
         flags |= FinishFlag.CHOWN;
         uid = ids.uid;

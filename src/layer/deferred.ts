@@ -25,6 +25,16 @@ import type { ApplyState } from "./state.ts";
 import { asEntryError, entryAtime, xattrsToSet } from "./plan.ts";
 import { haveSetfattr, listXattrs, removeXattr, setXattrs, type XattrSet } from "./special.ts";
 
+/** Sets the times of what is at `abs` without following a symlink there; nothing when nothing is there. */
+function lutimesIfThere(abs: string, atime: number, mtime: number): void {
+  try {
+    fs.lutimesSync(abs, atime, mtime);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw e;
+  }
+}
+
 interface DirFixup {
   mode: number;
   atime: number;
@@ -95,8 +105,12 @@ export class DeferredMeta {
   declareDir(h: TarEntryHeader, rel: string): void {
     this.#dirFixups.delete(rel); // re-insert: later entries win and order stays by last write
     // rootless: directories stay owner-accessible (u+rwx), or the tree could not be
-    // read, repacked or removed by its unprivileged owner
-    this.#dirFixups.set(rel, { mode: this.state.rootless ? h.mode | 0o700 : h.mode, atime: entryAtime(h), mtime: h.mtime });
+    // read, repacked or removed by its unprivileged owner. Otherwise the mode was
+    // set when the directory was declared (the applier's dirMeta) and nothing but
+    // the entry's own xattrs (a POSIX ACL rewrites mode bits) changes it before
+    // the end: then only the times are set again (mode -1)
+    const mode = this.state.rootless ? h.mode | 0o700 : Object.keys(h.xattrs).length > 0 ? h.mode : -1;
+    this.#dirFixups.set(rel, { mode, atime: entryAtime(h), mtime: h.mtime });
   }
 
   /**
@@ -164,14 +178,24 @@ export class DeferredMeta {
   finish(): void {
     this.flushXattrs();
     // directories: deepest first, so restoring a parent's mtime comes after its children changed
-    const dirs: Array<[string, DirFixup | { mode: -1; atime: number; mtime: number }]> = [...this.#dirFixups.entries()];
-    for (const [rel, t] of this.#keepTimes) if (!this.#dirFixups.has(rel)) dirs.push([rel, { mode: -1, ...t }]);
+    // declared: a directory this layer declared (its fixup is forgotten when it
+    // is removed or replaced); kept: one whose times the layer's changes below it
+    // must not move, which may have been replaced by anything since
+    const dirs: Array<[string, DirFixup, boolean]> = [...this.#dirFixups].map(([rel, fx]) => [rel, fx, true]);
+    for (const [rel, t] of this.#keepTimes) if (!this.#dirFixups.has(rel)) dirs.push([rel, { mode: -1, ...t }, false]);
     this.#keepTimes.clear();
     dirs.sort((a, b) => depth(b[0]) - depth(a[0]));
-    for (const [rel, fx] of dirs) {
-      const here = this.#locateDir(rel);
-      if (!here) continue;
+    for (const [rel, fx, declared] of dirs) {
       try {
+        if (declared && fx.mode < 0) {
+          // times only, of a directory still declared: no look needed, as lutimes
+          // never follows the last component and the parent is resolved safely
+          const here = this.#placeDir(rel);
+          if (here) lutimesIfThere(here, fx.atime, fx.mtime);
+          continue;
+        }
+        const here = this.#locateDir(rel);
+        if (!here) continue;
         if (fx.mode >= 0) fs.chmodSync(here, fx.mode & 0o7777);
         fs.utimesSync(here, fx.atime, fx.mtime);
       } catch (e) {
@@ -226,13 +250,19 @@ export class DeferredMeta {
     }
   }
 
-  /** Re-resolves a root-relative directory path safely; null unless it is (still) a real directory. */
-  #locateDir(rel: string): string | null {
+  /** The absolute path of root-relative `rel` when its parent still resolves safely to a real directory, else null. */
+  #placeDir(rel: string): string | null {
     if (rel === "") return this.#r.root;
     const comps = rel.split("/");
     const parent = this.#r.resolveDir(comps.slice(0, -1), false);
     if (!parent || parent.rel !== comps.slice(0, -1).join("/")) return null;
-    const abs = this.#r.abs(rel);
+    return this.#r.abs(rel);
+  }
+
+  /** Re-resolves a root-relative directory path safely; null unless it is (still) a real directory. */
+  #locateDir(rel: string): string | null {
+    const abs = this.#placeDir(rel);
+    if (abs === null || rel === "") return abs;
     try {
       return fs.lstatSync(abs).isDirectory() ? abs : null;
     } catch {

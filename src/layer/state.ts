@@ -9,7 +9,6 @@
  * @module
  */
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import type { InflateMode } from "../compress/inflate-worker.ts";
@@ -108,9 +107,24 @@ export class ApplyState {
   /** With `opts.recordDigests`: the sha256 of the regular files written, by inode. */
   readonly written: WrittenDigests | null;
   private myUid = typeof process.getuid === "function" ? process.getuid() : -1;
+  /**
+   * The permission bits a new file keeps in this tree, or `null` when not
+   * known (then every file gets an explicit chmod). Creating a file ANDs the
+   * requested mode with the complement of the umask or, below a directory
+   * with a default ACL, with that ACL's permissions (the umask is ignored
+   * then), so a file whose mode fits is created with its final mode and
+   * needs no chmod. Found by creating a probe file (mode 0777) in the root
+   * when the state is made, and only when the root is empty: every directory
+   * the unpack then makes inherits the root's default ACL, so the bits hold
+   * throughout (until a layer sets xattrs of its own, which may be ACLs: the
+   * applier stops using them then). An existing tree may carry other default
+   * ACLs further down: `null`.
+   */
+  readonly keptModeBits: number | null;
 
   constructor(readonly root: string, readonly opts: ApplyOptions = {}) {
     this.rootless = opts.rootless ?? !runningAsRoot();
+    this.keptModeBits = probeKeptModeBits(root);
     this.written = opts.recordDigests ? new WrittenDigests() : null;
     this.resolver = new RootResolver(root, {
       onEnter: (rel, abs, st) => {
@@ -128,31 +142,23 @@ export class ApplyState {
   }
 }
 
-let umaskProbe: number | null | undefined;
 /**
- * The process umask, found once by creating a probe file (mode 0777) in the
- * temp directory (portable: no `process.umask()` read, deprecated in Node);
- * `null` when it cannot be found (then every file gets an explicit chmod).
- *
- * @example
- * ```ts
- * const um = processUmask(); // 0o022 usually
- * ```
+ * The permission bits a file created in the empty directory `root` keeps
+ * (see `ApplyState.keptModeBits`); `null` when `root` is not empty or
+ * cannot be probed.
  */
-export function processUmask(): number | null {
-  if (umaskProbe !== undefined) return umaskProbe;
-  umaskProbe = null;
-  const probe = path.join(os.tmpdir(), `.ocigen-umask-${process.pid}-${Math.random().toString(36).slice(2)}`);
+function probeKeptModeBits(root: string): number | null {
   try {
+    if (fs.readdirSync(root).length > 0) return null;
+    const probe = path.join(root, `.ocigen-mode-probe-${process.pid}-${Math.random().toString(36).slice(2)}`);
     const fd = fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o777);
     try {
-      umaskProbe = 0o777 & ~(fs.fstatSync(fd).mode & 0o777);
+      return fs.fstatSync(fd).mode & 0o777;
     } finally {
       fs.closeSync(fd);
       fs.unlinkSync(probe);
     }
   } catch {
-    umaskProbe = null;
+    return null;
   }
-  return umaskProbe;
 }
