@@ -220,7 +220,7 @@ export interface ManifestWriterOptions {
 /**
  * Writes `BUNDLE/ocigen.mtree.jsonl` entry by entry (in manifest order) to a
  * temporary file; `finish()` waits until the recorded ctimes are settled
- * ({@linkcode settleAfter}) and renames it into place.
+ * ({@linkcode CtimeWitness}) and renames it into place.
  *
  * @example
  * ```ts
