@@ -72,7 +72,8 @@ const cfg = join(work, "sea-config.json");
 // 1. CJS bundle. import.meta.* has no meaning in CJS: map it to the binary's path.
 execFileSync(bin("esbuild"), [
   "src/main.ts", `--outfile=${cjs}`, "--bundle", "--platform=node", "--format=cjs", "--target=node20",
-  "--main-fields=module,main", "--log-level=warning", // as .ci/build.mjs: packages without "exports" from their tree-shakable ES build "--define:__OCIGEN_SEA__=true", ...await workerDefines(root),
+  // as .ci/build.mjs: a package without an "exports" map from its tree-shakable ES module build
+  "--main-fields=module,main", "--log-level=warning", "--define:__OCIGEN_SEA__=true", ...await workerDefines(root),
   "--define:import.meta.url=__ocigen_meta_url", "--define:import.meta.filename=__filename",
   "--define:import.meta.dirname=__dirname",
   ...(minify ? ["--minify-whitespace", "--minify-syntax"] : []),
