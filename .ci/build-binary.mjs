@@ -33,8 +33,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { workerDefines } from "./worker-bundles.mjs";
-import { trainCodeCache, wrapProgram } from "./code-cache.mjs";
+import { cliBundleArgs, trainCodeCache, wrapProgram } from "./code-cache.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (n) => join(root, "node_modules", ".bin", n);
@@ -71,11 +70,7 @@ const cfg = join(work, "sea-config.json");
 
 // 1. CJS bundle. import.meta.* has no meaning in CJS: map it to the binary's path.
 execFileSync(bin("esbuild"), [
-  "src/main.ts", `--outfile=${cjs}`, "--bundle", "--platform=node", "--format=cjs", "--target=node20",
-  // as .ci/build.mjs: a package without an "exports" map from its tree-shakable ES module build
-  "--main-fields=module,main", "--log-level=warning", "--define:__OCIGEN_SEA__=true", ...await workerDefines(root),
-  "--define:import.meta.url=__ocigen_meta_url", "--define:import.meta.filename=__filename",
-  "--define:import.meta.dirname=__dirname",
+  ...await cliBundleArgs(root), `--outfile=${cjs}`, "--define:__OCIGEN_SEA__=true",
   ...(minify ? ["--minify-whitespace", "--minify-syntax"] : []),
 ], { cwd: root, stdio: "inherit" });
 

@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { workerDefines } from "./worker-bundles.mjs";
-import { loaderText, trainCodeCache, wrapProgram } from "./code-cache.mjs";
+import { cliBundleArgs, loaderText, trainCodeCache, wrapProgram } from "./code-cache.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (n) => join(root, "node_modules", ".bin", n);
@@ -45,13 +45,7 @@ const common = ["--bundle", "--platform=node", "--format=esm", "--target=node20"
 mkdirSync(join(root, "dist"), { recursive: true });
 // The CLI: one CommonJS program inside a small loader that compiles it with a
 // V8 code cache made here (see .ci/code-cache.mjs).
-// --main-fields: a package without an "exports" map is taken from its ES module
-// build, which esbuild can tree-shake (hash-wasm: 234 KB of UMD, every algorithm
-// embedded, against the 22 KB of the one the bench uses; the packages with an
-// "exports" map are resolved through it either way)
-const cjs = execFileSync(bin("esbuild"), ["src/main.ts", "--bundle", "--platform=node", "--format=cjs", "--target=node20",
-  "--main-fields=module,main", "--log-level=warning", ...await workerDefines(root), "--define:import.meta.url=__ocigen_meta_url",
-  "--define:import.meta.filename=__filename", "--define:import.meta.dirname=__dirname", "--minify-whitespace", "--minify-syntax"], { cwd: root, encoding: "utf8", maxBuffer: 1 << 30 });
+const cjs = execFileSync(bin("esbuild"), [...await cliBundleArgs(root), "--minify-whitespace", "--minify-syntax"], { cwd: root, encoding: "utf8", maxBuffer: 1 << 30 });
 const dynImport = cjs.split("\n").flatMap((l, i) => (/(?<![\w$.])import\(/.test(l) ? [`${i + 1}: ${l.trim().slice(0, 120)}`] : []));
 // node:vm runs the program without a dynamic-import callback (as a single executable does)
 if (dynImport.length) throw new Error(`build: the CLI bundle calls import() at run time, which its loader cannot:\n${dynImport.join("\n")}`);

@@ -148,12 +148,10 @@ const WINDOW_SECONDS_NS = 1_010_000_000n;
 export class CtimeWitness {
   #max = 0n;
   #coarse = true;
-  #n = 0;
   readonly #seen = new Set<bigint>();
 
   /** Records one entry's ctime (ns). */
   add(ctimeNs: bigint): void {
-    this.#n++;
     if (ctimeNs > this.#max) this.#max = ctimeNs;
     if (this.#coarse && ctimeNs % 1_000_000_000n !== 0n) this.#coarse = false;
     if (this.#seen.size < STEP_SAMPLES) this.#seen.add(ctimeNs);
@@ -195,7 +193,7 @@ export class CtimeWitness {
    * ```
    */
   async settle(): Promise<void> {
-    if (this.#n === 0) return;
+    if (this.#seen.size === 0) return; // nothing recorded (every add keeps at least the first ctime)
     const now = BigInt(Date.now()) * 1_000_000n;
     if (now >= this.#max + WINDOW_DEFAULT_NS && !this.#coarse) return; // the longest fine window has passed: no need for the step
     const wait = this.#max + this.window() - now;
