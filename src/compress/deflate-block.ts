@@ -56,8 +56,9 @@ export function looksIncompressible(b: Uint8Array): boolean {
 }
 
 /**
- * The result of {@linkcode deflateBlock}: raw DEFLATE bytes (a fresh array
- * that owns its whole buffer, so a worker can transfer it as it is), the
+ * The result of {@linkcode deflateBlock}: raw DEFLATE bytes (a fresh array,
+ * or the start of the buffer the caller passed, so a worker can transfer its
+ * whole buffer as it is), the
  * CRC-32 of the block's input and its length.
  *
  * @example
@@ -74,16 +75,23 @@ export interface DeflatedBlock {
 /**
  * Deflates one block: `buf` holds `dict` dictionary bytes, then the block's
  * input; `final` ends the DEFLATE stream, otherwise the block ends with a sync
- * flush (byte-aligned, so blocks concatenate).
+ * flush (byte-aligned, so blocks concatenate). `into` as in `wasmDeflateRaw`
+ * (a recycled output buffer, and the least buffer size of a fresh one).
  *
  * @example
  * ```ts
  * const { out, crc, len } = deflateBlock(new TextEncoder().encode("hello"), 0, true, 3);
  * ```
  */
-export function deflateBlock(buf: Uint8Array, dict: number, final: boolean, level: number): DeflatedBlock {
+export function deflateBlock(
+  buf: Uint8Array,
+  dict: number,
+  final: boolean,
+  level: number,
+  into?: { buffer?: ArrayBuffer; capacity?: number },
+): DeflatedBlock {
   const input = buf.subarray(dict);
-  const out = wasmDeflateRaw(buf, dict, final, looksIncompressible(input) ? 0 : level);
+  const out = wasmDeflateRaw(buf, dict, final, looksIncompressible(input) ? 0 : level, into);
   return { out, crc: crc32(input, 0), len: input.length };
 }
 

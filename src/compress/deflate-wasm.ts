@@ -37,7 +37,10 @@ let kernel: { ex: DeflateExports; mem: MemoryView } | null = null;
  * last 32 KiB of it) as the history matches may reach into. `final` ends the
  * DEFLATE stream; otherwise the output ends with a sync flush (an empty
  * stored block, byte-aligned), so that blocks compressed this way
- * concatenate into one stream. The result is a fresh array.
+ * concatenate into one stream. The result is a fresh array, or a view of
+ * the start of `into` when that buffer is large enough (a caller's recycled
+ * output buffer); a fresh one gets at least `capacity` bytes of buffer, so
+ * that it can be recycled for later blocks.
  *
  * @example
  * ```ts
@@ -47,7 +50,13 @@ let kernel: { ex: DeflateExports; mem: MemoryView } | null = null;
  * zlib.inflateRawSync(raw).toString(); // "hello hello hello hello"
  * ```
  */
-export function wasmDeflateRaw(buf: Uint8Array, dict: number, final: boolean, level: number): Uint8Array {
+export function wasmDeflateRaw(
+  buf: Uint8Array,
+  dict: number,
+  final: boolean,
+  level: number,
+  into?: { buffer?: ArrayBuffer; capacity?: number },
+): Uint8Array {
   if (!kernel) {
     const ex = instantiateKernel("deflate", wasmBase64).exports as unknown as DeflateExports;
     ex.init();
@@ -60,5 +69,9 @@ export function wasmDeflateRaw(buf: Uint8Array, dict: number, final: boolean, le
   mem.u8.set(buf, ptr);
   const n = ex.deflate(d, buf.length, final, Math.max(0, Math.min(9, Math.round(level))));
   const at = ex.outPtr();
-  return mem.u8.slice(at, at + n);
+  if (!into) return mem.u8.slice(at, at + n);
+  const b = into.buffer && into.buffer.byteLength >= n ? into.buffer : new ArrayBuffer(Math.max(n, into.capacity ?? 0));
+  const out = new Uint8Array(b, 0, n);
+  out.set(mem.u8.subarray(at, at + n));
+  return out;
 }

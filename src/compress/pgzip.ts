@@ -21,6 +21,15 @@
  *   an abandoned iteration terminates the workers; errors propagate.
  * - An input that fits in one block, or a runtime that cannot start worker
  *   threads, is compressed in the calling thread (same bytes).
+ * - {@linkcode parallelGzipFiles} takes file contents as
+ *   {@linkcode FileSpan}s (`file-span.ts`) which the worker deflating a
+ *   block reads itself, so the calling thread only plans the stream. A block
+ *   whose dictionary region covers a span is read there twice (its own
+ *   worker and the next block's); before a block is emitted its dictionary
+ *   is compared with the previous block's input as actually read, and on a
+ *   difference (a file changed between the two reads) the block is deflated
+ *   again in the calling thread with the right dictionary, so the stream
+ *   always inflates to the bytes that were hashed.
  *
  * Workers run the TypeScript module `worker/deflate-worker-main.ts`
  * (started by `worker/spawn.ts`, as the inflate worker is); they and the
@@ -30,13 +39,16 @@
  * @module
  */
 import os from "node:os";
+import { Buffer } from "node:buffer";
 import type { Worker } from "node:worker_threads";
-import { OcigenError } from "../errors.ts";
+import { type ErrorCode, OcigenError } from "../errors.ts";
 import { deflateBlock } from "./deflate-block.ts";
+import { type FileSpan, fillHoles, type Hole } from "./file-span.ts";
 import type { DeflateReply, DeflateRequest } from "./worker/deflate-worker-main.ts";
 import { spawnWorker } from "./worker/spawn.ts";
 
 export { looksIncompressible } from "./deflate-block.ts";
+export type { FileSpan } from "./file-span.ts";
 
 /** DEFLATE window: the dictionary each block gets from the one before. */
 const DICT = 32 * 1024;
@@ -63,7 +75,40 @@ export interface ParallelGzipOptions {
   workers?: number;
   /** What is being compressed, for error messages (default "layer"). */
   what?: string;
+  /**
+   * Reuse output buffers: a chunk this generator yields may be overwritten
+   * once the consumer asks for the next one (true for a consumer that writes
+   * each chunk out before it pulls the next, as `writeBlob` does). Saves a
+   * fresh buffer, and its page faults, per block.
+   */
+  recycle?: boolean;
 }
+
+/**
+ * Options of {@linkcode parallelGzipFiles}.
+ *
+ * @example
+ * ```ts
+ * const o: ParallelGzipFilesOptions = { onInput: (b) => hasher.update(b), recycle: true };
+ * ```
+ */
+export interface ParallelGzipFilesOptions extends ParallelGzipOptions {
+  /** Called with the uncompressed input, in order, once each block is read (e.g. to hash it). */
+  onInput?: (bytes: Uint8Array) => void;
+  /** Called when a block's dictionary had changed since the block before it was read, and the block was deflated again here. */
+  onRedo?: (seq: number) => void;
+}
+
+/**
+ * A piece of {@linkcode parallelGzipFiles}'s input: bytes, or a range of a
+ * file that the compressing thread reads.
+ *
+ * @example
+ * ```ts
+ * const pieces: GzipPiece[] = [header, { path: "/t/a", name: "a", pos: 0, len: 3, size: 3, ino: 0 }, padding];
+ * ```
+ */
+export type GzipPiece = Uint8Array | FileSpan;
 
 const POLY = 0xedb88320;
 
@@ -134,6 +179,8 @@ interface Result {
   out: Uint8Array;
   crc: number;
   len: number;
+  /** The block's buffer (dictionary, then input as read, up to `end`), handed back. */
+  buf?: ArrayBuffer;
 }
 
 interface Task {
@@ -143,6 +190,10 @@ interface Task {
   end: number;
   dict: number;
   final: boolean;
+  /** File ranges of `buf` the worker reads before deflating (dictionary included). */
+  holes?: Hole[];
+  /** A recycled output buffer, and the size of a fresh one ({@linkcode ParallelGzipOptions.recycle}). */
+  recycle?: { out?: ArrayBuffer; capacity: number };
 }
 
 /** The default worker count: the CPUs this process may use, at most 8. */
@@ -158,8 +209,6 @@ class Pool {
   private readonly queue: Task[] = [];
   private readonly results = new Map<number, Result>();
   private waiter: (() => void) | null = null;
-  /** Input buffers handed back by the workers, for reuse. */
-  readonly spare: ArrayBuffer[] = [];
   failure: Error | null = null;
 
   constructor(n: number, private readonly level: number, private readonly what: string) {
@@ -178,8 +227,11 @@ class Pool {
 
   private closed = false;
 
-  private fail(why: string): void {
-    if (!this.failure) this.failure = new OcigenError("EREPACK", `Cannot compress ${this.what} (gzip): ${why}`);
+  private fail(why: string, code?: string): void {
+    if (!this.failure) {
+      // an OcigenError raised in the worker (a file it read) keeps its code and message
+      this.failure = code ? new OcigenError(code as ErrorCode, why) : new OcigenError("EREPACK", `Cannot compress ${this.what} (gzip): ${why}`);
+    }
     this.wake();
   }
 
@@ -190,9 +242,8 @@ class Pool {
   }
 
   private onReply(w: Worker, m: DeflateReply): void {
-    if (m.error !== undefined) return this.fail(m.error);
-    this.results.set(m.seq, { out: m.out!, crc: m.crc!, len: m.len! });
-    if (m.buf && this.spare.length < 4) this.spare.push(m.buf);
+    if (m.error !== undefined) return this.fail(m.error, m.code);
+    this.results.set(m.seq, { out: m.out!, crc: m.crc!, len: m.len!, buf: m.buf });
     const next = this.queue.shift();
     if (next) this.post(w, next);
     else {
@@ -206,7 +257,7 @@ class Pool {
     // a busy worker keeps the process alive (its result is awaited); an idle one does not
     w.ref();
     const m: DeflateRequest = { ...t, level: this.level };
-    w.postMessage(m, [t.buf]);
+    w.postMessage(m, t.recycle?.out ? [t.buf, t.recycle.out] : [t.buf]);
   }
 
   submit(t: Task): void {
@@ -248,7 +299,33 @@ class Pool {
  * await layout.writeBlob(gz, MediaType.LayerGzip);
  * ```
  */
-export async function* parallelGzip(source: AsyncIterable<Uint8Array>, opts: ParallelGzipOptions = {}): AsyncGenerator<Uint8Array> {
+export function parallelGzip(source: AsyncIterable<Uint8Array>, opts: ParallelGzipOptions = {}): AsyncGenerator<Uint8Array> {
+  return gzipBlocks(source, opts);
+}
+
+/**
+ * Compresses a stream given as batches of {@linkcode GzipPiece}s: bytes,
+ * and file ranges that the workers read themselves (see the module docs).
+ * `onInput` sees every input byte, in order, as read.
+ *
+ * @example
+ * ```ts
+ * const h = createDigester();
+ * const gz = parallelGzipFiles(tarPieces(items), { onInput: (b) => h.update(b) });
+ * await layout.writeBlob(gz, MediaType.LayerGzip);
+ * ```
+ */
+export function parallelGzipFiles(source: AsyncIterable<GzipPiece[]>, opts: ParallelGzipFilesOptions = {}): AsyncGenerator<Uint8Array> {
+  return gzipBlocks(source, opts, opts.onInput ?? (() => {}), opts.onRedo);
+}
+
+/** The compressor of both entry points; `onInput` is given exactly when the source has file spans. */
+async function* gzipBlocks(
+  source: AsyncIterable<Uint8Array | GzipPiece[]>,
+  opts: ParallelGzipOptions,
+  onInput?: (bytes: Uint8Array) => void,
+  onRedo?: (seq: number) => void,
+): AsyncGenerator<Uint8Array> {
   const level = Math.max(0, Math.min(9, Math.round(opts.level ?? PGZIP_LEVEL)));
   const block = Math.max(64 * 1024, Math.floor(opts.blockSize ?? PGZIP_BLOCK));
   const nWorkers = Math.max(0, Math.floor(opts.workers ?? defaultWorkers()));
@@ -264,6 +341,17 @@ export async function* parallelGzip(source: AsyncIterable<Uint8Array>, opts: Par
   let buf = new Uint8Array(DICT + block);
   let dict = 0;
   let fill = 0;
+  // file ranges of `buf` still to read (dictionary region included)
+  let holes: Hole[] = [];
+  // the last DICT bytes of the previous emitted block's input, as read (file spans only)
+  let prevTail = new Uint8Array(0);
+  // buffers handed back, for reuse: block inputs, and outputs the consumer is done with (recycle)
+  const spare: ArrayBuffer[] = [];
+  const outSpare: ArrayBuffer[] = [];
+  const keep = maxInFlight + 2;
+  // a fresh output buffer's size when recycling: a block's worst case (stored) fits
+  const outCapacity = block + 64 * 1024;
+  const info = new Map<number, { dict: number; end: number; final: boolean }>();
 
   const account = (r: Result): Uint8Array => {
     crc = crc32Combine(crc, r.crc, r.len);
@@ -276,6 +364,7 @@ export async function* parallelGzip(source: AsyncIterable<Uint8Array>, opts: Par
     const seq = nextSeq++;
     const cur = buf;
     const curDict = dict;
+    const curHoles = holes;
     const used = cur.subarray(0, dict + fill);
     if (!pool && !poolFailed && !(final && seq === 0)) {
       try {
@@ -284,19 +373,55 @@ export async function* parallelGzip(source: AsyncIterable<Uint8Array>, opts: Par
         poolFailed = true; // no worker threads here: compress in this thread
       }
     }
+    // in this thread, the block's files are read now, so the next dictionary is copied complete
+    if (!pool && curHoles.length) fillHoles(cur, curHoles);
+    holes = [];
     if (!final) {
       // the next block starts with the last 32 KiB of this one's input as its dictionary
-      // (copied before this block's buffer is handed to a worker)
+      // (copied before this block's buffer is handed to a worker; file ranges in it are read
+      // again by the next block's worker)
       const nd = Math.min(DICT, used.length);
-      const spare = (pool as Pool | null)?.spare.pop();
-      const next = spare && spare.byteLength === DICT + block ? new Uint8Array(spare) : new Uint8Array(DICT + block);
-      next.set(used.subarray(used.length - nd), 0);
+      const from = used.length - nd;
+      const s = spare.pop();
+      const next = s && s.byteLength === DICT + block ? new Uint8Array(s) : new Uint8Array(DICT + block);
+      next.set(used.subarray(from), 0);
+      if (pool) {
+        for (const h of curHoles) {
+          const a = Math.max(h.at, from);
+          const b = h.at + h.len;
+          if (b > a) holes.push({ ...h, pos: h.pos + (a - h.at), len: b - a, at: a - from });
+        }
+      }
       buf = next;
       dict = nd;
       fill = 0;
     }
-    if (pool) (pool as Pool).submit({ seq, buf: cur.buffer as ArrayBuffer, end: used.length, dict: curDict, final });
-    else local.set(seq, deflateBlock(used, curDict, final, level));
+    if (onInput) info.set(seq, { dict: curDict, end: used.length, final });
+    const recycle = opts.recycle ? { out: outSpare.pop(), capacity: outCapacity } : undefined;
+    if (pool) {
+      const t: Task = { seq, buf: cur.buffer as ArrayBuffer, end: used.length, dict: curDict, final };
+      if (curHoles.length) t.holes = curHoles;
+      if (recycle) t.recycle = recycle;
+      (pool as Pool).submit(t);
+    } else local.set(seq, { ...deflateBlock(used, curDict, final, level, recycle && { buffer: recycle.out, capacity: recycle.capacity }), buf: cur.buffer as ArrayBuffer });
+  };
+
+  // a block's input as read: its dictionary checked against the previous block, then handed to onInput
+  const checked = (seq: number, r: Result): Result => {
+    const at = info.get(seq)!;
+    info.delete(seq);
+    const input = new Uint8Array(r.buf!, 0, at.end);
+    let res = r;
+    if (at.dict > 0 && !sameBytes(input.subarray(0, at.dict), prevTail)) {
+      // a file changed between the two reads of this dictionary: deflate again with the bytes the
+      // previous block really carried, so that the stream inflates to what was hashed
+      input.set(prevTail, 0);
+      onRedo?.(seq);
+      res = { ...deflateBlock(input, at.dict, at.final, level, opts.recycle ? { buffer: r.out.buffer as ArrayBuffer, capacity: outCapacity } : undefined), buf: r.buf };
+    }
+    onInput!(input.subarray(at.dict));
+    prevTail = input.slice(at.end - Math.min(DICT, at.end), at.end);
+    return res;
   };
 
   // takes every finished block in order; with `wait`, blocks until block `upTo - 1` is out
@@ -307,25 +432,47 @@ export async function* parallelGzip(source: AsyncIterable<Uint8Array>, opts: Par
       if (r) local.delete(nextOut);
       else if (p) r = wait ? await p.wait(nextOut) : p.take(nextOut);
       if (!r) return;
+      if (onInput) r = checked(nextOut, r);
       nextOut++;
+      if (r.buf && spare.length < keep) spare.push(r.buf);
       const out = account(r);
       if (out.length) yield out;
+      // the consumer asked for the next chunk: it is done with this one
+      if (opts.recycle && outSpare.length < keep && out.buffer.byteLength >= outCapacity) outSpare.push(out.buffer as ArrayBuffer);
     }
+  }
+
+  // after each full block: emit what is done, and wait while too many blocks are in flight
+  async function* afterBlock(): AsyncGenerator<Uint8Array> {
+    submit(false);
+    yield* drain(nextSeq, false);
+    if (nextSeq - nextOut >= maxInFlight) yield* drain(nextSeq - maxInFlight + 1, true);
   }
 
   try {
     yield gzipHeader(level);
     for await (const chunk of source) {
-      let off = 0;
-      while (off < chunk.length) {
-        const n = Math.min(block - fill, chunk.length - off);
-        buf.set(chunk.subarray(off, off + n), dict + fill);
-        fill += n;
-        off += n;
-        if (fill === block) {
-          submit(false);
-          yield* drain(nextSeq, false);
-          if (nextSeq - nextOut >= maxInFlight) yield* drain(nextSeq - maxInFlight + 1, true);
+      const pieces: GzipPiece[] = chunk instanceof Uint8Array ? [chunk] : chunk;
+      for (const p of pieces) {
+        if (p instanceof Uint8Array) {
+          let off = 0;
+          while (off < p.length) {
+            const n = Math.min(block - fill, p.length - off);
+            buf.set(n === p.length ? p : p.subarray(off, off + n), dict + fill);
+            fill += n;
+            off += n;
+            if (fill === block) yield* afterBlock();
+          }
+        } else {
+          if (!onInput) throw new TypeError("parallelGzip: file spans need parallelGzipFiles");
+          let done = 0;
+          while (done < p.len) {
+            const n = Math.min(block - fill, p.len - done);
+            holes.push({ ...p, pos: p.pos + done, len: n, at: dict + fill });
+            fill += n;
+            done += n;
+            if (fill === block) yield* afterBlock();
+          }
         }
       }
     }
@@ -335,4 +482,10 @@ export async function* parallelGzip(source: AsyncIterable<Uint8Array>, opts: Par
   } finally {
     (pool as Pool | null)?.close();
   }
+}
+
+/** Whether two byte ranges are equal. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
 }

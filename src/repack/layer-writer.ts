@@ -3,27 +3,36 @@
  * rootfs) -> tar (via {@linkcode TarWriter}) -> compression -> a layout blob,
  * with the `diff_id` (sha256 of the tar) computed while writing.
  *
- * Memory is bounded: file data is read straight into 1 MiB staging chunks
- * (no intermediate buffer, one sha256 update per chunk) and compressed
- * output flows to the blob writer with backpressure; gzip runs on worker
- * threads (`src/compress/pgzip.ts`, behind `encodeStream`). An uncompressed
- * layer is hashed once: its diff_id is its blob digest. Output is reproducible: items
- * come sorted, numbers are fixed-width, uname/gname are empty, mtimes are
- * whole seconds clamped to `SOURCE_DATE_EPOCH` when set, and the gzip header
- * has mtime 0.
+ * Two readers of file contents give the same tar, byte for byte:
+ * - gzip (the default, parallel): {@linkcode tarPieces} makes only the
+ *   headers; file contents go to `parallelGzipFiles`
+ *   (`src/compress/pgzip.ts`) as file spans that its deflate workers read
+ *   themselves, so this thread walks, plans and hashes while the workers
+ *   read and deflate. The tar's bytes come back in order for the diff_id.
+ * - zstd, none and the portable gzip: {@linkcode tarStream} reads file data
+ *   straight into 1 MiB staging chunks (no intermediate buffer, one sha256
+ *   update per chunk). An uncompressed layer is hashed once: its diff_id is
+ *   its blob digest.
+ *
+ * Both read through `fillHoles` (`src/compress/file-span.ts`): never through
+ * a symlink, never blocking on a FIFO, only the inode the scan saw. Memory is
+ * bounded: a few blocks in flight, compressed output flows to the blob writer
+ * with backpressure. Output is reproducible: items come sorted, numbers are
+ * fixed-width, uname/gname are empty, mtimes are whole seconds clamped to
+ * `SOURCE_DATE_EPOCH` when set, and the gzip header has mtime 0.
  *
  * @module
  */
-import fs from "node:fs";
 import { Buffer } from "node:buffer";
 import { log } from "../log.ts";
-import { OcigenError, wrapIo } from "../errors.ts";
 import { createDigester, type Digester } from "../digest/index.ts";
 import type { ByteSink } from "../stream/sink.ts";
 import { TarWriter, type TarWriterEntry } from "../tar/writer.ts";
 import type { BundleEntry } from "../bundle/scan.ts";
 import type { Compression } from "../compress/compression.ts";
 import { encodeStream, type GzipMode } from "../compress/encode.ts";
+import { type GzipPiece, parallelGzipFiles } from "../compress/pgzip.ts";
+import { type FileSpan, fillHoles } from "../compress/file-span.ts";
 import { layerMediaType } from "../oci/media-type.ts";
 import type { Descriptor } from "../oci/types.ts";
 import type { Layout } from "../oci/layout.ts";
@@ -150,6 +159,67 @@ function mtimeOf(e: BundleEntry, sde: number | undefined): number {
   return s;
 }
 
+/** Turns layer items into tar headers (`entry`) and the file contents to read after each (`file`). */
+function* tarEntries(items: Iterable<LayerItem>, opts: LayerWriteOptions): Generator<{ entry: TarWriterEntry; file?: FileSpan }> {
+  const sde = opts.sourceDateEpoch;
+  const mapUid = opts.mapUid ?? ((n: number) => n);
+  const mapGid = opts.mapGid ?? ((n: number) => n);
+  for (const it of items) {
+    if (it.kind === "whiteout") {
+      const mtime = sde !== undefined && it.mtime > sde ? sde : it.mtime;
+      yield { entry: { name: it.name, type: "file", mode: 0, uid: 0, gid: 0, mtime, data: new Uint8Array(0) } };
+      continue;
+    }
+    const e = it.entry;
+    const owner = opts.mapOwner?.(it.name, e);
+    const base: TarWriterEntry = {
+      name: it.name === "." ? "./" : it.name,
+      mode: e.mode,
+      uid: owner ? owner.uid : mapUid(e.uid),
+      gid: owner ? owner.gid : mapGid(e.gid),
+      mtime: mtimeOf(e, sde),
+    };
+    if (e.xattrs) {
+      const x: Record<string, Uint8Array> = {};
+      for (const k of Object.keys(e.xattrs)) {
+        // overlayfs bookkeeping describes the upper directory, not the image (umoci drops it too)
+        if (OVERLAY_XATTRS.has(k)) continue;
+        const v = b64(e.xattrs[k]);
+        // an empty PAX value means "unset": the xattr cannot be carried (umoci drops it too)
+        if (v.length === 0) log.warn(`${it.name}: ignoring empty-valued xattr ${JSON.stringify(k)}: a PAX record cannot carry an empty value`);
+        else x[k] = v;
+      }
+      if (Object.keys(x).length > 0) base.xattrs = x;
+    }
+    if (it.hardlinkTo !== undefined) {
+      yield { entry: { ...base, type: "link", linkname: it.hardlinkTo, size: 0 } };
+    } else if (e.type === "dir") {
+      yield { entry: { ...base, name: it.name === "." ? "./" : it.name + "/", type: "dir" } };
+    } else if (e.type === "symlink") {
+      yield { entry: { ...base, type: "symlink", linkname: e.link ?? "" } };
+    } else if (e.type === "char" || e.type === "block") {
+      yield { entry: { ...base, type: e.type, devmajor: e.rdevMajor ?? 0, devminor: e.rdevMinor ?? 0 } };
+    } else if (e.type === "fifo") {
+      yield { entry: { ...base, type: "fifo" } };
+    } else if (e.type === "file") {
+      // the contents: read never through a symlink, never blocking on a FIFO, from the inode
+      // the scan saw (the rootfs may have changed since): src/compress/file-span.ts
+      const file = e.size > 0 ? { path: it.abs, name: it.name, pos: 0, len: e.size, size: e.size, ino: Number(e.ino) } : undefined;
+      yield { entry: { ...base, type: "file", size: e.size }, file };
+    }
+  }
+}
+
+/** The progress line of a layer (a list gives it its total; any other iterable is consumed as it comes, e.g. a tree walked while it is written). */
+function layerProgress(items: Iterable<LayerItem>, opts: LayerWriteOptions) {
+  let total: number | undefined;
+  if (Array.isArray(items)) {
+    total = 0;
+    for (const it of items as LayerItem[]) if (it.kind === "entry" && it.entry.type === "file" && it.hardlinkTo === undefined) total += it.entry.size;
+  }
+  return progress.start(opts.task ?? "layer", { total });
+}
+
 /**
  * Streams the tar bytes of a layer. `hasher` receives every tar byte (the
  * diff_id); `stats.size` is the tar size once the iteration is complete.
@@ -167,104 +237,89 @@ export async function* tarStream(
   hasher: Digester,
   stats: { size: number } = { size: 0 },
 ): AsyncGenerator<Uint8Array> {
-  const sde = opts.sourceDateEpoch;
-  const mapUid = opts.mapUid ?? ((n: number) => n);
-  const mapGid = opts.mapGid ?? ((n: number) => n);
   const sink = new StagingSink(hasher);
   const w = new TarWriter(sink);
-  // a list gives the progress line its total; any other iterable is consumed
-  // as it comes (e.g. a tree walked while it is written)
-  const list = items;
-  let total: number | undefined;
-  if (Array.isArray(list)) {
-    total = 0;
-    for (const it of list as LayerItem[]) if (it.kind === "entry" && it.entry.type === "file" && it.hardlinkTo === undefined) total += it.entry.size;
-  }
-  const p = progress.start(opts.task ?? "layer", { total });
+  const p = layerProgress(items, opts);
   try {
-    for (const it of list) {
+    for (const { entry, file } of tarEntries(items, opts)) {
       p.add(0, 1);
-      if (it.kind === "whiteout") {
-        const mtime = sde !== undefined && it.mtime > sde ? sde : it.mtime;
-        w.add({ name: it.name, type: "file", mode: 0, uid: 0, gid: 0, mtime, data: new Uint8Array(0) });
-      } else {
-        const e = it.entry;
-        const owner = opts.mapOwner?.(it.name, e);
-        const base: TarWriterEntry = {
-          name: it.name === "." ? "./" : it.name,
-          mode: e.mode,
-          uid: owner ? owner.uid : mapUid(e.uid),
-          gid: owner ? owner.gid : mapGid(e.gid),
-          mtime: mtimeOf(e, sde),
-        };
-        if (e.xattrs) {
-          const x: Record<string, Uint8Array> = {};
-          for (const k of Object.keys(e.xattrs)) {
-            // overlayfs bookkeeping describes the upper directory, not the image (umoci drops it too)
-            if (OVERLAY_XATTRS.has(k)) continue;
-            const v = b64(e.xattrs[k]);
-            // an empty PAX value means "unset": the xattr cannot be carried (umoci drops it too)
-            if (v.length === 0) log.warn(`${it.name}: ignoring empty-valued xattr ${JSON.stringify(k)}: a PAX record cannot carry an empty value`);
-            else x[k] = v;
-          }
-          if (Object.keys(x).length > 0) base.xattrs = x;
+      w.add(entry);
+      if (file) {
+        let pos = 0;
+        while (pos < file.len) {
+          // straight into the staging chunk: no intermediate buffer, no copy
+          const dst = sink.space();
+          const want = Math.min(dst.length, file.len - pos);
+          fillHoles(dst, [{ ...file, pos, len: want, at: 0 }]);
+          w.write(dst.subarray(0, want));
+          pos += want;
+          p.add(want);
+          if (sink.readyBytes >= CHUNK) for (const c of sink.take()) yield c;
         }
-        if (it.hardlinkTo !== undefined) {
-          w.add({ ...base, type: "link", linkname: it.hardlinkTo, size: 0 });
-        } else if (e.type === "dir") {
-          w.add({ ...base, name: it.name === "." ? "./" : it.name + "/", type: "dir" });
-        } else if (e.type === "symlink") {
-          w.add({ ...base, type: "symlink", linkname: e.link ?? "" });
-        } else if (e.type === "char" || e.type === "block") {
-          w.add({ ...base, type: e.type, devmajor: e.rdevMajor ?? 0, devminor: e.rdevMinor ?? 0 });
-        } else if (e.type === "fifo") {
-          w.add({ ...base, type: "fifo" });
-        } else if (e.type === "file") {
-          w.add({ ...base, type: "file", size: e.size });
-          if (e.size > 0) {
-            let fd: number;
-            try {
-              // never through a symlink, never blocking on a FIFO: the rootfs may have changed since the scan
-              fd = fs.openSync(it.abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-            } catch (err) {
-              throw wrapIo(err, "open", it.abs);
-            }
-            try {
-              const st = fs.fstatSync(fd);
-              if (!st.isFile() || (e.ino > 0n && st.ino > 0 && st.ino !== Number(e.ino))) {
-                throw new OcigenError("EREPACK", `Cannot repack ${it.name}: it was replaced while being read`);
-              }
-              let pos = 0;
-              while (pos < e.size) {
-                // straight into the staging chunk: no intermediate buffer, no copy
-                const dst = sink.space();
-                const want = Math.min(dst.length, e.size - pos);
-                let got = 0;
-                while (got < want) {
-                  const n = fs.readSync(fd, dst, got, want - got, pos + got);
-                  if (n <= 0) break;
-                  got += n;
-                }
-                if (got < want) {
-                  throw new OcigenError("EREPACK", `Cannot repack ${it.name}: file shrank while being read (${pos + got} of ${e.size} bytes)`);
-                }
-                w.write(dst.subarray(0, want));
-                pos += want;
-                p.add(want);
-                if (sink.readyBytes >= CHUNK) for (const c of sink.take()) yield c;
-              }
-            } finally {
-              fs.closeSync(fd);
-            }
-          }
-          w.entryEnd();
-        }
+        w.entryEnd();
       }
       if (sink.readyBytes >= CHUNK) for (const c of sink.take()) yield c;
     }
     w.end();
     for (const c of sink.take()) yield c;
     stats.size = sink.total;
+  } finally {
+    p.done();
+  }
+}
+
+/** Collects a tar's bytes and file spans, in order, for {@linkcode parallelGzipFiles}. */
+class PieceSink implements ByteSink {
+  pieces: GzipPiece[] = [];
+  bytes = 0;
+  total = 0;
+  write(chunk: Uint8Array): void {
+    this.pieces.push(chunk);
+    this.bytes += chunk.length;
+    this.total += chunk.length;
+  }
+  span(s: FileSpan): void {
+    this.pieces.push(s);
+    this.bytes += s.len;
+    this.total += s.len;
+  }
+  end(): void {}
+  take(): GzipPiece[] {
+    const p = this.pieces;
+    this.pieces = [];
+    this.bytes = 0;
+    return p;
+  }
+}
+
+/**
+ * The tar of a layer as batches of bytes (headers, padding) and file spans,
+ * whose contents the compressing threads read ({@linkcode parallelGzipFiles}):
+ * the same tar as {@linkcode tarStream}'s, byte for byte.
+ *
+ * @example
+ * ```ts
+ * const gz = parallelGzipFiles(tarPieces(items, {}), { onInput: (b) => h.update(b) });
+ * ```
+ */
+export async function* tarPieces(items: Iterable<LayerItem>, opts: LayerWriteOptions): AsyncGenerator<GzipPiece[]> {
+  const sink = new PieceSink();
+  const w = new TarWriter(sink);
+  const p = layerProgress(items, opts);
+  try {
+    for (const { entry, file } of tarEntries(items, opts)) {
+      p.add(0, 1);
+      w.add(entry);
+      if (file) {
+        w.claim(file.len);
+        sink.span(file);
+        p.add(file.len);
+        w.entryEnd();
+      }
+      if (sink.bytes >= CHUNK) yield sink.take();
+    }
+    w.end();
+    yield sink.take();
   } finally {
     p.done();
   }
@@ -298,7 +353,16 @@ export async function writeLayer(
   const stats = { size: 0 };
   let diffId: string | undefined;
   const digestOnce = () => (diffId ??= hasher.digest());
-  const compressed = encodeStream(compression, tarStream(items, opts, hasher, stats), { gzip: opts.gzip });
+  let compressed: AsyncIterable<Uint8Array>;
+  if (compression === "gzip" && opts.gzip !== "portable") {
+    // parallel gzip reads the files on its workers; the tar's bytes come back in order for the diff_id
+    const onInput = (b: Uint8Array) => {
+      hasher.update(b);
+      stats.size += b.length;
+    };
+    // writeBlob writes each chunk out before it pulls the next: output buffers can be recycled
+    compressed = parallelGzipFiles(tarPieces(items, opts), { onInput, recycle: true });
+  } else compressed = encodeStream(compression, tarStream(items, opts, hasher, stats), { gzip: opts.gzip });
   // an uncompressed layer is its own diff_id: hash it once, not twice
   const descriptor = await layout.writeBlob(compressed, layerMediaType(compression), "sha256", compression === "none" ? { digest: digestOnce } : {});
   return { descriptor, diffId: digestOnce(), tarSize: stats.size };

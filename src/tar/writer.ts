@@ -351,6 +351,18 @@ export class TarWriter {
     this.emit(chunk);
   }
 
+  /**
+   * Accounts `n` content bytes of the current entry that the caller puts into
+   * the sink itself, in order, without passing them through the writer (e.g.
+   * as a file range that another thread reads).
+   */
+  claim(n: number): void {
+    if (!this.open) throw new OcigenError("ETAR", "Cannot write tar data: no entry open");
+    if (n > this.remaining) throw new OcigenError("ETAR", `Cannot write tar data: ${n} bytes exceed the entry size`);
+    this.remaining -= n;
+    this.bytesOut += n;
+  }
+
   /** Finishes the current entry (pads to a block boundary). */
   entryEnd(): void {
     if (!this.open) return;

@@ -4,11 +4,16 @@
  * ({@linkcode DeflateRequest}), and answers with the compressed bytes, the
  * block's CRC-32 and length, handing the input buffer back for reuse
  * ({@linkcode DeflateReply}; both buffers are transferred, not copied).
+ * A block may carry file ranges ({@linkcode Hole}s, `../file-span.ts`) that
+ * the worker reads into the buffer first; the buffer it hands back then holds
+ * the input as read, which the calling thread hashes.
  *
  * @module
  */
 import { parentPort } from "node:worker_threads";
 import { deflateBlock } from "../deflate-block.ts";
+import { fillHoles, type Hole } from "../file-span.ts";
+import { OcigenError } from "../../errors.ts";
 
 /**
  * A block to deflate: `buf` holds `dict` dictionary bytes then the input, up to `end`.
@@ -25,6 +30,10 @@ export interface DeflateRequest {
   dict: number;
   final: boolean;
   level: number;
+  /** File ranges of `buf` to read before deflating. */
+  holes?: Hole[];
+  /** Output buffers are recycled: write into `out` when it fits, else into a fresh buffer of at least `capacity` bytes. */
+  recycle?: { out?: ArrayBuffer; capacity: number };
 }
 
 /**
@@ -42,6 +51,8 @@ export interface DeflateReply {
   len?: number;
   buf?: ArrayBuffer;
   error?: string;
+  /** The `OcigenError` code of `error`, when it was one (e.g. a file that shrank). */
+  code?: string;
 }
 
 const port = parentPort;
@@ -49,11 +60,13 @@ port?.on("message", (m: DeflateRequest) => {
   let reply: DeflateReply;
   const transfer: ArrayBuffer[] = [];
   try {
-    const r = deflateBlock(new Uint8Array(m.buf, 0, m.end), m.dict, m.final, m.level);
+    const input = new Uint8Array(m.buf, 0, m.end);
+    if (m.holes) fillHoles(input, m.holes);
+    const r = deflateBlock(input, m.dict, m.final, m.level, m.recycle && { buffer: m.recycle.out, capacity: m.recycle.capacity });
     reply = { seq: m.seq, out: r.out, crc: r.crc, len: r.len, buf: m.buf };
     transfer.push(r.out.buffer as ArrayBuffer, m.buf);
   } catch (e) {
-    reply = { seq: m.seq, error: String((e as Error)?.message ?? e) };
+    reply = { seq: m.seq, error: String((e as Error)?.message ?? e), ...(e instanceof OcigenError ? { code: e.code } : {}) };
   }
   port.postMessage(reply, transfer);
 });
