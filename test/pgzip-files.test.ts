@@ -4,14 +4,15 @@
 // bytes as the tar read in the calling thread, its diff_id the hash of what
 // was really read, a file changed between the two reads of a dictionary
 // must not corrupt the stream, and a file replaced under us fails with the
-// reader's own error. Recycled output buffers give the same bytes.
+// reader's own error. Recycled output buffers give the same bytes. The
+// uncompressed stream (parallelReadFiles, --compress none) is the same tar.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import fc from "fast-check";
-import { type GzipPiece, parallelGzip, parallelGzipFiles } from "../src/compress/pgzip.ts";
+import { type GzipPiece, parallelGzip, parallelGzipFiles, parallelReadFiles } from "../src/compress/pgzip.ts";
 import { createDigester } from "../src/digest/index.ts";
 import { OcigenError } from "../src/errors.ts";
 import { scanTree } from "../src/bundle/scan.ts";
@@ -88,6 +89,12 @@ describe("parallel gzip over file spans", () => {
             assert.deepEqual(got.tar, ref.tar, `tar, ${workers} workers`);
             assert.deepEqual(got.gz, ref.gz, `gzip, ${workers} workers`);
             assert.deepEqual(got.redone, [], "no block deflated twice: every dictionary was read right");
+            // uncompressed (--compress none): the same blocks, read by the workers, are the output
+            const raw: Uint8Array[] = [];
+            const seen: Uint8Array[] = [];
+            for await (const c of parallelReadFiles(tarPieces(items, {}), { workers, recycle, blockSize: B, onInput: (b) => seen.push(b.slice()) })) raw.push(c.slice());
+            assert.deepEqual(concatBytes(raw), ref.tar, `uncompressed tar, ${workers} workers`);
+            assert.deepEqual(concatBytes(seen), ref.tar, `uncompressed tar as hashed, ${workers} workers`);
           }
           assert.deepEqual(new Uint8Array(zlib.gunzipSync(ref.gz)), ref.tar);
         } finally {

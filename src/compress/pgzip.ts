@@ -316,17 +316,42 @@ export function parallelGzip(source: AsyncIterable<Uint8Array>, opts: ParallelGz
  * ```
  */
 export function parallelGzipFiles(source: AsyncIterable<GzipPiece[]>, opts: ParallelGzipFilesOptions = {}): AsyncGenerator<Uint8Array> {
-  return gzipBlocks(source, opts, opts.onInput ?? (() => {}), opts.onRedo);
+  return gzipBlocks(source, opts, { onInput: opts.onInput ?? (() => {}), onRedo: opts.onRedo });
 }
 
-/** The compressor of both entry points; `onInput` is given exactly when the source has file spans. */
+/**
+ * The same blocks as {@linkcode parallelGzipFiles}, not compressed: the
+ * workers only read the file spans, and the stream's own bytes come out, in
+ * order (an uncompressed layer). `level` does not apply; with `recycle`, a
+ * yielded chunk's buffer is reused once the next one is asked for.
+ *
+ * @example
+ * ```ts
+ * const h = createDigester();
+ * const tar = parallelReadFiles(tarPieces(items), { onInput: (b) => h.update(b), recycle: true });
+ * await layout.writeBlob(tar, MediaType.Layer, "sha256", { digest: () => h.digest() });
+ * ```
+ */
+export function parallelReadFiles(source: AsyncIterable<GzipPiece[]>, opts: ParallelGzipFilesOptions = {}): AsyncGenerator<Uint8Array> {
+  return gzipBlocks(source, opts, { onInput: opts.onInput ?? (() => {}), raw: true });
+}
+
+/**
+ * The block engine of the entry points. `onInput` is given exactly when the
+ * source has file spans; `raw` (uncompressed) blocks have no dictionary and
+ * are emitted as read, without the gzip header and trailer.
+ */
 async function* gzipBlocks(
   source: AsyncIterable<Uint8Array | GzipPiece[]>,
   opts: ParallelGzipOptions,
-  onInput?: (bytes: Uint8Array) => void,
-  onRedo?: (seq: number) => void,
+  spans: { onInput?: (bytes: Uint8Array) => void; onRedo?: (seq: number) => void; raw?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
-  const level = Math.max(0, Math.min(9, Math.round(opts.level ?? PGZIP_LEVEL)));
+  const { onInput, onRedo } = spans;
+  const raw = spans.raw === true;
+  // the history a block carries from the one before (none when nothing is compressed)
+  const history = raw ? 0 : DICT;
+  // the workers' level; -1: read only
+  const level = raw ? -1 : Math.max(0, Math.min(9, Math.round(opts.level ?? PGZIP_LEVEL)));
   const block = Math.max(64 * 1024, Math.floor(opts.blockSize ?? PGZIP_BLOCK));
   const nWorkers = Math.max(0, Math.floor(opts.workers ?? defaultWorkers()));
   const what = opts.what ?? "layer";
@@ -338,7 +363,7 @@ async function* gzipBlocks(
   let nextSeq = 0; // next block to submit
   let nextOut = 0; // next block to emit
   // the block being filled: `dict` bytes of dictionary, then up to `block` input bytes
-  let buf = new Uint8Array(DICT + block);
+  let buf = new Uint8Array(history + block);
   let dict = 0;
   let fill = 0;
   // file ranges of `buf` still to read (dictionary region included)
@@ -380,10 +405,10 @@ async function* gzipBlocks(
       // the next block starts with the last 32 KiB of this one's input as its dictionary
       // (copied before this block's buffer is handed to a worker; file ranges in it are read
       // again by the next block's worker)
-      const nd = Math.min(DICT, used.length);
+      const nd = Math.min(history, used.length);
       const from = used.length - nd;
       const s = spare.pop();
-      const next = s && s.byteLength === DICT + block ? new Uint8Array(s) : new Uint8Array(DICT + block);
+      const next = s && s.byteLength === history + block ? new Uint8Array(s) : new Uint8Array(history + block);
       next.set(used.subarray(from), 0);
       if (pool) {
         for (const h of curHoles) {
@@ -397,13 +422,14 @@ async function* gzipBlocks(
       fill = 0;
     }
     if (onInput) info.set(seq, { dict: curDict, end: used.length, final });
-    const recycle = opts.recycle ? { out: outSpare.pop(), capacity: outCapacity } : undefined;
+    const recycle = opts.recycle && !raw ? { out: outSpare.pop(), capacity: outCapacity } : undefined;
     if (pool) {
       const t: Task = { seq, buf: cur.buffer as ArrayBuffer, end: used.length, dict: curDict, final };
       if (curHoles.length) t.holes = curHoles;
       if (recycle) t.recycle = recycle;
       (pool as Pool).submit(t);
-    } else local.set(seq, { ...deflateBlock(used, curDict, final, level, recycle && { buffer: recycle.out, capacity: recycle.capacity }), buf: cur.buffer as ArrayBuffer });
+    } else if (raw) local.set(seq, { out: NOTHING, crc: 0, len: used.length, buf: cur.buffer as ArrayBuffer });
+    else local.set(seq, { ...deflateBlock(used, curDict, final, level, recycle && { buffer: recycle.out, capacity: recycle.capacity }), buf: cur.buffer as ArrayBuffer });
   };
 
   // a block's input as read: its dictionary checked against the previous block, then handed to onInput
@@ -420,7 +446,7 @@ async function* gzipBlocks(
       res = { ...deflateBlock(input, at.dict, at.final, level, opts.recycle ? { buffer: r.out.buffer as ArrayBuffer, capacity: outCapacity } : undefined), buf: r.buf };
     }
     onInput!(input.subarray(at.dict));
-    prevTail = input.slice(at.end - Math.min(DICT, at.end), at.end);
+    if (history > 0) prevTail = input.slice(at.end - Math.min(history, at.end), at.end);
     return res;
   };
 
@@ -432,8 +458,15 @@ async function* gzipBlocks(
       if (r) local.delete(nextOut);
       else if (p) r = wait ? await p.wait(nextOut) : p.take(nextOut);
       if (!r) return;
+      const end = info.get(nextOut)?.end ?? 0;
       if (onInput) r = checked(nextOut, r);
       nextOut++;
+      if (raw) {
+        // the block is its own output; its buffer is reused once the consumer is done with it
+        if (end > 0) yield new Uint8Array(r.buf!, 0, end);
+        if (opts.recycle && spare.length < keep) spare.push(r.buf!);
+        continue;
+      }
       if (r.buf && spare.length < keep) spare.push(r.buf);
       const out = account(r);
       if (out.length) yield out;
@@ -450,7 +483,7 @@ async function* gzipBlocks(
   }
 
   try {
-    yield gzipHeader(level);
+    if (!raw) yield gzipHeader(level);
     for await (const chunk of source) {
       const pieces: GzipPiece[] = chunk instanceof Uint8Array ? [chunk] : chunk;
       for (const p of pieces) {
@@ -478,11 +511,13 @@ async function* gzipBlocks(
     }
     submit(true);
     yield* drain(nextSeq, true);
-    yield gzipTrailer(crc, size);
+    if (!raw) yield gzipTrailer(crc, size);
   } finally {
     (pool as Pool | null)?.close();
   }
 }
+
+const NOTHING = new Uint8Array(0);
 
 /** Whether two byte ranges are equal. */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

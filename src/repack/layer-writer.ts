@@ -9,10 +9,11 @@
  *   (`src/compress/pgzip.ts`) as file spans that its deflate workers read
  *   themselves, so this thread walks, plans and hashes while the workers
  *   read and deflate. The tar's bytes come back in order for the diff_id.
- * - zstd, none and the portable gzip: {@linkcode tarStream} reads file data
+ * - none: the same workers only read (`parallelReadFiles`), and the tar
+ *   itself is the blob, hashed once: its diff_id is its blob digest.
+ * - zstd and the portable gzip: {@linkcode tarStream} reads file data
  *   straight into 1 MiB staging chunks (no intermediate buffer, one sha256
- *   update per chunk). An uncompressed layer is hashed once: its diff_id is
- *   its blob digest.
+ *   update per chunk).
  *
  * Both read through `fillHoles` (`src/compress/file-span.ts`): never through
  * a symlink, never blocking on a FIFO, only the inode the scan saw. Memory is
@@ -31,7 +32,7 @@ import { TarWriter, type TarWriterEntry } from "../tar/writer.ts";
 import type { BundleEntry } from "../bundle/scan.ts";
 import type { Compression } from "../compress/compression.ts";
 import { encodeStream, type GzipMode } from "../compress/encode.ts";
-import { type GzipPiece, parallelGzipFiles } from "../compress/pgzip.ts";
+import { type GzipPiece, parallelGzipFiles, parallelReadFiles } from "../compress/pgzip.ts";
 import { type FileSpan, fillHoles } from "../compress/file-span.ts";
 import { layerMediaType } from "../oci/media-type.ts";
 import type { Descriptor } from "../oci/types.ts";
@@ -354,14 +355,17 @@ export async function writeLayer(
   let diffId: string | undefined;
   const digestOnce = () => (diffId ??= hasher.digest());
   let compressed: AsyncIterable<Uint8Array>;
+  const onInput = (b: Uint8Array) => {
+    hasher.update(b);
+    stats.size += b.length;
+  };
+  // writeBlob writes each chunk out before it pulls the next: buffers can be recycled
   if (compression === "gzip" && opts.gzip !== "portable") {
     // parallel gzip reads the files on its workers; the tar's bytes come back in order for the diff_id
-    const onInput = (b: Uint8Array) => {
-      hasher.update(b);
-      stats.size += b.length;
-    };
-    // writeBlob writes each chunk out before it pulls the next: output buffers can be recycled
     compressed = parallelGzipFiles(tarPieces(items, opts), { onInput, recycle: true });
+  } else if (compression === "none") {
+    // the same workers read the files; the tar itself is the blob
+    compressed = parallelReadFiles(tarPieces(items, opts), { onInput, recycle: true });
   } else compressed = encodeStream(compression, tarStream(items, opts, hasher, stats), { gzip: opts.gzip });
   // an uncompressed layer is its own diff_id: hash it once, not twice
   const descriptor = await layout.writeBlob(compressed, layerMediaType(compression), "sha256", compression === "none" ? { digest: digestOnce } : {});

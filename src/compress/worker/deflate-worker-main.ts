@@ -29,6 +29,7 @@ export interface DeflateRequest {
   end: number;
   dict: number;
   final: boolean;
+  /** 0-9; -1: only read the holes and hand the buffer back (an uncompressed stream). */
   level: number;
   /** File ranges of `buf` to read before deflating. */
   holes?: Hole[];
@@ -62,6 +63,11 @@ port?.on("message", (m: DeflateRequest) => {
   try {
     const input = new Uint8Array(m.buf, 0, m.end);
     if (m.holes) fillHoles(input, m.holes);
+    if (m.level < 0) {
+      // read only (an uncompressed layer): the filled buffer is the output
+      port.postMessage({ seq: m.seq, out: new Uint8Array(0), crc: 0, len: m.end - m.dict, buf: m.buf } satisfies DeflateReply, [m.buf]);
+      return;
+    }
     const r = deflateBlock(input, m.dict, m.final, m.level, m.recycle && { buffer: m.recycle.out, capacity: m.recycle.capacity });
     reply = { seq: m.seq, out: r.out, crc: r.crc, len: r.len, buf: m.buf };
     transfer.push(r.out.buffer as ArrayBuffer, m.buf);
