@@ -194,10 +194,17 @@ export class CtimeWitness {
    */
   async settle(): Promise<void> {
     if (this.#seen.size === 0) return; // nothing recorded (every add keeps at least the first ctime)
-    const now = BigInt(Date.now()) * 1_000_000n;
+    let now = BigInt(Date.now()) * 1_000_000n;
     if (now >= this.#max + WINDOW_DEFAULT_NS && !this.#coarse) return; // the longest fine window has passed: no need for the step
-    const wait = this.#max + this.window() - now;
-    if (wait > 0n) await new Promise((r) => setTimeout(r, Math.min(1100, Math.ceil(Number(wait) / 1e6))));
+    const until = this.#max + this.window();
+    // A timer counts whole milliseconds of the event loop's monotonic clock, not of the wall clock
+    // the ctimes come from, so it can fire a fraction of a millisecond early: look at the clock
+    // again. Bounded by the monotonic clock, so a wall clock stepped back cannot hold the wait.
+    const deadline = performance.now() + Number(until - now) / 1e6 + 1100;
+    while (now < until && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(1100, Math.ceil(Number(until - now) / 1e6))));
+      now = BigInt(Date.now()) * 1_000_000n;
+    }
   }
 }
 
