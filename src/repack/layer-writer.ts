@@ -272,17 +272,15 @@ export async function* tarStream(
 /** Collects a tar's bytes and file spans, in order, for {@linkcode parallelGzipFiles}. */
 class PieceSink implements ByteSink {
   pieces: GzipPiece[] = [];
+  /** Bytes of the pieces not yet taken (the tar's size is counted by whoever reads them). */
   bytes = 0;
-  total = 0;
   write(chunk: Uint8Array): void {
     this.pieces.push(chunk);
     this.bytes += chunk.length;
-    this.total += chunk.length;
   }
   span(s: FileSpan): void {
     this.pieces.push(s);
     this.bytes += s.len;
-    this.total += s.len;
   }
   end(): void {}
   take(): GzipPiece[] {
